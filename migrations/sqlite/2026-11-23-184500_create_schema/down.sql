@@ -1,0 +1,15 @@
+DROP TABLE audit_events;
+DROP TABLE api_keys;
+DROP TABLE consents;
+DROP TABLE revoked_tokens;
+DROP TABLE refresh_tokens;
+DROP TABLE authorization_codes;
+DROP TABLE sessions;
+DROP TABLE signing_keys;
+DROP TABLE clients;
+DROP TABLE apis;
+DROP TABLE service_accounts;
+DROP TABLE team_members;
+DROP TABLE teams;
+DROP TABLE users;
+DROP TABLE tenants;

@@ -1,0 +1,341 @@
+//! The `latchkey` command line (INTERFACE §1). `main.rs` only parses and dispatches here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::crypto::MasterKey;
+use crate::db::{self, DbConnection};
+use crate::manage;
+use crate::manage::apis::{ApiRegistration, ApiSigning};
+use crate::manage::clients::ClientRegistration;
+use crate::startup::Application;
+use crate::tokens::SigningAlgorithm;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "latchkey",
+    version,
+    about = "An OAuth 2.0 / OpenID Connect authorization server",
+    long_about = "An OAuth 2.0 / OpenID Connect authorization server.\n\n\
+                  Without a subcommand, `latchkey` serves. Settings come from the configuration file \
+                  (optional) and LATCHKEY_* environment variables, which take precedence."
+)]
+pub struct Cli {
+    /// Configuration file; it may be absent.
+    #[arg(long, global = true, env = "LATCHKEY_CONFIG", default_value = "latchkey.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTP (the default): migrations run first, a signing key is made if none exists.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Register OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Register APIs (resource servers): audience, scopes, signing algorithm.
+    #[command(subcommand)]
+    Api(ApiCommand),
+    /// List and rotate signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Create API keys for the management API.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; its secret is printed once and never again.
+    Create(ClientCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClientCreateArgs {
+    /// A name people will recognise (shown on consent pages).
+    #[arg(long)]
+    pub name: String,
+    /// Grants the client may use: client_credentials, authorization_code, refresh_token,
+    /// urn:ietf:params:oauth:grant-type:token-exchange.
+    #[arg(long = "grant-type", required = true, num_args = 1..)]
+    pub grant_types: Vec<String>,
+    /// Scopes the client may be granted.
+    #[arg(long = "scope", num_args = 1..)]
+    pub scopes: Vec<String>,
+    /// Audiences (registered APIs) the client may request tokens for; the first is the default.
+    #[arg(long = "audience", num_args = 1..)]
+    pub audiences: Vec<String>,
+    /// Redirect URIs, matched exactly.
+    #[arg(long = "redirect-uri", num_args = 1..)]
+    pub redirect_uris: Vec<String>,
+    /// A public client (no secret; authorization code with PKCE only).
+    #[arg(long)]
+    pub public: bool,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiCommand {
+    /// Register an API; an HS256 API's shared secret is printed once.
+    Create(ApiCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApiCreateArgs {
+    /// The audience identifier, an absolute URI such as https://api.example.com.
+    #[arg(long)]
+    pub audience: String,
+    /// Scopes the API defines.
+    #[arg(long = "scope", required = true, num_args = 1..)]
+    pub scopes: Vec<String>,
+    /// How its tokens are signed: RS256, ES256 or EdDSA (published keys) or HS256 (shared secret).
+    #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256", "EdDSA", "HS256"])]
+    pub alg: String,
+    /// A display name (defaults to the audience).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Access-token lifetime in seconds (defaults to access_token_ttl_secs).
+    #[arg(long)]
+    pub token_lifetime: Option<i64>,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new key the one that signs; the previous one stays published until its tokens expire.
+    Rotate {
+        #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256", "EdDSA"])]
+        alg: String,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every signing key with its state.
+    List {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create a key; it is printed once and never again.
+    Create(ApiKeyCreateArgs),
+}
+
+/// Kinds the command line creates; the others are created through the management API.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BootstrapKeyKind {
+    /// Full owner access to the tenant: the key that bootstraps everything else.
+    TenantOwner,
+}
+
+#[derive(Debug, Args)]
+pub struct ApiKeyCreateArgs {
+    #[arg(long, value_enum)]
+    pub kind: BootstrapKeyKind,
+    #[arg(long)]
+    pub name: String,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a parsed command line; the exit code is 2 for bad configuration, 1 for failures.
+pub fn run(cli: Cli) -> ExitCode {
+    let settings = match Settings::load(&cli.config) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("latchkey: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init_tracing(settings.log_format);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Migrate => migrate(&settings),
+        Command::Client(ClientCommand::Create(args)) => create_client(&settings, args),
+        Command::Api(ApiCommand::Create(args)) => create_api(&settings, args),
+        Command::Keys(KeysCommand::Rotate { alg, json }) => rotate_keys(&settings, &alg, json),
+        Command::Keys(KeysCommand::List { json }) => list_keys(&settings, json),
+        Command::ApiKey(ApiKeyCommand::Create(args)) => create_api_key(&settings, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("latchkey: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let application = Application::build(settings).await?;
+        application.run_until_stopped().await.context("the server stopped with an error")
+    })
+}
+
+fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let pool = db::build_pool(&settings.database, 1)?;
+    let mut conn = pool.get().context("could not get a database connection")?;
+    // build_pool applied everything pending; a second run reports it is up to date.
+    let pending = db::run_migrations(&mut conn)?;
+    println!(
+        "database {} is up to date{}",
+        settings.database.describe(),
+        if pending.is_empty() { "" } else { " (applied now)" }
+    );
+    Ok(())
+}
+
+/// Opens the database (migrating it) and the master key, for one command.
+fn open(settings: &Settings) -> anyhow::Result<(r2d2::PooledConnection<db::ConnectionManager>, MasterKey)> {
+    let (master_key, is_dev_key) = MasterKey::configured_or_dev(settings.master_key.as_ref())?;
+    if is_dev_key {
+        eprintln!(
+            "warning: LATCHKEY_MASTER_KEY is not set; using the development key in {}",
+            crate::crypto::DEV_MASTER_KEY_FILE
+        );
+    }
+    let pool = db::build_pool(&settings.database, 1)?;
+    let conn = pool.get().context("could not get a database connection")?;
+    Ok((conn, master_key))
+}
+
+fn print(json: bool, value: &impl Serialize, human: impl FnOnce() -> String) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        println!("{}", human());
+    }
+    Ok(())
+}
+
+fn create_client(settings: &Settings, args: ClientCreateArgs) -> anyhow::Result<()> {
+    let (mut conn, master_key) = open(settings)?;
+    let registration = ClientRegistration {
+        name: args.name,
+        grant_types: args.grant_types,
+        scopes: args.scopes,
+        audiences: args.audiences,
+        redirect_uris: args.redirect_uris,
+        public: args.public,
+    };
+    let client = manage::clients::register_client(&mut conn, &master_key.token_hasher(), registration)?;
+    print(args.json, &client, || {
+        let mut out = format!("Created client \"{}\"\n  client_id:     {}\n", client.name, client.client_id);
+        if let Some(secret) = &client.client_secret {
+            out += &format!("  client_secret: {secret}\n\nStore the secret now: it is not shown again.");
+        }
+        out
+    })
+}
+
+fn create_api(settings: &Settings, args: ApiCreateArgs) -> anyhow::Result<()> {
+    let (mut conn, master_key) = open(settings)?;
+    let signing: ApiSigning = args.alg.parse().map_err(anyhow::Error::msg)?;
+    let registration = ApiRegistration {
+        name: args.name,
+        audience: args.audience,
+        scopes: args.scopes,
+        signing,
+        token_lifetime_secs: args.token_lifetime,
+    };
+    let api =
+        manage::apis::register_api(&mut conn, &master_key.sealer(), registration, settings.access_token_ttl_secs)?;
+    print(args.json, &api, || {
+        let mut out = format!(
+            "Created API {} ({}, tokens live {} s)\n  id:    {}\n  scope: {}\n",
+            api.audience, api.signing_alg, api.token_lifetime_secs, api.id, api.scope
+        );
+        if let Some(secret) = &api.secret {
+            out += &format!("  secret: {secret}\n\nStore the secret now: it is not shown again.");
+        }
+        out
+    })
+}
+
+fn rotate_keys(settings: &Settings, alg: &str, json: bool) -> anyhow::Result<()> {
+    let algorithm: SigningAlgorithm = alg.parse().map_err(anyhow::Error::msg)?;
+    let (mut conn, master_key) = open(settings)?;
+    let window = manage::keys::retirement_window(&mut conn, settings.access_token_ttl_secs, settings.key_refresh_secs)?;
+    let rotated = manage::keys::rotate_key(&mut conn, &master_key.sealer(), algorithm, window, db::now())?;
+    print(json, &rotated, || {
+        format!(
+            "New {} signing key {}; {} previous key(s) stay published until {}.\n\
+             Running servers switch to it within {} seconds.",
+            rotated.algorithm, rotated.kid, rotated.retired, rotated.retired_published_until, settings.key_refresh_secs
+        )
+    })
+}
+
+#[derive(Serialize)]
+struct KeyListing {
+    kid: String,
+    algorithm: String,
+    state: &'static str,
+    created_at: chrono::DateTime<chrono::Utc>,
+    published_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn list_keys(settings: &Settings, json: bool) -> anyhow::Result<()> {
+    let (mut conn, _) = open(settings)?;
+    let now = db::now();
+    let keys: Vec<KeyListing> = db::signing_keys::list_all_keys(&mut conn)?
+        .into_iter()
+        .map(|row| KeyListing {
+            state: match (row.retired_at, row.publish_until) {
+                (None, _) => "active",
+                (Some(_), Some(until)) if until > now => "retired, published",
+                _ => "expired",
+            },
+            kid: row.kid,
+            algorithm: row.algorithm,
+            created_at: manage::utc(row.created_at),
+            published_until: row.publish_until.map(manage::utc),
+        })
+        .collect();
+    print(json, &keys, || {
+        keys.iter()
+            .map(|k| format!("{:<44} {:<6} {:<19} created {}", k.kid, k.algorithm, k.state, k.created_at))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+fn create_api_key(settings: &Settings, args: ApiKeyCreateArgs) -> anyhow::Result<()> {
+    let (mut conn, master_key): (_, MasterKey) = open(settings)?;
+    let conn: &mut DbConnection = &mut conn;
+    let created = match args.kind {
+        BootstrapKeyKind::TenantOwner => manage::api_keys::create_tenant_owner_key(
+            conn,
+            &master_key.token_hasher(),
+            settings.environment,
+            &args.name,
+        )?,
+    };
+    print(args.json, &created, || {
+        format!(
+            "Created {} key \"{}\" ({})\n  {}\n\nStore the key now: it is not shown again.",
+            created.kind.as_str(),
+            created.name,
+            created.id,
+            created.key
+        )
+    })
+}

@@ -1,0 +1,329 @@
+//! Settings: defaults in code, overridden by `latchkey.toml`, overridden by `LATCHKEY_*`
+//! environment variables (INTERFACE §1). Everything is validated here, once, so that the
+//! rest of the server works with parsed values and a bad configuration stops the start
+//! with a message that names the setting.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::domain::Issuer;
+
+/// Every key a `LATCHKEY_*` variable may set; other `LATCHKEY_*` variables (such as
+/// `LATCHKEY_TEST_POSTGRES_URL`) belong to other tools and are ignored.
+const KEYS: &[&str] = &[
+    "database_url",
+    "database_pool_size",
+    "bind",
+    "issuer",
+    "environment",
+    "master_key",
+    "rate_limit_per_hour",
+    "rate_limit_burst",
+    "redis_url",
+    "access_token_ttl_secs",
+    "key_refresh_secs",
+    "workers",
+    "log_format",
+];
+
+/// The configuration as written by the operator, before validation.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    database_url: String,
+    database_pool_size: u32,
+    bind: String,
+    issuer: Option<String>,
+    environment: String,
+    master_key: Option<String>,
+    rate_limit_per_hour: u64,
+    rate_limit_burst: u64,
+    redis_url: Option<String>,
+    access_token_ttl_secs: i64,
+    key_refresh_secs: u64,
+    workers: Option<usize>,
+    log_format: String,
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://latchkey.db".into(),
+            database_pool_size: 10,
+            bind: "127.0.0.1:8080".into(),
+            issuer: None,
+            environment: "test".into(),
+            master_key: None,
+            rate_limit_per_hour: 10_000,
+            rate_limit_burst: 200,
+            redis_url: None,
+            access_token_ttl_secs: 3600,
+            key_refresh_secs: 30,
+            workers: None,
+            log_format: "text".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read the configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid setting `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, reason: reason.into() }
+}
+
+/// Which API keys a deployment accepts (INTERFACE §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Live,
+    Test,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Test => "test",
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the data lives. SQLite and PostgreSQL run the same code.
+#[derive(Clone)]
+pub enum DatabaseTarget {
+    Sqlite(PathBuf),
+    Postgres(SecretString),
+}
+
+impl PartialEq for DatabaseTarget {
+    fn eq(&self, other: &Self) -> bool {
+        use secrecy::ExposeSecret;
+        match (self, other) {
+            (Self::Sqlite(a), Self::Sqlite(b)) => a == b,
+            (Self::Postgres(a), Self::Postgres(b)) => a.expose_secret() == b.expose_secret(),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseTarget {
+    // A PostgreSQL URL may carry a password: show only the backend.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            Self::Postgres(_) => f.write_str("postgres://<redacted>"),
+        }
+    }
+}
+
+impl DatabaseTarget {
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() || path == ":memory:" {
+                // Every pooled connection would see its own empty database.
+                return Err(invalid("database_url", "SQLite needs a file path, e.g. sqlite://latchkey.db"));
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            if cfg!(feature = "postgres") {
+                return Ok(Self::Postgres(SecretString::from(url.to_owned())));
+            }
+            return Err(invalid("database_url", "this build has no PostgreSQL support (feature `postgres`)"));
+        }
+        Err(invalid("database_url", "expected sqlite://PATH or postgres://…"))
+    }
+
+    /// A description safe for logs.
+    pub fn describe(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+/// Validated settings, passed into `Application::build`; never a global.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DatabaseTarget,
+    pub database_pool_size: u32,
+    pub bind: SocketAddr,
+    /// `None` means `http://<bound address>`, resolved once the port is known.
+    pub issuer: Option<Issuer>,
+    pub environment: Environment,
+    pub master_key: Option<SecretString>,
+    pub rate_limit_per_hour: u64,
+    pub rate_limit_burst: u64,
+    pub redis_url: Option<SecretString>,
+    pub access_token_ttl_secs: i64,
+    pub key_refresh_secs: u64,
+    pub workers: Option<usize>,
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Reads `config_file` (when it exists) and the `LATCHKEY_*` environment.
+    pub fn load(config_file: &Path) -> Result<Self, ConfigError> {
+        let raw: RawSettings = Figment::from(Serialized::defaults(RawSettings::default()))
+            .merge(Toml::file(config_file))
+            .merge(Env::prefixed("LATCHKEY_").only(KEYS))
+            .extract()
+            .map_err(Box::new)?;
+        Self::validate(raw)
+    }
+
+    fn validate(raw: RawSettings) -> Result<Self, ConfigError> {
+        let database = DatabaseTarget::parse(&raw.database_url)?;
+        if raw.database_pool_size == 0 {
+            return Err(invalid("database_pool_size", "must be at least 1"));
+        }
+        let bind: SocketAddr = raw
+            .bind
+            .parse()
+            .map_err(|_| invalid("bind", format!("`{}` is not an address such as 127.0.0.1:8080", raw.bind)))?;
+        let issuer = raw.issuer.as_deref().map(parse_issuer).transpose()?;
+        let environment = match raw.environment.as_str() {
+            "live" => Environment::Live,
+            "test" => Environment::Test,
+            other => return Err(invalid("environment", format!("`{other}` is neither `live` nor `test`"))),
+        };
+        if let Some(key) = &raw.master_key {
+            crate::crypto::MasterKey::parse(key).map_err(|e| invalid("master_key", e.to_string()))?;
+        }
+        if !(60..=86_400).contains(&raw.access_token_ttl_secs) {
+            return Err(invalid("access_token_ttl_secs", "must be between 60 and 86400 seconds"));
+        }
+        if raw.key_refresh_secs == 0 || raw.key_refresh_secs > 3600 {
+            return Err(invalid("key_refresh_secs", "must be between 1 and 3600 seconds"));
+        }
+        if raw.workers == Some(0) {
+            return Err(invalid("workers", "must be at least 1"));
+        }
+        let log_format = match raw.log_format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(invalid("log_format", format!("`{other}` is neither `text` nor `json`"))),
+        };
+        Ok(Self {
+            database,
+            database_pool_size: raw.database_pool_size,
+            bind,
+            issuer,
+            environment,
+            master_key: raw.master_key.map(SecretString::from),
+            rate_limit_per_hour: raw.rate_limit_per_hour,
+            rate_limit_burst: raw.rate_limit_burst,
+            redis_url: raw.redis_url.map(SecretString::from),
+            access_token_ttl_secs: raw.access_token_ttl_secs,
+            key_refresh_secs: raw.key_refresh_secs,
+            workers: raw.workers,
+            log_format,
+        })
+    }
+
+    /// Settings for a test server: random port, the given database, a fixed master key.
+    pub fn for_tests(database: DatabaseTarget) -> Self {
+        Self {
+            database,
+            database_pool_size: 4,
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            issuer: None,
+            environment: Environment::Test,
+            master_key: Some(SecretString::from(crate::crypto::MasterKey::generate().encode())),
+            rate_limit_per_hour: 10_000,
+            rate_limit_burst: 200,
+            redis_url: None,
+            access_token_ttl_secs: 3600,
+            key_refresh_secs: 30,
+            workers: Some(1),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// RFC 8414 §2: the issuer is a URL with no query or fragment; tokens carry it verbatim,
+/// so a trailing slash is dropped once here rather than compared loosely everywhere.
+pub fn parse_issuer(value: &str) -> Result<Issuer, ConfigError> {
+    let url = Url::parse(value).map_err(|e| invalid("issuer", format!("`{value}`: {e}")))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(invalid("issuer", "must be an https (or, for development, http) URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("issuer", "must not have a query or fragment (RFC 8414 §2)"));
+    }
+    Ok(Issuer::from_url(&url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_accept_both_spellings() {
+        assert_eq!(DatabaseTarget::parse("sqlite://a.db").unwrap(), DatabaseTarget::Sqlite("a.db".into()));
+        assert_eq!(DatabaseTarget::parse("sqlite:///tmp/a.db").unwrap(), DatabaseTarget::Sqlite("/tmp/a.db".into()));
+        assert_eq!(DatabaseTarget::parse("sqlite:a.db").unwrap(), DatabaseTarget::Sqlite("a.db".into()));
+    }
+
+    #[test]
+    fn unusable_database_urls_are_refused() {
+        for url in ["sqlite::memory:", "sqlite://", "mysql://localhost/x", "latchkey.db"] {
+            assert!(DatabaseTarget::parse(url).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn postgres_urls_are_redacted_in_debug_output() {
+        let target = DatabaseTarget::parse("postgres://user:hunter2@db/latchkey").unwrap();
+        assert!(!format!("{target:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn issuer_loses_its_trailing_slash_and_refuses_queries() {
+        assert_eq!(parse_issuer("https://id.example.com/").unwrap().as_str(), "https://id.example.com");
+        assert_eq!(parse_issuer("https://id.example.com/tenant/").unwrap().as_str(), "https://id.example.com/tenant");
+        assert!(parse_issuer("https://id.example.com/?a=b").is_err());
+        assert!(parse_issuer("ftp://id.example.com").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_documented_interface() {
+        let settings = Settings::validate(RawSettings::default()).unwrap();
+        assert_eq!(settings.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.database, DatabaseTarget::Sqlite("latchkey.db".into()));
+        assert_eq!(settings.environment, Environment::Test);
+        assert_eq!(settings.rate_limit_per_hour, 10_000);
+        assert_eq!(settings.rate_limit_burst, 200);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_setting() {
+        let raw = RawSettings { environment: "prod".into(), ..RawSettings::default() };
+        let error = Settings::validate(raw).unwrap_err().to_string();
+        assert!(error.contains("environment"), "{error}");
+    }
+}

@@ -1,0 +1,80 @@
+//! Resource servers ("APIs" in Auth0's sense): audience, scopes, signing, token lifetime.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::DbConnection;
+use super::schema::apis;
+use crate::domain::Scopes;
+
+#[derive(Clone, Queryable, Selectable)]
+#[diesel(table_name = apis)]
+pub struct Api {
+    pub id: String,
+    pub tenant_id: String,
+    pub team_id: Option<String>,
+    pub name: String,
+    pub audience: String,
+    pub signing_alg: String,
+    pub secret_sealed: Option<Vec<u8>>,
+    pub scopes: String,
+    pub token_lifetime_secs: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("id", &self.id)
+            .field("audience", &self.audience)
+            .field("signing_alg", &self.signing_alg)
+            .field("secret_sealed", &self.secret_sealed.as_ref().map(|_| "<hidden>"))
+            .field("scopes", &self.scopes)
+            .field("token_lifetime_secs", &self.token_lifetime_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Api {
+    pub fn scopes(&self) -> Scopes {
+        Scopes::parse(&self.scopes).unwrap_or_default()
+    }
+
+    /// The associated data that binds a sealed HS256 secret to this API's row.
+    pub fn seal_context(id: &str) -> String {
+        format!("apis/{id}")
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = apis)]
+pub struct NewApi<'a> {
+    pub id: &'a str,
+    pub tenant_id: &'a str,
+    pub name: &'a str,
+    pub audience: &'a str,
+    pub signing_alg: &'a str,
+    pub secret_sealed: Option<&'a [u8]>,
+    pub scopes: &'a str,
+    pub token_lifetime_secs: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn insert_api(conn: &mut DbConnection, api: &NewApi<'_>) -> QueryResult<()> {
+    diesel::insert_into(apis::table).values(api).execute(conn).map(drop)
+}
+
+pub fn find_api_by_audience(conn: &mut DbConnection, audience: &str) -> QueryResult<Option<Api>> {
+    apis::table.filter(apis::audience.eq(audience)).select(Api::as_select()).first(conn).optional()
+}
+
+pub fn find_api(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Api>> {
+    apis::table.find(id).select(Api::as_select()).first(conn).optional()
+}
+
+/// The longest access-token lifetime any API grants, if any API exists.
+pub fn max_token_lifetime_secs(conn: &mut DbConnection) -> QueryResult<Option<i64>> {
+    apis::table.select(diesel::dsl::max(apis::token_lifetime_secs)).first(conn)
+}

@@ -1,0 +1,88 @@
+//! Registered OAuth clients.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::DbConnection;
+use super::schema::clients;
+use crate::domain::{GrantType, Scopes};
+
+/// `token_endpoint_auth_method` of a public client (RFC 7591 §2).
+pub const AUTH_METHOD_NONE: &str = "none";
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = clients)]
+pub struct Client {
+    pub id: String,
+    pub tenant_id: String,
+    pub team_id: Option<String>,
+    pub client_id: String,
+    pub name: String,
+    pub secret_hash: Option<String>,
+    pub previous_secret_hash: Option<String>,
+    pub previous_secret_expires_at: Option<NaiveDateTime>,
+    pub token_endpoint_auth_method: String,
+    pub grant_types: String,
+    pub scopes: String,
+    pub audiences: String,
+    pub redirect_uris: String,
+    pub post_logout_redirect_uris: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.token_endpoint_auth_method == AUTH_METHOD_NONE
+    }
+
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.split(' ').any(|g| g == grant.as_str())
+    }
+
+    /// The scopes this client may be granted; stored values were validated on write.
+    pub fn allowed_scopes(&self) -> Scopes {
+        Scopes::parse(&self.scopes).unwrap_or_default()
+    }
+
+    /// The audiences this client may request, its default first.
+    pub fn audiences(&self) -> impl Iterator<Item = &str> {
+        self.audiences.split(' ').filter(|a| !a.is_empty())
+    }
+
+    /// The secret hashes that authenticate this client now: the current one, and the
+    /// previous one while a rotation's grace period lasts.
+    pub fn valid_secret_hashes(&self, now: NaiveDateTime) -> impl Iterator<Item = &str> {
+        let previous = match self.previous_secret_expires_at {
+            Some(until) if until > now => self.previous_secret_hash.as_deref(),
+            _ => None,
+        };
+        self.secret_hash.as_deref().into_iter().chain(previous)
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = clients)]
+pub struct NewClient<'a> {
+    pub id: &'a str,
+    pub tenant_id: &'a str,
+    pub client_id: &'a str,
+    pub name: &'a str,
+    pub secret_hash: Option<&'a str>,
+    pub token_endpoint_auth_method: &'a str,
+    pub grant_types: &'a str,
+    pub scopes: &'a str,
+    pub audiences: &'a str,
+    pub redirect_uris: &'a str,
+    pub post_logout_redirect_uris: &'a str,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn insert_client(conn: &mut DbConnection, client: &NewClient<'_>) -> QueryResult<()> {
+    diesel::insert_into(clients::table).values(client).execute(conn).map(drop)
+}
+
+pub fn find_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<Option<Client>> {
+    clients::table.filter(clients::client_id.eq(client_id)).select(Client::as_select()).first(conn).optional()
+}

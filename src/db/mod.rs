@@ -1,0 +1,154 @@
+//! Storage: one diesel connection type for SQLite and PostgreSQL, an r2d2 pool, embedded
+//! migrations, and `run`, which keeps synchronous diesel work off actix's async workers.
+//!
+//! Query functions in the submodules are plain `fn(&mut DbConnection, …) -> QueryResult<_>`.
+
+pub mod api_keys;
+pub mod apis;
+pub mod audit;
+pub mod clients;
+pub mod revoked_tokens;
+pub mod schema;
+pub mod signing_keys;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use secrecy::ExposeSecret;
+
+use crate::config::DatabaseTarget;
+use crate::error::AppError;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    #[cfg(feature = "postgres")]
+    Postgres(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+pub type DbPool = r2d2::Pool<ConnectionManager>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+#[cfg(feature = "postgres")]
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Opens connections of the configured backend. diesel's generic manager would try each
+/// backend in turn, and an unreachable PostgreSQL URL would then be opened as a SQLite file.
+#[derive(Debug)]
+pub struct ConnectionManager {
+    target: DatabaseTarget,
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = diesel::ConnectionError;
+
+    fn connect(&self) -> Result<DbConnection, diesel::ConnectionError> {
+        match &self.target {
+            DatabaseTarget::Sqlite(path) => {
+                let path = path.to_str().ok_or_else(|| {
+                    diesel::ConnectionError::InvalidConnectionUrl("the SQLite path is not valid UTF-8".into())
+                })?;
+                let mut conn = diesel::SqliteConnection::establish(path)?;
+                // WAL lets readers proceed while one writer commits; busy_timeout makes
+                // concurrent writers wait for the lock instead of failing at once.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                )
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            #[cfg(feature = "postgres")]
+            DatabaseTarget::Postgres(url) => {
+                let mut conn = diesel::PgConnection::establish(url.expose_secret())?;
+                // Timestamps are stored as UTC `timestamp without time zone`.
+                conn.batch_execute("SET TIME ZONE 'UTC'")
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Postgres(conn))
+            }
+            #[cfg(not(feature = "postgres"))]
+            DatabaseTarget::Postgres(_) => {
+                Err(diesel::ConnectionError::InvalidConnectionUrl("this build has no PostgreSQL support".into()))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), diesel::ConnectionError> {
+        conn.batch_execute("SELECT 1").map_err(diesel::ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// Builds the pool and applies pending migrations before anything else touches the data.
+pub fn build_pool(target: &DatabaseTarget, max_size: u32) -> anyhow::Result<DbPool> {
+    let manager = ConnectionManager { target: target.clone() };
+    let pool = r2d2::Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(Duration::from_secs(10))
+        .build(manager)
+        .with_context(|| format!("could not connect to the database at {}", target.describe()))?;
+    let mut conn = pool.get().context("could not get a database connection")?;
+    run_migrations(&mut conn)?;
+    Ok(pool)
+}
+
+/// Applies pending migrations; returns the versions applied.
+pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
+    let applied = match conn {
+        DbConnection::Sqlite(conn) => conn.run_pending_migrations(SQLITE_MIGRATIONS).map(versions),
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(conn) => {
+            // Instances starting together must not run the same migration twice.
+            conn.batch_execute("SELECT pg_advisory_lock(7426117)").context("could not take the migration lock")?;
+            let result = conn.run_pending_migrations(POSTGRES_MIGRATIONS).map(versions);
+            conn.batch_execute("SELECT pg_advisory_unlock(7426117)").context("could not release the migration lock")?;
+            result
+        }
+    };
+    applied.map_err(|e| anyhow::anyhow!(e).context("could not apply database migrations"))
+}
+
+/// Reverts every migration, newest first (used to check that `down.sql` files work).
+pub fn revert_all_migrations(conn: &mut DbConnection) -> anyhow::Result<()> {
+    let result = match conn {
+        DbConnection::Sqlite(conn) => conn.revert_all_migrations(SQLITE_MIGRATIONS).map(drop),
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(conn) => conn.revert_all_migrations(POSTGRES_MIGRATIONS).map(drop),
+    };
+    result.map_err(|e| anyhow::anyhow!(e).context("could not revert database migrations"))
+}
+
+fn versions(applied: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
+    applied.iter().map(ToString::to_string).collect()
+}
+
+/// Runs blocking diesel work on actix's blocking pool; checking out a connection blocks too.
+pub async fn run<T: Send + 'static>(
+    pool: &DbPool,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get()?;
+        f(&mut conn)
+    })
+    .await?
+}
+
+/// The current time as stored: UTC, microsecond precision (what PostgreSQL keeps), so a
+/// value read back compares equal to the one written.
+pub fn now() -> chrono::NaiveDateTime {
+    use chrono::{DurationRound, TimeDelta};
+    let now = chrono::Utc::now().naive_utc();
+    now.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(now)
+}
+
+/// The only tenant of a single-tenant deployment, created by the first migration.
+pub const DEFAULT_TENANT_ID: &str = "default";

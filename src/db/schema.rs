@@ -1,0 +1,229 @@
+//! Diesel table definitions, kept by hand in step with `migrations/{sqlite,postgres}`:
+//! only types both backends share (Text, BigInt, Bool, Timestamp, Binary).
+
+diesel::table! {
+    tenants (id) {
+        id -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        tenant_id -> Text,
+        email -> Text,
+        name -> Nullable<Text>,
+        password_hash -> Nullable<Text>,
+        status -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    teams (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    team_members (team_id, user_id) {
+        team_id -> Text,
+        user_id -> Text,
+        role -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    service_accounts (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        permissions -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    apis (id) {
+        id -> Text,
+        tenant_id -> Text,
+        team_id -> Nullable<Text>,
+        name -> Text,
+        audience -> Text,
+        signing_alg -> Text,
+        secret_sealed -> Nullable<Binary>,
+        scopes -> Text,
+        token_lifetime_secs -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    clients (id) {
+        id -> Text,
+        tenant_id -> Text,
+        team_id -> Nullable<Text>,
+        client_id -> Text,
+        name -> Text,
+        secret_hash -> Nullable<Text>,
+        previous_secret_hash -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<Timestamp>,
+        token_endpoint_auth_method -> Text,
+        grant_types -> Text,
+        scopes -> Text,
+        audiences -> Text,
+        redirect_uris -> Text,
+        post_logout_redirect_uris -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        algorithm -> Text,
+        private_key_sealed -> Binary,
+        public_jwk -> Text,
+        created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+        publish_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sessions (id_hash) {
+        id_hash -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    authorization_codes (code_hash) {
+        code_hash -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        redirect_uri -> Text,
+        scope -> Text,
+        audience -> Text,
+        code_challenge -> Nullable<Text>,
+        nonce -> Nullable<Text>,
+        auth_time -> Timestamp,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        consumed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Text,
+        token_hash -> Text,
+        family_id -> Text,
+        parent_id -> Nullable<Text>,
+        client_id -> Text,
+        user_id -> Text,
+        scope -> Text,
+        audience -> Text,
+        auth_code_hash -> Nullable<Text>,
+        access_token_jti -> Text,
+        access_token_expires_at -> Timestamp,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (jti) {
+        jti -> Text,
+        expires_at -> Timestamp,
+        revoked_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consents (id) {
+        id -> Text,
+        user_id -> Text,
+        client_id -> Text,
+        scope -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        tenant_id -> Text,
+        kind -> Text,
+        name -> Text,
+        environment -> Text,
+        key_hash -> Text,
+        display_prefix -> Text,
+        last_four -> Text,
+        user_id -> Nullable<Text>,
+        created_by_user_id -> Nullable<Text>,
+        service_account_id -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        team_role -> Nullable<Text>,
+        permissions -> Text,
+        tier -> Nullable<Text>,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        last_used_ip -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        tenant_id -> Nullable<Text>,
+        occurred_at -> Timestamp,
+        actor_type -> Text,
+        actor_id -> Nullable<Text>,
+        action -> Text,
+        target_type -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        outcome -> Text,
+        ip -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        details -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    users,
+    teams,
+    team_members,
+    service_accounts,
+    apis,
+    clients,
+    signing_keys,
+    sessions,
+    authorization_codes,
+    refresh_tokens,
+    revoked_tokens,
+    consents,
+    api_keys,
+    audit_events,
+);

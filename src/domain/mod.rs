@@ -1,0 +1,11 @@
+//! Values parsed once at the edge and trusted afterwards.
+
+mod grant_type;
+mod issuer;
+mod scopes;
+mod uri;
+
+pub use grant_type::GrantType;
+pub use issuer::Issuer;
+pub use scopes::{ScopeError, Scopes};
+pub use uri::{ResourceUri, UriError};

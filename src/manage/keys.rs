@@ -1,0 +1,87 @@
+//! Signing-key lifecycle: the first key, rotation, and how long a retired key stays
+//! published (until every token it signed has expired).
+
+use anyhow::Context;
+use chrono::{NaiveDateTime, TimeDelta};
+use serde::Serialize;
+
+use super::audit::{self, Actor, AuditEntry, Outcome};
+use crate::crypto::Sealer;
+use crate::db::DbConnection;
+use crate::db::apis::max_token_lifetime_secs;
+use crate::db::signing_keys::{NewSigningKey, SigningKeyRow, count_active_keys, insert_and_activate_key};
+use crate::tokens::SigningAlgorithm;
+use crate::tokens::keys::generate_key;
+
+#[derive(Debug, Serialize)]
+pub struct RotatedKey {
+    pub kid: String,
+    pub algorithm: SigningAlgorithm,
+    /// How many keys stopped signing.
+    pub retired: usize,
+    /// Until when the retired keys stay in the JWKS.
+    pub retired_published_until: chrono::DateTime<chrono::Utc>,
+}
+
+/// How long a retired key must stay published: the longest token lifetime anything can
+/// be issued with, plus two reload intervals for instances that have not yet switched.
+pub fn retirement_window(
+    conn: &mut DbConnection,
+    default_ttl_secs: i64,
+    key_refresh_secs: u64,
+) -> anyhow::Result<TimeDelta> {
+    let longest_api = max_token_lifetime_secs(conn).context("could not read API token lifetimes")?;
+    let longest = longest_api.unwrap_or(0).max(default_ttl_secs);
+    let refresh = i64::try_from(key_refresh_secs).unwrap_or(i64::MAX / 4);
+    Ok(TimeDelta::seconds(longest.saturating_add(refresh.saturating_mul(2))))
+}
+
+/// Generates a key of `algorithm`, makes it the one that signs, and retires the previous.
+pub fn rotate_key(
+    conn: &mut DbConnection,
+    sealer: &Sealer,
+    algorithm: SigningAlgorithm,
+    window: TimeDelta,
+    now: NaiveDateTime,
+) -> anyhow::Result<RotatedKey> {
+    let key = generate_key(algorithm)?;
+    let sealed = sealer.seal(&key.pkcs8, &SigningKeyRow::seal_context(&key.jwk.kid));
+    let jwk = serde_json::to_string(&key.jwk).context("could not serialise the public key")?;
+    let publish_until = now + window;
+    let retired = insert_and_activate_key(
+        conn,
+        &NewSigningKey {
+            kid: &key.jwk.kid,
+            algorithm: algorithm.as_str(),
+            private_key_sealed: &sealed,
+            public_jwk: &jwk,
+            created_at: now,
+        },
+        publish_until,
+    )
+    .context("could not store the new signing key")?;
+    audit::record(
+        conn,
+        &AuditEntry::new(Actor::System, "signing_key.rotated", Outcome::Success)
+            .target("signing_key", &key.jwk.kid)
+            .details(serde_json::json!({ "algorithm": algorithm.as_str(), "retired": retired })),
+    )
+    .context("could not write the audit log")?;
+    Ok(RotatedKey { kid: key.jwk.kid, algorithm, retired, retired_published_until: super::utc(publish_until) })
+}
+
+/// Makes sure `algorithm` has a key that signs; returns the new kid if one was made.
+pub fn ensure_active_key(
+    conn: &mut DbConnection,
+    sealer: &Sealer,
+    algorithm: SigningAlgorithm,
+    now: NaiveDateTime,
+) -> anyhow::Result<Option<String>> {
+    if count_active_keys(conn, algorithm.as_str()).context("could not count signing keys")? > 0 {
+        return Ok(None);
+    }
+    // Nothing is retired, so the window is irrelevant; two instances racing here both
+    // insert, and the later one retires the earlier, which stays published.
+    let rotated = rotate_key(conn, sealer, algorithm, TimeDelta::hours(24), now)?;
+    Ok(Some(rotated.kid))
+}

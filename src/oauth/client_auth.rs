@@ -1,0 +1,192 @@
+//! Client authentication at the token, introspection and revocation endpoints:
+//! `client_secret_basic`, `client_secret_post` (RFC 6749 §2.3.1) and `none` for public
+//! clients (RFC 7591 §2). A client may use exactly one method per request.
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::error::OAuthError;
+use super::params::OAuthParams;
+use crate::db::clients::{Client, find_client};
+use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
+use crate::startup::AppState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    None,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
+        }
+    }
+}
+
+/// What the request claims, before any of it is checked.
+#[derive(Debug)]
+pub struct PresentedClient {
+    pub client_id: String,
+    pub secret: Option<SecretString>,
+    pub method: AuthMethod,
+}
+
+/// RFC 6749 §2.3.1: the id and secret are form-encoded before the Basic encoding.
+fn form_decode(value: &str) -> Option<String> {
+    let spaced = value.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).decode_utf8().ok().map(|s| s.into_owned())
+}
+
+fn basic_credentials(value: &header::HeaderValue) -> Result<(String, SecretString), OAuthError> {
+    let malformed = || OAuthError::invalid_client("malformed Basic credentials");
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, encoded) = value.split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_client("unsupported authentication scheme; use Basic"));
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let id = form_decode(id).filter(|id| !id.is_empty()).ok_or_else(malformed)?;
+    let secret = form_decode(secret).ok_or_else(malformed)?;
+    Ok((id, SecretString::from(secret)))
+}
+
+/// Reads the credentials the client presents, refusing mixed or missing ones.
+pub fn presented_client(req: &HttpRequest, params: &OAuthParams) -> Result<PresentedClient, OAuthError> {
+    let body_id = params.get("client_id")?;
+    let body_secret = params.get("client_secret")?;
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let (client_id, secret) = basic_credentials(value)?;
+        if body_secret.is_some() {
+            return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+        }
+        if body_id.is_some_and(|id| id != client_id) {
+            return Err(OAuthError::invalid_request("`client_id` differs from the authenticated client"));
+        }
+        return Ok(PresentedClient { client_id, secret: Some(secret), method: AuthMethod::ClientSecretBasic });
+    }
+    match (body_id, body_secret) {
+        (Some(id), Some(secret)) => Ok(PresentedClient {
+            client_id: id.to_owned(),
+            secret: Some(SecretString::from(secret.to_owned())),
+            method: AuthMethod::ClientSecretPost,
+        }),
+        (Some(id), None) => Ok(PresentedClient { client_id: id.to_owned(), secret: None, method: AuthMethod::None }),
+        (None, _) => Err(OAuthError::invalid_client("client authentication is required")),
+    }
+}
+
+/// Why authentication failed; recorded in the audit log, never told to the client.
+fn check(client: &Client, presented: &PresentedClient, state: &AppState) -> Result<(), &'static str> {
+    match (&presented.secret, client.is_public()) {
+        (None, true) => Ok(()),
+        (Some(_), true) => Err("secret presented for a public client"),
+        (None, false) => Err("no secret presented for a confidential client"),
+        (Some(secret), false) => {
+            let now = crate::db::now();
+            let mut matched = false;
+            // Check every candidate so the time taken does not tell which one matched.
+            for stored in client.valid_secret_hashes(now) {
+                matched |= state.hasher.verify(secret.expose_secret(), stored);
+            }
+            if matched { Ok(()) } else { Err("wrong secret") }
+        }
+    }
+}
+
+/// Finds and authenticates the client; failures are audited and answered `invalid_client`.
+pub async fn authenticate_client(
+    state: &AppState,
+    req: &HttpRequest,
+    presented: PresentedClient,
+) -> Result<Client, OAuthError> {
+    let client_id = presented.client_id.clone();
+    let client = crate::db::run(&state.pool, move |conn| Ok(find_client(conn, &client_id)?)).await?;
+    let failure = match &client {
+        None => "unknown client",
+        Some(client) => match check(client, &presented, state) {
+            Ok(()) => return Ok(client.clone()),
+            Err(reason) => reason,
+        },
+    };
+    tracing::info!(client_id = %presented.client_id, method = presented.method.as_str(), reason = failure, "client authentication failed");
+    let ip = req.peer_addr().map(|addr| addr.ip().to_string());
+    let request_id = crate::telemetry::current_request_id();
+    let client_id = presented.client_id;
+    let method = presented.method;
+    crate::db::run(&state.pool, move |conn| {
+        let entry = AuditEntry::new(Actor::Anonymous, "client.authentication_failed", Outcome::Failure)
+            .target("client", &client_id)
+            .from_request(ip.as_deref(), Some(&request_id))
+            .details(serde_json::json!({ "reason": failure, "method": method.as_str() }));
+        Ok(audit::record(conn, &entry)?)
+    })
+    .await?;
+    Err(OAuthError::invalid_client("client authentication failed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn params(body: &'static str) -> OAuthParams {
+        OAuthParams::parse(
+            Some("application/x-www-form-urlencoded"),
+            &actix_web::web::Bytes::from_static(body.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn basic(id: &str, secret: &str) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let req = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, basic("my%20client", "a%3Ab+c")))
+            .to_http_request();
+        let presented = presented_client(&req, &params("")).unwrap();
+        assert_eq!(presented.client_id, "my client");
+        assert_eq!(presented.secret.unwrap().expose_secret(), "a:b c");
+        assert_eq!(presented.method, AuthMethod::ClientSecretBasic);
+    }
+
+    #[test]
+    fn two_methods_at_once_are_refused() {
+        let req = TestRequest::default().insert_header((header::AUTHORIZATION, basic("c", "s"))).to_http_request();
+        let error = presented_client(&req, &params("client_id=c&client_secret=s")).unwrap_err();
+        assert_eq!(error.error, super::super::error::OAuthErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn a_body_client_id_without_a_secret_is_a_public_client() {
+        let req = TestRequest::default().to_http_request();
+        assert_eq!(presented_client(&req, &params("client_id=c")).unwrap().method, AuthMethod::None);
+        assert_eq!(
+            presented_client(&req, &params("client_id=c&client_secret=s")).unwrap().method,
+            AuthMethod::ClientSecretPost
+        );
+        assert!(presented_client(&req, &params("")).is_err());
+    }
+
+    #[test]
+    fn other_schemes_and_garbage_are_invalid_client() {
+        for value in ["Bearer abc", "Basic !!!", "Basic", &format!("Basic {}", STANDARD.encode("no-colon"))] {
+            let req = TestRequest::default().insert_header((header::AUTHORIZATION, value)).to_http_request();
+            let error = presented_client(&req, &params("")).unwrap_err();
+            assert_eq!(error.error, super::super::error::OAuthErrorCode::InvalidClient, "{value}");
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Request parameters of the token, introspection and revocation endpoints: an RFC 6749
+//! form body or, as the product's docs show, the same fields as a JSON object.
+
+use actix_web::web::{Bytes, Payload};
+use actix_web::{HttpMessage, HttpRequest};
+
+use super::error::OAuthError;
+
+/// Far above any legitimate request; bounds what an anonymous caller can make us buffer.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Default)]
+pub struct OAuthParams {
+    values: Vec<(String, String)>,
+}
+
+// Values include secrets (client_secret, tokens): never print them.
+impl std::fmt::Debug for OAuthParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.values.iter().map(|(name, _)| name)).finish()
+    }
+}
+
+impl OAuthParams {
+    pub async fn from_request(req: &HttpRequest, payload: Payload) -> Result<Self, OAuthError> {
+        let body = match payload.to_bytes_limited(MAX_BODY_BYTES).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(_)) => return Err(OAuthError::invalid_request("the request body could not be read")),
+            Err(_) => return Err(OAuthError::invalid_request("the request body is too large")),
+        };
+        let content_type = req.mime_type().map_err(|_| OAuthError::invalid_request("malformed Content-Type"))?;
+        Self::parse(content_type.as_ref().map(|m| m.essence_str()), &body)
+    }
+
+    pub fn parse(content_type: Option<&str>, body: &Bytes) -> Result<Self, OAuthError> {
+        match content_type {
+            Some("application/x-www-form-urlencoded") => Self::from_form(body),
+            Some("application/json") => Self::from_json(body),
+            None if body.is_empty() => Ok(Self::default()),
+            _ => Err(OAuthError::invalid_request(
+                "the body must be application/x-www-form-urlencoded or application/json",
+            )),
+        }
+    }
+
+    fn from_form(body: &[u8]) -> Result<Self, OAuthError> {
+        let values: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+            .map_err(|_| OAuthError::invalid_request("the form body is not valid application/x-www-form-urlencoded"))?;
+        Ok(Self { values })
+    }
+
+    fn from_json(body: &[u8]) -> Result<Self, OAuthError> {
+        use serde_json::Value;
+        let object: serde_json::Map<String, Value> =
+            serde_json::from_slice(body).map_err(|_| OAuthError::invalid_request("the JSON body must be an object"))?;
+        let mut values = Vec::with_capacity(object.len());
+        for (name, value) in object {
+            match value {
+                Value::String(s) => values.push((name, s)),
+                Value::Null => {}
+                // RFC 8707 allows several `resource` values; a JSON array is their spelling.
+                Value::Array(items) => {
+                    for item in items {
+                        let Value::String(s) = item else {
+                            return Err(OAuthError::invalid_request(format!("`{name}` must hold strings")));
+                        };
+                        values.push((name.clone(), s));
+                    }
+                }
+                _ => return Err(OAuthError::invalid_request(format!("`{name}` must be a string"))),
+            }
+        }
+        Ok(Self { values })
+    }
+
+    /// A single-valued parameter. RFC 6749 §3.1: empty means absent, and a parameter
+    /// must not be repeated.
+    pub fn get(&self, name: &str) -> Result<Option<&str>, OAuthError> {
+        let mut found = self.values.iter().filter(|(n, v)| n == name && !v.is_empty()).map(|(_, v)| v.as_str());
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(OAuthError::invalid_request(format!("`{name}` must not be repeated")));
+        }
+        Ok(first)
+    }
+
+    pub fn required(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name)?.ok_or_else(|| OAuthError::invalid_request(format!("`{name}` is required")))
+    }
+
+    /// Every value of a parameter that may repeat (RFC 8707 `resource`).
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.values.iter().filter(move |(n, v)| n == name && !v.is_empty()).map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(body: &'static str) -> Result<OAuthParams, OAuthError> {
+        OAuthParams::parse(Some("application/x-www-form-urlencoded"), &Bytes::from_static(body.as_bytes()))
+    }
+
+    fn json(body: &'static str) -> Result<OAuthParams, OAuthError> {
+        OAuthParams::parse(Some("application/json"), &Bytes::from_static(body.as_bytes()))
+    }
+
+    #[test]
+    fn form_and_json_bodies_yield_the_same_parameters() {
+        let a = form("grant_type=client_credentials&scope=read+write").unwrap();
+        let b = json(r#"{"grant_type":"client_credentials","scope":"read write"}"#).unwrap();
+        for params in [a, b] {
+            assert_eq!(params.get("grant_type").unwrap(), Some("client_credentials"));
+            assert_eq!(params.get("scope").unwrap(), Some("read write"));
+        }
+    }
+
+    #[test]
+    fn repeated_parameters_are_refused_and_empty_ones_are_absent() {
+        let params = form("scope=read&scope=write&audience=").unwrap();
+        assert!(params.get("scope").is_err());
+        assert_eq!(params.get("audience").unwrap(), None);
+        assert!(params.required("audience").is_err());
+    }
+
+    #[test]
+    fn resource_may_repeat() {
+        let params = json(r#"{"resource":["https://a.example","https://b.example"]}"#).unwrap();
+        assert_eq!(params.all("resource").count(), 2);
+    }
+
+    #[test]
+    fn malformed_bodies_are_invalid_requests() {
+        assert!(json("[1,2]").is_err());
+        assert!(json(r#"{"grant_type": 5}"#).is_err());
+        assert!(json("{not json").is_err());
+        assert!(OAuthParams::parse(Some("text/plain"), &Bytes::from_static(b"x")).is_err());
+        assert!(OAuthParams::parse(None, &Bytes::new()).is_ok());
+    }
+
+    #[test]
+    fn debug_output_shows_names_not_values() {
+        let params = form("client_secret=hunter2").unwrap();
+        assert!(!format!("{params:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,162 @@
+//! Wiring: the one place where state, routes and middleware come together.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::http::StatusCode;
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::web::{self, Bytes};
+use actix_web::{App, HttpResponse, HttpServer};
+use anyhow::Context;
+
+use crate::config::Settings;
+use crate::crypto::{MasterKey, Sealer, TokenHasher};
+use crate::db::{self, DbPool};
+use crate::domain::Issuer;
+use crate::error::{AppError, json_error};
+use crate::manage::keys::ensure_active_key;
+use crate::tokens::{KeySet, KeyStore, SigningAlgorithm};
+
+/// What every handler may use, shared by all workers.
+pub struct AppState {
+    pub pool: DbPool,
+    pub issuer: Issuer,
+    pub hasher: TokenHasher,
+    pub sealer: Sealer,
+    pub keys: Arc<KeyStore>,
+    pub metadata: Bytes,
+    pub settings: Settings,
+}
+
+impl AppState {
+    /// Rereads the signing keys, so rotations made elsewhere take effect here.
+    pub async fn reload_keys(&self) -> Result<(), AppError> {
+        let sealer = self.sealer.clone();
+        let set = db::run(&self.pool, move |conn| Ok(KeySet::load(conn, &sealer, db::now())?)).await?;
+        self.keys.replace(set);
+        Ok(())
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Opens the database (applying migrations), makes the first signing key if there is
+    /// none, binds the listener. Nothing is served until `run_until_stopped`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let (master_key, is_dev_key) = MasterKey::configured_or_dev(settings.master_key.as_ref())?;
+        if is_dev_key {
+            tracing::warn!(
+                file = crate::crypto::DEV_MASTER_KEY_FILE,
+                "LATCHKEY_MASTER_KEY is not set: using a development master key kept in a file beside the \
+                 database. Anyone who reads that file can open the signing keys. Set LATCHKEY_MASTER_KEY \
+                 (`openssl rand -base64 32`) before going to production."
+            );
+        }
+        let (hasher, sealer) = (master_key.token_hasher(), master_key.sealer());
+
+        let target = settings.database.clone();
+        let pool_size = settings.database_pool_size;
+        let init_sealer = sealer.clone();
+        let (pool, keys) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let pool = db::build_pool(&target, pool_size)?;
+            let mut conn = pool.get().context("could not get a database connection")?;
+            if let Some(kid) = ensure_active_key(&mut conn, &init_sealer, SigningAlgorithm::RS256, db::now())? {
+                tracing::info!(%kid, "generated the first RS256 signing key");
+            }
+            let keys = KeySet::load(&mut conn, &init_sealer, db::now())?;
+            Ok((pool, keys))
+        })
+        .await
+        .context("start-up was interrupted")??;
+
+        let listener =
+            TcpListener::bind(settings.bind).with_context(|| format!("could not listen on {}", settings.bind))?;
+        let address = listener.local_addr()?;
+        let issuer = settings.issuer.clone().unwrap_or_else(|| {
+            let url = url::Url::parse(&format!("http://{address}")).expect("a socket address makes a valid URL");
+            Issuer::from_url(&url)
+        });
+        tracing::info!(%issuer, database = %settings.database.describe(), %address, "Latchkey is listening");
+
+        let state = web::Data::new(AppState {
+            pool,
+            metadata: crate::oauth::discovery::metadata_document(&issuer),
+            issuer,
+            hasher,
+            sealer,
+            keys: Arc::new(KeyStore::new(keys)),
+            settings: settings.clone(),
+        });
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("Referrer-Policy", "no-referrer")),
+                )
+                .wrap(from_fn(crate::telemetry::request_context))
+                .configure(crate::oauth::configure)
+                .configure(crate::health::configure)
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)?;
+        if let Some(workers) = settings.workers {
+            server = server.workers(workers);
+        }
+        Ok(Self { port: address.port(), server: server.run(), state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM drain in-flight requests),
+    /// reloading signing keys and pruning expired revocations meanwhile.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let result = self.server.await;
+        housekeeping.abort();
+        result
+    }
+}
+
+async fn housekeeping(state: web::Data<AppState>) {
+    let period = Duration::from_secs(state.settings.key_refresh_secs);
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
+    loop {
+        ticker.tick().await;
+        ticks += 1;
+        if let Err(error) = state.reload_keys().await {
+            tracing::warn!(error = ?error, "could not reload the signing keys; keeping the current ones");
+        }
+        // About every ten minutes, whatever the reload period.
+        if ticks.is_multiple_of((600 / state.settings.key_refresh_secs).max(1)) {
+            let pruned =
+                db::run(&state.pool, |conn| Ok(db::revoked_tokens::prune_expired_revocations(conn, db::now())?)).await;
+            match pruned {
+                Ok(count) if count > 0 => tracing::info!(count, "pruned expired token revocations"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = ?error, "could not prune expired revocations"),
+            }
+        }
+    }
+}
+
+async fn not_found() -> HttpResponse {
+    json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint".into())
+}

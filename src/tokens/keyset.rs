@@ -1,0 +1,107 @@
+//! The key set in memory: one active key per algorithm (parsed once, for signing), the
+//! JWKS document (serialised once), and the keys that verify. Reloaded from the database
+//! periodically, so a rotation made by the CLI or by another instance is picked up.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use actix_web::web::Bytes;
+use anyhow::Context;
+use chrono::NaiveDateTime;
+use jsonwebtoken::{Algorithm, DecodingKey};
+
+use super::keys::{KeyPair, PublicJwk, SigningAlgorithm};
+use crate::crypto::Sealer;
+use crate::db::DbConnection;
+use crate::db::signing_keys::{SigningKeyRow, list_published_keys};
+
+/// A key that signs: its private half parsed and held in memory.
+pub struct ActiveKey {
+    pub kid: String,
+    pub algorithm: SigningAlgorithm,
+    pub pair: KeyPair,
+}
+
+impl std::fmt::Debug for ActiveKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveKey").field("kid", &self.kid).field("algorithm", &self.algorithm).finish()
+    }
+}
+
+pub struct KeySet {
+    active: HashMap<SigningAlgorithm, Arc<ActiveKey>>,
+    verifying: HashMap<String, (Algorithm, DecodingKey)>,
+    jwks: Bytes,
+}
+
+#[derive(serde::Serialize)]
+struct Jwks<'a> {
+    keys: &'a [PublicJwk],
+}
+
+impl KeySet {
+    /// Reads the published keys; unseals only the newest active key of each algorithm.
+    pub fn load(conn: &mut DbConnection, sealer: &Sealer, now: NaiveDateTime) -> anyhow::Result<Self> {
+        let rows = list_published_keys(conn, now).context("could not read the signing keys")?;
+        Self::from_rows(&rows, sealer)
+    }
+
+    fn from_rows(rows: &[SigningKeyRow], sealer: &Sealer) -> anyhow::Result<Self> {
+        let mut active = HashMap::new();
+        let mut verifying = HashMap::new();
+        let mut published = Vec::with_capacity(rows.len());
+        for row in rows {
+            let algorithm: SigningAlgorithm =
+                row.algorithm.parse().map_err(anyhow::Error::msg).context("a stored signing key is unusable")?;
+            let jwk: PublicJwk = serde_json::from_str(&row.public_jwk)
+                .with_context(|| format!("the public JWK of key {} is malformed", row.kid))?;
+            let decoding = jwk.decoding_key().with_context(|| format!("key {} cannot verify", row.kid))?;
+            verifying.insert(row.kid.clone(), (algorithm.jsonwebtoken(), decoding));
+            published.push(jwk);
+            // Rows come newest first: the first unretired key of an algorithm signs.
+            if row.retired_at.is_none() && !active.contains_key(&algorithm) {
+                let der = sealer
+                    .open(&row.private_key_sealed, &SigningKeyRow::seal_context(&row.kid))
+                    .with_context(|| format!("signing key {} cannot be opened with this master key", row.kid))?;
+                let pair = KeyPair::from_pkcs8(algorithm, &der)?;
+                active.insert(algorithm, Arc::new(ActiveKey { kid: row.kid.clone(), algorithm, pair }));
+            }
+        }
+        let jwks = serde_json::to_vec(&Jwks { keys: &published }).context("could not serialise the JWKS")?;
+        Ok(Self { active, verifying, jwks: Bytes::from(jwks) })
+    }
+
+    pub fn active(&self, algorithm: SigningAlgorithm) -> Option<&Arc<ActiveKey>> {
+        self.active.get(&algorithm)
+    }
+
+    /// The verification key for `kid`, with the only algorithm it may be used with.
+    pub fn verifying_key(&self, kid: &str) -> Option<(Algorithm, &DecodingKey)> {
+        self.verifying.get(kid).map(|(alg, key)| (*alg, key))
+    }
+
+    /// `{"keys": [...]}`, newest first.
+    pub fn jwks_json(&self) -> Bytes {
+        self.jwks.clone()
+    }
+}
+
+/// The current key set, swapped whole on reload; readers never wait on a reload.
+pub struct KeyStore {
+    current: RwLock<Arc<KeySet>>,
+}
+
+impl KeyStore {
+    pub fn new(set: KeySet) -> Self {
+        Self { current: RwLock::new(Arc::new(set)) }
+    }
+
+    pub fn current(&self) -> Arc<KeySet> {
+        // A poisoned lock still holds a complete key set: replacing it is one assignment.
+        self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    pub fn replace(&self, set: KeySet) {
+        *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(set);
+    }
+}

@@ -1,0 +1,9 @@
+//! Tokens: signing keys and their rotation, the published key set, and JWTs (RFC 9068).
+
+pub mod jwt;
+pub mod keys;
+pub mod keyset;
+
+pub use jwt::AccessTokenClaims;
+pub use keys::SigningAlgorithm;
+pub use keyset::{KeySet, KeyStore};

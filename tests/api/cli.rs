@@ -1,0 +1,237 @@
+//! The `latchkey` command line, run as a user would (INTERFACE §1).
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::helpers::{Backend, TestDb};
+
+/// Runs `latchkey ARGS` in a scratch directory against `db`.
+fn latchkey(db: &TestDb, master_key: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    command
+        .args(args)
+        .current_dir(dir.path())
+        .env_remove("LATCHKEY_ENVIRONMENT")
+        .env("LATCHKEY_DATABASE_URL", db.url())
+        .env("LATCHKEY_MASTER_KEY", master_key)
+        .env("RUST_LOG", "warn");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("the binary runs")
+}
+
+fn json(output: &Output) -> Value {
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+async fn the_bootstrap_commands_print_their_secrets_once_as_json(backend: Backend) {
+    // Arrange
+    let db = TestDb::new(&backend);
+    let key = latchkey::crypto::MasterKey::generate().encode();
+
+    // Act
+    let api = json(&latchkey(
+        &db,
+        &key,
+        &[],
+        &["api", "create", "--audience", "https://api.example.com", "--scope", "read", "write", "--json"],
+    ));
+    let hs = json(&latchkey(
+        &db,
+        &key,
+        &[],
+        &["api", "create", "--audience", "https://hs.example.com", "--scope", "read", "--alg", "HS256", "--json"],
+    ));
+    let client = json(&latchkey(
+        &db,
+        &key,
+        &[],
+        &[
+            "client",
+            "create",
+            "--name",
+            "Reports",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "read",
+            "--audience",
+            "https://api.example.com",
+            "--json",
+        ],
+    ));
+    let public = json(&latchkey(
+        &db,
+        &key,
+        &[],
+        &[
+            "client",
+            "create",
+            "--name",
+            "SPA",
+            "--grant-type",
+            "authorization_code",
+            "--redirect-uri",
+            "https://app.example.com/cb",
+            "--public",
+            "--json",
+        ],
+    ));
+    let owner = json(&latchkey(
+        &db,
+        &key,
+        &[],
+        &["api-key", "create", "--kind", "tenant-owner", "--name", "bootstrap", "--json"],
+    ));
+    let live_owner = json(&latchkey(
+        &db,
+        &key,
+        &[("LATCHKEY_ENVIRONMENT", "live")],
+        &["api-key", "create", "--kind", "tenant-owner", "--name", "prod", "--json"],
+    ));
+
+    // Assert
+    assert_eq!(api["audience"], "https://api.example.com");
+    assert_eq!(api["signing_alg"], "RS256");
+    assert!(api.get("secret").is_none());
+    assert_eq!(hs["signing_alg"], "HS256");
+    assert!(hs["secret"].as_str().is_some_and(|s| s.len() >= 43));
+    assert!(client["client_id"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(client["client_secret"].as_str().is_some_and(|s| s.len() >= 43));
+    assert_eq!(client["scope"], "read");
+    assert!(public.get("client_secret").is_none());
+    assert_eq!(public["token_endpoint_auth_method"], "none");
+    let owner_key = owner["key"].as_str().unwrap();
+    assert!(owner_key.starts_with("sk_test_"), "{owner_key}");
+    assert!(latchkey::apikeys::parse(owner_key).is_ok());
+    assert_eq!(owner["kind"], "tenant_owner");
+    assert!(owner["id"].as_str().is_some());
+    assert!(live_owner["key"].as_str().unwrap().starts_with("sk_live_"));
+
+    // The secrets are stored only as hashes.
+    let pool = latchkey::db::build_pool(&db.target(), 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    let stored = latchkey::db::clients::find_client(&mut conn, client["client_id"].as_str().unwrap()).unwrap().unwrap();
+    assert_ne!(stored.secret_hash.as_deref(), client["client_secret"].as_str());
+    let hasher = latchkey::crypto::MasterKey::parse(&key).unwrap().token_hasher();
+    assert!(hasher.verify(client["client_secret"].as_str().unwrap(), stored.secret_hash.as_deref().unwrap()));
+    let key_row = latchkey::db::api_keys::find_api_key_by_hash(&mut conn, hasher.hash(owner_key).as_str()).unwrap();
+    assert_eq!(key_row.unwrap().last_four, owner_key[owner_key.len() - 4..]);
+}
+
+async fn keys_rotate_and_list_report_the_new_active_key(backend: Backend) {
+    let db = TestDb::new(&backend);
+    let key = latchkey::crypto::MasterKey::generate().encode();
+
+    let first = json(&latchkey(&db, &key, &[], &["keys", "rotate", "--json"]));
+    let second = json(&latchkey(&db, &key, &[], &["keys", "rotate", "--json"]));
+    let ec = json(&latchkey(&db, &key, &[], &["keys", "rotate", "--alg", "ES256", "--json"]));
+    let listing = json(&latchkey(&db, &key, &[], &["keys", "list", "--json"]));
+
+    assert_eq!(first["retired"], 0);
+    assert_eq!(second["retired"], 1);
+    assert_eq!(ec["algorithm"], "ES256");
+    assert_eq!(ec["retired"], 0, "rotating one algorithm leaves the others alone");
+    let states: Vec<(&str, &str)> = listing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kid"].as_str().unwrap(), k["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states.len(), 3);
+    assert!(states.contains(&(second["kid"].as_str().unwrap(), "active")));
+    assert!(states.contains(&(first["kid"].as_str().unwrap(), "retired, published")));
+}
+
+async fn invalid_input_fails_with_a_message_and_no_partial_state(backend: Backend) {
+    let db = TestDb::new(&backend);
+    let key = latchkey::crypto::MasterKey::generate().encode();
+
+    let unknown_audience = latchkey(
+        &db,
+        &key,
+        &[],
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--grant-type",
+            "client_credentials",
+            "--audience",
+            "https://nowhere.example.com",
+        ],
+    );
+    let public_machine = latchkey(
+        &db,
+        &key,
+        &[],
+        &["client", "create", "--name", "x", "--grant-type", "client_credentials", "--public"],
+    );
+    let bad_redirect = latchkey(
+        &db,
+        &key,
+        &[],
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--grant-type",
+            "authorization_code",
+            "--redirect-uri",
+            "http://evil.example.com/cb",
+        ],
+    );
+
+    for (name, output) in [
+        ("unknown audience", unknown_audience),
+        ("public machine client", public_machine),
+        ("http redirect", bad_redirect),
+    ] {
+        assert_eq!(output.status.code(), Some(1), "{name}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with("latchkey: "), "{name}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_configuration_names_the_setting_and_exits_2() {
+    let db = TestDb::new(&Backend::Sqlite);
+    let key = latchkey::crypto::MasterKey::generate().encode();
+
+    for (variable, value) in [
+        ("LATCHKEY_ENVIRONMENT", "production"),
+        ("LATCHKEY_BIND", "not-an-address"),
+        ("LATCHKEY_DATABASE_URL", "mysql://localhost/db"),
+        ("LATCHKEY_MASTER_KEY", "short"),
+        ("LATCHKEY_ISSUER", "https://id.example.com/?x=1"),
+    ] {
+        let output = latchkey(&db, &key, &[(variable, value)], &["migrate"]);
+        assert_eq!(output.status.code(), Some(2), "{variable}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let setting = variable.trim_start_matches("LATCHKEY_").to_lowercase();
+        assert!(stderr.contains(&setting), "{variable}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn help_documents_every_subcommand() {
+    let output = Command::new(env!("CARGO_BIN_EXE_latchkey")).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    for subcommand in ["serve", "migrate", "client", "api", "keys", "api-key"] {
+        assert!(help.contains(subcommand), "{subcommand} missing from --help");
+    }
+}
+
+crate::on_both_backends!(
+    the_bootstrap_commands_print_their_secrets_once_as_json,
+    keys_rotate_and_list_report_the_new_active_key,
+    invalid_input_fails_with_a_message_and_no_partial_state,
+);

@@ -1,0 +1,275 @@
+//! Starting the real application on a random port with a fresh database, and one helper
+//! per endpoint.
+
+use std::sync::LazyLock;
+
+use actix_web::web;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use latchkey::config::{DatabaseTarget, Settings};
+use latchkey::db::{self, DbPool};
+use latchkey::manage;
+use latchkey::manage::apis::{ApiRegistration, ApiSigning, RegisteredApi};
+use latchkey::manage::clients::{ClientRegistration, RegisteredClient};
+use latchkey::startup::{AppState, Application};
+use latchkey::tokens::SigningAlgorithm;
+use serde_json::Value;
+use tempfile::TempDir;
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var_os("TEST_LOG").is_some() {
+        latchkey::telemetry::init_tracing(latchkey::config::LogFormat::Text);
+    }
+});
+
+/// Which database a test runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    /// The server URL from `LATCHKEY_TEST_POSTGRES_URL`; each test makes its own database.
+    Postgres(String),
+}
+
+impl Backend {
+    /// PostgreSQL, when CI (or a developer) provides one.
+    pub fn postgres() -> Option<Self> {
+        std::env::var("LATCHKEY_TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty()).map(Self::Postgres)
+    }
+}
+
+/// Generates `sqlite` and `postgres` variants of async tests written as
+/// `async fn name(backend: Backend)`. The PostgreSQL variant passes trivially, saying so,
+/// when no server is configured.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    match $crate::helpers::Backend::postgres() {
+                        Some(backend) => super::$name(backend).await,
+                        None => eprintln!("LATCHKEY_TEST_POSTGRES_URL is not set: PostgreSQL not tested"),
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// A database of its own, removed when the test ends.
+pub struct TestDb {
+    target: DatabaseTarget,
+    url: String,
+    _dir: Option<TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub fn new(backend: &Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let url = format!("sqlite://{}", dir.path().join("latchkey.db").display());
+                Self { target: DatabaseTarget::parse(&url).unwrap(), url, _dir: Some(dir), postgres: None }
+            }
+            Backend::Postgres(server_url) => {
+                let name = format!("latchkey_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = diesel::PgConnection::establish(server_url).expect("PostgreSQL is reachable");
+                admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("a test database");
+                let mut url = url::Url::parse(server_url).expect("LATCHKEY_TEST_POSTGRES_URL is a URL");
+                url.set_path(&name);
+                let url = url.to_string();
+                Self {
+                    target: DatabaseTarget::parse(&url).unwrap(),
+                    url,
+                    _dir: None,
+                    postgres: Some((server_url.clone(), name)),
+                }
+            }
+        }
+    }
+
+    /// Another handle on the same database, as a restarted server would open it; only the
+    /// original removes it.
+    pub fn reuse(other: &TestDb) -> Self {
+        Self { target: other.target.clone(), url: other.url.clone(), _dir: None, postgres: None }
+    }
+
+    pub fn target(&self) -> DatabaseTarget {
+        self.target.clone()
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((server_url, name)) = &self.postgres
+            && let Ok(mut admin) = diesel::PgConnection::establish(server_url)
+        {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub pool: DbPool,
+    pub state: web::Data<AppState>,
+    pub db: TestDb,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let db = TestDb::new(&backend);
+    spawn_app_with(db, |_| {}).await
+}
+
+/// Starts a server on `db` with test settings adjusted by `configure`.
+pub async fn spawn_app_with(db: TestDb, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    LazyLock::force(&TRACING);
+    let mut settings = Settings::for_tests(db.target());
+    configure(&mut settings);
+    let app = Application::build(settings).await.expect("the application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    TestApp { address, http, pool: state.pool.clone(), state, db }
+}
+
+pub const API: &str = "https://api.example.com";
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn issuer(&self) -> String {
+        self.state.issuer.to_string()
+    }
+
+    pub fn create_api(&self, audience: &str, scopes: &[&str], signing: &str) -> RegisteredApi {
+        let mut conn = self.pool.get().unwrap();
+        let registration = ApiRegistration {
+            name: None,
+            audience: audience.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            signing: signing.parse::<ApiSigning>().unwrap(),
+            token_lifetime_secs: None,
+        };
+        manage::apis::register_api(&mut conn, &self.state.sealer, registration, 3600).expect("the API registers")
+    }
+
+    pub fn create_client(&self, grants: &[&str], scopes: &[&str], audiences: &[&str]) -> RegisteredClient {
+        let mut conn = self.pool.get().unwrap();
+        let registration = ClientRegistration {
+            name: "Test client".into(),
+            grant_types: grants.iter().map(|s| s.to_string()).collect(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            audiences: audiences.iter().map(|s| s.to_string()).collect(),
+            redirect_uris: if grants.contains(&"authorization_code") {
+                vec!["https://app.example.com/callback".into()]
+            } else {
+                vec![]
+            },
+            public: false,
+        };
+        manage::clients::register_client(&mut conn, &self.state.hasher, registration).expect("the client registers")
+    }
+
+    /// An RS256 API at [`API`] with `read write delete`, and a client allowed `read write` on it.
+    pub fn create_machine_client(&self) -> RegisteredClient {
+        self.create_api(API, &["read", "write", "delete"], "RS256");
+        self.create_client(&["client_credentials"], &["read", "write"], &[API])
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> reqwest::Response {
+        let mut request = self.http.post(self.url(path)).form(form);
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
+        }
+        request.send().await.expect("the server answers")
+    }
+
+    pub async fn post_token(&self, form: &[(&str, &str)], client: &RegisteredClient) -> reqwest::Response {
+        self.post_form("/oauth2/token", form, Some(credentials(client))).await
+    }
+
+    /// A token for `client` by client credentials; panics unless it is issued.
+    pub async fn client_credentials_token(&self, client: &RegisteredClient, scope: &str) -> String {
+        let response = self.post_token(&[("grant_type", "client_credentials"), ("scope", scope)], client).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn introspect(&self, token: &str, client: &RegisteredClient) -> Value {
+        let response = self.post_form("/oauth2/introspect", &[("token", token)], Some(credentials(client))).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        self.http.get(self.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Rotates the signing key of `algorithm` as `latchkey keys rotate` does, then makes
+    /// this server pick it up without waiting for its periodic reload.
+    pub async fn rotate_key(&self, algorithm: SigningAlgorithm) -> String {
+        let rotated = {
+            let mut conn = self.pool.get().unwrap();
+            let window = manage::keys::retirement_window(&mut conn, 3600, 30).unwrap();
+            manage::keys::rotate_key(&mut conn, &self.state.sealer, algorithm, window, db::now()).unwrap()
+        };
+        self.state.reload_keys().await.unwrap();
+        rotated.kid
+    }
+
+    pub fn audit_actions(&self) -> Vec<(String, String)> {
+        let mut conn = self.pool.get().unwrap();
+        db::audit::list_audit_events(&mut conn, 1000)
+            .unwrap()
+            .into_iter()
+            .map(|event| (event.action, event.outcome))
+            .collect()
+    }
+}
+
+pub fn credentials(client: &RegisteredClient) -> (&str, &str) {
+    (client.client_id.as_str(), client.client_secret.as_deref().expect("a confidential client"))
+}
+
+/// Verifies an access token the way a resource server would: key from the JWKS by `kid`,
+/// algorithm from the key, audience and issuer checked.
+pub fn verify_with_jwks(
+    token: &str,
+    jwks: &jsonwebtoken::jwk::JwkSet,
+    issuer: &str,
+    audience: &str,
+) -> Result<Value, jsonwebtoken::errors::Error> {
+    let header = jsonwebtoken::decode_header(token)?;
+    let kid = header.kid.ok_or(jsonwebtoken::errors::ErrorKind::InvalidToken)?;
+    let jwk = jwks.find(&kid).ok_or(jsonwebtoken::errors::ErrorKind::InvalidToken)?;
+    let algorithm = match jwk.common.key_algorithm {
+        Some(jsonwebtoken::jwk::KeyAlgorithm::ES256) => jsonwebtoken::Algorithm::ES256,
+        Some(jsonwebtoken::jwk::KeyAlgorithm::EdDSA) => jsonwebtoken::Algorithm::EdDSA,
+        _ => jsonwebtoken::Algorithm::RS256,
+    };
+    let mut validation = jsonwebtoken::Validation::new(algorithm);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&[issuer]);
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk)?;
+    jsonwebtoken::decode::<Value>(token, &key, &validation).map(|data| data.claims)
+}

@@ -1,0 +1,96 @@
+//! Signing keys: rotation keeps old tokens verifiable; keys survive restarts; a wrong
+//! master key is refused.
+
+use latchkey::tokens::SigningAlgorithm;
+
+use crate::helpers::{API, Backend, TestDb, spawn_app, spawn_app_with, verify_with_jwks};
+
+async fn rotation_signs_with_the_new_key_and_keeps_old_tokens_verifiable(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let client = app.create_machine_client();
+    let old_token = app.client_credentials_token(&client, "read").await;
+    let old_kid = jsonwebtoken::decode_header(&old_token).unwrap().kid.unwrap();
+
+    // Act
+    let new_kid = app.rotate_key(SigningAlgorithm::RS256).await;
+    let new_token = app.client_credentials_token(&client, "read").await;
+
+    // Assert
+    assert_ne!(new_kid, old_kid);
+    assert_eq!(jsonwebtoken::decode_header(&new_token).unwrap().kid.unwrap(), new_kid);
+    let jwks = app.jwks().await;
+    let kids: Vec<_> = jwks.keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
+    assert_eq!(kids, vec![new_kid, old_kid], "newest first, the old key still published");
+    for token in [&old_token, &new_token] {
+        verify_with_jwks(token, &jwks, &app.issuer(), API).expect("verifies after rotation");
+        assert_eq!(app.introspect(token, &client).await["active"], true);
+    }
+}
+
+async fn a_retired_key_leaves_the_jwks_once_its_tokens_have_expired(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let first = app.jwks().await.keys[0].common.key_id.clone().unwrap();
+    {
+        // Rotate with a window that has already passed: nothing the old key signed is alive.
+        let mut conn = app.pool.get().unwrap();
+        latchkey::manage::keys::rotate_key(
+            &mut conn,
+            &app.state.sealer,
+            SigningAlgorithm::RS256,
+            chrono::TimeDelta::seconds(-1),
+            latchkey::db::now(),
+        )
+        .unwrap();
+    }
+    app.state.reload_keys().await.unwrap();
+
+    let kids: Vec<_> = app.jwks().await.keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
+    assert_eq!(kids.len(), 1);
+    assert_ne!(kids[0], first);
+}
+
+async fn a_restart_reuses_the_database_and_the_signing_key(backend: Backend) {
+    let db = TestDb::new(&backend);
+    let master_key = latchkey::crypto::MasterKey::generate().encode();
+    // A deployment's issuer is fixed; the test servers' ports are not.
+    let issuer = latchkey::config::parse_issuer("https://id.example.com").unwrap();
+    let configure = |settings: &mut latchkey::config::Settings| {
+        settings.master_key = Some(master_key.clone().into());
+        settings.issuer = Some(issuer.clone());
+    };
+    let first = spawn_app_with(db, configure).await;
+    let client = first.create_machine_client();
+    let kid_before = first.jwks().await.keys[0].common.key_id.clone();
+    let token = first.client_credentials_token(&client, "read").await;
+
+    // A second server on the same database, as after a restart.
+    let second = spawn_app_with(TestDb::reuse(&first.db), configure).await;
+
+    assert_eq!(second.jwks().await.keys.len(), 1, "no second key was generated");
+    assert_eq!(second.jwks().await.keys[0].common.key_id, kid_before);
+    assert_eq!(second.introspect(&token, &client).await["active"], true);
+    second.client_credentials_token(&client, "read").await;
+}
+
+async fn a_different_master_key_cannot_open_the_signing_keys(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let settings = latchkey::config::Settings {
+        master_key: Some(latchkey::crypto::MasterKey::generate().encode().into()),
+        ..latchkey::config::Settings::for_tests(app.db.target())
+    };
+
+    let error = match latchkey::startup::Application::build(settings).await {
+        Ok(_) => panic!("a server started with the wrong master key"),
+        Err(error) => format!("{error:#}"),
+    };
+
+    assert!(error.contains("cannot be opened with this master key"), "{error}");
+}
+
+crate::on_both_backends!(
+    rotation_signs_with_the_new_key_and_keeps_old_tokens_verifiable,
+    a_retired_key_leaves_the_jwks_once_its_tokens_have_expired,
+    a_restart_reuses_the_database_and_the_signing_key,
+    a_different_master_key_cannot_open_the_signing_keys,
+);

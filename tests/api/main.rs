@@ -1,0 +1,12 @@
+//! One test binary: every file here drives the real server over HTTP or the real CLI.
+
+mod helpers;
+
+mod cli;
+mod discovery;
+mod introspect;
+mod keys;
+mod operations;
+mod revoke;
+mod storage;
+mod token;

@@ -1,0 +1,126 @@
+//! The storage layer on each backend: migrations reversible, constraints enforced.
+
+use diesel::prelude::*;
+use latchkey::db::{self, DbConnection};
+
+use crate::helpers::{Backend, TestDb};
+
+fn table_count(conn: &mut DbConnection) -> i64 {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let query = match conn {
+        DbConnection::Sqlite(_) => {
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             AND name <> '__diesel_schema_migrations'"
+        }
+        DbConnection::Postgres(_) => {
+            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'public' \
+             AND table_name <> '__diesel_schema_migrations'"
+        }
+    };
+    diesel::sql_query(query).get_result::<Count>(conn).unwrap().n
+}
+
+async fn migrations_go_up_down_and_up_again(backend: Backend) {
+    // Arrange: build_pool applies every migration.
+    let db = TestDb::new(&backend);
+    let pool = db::build_pool(&db.target(), 2).unwrap();
+    let mut conn = pool.get().unwrap();
+    assert_eq!(table_count(&mut conn), 15);
+
+    // Act
+    db::revert_all_migrations(&mut conn).unwrap();
+    let after_down = table_count(&mut conn);
+    let applied = db::run_migrations(&mut conn).unwrap();
+
+    // Assert
+    assert_eq!(after_down, 0);
+    assert_eq!(applied.len(), 1);
+    assert_eq!(table_count(&mut conn), 15);
+    assert!(db::run_migrations(&mut conn).unwrap().is_empty(), "nothing left to apply");
+}
+
+async fn foreign_keys_and_unique_constraints_are_enforced(backend: Backend) {
+    use latchkey::db::clients::{NewClient, insert_client};
+    let db = TestDb::new(&backend);
+    let pool = db::build_pool(&db.target(), 2).unwrap();
+    let mut conn = pool.get().unwrap();
+    let now = db::now();
+    let client = |id: &'static str, tenant: &'static str| NewClient {
+        id,
+        tenant_id: tenant,
+        client_id: "same-client-id",
+        name: "x",
+        secret_hash: None,
+        token_endpoint_auth_method: "none",
+        grant_types: "authorization_code",
+        scopes: "",
+        audiences: "",
+        redirect_uris: "",
+        post_logout_redirect_uris: "",
+        created_at: now,
+        updated_at: now,
+    };
+
+    let orphan = insert_client(&mut conn, &client("1", "no-such-tenant"));
+    let first = insert_client(&mut conn, &client("2", db::DEFAULT_TENANT_ID));
+    let duplicate = insert_client(&mut conn, &client("3", db::DEFAULT_TENANT_ID));
+
+    assert!(orphan.is_err(), "a client of a missing tenant was stored");
+    assert!(first.is_ok());
+    let conflict = latchkey::error::AppError::from(duplicate.unwrap_err());
+    assert!(matches!(conflict, latchkey::error::AppError::Conflict(_)), "{conflict:?}");
+}
+
+async fn timestamps_round_trip_exactly(backend: Backend) {
+    use latchkey::db::revoked_tokens::{is_revoked, prune_expired_revocations, revoke_token};
+    let db = TestDb::new(&backend);
+    let pool = db::build_pool(&db.target(), 2).unwrap();
+    let mut conn = pool.get().unwrap();
+    let now = db::now();
+
+    revoke_token(&mut conn, "jti-expired", now - chrono::TimeDelta::seconds(1), now).unwrap();
+    revoke_token(&mut conn, "jti-live", now + chrono::TimeDelta::seconds(60), now).unwrap();
+    revoke_token(&mut conn, "jti-live", now + chrono::TimeDelta::seconds(60), now).unwrap();
+
+    assert_eq!(prune_expired_revocations(&mut conn, now).unwrap(), 1);
+    assert!(!is_revoked(&mut conn, "jti-expired").unwrap());
+    assert!(is_revoked(&mut conn, "jti-live").unwrap());
+    let row: chrono::NaiveDateTime = latchkey::db::schema::revoked_tokens::table
+        .select(latchkey::db::schema::revoked_tokens::revoked_at)
+        .first(&mut conn)
+        .unwrap();
+    assert_eq!(row, now);
+}
+
+#[tokio::test]
+async fn sqlite_connections_use_wal_and_foreign_keys() {
+    #[derive(QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        journal_mode: String,
+    }
+    #[derive(QueryableByName)]
+    struct Fk {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        foreign_keys: i32,
+    }
+    let db = TestDb::new(&Backend::Sqlite);
+    let pool = db::build_pool(&db.target(), 2).unwrap();
+    let mut conn = pool.get().unwrap();
+
+    let mode = diesel::sql_query("PRAGMA journal_mode").get_result::<Mode>(&mut conn).unwrap();
+    let fk = diesel::sql_query("PRAGMA foreign_keys").get_result::<Fk>(&mut conn).unwrap();
+
+    assert_eq!(mode.journal_mode, "wal");
+    assert_eq!(fk.foreign_keys, 1);
+}
+
+crate::on_both_backends!(
+    migrations_go_up_down_and_up_again,
+    foreign_keys_and_unique_constraints_are_enforced,
+    timestamps_round_trip_exactly,
+);
