@@ -18,7 +18,7 @@ pub enum AppError {
     #[error("{0}")]
     Conflict(String),
     #[error("the database is unavailable")]
-    Unavailable(#[source] r2d2::Error),
+    Unavailable(#[source] anyhow::Error),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -55,7 +55,7 @@ impl From<diesel::result::Error> for AppError {
 
 impl From<r2d2::Error> for AppError {
     fn from(e: r2d2::Error) -> Self {
-        Self::Unavailable(e)
+        Self::Unavailable(anyhow::Error::new(e).context("no database connection could be had"))
     }
 }
 

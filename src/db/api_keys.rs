@@ -44,5 +44,5 @@ pub struct ApiKeyRow {
 }
 
 pub fn find_api_key_by_hash(conn: &mut DbConnection, key_hash: &str) -> QueryResult<Option<ApiKeyRow>> {
-    api_keys::table.filter(api_keys::key_hash.eq(key_hash)).select(ApiKeyRow::as_select()).first(conn).optional()
+    api_keys::table.filter(api_keys::key_hash.eq(key_hash)).select(ApiKeyRow::as_select()).get_result(conn).optional()
 }

@@ -67,11 +67,11 @@ pub fn insert_api(conn: &mut DbConnection, api: &NewApi<'_>) -> QueryResult<()> 
 }
 
 pub fn find_api_by_audience(conn: &mut DbConnection, audience: &str) -> QueryResult<Option<Api>> {
-    apis::table.filter(apis::audience.eq(audience)).select(Api::as_select()).first(conn).optional()
+    apis::table.filter(apis::audience.eq(audience)).select(Api::as_select()).get_result(conn).optional()
 }
 
 pub fn find_api(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Api>> {
-    apis::table.find(id).select(Api::as_select()).first(conn).optional()
+    apis::table.find(id).select(Api::as_select()).get_result(conn).optional()
 }
 
 /// The longest access-token lifetime any API grants, if any API exists.

@@ -84,5 +84,5 @@ pub fn insert_client(conn: &mut DbConnection, client: &NewClient<'_>) -> QueryRe
 }
 
 pub fn find_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<Option<Client>> {
-    clients::table.filter(clients::client_id.eq(client_id)).select(Client::as_select()).first(conn).optional()
+    clients::table.filter(clients::client_id.eq(client_id)).select(Client::as_select()).get_result(conn).optional()
 }

@@ -10,6 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::error::OAuthError;
 use super::params::OAuthParams;
+use crate::crypto::TokenHasher;
+use crate::db::DbConnection;
 use crate::db::clients::{Client, find_client};
 use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
 use crate::startup::AppState;
@@ -86,7 +88,7 @@ pub fn presented_client(req: &HttpRequest, params: &OAuthParams) -> Result<Prese
 }
 
 /// Why authentication failed; recorded in the audit log, never told to the client.
-fn check(client: &Client, presented: &PresentedClient, state: &AppState) -> Result<(), &'static str> {
+fn check(client: &Client, presented: &PresentedClient, hasher: &TokenHasher) -> Result<(), &'static str> {
     match (&presented.secret, client.is_public()) {
         (None, true) => Ok(()),
         (Some(_), true) => Err("secret presented for a public client"),
@@ -96,11 +98,18 @@ fn check(client: &Client, presented: &PresentedClient, state: &AppState) -> Resu
             let mut matched = false;
             // Check every candidate so the time taken does not tell which one matched.
             for stored in client.valid_secret_hashes(now) {
-                matched |= state.hasher.verify(secret.expose_secret(), stored);
+                matched |= hasher.verify(secret.expose_secret(), stored);
             }
             if matched { Ok(()) } else { Err("wrong secret") }
         }
     }
+}
+
+// Built once and moved once, out of the blocking call: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Authentication<T> {
+    Succeeded(Client, Result<T, OAuthError>),
+    Failed(&'static str),
 }
 
 /// Finds and authenticates the client; failures are audited and answered `invalid_client`.
@@ -109,29 +118,52 @@ pub async fn authenticate_client(
     req: &HttpRequest,
     presented: PresentedClient,
 ) -> Result<Client, OAuthError> {
-    let client_id = presented.client_id.clone();
-    let client = crate::db::run(&state.pool, move |conn| Ok(find_client(conn, &client_id)?)).await?;
-    let failure = match &client {
-        None => "unknown client",
-        Some(client) => match check(client, &presented, state) {
-            Ok(()) => return Ok(client.clone()),
-            Err(reason) => reason,
-        },
-    };
-    tracing::info!(client_id = %presented.client_id, method = presented.method.as_str(), reason = failure, "client authentication failed");
+    authenticate_client_then(state, req, presented, |_, _| Ok(())).await.map(|(client, ())| client)
+}
+
+/// Authenticates the client, then runs `then` with it in the same trip to the blocking
+/// pool: a token request costs one hop, not one per query. `then` runs only for an
+/// authenticated client; a failure is audited in that trip too.
+pub async fn authenticate_client_then<T, F>(
+    state: &AppState,
+    req: &HttpRequest,
+    presented: PresentedClient,
+    then: F,
+) -> Result<(Client, T), OAuthError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection, &Client) -> Result<T, OAuthError> + Send + 'static,
+{
+    let hasher = state.hasher.clone();
     let ip = req.peer_addr().map(|addr| addr.ip().to_string());
     let request_id = crate::telemetry::current_request_id();
-    let client_id = presented.client_id;
-    let method = presented.method;
-    crate::db::run(&state.pool, move |conn| {
+    let (client_id, method) = (presented.client_id.clone(), presented.method);
+    let outcome = crate::db::run(&state.pool, move |conn| {
+        let failure = match find_client(conn, &presented.client_id)? {
+            None => "unknown client",
+            Some(client) => match check(&client, &presented, &hasher) {
+                Ok(()) => {
+                    let result = then(conn, &client);
+                    return Ok(Authentication::Succeeded(client, result));
+                }
+                Err(reason) => reason,
+            },
+        };
         let entry = AuditEntry::new(Actor::Anonymous, "client.authentication_failed", Outcome::Failure)
-            .target("client", &client_id)
+            .target("client", &presented.client_id)
             .from_request(ip.as_deref(), Some(&request_id))
-            .details(serde_json::json!({ "reason": failure, "method": method.as_str() }));
-        Ok(audit::record(conn, &entry)?)
+            .details(serde_json::json!({ "reason": failure, "method": presented.method.as_str() }));
+        audit::record(conn, &entry)?;
+        Ok(Authentication::Failed(failure))
     })
     .await?;
-    Err(OAuthError::invalid_client("client authentication failed"))
+    match outcome {
+        Authentication::Succeeded(client, result) => result.map(|value| (client, value)),
+        Authentication::Failed(reason) => {
+            tracing::info!(%client_id, method = method.as_str(), reason, "client authentication failed");
+            Err(OAuthError::invalid_client("client authentication failed"))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,30 +1,36 @@
 //! The client credentials grant (RFC 6749 §4.4) with resource indicators (RFC 8707).
 
+use actix_web::HttpRequest;
+
 use super::access_tokens::mint_access_token;
+use super::client_auth::{PresentedClient, authenticate_client_then};
 use super::error::OAuthError;
 use super::params::OAuthParams;
-use super::token::TokenResponse;
+use super::token::{TokenResponse, ensure_grant_allowed};
 use crate::db::apis::find_api_by_audience;
 use crate::db::clients::Client;
-use crate::domain::{ResourceUri, Scopes};
+use crate::domain::{GrantType, ResourceUri, Scopes};
 use crate::startup::AppState;
 
-/// The audience asked for: RFC 8707 `resource`, or Auth0's `audience`, or the client's
-/// default (its first registered audience).
-fn requested_audience(client: &Client, params: &OAuthParams) -> Result<ResourceUri, OAuthError> {
+/// The audience named in the request: RFC 8707 `resource`, or Auth0's `audience`.
+fn named_audience(params: &OAuthParams) -> Result<Option<String>, OAuthError> {
     let resources: Vec<&str> = params.all("resource").collect();
     if resources.len() > 1 {
         return Err(OAuthError::invalid_target("request one resource per token"));
     }
-    let audience = params.get("audience")?;
-    let asked = match (resources.first().copied(), audience) {
+    match (resources.first().copied(), params.get("audience")?) {
         (Some(resource), Some(audience)) if resource != audience => {
-            return Err(OAuthError::invalid_target("`resource` and `audience` name different APIs"));
+            Err(OAuthError::invalid_target("`resource` and `audience` name different APIs"))
         }
-        (Some(resource), _) => Some(resource),
-        (None, audience) => audience,
-    };
-    let asked = match asked {
+        (Some(named), _) | (None, Some(named)) => Ok(Some(named.to_owned())),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The audience named, or else the client's default (its first registered audience); it
+/// must be one the client is registered for.
+fn requested_audience(client: &Client, named: Option<&str>) -> Result<ResourceUri, OAuthError> {
+    let asked = match named {
         Some(asked) => asked,
         None => client
             .audiences()
@@ -38,18 +44,26 @@ fn requested_audience(client: &Client, params: &OAuthParams) -> Result<ResourceU
     Ok(uri)
 }
 
-pub async fn issue(state: &AppState, client: &Client, params: &OAuthParams) -> Result<TokenResponse, OAuthError> {
-    if client.is_public() {
-        return Err(OAuthError::unauthorized_client("a public client cannot use the client_credentials grant"));
-    }
+pub async fn issue(
+    state: &AppState,
+    req: &HttpRequest,
+    presented: PresentedClient,
+    params: &OAuthParams,
+) -> Result<TokenResponse, OAuthError> {
     let requested_scope =
         params.get("scope")?.map(Scopes::parse).transpose().map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
-    let audience = requested_audience(client, params)?;
+    let named = named_audience(params)?;
 
-    let lookup = audience.to_string();
-    let api = crate::db::run(&state.pool, move |conn| Ok(find_api_by_audience(conn, &lookup)?))
-        .await?
-        .ok_or_else(|| OAuthError::invalid_target(format!("no API has the audience `{audience}`")))?;
+    let (client, api) = authenticate_client_then(state, req, presented, move |conn, client| {
+        ensure_grant_allowed(client, GrantType::ClientCredentials)?;
+        if client.is_public() {
+            return Err(OAuthError::unauthorized_client("a public client cannot use the client_credentials grant"));
+        }
+        let audience = requested_audience(client, named.as_deref())?;
+        find_api_by_audience(conn, audience.as_str())?
+            .ok_or_else(|| OAuthError::invalid_target(format!("no API has the audience `{audience}`")))
+    })
+    .await?;
 
     // What both the client and the API allow; without `scope`, all of it (RFC 6749 §3.3).
     let allowed = client.allowed_scopes().intersection(&api.scopes());

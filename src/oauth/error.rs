@@ -92,6 +92,12 @@ impl ResponseError for OAuthError {
     }
 }
 
+impl From<diesel::result::Error> for OAuthError {
+    fn from(e: diesel::result::Error) -> Self {
+        AppError::from(e).into()
+    }
+}
+
 impl From<AppError> for OAuthError {
     fn from(e: AppError) -> Self {
         e.log();

@@ -4,9 +4,10 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
-use super::client_auth::{authenticate_client, presented_client};
+use super::client_auth::presented_client;
 use super::error::{OAuthError, OAuthErrorCode};
 use super::params::OAuthParams;
+use crate::db::clients::Client;
 use crate::domain::GrantType;
 use crate::startup::AppState;
 
@@ -26,6 +27,15 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
+/// Refuses a grant the authenticated client is not registered for (RFC 6749 §5.2).
+pub fn ensure_grant_allowed(client: &Client, grant: GrantType) -> Result<(), OAuthError> {
+    if client.allows_grant(grant) {
+        Ok(())
+    } else {
+        Err(OAuthError::unauthorized_client(format!("this client may not use the {grant} grant")))
+    }
+}
+
 /// The grants this server can issue today; metadata lists exactly these.
 pub const SUPPORTED_GRANTS: &[GrantType] = &[GrantType::ClientCredentials];
 
@@ -38,25 +48,16 @@ pub async fn post_token(
     let params = OAuthParams::from_request(&req, payload).await?;
     let grant_type = params.required("grant_type")?;
     tracing::Span::current().record("grant_type", grant_type);
+    let unsupported = || {
+        OAuthError::new(OAuthErrorCode::UnsupportedGrantType, format!("the grant type `{grant_type}` is not supported"))
+    };
+    let grant = grant_type.parse::<GrantType>().map_err(|_| unsupported())?;
     let presented = presented_client(&req, &params)?;
-    let client = authenticate_client(&state, &req, presented).await?;
-    tracing::Span::current().record("client_id", client.client_id.as_str());
-
-    let grant =
-        grant_type.parse::<GrantType>().ok().filter(|grant| SUPPORTED_GRANTS.contains(grant)).ok_or_else(|| {
-            OAuthError::new(
-                OAuthErrorCode::UnsupportedGrantType,
-                format!("the grant type `{grant_type}` is not supported"),
-            )
-        })?;
-    if !client.allows_grant(grant) {
-        return Err(OAuthError::unauthorized_client(format!("this client may not use the {grant} grant")));
-    }
+    tracing::Span::current().record("client_id", presented.client_id.as_str());
+    // Each grant authenticates the client itself, in the same database trip as its own lookups.
     let response = match grant {
-        GrantType::ClientCredentials => super::client_credentials::issue(&state, &client, &params).await?,
-        GrantType::AuthorizationCode | GrantType::RefreshToken | GrantType::TokenExchange => {
-            unreachable!("filtered by SUPPORTED_GRANTS")
-        }
+        GrantType::ClientCredentials => super::client_credentials::issue(&state, &req, presented, &params).await?,
+        GrantType::AuthorizationCode | GrantType::RefreshToken | GrantType::TokenExchange => return Err(unsupported()),
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
