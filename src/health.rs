@@ -1,5 +1,7 @@
 //! Liveness and readiness for orchestrators.
 
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use diesel::connection::SimpleConnection;
@@ -16,11 +18,19 @@ pub async fn get_healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
+/// How long readiness waits for a connection: probes give up after about a second.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The database answers; a load balancer should not route here otherwise.
 pub async fn get_readyz(state: web::Data<AppState>) -> HttpResponse {
-    let result =
-        crate::db::run(&state.pool, |conn| conn.batch_execute("SELECT 1").map_err(|e| AppError::Unexpected(e.into())))
-            .await;
+    let pool = state.pool.clone();
+    let result = web::block(move || -> Result<(), AppError> {
+        let mut conn = pool.get_timeout(READINESS_TIMEOUT)?;
+        conn.batch_execute("SELECT 1").map_err(|e| AppError::Unexpected(e.into()))
+    })
+    .await
+    .map_err(AppError::from)
+    .and_then(|result| result);
     match result {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
         Err(error) => {

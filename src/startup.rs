@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::web::{self, Bytes};
-use actix_web::{App, HttpResponse, HttpServer};
+use actix_web::{App, HttpResponse, HttpServer, Resource, Route};
 use anyhow::Context;
 
 use crate::config::Settings;
@@ -54,9 +54,9 @@ impl Application {
         if is_dev_key {
             tracing::warn!(
                 file = crate::crypto::DEV_MASTER_KEY_FILE,
-                "LATCHKEY_MASTER_KEY is not set: using a development master key kept in a file beside the \
-                 database. Anyone who reads that file can open the signing keys. Set LATCHKEY_MASTER_KEY \
-                 (`openssl rand -base64 32`) before going to production."
+                "LATCHKEY_MASTER_KEY is not set: using a development master key kept in a file in the \
+                 working directory. Anyone who reads that file can open the signing keys and forge every \
+                 token. Set LATCHKEY_MASTER_KEY (`openssl rand -base64 32`) before going to production."
             );
         }
         let (hasher, sealer) = (master_key.token_hasher(), master_key.sealer());
@@ -159,4 +159,22 @@ async fn housekeeping(state: web::Data<AppState>) {
 
 async fn not_found() -> HttpResponse {
     json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint".into())
+}
+
+/// A resource served by one method; any other method gets 405 with `Allow`, in JSON.
+pub fn only(path: &str, method: Method, route: Route) -> Resource {
+    web::resource(path).route(route).default_service(web::to(move || {
+        let allowed = method.clone();
+        async move {
+            let mut response = json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("this endpoint accepts {allowed} only"),
+            );
+            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allowed.as_str()) {
+                response.headers_mut().insert(actix_web::http::header::ALLOW, value);
+            }
+            response
+        }
+    }))
 }

@@ -11,6 +11,7 @@ pub mod params;
 pub mod revoke;
 pub mod token;
 
+use actix_web::http::Method;
 use actix_web::web;
 
 pub const TOKEN_PATH: &str = "/oauth2/token";
@@ -19,10 +20,19 @@ pub const REVOCATION_PATH: &str = "/oauth2/revoke";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(TOKEN_PATH, web::post().to(token::post_token))
-        .route(INTROSPECTION_PATH, web::post().to(introspect::post_introspect))
-        .route(REVOCATION_PATH, web::post().to(revoke::post_revoke))
-        .route(JWKS_PATH, web::get().to(jwks::get_jwks))
-        .route("/.well-known/oauth-authorization-server", web::get().to(discovery::get_authorization_server_metadata))
-        .route("/.well-known/openid-configuration", web::get().to(discovery::get_openid_configuration));
+    use crate::startup::only;
+    cfg.service(only(TOKEN_PATH, Method::POST, web::post().to(token::post_token)))
+        .service(only(INTROSPECTION_PATH, Method::POST, web::post().to(introspect::post_introspect)))
+        .service(only(REVOCATION_PATH, Method::POST, web::post().to(revoke::post_revoke)))
+        .service(only(JWKS_PATH, Method::GET, web::get().to(jwks::get_jwks)))
+        .service(only(
+            "/.well-known/oauth-authorization-server",
+            Method::GET,
+            web::get().to(discovery::get_authorization_server_metadata),
+        ))
+        .service(only(
+            "/.well-known/openid-configuration",
+            Method::GET,
+            web::get().to(discovery::get_openid_configuration),
+        ));
 }
