@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Drives a fresh Latchkey with wrk on loopback: the client_credentials grant, JWT access
+# tokens. Same shape as the peer's bench.sh (../shared/peers/oidc-provider), so the rows
+# compare side by side. Every run is bounded in time; load goes to 127.0.0.1 only.
+#
+#   benches/load.sh                     # default matrix (about 2 minutes)
+#   benches/load.sh RS256 4             # one run: ALG CONNECTIONS
+#   DB=postgres benches/load.sh         # PostgreSQL (server from LATCHKEY_TEST_POSTGRES_URL)
+#   DURATION=20 WARMUP=3 WRK_THREADS=1 WORKERS=2 benches/load.sh
+#
+# Needs: cargo build --release, wrk (apt-get install -y wrk), curl, jq, python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${BIN:-target/release/latchkey}
+PORT=${PORT:-18080}
+HOST=127.0.0.1
+DURATION=${DURATION:-20}
+WARMUP=${WARMUP:-3}
+WRK_THREADS=${WRK_THREADS:-1}
+WORKERS=${WORKERS:-2}
+DB=${DB:-sqlite}
+URL="http://${HOST}:${PORT}/oauth2/token"
+
+command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "$BIN missing: cargo build --release" >&2; exit 1; }
+
+WORK=$(mktemp -d)
+LUA="$WORK/token.lua"
+SERVER_PID=""
+PG_DB=""
+cleanup() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  [ -n "$PG_DB" ] && psql "$PG_SERVER" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cat >"$LUA" <<'LUA'
+wrk.method = "POST"
+wrk.body = "grant_type=client_credentials&scope=read"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "Basic " .. os.getenv("BASIC_AUTH")
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT rps=%.1f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f errors=%d non2xx=%d\n",
+    summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.max / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status))
+end
+LUA
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+rss_kib() { ps -o rss= -p "$SERVER_PID" 2>/dev/null || echo 0; }
+
+one_run() {
+  local alg=$1 conns=$2
+  export LATCHKEY_MASTER_KEY LATCHKEY_DATABASE_URL LATCHKEY_BIND="$HOST:$PORT" LATCHKEY_WORKERS="$WORKERS" RUST_LOG=warn
+  LATCHKEY_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
+  if [ "$DB" = postgres ]; then
+    PG_SERVER=${LATCHKEY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+    PG_DB="latchkey_bench_$$_$RANDOM"
+    psql "$PG_SERVER" -qc "CREATE DATABASE $PG_DB" >/dev/null
+    LATCHKEY_DATABASE_URL="${PG_SERVER%/*}/$PG_DB"
+  else
+    LATCHKEY_DATABASE_URL="sqlite://$WORK/latchkey-$alg-$conns.db"
+  fi
+  "$BIN" api create --audience https://api.example.com --scope read write --alg "$alg" >/dev/null
+  local client
+  client=$("$BIN" client create --name bench --grant-type client_credentials --scope read write \
+             --audience https://api.example.com --json)
+  export BASIC_AUTH
+  BASIC_AUTH=$(printf '%s:%s' "$(jq -r .client_id <<<"$client")" "$(jq -r .client_secret <<<"$client")" | base64 -w0)
+
+  "$BIN" serve >"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 50); do curl -sf "http://$HOST:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+  local token
+  token=$(curl -sf -H "Authorization: Basic $BASIC_AUTH" -d 'grant_type=client_credentials&scope=read' "$URL" | jq -r .access_token)
+  echo "# alg=$alg conns=$conns db=$DB token header: $(cut -d. -f1 <<<"$token" | tr '_-' '/+' | base64 -d 2>/dev/null)" >&2
+
+  local idle_rss; idle_rss=$(rss_kib)
+  timeout $((WARMUP + 10)) wrk -t"$WRK_THREADS" -c"$conns" -d"${WARMUP}s" -s "$LUA" "$URL" >/dev/null
+  ( while :; do rss_kib; sleep 0.5; done ) >"$WORK/rss.txt" 2>/dev/null &
+  local sampler=$! t0 t1 tick; tick=$(getconf CLK_TCK)
+  t0=$(cpu_ticks)
+  local out; out=$(timeout $((DURATION + 15)) wrk -t"$WRK_THREADS" -c"$conns" -d"${DURATION}s" --latency -s "$LUA" "$URL")
+  t1=$(cpu_ticks)
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+  local peak; peak=$(sort -n "$WORK/rss.txt" | tail -1)
+  local rps p50_ms p99_ms max_ms errors non2xx
+  eval "$(grep '^RESULT' <<<"$out" | sed 's/^RESULT //' | tr ' ' '\n')"
+  printf '| %s | latchkey | %s | %s | %s | -t%s | %s | %.0f | %.2f | %.2f | %.2f | %s | %.1f | %.1f | %s |\n' \
+    "$(date -u +%F)" "$DB" "$WORKERS" "$alg" "$WRK_THREADS" "$conns" "$rps" "$p50_ms" "$p99_ms" "$max_ms" \
+    "$(python3 -c "print(f'{($t1-$t0)/$tick/$DURATION:.2f}')")" \
+    "$(awk "BEGIN{print $idle_rss/1024}")" "$(awk "BEGIN{print $peak/1024}")" "$((errors + non2xx))"
+
+  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+  if [ -n "$PG_DB" ]; then psql "$PG_SERVER" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null; PG_DB=""; fi
+  sleep 1
+}
+
+echo "| date | server | db | workers | alg | wrk | conns | req/s | p50 ms | p99 ms | max ms | server CPU | RSS idle MiB | RSS peak MiB | errors |"
+echo "|---|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+if [ $# -ge 2 ]; then
+  one_run "$1" "$2"
+else
+  one_run RS256 4
+  one_run RS256 64
+  one_run HS256 4
+  one_run ES256 4
+fi

@@ -1,0 +1,116 @@
+//! The hot functions of the token path: signing an access token with each algorithm (our
+//! signer over a cached key pair against `jsonwebtoken::encode`), verifying one, and the
+//! keyed hash that authenticates a client secret.
+//!
+//! cargo bench --bench signing
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use latchkey::crypto::MasterKey;
+use latchkey::tokens::AccessTokenClaims;
+use latchkey::tokens::SigningAlgorithm;
+use latchkey::tokens::jwt::{self, ACCESS_TOKEN_TYP};
+use latchkey::tokens::keys::{KeyPair, generate_key};
+use latchkey::tokens::keyset::ActiveKey;
+
+fn claims() -> AccessTokenClaims {
+    let now = chrono::Utc::now().timestamp();
+    AccessTokenClaims {
+        iss: "https://id.example.com".into(),
+        sub: "vSI2P9TuE6eIpPThehEo12JX".into(),
+        aud: "https://api.example.com".into(),
+        exp: now + 3600,
+        iat: now,
+        jti: "34b4cfcd-7e5c-4b68-9e7c-915a14306a40".into(),
+        client_id: "vSI2P9TuE6eIpPThehEo12JX".into(),
+        scope: Some("read write".into()),
+    }
+}
+
+fn active_key(algorithm: SigningAlgorithm) -> (Arc<ActiveKey>, latchkey::tokens::keys::GeneratedKey) {
+    let generated = generate_key(algorithm).unwrap();
+    let pair = KeyPair::from_pkcs8(algorithm, &generated.pkcs8).unwrap();
+    (Arc::new(ActiveKey { kid: generated.jwk.kid.clone(), algorithm, pair }), generated)
+}
+
+/// jsonwebtoken signs RSA from PKCS#1; a 2048-bit PKCS#8 document wraps it after a fixed
+/// 26-byte header (version, rsaEncryption algorithm identifier, octet-string header).
+fn pkcs1_of(pkcs8: &[u8]) -> &[u8] {
+    assert_eq!(&pkcs8[4..7], &[0x02, 0x01, 0x00], "a PKCS#8 v1 document");
+    &pkcs8[26..]
+}
+
+fn signing(c: &mut Criterion) {
+    let claims = claims();
+    let mut group = c.benchmark_group("sign_access_token");
+    for algorithm in SigningAlgorithm::ALL {
+        let (key, generated) = active_key(algorithm);
+        group.bench_function(format!("{algorithm}/latchkey"), |b| {
+            b.iter(|| jwt::sign(black_box(&key), ACCESS_TOKEN_TYP, black_box(&claims)))
+        });
+        let encoding = match algorithm {
+            SigningAlgorithm::RS256 => jsonwebtoken::EncodingKey::from_rsa_der(pkcs1_of(&generated.pkcs8)),
+            SigningAlgorithm::ES256 => jsonwebtoken::EncodingKey::from_ec_der(&generated.pkcs8),
+            SigningAlgorithm::EdDSA => jsonwebtoken::EncodingKey::from_ed_der(&generated.pkcs8),
+        };
+        let mut header = jsonwebtoken::Header::new(algorithm.jsonwebtoken());
+        header.typ = Some(ACCESS_TOKEN_TYP.into());
+        header.kid = Some(key.kid.clone());
+        // Same input, same output format: check once that both verify, then race them.
+        let theirs = jsonwebtoken::encode(&header, &claims, &encoding).unwrap();
+        let decoding = generated.jwk.decoding_key().unwrap();
+        let issuer = "https://id.example.com";
+        jwt::verify_access_token(&theirs, algorithm.jsonwebtoken(), &decoding, issuer).unwrap();
+        jwt::verify_access_token(
+            &jwt::sign(&key, ACCESS_TOKEN_TYP, &claims),
+            algorithm.jsonwebtoken(),
+            &decoding,
+            issuer,
+        )
+        .unwrap();
+        group.bench_function(format!("{algorithm}/jsonwebtoken_encode"), |b| {
+            b.iter(|| jsonwebtoken::encode(black_box(&header), black_box(&claims), &encoding).unwrap())
+        });
+    }
+    let secret = b"0123456789abcdef0123456789abcdef0123456789a";
+    group.bench_function("HS256/latchkey", |b| {
+        b.iter(|| jwt::sign_hs256(black_box(secret), "api-id", ACCESS_TOKEN_TYP, black_box(&claims)))
+    });
+    group.finish();
+}
+
+fn verification(c: &mut Criterion) {
+    let claims = claims();
+    let mut group = c.benchmark_group("verify_access_token");
+    for algorithm in SigningAlgorithm::ALL {
+        let (key, generated) = active_key(algorithm);
+        let token = jwt::sign(&key, ACCESS_TOKEN_TYP, &claims);
+        let decoding = generated.jwk.decoding_key().unwrap();
+        group.bench_function(algorithm.as_str(), |b| {
+            b.iter(|| {
+                jwt::verify_access_token(
+                    black_box(&token),
+                    algorithm.jsonwebtoken(),
+                    &decoding,
+                    "https://id.example.com",
+                )
+                .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn client_secret_check(c: &mut Criterion) {
+    let hasher = MasterKey::generate().token_hasher();
+    let secret = latchkey::crypto::random_token::<32>();
+    let stored = hasher.hash(&secret);
+    c.bench_function("client_secret/hmac_verify", |b| {
+        b.iter(|| assert!(hasher.verify(black_box(&secret), black_box(stored.as_str()))))
+    });
+}
+
+criterion_group!(benches, signing, verification, client_secret_check);
+criterion_main!(benches);
