@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
 use serde::Serialize;
 
 use crate::config::Settings;
@@ -13,6 +14,8 @@ use crate::db::{self, DbConnection};
 use crate::manage;
 use crate::manage::apis::{ApiRegistration, ApiSigning};
 use crate::manage::clients::ClientRegistration;
+use crate::manage::users::UserRegistration;
+use crate::passwords::PasswordHasher;
 use crate::startup::Application;
 use crate::tokens::SigningAlgorithm;
 
@@ -51,6 +54,30 @@ pub enum Command {
     /// Create API keys for the management API.
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Create users who sign in through the browser.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input, never from the command line.
+    Create(UserCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserCreateArgs {
+    #[arg(long)]
+    pub email: String,
+    /// The name pages greet the user with.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +200,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keys(KeysCommand::Rotate { alg, json }) => rotate_keys(&settings, &alg, json),
         Command::Keys(KeysCommand::List { json }) => list_keys(&settings, json),
         Command::ApiKey(ApiKeyCommand::Create(args)) => create_api_key(&settings, args),
+        Command::User(UserCommand::Create(args)) => create_user(&settings, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -338,4 +366,14 @@ fn create_api_key(settings: &Settings, args: ApiKeyCreateArgs) -> anyhow::Result
             created.key
         )
     })
+}
+
+fn create_user(settings: &Settings, args: UserCreateArgs) -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password).context("could not read the password from standard input")?;
+    let password = SecretString::from(password.trim_end_matches(['\r', '\n']).to_owned());
+    let (mut conn, _) = open(settings)?;
+    let registration = UserRegistration { email: args.email, name: args.name, password };
+    let user = manage::users::register_user(&mut conn, &PasswordHasher::new(), registration)?;
+    print(args.json, &user, || format!("Created user {} ({})", user.email, user.id))
 }

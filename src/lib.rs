@@ -10,6 +10,8 @@ pub mod error;
 pub mod health;
 pub mod manage;
 pub mod oauth;
+pub mod passwords;
 pub mod startup;
 pub mod telemetry;
 pub mod tokens;
+pub mod web;

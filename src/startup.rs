@@ -17,7 +17,9 @@ use crate::db::{self, DbPool};
 use crate::domain::Issuer;
 use crate::error::{AppError, json_error};
 use crate::manage::keys::ensure_active_key;
+use crate::passwords::PasswordHasher;
 use crate::tokens::{KeySet, KeyStore, SigningAlgorithm};
+use crate::web::throttle::LoginThrottle;
 
 /// What every handler may use, shared by all workers.
 pub struct AppState {
@@ -28,6 +30,8 @@ pub struct AppState {
     pub keys: Arc<KeyStore>,
     pub metadata: Bytes,
     pub settings: Settings,
+    pub passwords: PasswordHasher,
+    pub login_throttle: LoginThrottle,
 }
 
 impl AppState {
@@ -93,6 +97,8 @@ impl Application {
             sealer,
             keys: Arc::new(KeyStore::new(keys)),
             settings: settings.clone(),
+            passwords: PasswordHasher::new(),
+            login_throttle: LoginThrottle::default(),
         });
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -106,6 +112,7 @@ impl Application {
                 .wrap(from_fn(crate::telemetry::request_context))
                 .configure(crate::oauth::configure)
                 .configure(crate::health::configure)
+                .configure(crate::web::configure)
                 .default_service(web::to(not_found))
         })
         .listen(listener)?;
@@ -146,12 +153,16 @@ async fn housekeeping(state: web::Data<AppState>) {
         }
         // About every ten minutes, whatever the reload period.
         if ticks.is_multiple_of((600 / state.settings.key_refresh_secs).max(1)) {
-            let pruned =
-                db::run(&state.pool, |conn| Ok(db::revoked_tokens::prune_expired_revocations(conn, db::now())?)).await;
+            let pruned = db::run(&state.pool, |conn| {
+                let now = db::now();
+                let revocations = db::revoked_tokens::prune_expired_revocations(conn, now)?;
+                Ok(revocations + db::sessions::prune_expired_sessions(conn, now)?)
+            })
+            .await;
             match pruned {
-                Ok(count) if count > 0 => tracing::info!(count, "pruned expired token revocations"),
+                Ok(count) if count > 0 => tracing::info!(count, "pruned expired revocations and sessions"),
                 Ok(_) => {}
-                Err(error) => tracing::warn!(error = ?error, "could not prune expired revocations"),
+                Err(error) => tracing::warn!(error = ?error, "could not prune expired revocations and sessions"),
             }
         }
     }

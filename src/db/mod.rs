@@ -12,7 +12,9 @@ pub mod audit;
 pub mod clients;
 pub mod revoked_tokens;
 pub mod schema;
+pub mod sessions;
 pub mod signing_keys;
+pub mod users;
 
 use std::time::Duration;
 

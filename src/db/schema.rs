@@ -210,6 +210,8 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(sessions -> users (user_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     users,

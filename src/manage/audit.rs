@@ -12,6 +12,7 @@ pub enum Actor<'a> {
     /// The command line, run by whoever holds the database.
     System,
     Client(&'a str),
+    User(&'a str),
     Anonymous,
 }
 
@@ -20,6 +21,7 @@ impl Actor<'_> {
         match *self {
             Self::System => ("system", None),
             Self::Client(id) => ("client", Some(id)),
+            Self::User(id) => ("user", Some(id)),
             Self::Anonymous => ("anonymous", None),
         }
     }

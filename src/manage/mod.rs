@@ -7,6 +7,7 @@ pub mod apis;
 pub mod audit;
 pub mod clients;
 pub mod keys;
+pub mod users;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 

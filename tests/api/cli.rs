@@ -200,6 +200,57 @@ async fn invalid_input_fails_with_a_message_and_no_partial_state(backend: Backen
     }
 }
 
+/// Runs `latchkey ARGS` with `input` on standard input.
+fn latchkey_with_input(db: &TestDb, master_key: &str, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(args)
+        .current_dir(dir.path())
+        .env("LATCHKEY_DATABASE_URL", db.url())
+        .env("LATCHKEY_MASTER_KEY", master_key)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+async fn user_create_reads_the_password_from_stdin_and_stores_only_argon2id(backend: Backend) {
+    let db = TestDb::new(&backend);
+    let key = latchkey::crypto::MasterKey::generate().encode();
+
+    let created = json(&latchkey_with_input(
+        &db,
+        &key,
+        &["user", "create", "--email", "Grace@Example.com", "--name", "Grace Hopper", "--password-stdin", "--json"],
+        "a long enough password\n",
+    ));
+    let too_short =
+        latchkey_with_input(&db, &key, &["user", "create", "--email", "x@example.com", "--password-stdin"], "short\n");
+    let duplicate = latchkey_with_input(
+        &db,
+        &key,
+        &["user", "create", "--email", "grace@example.com", "--password-stdin"],
+        "another long password\n",
+    );
+
+    assert_eq!(created["email"], "grace@example.com");
+    assert_eq!(created["status"], "active");
+    assert_eq!(too_short.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&too_short.stderr).contains("at least 8"));
+    assert_eq!(duplicate.status.code(), Some(1));
+    let pool = latchkey::db::build_pool(&db.target(), 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    let user = latchkey::db::users::find_user(&mut conn, created["id"].as_str().unwrap()).unwrap().unwrap();
+    let stored = user.password_hash.unwrap();
+    assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
+    assert!(latchkey::passwords::PasswordHasher::new().verify("a long enough password", Some(&stored)));
+}
+
 #[tokio::test]
 async fn a_bad_configuration_names_the_setting_and_exits_2() {
     let db = TestDb::new(&Backend::Sqlite);
@@ -225,12 +276,13 @@ async fn help_documents_every_subcommand() {
     let output = Command::new(env!("CARGO_BIN_EXE_latchkey")).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success());
-    for subcommand in ["serve", "migrate", "client", "api", "keys", "api-key"] {
+    for subcommand in ["serve", "migrate", "client", "api", "keys", "api-key", "user"] {
         assert!(help.contains(subcommand), "{subcommand} missing from --help");
     }
 }
 
 crate::on_both_backends!(
+    user_create_reads_the_password_from_stdin_and_stores_only_argon2id,
     the_bootstrap_commands_print_their_secrets_once_as_json,
     keys_rotate_and_list_report_the_new_active_key,
     invalid_input_fails_with_a_message_and_no_partial_state,

@@ -237,6 +237,22 @@ impl TestApp {
         rotated.kid
     }
 
+    /// A user who signs in with `password`.
+    pub fn create_user(&self, email: &str, password: &str) -> latchkey::manage::users::RegisteredUser {
+        let mut conn = self.pool.get().unwrap();
+        let registration = latchkey::manage::users::UserRegistration {
+            email: email.into(),
+            name: Some("Ada Lovelace".into()),
+            password: password.to_owned().into(),
+        };
+        manage::users::register_user(&mut conn, &self.state.passwords, registration).expect("the user registers")
+    }
+
+    /// A client that behaves like a browser: keeps cookies, does not follow redirects.
+    pub fn browser(&self) -> reqwest::Client {
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap()
+    }
+
     pub fn audit_actions(&self) -> Vec<(String, String)> {
         let mut conn = self.pool.get().unwrap();
         db::audit::list_audit_events(&mut conn, 1000)

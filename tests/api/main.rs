@@ -6,6 +6,7 @@ mod cli;
 mod discovery;
 mod introspect;
 mod keys;
+mod login;
 mod operations;
 mod revoke;
 mod storage;

@@ -1,0 +1,252 @@
+//! Signing in and out with email and password.
+
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::{self, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::csrf::{self, CsrfToken};
+use super::pages::{error_page, form_page};
+use super::session::{current_user, end_session, start_session};
+use super::throttle::ThrottleKey;
+use crate::db::users::find_user_by_email;
+use crate::error::AppError;
+use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
+use crate::startup::AppState;
+
+const FORM_LIMIT: usize = 16 * 1024;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    csrf_token: &'a str,
+    return_to: &'a str,
+    email: &'a str,
+    error: Option<&'a str>,
+    notice: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct LogoutPage<'a> {
+    csrf_token: &'a str,
+    name: &'a str,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    return_to: Option<String>,
+    signed_out: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    email: String,
+    password: SecretString,
+    csrf_token: String,
+    #[serde(default)]
+    return_to: String,
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf_token: String,
+}
+
+/// Only our own paths: an absolute or protocol-relative URL here would be an open redirect.
+pub fn safe_return_to(value: Option<&str>) -> &str {
+    match value {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path,
+        _ => "/account",
+    }
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+}
+
+pub async fn get_login(
+    req: HttpRequest,
+    query: web::Query<LoginQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let return_to = safe_return_to(query.return_to.as_deref());
+    if current_user(&req, &state).await?.is_some() {
+        return Ok(see_other(return_to));
+    }
+    let CsrfToken { form_value, cookie } = csrf::issue(&req, &state);
+    let page = LoginPage {
+        csrf_token: &form_value,
+        return_to,
+        email: "",
+        error: None,
+        notice: query.signed_out.is_some().then_some("You have signed out."),
+    };
+    form_page(StatusCode::OK, cookie, &page)
+}
+
+enum Attempt {
+    SignedIn { user_id: String, cookie: actix_web::cookie::Cookie<'static> },
+    Refused,
+}
+
+#[tracing::instrument(name = "login", skip_all)]
+pub async fn post_login(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let body = match payload.to_bytes_limited(FORM_LIMIT).await {
+        Ok(Ok(body)) => body,
+        _ => return Ok(error_page(StatusCode::BAD_REQUEST, "Sign-in failed", "The form could not be read.")),
+    };
+    let Ok(form) = serde_urlencoded::from_bytes::<LoginForm>(&body) else {
+        return Ok(error_page(StatusCode::BAD_REQUEST, "Sign-in failed", "The form was incomplete. Please try again."));
+    };
+    let return_to = safe_return_to(Some(&form.return_to)).to_owned();
+    if !csrf::verify(&req, &state, &form.csrf_token) {
+        return Ok(error_page(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "Go back, reload the sign-in page and try again.",
+        ));
+    }
+
+    let email = form.email.trim().to_lowercase();
+    let address = req.peer_addr().map(|addr| addr.ip().to_string()).unwrap_or_default();
+    let keys = [ThrottleKey::Account(email.clone()), ThrottleKey::Address(address.clone())];
+    if let Err(wait) = state.login_throttle.check(&keys, Instant::now()) {
+        let minutes = wait.as_secs().div_ceil(60);
+        let mut response = error_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many sign-in attempts",
+            &format!("Wait {minutes} minute(s) before trying again."),
+        );
+        if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Ok(response);
+    }
+
+    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let request_id = crate::telemetry::current_request_id();
+    let worker_state = state.clone();
+    let lookup_email = email.clone();
+    let attempt = web::block(move || -> Result<Attempt, AppError> {
+        let state = worker_state;
+        let mut conn = state.pool.get()?;
+        let user = find_user_by_email(&mut conn, crate::db::DEFAULT_TENANT_ID, &lookup_email)?;
+        // Argon2 runs whether or not the account exists: timing tells nothing.
+        let password_ok = state
+            .passwords
+            .verify(form.password.expose_secret(), user.as_ref().and_then(|u| u.password_hash.as_deref()));
+        match user {
+            Some(user) if password_ok && user.is_active() => {
+                let cookie = start_session(&mut conn, &state, &user.id, Some(&address), user_agent.as_deref())?;
+                let entry = AuditEntry::new(Actor::User(&user.id), "user.signed_in", Outcome::Success)
+                    .target("user", &user.id)
+                    .from_request(Some(&address), Some(&request_id));
+                audit::record(&mut conn, &entry)?;
+                Ok(Attempt::SignedIn { user_id: user.id, cookie })
+            }
+            user => {
+                let reason = match &user {
+                    None => "unknown email",
+                    Some(u) if !u.is_active() => "account not active",
+                    Some(_) => "wrong password",
+                };
+                let target = user.as_ref().map(|u| u.id.as_str()).unwrap_or("");
+                let entry = AuditEntry::new(Actor::Anonymous, "user.sign_in_failed", Outcome::Failure)
+                    .target("user", target)
+                    .from_request(Some(&address), Some(&request_id))
+                    .details(serde_json::json!({ "reason": reason, "email": lookup_email }));
+                audit::record(&mut conn, &entry)?;
+                Ok(Attempt::Refused)
+            }
+        }
+    })
+    .await??;
+
+    match attempt {
+        Attempt::SignedIn { user_id, cookie } => {
+            state.login_throttle.clear(&keys[0]);
+            tracing::info!(%user_id, "signed in");
+            let mut response = see_other(&return_to);
+            response.add_cookie(&cookie).map_err(|e| AppError::Unexpected(e.into()))?;
+            Ok(response)
+        }
+        Attempt::Refused => {
+            state.login_throttle.record_failure(&keys, Instant::now());
+            let CsrfToken { form_value, cookie } = csrf::issue(&req, &state);
+            let page = LoginPage {
+                csrf_token: &form_value,
+                return_to: &return_to,
+                email: &email,
+                // One message for every cause: it must not reveal which emails exist.
+                error: Some("The email or password is incorrect."),
+                notice: None,
+            };
+            form_page(StatusCode::UNAUTHORIZED, cookie, &page)
+        }
+    }
+}
+
+/// Asks before signing out, so that a link cannot sign anyone out.
+pub async fn get_logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let Some(user) = current_user(&req, &state).await? else {
+        return Ok(see_other("/login"));
+    };
+    let CsrfToken { form_value, cookie } = csrf::issue(&req, &state);
+    form_page(StatusCode::OK, cookie, &LogoutPage { csrf_token: &form_value, name: user.display_name() })
+}
+
+pub async fn post_logout(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let body = payload.to_bytes_limited(FORM_LIMIT).await.ok().and_then(Result::ok).unwrap_or_default();
+    let submitted = serde_urlencoded::from_bytes::<CsrfForm>(&body).map(|f| f.csrf_token).unwrap_or_default();
+    if !csrf::verify(&req, &state, &submitted) {
+        return Ok(error_page(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "Go back, reload the page and try again.",
+        ));
+    }
+    let user = current_user(&req, &state).await?;
+    let cleared = end_session(&req, &state).await?;
+    if let Some(user) = user {
+        let request_id = crate::telemetry::current_request_id();
+        crate::db::run(&state.pool, move |conn| {
+            let entry = AuditEntry::new(Actor::User(&user.id), "user.signed_out", Outcome::Success)
+                .target("user", &user.id)
+                .from_request(None, Some(&request_id));
+            Ok(audit::record(conn, &entry)?)
+        })
+        .await?;
+    }
+    let mut response = see_other("/login?signed_out=1");
+    response.add_cookie(&cleared).map_err(|e| AppError::Unexpected(e.into()))?;
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(safe_return_to(Some("/oauth2/authorize?client_id=x")), "/oauth2/authorize?client_id=x");
+        for hostile in ["https://evil.example.com", "//evil.example.com", "/\\evil.example.com", "javascript:alert(1)"]
+        {
+            assert_eq!(safe_return_to(Some(hostile)), "/account", "{hostile}");
+        }
+        assert_eq!(safe_return_to(None), "/account");
+    }
+}

@@ -1,0 +1,23 @@
+//! Latchkey's own pages: sign-in, sign-out, the account page. HTML from askama templates,
+//! CSS from `static/`, no JavaScript needed.
+
+pub mod account;
+pub mod csrf;
+pub mod login;
+pub mod pages;
+pub mod session;
+pub mod throttle;
+
+use actix_web::http::Method;
+use actix_web::web;
+
+use crate::startup::only;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/login").route(web::get().to(login::get_login)).route(web::post().to(login::post_login)),
+    )
+    .service(web::resource("/logout").route(web::get().to(login::get_logout)).route(web::post().to(login::post_logout)))
+    .service(only("/account", Method::GET, web::get().to(account::get_account)))
+    .service(only("/static/style.css", Method::GET, web::get().to(pages::get_stylesheet)));
+}

@@ -1,0 +1,71 @@
+//! Rendering pages with the headers every page carries.
+
+use actix_web::cookie::Cookie;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, HttpResponseBuilder};
+use askama::Template;
+
+use crate::error::AppError;
+
+/// No script, no framing, forms post only back to us.
+const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const STYLESHEET: &str = include_str!("../../static/style.css");
+
+/// A builder with the page headers set: no caching (pages show who is signed in), no
+/// framing (clickjacking, RFC 9700 §4.16), a strict CSP.
+pub fn page_response(status: StatusCode) -> HttpResponseBuilder {
+    let mut response = HttpResponse::build(status);
+    response
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .insert_header((header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .insert_header((header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY)));
+    response
+}
+
+/// A page with a form: rendered, with the CSRF cookie attached when the browser had none.
+pub fn form_page(
+    status: StatusCode,
+    csrf_cookie: Option<Cookie<'static>>,
+    template: &impl Template,
+) -> Result<HttpResponse, AppError> {
+    let body = render(template)?;
+    let mut response = page_response(status);
+    if let Some(cookie) = csrf_cookie {
+        response.cookie(cookie);
+    }
+    Ok(response.body(body))
+}
+
+/// Renders `template`; a template that fails to render is our bug, logged and shown as 500.
+pub fn render(template: &impl Template) -> Result<String, AppError> {
+    template.render().map_err(|e| AppError::Unexpected(anyhow::Error::new(e).context("a page failed to render")))
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+}
+
+/// An error page; it never redirects anywhere.
+pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+    match render(&ErrorPage { title, message }) {
+        Ok(body) => page_response(status).body(body),
+        Err(error) => {
+            error.log();
+            page_response(StatusCode::INTERNAL_SERVER_ERROR).body("Something went wrong.")
+        }
+    }
+}
+
+pub async fn get_stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")))
+        .body(STYLESHEET)
+}

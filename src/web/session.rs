@@ -1,0 +1,81 @@
+//! Server-side sessions. The cookie carries a random id; the database keeps only its keyed
+//! hash, so a leaked database cannot be replayed as sessions. A new id on every sign-in
+//! rules out session fixation.
+
+use actix_web::HttpRequest;
+use actix_web::cookie::time::Duration as CookieDuration;
+use actix_web::cookie::{Cookie, SameSite};
+use chrono::TimeDelta;
+
+use crate::db::sessions::{NewSession, delete_session, find_live_session, insert_session};
+use crate::db::users::User;
+use crate::error::AppError;
+use crate::startup::AppState;
+
+pub const SESSION_COOKIE: &str = "latchkey_session";
+
+/// How long a sign-in lasts.
+pub const SESSION_LIFETIME: TimeDelta = TimeDelta::hours(12);
+
+/// A cookie as all of ours are: `HttpOnly`, `SameSite=Lax`, path `/`, and `Secure`
+/// whenever the issuer is https.
+pub fn cookie(state: &AppState, name: &'static str, value: String, max_age: Option<CookieDuration>) -> Cookie<'static> {
+    let mut cookie = Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.issuer.is_https())
+        .finish();
+    if let Some(max_age) = max_age {
+        cookie.set_max_age(max_age);
+    }
+    cookie
+}
+
+/// The signed-in user, if the session cookie names a live session of an active user.
+pub async fn current_user(req: &HttpRequest, state: &AppState) -> Result<Option<User>, AppError> {
+    let Some(value) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
+        return Ok(None);
+    };
+    let id_hash = state.hasher.hash(&value).into_string();
+    let found =
+        crate::db::run(&state.pool, move |conn| Ok(find_live_session(conn, &id_hash, crate::db::now())?)).await?;
+    Ok(found.map(|(_, user)| user))
+}
+
+/// Records a new session for `user_id` (from a blocking context) and returns its cookie.
+pub fn start_session(
+    conn: &mut crate::db::DbConnection,
+    state: &AppState,
+    user_id: &str,
+    ip: Option<&str>,
+    user_agent: Option<&str>,
+) -> Result<Cookie<'static>, AppError> {
+    let value = crate::crypto::random_token::<32>();
+    let now = crate::db::now();
+    insert_session(
+        conn,
+        &NewSession {
+            id_hash: state.hasher.hash(&value).as_str(),
+            user_id,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + SESSION_LIFETIME,
+            ip,
+            user_agent: user_agent.map(|ua| &ua[..ua.len().min(512)]),
+        },
+    )?;
+    let max_age = CookieDuration::seconds(SESSION_LIFETIME.num_seconds());
+    Ok(cookie(state, SESSION_COOKIE, value, Some(max_age)))
+}
+
+/// Ends the browser's session, if any, and returns the cookie that clears it.
+pub async fn end_session(req: &HttpRequest, state: &AppState) -> Result<Cookie<'static>, AppError> {
+    if let Some(value) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()) {
+        let id_hash = state.hasher.hash(&value).into_string();
+        crate::db::run(&state.pool, move |conn| Ok(delete_session(conn, &id_hash)?)).await?;
+    }
+    let mut cleared = cookie(state, SESSION_COOKIE, String::new(), Some(CookieDuration::ZERO));
+    cleared.make_removal();
+    Ok(cleared)
+}
