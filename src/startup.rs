@@ -38,8 +38,9 @@ impl AppState {
     /// Rereads the signing keys, so rotations made elsewhere take effect here.
     pub async fn reload_keys(&self) -> Result<(), AppError> {
         let sealer = self.sealer.clone();
+        let generation = self.keys.begin_load();
         let set = db::run(&self.pool, move |conn| Ok(KeySet::load(conn, &sealer, db::now())?)).await?;
-        self.keys.replace(set);
+        self.keys.install(generation, set);
         Ok(())
     }
 }
@@ -142,7 +143,8 @@ impl Application {
 
 async fn housekeeping(state: web::Data<AppState>) {
     let period = Duration::from_secs(state.settings.key_refresh_secs);
-    let mut ticker = tokio::time::interval(period);
+    // The keys were loaded at start: the first reload is one period away.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks: u64 = 0;
     loop {

@@ -3,6 +3,7 @@
 //! periodically, so a rotation made by the CLI or by another instance is picked up.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use actix_web::web::Bytes;
@@ -87,21 +88,57 @@ impl KeySet {
 }
 
 /// The current key set, swapped whole on reload; readers never wait on a reload.
+///
+/// Reloads can overlap (the periodic one, one on a missing key, one after a rotation).
+/// Each takes a generation number before it reads the database, and only a set from a
+/// later read than the installed one replaces it: a slow reload that started before a
+/// rotation cannot put the old keys back.
 pub struct KeyStore {
-    current: RwLock<Arc<KeySet>>,
+    current: RwLock<(u64, Arc<KeySet>)>,
+    next_generation: AtomicU64,
 }
 
 impl KeyStore {
     pub fn new(set: KeySet) -> Self {
-        Self { current: RwLock::new(Arc::new(set)) }
+        Self { current: RwLock::new((0, Arc::new(set))), next_generation: AtomicU64::new(1) }
     }
 
     pub fn current(&self) -> Arc<KeySet> {
         // A poisoned lock still holds a complete key set: replacing it is one assignment.
-        self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).1.clone()
     }
 
-    pub fn replace(&self, set: KeySet) {
-        *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(set);
+    /// Call before reading the keys from the database; pass the result to `install`.
+    pub fn begin_load(&self) -> u64 {
+        self.next_generation.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Installs `set` unless a set read later is already installed.
+    pub fn install(&self, generation: u64, set: KeySet) {
+        let mut current = self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if generation > current.0 {
+            *current = (generation, Arc::new(set));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty_set(marker: &str) -> KeySet {
+        KeySet { active: HashMap::new(), verifying: HashMap::new(), jwks: Bytes::from(marker.to_owned()) }
+    }
+
+    #[test]
+    fn a_reload_that_started_earlier_never_overwrites_a_later_one() {
+        let store = KeyStore::new(empty_set("initial"));
+        let slow = store.begin_load();
+        let fast = store.begin_load();
+
+        store.install(fast, empty_set("after rotation"));
+        store.install(slow, empty_set("before rotation"));
+
+        assert_eq!(store.current().jwks_json(), "after rotation");
     }
 }
