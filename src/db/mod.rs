@@ -9,7 +9,9 @@
 pub mod api_keys;
 pub mod apis;
 pub mod audit;
+pub mod authorization_codes;
 pub mod clients;
+pub mod consents;
 pub mod revoked_tokens;
 pub mod schema;
 pub mod sessions;

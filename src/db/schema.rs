@@ -126,6 +126,8 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Timestamp,
         consumed_at -> Nullable<Timestamp>,
+        access_token_jti -> Nullable<Text>,
+        access_token_expires_at -> Nullable<Timestamp>,
     }
 }
 

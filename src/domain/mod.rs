@@ -2,10 +2,12 @@
 
 mod grant_type;
 mod issuer;
+mod pkce;
 mod scopes;
 mod uri;
 
 pub use grant_type::GrantType;
 pub use issuer::Issuer;
+pub use pkce::{CodeChallenge, PkceError};
 pub use scopes::{ScopeError, Scopes};
 pub use uri::{ResourceUri, UriError};

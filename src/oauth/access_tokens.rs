@@ -17,33 +17,64 @@ pub struct IssuedAccessToken {
     pub claims: AccessTokenClaims,
 }
 
-/// Signs an access token for `api`, as that API asks: with the tenant's key of its
-/// algorithm, or HS256 with its shared secret.
+/// Who an access token is for.
+#[derive(Debug, Clone, Copy)]
+pub enum TokenAudience<'a> {
+    /// A registered API: its algorithm, lifetime and audience.
+    Api(&'a Api),
+    /// Latchkey itself (userinfo): RS256, the default lifetime.
+    Issuer,
+}
+
+impl TokenAudience<'_> {
+    /// Seconds an access token for this audience lives.
+    pub fn lifetime_secs(&self, state: &AppState) -> i64 {
+        match self {
+            Self::Api(api) => api.token_lifetime_secs,
+            Self::Issuer => state.settings.access_token_ttl_secs,
+        }
+    }
+}
+
+/// Signs an access token with the given `jti`, as its audience asks: with the tenant's key
+/// of the API's algorithm, HS256 with the API's shared secret, or RS256 for ourselves.
 pub async fn mint_access_token(
     state: &AppState,
-    api: &Api,
+    audience: TokenAudience<'_>,
     subject: &str,
     client_id: &str,
     scope: &Scopes,
+    jti: String,
 ) -> Result<IssuedAccessToken, AppError> {
     let now = chrono::Utc::now().timestamp();
-    let lifetime = api.token_lifetime_secs;
+    let lifetime = audience.lifetime_secs(state);
     let claims = AccessTokenClaims {
         iss: state.issuer.to_string(),
         sub: subject.to_owned(),
-        aud: api.audience.clone(),
+        aud: match audience {
+            TokenAudience::Api(api) => api.audience.clone(),
+            TokenAudience::Issuer => state.issuer.to_string(),
+        },
         exp: now + lifetime,
         iat: now,
-        jti: uuid::Uuid::new_v4().to_string(),
+        jti,
         client_id: client_id.to_owned(),
         scope: (!scope.is_empty()).then(|| scope.to_string()),
     };
-    let token = match api.signing() {
-        ApiSigning::Published(algorithm) => {
-            let key = state.active_key(algorithm).await?;
-            jwt::sign(&key, ACCESS_TOKEN_TYP, &claims)
+    let token = match audience {
+        TokenAudience::Api(api) if api.signing() == ApiSigning::SharedSecret => {
+            jwt::sign_hs256(&shared_secret(state, api)?, &api.id, ACCESS_TOKEN_TYP, &claims)
         }
-        ApiSigning::SharedSecret => jwt::sign_hs256(&shared_secret(state, api)?, &api.id, ACCESS_TOKEN_TYP, &claims),
+        TokenAudience::Api(api) => {
+            let algorithm = match api.signing() {
+                ApiSigning::Published(algorithm) => algorithm,
+                ApiSigning::SharedSecret => SigningAlgorithm::RS256,
+            };
+            jwt::sign(&*state.active_key(algorithm).await?, ACCESS_TOKEN_TYP, &claims)
+        }
+        TokenAudience::Issuer => {
+            jwt::sign(&*state.active_key(SigningAlgorithm::RS256).await?, ACCESS_TOKEN_TYP, &claims)
+        }
     };
     Ok(IssuedAccessToken { token, expires_in: lifetime, claims })
 }

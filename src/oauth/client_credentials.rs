@@ -2,7 +2,7 @@
 
 use actix_web::HttpRequest;
 
-use super::access_tokens::mint_access_token;
+use super::access_tokens::{TokenAudience, mint_access_token};
 use super::client_auth::{PresentedClient, authenticate_client_then};
 use super::error::OAuthError;
 use super::params::OAuthParams;
@@ -78,11 +78,8 @@ pub async fn issue(
         None => allowed,
     };
 
-    let issued = mint_access_token(state, &api, &client.client_id, &client.client_id, &granted).await?;
-    Ok(TokenResponse {
-        access_token: issued.token,
-        token_type: "Bearer",
-        expires_in: issued.expires_in,
-        scope: (!granted.is_empty()).then(|| granted.to_string()),
-    })
+    let jti = uuid::Uuid::new_v4().to_string();
+    let issued =
+        mint_access_token(state, TokenAudience::Api(&api), &client.client_id, &client.client_id, &granted, jti).await?;
+    Ok(TokenResponse::bearer(issued.token, issued.expires_in, &granted))
 }

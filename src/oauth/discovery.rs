@@ -10,26 +10,39 @@ use super::token::SUPPORTED_GRANTS;
 use crate::domain::Issuer;
 use crate::startup::AppState;
 
-/// Scopes the built-in APIs understand; each API may define more.
-pub const SCOPES_SUPPORTED: &[&str] = &["read", "write", "delete", "admin"];
+/// Latchkey's own scopes and those the built-in APIs understand; each API may define more.
+pub const SCOPES_SUPPORTED: &[&str] = &["openid", "profile", "email", "read", "write", "delete", "admin"];
 
+/// What the token endpoint accepts: `none` is for public clients, which must use PKCE.
+const TOKEN_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
+
+/// Introspection and revocation need a confidential client.
 const CLIENT_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post"];
+
+const CLAIMS_SUPPORTED: &[&str] = &["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "email", "name"];
 
 #[derive(Serialize)]
 struct ServerMetadata<'a> {
     issuer: &'a str,
+    authorization_endpoint: String,
     token_endpoint: String,
     jwks_uri: String,
     introspection_endpoint: String,
     revocation_endpoint: String,
     scopes_supported: &'a [&'a str],
-    /// No authorization endpoint yet, so no response type.
     response_types_supported: &'a [&'a str],
+    response_modes_supported: &'a [&'a str],
     grant_types_supported: Vec<&'static str>,
+    code_challenge_methods_supported: &'a [&'a str],
+    /// RFC 9207: authorization responses carry `iss`.
+    authorization_response_iss_parameter_supported: bool,
     token_endpoint_auth_methods_supported: &'a [&'a str],
     introspection_endpoint_auth_methods_supported: &'a [&'a str],
     revocation_endpoint_auth_methods_supported: &'a [&'a str],
     subject_types_supported: &'a [&'a str],
+    id_token_signing_alg_values_supported: &'a [&'a str],
+    claims_supported: &'a [&'a str],
+    prompt_values_supported: &'a [&'a str],
     /// RFC 8707 resource indicators.
     resource_indicators_supported: bool,
 }
@@ -38,17 +51,24 @@ struct ServerMetadata<'a> {
 pub fn metadata_document(issuer: &Issuer) -> Bytes {
     let document = ServerMetadata {
         issuer: issuer.as_str(),
+        authorization_endpoint: issuer.endpoint(super::AUTHORIZE_PATH),
         token_endpoint: issuer.endpoint(super::TOKEN_PATH),
         jwks_uri: issuer.endpoint(super::JWKS_PATH),
         introspection_endpoint: issuer.endpoint(super::INTROSPECTION_PATH),
         revocation_endpoint: issuer.endpoint(super::REVOCATION_PATH),
         scopes_supported: SCOPES_SUPPORTED,
-        response_types_supported: &[],
+        response_types_supported: &["code"],
+        response_modes_supported: &["query"],
         grant_types_supported: SUPPORTED_GRANTS.iter().map(|g| g.as_str()).collect(),
-        token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+        code_challenge_methods_supported: &["S256"],
+        authorization_response_iss_parameter_supported: true,
+        token_endpoint_auth_methods_supported: TOKEN_AUTH_METHODS,
         introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
         revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
         subject_types_supported: &["public"],
+        id_token_signing_alg_values_supported: &["RS256"],
+        claims_supported: CLAIMS_SUPPORTED,
+        prompt_values_supported: &["none", "consent"],
         resource_indicators_supported: true,
     };
     Bytes::from(serde_json::to_vec(&document).expect("metadata always serialises"))

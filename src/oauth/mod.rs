@@ -1,10 +1,13 @@
 //! The OAuth 2.0 protocol endpoints.
 
 pub mod access_tokens;
+pub mod authorization_code;
+pub mod authorize;
 pub mod client_auth;
 pub mod client_credentials;
 pub mod discovery;
 pub mod error;
+pub mod id_token;
 pub mod introspect;
 pub mod jwks;
 pub mod params;
@@ -14,6 +17,7 @@ pub mod token;
 use actix_web::http::Method;
 use actix_web::web;
 
+pub const AUTHORIZE_PATH: &str = "/oauth2/authorize";
 pub const TOKEN_PATH: &str = "/oauth2/token";
 pub const INTROSPECTION_PATH: &str = "/oauth2/introspect";
 pub const REVOCATION_PATH: &str = "/oauth2/revoke";
@@ -21,18 +25,23 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use crate::startup::only;
-    cfg.service(only(TOKEN_PATH, Method::POST, web::post().to(token::post_token)))
-        .service(only(INTROSPECTION_PATH, Method::POST, web::post().to(introspect::post_introspect)))
-        .service(only(REVOCATION_PATH, Method::POST, web::post().to(revoke::post_revoke)))
-        .service(only(JWKS_PATH, Method::GET, web::get().to(jwks::get_jwks)))
-        .service(only(
-            "/.well-known/oauth-authorization-server",
-            Method::GET,
-            web::get().to(discovery::get_authorization_server_metadata),
-        ))
-        .service(only(
-            "/.well-known/openid-configuration",
-            Method::GET,
-            web::get().to(discovery::get_openid_configuration),
-        ));
+    cfg.service(
+        web::resource(AUTHORIZE_PATH)
+            .route(web::get().to(authorize::get_authorize))
+            .route(web::post().to(authorize::post_authorize)),
+    )
+    .service(only(TOKEN_PATH, Method::POST, web::post().to(token::post_token)))
+    .service(only(INTROSPECTION_PATH, Method::POST, web::post().to(introspect::post_introspect)))
+    .service(only(REVOCATION_PATH, Method::POST, web::post().to(revoke::post_revoke)))
+    .service(only(JWKS_PATH, Method::GET, web::get().to(jwks::get_jwks)))
+    .service(only(
+        "/.well-known/oauth-authorization-server",
+        Method::GET,
+        web::get().to(discovery::get_authorization_server_metadata),
+    ))
+    .service(only(
+        "/.well-known/openid-configuration",
+        Method::GET,
+        web::get().to(discovery::get_openid_configuration),
+    ));
 }

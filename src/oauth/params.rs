@@ -43,6 +43,16 @@ impl OAuthParams {
         }
     }
 
+    /// The parameters of a URL query string.
+    pub fn from_query(query: &str) -> Result<Self, OAuthError> {
+        Self::from_form(query.as_bytes())
+    }
+
+    /// Every parameter as received, in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
     fn from_form(body: &[u8]) -> Result<Self, OAuthError> {
         let values: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
             .map_err(|_| OAuthError::invalid_request("the form body is not valid application/x-www-form-urlencoded"))?;

@@ -11,7 +11,7 @@ use crate::db::clients::Client;
 use crate::domain::GrantType;
 use crate::startup::AppState;
 
-/// RFC 6749 §5.1.
+/// RFC 6749 §5.1, with OpenID Connect's `id_token`.
 #[derive(Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
@@ -19,6 +19,23 @@ pub struct TokenResponse {
     pub expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+impl TokenResponse {
+    pub fn bearer(access_token: String, expires_in: i64, scope: &crate::domain::Scopes) -> Self {
+        Self {
+            access_token,
+            token_type: "Bearer",
+            expires_in,
+            scope: (!scope.is_empty()).then(|| scope.to_string()),
+            refresh_token: None,
+            id_token: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -37,7 +54,7 @@ pub fn ensure_grant_allowed(client: &Client, grant: GrantType) -> Result<(), OAu
 }
 
 /// The grants this server can issue today; metadata lists exactly these.
-pub const SUPPORTED_GRANTS: &[GrantType] = &[GrantType::ClientCredentials];
+pub const SUPPORTED_GRANTS: &[GrantType] = &[GrantType::AuthorizationCode, GrantType::ClientCredentials];
 
 #[tracing::instrument(name = "token", skip_all, fields(grant_type, client_id))]
 pub async fn post_token(
@@ -57,7 +74,8 @@ pub async fn post_token(
     // Each grant authenticates the client itself, in the same database trip as its own lookups.
     let response = match grant {
         GrantType::ClientCredentials => super::client_credentials::issue(&state, &req, presented, &params).await?,
-        GrantType::AuthorizationCode | GrantType::RefreshToken | GrantType::TokenExchange => return Err(unsupported()),
+        GrantType::AuthorizationCode => super::authorization_code::issue(&state, &req, presented, &params).await?,
+        GrantType::RefreshToken | GrantType::TokenExchange => return Err(unsupported()),
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))

@@ -17,10 +17,15 @@ async fn both_metadata_documents_list_exactly_the_implemented_endpoints(backend:
         assert_eq!(metadata["jwks_uri"], format!("{issuer}/.well-known/jwks.json"));
         assert_eq!(metadata["introspection_endpoint"], format!("{issuer}/oauth2/introspect"));
         assert_eq!(metadata["revocation_endpoint"], format!("{issuer}/oauth2/revoke"));
-        assert_eq!(metadata["grant_types_supported"], serde_json::json!(["client_credentials"]));
+        assert_eq!(metadata["authorization_endpoint"], format!("{issuer}/oauth2/authorize"));
+        assert_eq!(metadata["grant_types_supported"], serde_json::json!(["authorization_code", "client_credentials"]));
+        assert_eq!(metadata["response_types_supported"], serde_json::json!(["code"]));
+        assert_eq!(metadata["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+        assert_eq!(metadata["authorization_response_iss_parameter_supported"], true);
+        assert_eq!(metadata["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
         assert_eq!(
             metadata["token_endpoint_auth_methods_supported"],
-            serde_json::json!(["client_secret_basic", "client_secret_post"])
+            serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
         );
         // Every advertised endpoint answers (POST endpoints refuse GET with 404, not 500).
         for endpoint in ["token_endpoint", "introspection_endpoint", "revocation_endpoint"] {

@@ -4,17 +4,17 @@ use reqwest::header::{HeaderMap, SET_COOKIE};
 
 use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
 
-const EMAIL: &str = "ada@example.com";
-const PASSWORD: &str = "correct horse battery staple";
+pub const EMAIL: &str = "ada@example.com";
+pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The CSRF token a page's form carries.
-fn csrf_token(html: &str) -> String {
+pub fn csrf_token(html: &str) -> String {
     let marker = r#"name="csrf_token" value=""#;
     let start = html.find(marker).expect("a CSRF field") + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
 }
 
-fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(SET_COOKIE)
         .iter()
@@ -24,7 +24,7 @@ fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Opens the sign-in page in `browser` and submits the form.
-async fn sign_in(
+pub async fn sign_in(
     app: &TestApp,
     browser: &reqwest::Client,
     email: &str,

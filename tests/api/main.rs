@@ -2,6 +2,8 @@
 
 mod helpers;
 
+mod authorize;
+
 mod cli;
 mod discovery;
 mod introspect;

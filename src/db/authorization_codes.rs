@@ -1,0 +1,80 @@
+//! Authorization codes (RFC 6749 §4.1.2): stored as keyed hashes, single use, kept after
+//! use so that a replay is recognised.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::DbConnection;
+use super::schema::authorization_codes;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = authorization_codes)]
+pub struct AuthorizationCode {
+    pub code_hash: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub audience: String,
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+    pub auth_time: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub consumed_at: Option<NaiveDateTime>,
+    pub access_token_jti: Option<String>,
+    pub access_token_expires_at: Option<NaiveDateTime>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = authorization_codes)]
+pub struct NewAuthorizationCode<'a> {
+    pub code_hash: &'a str,
+    pub client_id: &'a str,
+    pub user_id: &'a str,
+    pub redirect_uri: &'a str,
+    pub scope: &'a str,
+    pub audience: &'a str,
+    pub code_challenge: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+    pub auth_time: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+pub fn insert_code(conn: &mut DbConnection, code: &NewAuthorizationCode<'_>) -> QueryResult<()> {
+    diesel::insert_into(authorization_codes::table).values(code).execute(conn).map(drop)
+}
+
+pub fn find_code(conn: &mut DbConnection, code_hash: &str) -> QueryResult<Option<AuthorizationCode>> {
+    authorization_codes::table.find(code_hash).select(AuthorizationCode::as_select()).get_result(conn).optional()
+}
+
+/// Marks the code used. Exactly one of any number of concurrent callers gets `true`:
+/// the condition and the write are one statement.
+pub fn consume_code(conn: &mut DbConnection, code_hash: &str, now: NaiveDateTime) -> QueryResult<bool> {
+    diesel::update(
+        authorization_codes::table
+            .filter(authorization_codes::code_hash.eq(code_hash))
+            .filter(authorization_codes::consumed_at.is_null()),
+    )
+    .set(authorization_codes::consumed_at.eq(now))
+    .execute(conn)
+    .map(|rows| rows == 1)
+}
+
+/// Remembers the access token minted from a code, for revocation on replay.
+pub fn record_code_access_token(
+    conn: &mut DbConnection,
+    code_hash: &str,
+    jti: &str,
+    expires_at: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::update(authorization_codes::table.find(code_hash))
+        .set((
+            authorization_codes::access_token_jti.eq(jti),
+            authorization_codes::access_token_expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .map(drop)
+}

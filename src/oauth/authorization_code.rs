@@ -1,0 +1,129 @@
+//! The authorization code grant at the token endpoint (RFC 6749 §4.1.3), with PKCE
+//! (RFC 7636 §4.6). A code works once; a second use is treated as theft and revokes the
+//! tokens the first use produced (RFC 9700 §4.5.1).
+
+use actix_web::HttpRequest;
+use chrono::{DateTime, TimeDelta};
+
+use super::access_tokens::{TokenAudience, mint_access_token};
+use super::client_auth::{PresentedClient, authenticate_client_then};
+use super::error::{OAuthError, OAuthErrorCode};
+use super::id_token::mint_id_token;
+use super::params::OAuthParams;
+use super::token::{TokenResponse, ensure_grant_allowed};
+use crate::db::DbConnection;
+use crate::db::apis::{Api, find_api_by_audience};
+use crate::db::authorization_codes::{AuthorizationCode, consume_code, find_code, record_code_access_token};
+use crate::db::clients::Client;
+use crate::db::revoked_tokens::revoke_token;
+use crate::db::users::{User, find_user};
+use crate::domain::{CodeChallenge, GrantType, Scopes};
+use crate::startup::AppState;
+
+fn invalid_grant(description: &'static str) -> OAuthError {
+    OAuthError::new(OAuthErrorCode::InvalidGrant, description)
+}
+
+struct Redeemed {
+    code: AuthorizationCode,
+    user: User,
+    api: Option<Api>,
+}
+
+struct Presented {
+    code_hash: String,
+    redirect_uri: Option<String>,
+    verifier: Option<String>,
+    jti: String,
+    issuer: String,
+    default_ttl_secs: i64,
+}
+
+/// Checks and consumes the code (from a blocking context).
+fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Result<Redeemed, OAuthError> {
+    ensure_grant_allowed(client, GrantType::AuthorizationCode)?;
+    let now = crate::db::now();
+    let Some(code) = find_code(conn, &presented.code_hash)? else {
+        return Err(invalid_grant("the authorization code is unknown"));
+    };
+    if code.client_id != client.client_id {
+        return Err(invalid_grant("the authorization code was issued to another client"));
+    }
+    if !consume_code(conn, &presented.code_hash, now)? {
+        revoke_issued_from(conn, &code, now)?;
+        tracing::warn!(client_id = %client.client_id, "an authorization code was replayed; its tokens are revoked");
+        return Err(invalid_grant("the authorization code was already used"));
+    }
+    if code.expires_at <= now {
+        return Err(invalid_grant("the authorization code has expired"));
+    }
+    if presented.redirect_uri.as_deref().is_some_and(|uri| uri != code.redirect_uri) {
+        return Err(invalid_grant("redirect_uri differs from the authorization request"));
+    }
+    match (code.code_challenge.as_deref(), presented.verifier.as_deref()) {
+        (Some(challenge), Some(verifier))
+            if CodeChallenge::from_stored(challenge.to_owned()).is_satisfied_by(verifier) => {}
+        (Some(_), Some(_)) => return Err(invalid_grant("code_verifier does not match the code_challenge")),
+        (Some(_), None) => return Err(invalid_grant("code_verifier is required")),
+        // RFC 9700 §4.8.2: a verifier for a code issued without a challenge is a downgrade.
+        (None, Some(_)) => return Err(invalid_grant("the authorization request had no code_challenge")),
+        (None, None) => {}
+    }
+    let Some(user) = find_user(conn, &code.user_id)?.filter(User::is_active) else {
+        return Err(invalid_grant("the user is no longer active"));
+    };
+    let api = if code.audience == presented.issuer {
+        None
+    } else {
+        Some(find_api_by_audience(conn, &code.audience)?.ok_or_else(|| invalid_grant("the API no longer exists"))?)
+    };
+    let lifetime = api.as_ref().map_or(presented.default_ttl_secs, |api| api.token_lifetime_secs);
+    record_code_access_token(conn, &presented.code_hash, &presented.jti, now + TimeDelta::seconds(lifetime))?;
+    Ok(Redeemed { code, user, api })
+}
+
+/// A replayed code: whatever its first use produced is revoked.
+fn revoke_issued_from(
+    conn: &mut DbConnection,
+    code: &AuthorizationCode,
+    now: chrono::NaiveDateTime,
+) -> diesel::QueryResult<()> {
+    if let (Some(jti), Some(expires_at)) = (&code.access_token_jti, code.access_token_expires_at) {
+        revoke_token(conn, jti, expires_at, now)?;
+    }
+    Ok(())
+}
+
+pub async fn issue(
+    state: &AppState,
+    req: &HttpRequest,
+    presented_client: PresentedClient,
+    params: &OAuthParams,
+) -> Result<TokenResponse, OAuthError> {
+    let presented = Presented {
+        code_hash: state.hasher.hash(params.required("code")?).into_string(),
+        redirect_uri: params.get("redirect_uri")?.map(str::to_owned),
+        verifier: params.get("code_verifier")?.map(str::to_owned),
+        jti: uuid::Uuid::new_v4().to_string(),
+        issuer: state.issuer.to_string(),
+        default_ttl_secs: state.settings.access_token_ttl_secs,
+    };
+    let jti = presented.jti.clone();
+    let (client, redeemed) =
+        authenticate_client_then(state, req, presented_client, move |conn, client| redeem(conn, client, presented))
+            .await?;
+
+    let scope = Scopes::parse(&redeemed.code.scope).unwrap_or_default();
+    let audience = redeemed.api.as_ref().map_or(TokenAudience::Issuer, TokenAudience::Api);
+    let access = mint_access_token(state, audience, &redeemed.user.id, &client.client_id, &scope, jti).await?;
+    let mut response = TokenResponse::bearer(access.token, access.expires_in, &scope);
+    if scope.contains("openid") {
+        let auth_time =
+            DateTime::<chrono::Utc>::from_naive_utc_and_offset(redeemed.code.auth_time, chrono::Utc).timestamp();
+        response.id_token = Some(
+            mint_id_token(state, &redeemed.user, &client.client_id, &scope, redeemed.code.nonce.clone(), auth_time)
+                .await?,
+        );
+    }
+    Ok(response)
+}

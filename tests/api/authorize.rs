@@ -1,0 +1,476 @@
+//! The authorization code flow with PKCE: the browser signs in and consents on Latchkey's
+//! pages, the `oauth2` crate plays the third-party app.
+
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse, TokenUrl,
+};
+use serde_json::Value;
+
+use crate::helpers::{API, Backend, TestApp, spawn_app, verify_with_jwks};
+use crate::login::{EMAIL, PASSWORD, csrf_token, sign_in};
+
+const CALLBACK: &str = "https://app.example.com/callback";
+
+/// A public client (PKCE, no secret) allowed `openid profile email read write` on [`API`].
+fn public_client(app: &TestApp) -> latchkey::manage::clients::RegisteredClient {
+    app.create_api(API, &["read", "write"], "RS256");
+    let mut conn = app.pool.get().unwrap();
+    let registration = latchkey::manage::clients::ClientRegistration {
+        name: "Photo Printer".into(),
+        grant_types: vec!["authorization_code".into()],
+        scopes: vec!["openid profile email read write".into()],
+        audiences: vec![API.into()],
+        redirect_uris: vec![CALLBACK.into()],
+        public: true,
+    };
+    latchkey::manage::clients::register_client(&mut conn, &app.state.hasher, registration).unwrap()
+}
+
+fn oauth2_app(
+    app: &TestApp,
+    client_id: &str,
+) -> BasicClient<
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+> {
+    BasicClient::new(ClientId::new(client_id.into()))
+        .set_auth_uri(AuthUrl::new(app.url("/oauth2/authorize")).unwrap())
+        .set_token_uri(TokenUrl::new(app.url("/oauth2/token")).unwrap())
+        .set_redirect_uri(RedirectUrl::new(CALLBACK.into()).unwrap())
+}
+
+fn unescape(html: &str) -> String {
+    html.replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The hidden fields of the consent form, plus the decision.
+fn consent_form(html: &str, decision: &str, remember: bool) -> Vec<(String, String)> {
+    let mut fields = vec![("csrf_token".to_owned(), csrf_token(html)), ("decision".to_owned(), decision.to_owned())];
+    for input in html.split("<input type=\"hidden\" name=\"").skip(1) {
+        let (name, rest) = input.split_once('"').unwrap();
+        let value = rest.split("value=\"").nth(1).unwrap().split('"').next().unwrap();
+        if name != "csrf_token" {
+            fields.push((unescape(name), unescape(value)));
+        }
+    }
+    if remember {
+        fields.push(("remember".into(), "on".into()));
+    }
+    fields
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url).unwrap().query_pairs().find(|(n, _)| n == name).map(|(_, v)| v.into_owned())
+}
+
+/// Signs in through the redirect to /login and returns the page the authorization request
+/// then shows (the consent page, or a redirect to the client).
+async fn sign_in_and_authorize(app: &TestApp, browser: &reqwest::Client, authorize_url: &str) -> reqwest::Response {
+    let to_login = browser.get(authorize_url).send().await.unwrap();
+    assert_eq!(to_login.status(), 303);
+    let login = location(&to_login);
+    assert!(login.starts_with("/login?return_to="), "{login}");
+    let return_to = query_param(&app.url(&login), "return_to").unwrap();
+    let signed_in = sign_in(app, browser, EMAIL, PASSWORD, &return_to).await;
+    assert_eq!(signed_in.status(), 303);
+    browser.get(app.url(&location(&signed_in))).send().await.unwrap()
+}
+
+async fn consent(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    page: reqwest::Response,
+    decision: &str,
+    remember: bool,
+) -> String {
+    assert_eq!(page.status(), 200);
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.contains("form-action 'self' https://app.example.com"), "{policy}");
+    let html = page.text().await.unwrap();
+    let response =
+        browser.post(app.url("/oauth2/authorize")).form(&consent_form(&html, decision, remember)).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    location(&response)
+}
+
+async fn the_code_flow_with_pkce_gives_the_app_tokens_for_the_signed_in_user(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let user = app.create_user(EMAIL, PASSWORD);
+    let client = public_client(&app);
+    let oauth = oauth2_app(&app, &client.client_id);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (authorize_url, state) = oauth
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("read".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let browser = app.browser();
+
+    // Act: sign in, see the consent page, allow.
+    let page = sign_in_and_authorize(&app, &browser, authorize_url.as_str()).await;
+    let html_check = page.headers()["x-frame-options"].to_str().unwrap().to_owned();
+    let callback = consent(&app, &browser, page, "approve", false).await;
+    let code = query_param(&callback, "code").expect("a code");
+    let token = oauth
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&app.http)
+        .await
+        .expect("the code is exchanged");
+
+    // Assert
+    assert_eq!(html_check, "DENY");
+    assert!(callback.starts_with(CALLBACK));
+    assert_eq!(query_param(&callback, "state").as_deref(), Some(state.secret().as_str()));
+    assert_eq!(query_param(&callback, "iss").as_deref(), Some(app.issuer().as_str()), "RFC 9207");
+    let claims = verify_with_jwks(token.access_token().secret(), &app.jwks().await, &app.issuer(), API).unwrap();
+    assert_eq!(claims["sub"], user.id);
+    assert_eq!(claims["client_id"], client.client_id);
+    assert_eq!(claims["scope"], "read");
+    assert!(token.refresh_token().is_none(), "no offline_access, no refresh token");
+}
+
+async fn an_id_token_names_the_user_and_carries_the_nonce(backend: Backend) {
+    // Arrange: a confidential client this time, authenticating with its secret.
+    let app = spawn_app(backend).await;
+    let user = app.create_user(EMAIL, PASSWORD);
+    app.create_api(API, &["read"], "RS256");
+    let client = {
+        let mut conn = app.pool.get().unwrap();
+        let registration = latchkey::manage::clients::ClientRegistration {
+            name: "Web App".into(),
+            grant_types: vec!["authorization_code".into()],
+            scopes: vec!["openid profile email read".into()],
+            audiences: vec![API.into()],
+            redirect_uris: vec![CALLBACK.into()],
+            public: false,
+        };
+        latchkey::manage::clients::register_client(&mut conn, &app.state.hasher, registration).unwrap()
+    };
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (authorize_url, _) = oauth2_app(&app, &client.client_id)
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("openid".into()))
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("profile".into()))
+        .add_extra_param("nonce", "n-0S6_WzA2Mj")
+        .set_pkce_challenge(challenge)
+        .url();
+    let browser = app.browser();
+    let page = sign_in_and_authorize(&app, &browser, authorize_url.as_str()).await;
+    let callback = consent(&app, &browser, page, "approve", false).await;
+    let code = query_param(&callback, "code").unwrap();
+
+    // Act
+    let response = app
+        .post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", verifier.secret()),
+            ],
+            Some(crate::helpers::credentials(&client)),
+        )
+        .await;
+
+    // Assert
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let id_token = body["id_token"].as_str().expect("an id_token for the openid scope");
+    let header = jsonwebtoken::decode_header(id_token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    let jwks = app.jwks().await;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(header.kid.as_deref().unwrap()).unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[&client.client_id]);
+    validation.set_issuer(&[app.issuer()]);
+    let claims = jsonwebtoken::decode::<Value>(id_token, &key, &validation).expect("the id token verifies").claims;
+    assert_eq!(claims["sub"], user.id);
+    assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
+    assert_eq!(claims["email"], EMAIL);
+    assert_eq!(claims["name"], "Ada Lovelace");
+    assert!(claims["exp"].as_i64().unwrap() > chrono::Utc::now().timestamp());
+    // An id token for another audience does not validate.
+    let mut wrong = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    wrong.set_audience(&["someone-else"]);
+    assert!(jsonwebtoken::decode::<Value>(id_token, &key, &wrong).is_err());
+}
+
+async fn denying_sends_access_denied_back_with_the_state(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user(EMAIL, PASSWORD);
+    let client = public_client(&app);
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (authorize_url, state) = oauth2_app(&app, &client.client_id)
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("read".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let browser = app.browser();
+
+    let page = sign_in_and_authorize(&app, &browser, authorize_url.as_str()).await;
+    let callback = consent(&app, &browser, page, "deny", false).await;
+
+    assert_eq!(query_param(&callback, "error").as_deref(), Some("access_denied"));
+    assert_eq!(query_param(&callback, "state").as_deref(), Some(state.secret().as_str()));
+    assert!(query_param(&callback, "code").is_none());
+}
+
+async fn a_remembered_decision_skips_the_page_until_a_new_scope_is_asked(backend: Backend) {
+    // Arrange: allow `read`, remembering it.
+    let app = spawn_app(backend).await;
+    app.create_user(EMAIL, PASSWORD);
+    let client = public_client(&app);
+    let oauth = oauth2_app(&app, &client.client_id);
+    let url_for = |scopes: &[&str]| {
+        let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+        let mut request = oauth.authorize_url(CsrfToken::new_random).set_pkce_challenge(challenge);
+        for scope in scopes {
+            request = request.add_scope(Scope::new((*scope).into()));
+        }
+        request.url().0.to_string()
+    };
+    let browser = app.browser();
+    let page = sign_in_and_authorize(&app, &browser, &url_for(&["read"])).await;
+    consent(&app, &browser, page, "approve", true).await;
+
+    // Act
+    let again = browser.get(url_for(&["read"])).send().await.unwrap();
+    let wider = browser.get(url_for(&["read", "write"])).send().await.unwrap();
+
+    // Assert: straight back with a code; a new scope asks again.
+    assert_eq!(again.status(), 303);
+    assert!(query_param(&location(&again), "code").is_some());
+    assert_eq!(wider.status(), 200);
+    assert!(wider.text().await.unwrap().contains("Create and change your data"));
+}
+
+async fn an_unknown_client_or_redirect_uri_gets_a_page_and_never_a_redirect(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let client = public_client(&app);
+    let base = app.url("/oauth2/authorize");
+    let cases = [
+        format!("{base}?response_type=code&client_id=nobody&redirect_uri={CALLBACK}&scope=read"),
+        format!(
+            "{base}?response_type=code&client_id={}&redirect_uri=https://evil.example.com/cb&scope=read",
+            client.client_id
+        ),
+        format!("{base}?response_type=code&client_id={}&redirect_uri={CALLBACK}/extra&scope=read", client.client_id),
+        format!("{base}?response_type=code&scope=read"),
+    ];
+    for url in cases {
+        let response = app.browser().get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{url}");
+        assert!(response.headers().get("location").is_none(), "{url} redirected");
+        assert!(response.text().await.unwrap().contains("This sign-in link is not valid"));
+    }
+}
+
+async fn other_request_errors_go_back_to_the_client_with_the_state(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user(EMAIL, PASSWORD);
+    let client = public_client(&app);
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let base =
+        format!("{}?client_id={}&redirect_uri={CALLBACK}&state=xyz", app.url("/oauth2/authorize"), client.client_id);
+    let cases = [
+        (
+            "plain PKCE",
+            format!("{base}&response_type=code&scope=read&code_challenge={challenge}&code_challenge_method=plain"),
+            "invalid_request",
+        ),
+        ("no PKCE for a public client", format!("{base}&response_type=code&scope=read"), "invalid_request"),
+        (
+            "malformed challenge",
+            format!("{base}&response_type=code&scope=read&code_challenge=abc&code_challenge_method=S256"),
+            "invalid_request",
+        ),
+        (
+            "implicit flow",
+            format!("{base}&response_type=token&scope=read&code_challenge={challenge}&code_challenge_method=S256"),
+            "unsupported_response_type",
+        ),
+        (
+            "scope not allowed",
+            format!("{base}&response_type=code&scope=admin&code_challenge={challenge}&code_challenge_method=S256"),
+            "invalid_scope",
+        ),
+        (
+            "no scope",
+            format!("{base}&response_type=code&code_challenge={challenge}&code_challenge_method=S256"),
+            "invalid_scope",
+        ),
+        (
+            "repeated parameter",
+            format!(
+                "{base}&response_type=code&scope=read&scope=write&code_challenge={challenge}&code_challenge_method=S256"
+            ),
+            "invalid_request",
+        ),
+    ];
+    for (name, url, error) in cases {
+        let response = app.browser().get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 303, "{name}");
+        let callback = location(&response);
+        assert!(callback.starts_with(CALLBACK), "{name}: {callback}");
+        assert_eq!(query_param(&callback, "error").as_deref(), Some(error), "{name}");
+        assert_eq!(query_param(&callback, "state").as_deref(), Some("xyz"), "{name}");
+        assert_eq!(query_param(&callback, "iss").as_deref(), Some(app.issuer().as_str()), "{name}");
+    }
+}
+
+/// Runs the flow up to the code for a public client; returns the code and its verifier.
+async fn obtain_code(app: &TestApp, client_id: &str) -> (String, String) {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (authorize_url, _) = oauth2_app(app, client_id)
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("read".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let browser = app.browser();
+    let page = sign_in_and_authorize(app, &browser, authorize_url.as_str()).await;
+    let callback = consent(app, &browser, page, "approve", false).await;
+    (query_param(&callback, "code").unwrap(), verifier.secret().clone())
+}
+
+async fn exchange(app: &TestApp, client_id: &str, code: &str, verifier: &str) -> reqwest::Response {
+    app.post_form(
+        "/oauth2/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", client_id),
+            ("code", code),
+            ("code_verifier", verifier),
+            ("redirect_uri", CALLBACK),
+        ],
+        None,
+    )
+    .await
+}
+
+async fn a_replayed_code_is_refused_and_its_access_token_revoked(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    app.create_user(EMAIL, PASSWORD);
+    let client = public_client(&app);
+    let introspector = app.create_client(&["client_credentials"], &[], &[]);
+    let (code, verifier) = obtain_code(&app, &client.client_id).await;
+    let first: Value = exchange(&app, &client.client_id, &code, &verifier).await.json().await.unwrap();
+    let access_token = first["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.introspect(&access_token, &introspector).await["active"], true);
+
+    // Act
+    let replay = exchange(&app, &client.client_id, &code, &verifier).await;
+
+    // Assert
+    assert_eq!(replay.status(), 400);
+    let body: Value = replay.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(app.introspect(&access_token, &introspector).await["active"], false);
+}
+
+async fn a_code_is_bound_to_its_verifier_client_redirect_uri_and_lifetime(backend: Backend) {
+    use diesel::prelude::*;
+    let app = spawn_app(backend).await;
+    app.create_user(EMAIL, PASSWORD);
+    let client = public_client(&app);
+    let other = {
+        let mut conn = app.pool.get().unwrap();
+        let registration = latchkey::manage::clients::ClientRegistration {
+            name: "Other".into(),
+            grant_types: vec!["authorization_code".into()],
+            scopes: vec!["read".into()],
+            audiences: vec![],
+            redirect_uris: vec![CALLBACK.into()],
+            public: true,
+        };
+        latchkey::manage::clients::register_client(&mut conn, &app.state.hasher, registration).unwrap()
+    };
+
+    let (code, verifier) = obtain_code(&app, &client.client_id).await;
+    let wrong_verifier = exchange(&app, &client.client_id, &code, &format!("{verifier}x")).await;
+    let (code, verifier) = obtain_code(&app, &client.client_id).await;
+    let other_client = exchange(&app, &other.client_id, &code, &verifier).await;
+    let (code, verifier) = obtain_code(&app, &client.client_id).await;
+    let wrong_redirect = app
+        .post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", &client.client_id),
+                ("code", &code),
+                ("code_verifier", &verifier),
+                ("redirect_uri", "https://app.example.com/other"),
+            ],
+            None,
+        )
+        .await;
+    let (code, verifier) = obtain_code(&app, &client.client_id).await;
+    {
+        use latchkey::db::schema::authorization_codes;
+        let mut conn = app.pool.get().unwrap();
+        let hash = app.state.hasher.hash(&code).into_string();
+        diesel::update(authorization_codes::table.find(hash))
+            .set(authorization_codes::expires_at.eq(latchkey::db::now() - chrono::TimeDelta::seconds(1)))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let expired = exchange(&app, &client.client_id, &code, &verifier).await;
+    let unknown = exchange(&app, &client.client_id, "no-such-code", &verifier).await;
+
+    for (name, response) in [
+        ("wrong verifier", wrong_verifier),
+        ("another client", other_client),
+        ("other redirect_uri", wrong_redirect),
+        ("expired", expired),
+        ("unknown", unknown),
+    ] {
+        assert_eq!(response.status(), 400, "{name}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_grant", "{name}: {body}");
+    }
+}
+
+async fn of_two_concurrent_redemptions_exactly_one_succeeds(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user(EMAIL, PASSWORD);
+    let client = public_client(&app);
+    let (code, verifier) = obtain_code(&app, &client.client_id).await;
+
+    let (a, b) = tokio::join!(
+        exchange(&app, &client.client_id, &code, &verifier),
+        exchange(&app, &client.client_id, &code, &verifier)
+    );
+
+    let mut statuses = vec![a.status().as_u16(), b.status().as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, vec![200, 400]);
+}
+
+crate::on_both_backends!(
+    the_code_flow_with_pkce_gives_the_app_tokens_for_the_signed_in_user,
+    an_id_token_names_the_user_and_carries_the_nonce,
+    denying_sends_access_denied_back_with_the_state,
+    a_remembered_decision_skips_the_page_until_a_new_scope_is_asked,
+    an_unknown_client_or_redirect_uri_gets_a_page_and_never_a_redirect,
+    other_request_errors_go_back_to_the_client_with_the_state,
+    a_replayed_code_is_refused_and_its_access_token_revoked,
+    a_code_is_bound_to_its_verifier_client_redirect_uri_and_lifetime,
+    of_two_concurrent_redemptions_exactly_one_succeeds,
+);
