@@ -12,6 +12,7 @@ pub mod audit;
 pub mod authorization_codes;
 pub mod clients;
 pub mod consents;
+pub mod refresh_tokens;
 pub mod revoked_tokens;
 pub mod schema;
 pub mod sessions;

@@ -10,11 +10,14 @@ use super::client_auth::{PresentedClient, authenticate_client_then};
 use super::error::{OAuthError, OAuthErrorCode};
 use super::id_token::mint_id_token;
 use super::params::OAuthParams;
+use super::refresh::{FamilyMember, REFRESH_TOKEN_LIFETIME, store_refresh_token};
 use super::token::{TokenResponse, ensure_grant_allowed};
+use crate::crypto::TokenHasher;
 use crate::db::DbConnection;
 use crate::db::apis::{Api, find_api_by_audience};
 use crate::db::authorization_codes::{AuthorizationCode, consume_code, find_code, record_code_access_token};
 use crate::db::clients::Client;
+use crate::db::refresh_tokens::revoke_families_of_code;
 use crate::db::revoked_tokens::revoke_token;
 use crate::db::users::{User, find_user};
 use crate::domain::{CodeChallenge, GrantType, Scopes};
@@ -28,6 +31,7 @@ struct Redeemed {
     code: AuthorizationCode,
     user: User,
     api: Option<Api>,
+    refresh_token: Option<String>,
 }
 
 struct Presented {
@@ -37,6 +41,7 @@ struct Presented {
     jti: String,
     issuer: String,
     default_ttl_secs: i64,
+    hasher: TokenHasher,
 }
 
 /// Checks and consumes the code (from a blocking context).
@@ -78,8 +83,27 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
         Some(find_api_by_audience(conn, &code.audience)?.ok_or_else(|| invalid_grant("the API no longer exists"))?)
     };
     let lifetime = api.as_ref().map_or(presented.default_ttl_secs, |api| api.token_lifetime_secs);
-    record_code_access_token(conn, &presented.code_hash, &presented.jti, now + TimeDelta::seconds(lifetime))?;
-    Ok(Redeemed { code, user, api })
+    let access_expires_at = now + TimeDelta::seconds(lifetime);
+    record_code_access_token(conn, &presented.code_hash, &presented.jti, access_expires_at)?;
+    let refresh_token = if Scopes::parse(&code.scope).unwrap_or_default().contains("offline_access") {
+        let family_id = uuid::Uuid::new_v4().to_string();
+        let member = FamilyMember {
+            family_id: &family_id,
+            parent_id: None,
+            client_id: &code.client_id,
+            user_id: &code.user_id,
+            scope: &code.scope,
+            audience: &code.audience,
+            auth_code_hash: Some(&presented.code_hash),
+            access_token_jti: &presented.jti,
+            access_token_expires_at: access_expires_at,
+            expires_at: now + REFRESH_TOKEN_LIFETIME,
+        };
+        Some(store_refresh_token(conn, &presented.hasher, &member, now)?)
+    } else {
+        None
+    };
+    Ok(Redeemed { code, user, api, refresh_token })
 }
 
 /// A replayed code: whatever its first use produced is revoked.
@@ -91,7 +115,7 @@ fn revoke_issued_from(
     if let (Some(jti), Some(expires_at)) = (&code.access_token_jti, code.access_token_expires_at) {
         revoke_token(conn, jti, expires_at, now)?;
     }
-    Ok(())
+    revoke_families_of_code(conn, &code.code_hash, now).map(drop)
 }
 
 pub async fn issue(
@@ -107,6 +131,7 @@ pub async fn issue(
         jti: uuid::Uuid::new_v4().to_string(),
         issuer: state.issuer.to_string(),
         default_ttl_secs: state.settings.access_token_ttl_secs,
+        hasher: state.hasher.clone(),
     };
     let jti = presented.jti.clone();
     let (client, redeemed) =
@@ -117,6 +142,7 @@ pub async fn issue(
     let audience = redeemed.api.as_ref().map_or(TokenAudience::Issuer, TokenAudience::Api);
     let access = mint_access_token(state, audience, &redeemed.user.id, &client.client_id, &scope, jti).await?;
     let mut response = TokenResponse::bearer(access.token, access.expires_in, &scope);
+    response.refresh_token = redeemed.refresh_token;
     if scope.contains("openid") {
         let auth_time =
             DateTime::<chrono::Utc>::from_naive_utc_and_offset(redeemed.code.auth_time, chrono::Utc).timestamp();

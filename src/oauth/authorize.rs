@@ -32,7 +32,7 @@ use crate::web::session::current_user;
 pub const CODE_LIFETIME: TimeDelta = TimeDelta::seconds(60);
 
 /// Scopes Latchkey itself understands, beyond those of the APIs.
-pub const IDENTITY_SCOPES: &[&str] = &["openid", "profile", "email"];
+pub const IDENTITY_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
 /// A request whose every parameter has been checked against the client's registration.
 #[derive(Debug, Clone)]
@@ -253,6 +253,7 @@ pub fn describe_scope(scope: &str) -> String {
         "openid" => "Confirm who you are".into(),
         "profile" => "See your name".into(),
         "email" => "See your email address".into(),
+        "offline_access" => "Keep access when you are not using the app".into(),
         "read" => "Read your data".into(),
         "write" => "Create and change your data".into(),
         "delete" => "Delete your data".into(),

@@ -11,7 +11,8 @@ use crate::domain::Issuer;
 use crate::startup::AppState;
 
 /// Latchkey's own scopes and those the built-in APIs understand; each API may define more.
-pub const SCOPES_SUPPORTED: &[&str] = &["openid", "profile", "email", "read", "write", "delete", "admin"];
+pub const SCOPES_SUPPORTED: &[&str] =
+    &["openid", "profile", "email", "offline_access", "read", "write", "delete", "admin"];
 
 /// What the token endpoint accepts: `none` is for public clients, which must use PKCE.
 const TOKEN_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];

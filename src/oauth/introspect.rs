@@ -9,15 +9,22 @@ use super::access_tokens::{AccessTokenStatus, inspect_access_token};
 use super::client_auth::{authenticate_client, presented_client};
 use super::error::OAuthError;
 use super::params::OAuthParams;
+use super::refresh::find_usable;
+use crate::error::AppError;
+use crate::manage::utc;
 use crate::tokens::AccessTokenClaims;
 
+/// An active access token: its claims, flattened beside `active` (RFC 7662 §2.2).
 #[derive(Serialize)]
-struct IntrospectionResponse<'a> {
+struct ActiveAccessToken<'a> {
     active: bool,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    claims: Option<&'a AccessTokenClaims>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token_type: Option<&'static str>,
+    #[serde(flatten)]
+    claims: &'a AccessTokenClaims,
+    token_type: &'static str,
+}
+
+fn inactive() -> serde_json::Value {
+    serde_json::json!({ "active": false })
 }
 
 #[tracing::instrument(name = "introspect", skip_all)]
@@ -35,13 +42,29 @@ pub async fn post_introspect(
     }
     let token = params.required("token")?;
     // `token_type_hint` only speeds up a search; every kind is tried regardless.
-    let status = inspect_access_token(&state, token).await?;
-    let body = match &status {
+    let body = match inspect_access_token(&state, token).await? {
         AccessTokenStatus::Active(claims) => {
-            IntrospectionResponse { active: true, claims: Some(claims), token_type: Some("Bearer") }
+            serde_json::to_value(ActiveAccessToken { active: true, claims: &claims, token_type: "Bearer" })
+                .map_err(|e| AppError::Unexpected(e.into()))?
         }
-        AccessTokenStatus::Revoked(_) | AccessTokenStatus::Unknown => {
-            IntrospectionResponse { active: false, claims: None, token_type: None }
+        AccessTokenStatus::Revoked(_) => inactive(),
+        AccessTokenStatus::Unknown => {
+            let (hasher, token) = (state.hasher.clone(), token.to_owned());
+            let refresh = crate::db::run(&state.pool, move |conn| Ok(find_usable(conn, &hasher, &token)?)).await?;
+            match refresh {
+                Some(refresh) => serde_json::json!({
+                    "active": true,
+                    "scope": refresh.scope,
+                    "client_id": refresh.client_id,
+                    "sub": refresh.user_id,
+                    "aud": refresh.audience,
+                    "iss": state.issuer.as_str(),
+                    "iat": utc(refresh.created_at).timestamp(),
+                    "exp": utc(refresh.expires_at).timestamp(),
+                    "token_type": "refresh_token",
+                }),
+                None => inactive(),
+            }
         }
     };
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store"))).json(body))

@@ -11,6 +11,7 @@ pub mod id_token;
 pub mod introspect;
 pub mod jwks;
 pub mod params;
+pub mod refresh;
 pub mod revoke;
 pub mod token;
 

@@ -9,9 +9,43 @@ use super::access_tokens::{AccessTokenStatus, inspect_access_token};
 use super::client_auth::{authenticate_client, presented_client};
 use super::error::OAuthError;
 use super::params::OAuthParams;
+use crate::db::refresh_tokens::{find_refresh_token, revoke_refresh_family};
 use crate::db::revoked_tokens::revoke_token;
 use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
 use crate::startup::AppState;
+
+/// RFC 7009 §2.1: revoking a refresh token also invalidates the access tokens of the same
+/// grant, so the whole family goes.
+async fn revoke_refresh_token(
+    state: &AppState,
+    req: &HttpRequest,
+    client_id: &str,
+    token: &str,
+) -> Result<(), OAuthError> {
+    let token_hash = state.hasher.hash(token).into_string();
+    let client_id = client_id.to_owned();
+    let ip = req.peer_addr().map(|addr| addr.ip().to_string());
+    let request_id = crate::telemetry::current_request_id();
+    let foreign = crate::db::run(&state.pool, move |conn| {
+        let Some(refresh) = find_refresh_token(conn, &token_hash)? else {
+            return Ok(false);
+        };
+        if refresh.client_id != client_id {
+            return Ok(true);
+        }
+        revoke_refresh_family(conn, &refresh.family_id, crate::db::now())?;
+        let entry = AuditEntry::new(Actor::Client(&client_id), "refresh_token.revoked", Outcome::Success)
+            .target("refresh_family", &refresh.family_id)
+            .from_request(ip.as_deref(), Some(&request_id));
+        audit::record(conn, &entry)?;
+        Ok(false)
+    })
+    .await?;
+    if foreign {
+        return Err(OAuthError::unauthorized_client("the token was not issued to this client"));
+    }
+    Ok(())
+}
 
 #[tracing::instrument(name = "revoke", skip_all)]
 pub async fn post_revoke(
@@ -25,7 +59,11 @@ pub async fn post_revoke(
     let token = params.required("token")?;
 
     // RFC 7009 §2.2: an invalid, expired or already revoked token is not an error.
-    if let AccessTokenStatus::Active(claims) = inspect_access_token(&state, token).await? {
+    let status = inspect_access_token(&state, token).await?;
+    if matches!(status, AccessTokenStatus::Unknown) {
+        revoke_refresh_token(&state, &req, &client.client_id, token).await?;
+    }
+    if let AccessTokenStatus::Active(claims) = status {
         // §2.1: a client may revoke only the tokens issued to it.
         if claims.client_id != client.client_id {
             return Err(OAuthError::unauthorized_client("the token was not issued to this client"));

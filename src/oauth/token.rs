@@ -54,7 +54,8 @@ pub fn ensure_grant_allowed(client: &Client, grant: GrantType) -> Result<(), OAu
 }
 
 /// The grants this server can issue today; metadata lists exactly these.
-pub const SUPPORTED_GRANTS: &[GrantType] = &[GrantType::AuthorizationCode, GrantType::ClientCredentials];
+pub const SUPPORTED_GRANTS: &[GrantType] =
+    &[GrantType::AuthorizationCode, GrantType::ClientCredentials, GrantType::RefreshToken];
 
 #[tracing::instrument(name = "token", skip_all, fields(grant_type, client_id))]
 pub async fn post_token(
@@ -75,7 +76,8 @@ pub async fn post_token(
     let response = match grant {
         GrantType::ClientCredentials => super::client_credentials::issue(&state, &req, presented, &params).await?,
         GrantType::AuthorizationCode => super::authorization_code::issue(&state, &req, presented, &params).await?,
-        GrantType::RefreshToken | GrantType::TokenExchange => return Err(unsupported()),
+        GrantType::RefreshToken => super::refresh::issue(&state, &req, presented, &params).await?,
+        GrantType::TokenExchange => return Err(unsupported()),
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))

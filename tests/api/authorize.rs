@@ -14,12 +14,21 @@ const CALLBACK: &str = "https://app.example.com/callback";
 
 /// A public client (PKCE, no secret) allowed `openid profile email read write` on [`API`].
 fn public_client(app: &TestApp) -> latchkey::manage::clients::RegisteredClient {
+    register_public_client(app, &["authorization_code"], "openid profile email read write")
+}
+
+/// A public client with these grants and scopes on [`API`] (which this creates).
+pub fn register_public_client(
+    app: &TestApp,
+    grants: &[&str],
+    scopes: &str,
+) -> latchkey::manage::clients::RegisteredClient {
     app.create_api(API, &["read", "write"], "RS256");
     let mut conn = app.pool.get().unwrap();
     let registration = latchkey::manage::clients::ClientRegistration {
         name: "Photo Printer".into(),
-        grant_types: vec!["authorization_code".into()],
-        scopes: vec!["openid profile email read write".into()],
+        grant_types: grants.iter().map(|g| g.to_string()).collect(),
+        scopes: vec![scopes.into()],
         audiences: vec![API.into()],
         redirect_uris: vec![CALLBACK.into()],
         public: true,
@@ -337,19 +346,25 @@ async fn other_request_errors_go_back_to_the_client_with_the_state(backend: Back
 
 /// Runs the flow up to the code for a public client; returns the code and its verifier.
 async fn obtain_code(app: &TestApp, client_id: &str) -> (String, String) {
+    obtain_code_for(app, client_id, &["read"]).await
+}
+
+/// Signs in, consents to `scopes` and returns the code and its PKCE verifier.
+pub async fn obtain_code_for(app: &TestApp, client_id: &str, scopes: &[&str]) -> (String, String) {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (authorize_url, _) = oauth2_app(app, client_id)
-        .authorize_url(CsrfToken::new_random)
-        .add_scope(Scope::new("read".into()))
-        .set_pkce_challenge(challenge)
-        .url();
+    let oauth = oauth2_app(app, client_id);
+    let mut request = oauth.authorize_url(CsrfToken::new_random).set_pkce_challenge(challenge);
+    for scope in scopes {
+        request = request.add_scope(Scope::new((*scope).into()));
+    }
+    let (authorize_url, _) = request.url();
     let browser = app.browser();
     let page = sign_in_and_authorize(app, &browser, authorize_url.as_str()).await;
     let callback = consent(app, &browser, page, "approve", false).await;
     (query_param(&callback, "code").unwrap(), verifier.secret().clone())
 }
 
-async fn exchange(app: &TestApp, client_id: &str, code: &str, verifier: &str) -> reqwest::Response {
+pub async fn exchange(app: &TestApp, client_id: &str, code: &str, verifier: &str) -> reqwest::Response {
     app.post_form(
         "/oauth2/token",
         &[

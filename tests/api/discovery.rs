@@ -18,7 +18,10 @@ async fn both_metadata_documents_list_exactly_the_implemented_endpoints(backend:
         assert_eq!(metadata["introspection_endpoint"], format!("{issuer}/oauth2/introspect"));
         assert_eq!(metadata["revocation_endpoint"], format!("{issuer}/oauth2/revoke"));
         assert_eq!(metadata["authorization_endpoint"], format!("{issuer}/oauth2/authorize"));
-        assert_eq!(metadata["grant_types_supported"], serde_json::json!(["authorization_code", "client_credentials"]));
+        assert_eq!(
+            metadata["grant_types_supported"],
+            serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])
+        );
         assert_eq!(metadata["response_types_supported"], serde_json::json!(["code"]));
         assert_eq!(metadata["code_challenge_methods_supported"], serde_json::json!(["S256"]));
         assert_eq!(metadata["authorization_response_iss_parameter_supported"], true);

@@ -10,6 +10,7 @@ mod introspect;
 mod keys;
 mod login;
 mod operations;
+mod refresh;
 mod revoke;
 mod storage;
 mod token;

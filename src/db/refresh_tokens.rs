@@ -1,0 +1,116 @@
+//! Refresh tokens, stored as keyed hashes. Each use retires the token and issues its
+//! successor in the same family; a retired token presented again revokes the family.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::DbConnection;
+use super::revoked_tokens::revoke_token;
+use super::schema::refresh_tokens;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshToken {
+    pub id: String,
+    pub token_hash: String,
+    pub family_id: String,
+    pub parent_id: Option<String>,
+    pub client_id: String,
+    pub user_id: String,
+    pub scope: String,
+    pub audience: String,
+    pub auth_code_hash: Option<String>,
+    pub access_token_jti: String,
+    pub access_token_expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+impl RefreshToken {
+    /// Neither used, revoked nor expired.
+    pub fn is_usable(&self, now: NaiveDateTime) -> bool {
+        self.used_at.is_none() && self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct NewRefreshToken<'a> {
+    pub id: &'a str,
+    pub token_hash: &'a str,
+    pub family_id: &'a str,
+    pub parent_id: Option<&'a str>,
+    pub client_id: &'a str,
+    pub user_id: &'a str,
+    pub scope: &'a str,
+    pub audience: &'a str,
+    pub auth_code_hash: Option<&'a str>,
+    pub access_token_jti: &'a str,
+    pub access_token_expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+pub fn insert_refresh_token(conn: &mut DbConnection, token: &NewRefreshToken<'_>) -> QueryResult<()> {
+    diesel::insert_into(refresh_tokens::table).values(token).execute(conn).map(drop)
+}
+
+pub fn find_refresh_token(conn: &mut DbConnection, token_hash: &str) -> QueryResult<Option<RefreshToken>> {
+    refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .select(RefreshToken::as_select())
+        .get_result(conn)
+        .optional()
+}
+
+/// Retires the token if it is still usable. Of concurrent callers exactly one gets `true`:
+/// the condition and the write are one statement.
+pub fn retire_refresh_token(conn: &mut DbConnection, token_hash: &str, now: NaiveDateTime) -> QueryResult<bool> {
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::token_hash.eq(token_hash))
+            .filter(refresh_tokens::used_at.is_null())
+            .filter(refresh_tokens::revoked_at.is_null())
+            .filter(refresh_tokens::expires_at.gt(now)),
+    )
+    .set(refresh_tokens::used_at.eq(now))
+    .execute(conn)
+    .map(|rows| rows == 1)
+}
+
+/// Revokes every token of `families` and the access tokens
+/// minted with them; returns how many refresh tokens it revoked.
+fn revoke_families(conn: &mut DbConnection, families: Vec<String>, now: NaiveDateTime) -> QueryResult<usize> {
+    let members: Vec<(String, NaiveDateTime)> = refresh_tokens::table
+        .filter(refresh_tokens::family_id.eq_any(&families))
+        .filter(refresh_tokens::access_token_expires_at.gt(now))
+        .select((refresh_tokens::access_token_jti, refresh_tokens::access_token_expires_at))
+        .load(conn)?;
+    for (jti, expires_at) in members {
+        revoke_token(conn, &jti, expires_at, now)?;
+    }
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::family_id.eq_any(&families))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(now))
+    .execute(conn)
+}
+
+/// Revokes a whole family: every refresh token in it and their access tokens.
+pub fn revoke_refresh_family(conn: &mut DbConnection, family_id: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    revoke_families(conn, vec![family_id.to_owned()], now)
+}
+
+/// Revokes the families started by an authorization code (its replay means theft).
+pub fn revoke_families_of_code(conn: &mut DbConnection, code_hash: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    let families: Vec<String> = refresh_tokens::table
+        .filter(refresh_tokens::auth_code_hash.eq(code_hash))
+        .select(refresh_tokens::family_id)
+        .distinct()
+        .load(conn)?;
+    revoke_families(conn, families, now)
+}

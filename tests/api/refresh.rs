@@ -1,0 +1,168 @@
+//! Refresh tokens: issued for offline_access, rotated on every use, a reuse revokes the
+//! family, a refresh never widens scope.
+
+use serde_json::Value;
+
+use crate::authorize::{exchange, obtain_code_for, register_public_client};
+use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::login::{EMAIL, PASSWORD};
+
+struct Grant {
+    client_id: String,
+    access_token: String,
+    refresh_token: String,
+}
+
+/// A signed-in user's grant to a public client with `scopes` (offline_access included).
+async fn grant(app: &TestApp, scopes: &[&str]) -> Grant {
+    app.create_user(EMAIL, PASSWORD);
+    let client = register_public_client(app, &["authorization_code", "refresh_token"], "read write offline_access");
+    let (code, verifier) = obtain_code_for(app, &client.client_id, scopes).await;
+    let response = exchange(app, &client.client_id, &code, &verifier).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    Grant {
+        client_id: client.client_id,
+        access_token: body["access_token"].as_str().unwrap().to_owned(),
+        refresh_token: body["refresh_token"].as_str().expect("offline_access yields a refresh token").to_owned(),
+    }
+}
+
+async fn refresh(app: &TestApp, client_id: &str, refresh_token: &str, scope: Option<&str>) -> reqwest::Response {
+    let mut form = vec![("grant_type", "refresh_token"), ("client_id", client_id), ("refresh_token", refresh_token)];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    app.post_form("/oauth2/token", &form, None).await
+}
+
+async fn error_of(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (status, body["error"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn every_refresh_returns_a_new_refresh_token(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let grant = grant(&app, &["read", "offline_access"]).await;
+
+    // Act
+    let first: Value = refresh(&app, &grant.client_id, &grant.refresh_token, None).await.json().await.unwrap();
+    let second_token = first["refresh_token"].as_str().unwrap().to_owned();
+    let second: Value = refresh(&app, &grant.client_id, &second_token, None).await.json().await.unwrap();
+
+    // Assert
+    assert_ne!(second_token, grant.refresh_token);
+    assert_ne!(second["refresh_token"], first["refresh_token"]);
+    assert_eq!(first["scope"], "offline_access read");
+    assert_ne!(first["access_token"], grant.access_token);
+    assert_eq!(first["token_type"], "Bearer");
+}
+
+async fn reusing_a_retired_refresh_token_revokes_the_whole_family(backend: Backend) {
+    // Arrange: rotate once, so that the first token is retired.
+    let app = spawn_app(backend).await;
+    let grant = grant(&app, &["read", "offline_access"]).await;
+    let introspector = app.create_client(&["client_credentials"], &[], &[]);
+    let rotated: Value = refresh(&app, &grant.client_id, &grant.refresh_token, None).await.json().await.unwrap();
+    let newest = rotated["refresh_token"].as_str().unwrap().to_owned();
+    let newest_access = rotated["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.introspect(&newest_access, &introspector).await["active"], true);
+
+    // Act: someone presents the retired token.
+    let reuse = refresh(&app, &grant.client_id, &grant.refresh_token, None).await;
+
+    // Assert: refused, and the newest token and every access token of the family are dead.
+    assert_eq!(error_of(reuse).await, (400, "invalid_grant".into()));
+    assert_eq!(error_of(refresh(&app, &grant.client_id, &newest, None).await).await, (400, "invalid_grant".into()));
+    assert_eq!(app.introspect(&newest_access, &introspector).await["active"], false);
+    assert_eq!(app.introspect(&grant.access_token, &introspector).await["active"], false);
+    assert_eq!(app.introspect(&newest, &introspector).await["active"], false);
+}
+
+async fn a_refresh_may_narrow_the_scope_but_never_widen_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let grant = grant(&app, &["read", "write", "offline_access"]).await;
+
+    let narrowed = refresh(&app, &grant.client_id, &grant.refresh_token, Some("read")).await;
+    assert_eq!(narrowed.status(), 200);
+    let narrowed: Value = narrowed.json().await.unwrap();
+    assert_eq!(narrowed["scope"], "read");
+    // The refresh token keeps the grant's scope (RFC 6749 §6): write may be asked again.
+    let next = narrowed["refresh_token"].as_str().unwrap();
+    let again: Value = refresh(&app, &grant.client_id, next, Some("read write")).await.json().await.unwrap();
+    assert_eq!(again["scope"], "read write");
+    let widened = refresh(&app, &grant.client_id, again["refresh_token"].as_str().unwrap(), Some("read delete")).await;
+    assert_eq!(error_of(widened).await, (400, "invalid_scope".into()));
+}
+
+async fn of_two_concurrent_refreshes_exactly_one_succeeds(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let grant = grant(&app, &["read", "offline_access"]).await;
+
+    let (a, b) = tokio::join!(
+        refresh(&app, &grant.client_id, &grant.refresh_token, None),
+        refresh(&app, &grant.client_id, &grant.refresh_token, None)
+    );
+
+    let mut statuses = vec![a.status().as_u16(), b.status().as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, vec![200, 400]);
+}
+
+async fn refresh_tokens_introspect_and_revoking_one_ends_its_grant(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let grant = grant(&app, &["read", "offline_access"]).await;
+    let introspector = app.create_client(&["client_credentials"], &[], &[]);
+    let before = app.introspect(&grant.refresh_token, &introspector).await;
+
+    // Act: the public client revokes its own refresh token (RFC 7009).
+    let revoked = app
+        .post_form("/oauth2/revoke", &[("token", &grant.refresh_token), ("client_id", &grant.client_id)], None)
+        .await;
+
+    // Assert
+    assert_eq!(before["active"], true);
+    assert_eq!(before["token_type"], "refresh_token");
+    assert_eq!(before["client_id"], grant.client_id);
+    assert_eq!(before["scope"], "offline_access read");
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(app.introspect(&grant.refresh_token, &introspector).await["active"], false);
+    assert_eq!(
+        app.introspect(&grant.access_token, &introspector).await["active"],
+        false,
+        "the grant's access token too"
+    );
+    assert_eq!(
+        error_of(refresh(&app, &grant.client_id, &grant.refresh_token, None).await).await,
+        (400, "invalid_grant".into())
+    );
+}
+
+async fn replaying_the_code_revokes_the_refresh_tokens_it_produced(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user(EMAIL, PASSWORD);
+    let client = register_public_client(&app, &["authorization_code", "refresh_token"], "read offline_access");
+    let (code, verifier) = obtain_code_for(&app, &client.client_id, &["read", "offline_access"]).await;
+    let first: Value = exchange(&app, &client.client_id, &code, &verifier).await.json().await.unwrap();
+
+    let replay = exchange(&app, &client.client_id, &code, &verifier).await;
+
+    assert_eq!(error_of(replay).await, (400, "invalid_grant".into()));
+    let refresh_token = first["refresh_token"].as_str().unwrap();
+    assert_eq!(
+        error_of(refresh(&app, &client.client_id, refresh_token, None).await).await,
+        (400, "invalid_grant".into())
+    );
+}
+
+crate::on_both_backends!(
+    every_refresh_returns_a_new_refresh_token,
+    reusing_a_retired_refresh_token_revokes_the_whole_family,
+    a_refresh_may_narrow_the_scope_but_never_widen_it,
+    of_two_concurrent_refreshes_exactly_one_succeeds,
+    refresh_tokens_introspect_and_revoking_one_ends_its_grant,
+    replaying_the_code_revokes_the_refresh_tokens_it_produced,
+);
