@@ -14,6 +14,7 @@ pub mod params;
 pub mod refresh;
 pub mod revoke;
 pub mod token;
+pub mod userinfo;
 
 use actix_web::http::Method;
 use actix_web::web;
@@ -23,6 +24,7 @@ pub const TOKEN_PATH: &str = "/oauth2/token";
 pub const INTROSPECTION_PATH: &str = "/oauth2/introspect";
 pub const REVOCATION_PATH: &str = "/oauth2/revoke";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+pub const USERINFO_PATH: &str = "/oauth2/userinfo";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use crate::startup::only;
@@ -32,6 +34,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(authorize::post_authorize)),
     )
     .service(only(TOKEN_PATH, Method::POST, web::post().to(token::post_token)))
+    // OIDC Core §5.3: GET and POST both.
+    .service(
+        web::resource(USERINFO_PATH)
+            .route(web::get().to(userinfo::get_userinfo))
+            .route(web::post().to(userinfo::get_userinfo)),
+    )
     .service(only(INTROSPECTION_PATH, Method::POST, web::post().to(introspect::post_introspect)))
     .service(only(REVOCATION_PATH, Method::POST, web::post().to(revoke::post_revoke)))
     .service(only(JWKS_PATH, Method::GET, web::get().to(jwks::get_jwks)))

@@ -478,7 +478,43 @@ async fn of_two_concurrent_redemptions_exactly_one_succeeds(backend: Backend) {
     assert_eq!(statuses, vec![200, 400]);
 }
 
+async fn userinfo_returns_the_claims_the_scopes_allow(backend: Backend) {
+    // Arrange: one token with openid email profile, one with read only.
+    let app = spawn_app(backend).await;
+    let user = app.create_user(EMAIL, PASSWORD);
+    let client = public_client(&app);
+    let (code, verifier) = obtain_code_for(&app, &client.client_id, &["openid", "email", "profile"]).await;
+    let full: Value = exchange(&app, &client.client_id, &code, &verifier).await.json().await.unwrap();
+    let (code, verifier) = obtain_code_for(&app, &client.client_id, &["read"]).await;
+    let no_openid: Value = exchange(&app, &client.client_id, &code, &verifier).await.json().await.unwrap();
+    let userinfo = |token: Option<String>| {
+        let mut request = app.http.get(app.url("/oauth2/userinfo"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+
+    // Act
+    let ok = userinfo(full["access_token"].as_str().map(str::to_owned)).await.unwrap();
+    let forbidden = userinfo(no_openid["access_token"].as_str().map(str::to_owned)).await.unwrap();
+    let garbage = userinfo(Some("not-a-token".into())).await.unwrap();
+    let missing = userinfo(None).await.unwrap();
+
+    // Assert
+    assert_eq!(ok.status(), 200);
+    let claims: Value = ok.json().await.unwrap();
+    assert_eq!(claims, serde_json::json!({ "sub": user.id, "email": EMAIL, "name": "Ada Lovelace" }));
+    assert_eq!(forbidden.status(), 403);
+    assert!(forbidden.headers()["www-authenticate"].to_str().unwrap().contains(r#"error="insufficient_scope""#));
+    assert_eq!(garbage.status(), 401);
+    assert!(garbage.headers()["www-authenticate"].to_str().unwrap().contains(r#"error="invalid_token""#));
+    assert_eq!(missing.status(), 401);
+    assert_eq!(missing.headers()["www-authenticate"], r#"Bearer realm="latchkey""#);
+}
+
 crate::on_both_backends!(
+    userinfo_returns_the_claims_the_scopes_allow,
     the_code_flow_with_pkce_gives_the_app_tokens_for_the_signed_in_user,
     an_id_token_names_the_user_and_carries_the_nonce,
     denying_sends_access_denied_back_with_the_state,
