@@ -114,3 +114,19 @@ pub fn revoke_families_of_code(conn: &mut DbConnection, code_hash: &str, now: Na
         .load(conn)?;
     revoke_families(conn, families, now)
 }
+
+/// Revokes every grant `user_id` gave `client_id` (a withdrawn consent).
+pub fn revoke_families_of_user_client(
+    conn: &mut DbConnection,
+    user_id: &str,
+    client_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let families: Vec<String> = refresh_tokens::table
+        .filter(refresh_tokens::user_id.eq(user_id))
+        .filter(refresh_tokens::client_id.eq(client_id))
+        .select(refresh_tokens::family_id)
+        .distinct()
+        .load(conn)?;
+    revoke_families(conn, families, now)
+}

@@ -167,6 +167,7 @@ diesel::table! {
         scope -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        remembered -> Bool,
     }
 }
 

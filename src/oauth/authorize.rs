@@ -333,7 +333,7 @@ async fn validate(
 async fn remembered(state: &AppState, user: &User, request: &AuthorizationRequest) -> Result<bool, AppError> {
     let (user_id, client_id) = (user.id.clone(), request.client.client_id.clone());
     let consent = crate::db::run(&state.pool, move |conn| Ok(find_consent(conn, &user_id, &client_id)?)).await?;
-    Ok(consent.is_some_and(|c| request.scope.is_subset(&Scopes::parse(&c.scope).unwrap_or_default())))
+    Ok(consent.is_some_and(|c| c.remembered && request.scope.is_subset(&Scopes::parse(&c.scope).unwrap_or_default())))
 }
 
 #[tracing::instrument(name = "authorize", skip_all)]
@@ -428,15 +428,16 @@ pub async fn post_authorize(
             let (request_for_code, user_for_code) = (request.clone(), user.clone());
             let code = crate::db::run(&state.pool, move |conn| {
                 let (request, user) = (request_for_code, user_for_code);
-                if remember {
-                    let previous = find_consent(conn, &user.id, &request.client.client_id)?;
-                    let mut scopes: Vec<String> = request.scope.iter().map(str::to_owned).collect();
-                    if let Some(previous) = previous {
-                        scopes.extend(previous.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned));
-                    }
-                    let merged = Scopes::from_tokens(scopes.iter().map(String::as_str)).unwrap_or_default();
-                    save_consent(conn, &user.id, &request.client.client_id, &merged.to_string(), crate::db::now())?;
+                // Every approval is recorded (the account page lists it); the checkbox
+                // decides whether the next request skips the page.
+                let previous = find_consent(conn, &user.id, &request.client.client_id)?;
+                let mut scopes: Vec<String> = request.scope.iter().map(str::to_owned).collect();
+                if let Some(previous) = previous {
+                    scopes.extend(previous.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned));
                 }
+                let merged = Scopes::from_tokens(scopes.iter().map(String::as_str)).unwrap_or_default();
+                let client_id = &request.client.client_id;
+                save_consent(conn, &user.id, client_id, &merged.to_string(), remember, crate::db::now())?;
                 let entry = AuditEntry::new(Actor::User(&user.id), "consent.granted", Outcome::Success)
                     .target("client", &request.client.client_id)
                     .from_request(None, Some(&request_id))

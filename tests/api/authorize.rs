@@ -264,7 +264,7 @@ async fn a_remembered_decision_skips_the_page_until_a_new_scope_is_asked(backend
     let wider = browser.get(url_for(&["read", "write"])).send().await.unwrap();
 
     // Assert: straight back with a code; a new scope asks again.
-    assert_eq!(again.status(), 303);
+    assert_eq!(again.status(), 303, "remembered");
     assert!(query_param(&location(&again), "code").is_some());
     assert_eq!(wider.status(), 200);
     assert!(wider.text().await.unwrap().contains("Create and change your data"));
@@ -513,7 +513,28 @@ async fn userinfo_returns_the_claims_the_scopes_allow(backend: Backend) {
     assert_eq!(missing.headers()["www-authenticate"], r#"Bearer realm="latchkey""#);
 }
 
+async fn without_remembering_the_next_request_asks_again(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user(EMAIL, PASSWORD);
+    let client = public_client(&app);
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (first_url, _) = oauth2_app(&app, &client.client_id)
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("read".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let browser = app.browser();
+    let page = sign_in_and_authorize(&app, &browser, first_url.as_str()).await;
+    consent(&app, &browser, page, "approve", false).await;
+
+    let again = browser.get(first_url.as_str()).send().await.unwrap();
+
+    assert_eq!(again.status(), 200, "the consent page again");
+    assert!(again.text().await.unwrap().contains("wants to access your account"));
+}
+
 crate::on_both_backends!(
+    without_remembering_the_next_request_asks_again,
     userinfo_returns_the_claims_the_scopes_allow,
     the_code_flow_with_pkce_gives_the_app_tokens_for_the_signed_in_user,
     an_id_token_names_the_user_and_carries_the_nonce,

@@ -158,7 +158,43 @@ async fn replaying_the_code_revokes_the_refresh_tokens_it_produced(backend: Back
     );
 }
 
+async fn withdrawing_an_app_on_the_account_page_revokes_its_tokens(backend: Backend) {
+    // Arrange: the app holds a grant; the user signs in again in another browser.
+    let app = spawn_app(backend).await;
+    let grant = grant(&app, &["read", "offline_access"]).await;
+    let introspector = app.create_client(&["client_credentials"], &[], &[]);
+    let browser = app.browser();
+    crate::login::sign_in(&app, &browser, EMAIL, PASSWORD, "/account").await;
+    let account = browser.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(account.contains("Photo Printer"), "the app is listed even though the decision was not remembered");
+    assert!(account.contains("Keep access when you are not using the app"));
+    assert!(account.contains("(this browser)"));
+    assert_eq!(account.matches("<li>\n    <div>").count(), 2, "two sessions: the flow's and this one");
+
+    // Act
+    let revoked = browser
+        .post(app.url("/account/consents/revoke"))
+        .form(&[("csrf_token", crate::login::csrf_token(&account)), ("client_id", grant.client_id.clone())])
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(revoked.status(), 303);
+    assert_eq!(revoked.headers()["location"], "/account?revoked=1");
+    let after = browser.get(app.url("/account?revoked=1")).send().await.unwrap().text().await.unwrap();
+    assert!(!after.contains("Photo Printer"));
+    assert!(after.contains("Access withdrawn"));
+    assert_eq!(
+        error_of(refresh(&app, &grant.client_id, &grant.refresh_token, None).await).await,
+        (400, "invalid_grant".into())
+    );
+    assert_eq!(app.introspect(&grant.access_token, &introspector).await["active"], false);
+    assert!(app.audit_actions().contains(&("consent.revoked".into(), "success".into())));
+}
+
 crate::on_both_backends!(
+    withdrawing_an_app_on_the_account_page_revokes_its_tokens,
     every_refresh_returns_a_new_refresh_token,
     reusing_a_retired_refresh_token_revokes_the_whole_family,
     a_refresh_may_narrow_the_scope_but_never_widen_it,
