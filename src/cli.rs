@@ -104,6 +104,9 @@ pub struct ClientCreateArgs {
     /// Redirect URIs, matched exactly.
     #[arg(long = "redirect-uri", num_args = 1..)]
     pub redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may return the browser, matched exactly.
+    #[arg(long = "post-logout-redirect-uri", num_args = 1..)]
+    pub post_logout_redirect_uris: Vec<String>,
     /// A public client (no secret; authorization code with PKCE only).
     #[arg(long)]
     pub public: bool,
@@ -262,6 +265,7 @@ fn create_client(settings: &Settings, args: ClientCreateArgs) -> anyhow::Result<
         scopes: args.scopes,
         audiences: args.audiences,
         redirect_uris: args.redirect_uris,
+        post_logout_redirect_uris: args.post_logout_redirect_uris,
         public: args.public,
     };
     let client = manage::clients::register_client(&mut conn, &master_key.token_hasher(), registration)?;

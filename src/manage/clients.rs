@@ -19,6 +19,8 @@ pub struct ClientRegistration {
     pub scopes: Vec<String>,
     pub audiences: Vec<String>,
     pub redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may send the browser afterwards.
+    pub post_logout_redirect_uris: Vec<String>,
     pub public: bool,
 }
 
@@ -33,6 +35,8 @@ pub struct RegisteredClient {
     pub scope: String,
     pub audiences: Vec<String>,
     pub redirect_uris: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub post_logout_redirect_uris: Vec<String>,
     pub token_endpoint_auth_method: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
@@ -94,7 +98,7 @@ pub fn register_client(
             }
         }
     }
-    for uri in &registration.redirect_uris {
+    for uri in registration.redirect_uris.iter().chain(&registration.post_logout_redirect_uris) {
         validate_redirect_uri(uri)?;
     }
     if grants.contains(&GrantType::AuthorizationCode) && registration.redirect_uris.is_empty() {
@@ -134,7 +138,7 @@ pub fn register_client(
             scopes: &scopes.to_string(),
             audiences: &audiences.join(" "),
             redirect_uris: &registration.redirect_uris.join(" "),
-            post_logout_redirect_uris: "",
+            post_logout_redirect_uris: &registration.post_logout_redirect_uris.join(" "),
             created_at: now,
             updated_at: now,
         },
@@ -153,6 +157,7 @@ pub fn register_client(
         scope: scopes.to_string(),
         audiences,
         redirect_uris: registration.redirect_uris,
+        post_logout_redirect_uris: registration.post_logout_redirect_uris,
         token_endpoint_auth_method: auth_method.to_owned(),
         created_at: super::utc(now),
     })

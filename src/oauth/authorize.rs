@@ -6,7 +6,7 @@
 //! redirect URI with `error` and `state`.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
@@ -25,7 +25,7 @@ use crate::error::AppError;
 use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
 use crate::startup::AppState;
 use crate::web::csrf::{self, CsrfToken};
-use crate::web::pages::{error_page, page_response, render};
+use crate::web::pages::{error_page, form_page_leading_to};
 use crate::web::session::current_user;
 
 /// RFC 9700 §4.5 recommends codes live briefly; one minute covers any real redirect.
@@ -272,16 +272,6 @@ struct ConsentPage<'a> {
     csrf_token: &'a str,
 }
 
-/// Where the consent form may lead: our own origin, then the client's redirect (Chrome
-/// applies `form-action` to the redirect after a form post).
-fn consent_form_action(redirect_uri: &str) -> String {
-    match url::Url::parse(redirect_uri) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") => url.origin().ascii_serialization(),
-        Ok(url) => format!("{}:", url.scheme()),
-        Err(_) => String::new(),
-    }
-}
-
 fn consent_page(
     req: &HttpRequest,
     state: &AppState,
@@ -295,26 +285,14 @@ fn consent_page(
         .filter(|(name, _)| !matches!(*name, "csrf_token" | "decision" | "remember"))
         .map(|(n, v)| (n.to_owned(), v.to_owned()))
         .collect();
-    let body = render(&ConsentPage {
+    let page = ConsentPage {
         client_name: &request.client.name,
         user_name: user.display_name(),
         scopes: request.scope.iter().map(describe_scope).collect(),
         hidden,
         csrf_token: &form_value,
-    })?;
-    let policy = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' {}; frame-ancestors 'none'; base-uri 'none'",
-        consent_form_action(&request.redirect_uri)
-    );
-    let mut response = page_response(StatusCode::OK);
-    if let Some(cookie) = cookie {
-        response.cookie(cookie);
-    }
-    let mut response = response.body(body);
-    if let Ok(value) = HeaderValue::from_str(&policy) {
-        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
-    }
-    Ok(response)
+    };
+    form_page_leading_to(cookie, &page, &request.redirect_uri)
 }
 
 async fn validate(

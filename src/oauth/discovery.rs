@@ -31,6 +31,8 @@ struct ServerMetadata<'a> {
     introspection_endpoint: String,
     revocation_endpoint: String,
     userinfo_endpoint: String,
+    /// OpenID Connect RP-Initiated Logout 1.0.
+    end_session_endpoint: String,
     scopes_supported: &'a [&'a str],
     response_types_supported: &'a [&'a str],
     response_modes_supported: &'a [&'a str],
@@ -59,6 +61,7 @@ pub fn metadata_document(issuer: &Issuer) -> Bytes {
         introspection_endpoint: issuer.endpoint(super::INTROSPECTION_PATH),
         revocation_endpoint: issuer.endpoint(super::REVOCATION_PATH),
         userinfo_endpoint: issuer.endpoint(super::USERINFO_PATH),
+        end_session_endpoint: issuer.endpoint("/logout"),
         scopes_supported: SCOPES_SUPPORTED,
         response_types_supported: &["code"],
         response_modes_supported: &["query"],

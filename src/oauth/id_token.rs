@@ -53,3 +53,17 @@ pub async fn mint_id_token(
     let key = state.active_key(SigningAlgorithm::RS256).await?;
     Ok(jwt::sign(&key, "JWT", &claims))
 }
+
+/// The claims of an ID token we issued, as an `id_token_hint` (OIDC RP-Initiated Logout
+/// §2): signature and issuer checked, expiry not, since hints are often old.
+pub fn verify_hint(state: &AppState, token: &str) -> Option<IdTokenClaims> {
+    let header = jwt::peek_header(token)?;
+    let keys = state.keys.current();
+    let (algorithm, key) = keys.verifying_key(header.kid.as_deref()?)?;
+    let mut validation = jsonwebtoken::Validation::new(algorithm);
+    validation.set_issuer(&[state.issuer.as_str()]);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["iss", "sub", "aud"]);
+    jsonwebtoken::decode::<IdTokenClaims>(token, key, &validation).ok().map(|data| data.claims)
+}

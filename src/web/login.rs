@@ -11,12 +11,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::csrf::{self, CsrfToken};
-use super::pages::{error_page, form_page};
+use super::pages::{error_page, form_page, form_page_leading_to};
 use super::session::{current_user, end_session, start_session};
 use super::throttle::ThrottleKey;
 use crate::db::users::find_user_by_email;
 use crate::error::AppError;
 use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
+use crate::oauth::params::OAuthParams;
 use crate::startup::AppState;
 
 const FORM_LIMIT: usize = 16 * 1024;
@@ -36,6 +37,64 @@ struct LoginPage<'a> {
 struct LogoutPage<'a> {
     csrf_token: &'a str,
     name: &'a str,
+    /// The application the browser returns to afterwards (RP-initiated logout).
+    client_name: Option<&'a str>,
+    hidden: Vec<(&'static str, String)>,
+}
+
+/// Where a client asked the browser to go after sign-out, checked against its registration.
+struct LogoutReturn {
+    client_id: String,
+    client_name: String,
+    uri: String,
+    state: Option<String>,
+}
+
+impl LogoutReturn {
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        let mut fields = vec![("client_id", self.client_id.clone()), ("post_logout_redirect_uri", self.uri.clone())];
+        if let Some(state) = &self.state {
+            fields.push(("state", state.clone()));
+        }
+        fields
+    }
+
+    fn redirect(&self) -> HttpResponse {
+        let mut url = match url::Url::parse(&self.uri) {
+            Ok(url) => url,
+            Err(_) => return see_other("/login?signed_out=1"),
+        };
+        if let Some(state) = &self.state {
+            url.query_pairs_mut().append_pair("state", state);
+        }
+        see_other(url.as_str())
+    }
+}
+
+/// OIDC RP-Initiated Logout §3: the URI must be registered for the client, exactly.
+fn logout_return(
+    conn: &mut crate::db::DbConnection,
+    client_id: Option<String>,
+    uri: Option<String>,
+    state: Option<String>,
+) -> Result<Result<Option<LogoutReturn>, &'static str>, AppError> {
+    let Some(uri) = uri else {
+        return Ok(Ok(None));
+    };
+    let Some(client_id) = client_id else {
+        return Ok(Err("The request does not say which application to return to."));
+    };
+    let Some(client) = crate::db::clients::find_client(conn, &client_id)? else {
+        return Ok(Err("The application that sent you here is not registered with this server."));
+    };
+    if !client.post_logout_redirect_uris.split(' ').any(|registered| registered == uri) {
+        return Ok(Err("The application asked to return you to an address it has not registered."));
+    }
+    Ok(Ok(Some(LogoutReturn { client_id, client_name: client.name, uri, state })))
+}
+
+fn invalid_logout(message: &str) -> HttpResponse {
+    error_page(StatusCode::BAD_REQUEST, "This sign-out link is not valid", message)
 }
 
 #[derive(Deserialize)]
@@ -51,11 +110,6 @@ struct LoginForm {
     csrf_token: String,
     #[serde(default)]
     return_to: String,
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf_token: String,
 }
 
 /// Only our own paths: an absolute or protocol-relative URL here would be an open redirect.
@@ -196,13 +250,51 @@ pub async fn post_login(
     }
 }
 
-/// Asks before signing out, so that a link cannot sign anyone out.
+/// Asks before signing out, so that a link cannot sign anyone out. Also the OpenID
+/// Connect `end_session_endpoint`: a client may name a registered address to return to,
+/// identifying itself by `client_id` or an `id_token_hint` it received from us.
 pub async fn get_logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let Ok(params) = OAuthParams::from_query(req.query_string()) else {
+        return Ok(invalid_logout("The link is malformed."));
+    };
+    let single = |name: &str| params.get(name).map(|v| v.map(str::to_owned));
+    let (Ok(hint), Ok(client_id), Ok(uri), Ok(return_state)) =
+        (single("id_token_hint"), single("client_id"), single("post_logout_redirect_uri"), single("state"))
+    else {
+        return Ok(invalid_logout("The link repeats a parameter."));
+    };
+    let hinted_client = match hint {
+        Some(hint) => match crate::oauth::id_token::verify_hint(&state, &hint) {
+            Some(claims) => Some(claims.aud),
+            None => return Ok(invalid_logout("The id_token_hint was not issued by this server.")),
+        },
+        None => None,
+    };
+    if let (Some(named), Some(hinted)) = (&client_id, &hinted_client)
+        && named != hinted
+    {
+        return Ok(invalid_logout("client_id and id_token_hint name different applications."));
+    }
+    let client_id = client_id.or(hinted_client);
+    let destination =
+        match crate::db::run(&state.pool, move |conn| logout_return(conn, client_id, uri, return_state)).await? {
+            Ok(destination) => destination,
+            Err(message) => return Ok(invalid_logout(message)),
+        };
     let Some(user) = current_user(&req, &state).await? else {
-        return Ok(see_other("/login"));
+        return Ok(destination.map_or_else(|| see_other("/login"), |d| d.redirect()));
     };
     let CsrfToken { form_value, cookie } = csrf::issue(&req, &state);
-    form_page(StatusCode::OK, cookie, &LogoutPage { csrf_token: &form_value, name: user.display_name() })
+    let page = LogoutPage {
+        csrf_token: &form_value,
+        name: user.display_name(),
+        client_name: destination.as_ref().map(|d| d.client_name.as_str()),
+        hidden: destination.as_ref().map(LogoutReturn::fields).unwrap_or_default(),
+    };
+    match &destination {
+        Some(destination) => form_page_leading_to(cookie, &page, &destination.uri),
+        None => form_page(StatusCode::OK, cookie, &page),
+    }
 }
 
 pub async fn post_logout(
@@ -211,8 +303,9 @@ pub async fn post_logout(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let body = payload.to_bytes_limited(FORM_LIMIT).await.ok().and_then(Result::ok).unwrap_or_default();
-    let submitted = serde_urlencoded::from_bytes::<CsrfForm>(&body).map(|f| f.csrf_token).unwrap_or_default();
-    if !csrf::verify(&req, &state, &submitted) {
+    let params = OAuthParams::parse(Some("application/x-www-form-urlencoded"), &body).unwrap_or_default();
+    let field = |name: &str| params.get(name).ok().flatten().map(str::to_owned);
+    if !csrf::verify(&req, &state, &field("csrf_token").unwrap_or_default()) {
         return Ok(error_page(
             StatusCode::FORBIDDEN,
             "This form has expired",
@@ -221,17 +314,20 @@ pub async fn post_logout(
     }
     let user = current_user(&req, &state).await?;
     let cleared = end_session(&req, &state).await?;
-    if let Some(user) = user {
-        let request_id = crate::telemetry::current_request_id();
-        crate::db::run(&state.pool, move |conn| {
+    let request_id = crate::telemetry::current_request_id();
+    let (client_id, uri, return_state) = (field("client_id"), field("post_logout_redirect_uri"), field("state"));
+    let destination = crate::db::run(&state.pool, move |conn| {
+        if let Some(user) = user {
             let entry = AuditEntry::new(Actor::User(&user.id), "user.signed_out", Outcome::Success)
                 .target("user", &user.id)
                 .from_request(None, Some(&request_id));
-            Ok(audit::record(conn, &entry)?)
-        })
-        .await?;
-    }
-    let mut response = see_other("/login?signed_out=1");
+            audit::record(conn, &entry)?;
+        }
+        // Checked again: the hidden fields are the browser's to change.
+        Ok(logout_return(conn, client_id, uri, return_state)?.ok().flatten())
+    })
+    .await?;
+    let mut response = destination.map_or_else(|| see_other("/login?signed_out=1"), |d| d.redirect());
     response.add_cookie(&cleared).map_err(|e| AppError::Unexpected(e.into()))?;
     Ok(response)
 }

@@ -40,6 +40,27 @@ pub fn form_page(
     Ok(response.body(body))
 }
 
+/// A form page whose submission ends in a redirect to `redirect_uri` (consent, logout):
+/// Chrome applies `form-action` to the redirect after a form post, so the CSP must allow
+/// that destination's origin (or scheme, for a native app's private-use URI) too.
+pub fn form_page_leading_to(
+    csrf_cookie: Option<Cookie<'static>>,
+    template: &impl Template,
+    redirect_uri: &str,
+) -> Result<HttpResponse, AppError> {
+    let destination = match url::Url::parse(redirect_uri) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => url.origin().ascii_serialization(),
+        Ok(url) => format!("{}:", url.scheme()),
+        Err(_) => String::new(),
+    };
+    let mut response = form_page(StatusCode::OK, csrf_cookie, template)?;
+    let policy = CONTENT_SECURITY_POLICY.replace("form-action 'self'", &format!("form-action 'self' {destination}"));
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    Ok(response)
+}
+
 /// Renders `template`; a template that fails to render is our bug, logged and shown as 500.
 pub fn render(template: &impl Template) -> Result<String, AppError> {
     template.render().map_err(|e| AppError::Unexpected(anyhow::Error::new(e).context("a page failed to render")))

@@ -31,6 +31,7 @@ pub fn register_public_client(
         scopes: vec![scopes.into()],
         audiences: vec![API.into()],
         redirect_uris: vec![CALLBACK.into()],
+        post_logout_redirect_uris: vec![],
         public: true,
     };
     latchkey::manage::clients::register_client(&mut conn, &app.state.hasher, registration).unwrap()
@@ -166,6 +167,7 @@ async fn an_id_token_names_the_user_and_carries_the_nonce(backend: Backend) {
             scopes: vec!["openid profile email read".into()],
             audiences: vec![API.into()],
             redirect_uris: vec![CALLBACK.into()],
+            post_logout_redirect_uris: vec![],
             public: false,
         };
         latchkey::manage::clients::register_client(&mut conn, &app.state.hasher, registration).unwrap()
@@ -413,6 +415,7 @@ async fn a_code_is_bound_to_its_verifier_client_redirect_uri_and_lifetime(backen
             scopes: vec!["read".into()],
             audiences: vec![],
             redirect_uris: vec![CALLBACK.into()],
+            post_logout_redirect_uris: vec![],
             public: true,
         };
         latchkey::manage::clients::register_client(&mut conn, &app.state.hasher, registration).unwrap()
@@ -533,7 +536,71 @@ async fn without_remembering_the_next_request_asks_again(backend: Backend) {
     assert!(again.text().await.unwrap().contains("wants to access your account"));
 }
 
+async fn rp_initiated_logout_returns_to_a_registered_address_with_the_state(backend: Backend) {
+    // Arrange: an app that registered where to land after sign-out, and an id token.
+    let app = spawn_app(backend).await;
+    app.create_user(EMAIL, PASSWORD);
+    app.create_api(API, &["read"], "RS256");
+    let client = {
+        let mut conn = app.pool.get().unwrap();
+        let registration = latchkey::manage::clients::ClientRegistration {
+            name: "Photo Printer".into(),
+            grant_types: vec!["authorization_code".into()],
+            scopes: vec!["openid read".into()],
+            audiences: vec![API.into()],
+            redirect_uris: vec![CALLBACK.into()],
+            post_logout_redirect_uris: vec!["https://app.example.com/signed-out".into()],
+            public: true,
+        };
+        latchkey::manage::clients::register_client(&mut conn, &app.state.hasher, registration).unwrap()
+    };
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let oauth = oauth2_app(&app, &client.client_id);
+    let (url, _) = oauth
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("openid".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let browser = app.browser();
+    let page = sign_in_and_authorize(&app, &browser, url.as_str()).await;
+    let code = query_param(&consent(&app, &browser, page, "approve", false).await, "code").unwrap();
+    let tokens: Value = exchange(&app, &client.client_id, &code, verifier.secret()).await.json().await.unwrap();
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let logout_url = |uri: &str, hint: &str| {
+        let mut url = url::Url::parse(&app.url("/logout")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("id_token_hint", hint)
+            .append_pair("post_logout_redirect_uri", uri)
+            .append_pair("state", "abc");
+        url.to_string()
+    };
+
+    // Act
+    let unregistered = browser.get(logout_url("https://evil.example.com/", id_token)).send().await.unwrap();
+    let forged =
+        browser.get(logout_url("https://app.example.com/signed-out", &format!("{id_token}x"))).send().await.unwrap();
+    let confirm = browser.get(logout_url("https://app.example.com/signed-out", id_token)).send().await.unwrap();
+    assert_eq!(confirm.status(), 200);
+    let policy = confirm.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let html = confirm.text().await.unwrap();
+    let mut form = consent_form(&html, "", false);
+    form.retain(|(name, _)| name != "decision");
+    let signed_out = browser.post(app.url("/logout")).form(&form).send().await.unwrap();
+
+    // Assert
+    for response in [unregistered, forged] {
+        assert_eq!(response.status(), 400);
+        assert!(response.headers().get("location").is_none());
+    }
+    assert!(policy.contains("form-action 'self' https://app.example.com"), "{policy}");
+    assert!(html.contains("Afterwards you will return to Photo Printer."));
+    assert_eq!(signed_out.status(), 303);
+    assert_eq!(location(&signed_out), "https://app.example.com/signed-out?state=abc");
+    assert_eq!(browser.get(app.url("/account")).send().await.unwrap().status(), 303, "the session is over");
+}
+
 crate::on_both_backends!(
+    rp_initiated_logout_returns_to_a_registered_address_with_the_state,
     without_remembering_the_next_request_asks_again,
     userinfo_returns_the_claims_the_scopes_allow,
     the_code_flow_with_pkce_gives_the_app_tokens_for_the_signed_in_user,

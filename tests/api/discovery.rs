@@ -19,6 +19,7 @@ async fn both_metadata_documents_list_exactly_the_implemented_endpoints(backend:
         assert_eq!(metadata["revocation_endpoint"], format!("{issuer}/oauth2/revoke"));
         assert_eq!(metadata["authorization_endpoint"], format!("{issuer}/oauth2/authorize"));
         assert_eq!(metadata["userinfo_endpoint"], format!("{issuer}/oauth2/userinfo"));
+        assert_eq!(metadata["end_session_endpoint"], format!("{issuer}/logout"));
         assert_eq!(
             metadata["grant_types_supported"],
             serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])

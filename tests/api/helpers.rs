@@ -184,6 +184,7 @@ impl TestApp {
             } else {
                 vec![]
             },
+            post_logout_redirect_uris: vec![],
             public: false,
         };
         manage::clients::register_client(&mut conn, &self.state.hasher, registration).expect("the client registers")
