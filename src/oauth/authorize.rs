@@ -247,6 +247,21 @@ fn code_redirect(request: &AuthorizationRequest, issuer: &str, code: &str) -> Ht
     redirect_to_client(&request.redirect_uri, request.state.as_deref(), issuer, &[("code", code)])
 }
 
+/// The order a person reads scopes in: who they are, then what the app may do with their
+/// data, then how long it keeps access.
+pub fn scopes_for_people(scope: &Scopes) -> Vec<String> {
+    let rank = |s: &str| match s {
+        "openid" => 0,
+        "profile" => 1,
+        "email" => 2,
+        "offline_access" => 4,
+        _ => 3,
+    };
+    let mut scopes: Vec<&str> = scope.iter().collect();
+    scopes.sort_by_key(|s| rank(s));
+    scopes.into_iter().map(describe_scope).collect()
+}
+
 /// Words a person understands for each scope.
 pub fn describe_scope(scope: &str) -> String {
     match scope {
@@ -288,7 +303,7 @@ fn consent_page(
     let page = ConsentPage {
         client_name: &request.client.name,
         user_name: user.display_name(),
-        scopes: request.scope.iter().map(describe_scope).collect(),
+        scopes: scopes_for_people(&request.scope),
         hidden,
         csrf_token: &form_value,
     };

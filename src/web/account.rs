@@ -14,9 +14,10 @@ use super::session::{SESSION_COOKIE, current_user};
 use crate::db::consents::{delete_consent, list_consents_for_user};
 use crate::db::refresh_tokens::revoke_families_of_user_client;
 use crate::db::sessions::list_sessions_for_user;
+use crate::domain::Scopes;
 use crate::error::AppError;
 use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
-use crate::oauth::authorize::describe_scope;
+use crate::oauth::authorize::scopes_for_people;
 use crate::startup::AppState;
 
 struct AppAccess {
@@ -50,6 +51,33 @@ pub struct AccountQuery {
     revoked: Option<String>,
 }
 
+/// "Firefox on Windows" rather than a user-agent string: enough to recognise a device.
+pub fn describe_user_agent(user_agent: Option<&str>) -> String {
+    let Some(ua) = user_agent else {
+        return "Unknown browser".into();
+    };
+    let browser = [("Edg/", "Edge"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari")]
+        .into_iter()
+        .find(|(marker, _)| ua.contains(marker))
+        .map_or("A browser", |(_, name)| name);
+    let system = [
+        ("Android", "Android"),
+        ("iPhone", "iPhone"),
+        ("iPad", "iPad"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .into_iter()
+    .find(|(marker, _)| ua.contains(marker))
+    .map(|(_, name)| name);
+    match system {
+        Some(system) => format!("{browser} on {system}"),
+        None => browser.to_owned(),
+    }
+}
+
 fn date(at: chrono::NaiveDateTime) -> String {
     at.format("%-d %B %Y").to_string()
 }
@@ -75,7 +103,7 @@ pub async fn get_account(
     let apps = consents
         .into_iter()
         .map(|(consent, client_name)| AppAccess {
-            scopes: consent.scope.split(' ').filter(|s| !s.is_empty()).map(describe_scope).collect(),
+            scopes: scopes_for_people(&Scopes::parse(&consent.scope).unwrap_or_default()),
             client_id: consent.client_id,
             client_name,
             since: date(consent.created_at),
@@ -86,7 +114,7 @@ pub async fn get_account(
         .map(|session| SignIn {
             started: session.created_at.format("%-d %B %Y, %H:%M UTC").to_string(),
             address: session.ip.unwrap_or_else(|| "unknown address".into()),
-            browser: session.user_agent.unwrap_or_else(|| "unknown browser".into()),
+            browser: describe_user_agent(session.user_agent.as_deref()),
             current: current_hash.as_deref() == Some(session.id_hash.as_str()),
         })
         .collect();
@@ -143,4 +171,22 @@ pub async fn post_revoke_consent(
     })
     .await?;
     Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/account?revoked=1")).finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_agents_are_summarised_as_browser_and_system() {
+        let chrome =
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+        let firefox = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:140.0) Gecko/20100101 Firefox/140.0";
+        let safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1";
+        assert_eq!(describe_user_agent(Some(chrome)), "Chrome on Linux");
+        assert_eq!(describe_user_agent(Some(firefox)), "Firefox on Windows");
+        assert_eq!(describe_user_agent(Some(safari)), "Safari on iPhone");
+        assert_eq!(describe_user_agent(Some("curl/8.0")), "A browser");
+        assert_eq!(describe_user_agent(None), "Unknown browser");
+    }
 }

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod authorize;
+mod browser;
 
 mod cli;
 mod discovery;
