@@ -1,6 +1,6 @@
 //! The hot functions of the token path: signing an access token with each algorithm (our
-//! signer over a cached key pair against `jsonwebtoken::encode`), verifying one, and the
-//! keyed hash that authenticates a client secret.
+//! signer over a cached key pair against `jsonwebtoken::encode`), verifying one, the keyed
+//! hash that authenticates a client secret, and the argon2id check of a sign-in.
 //!
 //! cargo bench --bench signing
 
@@ -112,5 +112,17 @@ fn client_secret_check(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, signing, verification, client_secret_check);
+/// A sign-in's password check: argon2id at OWASP's parameters, what a login costs a core.
+fn password_check(c: &mut Criterion) {
+    let passwords = latchkey::passwords::PasswordHasher::new();
+    let stored = passwords.hash("correct horse battery staple").unwrap();
+    let mut group = c.benchmark_group("password");
+    group.sample_size(20);
+    group.bench_function("argon2id_verify", |b| {
+        b.iter(|| assert!(passwords.verify(black_box("correct horse battery staple"), Some(&stored))))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, signing, verification, client_secret_check, password_check);
 criterion_main!(benches);

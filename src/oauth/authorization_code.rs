@@ -54,10 +54,8 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
     if code.client_id != client.client_id {
         return Err(invalid_grant("the authorization code was issued to another client"));
     }
-    if !consume_code(conn, &presented.code_hash, now)? {
-        revoke_issued_from(conn, &code, now)?;
-        tracing::warn!(client_id = %client.client_id, "an authorization code was replayed; its tokens are revoked");
-        return Err(invalid_grant("the authorization code was already used"));
+    if code.consumed_at.is_some() {
+        return Err(replayed(conn, &code, now)?);
     }
     if code.expires_at <= now {
         return Err(invalid_grant("the authorization code has expired"));
@@ -84,8 +82,18 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
     };
     let lifetime = api.as_ref().map_or(presented.default_ttl_secs, |api| api.token_lifetime_secs);
     let access_expires_at = now + TimeDelta::seconds(lifetime);
-    record_code_access_token(conn, &presented.code_hash, &presented.jti, access_expires_at)?;
-    let refresh_token = if Scopes::parse(&code.scope).unwrap_or_default().contains("offline_access") {
+    let wants_refresh = Scopes::parse(&code.scope).unwrap_or_default().contains("offline_access");
+
+    // Consuming the code, recording the access token it mints and storing the refresh
+    // token commit together; exactly one of concurrent redemptions gets past the consume.
+    let outcome = crate::db::write_transaction(conn, |conn| -> diesel::QueryResult<Option<Option<String>>> {
+        if !consume_code(conn, &presented.code_hash, now)? {
+            return Ok(None);
+        }
+        record_code_access_token(conn, &presented.code_hash, &presented.jti, access_expires_at)?;
+        if !wants_refresh {
+            return Ok(Some(None));
+        }
         let family_id = uuid::Uuid::new_v4().to_string();
         let member = FamilyMember {
             family_id: &family_id,
@@ -99,11 +107,26 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
             access_token_expires_at: access_expires_at,
             expires_at: now + REFRESH_TOKEN_LIFETIME,
         };
-        Some(store_refresh_token(conn, &presented.hasher, &member, now)?)
-    } else {
-        None
-    };
-    Ok(Redeemed { code, user, api, refresh_token })
+        store_refresh_token(conn, &presented.hasher, &member, now).map(|token| Some(Some(token)))
+    })?;
+    match outcome {
+        Some(refresh_token) => Ok(Redeemed { code, user, api, refresh_token }),
+        // Another request consumed it between our read and our write.
+        None => Err(replayed(conn, &code, now)?),
+    }
+}
+
+/// A code presented after its use: refused, and what the first use produced is revoked.
+fn replayed(
+    conn: &mut DbConnection,
+    code: &AuthorizationCode,
+    now: chrono::NaiveDateTime,
+) -> Result<OAuthError, OAuthError> {
+    // Read again: the first use may have recorded its tokens after our read.
+    let code = find_code(conn, &code.code_hash)?.unwrap_or_else(|| code.clone());
+    revoke_issued_from(conn, &code, now)?;
+    tracing::warn!(client_id = %code.client_id, "an authorization code was replayed; its tokens are revoked");
+    Ok(invalid_grant("the authorization code was already used"))
 }
 
 /// A replayed code: whatever its first use produced is revoked.

@@ -5,7 +5,6 @@
 
 use actix_web::HttpRequest;
 use chrono::{NaiveDateTime, TimeDelta};
-use diesel::Connection as _;
 
 use super::access_tokens::{TokenAudience, mint_access_token};
 use super::client_auth::{PresentedClient, authenticate_client_then};
@@ -124,7 +123,7 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
 
     // Retiring the old token and storing its successor commit together; the family's
     // revocation on reuse must not be rolled back with an error, so it comes after.
-    let successor = conn.transaction(|conn| -> diesel::QueryResult<Option<String>> {
+    let successor = crate::db::write_transaction(conn, |conn| -> diesel::QueryResult<Option<String>> {
         if !retire_refresh_token(conn, &presented.token_hash, now)? {
             return Ok(None);
         }

@@ -1,0 +1,199 @@
+//! Load on the two grants people's apps use: the authorization code exchange (with PKCE)
+//! and the refresh (with rotation). Codes and refresh tokens work once, so wrk cannot
+//! replay one request: this starts Latchkey in-process on a fresh SQLite database, seeds
+//! single-use codes and refresh tokens directly, and has wrk send each one once.
+//!
+//! cargo bench --bench grants            # needs wrk (apt-get install -y wrk); ~40 s
+//! DURATION=8 CONNECTIONS=4 SEED=60000 cargo bench --bench grants
+
+use std::io::Write;
+use std::process::Command;
+
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use latchkey::config::{DatabaseTarget, Settings};
+use latchkey::db::authorization_codes::{NewAuthorizationCode, insert_code};
+use latchkey::manage;
+use latchkey::oauth::refresh::{FamilyMember, store_refresh_token};
+use latchkey::startup::Application;
+
+const API: &str = "https://api.example.com";
+const CALLBACK: &str = "https://app.example.com/callback";
+const VERIFIER: &str = "bench-verifier-0123456789abcdefghijklmnopqrstuvwxyz";
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+const LUA: &str = r#"
+local tokens = {}
+for line in io.lines(os.getenv("TOKENS_FILE")) do tokens[#tokens + 1] = line end
+local prefix = os.getenv("BODY_PREFIX")
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("POST", nil, { ["Content-Type"] = "application/x-www-form-urlencoded" }, prefix .. tokens[i])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d non2xx=%d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.errors.status))
+end
+"#;
+
+fn main() {
+    if Command::new("wrk").arg("--version").output().is_err() {
+        eprintln!("wrk is not installed (apt-get install -y wrk): nothing measured");
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let (duration, connections, seed) = (env_or("DURATION", 8), env_or("CONNECTIONS", 4), env_or("SEED", 60_000));
+    let dir = tempfile::tempdir().unwrap();
+    let target = DatabaseTarget::parse(&format!("sqlite://{}", dir.path().join("bench.db").display())).unwrap();
+    let settings = Settings { workers: Some(2), ..Settings::for_tests(target) };
+    let app = Application::build(settings).await.unwrap();
+    let port = app.port();
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+
+    // An API, a public client, a user: what a real sign-in would have produced.
+    let (client_id, user_id) = {
+        let mut conn = state.pool.get().unwrap();
+        let api = manage::apis::ApiRegistration {
+            name: None,
+            audience: API.into(),
+            scopes: vec!["read".into()],
+            signing: "RS256".parse().unwrap(),
+            token_lifetime_secs: None,
+        };
+        manage::apis::register_api(&mut conn, &state.sealer, api, 3600).unwrap();
+        let client = manage::clients::ClientRegistration {
+            name: "bench".into(),
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            scopes: vec!["read offline_access".into()],
+            audiences: vec![API.into()],
+            redirect_uris: vec![CALLBACK.into()],
+            post_logout_redirect_uris: vec![],
+            public: true,
+        };
+        let client = manage::clients::register_client(&mut conn, &state.hasher, client).unwrap();
+        let user = manage::users::UserRegistration {
+            email: "bench@example.com".into(),
+            name: None,
+            password: "bench password".to_owned().into(),
+        };
+        let user = manage::users::register_user(&mut conn, &state.passwords, user).unwrap();
+        (client.client_id, user.id)
+    };
+
+    let challenge = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, VERIFIER.as_bytes()));
+    let seed_codes = || {
+        let mut conn = state.pool.get().unwrap();
+        let now = latchkey::db::now();
+        let mut codes = Vec::with_capacity(seed);
+        diesel::Connection::transaction(&mut *conn, |conn| -> diesel::QueryResult<()> {
+            for i in 0..seed {
+                let code = format!("bench-code-{i}-{}", latchkey::crypto::random_token::<16>());
+                insert_code(
+                    conn,
+                    &NewAuthorizationCode {
+                        code_hash: state.hasher.hash(&code).as_str(),
+                        client_id: &client_id,
+                        user_id: &user_id,
+                        redirect_uri: CALLBACK,
+                        scope: "read",
+                        audience: API,
+                        code_challenge: Some(&challenge),
+                        nonce: None,
+                        auth_time: now,
+                        created_at: now,
+                        expires_at: now + chrono::TimeDelta::minutes(10),
+                    },
+                )?;
+                codes.push(code);
+            }
+            Ok(())
+        })
+        .unwrap();
+        codes
+    };
+    let seed_refresh_tokens = || {
+        let mut conn = state.pool.get().unwrap();
+        let now = latchkey::db::now();
+        let mut tokens = Vec::with_capacity(seed);
+        diesel::Connection::transaction(&mut *conn, |conn| -> diesel::QueryResult<()> {
+            for _ in 0..seed {
+                let family = uuid::Uuid::new_v4().to_string();
+                let jti = uuid::Uuid::new_v4().to_string();
+                let member = FamilyMember {
+                    family_id: &family,
+                    parent_id: None,
+                    client_id: &client_id,
+                    user_id: &user_id,
+                    scope: "offline_access read",
+                    audience: API,
+                    auth_code_hash: None,
+                    access_token_jti: &jti,
+                    access_token_expires_at: now + chrono::TimeDelta::hours(1),
+                    expires_at: now + chrono::TimeDelta::days(30),
+                };
+                tokens.push(store_refresh_token(conn, &state.hasher, &member, now)?);
+            }
+            Ok(())
+        })
+        .unwrap();
+        tokens
+    };
+
+    println!("| grant | conns | req/s | p50 ms | p99 ms | errors |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let code_prefix = format!(
+        "grant_type=authorization_code&client_id={client_id}&code_verifier={VERIFIER}&redirect_uri={}&code=",
+        url::form_urlencoded::byte_serialize(CALLBACK.as_bytes()).collect::<String>()
+    );
+    // Seeding blocks this runtime's one thread; the server runs on its own workers.
+    let codes = seed_codes();
+    drive("authorization_code (PKCE, RS256)", port, &code_prefix, &codes, duration, connections);
+    let refresh_prefix = format!("grant_type=refresh_token&client_id={client_id}&refresh_token=");
+    let tokens = seed_refresh_tokens();
+    drive("refresh_token (rotation, RS256)", port, &refresh_prefix, &tokens, duration, connections);
+}
+
+/// Runs wrk once over `tokens`, one per request, and prints a table row.
+fn drive(name: &str, port: u16, body_prefix: &str, tokens: &[String], duration: usize, connections: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let (lua, list) = (dir.path().join("grant.lua"), dir.path().join("tokens.txt"));
+    std::fs::write(&lua, LUA).unwrap();
+    let mut file = std::fs::File::create(&list).unwrap();
+    for token in tokens {
+        writeln!(file, "{token}").unwrap();
+    }
+    let output = Command::new("timeout")
+        .args([
+            &(duration + 20).to_string(),
+            "wrk",
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{duration}s"),
+            "--latency",
+        ])
+        .arg("-s")
+        .arg(&lua)
+        .arg(format!("http://127.0.0.1:{port}/oauth2/token"))
+        .env("TOKENS_FILE", &list)
+        .env("BODY_PREFIX", body_prefix)
+        .output()
+        .expect("wrk runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let result = stdout.lines().find(|l| l.starts_with("RESULT")).unwrap_or("RESULT (wrk failed)");
+    let field = |key: &str| {
+        result.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{key}="))).unwrap_or("?").to_owned()
+    };
+    let errors: u64 = field("errors").parse::<u64>().unwrap_or(0) + field("non2xx").parse::<u64>().unwrap_or(0);
+    println!("| {name} | {connections} | {} | {} | {} | {errors} |", field("rps"), field("p50_ms"), field("p99_ms"));
+}
