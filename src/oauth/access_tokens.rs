@@ -2,8 +2,10 @@
 
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-use crate::db::apis::{Api, find_api};
+use super::error::OAuthError;
+use crate::db::apis::{Api, find_api, find_api_by_audience};
 use crate::db::revoked_tokens::is_revoked;
+use crate::db::users::{User, find_user};
 use crate::domain::Scopes;
 use crate::error::AppError;
 use crate::manage::apis::ApiSigning;
@@ -15,6 +17,41 @@ pub struct IssuedAccessToken {
     pub token: String,
     pub expires_in: i64,
     pub claims: AccessTokenClaims,
+}
+
+/// What a user's grant mints tokens for, as stored with the grant (code or refresh token).
+pub struct GrantTarget {
+    pub user: User,
+    pub api: Option<Api>,
+    pub lifetime_secs: i64,
+}
+
+impl GrantTarget {
+    pub fn audience(&self) -> TokenAudience<'_> {
+        self.api.as_ref().map_or(TokenAudience::Issuer, TokenAudience::Api)
+    }
+}
+
+/// Loads a grant's user and API (from a blocking context): the user must still be active
+/// and the API must still exist; `audience` equal to the issuer means Latchkey itself.
+pub fn load_grant_target(
+    conn: &mut crate::db::DbConnection,
+    user_id: &str,
+    audience: &str,
+    issuer: &str,
+    default_ttl_secs: i64,
+) -> Result<GrantTarget, OAuthError> {
+    let Some(user) = find_user(conn, user_id)?.filter(User::is_active) else {
+        return Err(OAuthError::invalid_grant("the user is no longer active"));
+    };
+    let api = if audience == issuer {
+        None
+    } else {
+        let api = find_api_by_audience(conn, audience)?;
+        Some(api.ok_or_else(|| OAuthError::invalid_grant("the API no longer exists"))?)
+    };
+    let lifetime_secs = api.as_ref().map_or(default_ttl_secs, |api| api.token_lifetime_secs);
+    Ok(GrantTarget { user, api, lifetime_secs })
 }
 
 /// Who an access token is for.

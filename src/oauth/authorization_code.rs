@@ -5,32 +5,25 @@
 use actix_web::HttpRequest;
 use chrono::{DateTime, TimeDelta};
 
-use super::access_tokens::{TokenAudience, mint_access_token};
+use super::access_tokens::{GrantTarget, load_grant_target, mint_access_token};
 use super::client_auth::{PresentedClient, authenticate_client_then};
-use super::error::{OAuthError, OAuthErrorCode};
+use super::error::OAuthError;
 use super::id_token::mint_id_token;
 use super::params::OAuthParams;
 use super::refresh::{FamilyMember, REFRESH_TOKEN_LIFETIME, store_refresh_token};
 use super::token::{TokenResponse, ensure_grant_allowed};
 use crate::crypto::TokenHasher;
 use crate::db::DbConnection;
-use crate::db::apis::{Api, find_api_by_audience};
 use crate::db::authorization_codes::{AuthorizationCode, consume_code, find_code, record_code_access_token};
 use crate::db::clients::Client;
 use crate::db::refresh_tokens::revoke_families_of_code;
 use crate::db::revoked_tokens::revoke_token;
-use crate::db::users::{User, find_user};
 use crate::domain::{CodeChallenge, GrantType, Scopes};
 use crate::startup::AppState;
 
-fn invalid_grant(description: &'static str) -> OAuthError {
-    OAuthError::new(OAuthErrorCode::InvalidGrant, description)
-}
-
 struct Redeemed {
     code: AuthorizationCode,
-    user: User,
-    api: Option<Api>,
+    target: GrantTarget,
     refresh_token: Option<String>,
 }
 
@@ -49,39 +42,31 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
     ensure_grant_allowed(client, GrantType::AuthorizationCode)?;
     let now = crate::db::now();
     let Some(code) = find_code(conn, &presented.code_hash)? else {
-        return Err(invalid_grant("the authorization code is unknown"));
+        return Err(OAuthError::invalid_grant("the authorization code is unknown"));
     };
     if code.client_id != client.client_id {
-        return Err(invalid_grant("the authorization code was issued to another client"));
+        return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));
     }
     if code.consumed_at.is_some() {
         return Err(replayed(conn, &code, now)?);
     }
     if code.expires_at <= now {
-        return Err(invalid_grant("the authorization code has expired"));
+        return Err(OAuthError::invalid_grant("the authorization code has expired"));
     }
     if presented.redirect_uri.as_deref().is_some_and(|uri| uri != code.redirect_uri) {
-        return Err(invalid_grant("redirect_uri differs from the authorization request"));
+        return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request"));
     }
     match (code.code_challenge.as_deref(), presented.verifier.as_deref()) {
         (Some(challenge), Some(verifier))
             if CodeChallenge::from_stored(challenge.to_owned()).is_satisfied_by(verifier) => {}
-        (Some(_), Some(_)) => return Err(invalid_grant("code_verifier does not match the code_challenge")),
-        (Some(_), None) => return Err(invalid_grant("code_verifier is required")),
+        (Some(_), Some(_)) => return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge")),
+        (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is required")),
         // RFC 9700 §4.8.2: a verifier for a code issued without a challenge is a downgrade.
-        (None, Some(_)) => return Err(invalid_grant("the authorization request had no code_challenge")),
+        (None, Some(_)) => return Err(OAuthError::invalid_grant("the authorization request had no code_challenge")),
         (None, None) => {}
     }
-    let Some(user) = find_user(conn, &code.user_id)?.filter(User::is_active) else {
-        return Err(invalid_grant("the user is no longer active"));
-    };
-    let api = if code.audience == presented.issuer {
-        None
-    } else {
-        Some(find_api_by_audience(conn, &code.audience)?.ok_or_else(|| invalid_grant("the API no longer exists"))?)
-    };
-    let lifetime = api.as_ref().map_or(presented.default_ttl_secs, |api| api.token_lifetime_secs);
-    let access_expires_at = now + TimeDelta::seconds(lifetime);
+    let target = load_grant_target(conn, &code.user_id, &code.audience, &presented.issuer, presented.default_ttl_secs)?;
+    let access_expires_at = now + TimeDelta::seconds(target.lifetime_secs);
     let wants_refresh = Scopes::parse(&code.scope).unwrap_or_default().contains("offline_access");
 
     // Consuming the code, recording the access token it mints and storing the refresh
@@ -110,7 +95,7 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
         store_refresh_token(conn, &presented.hasher, &member, now).map(|token| Some(Some(token)))
     })?;
     match outcome {
-        Some(refresh_token) => Ok(Redeemed { code, user, api, refresh_token }),
+        Some(refresh_token) => Ok(Redeemed { code, target, refresh_token }),
         // Another request consumed it between our read and our write.
         None => Err(replayed(conn, &code, now)?),
     }
@@ -126,7 +111,7 @@ fn replayed(
     let code = find_code(conn, &code.code_hash)?.unwrap_or_else(|| code.clone());
     revoke_issued_from(conn, &code, now)?;
     tracing::warn!(client_id = %code.client_id, "an authorization code was replayed; its tokens are revoked");
-    Ok(invalid_grant("the authorization code was already used"))
+    Ok(OAuthError::invalid_grant("the authorization code was already used"))
 }
 
 /// A replayed code: whatever its first use produced is revoked.
@@ -162,15 +147,15 @@ pub async fn issue(
             .await?;
 
     let scope = Scopes::parse(&redeemed.code.scope).unwrap_or_default();
-    let audience = redeemed.api.as_ref().map_or(TokenAudience::Issuer, TokenAudience::Api);
-    let access = mint_access_token(state, audience, &redeemed.user.id, &client.client_id, &scope, jti).await?;
+    let target = &redeemed.target;
+    let access = mint_access_token(state, target.audience(), &target.user.id, &client.client_id, &scope, jti).await?;
     let mut response = TokenResponse::bearer(access.token, access.expires_in, &scope);
     response.refresh_token = redeemed.refresh_token;
     if scope.contains("openid") {
         let auth_time =
             DateTime::<chrono::Utc>::from_naive_utc_and_offset(redeemed.code.auth_time, chrono::Utc).timestamp();
         response.id_token = Some(
-            mint_id_token(state, &redeemed.user, &client.client_id, &scope, redeemed.code.nonce.clone(), auth_time)
+            mint_id_token(state, &target.user, &client.client_id, &scope, redeemed.code.nonce.clone(), auth_time)
                 .await?,
         );
     }

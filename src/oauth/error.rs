@@ -57,6 +57,10 @@ impl OAuthError {
         Self::new(OAuthErrorCode::InvalidClient, description)
     }
 
+    pub fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(OAuthErrorCode::InvalidGrant, description)
+    }
+
     pub fn invalid_scope(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(OAuthErrorCode::InvalidScope, description)
     }

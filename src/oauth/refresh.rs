@@ -6,29 +6,23 @@
 use actix_web::HttpRequest;
 use chrono::{NaiveDateTime, TimeDelta};
 
-use super::access_tokens::{TokenAudience, mint_access_token};
+use super::access_tokens::{GrantTarget, load_grant_target, mint_access_token};
 use super::client_auth::{PresentedClient, authenticate_client_then};
-use super::error::{OAuthError, OAuthErrorCode};
+use super::error::OAuthError;
 use super::params::OAuthParams;
 use super::token::{TokenResponse, ensure_grant_allowed};
 use crate::crypto::{TokenHasher, random_token};
 use crate::db::DbConnection;
-use crate::db::apis::{Api, find_api_by_audience};
 use crate::db::clients::Client;
 use crate::db::refresh_tokens::{
     NewRefreshToken, RefreshToken, find_refresh_token, insert_refresh_token, retire_refresh_token,
     revoke_refresh_family,
 };
-use crate::db::users::{User, find_user};
 use crate::domain::{GrantType, Scopes};
 use crate::startup::AppState;
 
 /// A family lives this long from its first token, however often it is refreshed.
 pub const REFRESH_TOKEN_LIFETIME: TimeDelta = TimeDelta::days(30);
-
-fn invalid_grant(description: &'static str) -> OAuthError {
-    OAuthError::new(OAuthErrorCode::InvalidGrant, description)
-}
 
 /// A refresh token to store, with what it may later mint.
 pub struct FamilyMember<'a> {
@@ -77,8 +71,7 @@ pub fn store_refresh_token(
 struct Rotated {
     refresh_token: String,
     scope: Scopes,
-    user: User,
-    api: Option<Api>,
+    target: GrantTarget,
 }
 
 struct Presented {
@@ -95,10 +88,10 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
     ensure_grant_allowed(client, GrantType::RefreshToken)?;
     let now = crate::db::now();
     let Some(current) = find_refresh_token(conn, &presented.token_hash)? else {
-        return Err(invalid_grant("the refresh token is unknown"));
+        return Err(OAuthError::invalid_grant("the refresh token is unknown"));
     };
     if current.client_id != client.client_id {
-        return Err(invalid_grant("the refresh token was issued to another client"));
+        return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
     }
     let original = Scopes::parse(&current.scope).unwrap_or_default();
     let scope = match presented.requested_scope {
@@ -111,15 +104,8 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
         Some(requested) => requested,
         None => original,
     };
-    let Some(user) = find_user(conn, &current.user_id)?.filter(User::is_active) else {
-        return Err(invalid_grant("the user is no longer active"));
-    };
-    let api = if current.audience == presented.issuer {
-        None
-    } else {
-        Some(find_api_by_audience(conn, &current.audience)?.ok_or_else(|| invalid_grant("the API no longer exists"))?)
-    };
-    let lifetime = api.as_ref().map_or(presented.default_ttl_secs, |api| api.token_lifetime_secs);
+    let target =
+        load_grant_target(conn, &current.user_id, &current.audience, &presented.issuer, presented.default_ttl_secs)?;
 
     // Retiring the old token and storing its successor commit together; the family's
     // revocation on reuse must not be rolled back with an error, so it comes after.
@@ -137,13 +123,13 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
             audience: &current.audience,
             auth_code_hash: current.auth_code_hash.as_deref(),
             access_token_jti: &presented.jti,
-            access_token_expires_at: now + TimeDelta::seconds(lifetime),
+            access_token_expires_at: now + TimeDelta::seconds(target.lifetime_secs),
             expires_at: current.expires_at,
         };
         store_refresh_token(conn, &presented.hasher, &member, now).map(Some)
     })?;
     match successor {
-        Some(refresh_token) => Ok(Rotated { refresh_token, scope, user, api }),
+        Some(refresh_token) => Ok(Rotated { refresh_token, scope, target }),
         None => Err(refuse_retired(conn, &presented.token_hash, now)?),
     }
 }
@@ -152,14 +138,14 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
 /// copy is in someone else's hands.
 fn refuse_retired(conn: &mut DbConnection, token_hash: &str, now: NaiveDateTime) -> Result<OAuthError, OAuthError> {
     let Some(token) = find_refresh_token(conn, token_hash)? else {
-        return Ok(invalid_grant("the refresh token is unknown"));
+        return Ok(OAuthError::invalid_grant("the refresh token is unknown"));
     };
     if token.used_at.is_none() && token.revoked_at.is_none() {
-        return Ok(invalid_grant("the refresh token has expired"));
+        return Ok(OAuthError::invalid_grant("the refresh token has expired"));
     }
     let revoked = revoke_refresh_family(conn, &token.family_id, now)?;
     tracing::warn!(client_id = %token.client_id, family = %token.family_id, revoked, "a retired refresh token was reused; its family is revoked");
-    Ok(invalid_grant("the refresh token was already used; every token of its grant is now revoked"))
+    Ok(OAuthError::invalid_grant("the refresh token was already used; every token of its grant is now revoked"))
 }
 
 pub async fn issue(
@@ -184,8 +170,9 @@ pub async fn issue(
     let (client, rotated) =
         authenticate_client_then(state, req, presented_client, move |conn, client| rotate(conn, client, presented))
             .await?;
-    let audience = rotated.api.as_ref().map_or(TokenAudience::Issuer, TokenAudience::Api);
-    let access = mint_access_token(state, audience, &rotated.user.id, &client.client_id, &rotated.scope, jti).await?;
+    let target = &rotated.target;
+    let access =
+        mint_access_token(state, target.audience(), &target.user.id, &client.client_id, &rotated.scope, jti).await?;
     let mut response = TokenResponse::bearer(access.token, access.expires_in, &rotated.scope);
     response.refresh_token = Some(rotated.refresh_token);
     Ok(response)

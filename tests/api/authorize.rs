@@ -24,7 +24,6 @@ pub fn register_public_client(
     scopes: &str,
 ) -> latchkey::manage::clients::RegisteredClient {
     app.create_api(API, &["read", "write"], "RS256");
-    let mut conn = app.pool.get().unwrap();
     let registration = latchkey::manage::clients::ClientRegistration {
         name: "Photo Printer".into(),
         grant_types: grants.iter().map(|g| g.to_string()).collect(),
@@ -34,7 +33,7 @@ pub fn register_public_client(
         post_logout_redirect_uris: vec![],
         public: true,
     };
-    latchkey::manage::clients::register_client(&mut conn, &app.state.hasher, registration).unwrap()
+    app.register_client(registration)
 }
 
 fn oauth2_app(
@@ -160,7 +159,6 @@ async fn an_id_token_names_the_user_and_carries_the_nonce(backend: Backend) {
     let user = app.create_user(EMAIL, PASSWORD);
     app.create_api(API, &["read"], "RS256");
     let client = {
-        let mut conn = app.pool.get().unwrap();
         let registration = latchkey::manage::clients::ClientRegistration {
             name: "Web App".into(),
             grant_types: vec!["authorization_code".into()],
@@ -170,7 +168,7 @@ async fn an_id_token_names_the_user_and_carries_the_nonce(backend: Backend) {
             post_logout_redirect_uris: vec![],
             public: false,
         };
-        latchkey::manage::clients::register_client(&mut conn, &app.state.hasher, registration).unwrap()
+        app.register_client(registration)
     };
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (authorize_url, _) = oauth2_app(&app, &client.client_id)
@@ -408,7 +406,6 @@ async fn a_code_is_bound_to_its_verifier_client_redirect_uri_and_lifetime(backen
     app.create_user(EMAIL, PASSWORD);
     let client = public_client(&app);
     let other = {
-        let mut conn = app.pool.get().unwrap();
         let registration = latchkey::manage::clients::ClientRegistration {
             name: "Other".into(),
             grant_types: vec!["authorization_code".into()],
@@ -418,7 +415,7 @@ async fn a_code_is_bound_to_its_verifier_client_redirect_uri_and_lifetime(backen
             post_logout_redirect_uris: vec![],
             public: true,
         };
-        latchkey::manage::clients::register_client(&mut conn, &app.state.hasher, registration).unwrap()
+        app.register_client(registration)
     };
 
     let (code, verifier) = obtain_code(&app, &client.client_id).await;
@@ -542,7 +539,6 @@ async fn rp_initiated_logout_returns_to_a_registered_address_with_the_state(back
     app.create_user(EMAIL, PASSWORD);
     app.create_api(API, &["read"], "RS256");
     let client = {
-        let mut conn = app.pool.get().unwrap();
         let registration = latchkey::manage::clients::ClientRegistration {
             name: "Photo Printer".into(),
             grant_types: vec!["authorization_code".into()],
@@ -552,7 +548,7 @@ async fn rp_initiated_logout_returns_to_a_registered_address_with_the_state(back
             post_logout_redirect_uris: vec!["https://app.example.com/signed-out".into()],
             public: true,
         };
-        latchkey::manage::clients::register_client(&mut conn, &app.state.hasher, registration).unwrap()
+        app.register_client(registration)
     };
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let oauth = oauth2_app(&app, &client.client_id);

@@ -89,7 +89,6 @@ async fn screenshot(client: &Client, name: &str) {
 fn loopback_app(app: &TestApp) -> (String, String) {
     app.create_api(API, &["read", "write"], "RS256");
     let callback = app.url("/test-callback");
-    let mut conn = app.pool.get().unwrap();
     let registration = latchkey::manage::clients::ClientRegistration {
         name: "Photo Printer".into(),
         grant_types: vec!["authorization_code".into(), "refresh_token".into()],
@@ -99,7 +98,7 @@ fn loopback_app(app: &TestApp) -> (String, String) {
         post_logout_redirect_uris: vec![],
         public: true,
     };
-    let client = latchkey::manage::clients::register_client(&mut conn, &app.state.hasher, registration).unwrap();
+    let client = app.register_client(registration);
     (client.client_id, callback)
 }
 

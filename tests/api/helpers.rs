@@ -172,8 +172,12 @@ impl TestApp {
         manage::apis::register_api(&mut conn, &self.state.sealer, registration, 3600).expect("the API registers")
     }
 
-    pub fn create_client(&self, grants: &[&str], scopes: &[&str], audiences: &[&str]) -> RegisteredClient {
+    pub fn register_client(&self, registration: ClientRegistration) -> RegisteredClient {
         let mut conn = self.pool.get().unwrap();
+        manage::clients::register_client(&mut conn, &self.state.hasher, registration).expect("the client registers")
+    }
+
+    pub fn create_client(&self, grants: &[&str], scopes: &[&str], audiences: &[&str]) -> RegisteredClient {
         let registration = ClientRegistration {
             name: "Test client".into(),
             grant_types: grants.iter().map(|s| s.to_string()).collect(),
@@ -187,7 +191,7 @@ impl TestApp {
             post_logout_redirect_uris: vec![],
             public: false,
         };
-        manage::clients::register_client(&mut conn, &self.state.hasher, registration).expect("the client registers")
+        self.register_client(registration)
     }
 
     /// An RS256 API at [`API`] with `read write delete`, and a client allowed `read write` on it.
