@@ -1,5 +1,6 @@
 //! Latchkey: an OAuth 2.0 / OpenID Connect authorization server.
 
+pub mod api;
 pub mod apikeys;
 pub mod cli;
 pub mod config;

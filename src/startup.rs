@@ -114,6 +114,7 @@ impl Application {
                 .configure(crate::oauth::configure)
                 .configure(crate::health::configure)
                 .configure(crate::web::configure)
+                .configure(crate::api::configure)
                 .default_service(web::to(not_found))
         })
         .listen(listener)?;

@@ -4,6 +4,8 @@
 //!
 //! NEVER CHANGE THE PREFIXES OF EXISTING KEYS: scanners and customers match on them.
 
+pub mod extractor;
+
 use std::fmt;
 
 use crate::config::Environment;

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod apikeys;
 mod authorize;
 mod browser;
 

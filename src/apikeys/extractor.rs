@@ -1,0 +1,140 @@
+//! `ApiKeyAuth`: the extractor every management handler takes. The key arrives as
+//! `Authorization: Bearer <key>` or `X-User-Token: <key>`; its checksum is checked before
+//! any lookup, its environment against the deployment's, then one keyed-hash lookup finds
+//! it. Every failure is written to the audit log (without the key).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+
+use crate::api::error::{ApiError, ApiErrorCode};
+use crate::db::api_keys::{ApiKeyRow, find_api_key_with_owner, touch_api_key};
+use crate::db::users::STATUS_ACTIVE;
+use crate::error::AppError;
+use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
+use crate::startup::AppState;
+
+pub const USER_TOKEN_HEADER: &str = "x-user-token";
+
+/// A request authenticated by a live API key.
+#[derive(Debug, Clone)]
+pub struct ApiKeyAuth {
+    pub key: ApiKeyRow,
+}
+
+/// The key as presented, from either header.
+fn presented_key(req: &HttpRequest) -> Option<String> {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim().to_owned());
+    let user_token = || req.headers().get(USER_TOKEN_HEADER).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned());
+    bearer.or_else(user_token).filter(|key| !key.is_empty())
+}
+
+/// Why a presented key was refused: audited, and told to the caller.
+struct Refusal {
+    code: ApiErrorCode,
+    message: String,
+    reason: &'static str,
+    key_id: Option<String>,
+}
+
+impl Refusal {
+    fn invalid(reason: &'static str, message: impl Into<String>) -> Self {
+        Self { code: ApiErrorCode::InvalidApiKey, message: message.into(), reason, key_id: None }
+    }
+}
+
+async fn authenticate(req: &HttpRequest, state: &web::Data<AppState>) -> Result<ApiKeyAuth, ApiError> {
+    let Some(presented) = presented_key(req) else {
+        return Err(ApiError::new(
+            ApiErrorCode::MissingApiKey,
+            "send an API key as `Authorization: Bearer <key>` or `X-User-Token: <key>`",
+        ));
+    };
+    let ip = req.peer_addr().map(|addr| addr.ip().to_string());
+    let request_id = crate::telemetry::current_request_id();
+    let accepted = state.settings.environment;
+    let refusal = match crate::apikeys::parse(&presented) {
+        Err(e) => Err(Refusal::invalid("malformed", format!("this is not a valid API key: {e}"))),
+        Ok(parsed) if parsed.environment != accepted => Err(Refusal::invalid(
+            "wrong environment",
+            format!(
+                "this is a {} key; this deployment accepts {accepted} keys only (sk_{accepted}_… or rk_{accepted}_…)",
+                parsed.environment
+            ),
+        )),
+        Ok(_) => Ok(state.hasher.hash(&presented).into_string()),
+    };
+    let outcome = crate::db::run(&state.pool, move |conn| -> Result<Result<ApiKeyRow, Refusal>, AppError> {
+        let now = crate::db::now();
+        let verdict = match refusal {
+            Err(refusal) => Err(refusal),
+            Ok(key_hash) => match find_api_key_with_owner(conn, &key_hash)? {
+                None => Err(Refusal::invalid("unknown", "the API key is unknown or has been revoked")),
+                Some((key, _)) if key.revoked_at.is_some_and(|at| at <= now) => Err(Refusal {
+                    key_id: Some(key.id),
+                    ..Refusal::invalid("revoked", "the API key is unknown or has been revoked")
+                }),
+                Some((key, _)) if key.expires_at.is_some_and(|at| at <= now) => Err(Refusal {
+                    code: ApiErrorCode::TokenExpired,
+                    message: "the API key has expired".into(),
+                    reason: "expired",
+                    key_id: Some(key.id),
+                }),
+                // A personal key acts as its user, so it lives only while the user is active.
+                Some((key, status)) if key.kind == "personal" && status.as_deref() != Some(STATUS_ACTIVE) => {
+                    Err(Refusal {
+                        key_id: Some(key.id),
+                        ..Refusal::invalid("owner not active", "the API key's user is not active")
+                    })
+                }
+                Some((key, _)) => {
+                    touch_api_key(conn, &key.id, ip.as_deref(), now)?;
+                    Ok(key)
+                }
+            },
+        };
+        if let Err(refusal) = &verdict {
+            let mut entry = AuditEntry::new(Actor::Anonymous, "api_key.authentication_failed", Outcome::Failure)
+                .from_request(ip.as_deref(), Some(&request_id))
+                .details(serde_json::json!({ "reason": refusal.reason }));
+            if let Some(id) = &refusal.key_id {
+                entry = entry.target("api_key", id);
+            }
+            audit::record(conn, &entry)?;
+        }
+        Ok(verdict)
+    })
+    .await?;
+    match outcome {
+        Ok(key) => Ok(ApiKeyAuth { key }),
+        Err(refusal) => {
+            tracing::info!(reason = refusal.reason, "API key refused");
+            Err(ApiError::new(refusal.code, refusal.message))
+        }
+    }
+}
+
+impl FromRequest for ApiKeyAuth {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| ApiError::new(ApiErrorCode::Internal, "the server is misconfigured"))?;
+            authenticate(&req, &state).await
+        })
+    }
+}

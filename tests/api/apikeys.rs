@@ -1,0 +1,165 @@
+//! API-key authentication of the management API (INTERFACE §5).
+
+use diesel::prelude::*;
+use latchkey::apikeys::{self, KeyClass};
+use latchkey::config::Environment;
+use latchkey::db::schema::{api_keys, users};
+use serde_json::Value;
+
+use crate::helpers::{Backend, TestApp, spawn_app};
+
+fn tenant_owner_key(app: &TestApp) -> String {
+    let mut conn = app.pool.get().unwrap();
+    latchkey::manage::api_keys::create_tenant_owner_key(&mut conn, &app.state.hasher, Environment::Test, "ops")
+        .unwrap()
+        .key
+}
+
+/// A personal key for `user_id`, stored as the management API will store it.
+fn personal_key(app: &TestApp, user_id: &str) -> String {
+    let key = apikeys::generate(KeyClass::Secret, Environment::Test);
+    let mut conn = app.pool.get().unwrap();
+    let id = uuid::Uuid::new_v4().to_string();
+    latchkey::db::api_keys::insert_api_key(
+        &mut conn,
+        &latchkey::db::api_keys::NewApiKey {
+            id: &id,
+            tenant_id: latchkey::db::DEFAULT_TENANT_ID,
+            kind: "personal",
+            name: "laptop",
+            environment: "test",
+            key_hash: app.state.hasher.hash(&key).as_str(),
+            display_prefix: &apikeys::display_prefix(&key),
+            last_four: &apikeys::last_four(&key),
+            user_id: Some(user_id),
+            created_by_user_id: Some(user_id),
+            permissions: "",
+            expires_at: None,
+            created_at: latchkey::db::now(),
+        },
+    )
+    .unwrap();
+    key
+}
+
+async fn get(app: &TestApp, path: &str, header: Header) -> reqwest::Response {
+    let mut request = app.http.get(app.url(path));
+    if let Some((name, value)) = header {
+        request = request.header(name, value);
+    }
+    request.send().await.unwrap()
+}
+
+/// A request header, or none.
+type Header = Option<(&'static str, String)>;
+
+fn bearer(key: &str) -> Header {
+    Some(("authorization", format!("Bearer {key}")))
+}
+
+async fn a_tenant_owner_key_works_in_either_header(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = tenant_owner_key(&app);
+
+    let via_bearer = get(&app, "/api/v1/api-keys/current", bearer(&key)).await;
+    let via_user_token = get(&app, "/api/v1/api-keys/current", Some(("x-user-token", key.clone()))).await;
+    let me = get(&app, "/api/v1/users/me", bearer(&key)).await;
+
+    assert_eq!(via_bearer.status(), 200);
+    let body: Value = via_bearer.json().await.unwrap();
+    assert_eq!(body["kind"], "tenant_owner");
+    assert_eq!(body["permissions"], serde_json::json!(["*"]));
+    assert_eq!(body["prefix"], &key[..12]);
+    assert_eq!(body["last_four"], &key[key.len() - 4..]);
+    assert!(!body.to_string().contains(&key[12..]), "the key itself is never returned");
+    assert_eq!(via_user_token.status(), 200);
+    let me: Value = me.json().await.unwrap();
+    assert_eq!(me["type"], "api_key");
+    assert_eq!(me["id"], body["id"]);
+    let mut conn = app.pool.get().unwrap();
+    let used: Option<chrono::NaiveDateTime> = api_keys::table.select(api_keys::last_used_at).first(&mut conn).unwrap();
+    assert!(used.is_some(), "last_used_at is recorded");
+}
+
+async fn bad_keys_are_refused_with_the_documented_codes(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let revoked = tenant_owner_key(&app);
+    let expired = tenant_owner_key(&app);
+    {
+        let mut conn = app.pool.get().unwrap();
+        let now = latchkey::db::now();
+        let hash = |k: &str| app.state.hasher.hash(k).into_string();
+        diesel::update(api_keys::table.filter(api_keys::key_hash.eq(hash(&revoked))))
+            .set(api_keys::revoked_at.eq(now))
+            .execute(&mut conn)
+            .unwrap();
+        diesel::update(api_keys::table.filter(api_keys::key_hash.eq(hash(&expired))))
+            .set(api_keys::expires_at.eq(now - chrono::TimeDelta::seconds(1)))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let live_key = apikeys::generate(KeyClass::Secret, Environment::Live);
+    let unknown = apikeys::generate(KeyClass::Secret, Environment::Test);
+    let mut typo = tenant_owner_key(&app);
+    typo.replace_range(20..21, if &typo[20..21] == "A" { "B" } else { "A" });
+    let cases: Vec<(&str, Header, &str)> = vec![
+        ("no key", None, "missing_api_key"),
+        ("empty bearer", Some(("authorization", "Bearer ".into())), "missing_api_key"),
+        ("not a key", bearer("hello"), "invalid_api_key"),
+        ("mistyped key", bearer(&typo), "invalid_api_key"),
+        ("live key on a test deployment", bearer(&live_key), "invalid_api_key"),
+        ("unknown key", bearer(&unknown), "invalid_api_key"),
+        ("revoked key", bearer(&revoked), "invalid_api_key"),
+        ("expired key", bearer(&expired), "token_expired"),
+    ];
+
+    for (name, header, code) in cases {
+        // Act
+        let response = get(&app, "/api/v1/api-keys/current", header).await;
+
+        // Assert
+        assert_eq!(response.status(), 401, "{name}");
+        assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="latchkey""#, "{name}");
+        let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], code, "{name}: {body}");
+        assert_eq!(body["request_id"], request_id.as_str(), "{name}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{name}");
+        if name == "live key on a test deployment" {
+            assert!(body["message"].as_str().unwrap().contains("accepts test keys only"), "{body}");
+        }
+    }
+    let failures = app.audit_actions().iter().filter(|(a, _)| a == "api_key.authentication_failed").count();
+    assert_eq!(failures, 6, "every refused key is audited (a missing key is not an attempt)");
+}
+
+async fn a_personal_key_lives_and_dies_with_its_user(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let user = app.create_user("ada@example.com", "correct horse battery staple");
+    let key = personal_key(&app, &user.id);
+    let set_status = |status: &str| {
+        let mut conn = app.pool.get().unwrap();
+        diesel::update(users::table.find(&user.id)).set(users::status.eq(status)).execute(&mut conn).unwrap();
+    };
+    let status = || async { get(&app, "/api/v1/users/me", bearer(&key)).await.status().as_u16() };
+
+    // Act and assert, step by step.
+    let me: Value = get(&app, "/api/v1/users/me", bearer(&key)).await.json().await.unwrap();
+    assert_eq!((me["type"].as_str(), me["id"].as_str()), (Some("user"), Some(user.id.as_str())));
+    set_status("deactivated");
+    assert_eq!(status().await, 401, "deactivated");
+    set_status("active");
+    assert_eq!(status().await, 200, "reactivated");
+    set_status("deleted");
+    assert_eq!(status().await, 401, "deleted");
+    app.create_user("ada@example.com", "a new password for ada");
+    assert_eq!(status().await, 401, "the same email invited back is a new user");
+}
+
+crate::on_both_backends!(
+    a_tenant_owner_key_works_in_either_header,
+    bad_keys_are_refused_with_the_documented_codes,
+    a_personal_key_lives_and_dies_with_its_user,
+);
