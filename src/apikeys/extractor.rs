@@ -59,6 +59,12 @@ async fn authenticate(req: &HttpRequest, state: &web::Data<AppState>) -> Result<
             "send an API key as `Authorization: Bearer <key>` or `X-User-Token: <key>`",
         ));
     };
+    authenticate_key(req, state, presented).await.map(|key| ApiKeyAuth { key })
+}
+
+/// Checks a presented key: checksum, environment, then the stored key, its expiry and its
+/// owner. Refusals are audited. Also used by the token exchange grant.
+pub async fn authenticate_key(req: &HttpRequest, state: &AppState, presented: String) -> Result<ApiKeyRow, ApiError> {
     let ip = req.peer_addr().map(|addr| addr.ip().to_string());
     let request_id = crate::telemetry::current_request_id();
     let accepted = state.settings.environment;
@@ -115,7 +121,7 @@ async fn authenticate(req: &HttpRequest, state: &web::Data<AppState>) -> Result<
     })
     .await?;
     match outcome {
-        Ok(key) => Ok(ApiKeyAuth { key }),
+        Ok(key) => Ok(key),
         Err(refusal) => {
             tracing::info!(reason = refusal.reason, "API key refused");
             Err(ApiError::new(refusal.code, refusal.message))

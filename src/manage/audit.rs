@@ -13,6 +13,7 @@ pub enum Actor<'a> {
     System,
     Client(&'a str),
     User(&'a str),
+    ApiKey(&'a str),
     Anonymous,
 }
 
@@ -22,6 +23,7 @@ impl Actor<'_> {
             Self::System => ("system", None),
             Self::Client(id) => ("client", Some(id)),
             Self::User(id) => ("user", Some(id)),
+            Self::ApiKey(id) => ("api_key", Some(id)),
             Self::Anonymous => ("anonymous", None),
         }
     }

@@ -10,8 +10,10 @@ use super::client_auth::{authenticate_client, presented_client};
 use super::error::OAuthError;
 use super::params::OAuthParams;
 use super::refresh::find_usable;
+use crate::apikeys::extractor::authenticate_key;
 use crate::error::AppError;
 use crate::manage::utc;
+use crate::startup::AppState;
 use crate::tokens::AccessTokenClaims;
 
 /// An active access token: its claims, flattened beside `active` (RFC 7662 §2.2).
@@ -21,6 +23,30 @@ struct ActiveAccessToken<'a> {
     #[serde(flatten)]
     claims: &'a AccessTokenClaims,
     token_type: &'static str,
+}
+
+/// An API key is active when it would authenticate now (same checks, same audit); it is
+/// reported with its kind, owner and permissions.
+async fn introspect_api_key(state: &AppState, req: &HttpRequest, token: &str) -> serde_json::Value {
+    if crate::apikeys::parse(token).is_err() {
+        return inactive();
+    }
+    match authenticate_key(req, state, token.to_owned()).await {
+        Ok(key) => {
+            let view = crate::api::current::ApiKeyView::from(&key);
+            serde_json::json!({
+                "active": true,
+                "token_type": "api_key",
+                "kind": view.kind,
+                "sub": key.user_id.clone().filter(|_| key.kind == "personal").unwrap_or_else(|| key.id.clone()),
+                "scope": view.permissions.join(" "),
+                "iss": state.issuer.as_str(),
+                "iat": view.created_at.timestamp(),
+                "exp": view.expires_at.map(|at| at.timestamp()),
+            })
+        }
+        Err(_) => inactive(),
+    }
 }
 
 fn inactive() -> serde_json::Value {
@@ -49,8 +75,8 @@ pub async fn post_introspect(
         }
         AccessTokenStatus::Revoked(_) => inactive(),
         AccessTokenStatus::Unknown => {
-            let (hasher, token) = (state.hasher.clone(), token.to_owned());
-            let refresh = crate::db::run(&state.pool, move |conn| Ok(find_usable(conn, &hasher, &token)?)).await?;
+            let (hasher, lookup) = (state.hasher.clone(), token.to_owned());
+            let refresh = crate::db::run(&state.pool, move |conn| Ok(find_usable(conn, &hasher, &lookup)?)).await?;
             match refresh {
                 Some(refresh) => serde_json::json!({
                     "active": true,
@@ -63,7 +89,7 @@ pub async fn post_introspect(
                     "exp": utc(refresh.expires_at).timestamp(),
                     "token_type": "refresh_token",
                 }),
-                None => inactive(),
+                None => introspect_api_key(&state, &req, token).await,
             }
         }
     };

@@ -14,6 +14,7 @@ pub mod params;
 pub mod refresh;
 pub mod revoke;
 pub mod token;
+pub mod token_exchange;
 pub mod userinfo;
 
 use actix_web::http::Method;

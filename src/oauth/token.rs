@@ -23,6 +23,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// RFC 8693 §2.2.1, for token exchange.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 impl TokenResponse {
@@ -34,6 +37,7 @@ impl TokenResponse {
             scope: (!scope.is_empty()).then(|| scope.to_string()),
             refresh_token: None,
             id_token: None,
+            issued_token_type: None,
         }
     }
 }
@@ -55,7 +59,7 @@ pub fn ensure_grant_allowed(client: &Client, grant: GrantType) -> Result<(), OAu
 
 /// The grants this server can issue today; metadata lists exactly these.
 pub const SUPPORTED_GRANTS: &[GrantType] =
-    &[GrantType::AuthorizationCode, GrantType::ClientCredentials, GrantType::RefreshToken];
+    &[GrantType::AuthorizationCode, GrantType::ClientCredentials, GrantType::RefreshToken, GrantType::TokenExchange];
 
 #[tracing::instrument(name = "token", skip_all, fields(grant_type, client_id))]
 pub async fn post_token(
@@ -70,17 +74,31 @@ pub async fn post_token(
         OAuthError::new(OAuthErrorCode::UnsupportedGrantType, format!("the grant type `{grant_type}` is not supported"))
     };
     let grant = grant_type.parse::<GrantType>().map_err(|_| unsupported())?;
-    let presented = presented_client(&req, &params)?;
-    tracing::Span::current().record("client_id", presented.client_id.as_str());
-    // Each grant authenticates the client itself, in the same database trip as its own lookups.
+    // Each grant authenticates its client in the same database trip as its own lookups;
+    // for token exchange the API key being exchanged is the credential.
     let response = match grant {
-        GrantType::ClientCredentials => super::client_credentials::issue(&state, &req, presented, &params).await?,
-        GrantType::AuthorizationCode => super::authorization_code::issue(&state, &req, presented, &params).await?,
-        GrantType::RefreshToken => super::refresh::issue(&state, &req, presented, &params).await?,
-        GrantType::TokenExchange => return Err(unsupported()),
+        GrantType::ClientCredentials => {
+            super::client_credentials::issue(&state, &req, client(&req, &params)?, &params).await?
+        }
+        GrantType::AuthorizationCode => {
+            super::authorization_code::issue(&state, &req, client(&req, &params)?, &params).await?
+        }
+        GrantType::RefreshToken => super::refresh::issue(&state, &req, client(&req, &params)?, &params).await?,
+        GrantType::TokenExchange => super::token_exchange::issue(&state, &req, &params).await?,
     };
-    Ok(HttpResponse::Ok()
+    Ok(token_response(response))
+}
+
+/// The client credentials the request presents, noted in the request's log span.
+fn client(req: &HttpRequest, params: &OAuthParams) -> Result<super::client_auth::PresentedClient, OAuthError> {
+    let presented = presented_client(req, params)?;
+    tracing::Span::current().record("client_id", presented.client_id.as_str());
+    Ok(presented)
+}
+
+fn token_response(response: TokenResponse) -> HttpResponse {
+    HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
-        .json(response))
+        .json(response)
 }

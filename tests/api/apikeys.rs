@@ -158,7 +158,115 @@ async fn a_personal_key_lives_and_dies_with_its_user(backend: Backend) {
     assert_eq!(status().await, 401, "the same email invited back is a new user");
 }
 
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const API_KEY_TYPE: &str = "urn:latchkey:params:oauth:token-type:api-key";
+
+async fn exchange(app: &TestApp, key: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+    let mut form = vec![("grant_type", TOKEN_EXCHANGE), ("subject_token", key), ("subject_token_type", API_KEY_TYPE)];
+    form.extend_from_slice(extra);
+    app.post_form("/oauth2/token", &form, None).await
+}
+
+async fn an_api_key_is_exchanged_for_a_short_lived_jwt(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    app.create_api(crate::helpers::API, &["read", "write"], "RS256");
+    let key = tenant_owner_key(&app);
+
+    // Act
+    let full = exchange(&app, &key, &[("resource", crate::helpers::API)]).await;
+    let narrowed = exchange(&app, &key, &[("resource", crate::helpers::API), ("scope", "read")]).await;
+
+    // Assert
+    assert_eq!(full.status(), 200);
+    let body: Value = full.json().await.unwrap();
+    assert_eq!(body["issued_token_type"], "urn:ietf:params:oauth:token-type:access_token");
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["expires_in"].as_i64().unwrap() <= 900, "short-lived");
+    let token = body["access_token"].as_str().unwrap();
+    let claims =
+        crate::helpers::verify_with_jwks(token, &app.jwks().await, &app.issuer(), crate::helpers::API).unwrap();
+    assert_eq!(claims["scope"], "read write");
+    let current: Value = get(&app, "/api/v1/api-keys/current", bearer(&key)).await.json().await.unwrap();
+    assert_eq!(claims["sub"], current["id"], "the key acts as itself");
+    let narrowed: Value = narrowed.json().await.unwrap();
+    assert_eq!(narrowed["scope"], "read");
+    assert!(app.audit_actions().contains(&("api_key.exchanged".into(), "success".into())));
+}
+
+/// A token exchange that must fail, and how.
+struct BadExchange {
+    name: &'static str,
+    extra: Vec<(&'static str, &'static str)>,
+    subject: String,
+    error: &'static str,
+}
+
+async fn a_bad_exchange_gets_the_rfc_8693_error(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_api(crate::helpers::API, &["read"], "RS256");
+    let key = tenant_owner_key(&app);
+    let live = apikeys::generate(KeyClass::Secret, Environment::Live);
+    let api = crate::helpers::API;
+    let case = |name, extra: Vec<(&'static str, &'static str)>, subject: &str, error| BadExchange {
+        name,
+        extra,
+        subject: subject.to_owned(),
+        error,
+    };
+    let cases = vec![
+        case("a key from the other environment", vec![("resource", api)], &live, "invalid_request"),
+        case("not a key", vec![("resource", api)], "not-a-key", "invalid_request"),
+        case("no API named", vec![], &key, "invalid_target"),
+        case("unknown API", vec![("resource", "https://nowhere.example.com")], &key, "invalid_target"),
+        case("scope beyond the API", vec![("resource", api), ("scope", "admin")], &key, "invalid_scope"),
+        case("an actor token", vec![("resource", api), ("actor_token", "x")], &key, "invalid_request"),
+    ];
+    for BadExchange { name, extra, subject, error } in cases {
+        let response = exchange(&app, &subject, &extra).await;
+        assert_eq!(response.status(), 400, "{name}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], error, "{name}: {body}");
+    }
+    let wrong_type = app
+        .post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", TOKEN_EXCHANGE),
+                ("subject_token", &key),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+                ("resource", api),
+            ],
+            None,
+        )
+        .await;
+    let body: Value = wrong_type.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+}
+
+async fn introspection_reports_api_keys(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = tenant_owner_key(&app);
+    let introspector = app.create_client(&["client_credentials"], &[], &[]);
+
+    let active = app.introspect(&key, &introspector).await;
+    {
+        let mut conn = app.pool.get().unwrap();
+        diesel::update(api_keys::table).set(api_keys::revoked_at.eq(latchkey::db::now())).execute(&mut conn).unwrap();
+    }
+    let revoked = app.introspect(&key, &introspector).await;
+
+    assert_eq!(active["active"], true);
+    assert_eq!(active["token_type"], "api_key");
+    assert_eq!(active["kind"], "tenant_owner");
+    assert_eq!(active["scope"], "*");
+    assert_eq!(revoked, serde_json::json!({ "active": false }));
+}
+
 crate::on_both_backends!(
+    an_api_key_is_exchanged_for_a_short_lived_jwt,
+    a_bad_exchange_gets_the_rfc_8693_error,
+    introspection_reports_api_keys,
     a_tenant_owner_key_works_in_either_header,
     bad_keys_are_refused_with_the_documented_codes,
     a_personal_key_lives_and_dies_with_its_user,

@@ -22,7 +22,12 @@ async fn both_metadata_documents_list_exactly_the_implemented_endpoints(backend:
         assert_eq!(metadata["end_session_endpoint"], format!("{issuer}/logout"));
         assert_eq!(
             metadata["grant_types_supported"],
-            serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])
+            serde_json::json!([
+                "authorization_code",
+                "client_credentials",
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
+            ])
         );
         assert_eq!(metadata["response_types_supported"], serde_json::json!(["code"]));
         assert_eq!(metadata["code_challenge_methods_supported"], serde_json::json!(["S256"]));
