@@ -5,6 +5,7 @@
 //!
 //! cargo bench --bench grants            # needs wrk (apt-get install -y wrk); ~40 s
 //! DURATION=8 CONNECTIONS=4 SEED=60000 cargo bench --bench grants
+//! DB=postgres cargo bench --bench grants # a fresh database on LATCHKEY_TEST_POSTGRES_URL's server
 
 use std::io::Write;
 use std::process::Command;
@@ -54,7 +55,8 @@ fn main() {
 async fn run() {
     let (duration, connections, seed) = (env_or("DURATION", 8), env_or("CONNECTIONS", 4), env_or("SEED", 60_000));
     let dir = tempfile::tempdir().unwrap();
-    let target = DatabaseTarget::parse(&format!("sqlite://{}", dir.path().join("bench.db").display())).unwrap();
+    let database = Database::create(&dir);
+    let target = DatabaseTarget::parse(&database.url).unwrap();
     let settings = Settings { workers: Some(2), ..Settings::for_tests(target) };
     let app = Application::build(settings).await.unwrap();
     let port = app.port();
@@ -150,6 +152,7 @@ async fn run() {
         tokens
     };
 
+    println!("database: {}", database.label);
     println!("| grant | conns | req/s | p50 ms | p99 ms | errors |");
     println!("|---|---:|---:|---:|---:|---:|");
     let code_prefix = format!(
@@ -162,6 +165,43 @@ async fn run() {
     let refresh_prefix = format!("grant_type=refresh_token&client_id={client_id}&refresh_token=");
     let tokens = seed_refresh_tokens();
     drive("refresh_token (rotation, RS256)", port, &refresh_prefix, &tokens, duration, connections);
+}
+
+/// The bench's own database: a SQLite file, or with `DB=postgres` a fresh PostgreSQL
+/// database, dropped at the end.
+struct Database {
+    url: String,
+    label: &'static str,
+    postgres: Option<(String, String)>,
+}
+
+impl Database {
+    fn create(dir: &tempfile::TempDir) -> Self {
+        if std::env::var("DB").as_deref() != Ok("postgres") {
+            let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+            return Self { url, label: "SQLite", postgres: None };
+        }
+        use diesel::connection::SimpleConnection;
+        let server = std::env::var("LATCHKEY_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("latchkey_bench_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = <diesel::PgConnection as diesel::Connection>::establish(&server).expect("PostgreSQL");
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let mut url = url::Url::parse(&server).unwrap();
+        url.set_path(&name);
+        Self { url: url.to_string(), label: "PostgreSQL", postgres: Some((server, name)) }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        use diesel::connection::SimpleConnection;
+        if let Some((server, name)) = &self.postgres
+            && let Ok(mut admin) = <diesel::PgConnection as diesel::Connection>::establish(server)
+        {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
 }
 
 /// Runs wrk once over `tokens`, one per request, and prints a table row.
