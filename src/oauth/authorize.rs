@@ -90,24 +90,14 @@ pub fn validate_request(
             description,
         }))
     };
-    let get = |name: &str| params.get(name).map_err(|e| e.error_description.into_owned());
-    let (response_type, scope, challenge, method, resource, nonce, prompt) = match (
-        get("response_type"),
-        get("scope"),
-        get("code_challenge"),
-        get("code_challenge_method"),
-        get("resource"),
-        get("nonce"),
-        get("prompt"),
-        get("state"),
-    ) {
-        (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e), Ok(f), Ok(g), Ok(_)) => (a, b, c, d, e, f, g),
-        (a, b, c, d, e, f, g, h) => {
-            let error =
-                [a.err(), b.err(), c.err(), d.err(), e.err(), f.err(), g.err(), h.err()].into_iter().flatten().next();
-            return back("invalid_request", error.unwrap_or_default());
-        }
-    };
+    if let Some(name) = params.repeated() {
+        return back("invalid_request", format!("`{name}` must not be repeated"));
+    }
+    // Nothing is repeated, so each parameter has at most one value.
+    let one = |name: &str| params.get(name).ok().flatten();
+    let (response_type, scope, resource, nonce) = (one("response_type"), one("scope"), one("resource"), one("nonce"));
+    let (challenge, method) = (one("code_challenge"), one("code_challenge_method"));
+    let prompt = one("prompt");
     if response_type != Some("code") {
         return back("unsupported_response_type", "only response_type=code is supported".into());
     }

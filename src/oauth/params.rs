@@ -98,6 +98,18 @@ impl OAuthParams {
         self.get(name)?.ok_or_else(|| OAuthError::invalid_request(format!("`{name}` is required")))
     }
 
+    /// A parameter given more than once, if any: the first repetition in the request's order
+    /// (RFC 6749 §3.1 forbids any).
+    pub fn repeated(&self) -> Option<&str> {
+        // A set, not pairwise comparison: a 64 KiB body can hold thousands of parameters.
+        let mut seen = std::collections::HashSet::with_capacity(self.values.len());
+        self.values
+            .iter()
+            .filter(|(_, value)| !value.is_empty())
+            .find(|(name, _)| !seen.insert(name.as_str()))
+            .map(|(name, _)| name.as_str())
+    }
+
     /// Every value of a parameter that may repeat (RFC 8707 `resource`).
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.values.iter().filter(move |(n, v)| n == name && !v.is_empty()).map(|(_, v)| v.as_str())
@@ -132,6 +144,13 @@ mod tests {
         assert!(params.get("scope").is_err());
         assert_eq!(params.get("audience").unwrap(), None);
         assert!(params.required("audience").is_err());
+    }
+
+    #[test]
+    fn the_first_repetition_is_named() {
+        assert_eq!(form("a=1&b=2&b=3&a=4").unwrap().repeated(), Some("b"));
+        assert_eq!(form("a=1&b=&b=3").unwrap().repeated(), None, "an empty value counts as absent");
+        assert_eq!(form("a=1&b=2").unwrap().repeated(), None);
     }
 
     #[test]
