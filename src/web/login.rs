@@ -17,6 +17,7 @@ use super::throttle::ThrottleKey;
 use crate::db::users::find_user_by_email;
 use crate::error::AppError;
 use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
+use crate::manage::users::normalize_email;
 use crate::oauth::params::OAuthParams;
 use crate::startup::AppState;
 
@@ -171,7 +172,9 @@ pub async fn post_login(
         ));
     }
 
-    let email = form.email.trim().to_lowercase();
+    // The rule users were created with; a malformed address simply matches no one, and is
+    // still checked against the decoy hash and counted by the throttle.
+    let email = normalize_email(&form.email).unwrap_or_else(|_| form.email.trim().to_lowercase());
     let address = req.peer_addr().map(|addr| addr.ip().to_string()).unwrap_or_default();
     let keys = [ThrottleKey::Account(email.clone()), ThrottleKey::Address(address.clone())];
     if let Err(wait) = state.login_throttle.check(&keys, Instant::now()) {
