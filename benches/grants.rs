@@ -67,15 +67,17 @@ async fn run() {
     let (client_id, user_id) = {
         let mut conn = state.pool.get().unwrap();
         let api = manage::apis::ApiRegistration {
+            team_id: None,
             name: None,
             audience: API.into(),
             scopes: vec!["read".into()],
             signing: "RS256".parse().unwrap(),
             token_lifetime_secs: None,
         };
-        manage::apis::register_api(&mut conn, &state.sealer, api, 3600).unwrap();
+        manage::apis::register_api(&mut conn, &state.sealer, &manage::Caller::system(), api, 3600).unwrap();
         let client = manage::clients::ClientRegistration {
             name: "bench".into(),
+            team_id: None,
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
             scopes: vec!["read offline_access".into()],
             audiences: vec![API.into()],
@@ -83,14 +85,16 @@ async fn run() {
             post_logout_redirect_uris: vec![],
             public: true,
         };
-        let client = manage::clients::register_client(&mut conn, &state.hasher, client).unwrap();
+        let client =
+            manage::clients::register_client(&mut conn, &state.hasher, &manage::Caller::system(), client).unwrap();
         let user = manage::users::UserRegistration {
             email: "bench@example.com".into(),
             name: None,
             password: "bench password".to_owned().into(),
+            role: None,
         };
-        let user = manage::users::register_user(&mut conn, &state.passwords, user).unwrap();
-        (client.client_id, user.id)
+        let user = manage::users::register_user(&mut conn, &state.passwords, &manage::Caller::system(), user).unwrap();
+        (client.client_id.clone(), user.id)
     };
 
     let challenge = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, VERIFIER.as_bytes()));

@@ -11,10 +11,10 @@ use serde::Serialize;
 use crate::config::Settings;
 use crate::crypto::MasterKey;
 use crate::db::{self, DbConnection};
-use crate::manage;
 use crate::manage::apis::{ApiRegistration, ApiSigning};
 use crate::manage::clients::ClientRegistration;
 use crate::manage::users::UserRegistration;
+use crate::manage::{self, Caller};
 use crate::passwords::PasswordHasher;
 use crate::startup::Application;
 use crate::tokens::SigningAlgorithm;
@@ -75,6 +75,10 @@ pub struct UserCreateArgs {
     /// Read the password from the first line of standard input.
     #[arg(long, required = true)]
     pub password_stdin: bool,
+    /// `owner` reaches everything in the tenant (through the user's personal keys);
+    /// `member` reaches its own things and its teams'.
+    #[arg(long, default_value = "member", value_parser = ["member", "owner"])]
+    pub role: String,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
@@ -261,6 +265,7 @@ fn create_client(settings: &Settings, args: ClientCreateArgs) -> anyhow::Result<
     let (mut conn, master_key) = open(settings)?;
     let registration = ClientRegistration {
         name: args.name,
+        team_id: None,
         grant_types: args.grant_types,
         scopes: args.scopes,
         audiences: args.audiences,
@@ -268,7 +273,8 @@ fn create_client(settings: &Settings, args: ClientCreateArgs) -> anyhow::Result<
         post_logout_redirect_uris: args.post_logout_redirect_uris,
         public: args.public,
     };
-    let client = manage::clients::register_client(&mut conn, &master_key.token_hasher(), registration)?;
+    let client =
+        manage::clients::register_client(&mut conn, &master_key.token_hasher(), &Caller::system(), registration)?;
     print(args.json, &client, || {
         let mut out = format!("Created client \"{}\"\n  client_id:     {}\n", client.name, client.client_id);
         if let Some(secret) = &client.client_secret {
@@ -283,13 +289,19 @@ fn create_api(settings: &Settings, args: ApiCreateArgs) -> anyhow::Result<()> {
     let signing: ApiSigning = args.alg.parse().map_err(anyhow::Error::msg)?;
     let registration = ApiRegistration {
         name: args.name,
+        team_id: None,
         audience: args.audience,
         scopes: args.scopes,
         signing,
         token_lifetime_secs: args.token_lifetime,
     };
-    let api =
-        manage::apis::register_api(&mut conn, &master_key.sealer(), registration, settings.access_token_ttl_secs)?;
+    let api = manage::apis::register_api(
+        &mut conn,
+        &master_key.sealer(),
+        &Caller::system(),
+        registration,
+        settings.access_token_ttl_secs,
+    )?;
     print(args.json, &api, || {
         let mut out = format!(
             "Created API {} ({}, tokens live {} s)\n  id:    {}\n  scope: {}\n",
@@ -306,7 +318,14 @@ fn rotate_keys(settings: &Settings, alg: &str, json: bool) -> anyhow::Result<()>
     let algorithm: SigningAlgorithm = alg.parse().map_err(anyhow::Error::msg)?;
     let (mut conn, master_key) = open(settings)?;
     let window = manage::keys::retirement_window(&mut conn, settings.access_token_ttl_secs, settings.key_refresh_secs)?;
-    let rotated = manage::keys::rotate_key(&mut conn, &master_key.sealer(), algorithm, window, db::now())?;
+    let rotated = manage::keys::rotate_key(
+        &mut conn,
+        &master_key.sealer(),
+        &manage::audit::Context::SYSTEM,
+        algorithm,
+        window,
+        db::now(),
+    )?;
     print(json, &rotated, || {
         format!(
             "New {} signing key {}; {} previous key(s) stay published until {}.\n\
@@ -316,32 +335,9 @@ fn rotate_keys(settings: &Settings, alg: &str, json: bool) -> anyhow::Result<()>
     })
 }
 
-#[derive(Serialize)]
-struct KeyListing {
-    kid: String,
-    algorithm: String,
-    state: &'static str,
-    created_at: chrono::DateTime<chrono::Utc>,
-    published_until: Option<chrono::DateTime<chrono::Utc>>,
-}
-
 fn list_keys(settings: &Settings, json: bool) -> anyhow::Result<()> {
     let (mut conn, _) = open(settings)?;
-    let now = db::now();
-    let keys: Vec<KeyListing> = db::signing_keys::list_all_keys(&mut conn)?
-        .into_iter()
-        .map(|row| KeyListing {
-            state: match (row.retired_at, row.publish_until) {
-                (None, _) => "active",
-                (Some(_), Some(until)) if until > now => "retired, published",
-                _ => "expired",
-            },
-            kid: row.kid,
-            algorithm: row.algorithm,
-            created_at: manage::utc(row.created_at),
-            published_until: row.publish_until.map(manage::utc),
-        })
-        .collect();
+    let keys = manage::keys::list_signing_keys(&mut conn, &Caller::system())?;
     print(json, &keys, || {
         keys.iter()
             .map(|k| format!("{:<44} {:<6} {:<19} created {}", k.kid, k.algorithm, k.state, k.created_at))
@@ -377,7 +373,7 @@ fn create_user(settings: &Settings, args: UserCreateArgs) -> anyhow::Result<()> 
     std::io::stdin().read_line(&mut password).context("could not read the password from standard input")?;
     let password = SecretString::from(password.trim_end_matches(['\r', '\n']).to_owned());
     let (mut conn, _) = open(settings)?;
-    let registration = UserRegistration { email: args.email, name: args.name, password };
-    let user = manage::users::register_user(&mut conn, &PasswordHasher::new(), registration)?;
+    let registration = UserRegistration { email: args.email, name: args.name, password, role: Some(args.role) };
+    let user = manage::users::register_user(&mut conn, &PasswordHasher::new(), &Caller::system(), registration)?;
     print(args.json, &user, || format!("Created user {} ({})", user.email, user.id))
 }

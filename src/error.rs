@@ -14,6 +14,8 @@ pub enum AppError {
     #[error("not found")]
     NotFound,
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
@@ -70,6 +72,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotFound => "not_found",
+            Self::Forbidden(_) => "forbidden",
             Self::BadRequest(_) => "invalid_request",
             Self::Conflict(_) => "conflict",
             Self::Unavailable(_) => "service_unavailable",
@@ -103,6 +106,7 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

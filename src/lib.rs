@@ -1,5 +1,6 @@
 //! Latchkey: an OAuth 2.0 / OpenID Connect authorization server.
 
+pub mod access;
 pub mod api;
 pub mod apikeys;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod health;
 pub mod manage;
 pub mod oauth;
 pub mod passwords;
+pub mod ratelimit;
 pub mod startup;
 pub mod telemetry;
 pub mod tokens;

@@ -177,15 +177,26 @@ async fn not_found() -> HttpResponse {
 
 /// A resource served by one method; any other method gets 405 with `Allow`, in JSON.
 pub fn only(path: &str, method: Method, route: Route) -> Resource {
-    web::resource(path).route(route).default_service(web::to(move || {
-        let allowed = method.clone();
+    routes(path, vec![(method, route)])
+}
+
+/// A resource answering these methods; any other gets 405 with `Allow` naming them.
+pub fn routes(path: &str, routes: Vec<(Method, Route)>) -> Resource {
+    let allowed: Vec<&str> = routes.iter().map(|(method, _)| method.as_str()).collect();
+    let allow = allowed.join(", ");
+    let mut resource = web::resource(path);
+    for (_, route) in routes {
+        resource = resource.route(route);
+    }
+    resource.default_service(web::to(move || {
+        let allow = allow.clone();
         async move {
             let mut response = json_error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                format!("this endpoint accepts {allowed} only"),
+                format!("this endpoint accepts {allow} only"),
             );
-            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allowed.as_str()) {
+            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
                 response.headers_mut().insert(actix_web::http::header::ALLOW, value);
             }
             response

@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 
+use crate::access::Denied;
 use crate::error::{AppError, json_error};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +14,12 @@ pub enum ApiErrorCode {
     MissingApiKey,
     InvalidApiKey,
     TokenExpired,
+    Forbidden,
+    NotFound,
+    InvalidRequest,
+    Conflict,
+    MethodNotAllowed,
+    RateLimitExceeded,
     ServiceUnavailable,
     Internal,
 }
@@ -23,8 +30,28 @@ impl ApiErrorCode {
             Self::MissingApiKey => "missing_api_key",
             Self::InvalidApiKey => "invalid_api_key",
             Self::TokenExpired => "token_expired",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::InvalidRequest => "invalid_request",
+            Self::Conflict => "conflict",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::RateLimitExceeded => "rate_limit_exceeded",
             Self::ServiceUnavailable => "service_unavailable",
             Self::Internal => "internal_error",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Self::MissingApiKey | Self::InvalidApiKey | Self::TokenExpired => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -40,17 +67,19 @@ impl ApiError {
     pub fn new(code: ApiErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self { code, message: message.into() }
     }
+
+    pub fn invalid(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ApiErrorCode::InvalidRequest, message)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(ApiErrorCode::NotFound, "no such resource, or it is outside this key's reach")
+    }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self.code {
-            ApiErrorCode::MissingApiKey | ApiErrorCode::InvalidApiKey | ApiErrorCode::TokenExpired => {
-                StatusCode::UNAUTHORIZED
-            }
-            ApiErrorCode::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code.status()
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -69,11 +98,24 @@ impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
         e.log();
         match e {
+            AppError::NotFound => Self::not_found(),
+            AppError::Forbidden(message) => Self::new(ApiErrorCode::Forbidden, message),
+            AppError::BadRequest(message) => Self::invalid(message),
+            AppError::Conflict(message) => Self::new(ApiErrorCode::Conflict, message),
             AppError::Unavailable(_) => Self::new(ApiErrorCode::ServiceUnavailable, "the database is unavailable"),
-            _ => Self::new(
+            AppError::Unexpected(_) => Self::new(
                 ApiErrorCode::Internal,
                 "an unexpected error occurred; the request id identifies it in the logs",
             ),
+        }
+    }
+}
+
+impl From<Denied> for AppError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::NotFound => Self::NotFound,
+            Denied::Forbidden => Self::Forbidden("this key lacks the permission for that".into()),
         }
     }
 }

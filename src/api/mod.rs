@@ -1,15 +1,62 @@
 //! The management API under `/api/v1/` (INTERFACE §5): JSON, authenticated by API keys,
-//! errors as `{"error","message","request_id"}`.
+//! errors as `{"error","message","request_id"}`. Handlers are thin: they parse, hand the
+//! caller and the input to a `manage` function off the async workers, and shape the reply.
 
 pub mod current;
 pub mod error;
+pub mod resources;
 
 use actix_web::http::Method;
-use actix_web::web;
+use actix_web::{HttpRequest, web};
 
-use crate::startup::only;
+use crate::apikeys::extractor::ApiKeyAuth;
+use crate::db::DbConnection;
+use crate::error::AppError;
+use crate::manage::Caller;
+use crate::startup::{AppState, only};
+use error::ApiError;
+
+/// Runs `f` for the authenticated caller on the blocking pool, its changes audited as the
+/// key's user, service account or the key itself, with this request's address and id.
+pub(crate) async fn call<T: Send + 'static>(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    auth: ApiKeyAuth,
+    f: impl FnOnce(&mut DbConnection, &Caller<'_>, &AppState) -> Result<T, AppError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let ip = req.peer_addr().map(|addr| addr.ip().to_string());
+    let request_id = crate::telemetry::current_request_id();
+    let shared = state.clone();
+    crate::db::run(&state.pool, move |conn| {
+        let caller = Caller { reach: &auth.reach, audit: auth.audit(ip.as_deref(), &request_id) };
+        f(conn, &caller, &shared)
+    })
+    .await
+    .map_err(ApiError::from)
+}
+
+/// Malformed JSON, paths and queries answer in the API's error format.
+fn input_error(message: String) -> actix_web::Error {
+    ApiError::invalid(message).into()
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(only("/api/v1/api-keys/current", Method::GET, web::get().to(current::get_current_api_key)))
-        .service(only("/api/v1/users/me", Method::GET, web::get().to(current::get_me)));
+    cfg.service(
+        web::scope("/api/v1")
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(64 * 1024)
+                    .error_handler(|e, _| input_error(format!("the request body is not valid: {e}"))),
+            )
+            .app_data(
+                web::QueryConfig::default().error_handler(|e, _| input_error(format!("the query is not valid: {e}"))),
+            )
+            .app_data(
+                web::PathConfig::default().error_handler(|e, _| input_error(format!("the path is not valid: {e}"))),
+            )
+            .service(only("/api-keys/current", Method::GET, web::get().to(current::get_current_api_key)))
+            .service(only("/users/me", Method::GET, web::get().to(current::get_me)))
+            .configure(resources::configure)
+            .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::not_found()) })),
+    );
 }

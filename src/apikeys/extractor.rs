@@ -10,19 +10,77 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 
+use crate::access::{Permissions, Reach};
 use crate::api::error::{ApiError, ApiErrorCode};
-use crate::db::api_keys::{ApiKeyRow, find_api_key_with_owner, touch_api_key};
-use crate::db::users::STATUS_ACTIVE;
+use crate::db::DbConnection;
+use crate::db::api_keys::{ApiKeyRow, KeyOwner, find_api_key_with_owner, touch_api_key};
+use crate::db::teams::memberships;
+use crate::db::users::{ROLE_OWNER, STATUS_ACTIVE};
 use crate::error::AppError;
-use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
+use crate::manage::audit::{self, Actor, AuditEntry, Context, Outcome};
 use crate::startup::AppState;
 
 pub const USER_TOKEN_HEADER: &str = "x-user-token";
 
-/// A request authenticated by a live API key.
+/// A request authenticated by a live API key, with everything the key reaches.
 #[derive(Debug, Clone)]
 pub struct ApiKeyAuth {
     pub key: ApiKeyRow,
+    pub reach: Reach,
+}
+
+impl ApiKeyAuth {
+    /// Who the key's actions are recorded as: its user, its service account, or itself.
+    pub fn actor(&self) -> Actor<'_> {
+        match (self.key.kind.as_str(), &self.key.user_id, &self.key.service_account_id) {
+            ("personal", Some(user), _) => Actor::User(user),
+            ("service", _, Some(account)) => Actor::ServiceAccount(account),
+            _ => Actor::ApiKey(&self.key.id),
+        }
+    }
+
+    /// The audit context of a change made with this key during `req`.
+    pub fn audit<'a>(&'a self, ip: Option<&'a str>, request_id: &'a str) -> Context<'a> {
+        let actor = self.actor();
+        let via_key = (!matches!(actor, Actor::ApiKey(_))).then_some(self.key.id.as_str());
+        Context { actor, via_key, ip, request_id: Some(request_id) }
+    }
+}
+
+/// What a key reaches, from its kind and owner.
+fn load_reach(conn: &mut DbConnection, key: &ApiKeyRow, owner: &KeyOwner) -> diesel::QueryResult<Reach> {
+    Ok(match key.kind.as_str() {
+        "tenant_owner" => Reach::owner(),
+        "service" => Reach {
+            tenant: Permissions::from_stored(owner.service_permissions.as_deref().unwrap_or("")),
+            ..Reach::default()
+        },
+        "restricted" => Reach { tenant: Permissions::from_stored(&key.permissions), ..Reach::default() },
+        "team" => Reach {
+            teams: key
+                .team_id
+                .iter()
+                .zip(key.team_role.as_deref().and_then(|r| r.parse().ok()))
+                .map(|(team, role)| (team.clone(), role))
+                .collect(),
+            ..Reach::default()
+        },
+        "personal" if owner.user_role.as_deref() == Some(ROLE_OWNER) => {
+            Reach { user: key.user_id.clone(), ..Reach::owner() }
+        }
+        "personal" => {
+            let user = key.user_id.clone();
+            let teams = match &user {
+                Some(user) => memberships(conn, user)?
+                    .into_iter()
+                    .filter_map(|(team, role)| role.parse().ok().map(|role| (team, role)))
+                    .collect(),
+                None => Vec::new(),
+            };
+            Reach { teams, user, ..Reach::default() }
+        }
+        _ => Reach::default(),
+    })
 }
 
 /// The key as presented, from either header.
@@ -59,12 +117,12 @@ async fn authenticate(req: &HttpRequest, state: &web::Data<AppState>) -> Result<
             "send an API key as `Authorization: Bearer <key>` or `X-User-Token: <key>`",
         ));
     };
-    authenticate_key(req, state, presented).await.map(|key| ApiKeyAuth { key })
+    authenticate_key(req, state, presented).await
 }
 
 /// Checks a presented key: checksum, environment, then the stored key, its expiry and its
 /// owner. Refusals are audited. Also used by the token exchange grant.
-pub async fn authenticate_key(req: &HttpRequest, state: &AppState, presented: String) -> Result<ApiKeyRow, ApiError> {
+pub async fn authenticate_key(req: &HttpRequest, state: &AppState, presented: String) -> Result<ApiKeyAuth, ApiError> {
     let ip = req.peer_addr().map(|addr| addr.ip().to_string());
     let request_id = crate::telemetry::current_request_id();
     let accepted = state.settings.environment;
@@ -79,7 +137,7 @@ pub async fn authenticate_key(req: &HttpRequest, state: &AppState, presented: St
         )),
         Ok(_) => Ok(state.hasher.hash(&presented).into_string()),
     };
-    let outcome = crate::db::run(&state.pool, move |conn| -> Result<Result<ApiKeyRow, Refusal>, AppError> {
+    let outcome = crate::db::run(&state.pool, move |conn| -> Result<Result<ApiKeyAuth, Refusal>, AppError> {
         let now = crate::db::now();
         let verdict = match refusal {
             Err(refusal) => Err(refusal),
@@ -96,15 +154,16 @@ pub async fn authenticate_key(req: &HttpRequest, state: &AppState, presented: St
                     key_id: Some(key.id),
                 }),
                 // A personal key acts as its user, so it lives only while the user is active.
-                Some((key, status)) if key.kind == "personal" && status.as_deref() != Some(STATUS_ACTIVE) => {
+                Some((key, owner)) if key.kind == "personal" && owner.user_status.as_deref() != Some(STATUS_ACTIVE) => {
                     Err(Refusal {
                         key_id: Some(key.id),
                         ..Refusal::invalid("owner not active", "the API key's user is not active")
                     })
                 }
-                Some((key, _)) => {
+                Some((key, owner)) => {
                     touch_api_key(conn, &key.id, ip.as_deref(), now)?;
-                    Ok(key)
+                    let reach = load_reach(conn, &key, &owner)?;
+                    Ok(ApiKeyAuth { key, reach })
                 }
             },
         };

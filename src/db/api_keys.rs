@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::DbConnection;
-use super::schema::{api_keys, users};
+use super::schema::{api_keys, service_accounts, users};
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = api_keys)]
@@ -19,7 +19,11 @@ pub struct NewApiKey<'a> {
     pub last_four: &'a str,
     pub user_id: Option<&'a str>,
     pub created_by_user_id: Option<&'a str>,
+    pub service_account_id: Option<&'a str>,
+    pub team_id: Option<&'a str>,
+    pub team_role: Option<&'a str>,
     pub permissions: &'a str,
+    pub tier: Option<&'a str>,
     pub expires_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
 }
@@ -46,7 +50,9 @@ pub struct ApiKeyRow {
     pub tier: Option<String>,
     pub expires_at: Option<NaiveDateTime>,
     pub last_used_at: Option<NaiveDateTime>,
+    pub last_used_ip: Option<String>,
     pub revoked_at: Option<NaiveDateTime>,
+    pub created_by_user_id: Option<String>,
     pub created_at: NaiveDateTime,
 }
 
@@ -54,16 +60,25 @@ pub fn find_api_key_by_hash(conn: &mut DbConnection, key_hash: &str) -> QueryRes
     api_keys::table.filter(api_keys::key_hash.eq(key_hash)).select(ApiKeyRow::as_select()).get_result(conn).optional()
 }
 
-/// The key with this hash and, for a personal key, its user's status: one query, as every
-/// management request pays for it.
-pub fn find_api_key_with_owner(
-    conn: &mut DbConnection,
-    key_hash: &str,
-) -> QueryResult<Option<(ApiKeyRow, Option<String>)>> {
+/// What stands behind a key: for a personal key its user's status and tenant role, for a
+/// service key its account's permissions.
+#[derive(Debug, Clone, Default, Queryable)]
+pub struct KeyOwner {
+    pub user_status: Option<String>,
+    pub user_role: Option<String>,
+    pub service_permissions: Option<String>,
+}
+
+/// The key with this hash and its owner: one query, as every management request pays for it.
+pub fn find_api_key_with_owner(conn: &mut DbConnection, key_hash: &str) -> QueryResult<Option<(ApiKeyRow, KeyOwner)>> {
     api_keys::table
         .left_join(users::table.on(users::id.nullable().eq(api_keys::user_id)))
+        .left_join(service_accounts::table.on(service_accounts::id.nullable().eq(api_keys::service_account_id)))
         .filter(api_keys::key_hash.eq(key_hash))
-        .select((ApiKeyRow::as_select(), users::status.nullable()))
+        .select((
+            ApiKeyRow::as_select(),
+            (users::status.nullable(), users::role.nullable(), service_accounts::permissions.nullable()),
+        ))
         .get_result(conn)
         .optional()
 }
@@ -80,4 +95,82 @@ pub fn touch_api_key(conn: &mut DbConnection, id: &str, ip: Option<&str>, now: N
     .set((api_keys::last_used_at.eq(now), api_keys::last_used_ip.eq(ip)))
     .execute(conn)
     .map(drop)
+}
+
+pub fn find_api_key(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ApiKeyRow>> {
+    api_keys::table.find(id).select(ApiKeyRow::as_select()).get_result(conn).optional()
+}
+
+/// Which keys to list: all, or those of these teams and this user's personal keys.
+pub struct KeyFilter<'a> {
+    pub all: bool,
+    pub teams: &'a [String],
+    pub user: Option<&'a str>,
+}
+
+/// Keys that still work or will until a rotation's grace period ends, oldest first.
+pub fn list_api_keys(
+    conn: &mut DbConnection,
+    filter: &KeyFilter<'_>,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<ApiKeyRow>> {
+    let mut query = api_keys::table
+        .filter(api_keys::revoked_at.is_null().or(api_keys::revoked_at.gt(now)))
+        .order((api_keys::created_at.asc(), api_keys::id.asc()))
+        .select(ApiKeyRow::as_select())
+        .into_boxed();
+    if !filter.all {
+        let own = api_keys::kind.eq("personal").and(api_keys::user_id.eq(filter.user.unwrap_or("")));
+        query = query.filter(api_keys::team_id.eq_any(filter.teams).or(own));
+    }
+    query.load(conn)
+}
+
+/// Stops a key working at `at` (now, or the end of a rotation's grace period), unless it
+/// stops earlier already. Returns whether anything changed.
+pub fn revoke_api_key(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> QueryResult<bool> {
+    diesel::update(
+        api_keys::table
+            .filter(api_keys::id.eq(id))
+            .filter(api_keys::revoked_at.is_null().or(api_keys::revoked_at.gt(at))),
+    )
+    .set(api_keys::revoked_at.eq(at))
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// The permissions of service accounts, by id.
+pub fn service_account_permissions(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<(String, String)>> {
+    service_accounts::table
+        .filter(service_accounts::id.eq_any(ids))
+        .select((service_accounts::id, service_accounts::permissions))
+        .load(conn)
+}
+
+pub fn insert_service_account(
+    conn: &mut DbConnection,
+    id: &str,
+    name: &str,
+    permissions: &str,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    diesel::insert_into(service_accounts::table)
+        .values((
+            service_accounts::id.eq(id),
+            service_accounts::tenant_id.eq(super::DEFAULT_TENANT_ID),
+            service_accounts::name.eq(name),
+            service_accounts::permissions.eq(permissions),
+            service_accounts::created_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// A service account's name and permissions.
+pub fn find_service_account(conn: &mut DbConnection, id: &str) -> QueryResult<Option<(String, String)>> {
+    service_accounts::table
+        .find(id)
+        .select((service_accounts::name, service_accounts::permissions))
+        .get_result(conn)
+        .optional()
 }

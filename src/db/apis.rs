@@ -52,6 +52,7 @@ impl Api {
 pub struct NewApi<'a> {
     pub id: &'a str,
     pub tenant_id: &'a str,
+    pub team_id: Option<&'a str>,
     pub name: &'a str,
     pub audience: &'a str,
     pub signing_alg: &'a str,
@@ -77,4 +78,35 @@ pub fn find_api(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Api>> {
 /// The longest access-token lifetime any API grants, if any API exists.
 pub fn max_token_lifetime_secs(conn: &mut DbConnection) -> QueryResult<Option<i64>> {
     apis::table.select(diesel::dsl::max(apis::token_lifetime_secs)).first(conn)
+}
+
+/// APIs in the tenant, or only those of these teams, by creation.
+pub fn list_apis(conn: &mut DbConnection, teams: Option<&[String]>) -> QueryResult<Vec<Api>> {
+    let mut query = apis::table.order((apis::created_at.asc(), apis::id.asc())).select(Api::as_select()).into_boxed();
+    if let Some(teams) = teams {
+        query = query.filter(apis::team_id.eq_any(teams));
+    }
+    query.load(conn)
+}
+
+pub fn update_api(
+    conn: &mut DbConnection,
+    id: &str,
+    name: &str,
+    scopes: &str,
+    token_lifetime_secs: i64,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(apis::table.find(id))
+        .set((
+            apis::name.eq(name),
+            apis::scopes.eq(scopes),
+            apis::token_lifetime_secs.eq(token_lifetime_secs),
+            apis::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+pub fn delete_api(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
+    diesel::delete(apis::table.find(id)).execute(conn)
 }

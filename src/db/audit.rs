@@ -52,3 +52,34 @@ pub fn list_audit_events(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec
         .select(AuditEvent::as_select())
         .load(conn)
 }
+
+/// A page of events, newest first, strictly older than `before` (a previous page's last
+/// event), optionally of one action or about one target.
+pub fn page_audit_events(
+    conn: &mut DbConnection,
+    before: Option<(NaiveDateTime, &str)>,
+    action: Option<&str>,
+    target_id: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<AuditEvent>> {
+    let mut query = audit_events::table
+        .filter(audit_events::tenant_id.eq(super::DEFAULT_TENANT_ID))
+        .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
+        .limit(limit)
+        .select(AuditEvent::as_select())
+        .into_boxed();
+    if let Some((at, id)) = before {
+        query = query.filter(
+            audit_events::occurred_at
+                .lt(at)
+                .or(audit_events::occurred_at.eq(at).and(audit_events::id.lt(id.to_owned()))),
+        );
+    }
+    if let Some(action) = action {
+        query = query.filter(audit_events::action.eq(action.to_owned()));
+    }
+    if let Some(target) = target_id {
+        query = query.filter(audit_events::target_id.eq(target.to_owned()));
+    }
+    query.load(conn)
+}

@@ -66,6 +66,7 @@ impl Client {
 pub struct NewClient<'a> {
     pub id: &'a str,
     pub tenant_id: &'a str,
+    pub team_id: Option<&'a str>,
     pub client_id: &'a str,
     pub name: &'a str,
     pub secret_hash: Option<&'a str>,
@@ -85,4 +86,54 @@ pub fn insert_client(conn: &mut DbConnection, client: &NewClient<'_>) -> QueryRe
 
 pub fn find_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<Option<Client>> {
     clients::table.filter(clients::client_id.eq(client_id)).select(Client::as_select()).get_result(conn).optional()
+}
+
+/// Clients in the tenant, or only those of these teams, by creation.
+pub fn list_clients(conn: &mut DbConnection, teams: Option<&[String]>) -> QueryResult<Vec<Client>> {
+    let mut query =
+        clients::table.order((clients::created_at.asc(), clients::id.asc())).select(Client::as_select()).into_boxed();
+    if let Some(teams) = teams {
+        query = query.filter(clients::team_id.eq_any(teams));
+    }
+    query.load(conn)
+}
+
+/// The settings an update may change.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = clients, treat_none_as_null = true)]
+pub struct ClientChanges<'a> {
+    pub name: &'a str,
+    pub grant_types: &'a str,
+    pub scopes: &'a str,
+    pub audiences: &'a str,
+    pub redirect_uris: &'a str,
+    pub post_logout_redirect_uris: &'a str,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn update_client(conn: &mut DbConnection, client_id: &str, changes: &ClientChanges<'_>) -> QueryResult<usize> {
+    diesel::update(clients::table.filter(clients::client_id.eq(client_id))).set(changes).execute(conn)
+}
+
+/// Replaces the secret; the previous one keeps working until `previous_until`, if given.
+pub fn replace_client_secret(
+    conn: &mut DbConnection,
+    client_id: &str,
+    secret_hash: &str,
+    previous: Option<(&str, NaiveDateTime)>,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(clients::table.filter(clients::client_id.eq(client_id)))
+        .set((
+            clients::secret_hash.eq(secret_hash),
+            clients::previous_secret_hash.eq(previous.map(|(hash, _)| hash)),
+            clients::previous_secret_expires_at.eq(previous.map(|(_, until)| until)),
+            clients::updated_at.eq(now),
+        ))
+        .execute(conn)
+}
+
+/// Deleting a client deletes its codes, refresh tokens and consents (the schema's cascades).
+pub fn delete_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<usize> {
+    diesel::delete(clients::table.filter(clients::client_id.eq(client_id))).execute(conn)
 }

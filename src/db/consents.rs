@@ -81,3 +81,20 @@ pub fn delete_consent(conn: &mut DbConnection, user_id: &str, client_id: &str) -
     diesel::delete(consents::table.filter(consents::user_id.eq(user_id)).filter(consents::client_id.eq(client_id)))
         .execute(conn)
 }
+
+/// Consents, all or one user's, newest first, each with the client's name.
+pub fn list_consents(conn: &mut DbConnection, user_id: Option<&str>) -> QueryResult<Vec<(Consent, String)>> {
+    let mut query = consents::table
+        .inner_join(clients::table.on(clients::client_id.eq(consents::client_id)))
+        .order((consents::updated_at.desc(), consents::id.desc()))
+        .select((Consent::as_select(), clients::name))
+        .into_boxed();
+    if let Some(user_id) = user_id {
+        query = query.filter(consents::user_id.eq(user_id));
+    }
+    query.load(conn)
+}
+
+pub fn find_consent_by_id(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Consent>> {
+    consents::table.find(id).select(Consent::as_select()).get_result(conn).optional()
+}

@@ -17,6 +17,7 @@ pub mod revoked_tokens;
 pub mod schema;
 pub mod sessions;
 pub mod signing_keys;
+pub mod teams;
 pub mod users;
 
 use std::time::Duration;

@@ -130,3 +130,13 @@ pub fn revoke_families_of_user_client(
         .load(conn)?;
     revoke_families(conn, families, now)
 }
+
+/// Revokes every grant of `user_id` (the user was deactivated or deleted).
+pub fn revoke_families_of_user(conn: &mut DbConnection, user_id: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    let families: Vec<String> = refresh_tokens::table
+        .filter(refresh_tokens::user_id.eq(user_id))
+        .select(refresh_tokens::family_id)
+        .distinct()
+        .load(conn)?;
+    revoke_families(conn, families, now)
+}

@@ -20,6 +20,9 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        role -> Text,
+        invite_token_hash -> Nullable<Text>,
+        invite_expires_at -> Nullable<Timestamp>,
     }
 }
 

@@ -68,3 +68,8 @@ pub fn list_sessions_for_user(conn: &mut DbConnection, user_id: &str, now: Naive
         .select(Session::as_select())
         .load(conn)
 }
+
+/// Signs the user out everywhere.
+pub fn delete_sessions_of_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
+}

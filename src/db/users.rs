@@ -9,6 +9,12 @@ use super::schema::users;
 
 pub const STATUS_ACTIVE: &str = "active";
 pub const STATUS_DELETED: &str = "deleted";
+pub const STATUS_DEACTIVATED: &str = "deactivated";
+/// Invited and not yet accepted: no password, cannot sign in.
+pub const STATUS_INVITED: &str = "invited";
+/// A tenant owner reaches everything; a member its own things and its teams'.
+pub const ROLE_OWNER: &str = "owner";
+pub const ROLE_MEMBER: &str = "member";
 
 #[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
@@ -22,6 +28,7 @@ pub struct User {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub deleted_at: Option<NaiveDateTime>,
+    pub role: String,
 }
 
 impl std::fmt::Debug for User {
@@ -55,6 +62,9 @@ pub struct NewUser<'a> {
     pub name: Option<&'a str>,
     pub password_hash: Option<&'a str>,
     pub status: &'a str,
+    pub role: &'a str,
+    pub invite_token_hash: Option<&'a str>,
+    pub invite_expires_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -76,4 +86,70 @@ pub fn find_user_by_email(conn: &mut DbConnection, tenant_id: &str, email: &str)
 
 pub fn find_user(conn: &mut DbConnection, id: &str) -> QueryResult<Option<User>> {
     users::table.find(id).select(User::as_select()).get_result(conn).optional()
+}
+
+/// Users in the tenant (the deleted ones only when asked), by email.
+pub fn list_users(conn: &mut DbConnection, include_deleted: bool) -> QueryResult<Vec<User>> {
+    let mut query = users::table.order((users::email.asc(), users::id.asc())).select(User::as_select()).into_boxed();
+    if !include_deleted {
+        query = query.filter(users::status.ne(STATUS_DELETED));
+    }
+    query.load(conn)
+}
+
+pub fn set_user_status(conn: &mut DbConnection, id: &str, status: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    let deleted_at = (status == STATUS_DELETED).then_some(now);
+    diesel::update(users::table.find(id))
+        .set((users::status.eq(status), users::updated_at.eq(now), users::deleted_at.eq(deleted_at)))
+        .execute(conn)
+}
+
+pub fn update_user_profile(
+    conn: &mut DbConnection,
+    id: &str,
+    name: Option<&str>,
+    role: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::name.eq(name), users::role.eq(role), users::updated_at.eq(now)))
+        .execute(conn)
+}
+
+/// The invited user holding this invitation, while it is valid.
+pub fn find_user_by_invitation(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::invite_token_hash.eq(token_hash))
+        .filter(users::status.eq(STATUS_INVITED))
+        .filter(users::invite_expires_at.gt(now))
+        .select(User::as_select())
+        .get_result(conn)
+        .optional()
+}
+
+/// Accepts an invitation: the password is set, the token spent, the user active. Only one
+/// of two concurrent acceptances changes the row.
+pub fn accept_invitation(
+    conn: &mut DbConnection,
+    id: &str,
+    token_hash: &str,
+    password_hash: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::update(
+        users::table.find(id).filter(users::invite_token_hash.eq(token_hash)).filter(users::status.eq(STATUS_INVITED)),
+    )
+    .set((
+        users::password_hash.eq(password_hash),
+        users::status.eq(STATUS_ACTIVE),
+        users::invite_token_hash.eq(None::<String>),
+        users::invite_expires_at.eq(None::<NaiveDateTime>),
+        users::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .map(|n| n == 1)
 }

@@ -1,19 +1,37 @@
-//! Creating API keys. The key exists in the clear only in the value returned here.
+//! API keys: created, listed, rotated and deleted. A key exists in the clear only in the
+//! value returned at creation or rotation; lists show its prefix and last four characters.
+//!
+//! Who may hand out which key (nothing widens what its creator holds):
+//! - personal: only its user, for themselves;
+//! - tenant owner and service keys: only a tenant owner (a service key carries tenant
+//!   permissions, which only an owner grants);
+//! - team: an admin of the team, or `api_keys:admin` tenant-wide;
+//! - restricted: `api_keys:write`, with permissions within the creator's own.
+//!
+//! Rotating or deleting a key takes what creating it takes.
 
+use std::collections::HashMap;
 use std::fmt;
 
-use serde::Serialize;
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
 
-use super::audit::{self, Actor, AuditEntry, Outcome};
+use super::audit;
+use super::{Caller, clean_name};
+use crate::access::{Action, Permissions, Resource, Target, TeamRole};
 use crate::apikeys::{self, KeyClass};
 use crate::config::Environment;
 use crate::crypto::TokenHasher;
 use crate::db::DbConnection;
-use crate::db::api_keys::{NewApiKey, insert_api_key};
+use crate::db::api_keys::{
+    ApiKeyRow, KeyFilter, NewApiKey, find_api_key, insert_api_key, insert_service_account, list_api_keys,
+    revoke_api_key, service_account_permissions,
+};
 use crate::error::AppError;
+use crate::ratelimit::Tier;
 
 /// The kinds of key (INTERFACE §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ApiKeyKind {
     Personal,
@@ -37,24 +55,326 @@ impl ApiKeyKind {
     fn class(self) -> KeyClass {
         if self == Self::Restricted { KeyClass::Restricted } else { KeyClass::Secret }
     }
+
+    fn from_stored(kind: &str) -> Option<Self> {
+        [Self::Personal, Self::Service, Self::Team, Self::TenantOwner, Self::Restricted]
+            .into_iter()
+            .find(|k| k.as_str() == kind)
+    }
 }
 
-#[derive(Serialize)]
-pub struct CreatedApiKey {
+/// A key as its holders may see it: never the key itself.
+#[derive(Debug, Serialize)]
+pub struct ApiKeyView {
     pub id: String,
-    pub key: String,
-    pub kind: ApiKeyKind,
+    pub kind: String,
     pub name: String,
-    pub environment: Environment,
+    pub environment: String,
     pub prefix: String,
     pub last_four: String,
-    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// What the key may do tenant-wide; a tenant-owner key may do everything (`*`).
+    pub permissions: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team_role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by_user_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Set when the key is being rotated out: it stops working then.
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_ip: Option<String>,
+}
+
+impl ApiKeyView {
+    /// `service_permissions` is the service account's grant, for a service key.
+    pub fn new(key: &ApiKeyRow, service_permissions: Option<&str>) -> Self {
+        let permissions = match key.kind.as_str() {
+            "tenant_owner" => vec!["*".to_owned()],
+            "service" => Permissions::from_stored(service_permissions.unwrap_or("")).names(),
+            _ => Permissions::from_stored(&key.permissions).names(),
+        };
+        Self {
+            id: key.id.clone(),
+            kind: key.kind.clone(),
+            name: key.name.clone(),
+            environment: key.environment.clone(),
+            prefix: key.display_prefix.clone(),
+            last_four: key.last_four.clone(),
+            permissions,
+            tier: key.tier.clone(),
+            user_id: key.user_id.clone(),
+            service_account_id: key.service_account_id.clone(),
+            team_id: key.team_id.clone(),
+            team_role: key.team_role.clone(),
+            created_by_user_id: key.created_by_user_id.clone(),
+            created_at: super::utc(key.created_at),
+            expires_at: key.expires_at.map(super::utc),
+            revoked_at: key.revoked_at.map(super::utc),
+            last_used_at: key.last_used_at.map(super::utc),
+            last_used_ip: key.last_used_ip.clone(),
+        }
+    }
+}
+
+/// A new key: the only time it exists in the clear.
+#[derive(Serialize)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub view: ApiKeyView,
+    pub key: String,
+}
+
+impl std::ops::Deref for CreatedApiKey {
+    type Target = ApiKeyView;
+
+    fn deref(&self) -> &ApiKeyView {
+        &self.view
+    }
 }
 
 impl fmt::Debug for CreatedApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CreatedApiKey").field("id", &self.id).field("key", &"<hidden>").finish_non_exhaustive()
+        f.debug_struct("CreatedApiKey").field("view", &self.view).field("key", &"<hidden>").finish()
     }
+}
+
+/// What a caller asks for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRequest {
+    pub kind: ApiKeyKind,
+    pub name: String,
+    /// Restricted keys: what the key may do. Service keys: the tenant permissions of a new
+    /// service account.
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// Service keys: another key for an existing service account.
+    pub service_account_id: Option<String>,
+    /// Team keys: the team and the role the key acts with.
+    pub team_id: Option<String>,
+    pub team_role: Option<TeamRole>,
+    pub tier: Option<Tier>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl KeyRequest {
+    /// A personal key for the calling user.
+    pub fn personal(name: String) -> Self {
+        Self {
+            kind: ApiKeyKind::Personal,
+            name,
+            permissions: Vec::new(),
+            service_account_id: None,
+            team_id: None,
+            team_role: None,
+            tier: None,
+            expires_at: None,
+        }
+    }
+}
+
+fn bad(message: impl Into<String>) -> AppError {
+    AppError::BadRequest(message.into())
+}
+
+fn forbidden(message: impl Into<String>) -> AppError {
+    AppError::Forbidden(message.into())
+}
+
+/// Whether the caller may hand out (or rotate, or delete) a key of this kind and reach.
+fn may_issue(
+    caller: &Caller<'_>,
+    kind: ApiKeyKind,
+    user: Option<&str>,
+    team: Option<(&str, TeamRole)>,
+    permissions: &Permissions,
+) -> Result<(), AppError> {
+    match kind {
+        ApiKeyKind::Personal => match (caller.reach.user.as_deref(), user) {
+            (Some(own), Some(user)) if own == user => Ok(()),
+            _ => Err(forbidden("only its user creates, rotates or deletes a personal key")),
+        },
+        ApiKeyKind::TenantOwner | ApiKeyKind::Service => caller.require_owner("hand out tenant-owner and service keys"),
+        ApiKeyKind::Team => {
+            let (team, role) = team.ok_or_else(|| bad("a team key needs team_id and team_role"))?;
+            caller.check(Target::of(Resource::ApiKeys).in_team(Some(team)), Action::Admin)?;
+            match caller.reach.role_in(team) {
+                Some(own) if !caller.reach.can(Resource::ApiKeys, Action::Admin) && role > own => {
+                    Err(forbidden("a team key cannot have a higher role than its creator"))
+                }
+                _ => Ok(()),
+            }
+        }
+        ApiKeyKind::Restricted => {
+            if !caller.reach.can(Resource::ApiKeys, Action::Write) {
+                return Err(forbidden("creating restricted keys takes api_keys:write"));
+            }
+            if !permissions.is_subset_of(&caller.reach.tenant_permissions()) {
+                return Err(forbidden("a restricted key cannot have permissions its creator lacks"));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn parse_expiry(expires_at: Option<DateTime<Utc>>, now: NaiveDateTime) -> Result<Option<NaiveDateTime>, AppError> {
+    match expires_at.map(|at| at.naive_utc()) {
+        Some(at) if at <= now => Err(bad("expires_at must be in the future")),
+        other => Ok(other),
+    }
+}
+
+/// Creates a key of any kind, within what the caller may hand out.
+pub fn create_key(
+    conn: &mut DbConnection,
+    hasher: &TokenHasher,
+    environment: Environment,
+    caller: &Caller<'_>,
+    request: KeyRequest,
+) -> Result<CreatedApiKey, AppError> {
+    let name = clean_name(&request.name, "key")?;
+    let now = crate::db::now();
+    let expires_at = parse_expiry(request.expires_at, now)?;
+    let permissions = Permissions::parse_list(&request.permissions).map_err(|e| bad(e.to_string()))?;
+    let kind = request.kind;
+    let user = (kind == ApiKeyKind::Personal).then(|| caller.reach.user.clone()).flatten();
+    let team = match (kind, request.team_id.as_deref(), request.team_role) {
+        (ApiKeyKind::Team, Some(team), Some(role)) => Some((team, role)),
+        (ApiKeyKind::Team, _, _) => return Err(bad("a team key needs team_id and team_role")),
+        (_, None, None) => None,
+        _ => return Err(bad("team_id and team_role are for team keys")),
+    };
+    match kind {
+        ApiKeyKind::Restricted if permissions.is_empty() => {
+            return Err(bad("a restricted key needs at least one permission"));
+        }
+        ApiKeyKind::Service if permissions.is_empty() == request.service_account_id.is_none() => {
+            return Err(bad(
+                "a service key needs either permissions (for a new service account) or service_account_id",
+            ));
+        }
+        ApiKeyKind::Personal | ApiKeyKind::Team | ApiKeyKind::TenantOwner if !permissions.is_empty() => {
+            return Err(bad(format!(
+                "a {} key's reach comes from its kind; permissions are not set on it",
+                kind.as_str()
+            )));
+        }
+        _ => {}
+    }
+    if request.service_account_id.is_some() && kind != ApiKeyKind::Service {
+        return Err(bad("service_account_id is for service keys"));
+    }
+    may_issue(caller, kind, user.as_deref(), team, &permissions)?;
+    if kind == ApiKeyKind::Personal && user.is_none() {
+        return Err(forbidden("only its user creates a personal key; use that user's key or the account page"));
+    }
+    if let Some((team, _)) = team {
+        super::clients::existing_team(conn, Some(team))?;
+    }
+    let new = IssuedKey {
+        kind,
+        name: &name,
+        user: user.as_deref(),
+        service_account: request.service_account_id.as_deref(),
+        team,
+        permissions: if kind == ApiKeyKind::Restricted { permissions.to_stored() } else { String::new() },
+        tier: request.tier,
+        expires_at,
+    };
+    crate::db::write_transaction(conn, |conn| -> Result<CreatedApiKey, AppError> {
+        let service_account = match (kind, new.service_account) {
+            (ApiKeyKind::Service, None) => {
+                let id = uuid::Uuid::new_v4().to_string();
+                insert_service_account(conn, &id, &name, &permissions.to_stored(), now)?;
+                Some(id)
+            }
+            (_, existing) => existing.map(str::to_owned),
+        };
+        if let Some(account) = &service_account
+            && service_account_permissions(conn, std::slice::from_ref(account))?.is_empty()
+        {
+            return Err(bad(format!("there is no service account `{account}`")));
+        }
+        let created = issue(
+            conn,
+            hasher,
+            environment,
+            caller,
+            &IssuedKey { service_account: service_account.as_deref(), ..new },
+            now,
+        )?;
+        audit::record(
+            conn,
+            &caller
+                .audit
+                .change("api_key.created")
+                .target("api_key", &created.id)
+                .details(serde_json::json!({ "kind": kind.as_str(), "name": name })),
+        )?;
+        Ok(created)
+    })
+}
+
+/// A key to store: everything but its secret.
+#[derive(Clone)]
+struct IssuedKey<'a> {
+    kind: ApiKeyKind,
+    name: &'a str,
+    user: Option<&'a str>,
+    service_account: Option<&'a str>,
+    team: Option<(&'a str, TeamRole)>,
+    permissions: String,
+    tier: Option<Tier>,
+    expires_at: Option<NaiveDateTime>,
+}
+
+fn issue(
+    conn: &mut DbConnection,
+    hasher: &TokenHasher,
+    environment: Environment,
+    caller: &Caller<'_>,
+    new: &IssuedKey<'_>,
+    now: NaiveDateTime,
+) -> Result<CreatedApiKey, AppError> {
+    let key = apikeys::generate(new.kind.class(), environment);
+    let id = uuid::Uuid::new_v4().to_string();
+    insert_api_key(
+        conn,
+        &NewApiKey {
+            id: &id,
+            tenant_id: crate::db::DEFAULT_TENANT_ID,
+            kind: new.kind.as_str(),
+            name: new.name,
+            environment: environment.as_str(),
+            key_hash: hasher.hash(&key).as_str(),
+            display_prefix: &apikeys::display_prefix(&key),
+            last_four: &apikeys::last_four(&key),
+            user_id: new.user,
+            created_by_user_id: caller.reach.user.as_deref(),
+            service_account_id: new.service_account,
+            team_id: new.team.map(|(team, _)| team),
+            team_role: new.team.map(|(_, role)| role.as_str()),
+            permissions: &new.permissions,
+            tier: new.tier.map(Tier::as_str),
+            expires_at: new.expires_at,
+            created_at: now,
+        },
+    )?;
+    let row = find_api_key(conn, &id)?.ok_or(AppError::NotFound)?;
+    let service_permissions = match &row.service_account_id {
+        Some(account) => service_account_permissions(conn, std::slice::from_ref(account))?.pop().map(|(_, p)| p),
+        None => None,
+    };
+    Ok(CreatedApiKey { view: ApiKeyView::new(&row, service_permissions.as_deref()), key })
 }
 
 /// The bootstrap key: full owner access to the tenant.
@@ -64,47 +384,105 @@ pub fn create_tenant_owner_key(
     environment: Environment,
     name: &str,
 ) -> Result<CreatedApiKey, AppError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(AppError::BadRequest("the key name must be 1 to 200 characters".into()));
-    }
-    let kind = ApiKeyKind::TenantOwner;
-    let key = apikeys::generate(kind.class(), environment);
-    let id = uuid::Uuid::new_v4().to_string();
+    let request = KeyRequest { kind: ApiKeyKind::TenantOwner, ..KeyRequest::personal(name.to_owned()) };
+    create_key(conn, hasher, environment, &Caller::system(), request)
+}
+
+fn target_of(key: &ApiKeyRow) -> Target<'_> {
+    let owner = key.user_id.as_deref().filter(|_| key.kind == "personal");
+    Target::of(Resource::ApiKeys).in_team(key.team_id.as_deref()).of_user(owner)
+}
+
+fn key_for(conn: &mut DbConnection, caller: &Caller<'_>, id: &str, action: Action) -> Result<ApiKeyRow, AppError> {
     let now = crate::db::now();
-    let (prefix, last_four) = (apikeys::display_prefix(&key), apikeys::last_four(&key));
-    insert_api_key(
-        conn,
-        &NewApiKey {
-            id: &id,
-            tenant_id: crate::db::DEFAULT_TENANT_ID,
-            kind: kind.as_str(),
-            name,
-            environment: environment.as_str(),
-            key_hash: hasher.hash(&key).as_str(),
-            display_prefix: &prefix,
-            last_four: &last_four,
-            user_id: None,
-            created_by_user_id: None,
-            permissions: "",
-            expires_at: None,
-            created_at: now,
-        },
-    )?;
-    audit::record(
-        conn,
-        &AuditEntry::new(Actor::System, "api_key.created", Outcome::Success)
-            .target("api_key", &id)
-            .details(serde_json::json!({ "kind": kind.as_str(), "name": name })),
-    )?;
-    Ok(CreatedApiKey {
-        id,
-        key,
+    let key = find_api_key(conn, id)?.filter(|k| k.revoked_at.is_none_or(|at| at > now)).ok_or(AppError::NotFound)?;
+    caller.check(target_of(&key), action)?;
+    if action != Action::Read {
+        let kind = ApiKeyKind::from_stored(&key.kind).ok_or(AppError::NotFound)?;
+        let team = key.team_id.as_deref().zip(key.team_role.as_deref().and_then(|r| r.parse().ok()));
+        may_issue(caller, kind, key.user_id.as_deref(), team, &Permissions::from_stored(&key.permissions))?;
+    }
+    Ok(key)
+}
+
+fn views(conn: &mut DbConnection, keys: &[ApiKeyRow]) -> Result<Vec<ApiKeyView>, AppError> {
+    let accounts: Vec<String> = keys.iter().filter_map(|k| k.service_account_id.clone()).collect();
+    let permissions: HashMap<String, String> = if accounts.is_empty() {
+        HashMap::new()
+    } else {
+        service_account_permissions(conn, &accounts)?.into_iter().collect()
+    };
+    Ok(keys
+        .iter()
+        .map(|k| ApiKeyView::new(k, k.service_account_id.as_ref().and_then(|a| permissions.get(a)).map(String::as_str)))
+        .collect())
+}
+
+pub fn get_key(conn: &mut DbConnection, caller: &Caller<'_>, id: &str) -> Result<ApiKeyView, AppError> {
+    let key = key_for(conn, caller, id, Action::Read)?;
+    Ok(views(conn, std::slice::from_ref(&key))?.remove(0))
+}
+
+pub fn list_keys(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<ApiKeyView>, AppError> {
+    let listing = caller.listing(Resource::ApiKeys)?;
+    let filter = KeyFilter { all: listing.all, teams: &listing.teams, user: listing.user.as_deref() };
+    let keys = list_api_keys(conn, &filter, crate::db::now())?;
+    views(conn, &keys)
+}
+
+/// The longest a rotated-out key may keep working.
+pub const MAX_ROTATION_GRACE: TimeDelta = TimeDelta::days(7);
+
+/// A new key with the same kind, reach, tier and expiry; the old one stops working at once
+/// or after `grace`.
+pub fn rotate_key(
+    conn: &mut DbConnection,
+    hasher: &TokenHasher,
+    environment: Environment,
+    caller: &Caller<'_>,
+    id: &str,
+    grace: TimeDelta,
+) -> Result<CreatedApiKey, AppError> {
+    if grace < TimeDelta::zero() || grace > MAX_ROTATION_GRACE {
+        return Err(bad("the grace period must be between 0 and 604800 seconds (7 days)"));
+    }
+    let old = key_for(conn, caller, id, Action::Write)?;
+    let kind = ApiKeyKind::from_stored(&old.kind).ok_or(AppError::NotFound)?;
+    let now = crate::db::now();
+    let team = old.team_id.as_deref().zip(old.team_role.as_deref().and_then(|r| r.parse().ok()));
+    let new = IssuedKey {
         kind,
-        name: name.to_owned(),
-        environment,
-        prefix,
-        last_four,
-        created_at: super::utc(now),
+        name: &old.name,
+        user: old.user_id.as_deref(),
+        service_account: old.service_account_id.as_deref(),
+        team,
+        permissions: old.permissions.clone(),
+        tier: old.tier.as_deref().and_then(|t| t.parse().ok()),
+        expires_at: old.expires_at,
+    };
+    crate::db::write_transaction(conn, |conn| -> Result<CreatedApiKey, AppError> {
+        // Only one of two concurrent rotations shortens the old key's life.
+        if !revoke_api_key(conn, &old.id, now + grace)? {
+            return Err(AppError::Conflict("the key is already being rotated out".into()));
+        }
+        let created = issue(conn, hasher, environment, caller, &new, now)?;
+        audit::record(
+            conn,
+            &caller
+                .audit
+                .change("api_key.rotated")
+                .target("api_key", &old.id)
+                .details(serde_json::json!({ "replaced_by": created.id, "grace_secs": grace.num_seconds() })),
+        )?;
+        Ok(created)
+    })
+}
+
+pub fn delete_key(conn: &mut DbConnection, caller: &Caller<'_>, id: &str) -> Result<(), AppError> {
+    let key = key_for(conn, caller, id, Action::Delete)?;
+    crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
+        revoke_api_key(conn, &key.id, crate::db::now())?;
+        audit::record(conn, &caller.audit.change("api_key.deleted").target("api_key", &key.id))?;
+        Ok(())
     })
 }

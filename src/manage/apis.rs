@@ -4,10 +4,15 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use super::audit::{self, Actor, AuditEntry, Outcome};
+use super::Caller;
+use super::audit;
+use crate::access::{Action, Resource, Target};
 use crate::crypto::{Sealer, random_token};
 use crate::db::DbConnection;
-use crate::db::apis::{Api, NewApi, find_api_by_audience, insert_api};
+use crate::db::apis::{
+    Api, NewApi, delete_api as db_delete_api, find_api, find_api_by_audience, insert_api, list_apis as db_list_apis,
+    update_api as db_update_api,
+};
 use crate::domain::{ResourceUri, Scopes};
 use crate::error::AppError;
 use crate::tokens::SigningAlgorithm;
@@ -53,50 +58,101 @@ impl Api {
 #[derive(Debug, Clone)]
 pub struct ApiRegistration {
     pub name: Option<String>,
+    /// The team that owns the API; its members reach it through their role.
+    pub team_id: Option<String>,
     pub audience: String,
     pub scopes: Vec<String>,
     pub signing: ApiSigning,
     pub token_lifetime_secs: Option<i64>,
 }
 
-#[derive(Serialize)]
-pub struct RegisteredApi {
+/// An API as the management API shows it: never its shared secret.
+#[derive(Debug, Serialize)]
+pub struct ApiView {
     pub id: String,
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
     pub audience: String,
     pub scope: String,
     pub signing_alg: String,
     pub token_lifetime_secs: i64,
-    /// The HS256 shared secret, shown once; its UTF-8 bytes are the HMAC key.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<&Api> for ApiView {
+    fn from(api: &Api) -> Self {
+        Self {
+            id: api.id.clone(),
+            name: api.name.clone(),
+            team_id: api.team_id.clone(),
+            audience: api.audience.clone(),
+            scope: api.scopes.clone(),
+            signing_alg: api.signing_alg.clone(),
+            token_lifetime_secs: api.token_lifetime_secs,
+            created_at: super::utc(api.created_at),
+            updated_at: super::utc(api.updated_at),
+        }
+    }
+}
+
+/// A registered API, with the HS256 shared secret: shown once; its UTF-8 bytes are the
+/// HMAC key.
+#[derive(Serialize)]
+pub struct RegisteredApi {
+    #[serde(flatten)]
+    pub api: ApiView,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
-    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl std::ops::Deref for RegisteredApi {
+    type Target = ApiView;
+
+    fn deref(&self) -> &ApiView {
+        &self.api
+    }
 }
 
 impl std::fmt::Debug for RegisteredApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegisteredApi")
-            .field("id", &self.id)
-            .field("audience", &self.audience)
+            .field("api", &self.api)
             .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
-            .finish_non_exhaustive()
+            .finish()
+    }
+}
+
+fn bad(message: impl Into<String>) -> AppError {
+    AppError::BadRequest(message.into())
+}
+
+fn check_lifetime(lifetime: i64) -> Result<(), AppError> {
+    if (60..=86_400).contains(&lifetime) {
+        Ok(())
+    } else {
+        Err(bad("the token lifetime must be between 60 and 86400 seconds"))
     }
 }
 
 pub fn register_api(
     conn: &mut DbConnection,
     sealer: &Sealer,
+    caller: &Caller<'_>,
     registration: ApiRegistration,
     default_ttl_secs: i64,
 ) -> Result<RegisteredApi, AppError> {
-    let bad = |message: String| AppError::BadRequest(message);
+    caller.check_create(Resource::Apis, registration.team_id.as_deref())?;
+    super::clients::existing_team(conn, registration.team_id.as_deref())?;
     let audience = ResourceUri::parse(&registration.audience).map_err(|e| bad(e.to_string()))?;
     let scopes = Scopes::from_tokens(registration.scopes.iter().map(String::as_str)).map_err(|e| bad(e.to_string()))?;
     let lifetime = registration.token_lifetime_secs.unwrap_or(default_ttl_secs);
-    if !(60..=86_400).contains(&lifetime) {
-        return Err(bad("the token lifetime must be between 60 and 86400 seconds".into()));
-    }
-    let name = registration.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).unwrap_or(audience.as_str());
+    check_lifetime(lifetime)?;
+    let name = match registration.name.as_deref() {
+        Some(name) => super::clean_name(name, "API")?,
+        None => audience.to_string(),
+    };
     if find_api_by_audience(conn, audience.as_str())?.is_some() {
         return Err(AppError::Conflict(format!("an API with the audience `{audience}` already exists")));
     }
@@ -108,35 +164,102 @@ pub fn register_api(
     if let ApiSigning::Published(algorithm) = registration.signing {
         super::keys::ensure_active_key(conn, sealer, algorithm, now)?;
     }
-    insert_api(
-        conn,
-        &NewApi {
-            id: &id,
-            tenant_id: crate::db::DEFAULT_TENANT_ID,
-            name,
-            audience: audience.as_str(),
-            signing_alg: registration.signing.as_str(),
-            secret_sealed: sealed.as_deref(),
-            scopes: &scopes.to_string(),
-            token_lifetime_secs: lifetime,
-            created_at: now,
-            updated_at: now,
-        },
-    )?;
-    audit::record(
-        conn,
-        &AuditEntry::new(Actor::System, "api.created", Outcome::Success).target("api", &id).details(
-            serde_json::json!({ "audience": audience.as_str(), "signing_alg": registration.signing.as_str() }),
-        ),
-    )?;
-    Ok(RegisteredApi {
-        id,
-        name: name.to_owned(),
-        audience: audience.to_string(),
-        scope: scopes.to_string(),
-        signing_alg: registration.signing.as_str().to_owned(),
-        token_lifetime_secs: lifetime,
-        secret,
-        created_at: super::utc(now),
+    crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
+        insert_api(
+            conn,
+            &NewApi {
+                id: &id,
+                tenant_id: crate::db::DEFAULT_TENANT_ID,
+                team_id: registration.team_id.as_deref(),
+                name: &name,
+                audience: audience.as_str(),
+                signing_alg: registration.signing.as_str(),
+                secret_sealed: sealed.as_deref(),
+                scopes: &scopes.to_string(),
+                token_lifetime_secs: lifetime,
+                created_at: now,
+                updated_at: now,
+            },
+        )?;
+        audit::record(
+            conn,
+            &caller.audit.change("api.created").target("api", &id).details(
+                serde_json::json!({ "audience": audience.as_str(), "signing_alg": registration.signing.as_str() }),
+            ),
+        )?;
+        Ok(())
+    })?;
+    let api = find_api(conn, &id)?.ok_or(AppError::NotFound)?;
+    Ok(RegisteredApi { api: ApiView::from(&api), secret })
+}
+
+fn api_for(conn: &mut DbConnection, caller: &Caller<'_>, id: &str, action: Action) -> Result<Api, AppError> {
+    let api = find_api(conn, id)?.ok_or(AppError::NotFound)?;
+    caller.check(Target::of(Resource::Apis).in_team(api.team_id.as_deref()), action)?;
+    Ok(api)
+}
+
+pub fn get_api(conn: &mut DbConnection, caller: &Caller<'_>, id: &str) -> Result<ApiView, AppError> {
+    api_for(conn, caller, id, Action::Read).map(|api| ApiView::from(&api))
+}
+
+pub fn list_apis(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<ApiView>, AppError> {
+    let listing = caller.listing(Resource::Apis)?;
+    let teams = (!listing.all).then_some(listing.teams.as_slice());
+    Ok(db_list_apis(conn, teams)?.iter().map(ApiView::from).collect())
+}
+
+/// What an update may change. The audience and signing are the API's identity to the
+/// services that verify its tokens: register a new API to change them.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiUpdate {
+    pub name: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub token_lifetime_secs: Option<i64>,
+}
+
+pub fn update_api(
+    conn: &mut DbConnection,
+    caller: &Caller<'_>,
+    id: &str,
+    update: ApiUpdate,
+) -> Result<ApiView, AppError> {
+    let api = api_for(conn, caller, id, Action::Write)?;
+    let name = update.name.as_deref().map(|n| super::clean_name(n, "API")).transpose()?.unwrap_or(api.name);
+    let scopes = match &update.scopes {
+        Some(scopes) => Scopes::from_tokens(scopes.iter().map(String::as_str)).map_err(|e| bad(e.to_string()))?,
+        None => Scopes::parse(&api.scopes).unwrap_or_default(),
+    };
+    let lifetime = update.token_lifetime_secs.unwrap_or(api.token_lifetime_secs);
+    check_lifetime(lifetime)?;
+    crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
+        db_update_api(conn, id, &name, &scopes.to_string(), lifetime, crate::db::now())?;
+        audit::record(conn, &caller.audit.change("api.updated").target("api", id))?;
+        Ok(())
+    })?;
+    get_api(conn, caller, id)
+}
+
+pub fn delete_api(conn: &mut DbConnection, caller: &Caller<'_>, id: &str) -> Result<(), AppError> {
+    let api = api_for(conn, caller, id, Action::Delete)?;
+    let clients = crate::db::clients::list_clients(conn, None)?;
+    let in_use = clients.iter().filter(|c| c.audiences().any(|a| a == api.audience)).count();
+    if in_use > 0 {
+        return Err(AppError::Conflict(format!(
+            "{in_use} client(s) may request tokens for this API; remove its audience from them first"
+        )));
+    }
+    crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
+        db_delete_api(conn, id)?;
+        audit::record(
+            conn,
+            &caller
+                .audit
+                .change("api.deleted")
+                .target("api", id)
+                .details(serde_json::json!({ "audience": api.audience })),
+        )?;
+        Ok(())
     })
 }

@@ -13,6 +13,7 @@ pub enum Actor<'a> {
     System,
     Client(&'a str),
     User(&'a str),
+    ServiceAccount(&'a str),
     ApiKey(&'a str),
     Anonymous,
 }
@@ -23,6 +24,7 @@ impl Actor<'_> {
             Self::System => ("system", None),
             Self::Client(id) => ("client", Some(id)),
             Self::User(id) => ("user", Some(id)),
+            Self::ServiceAccount(id) => ("service_account", Some(id)),
             Self::ApiKey(id) => ("api_key", Some(id)),
             Self::Anonymous => ("anonymous", None),
         }
@@ -35,6 +37,33 @@ pub enum Outcome {
     Failure,
 }
 
+/// Who is acting, through which key, from where: what every change made on someone's
+/// behalf is recorded with.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub actor: Actor<'a>,
+    /// The API key the actor used, when the actor is its user or service account.
+    pub via_key: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+}
+
+impl<'a> Context<'a> {
+    /// The command line.
+    pub const SYSTEM: Context<'static> = Context { actor: Actor::System, via_key: None, ip: None, request_id: None };
+
+    pub fn entry(&self, action: &'a str, outcome: Outcome) -> AuditEntry<'a> {
+        let mut entry = AuditEntry::new(self.actor, action, outcome).from_request(self.ip, self.request_id);
+        entry.via_key = self.via_key;
+        entry
+    }
+
+    /// A successful change.
+    pub fn change(&self, action: &'a str) -> AuditEntry<'a> {
+        self.entry(action, Outcome::Success)
+    }
+}
+
 /// One entry; `ip` and `request_id` come from the HTTP request when there is one.
 #[derive(Debug)]
 pub struct AuditEntry<'a> {
@@ -44,12 +73,13 @@ pub struct AuditEntry<'a> {
     pub outcome: Outcome,
     pub ip: Option<&'a str>,
     pub request_id: Option<&'a str>,
+    pub via_key: Option<&'a str>,
     pub details: Value,
 }
 
 impl<'a> AuditEntry<'a> {
     pub fn new(actor: Actor<'a>, action: &'a str, outcome: Outcome) -> Self {
-        Self { actor, action, target: None, outcome, ip: None, request_id: None, details: Value::Null }
+        Self { actor, action, target: None, outcome, ip: None, request_id: None, via_key: None, details: Value::Null }
     }
 
     pub fn target(mut self, kind: &'a str, id: &'a str) -> Self {
@@ -71,7 +101,15 @@ impl<'a> AuditEntry<'a> {
 
 pub fn record(conn: &mut DbConnection, entry: &AuditEntry<'_>) -> diesel::QueryResult<()> {
     let (actor_type, actor_id) = entry.actor.parts();
-    let details = if entry.details.is_null() { "{}".to_owned() } else { entry.details.to_string() };
+    let mut details = match &entry.details {
+        Value::Object(map) => map.clone(),
+        Value::Null => serde_json::Map::new(),
+        other => serde_json::Map::from_iter([("value".to_owned(), other.clone())]),
+    };
+    if let Some(key) = entry.via_key {
+        details.insert("api_key_id".to_owned(), Value::from(key));
+    }
+    let details = Value::Object(details).to_string();
     insert_audit_event(
         conn,
         &NewAuditEvent {
@@ -92,4 +130,108 @@ pub fn record(conn: &mut DbConnection, entry: &AuditEntry<'_>) -> diesel::QueryR
             details,
         },
     )
+}
+
+/// An event as the audit-log API shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct AuditEventView {
+    pub id: String,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: String,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub details: Value,
+}
+
+impl From<crate::db::audit::AuditEvent> for AuditEventView {
+    fn from(event: crate::db::audit::AuditEvent) -> Self {
+        Self {
+            details: serde_json::from_str(&event.details).unwrap_or(Value::Null),
+            id: event.id,
+            occurred_at: super::utc(event.occurred_at),
+            actor_type: event.actor_type,
+            actor_id: event.actor_id,
+            action: event.action,
+            target_type: event.target_type,
+            target_id: event.target_id,
+            outcome: event.outcome,
+            ip: event.ip,
+            request_id: event.request_id,
+        }
+    }
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct AuditPage {
+    pub data: Vec<AuditEventView>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+    pub action: Option<String>,
+    pub target_id: Option<String>,
+}
+
+pub const MAX_PAGE: i64 = 200;
+const DEFAULT_PAGE: i64 = 50;
+
+/// A cursor names the last event of a page: its time and id.
+fn encode_cursor(event: &AuditEventView) -> String {
+    use base64::Engine;
+    let raw = format!("{}.{}", event.occurred_at.timestamp_micros(), event.id);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_cursor(cursor: &str) -> Option<(chrono::NaiveDateTime, String)> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    let (micros, id) = std::str::from_utf8(&raw).ok()?.split_once('.')?;
+    let at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
+    Some((at, id.to_owned()))
+}
+
+/// A page of the audit log, newest first; reading it takes `audit_log:read`
+/// (`AUDIT_LOG_READ`).
+pub fn list(
+    conn: &mut DbConnection,
+    caller: &super::Caller<'_>,
+    query: AuditQuery,
+) -> Result<AuditPage, crate::error::AppError> {
+    use crate::access::{Action, Resource};
+    use crate::error::AppError;
+    if !caller.reach.can(Resource::AuditLog, Action::Read) {
+        return Err(AppError::Forbidden("reading the audit log takes audit_log:read (AUDIT_LOG_READ)".into()));
+    }
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::BadRequest(format!("limit must be between 1 and {MAX_PAGE}")));
+    }
+    let before = match query.cursor.as_deref() {
+        Some(cursor) => {
+            Some(decode_cursor(cursor).ok_or_else(|| AppError::BadRequest("the cursor is not valid".into()))?)
+        }
+        None => None,
+    };
+    let events = crate::db::audit::page_audit_events(
+        conn,
+        before.as_ref().map(|(at, id)| (*at, id.as_str())),
+        query.action.as_deref(),
+        query.target_id.as_deref(),
+        limit + 1,
+    )?;
+    let more = events.len() as i64 > limit;
+    let data: Vec<AuditEventView> = events.into_iter().take(limit as usize).map(AuditEventView::from).collect();
+    let next_cursor = if more { data.last().map(encode_cursor) } else { None };
+    Ok(AuditPage { data, next_cursor })
 }

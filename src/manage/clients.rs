@@ -3,11 +3,19 @@
 use serde::Serialize;
 use url::Url;
 
-use super::audit::{self, Actor, AuditEntry, Outcome};
+use chrono::TimeDelta;
+
+use super::Caller;
+use super::audit;
+use crate::access::{Action, Resource, Target};
 use crate::crypto::{TokenHasher, random_base62, random_token};
 use crate::db::DbConnection;
 use crate::db::apis::find_api_by_audience;
-use crate::db::clients::{AUTH_METHOD_NONE, NewClient, insert_client};
+use crate::db::clients::{
+    AUTH_METHOD_NONE, Client, ClientChanges, NewClient, delete_client as db_delete_client, find_client, insert_client,
+    list_clients as db_list_clients, replace_client_secret, update_client as db_update_client,
+};
+use crate::db::teams::find_team;
 use crate::domain::{GrantType, ResourceUri, Scopes};
 use crate::error::AppError;
 
@@ -15,6 +23,8 @@ use crate::error::AppError;
 #[derive(Debug, Default, Clone)]
 pub struct ClientRegistration {
     pub name: String,
+    /// The team that owns the client; its members reach it through their role.
+    pub team_id: Option<String>,
     pub grant_types: Vec<String>,
     pub scopes: Vec<String>,
     pub audiences: Vec<String>,
@@ -24,30 +34,73 @@ pub struct ClientRegistration {
     pub public: bool,
 }
 
-/// The registered client, with its secret: the only time the secret exists in the clear.
-#[derive(Serialize)]
-pub struct RegisteredClient {
+/// A client as the management API shows it: never a secret.
+#[derive(Debug, Serialize)]
+pub struct ClientView {
     pub client_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<String>,
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
     pub grant_types: Vec<String>,
     pub scope: String,
     pub audiences: Vec<String>,
     pub redirect_uris: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub post_logout_redirect_uris: Vec<String>,
     pub token_endpoint_auth_method: String,
+    /// Until when the secret replaced by the last rotation still works.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn words(stored: &str) -> Vec<String> {
+    stored.split(' ').filter(|w| !w.is_empty()).map(str::to_owned).collect()
+}
+
+impl From<&Client> for ClientView {
+    fn from(client: &Client) -> Self {
+        let now = crate::db::now();
+        Self {
+            client_id: client.client_id.clone(),
+            name: client.name.clone(),
+            team_id: client.team_id.clone(),
+            grant_types: words(&client.grant_types),
+            scope: client.scopes.clone(),
+            audiences: words(&client.audiences),
+            redirect_uris: words(&client.redirect_uris),
+            post_logout_redirect_uris: words(&client.post_logout_redirect_uris),
+            token_endpoint_auth_method: client.token_endpoint_auth_method.clone(),
+            previous_secret_expires_at: client.previous_secret_expires_at.filter(|at| *at > now).map(super::utc),
+            created_at: super::utc(client.created_at),
+            updated_at: super::utc(client.updated_at),
+        }
+    }
+}
+
+/// The registered client, with its secret: the only time the secret exists in the clear.
+#[derive(Serialize)]
+pub struct RegisteredClient {
+    #[serde(flatten)]
+    pub client: ClientView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+impl std::ops::Deref for RegisteredClient {
+    type Target = ClientView;
+
+    fn deref(&self) -> &ClientView {
+        &self.client
+    }
 }
 
 impl std::fmt::Debug for RegisteredClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegisteredClient")
-            .field("client_id", &self.client_id)
+            .field("client", &self.client)
             .field("client_secret", &self.client_secret.as_ref().map(|_| "<hidden>"))
-            .field("grant_types", &self.grant_types)
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
@@ -71,15 +124,18 @@ pub fn validate_redirect_uri(value: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-pub fn register_client(
-    conn: &mut DbConnection,
-    hasher: &TokenHasher,
-    registration: ClientRegistration,
-) -> Result<RegisteredClient, AppError> {
-    let name = registration.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(bad("the client name must be 1 to 200 characters"));
-    }
+/// A registration's settings, checked and in stored form.
+struct ValidSettings {
+    name: String,
+    grant_types: String,
+    scopes: String,
+    audiences: String,
+    redirect_uris: String,
+    post_logout_redirect_uris: String,
+}
+
+fn validate(conn: &mut DbConnection, registration: &ClientRegistration) -> Result<ValidSettings, AppError> {
+    let name = super::clean_name(&registration.name, "client")?;
     let mut grants = Vec::new();
     for grant in &registration.grant_types {
         let grant: GrantType = grant.parse().map_err(|e: String| bad(e))?;
@@ -109,58 +165,209 @@ pub fn register_client(
     for audience in &registration.audiences {
         let audience = ResourceUri::parse(audience).map_err(|e| bad(e.to_string()))?;
         if find_api_by_audience(conn, audience.as_str())?.is_none() {
-            return Err(bad(format!(
-                "no API has the audience `{audience}`; register it first (`latchkey api create --audience {audience}`)"
-            )));
+            return Err(bad(format!("no API has the audience `{audience}`; register it first")));
         }
         if !audiences.iter().any(|a| a == audience.as_str()) {
             audiences.push(audience.to_string());
         }
     }
+    let unique = |uris: &[String]| {
+        let mut out: Vec<&str> = Vec::new();
+        for uri in uris {
+            if !out.contains(&uri.as_str()) {
+                out.push(uri);
+            }
+        }
+        out.join(" ")
+    };
+    Ok(ValidSettings {
+        name,
+        grant_types: grants.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "),
+        scopes: scopes.to_string(),
+        audiences: audiences.join(" "),
+        redirect_uris: unique(&registration.redirect_uris),
+        post_logout_redirect_uris: unique(&registration.post_logout_redirect_uris),
+    })
+}
 
+/// The team a new thing is to belong to must exist (the caller's reach was checked first,
+/// so this reveals nothing the caller may not see).
+pub(crate) fn existing_team(conn: &mut DbConnection, team: Option<&str>) -> Result<(), AppError> {
+    match team {
+        Some(team) if find_team(conn, team)?.is_none() => Err(bad(format!("there is no team `{team}`"))),
+        _ => Ok(()),
+    }
+}
+
+pub fn register_client(
+    conn: &mut DbConnection,
+    hasher: &TokenHasher,
+    caller: &Caller<'_>,
+    registration: ClientRegistration,
+) -> Result<RegisteredClient, AppError> {
+    caller.check_create(Resource::Clients, registration.team_id.as_deref())?;
+    existing_team(conn, registration.team_id.as_deref())?;
+    let settings = validate(conn, &registration)?;
     let client_id = random_base62(24);
     let secret = (!registration.public).then(random_token::<32>);
     let secret_hash = secret.as_deref().map(|s| hasher.hash(s));
     let auth_method = if registration.public { AUTH_METHOD_NONE } else { "client_secret_basic" };
-    let grant_names: Vec<String> = grants.iter().map(|g| g.as_str().to_owned()).collect();
     let now = crate::db::now();
     let id = uuid::Uuid::new_v4().to_string();
-    insert_client(
-        conn,
-        &NewClient {
-            id: &id,
-            tenant_id: crate::db::DEFAULT_TENANT_ID,
-            client_id: &client_id,
-            name,
-            secret_hash: secret_hash.as_ref().map(|h| h.as_str()),
-            token_endpoint_auth_method: auth_method,
-            grant_types: &grant_names.join(" "),
-            scopes: &scopes.to_string(),
-            audiences: &audiences.join(" "),
-            redirect_uris: &registration.redirect_uris.join(" "),
-            post_logout_redirect_uris: &registration.post_logout_redirect_uris.join(" "),
-            created_at: now,
-            updated_at: now,
-        },
-    )?;
-    audit::record(
-        conn,
-        &AuditEntry::new(Actor::System, "client.created", Outcome::Success)
-            .target("client", &client_id)
-            .details(serde_json::json!({ "name": name, "grant_types": grant_names })),
-    )?;
-    Ok(RegisteredClient {
-        client_id,
-        client_secret: secret,
-        name: name.to_owned(),
-        grant_types: grant_names,
-        scope: scopes.to_string(),
-        audiences,
-        redirect_uris: registration.redirect_uris,
-        post_logout_redirect_uris: registration.post_logout_redirect_uris,
-        token_endpoint_auth_method: auth_method.to_owned(),
-        created_at: super::utc(now),
+    crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
+        insert_client(
+            conn,
+            &NewClient {
+                id: &id,
+                tenant_id: crate::db::DEFAULT_TENANT_ID,
+                team_id: registration.team_id.as_deref(),
+                client_id: &client_id,
+                name: &settings.name,
+                secret_hash: secret_hash.as_ref().map(|h| h.as_str()),
+                token_endpoint_auth_method: auth_method,
+                grant_types: &settings.grant_types,
+                scopes: &settings.scopes,
+                audiences: &settings.audiences,
+                redirect_uris: &settings.redirect_uris,
+                post_logout_redirect_uris: &settings.post_logout_redirect_uris,
+                created_at: now,
+                updated_at: now,
+            },
+        )?;
+        audit::record(
+            conn,
+            &caller
+                .audit
+                .change("client.created")
+                .target("client", &client_id)
+                .details(serde_json::json!({ "name": settings.name, "grant_types": settings.grant_types })),
+        )?;
+        Ok(())
+    })?;
+    let client = find_client(conn, &client_id)?.ok_or(AppError::NotFound)?;
+    Ok(RegisteredClient { client: ClientView::from(&client), client_secret: secret })
+}
+
+/// The client, if the caller may do `action` to it (404 when it is out of reach).
+fn client_for(
+    conn: &mut DbConnection,
+    caller: &Caller<'_>,
+    client_id: &str,
+    action: Action,
+) -> Result<Client, AppError> {
+    let client = find_client(conn, client_id)?.ok_or(AppError::NotFound)?;
+    caller.check(Target::of(Resource::Clients).in_team(client.team_id.as_deref()), action)?;
+    Ok(client)
+}
+
+pub fn get_client(conn: &mut DbConnection, caller: &Caller<'_>, client_id: &str) -> Result<ClientView, AppError> {
+    client_for(conn, caller, client_id, Action::Read).map(|c| ClientView::from(&c))
+}
+
+pub fn list_clients(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<ClientView>, AppError> {
+    let listing = caller.listing(Resource::Clients)?;
+    let teams = (!listing.all).then_some(listing.teams.as_slice());
+    Ok(db_list_clients(conn, teams)?.iter().map(ClientView::from).collect())
+}
+
+/// What an update may change; what is left out stays as it is.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientUpdate {
+    pub name: Option<String>,
+    pub grant_types: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub audiences: Option<Vec<String>>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+}
+
+pub fn update_client(
+    conn: &mut DbConnection,
+    caller: &Caller<'_>,
+    client_id: &str,
+    update: ClientUpdate,
+) -> Result<ClientView, AppError> {
+    let client = client_for(conn, caller, client_id, Action::Write)?;
+    let merged = ClientRegistration {
+        name: update.name.unwrap_or_else(|| client.name.clone()),
+        team_id: client.team_id.clone(),
+        grant_types: update.grant_types.unwrap_or_else(|| words(&client.grant_types)),
+        scopes: update.scopes.unwrap_or_else(|| words(&client.scopes)),
+        audiences: update.audiences.unwrap_or_else(|| words(&client.audiences)),
+        redirect_uris: update.redirect_uris.unwrap_or_else(|| words(&client.redirect_uris)),
+        post_logout_redirect_uris: update
+            .post_logout_redirect_uris
+            .unwrap_or_else(|| words(&client.post_logout_redirect_uris)),
+        public: client.is_public(),
+    };
+    let settings = validate(conn, &merged)?;
+    crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
+        db_update_client(
+            conn,
+            client_id,
+            &ClientChanges {
+                name: &settings.name,
+                grant_types: &settings.grant_types,
+                scopes: &settings.scopes,
+                audiences: &settings.audiences,
+                redirect_uris: &settings.redirect_uris,
+                post_logout_redirect_uris: &settings.post_logout_redirect_uris,
+                updated_at: crate::db::now(),
+            },
+        )?;
+        audit::record(conn, &caller.audit.change("client.updated").target("client", client_id))?;
+        Ok(())
+    })?;
+    get_client(conn, caller, client_id)
+}
+
+pub fn delete_client(conn: &mut DbConnection, caller: &Caller<'_>, client_id: &str) -> Result<(), AppError> {
+    client_for(conn, caller, client_id, Action::Delete)?;
+    crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
+        db_delete_client(conn, client_id)?;
+        audit::record(conn, &caller.audit.change("client.deleted").target("client", client_id))?;
+        Ok(())
     })
+}
+
+/// The longest a replaced secret may keep working.
+pub const MAX_SECRET_GRACE: TimeDelta = TimeDelta::days(7);
+
+/// A new secret for a confidential client. The old one stops working at once, or after
+/// `grace` so that deployments can switch without an outage.
+pub fn rotate_client_secret(
+    conn: &mut DbConnection,
+    hasher: &TokenHasher,
+    caller: &Caller<'_>,
+    client_id: &str,
+    grace: TimeDelta,
+) -> Result<RegisteredClient, AppError> {
+    let client = client_for(conn, caller, client_id, Action::Write)?;
+    if client.is_public() {
+        return Err(bad("a public client has no secret to rotate"));
+    }
+    if grace < TimeDelta::zero() || grace > MAX_SECRET_GRACE {
+        return Err(bad("the grace period must be between 0 and 604800 seconds (7 days)"));
+    }
+    let secret = random_token::<32>();
+    let hash = hasher.hash(&secret);
+    let now = crate::db::now();
+    let previous = client.secret_hash.as_deref().filter(|_| grace > TimeDelta::zero()).map(|old| (old, now + grace));
+    crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
+        replace_client_secret(conn, client_id, hash.as_str(), previous, now)?;
+        audit::record(
+            conn,
+            &caller
+                .audit
+                .change("client.secret_rotated")
+                .target("client", client_id)
+                .details(serde_json::json!({ "grace_secs": grace.num_seconds() })),
+        )?;
+        Ok(())
+    })?;
+    let client = find_client(conn, client_id)?.ok_or(AppError::NotFound)?;
+    Ok(RegisteredClient { client: ClientView::from(&client), client_secret: Some(secret) })
 }
 
 #[cfg(test)]

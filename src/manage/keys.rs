@@ -5,11 +5,14 @@ use anyhow::Context;
 use chrono::{NaiveDateTime, TimeDelta};
 use serde::Serialize;
 
-use super::audit::{self, Actor, AuditEntry, Outcome};
+use super::Caller;
+use super::audit::{self, Context as AuditContext};
+use crate::access::{Action, Resource};
 use crate::crypto::Sealer;
 use crate::db::DbConnection;
 use crate::db::apis::max_token_lifetime_secs;
 use crate::db::signing_keys::{NewSigningKey, SigningKeyRow, count_active_keys, insert_and_activate_key};
+use crate::error::AppError;
 use crate::tokens::SigningAlgorithm;
 use crate::tokens::keys::generate_key;
 
@@ -40,6 +43,7 @@ pub fn retirement_window(
 pub fn rotate_key(
     conn: &mut DbConnection,
     sealer: &Sealer,
+    audit_context: &AuditContext<'_>,
     algorithm: SigningAlgorithm,
     window: TimeDelta,
     now: NaiveDateTime,
@@ -62,7 +66,8 @@ pub fn rotate_key(
     .context("could not store the new signing key")?;
     audit::record(
         conn,
-        &AuditEntry::new(Actor::System, "signing_key.rotated", Outcome::Success)
+        &audit_context
+            .change("signing_key.rotated")
             .target("signing_key", &key.jwk.kid)
             .details(serde_json::json!({ "algorithm": algorithm.as_str(), "retired": retired })),
     )
@@ -82,6 +87,52 @@ pub fn ensure_active_key(
     }
     // Nothing is retired, so the window is irrelevant; two instances racing here both
     // insert, and the later one retires the earlier, which stays published.
-    let rotated = rotate_key(conn, sealer, algorithm, TimeDelta::hours(24), now)?;
+    let rotated = rotate_key(conn, sealer, &AuditContext::SYSTEM, algorithm, TimeDelta::hours(24), now)?;
     Ok(Some(rotated.kid))
+}
+
+/// A signing key as operators see it: never the private half.
+#[derive(Debug, Serialize)]
+pub struct SigningKeyView {
+    pub kid: String,
+    pub algorithm: String,
+    /// `active` (signs), `retired` (published until `published_until`), or `expired`.
+    pub state: &'static str,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub published_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+pub fn list_signing_keys(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<SigningKeyView>, AppError> {
+    caller.listing(Resource::SigningKeys)?;
+    let now = crate::db::now();
+    Ok(crate::db::signing_keys::list_all_keys(conn)?
+        .into_iter()
+        .map(|row| SigningKeyView {
+            state: match (row.retired_at, row.publish_until) {
+                (None, _) => "active",
+                (Some(_), Some(until)) if until > now => "retired",
+                _ => "expired",
+            },
+            kid: row.kid,
+            algorithm: row.algorithm,
+            created_at: super::utc(row.created_at),
+            published_until: row.publish_until.map(super::utc),
+        })
+        .collect())
+}
+
+/// Rotates the signing key of `algorithm` for a caller with `signing_keys:write`.
+pub fn rotate_signing_key(
+    conn: &mut DbConnection,
+    sealer: &Sealer,
+    caller: &Caller<'_>,
+    algorithm: SigningAlgorithm,
+    default_ttl_secs: i64,
+    key_refresh_secs: u64,
+) -> Result<RotatedKey, AppError> {
+    if !caller.reach.can(Resource::SigningKeys, Action::Write) {
+        return Err(AppError::Forbidden("rotating signing keys takes signing_keys:write".into()));
+    }
+    let window = retirement_window(conn, default_ttl_secs, key_refresh_secs)?;
+    Ok(rotate_key(conn, sealer, &caller.audit, algorithm, window, crate::db::now())?)
 }

@@ -1,17 +1,83 @@
-//! What operators do: register clients and APIs, rotate signing keys, create API keys,
-//! and the audit trail of it. Plain functions over a connection, shared by the CLI and
-//! the HTTP layers, returning `AppError` (`BadRequest` for input a person must fix).
+//! What operators do: register clients and APIs, manage users, teams and API keys, rotate
+//! signing keys, and the audit trail of it. Plain functions over a connection, shared by
+//! the CLI and the HTTP layers, returning `AppError` (`BadRequest` for input a person must
+//! fix). Each takes the [`Caller`]: what it may reach, and what the audit log records.
 
 pub mod api_keys;
 pub mod apis;
 pub mod audit;
 pub mod clients;
+pub mod consents;
 pub mod keys;
+pub mod teams;
 pub mod users;
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
+
+use crate::access::{Action, Denied, Listing, Reach, Resource, Target};
+use crate::error::AppError;
+use audit::Context;
 
 /// Timestamps leave the server as RFC 3339 UTC.
 pub(crate) fn utc(at: NaiveDateTime) -> DateTime<Utc> {
     DateTime::from_naive_utc_and_offset(at, Utc)
+}
+
+/// Who asks: what they reach, and how their changes are recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub reach: &'a Reach,
+    pub audit: Context<'a>,
+}
+
+static SYSTEM_REACH: LazyLock<Reach> = LazyLock::new(Reach::owner);
+
+impl Caller<'static> {
+    /// The command line, run by whoever holds the database and master key.
+    pub fn system() -> Self {
+        Caller { reach: &SYSTEM_REACH, audit: Context::SYSTEM }
+    }
+}
+
+fn refusal(denied: Denied, resource: Resource, action: Action) -> AppError {
+    match denied {
+        Denied::NotFound => AppError::NotFound,
+        Denied::Forbidden => AppError::Forbidden(format!(
+            "this key may not {} {} (it needs {}:{} or a team role that allows it)",
+            action.as_str(),
+            resource.as_str().replace('_', " "),
+            resource.as_str(),
+            action.as_str()
+        )),
+    }
+}
+
+impl Caller<'_> {
+    pub fn check(&self, target: Target<'_>, action: Action) -> Result<(), AppError> {
+        self.reach.check(target, action).map_err(|d| refusal(d, target.resource, action))
+    }
+
+    pub fn check_create(&self, resource: Resource, team: Option<&str>) -> Result<(), AppError> {
+        self.reach.check_create(resource, team).map_err(|d| refusal(d, resource, Action::Write))
+    }
+
+    pub fn listing(&self, resource: Resource) -> Result<Listing, AppError> {
+        self.reach.listing(resource).map_err(|d| refusal(d, resource, Action::Read))
+    }
+
+    /// Things only a full owner may do (handing out owner keys, granting tenant permissions).
+    pub fn require_owner(&self, what: &str) -> Result<(), AppError> {
+        if self.reach.owner { Ok(()) } else { Err(AppError::Forbidden(format!("only a tenant owner may {what}"))) }
+    }
+}
+
+/// A name as people give it: trimmed, 1 to 200 characters.
+pub(crate) fn clean_name(name: &str, what: &str) -> Result<String, AppError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(AppError::BadRequest(format!("the {what} name must be 1 to 200 characters")));
+    }
+    Ok(name.to_owned())
 }

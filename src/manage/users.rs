@@ -1,11 +1,25 @@
-//! Creating users. Passwords arrive once, are hashed with argon2id, and go nowhere else.
+//! Users: created with a password or invited, deactivated, reactivated, deleted.
+//! Passwords arrive once, are hashed with argon2id, and go nowhere else.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-use super::audit::{self, Actor, AuditEntry, Outcome};
+use chrono::{NaiveDateTime, TimeDelta};
+
+use super::Caller;
+use super::audit;
+use crate::access::{Action, Resource, Target};
+use crate::crypto::{TokenHasher, random_token};
 use crate::db::DbConnection;
-use crate::db::users::{NewUser, STATUS_ACTIVE, find_user_by_email, insert_user};
+use crate::db::refresh_tokens::revoke_families_of_user;
+use crate::db::sessions::delete_sessions_of_user;
+use crate::db::teams::remove_user_from_all_teams;
+use crate::db::users::{
+    NewUser, ROLE_MEMBER, ROLE_OWNER, STATUS_ACTIVE, STATUS_DEACTIVATED, STATUS_DELETED, STATUS_INVITED, User,
+    accept_invitation, find_user, find_user_by_email, find_user_by_invitation, insert_user,
+    list_users as db_list_users, set_user_status, update_user_profile,
+};
+use crate::domain::Issuer;
 use crate::error::AppError;
 use crate::passwords::PasswordHasher;
 
@@ -14,16 +28,37 @@ pub struct UserRegistration {
     pub email: String,
     pub name: Option<String>,
     pub password: SecretString,
+    /// `member` unless said otherwise; only an owner makes owners.
+    pub role: Option<String>,
 }
 
+/// A user as the management API shows it: never a password hash.
 #[derive(Debug, Serialize)]
-pub struct RegisteredUser {
+pub struct UserView {
     pub id: String,
     pub email: String,
     pub name: Option<String>,
-    pub status: &'static str,
+    pub status: String,
+    pub role: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
 }
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            name: user.name.clone(),
+            status: user.status.clone(),
+            role: user.role.clone(),
+            created_at: super::utc(user.created_at),
+            updated_at: super::utc(user.updated_at),
+        }
+    }
+}
+
+pub type RegisteredUser = UserView;
 
 /// Emails are compared case-insensitively, so they are stored lower-cased and trimmed.
 /// The check is deliberately loose (one `@`, something on each side, no spaces): the
@@ -36,40 +71,262 @@ pub fn normalize_email(email: &str) -> Result<String, AppError> {
     if valid { Ok(email) } else { Err(AppError::BadRequest(format!("`{email}` is not an email address"))) }
 }
 
+fn clean_display_name(name: Option<&str>) -> Result<Option<&str>, AppError> {
+    let name = name.map(str::trim).filter(|n| !n.is_empty());
+    if name.is_some_and(|n| n.chars().count() > 200) {
+        return Err(AppError::BadRequest("the name must be at most 200 characters".into()));
+    }
+    Ok(name)
+}
+
+/// The role asked for, if the caller may hand it out.
+fn role_to_grant<'r>(caller: &Caller<'_>, role: Option<&'r str>) -> Result<&'r str, AppError> {
+    match role.unwrap_or(ROLE_MEMBER) {
+        ROLE_MEMBER => Ok(ROLE_MEMBER),
+        ROLE_OWNER => caller.require_owner("make a user an owner").map(|()| ROLE_OWNER),
+        other => Err(AppError::BadRequest(format!("unknown role `{other}` (expected member or owner)"))),
+    }
+}
+
+struct NewUserRow<'a> {
+    email: &'a str,
+    name: Option<&'a str>,
+    role: &'a str,
+    password_hash: Option<&'a str>,
+    invitation: Option<(&'a str, NaiveDateTime)>,
+}
+
+fn insert_new_user(conn: &mut DbConnection, caller: &Caller<'_>, row: NewUserRow<'_>) -> Result<User, AppError> {
+    let tenant = crate::db::DEFAULT_TENANT_ID;
+    if find_user_by_email(conn, tenant, row.email)?.is_some() {
+        return Err(AppError::Conflict(format!("a user with the email `{}` already exists", row.email)));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = crate::db::now();
+    let (status, action) =
+        if row.invitation.is_some() { (STATUS_INVITED, "user.invited") } else { (STATUS_ACTIVE, "user.created") };
+    crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
+        insert_user(
+            conn,
+            &NewUser {
+                id: &id,
+                tenant_id: tenant,
+                email: row.email,
+                name: row.name,
+                password_hash: row.password_hash,
+                status,
+                role: row.role,
+                invite_token_hash: row.invitation.map(|(hash, _)| hash),
+                invite_expires_at: row.invitation.map(|(_, until)| until),
+                created_at: now,
+                updated_at: now,
+            },
+        )?;
+        audit::record(
+            conn,
+            &caller.audit.change(action).target("user", &id).details(serde_json::json!({ "role": row.role })),
+        )?;
+        Ok(())
+    })?;
+    find_user(conn, &id)?.ok_or(AppError::NotFound)
+}
+
 /// Hashing takes tens of milliseconds: call this from a blocking context.
 pub fn register_user(
     conn: &mut DbConnection,
     passwords: &PasswordHasher,
+    caller: &Caller<'_>,
     registration: UserRegistration,
 ) -> Result<RegisteredUser, AppError> {
+    caller.check_create(Resource::Users, None)?;
     let email = normalize_email(&registration.email)?;
-    let name = registration.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
-    if name.is_some_and(|n| n.chars().count() > 200) {
-        return Err(AppError::BadRequest("the name must be at most 200 characters".into()));
-    }
+    let name = clean_display_name(registration.name.as_deref())?;
+    let role = role_to_grant(caller, registration.role.as_deref())?;
     let password_hash =
         passwords.hash(registration.password.expose_secret()).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let tenant = crate::db::DEFAULT_TENANT_ID;
-    if find_user_by_email(conn, tenant, &email)?.is_some() {
-        return Err(AppError::Conflict(format!("a user with the email `{email}` already exists")));
+    let row = NewUserRow { email: &email, name, role, password_hash: Some(&password_hash), invitation: None };
+    insert_new_user(conn, caller, row).map(|user| UserView::from(&user))
+}
+
+/// How long an invitation can be accepted.
+pub const INVITATION_LIFETIME: TimeDelta = TimeDelta::days(7);
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invitation {
+    pub email: String,
+    pub name: Option<String>,
+    pub role: Option<String>,
+}
+
+/// An invited user and the link that lets them choose a password: the link is shown once.
+#[derive(Serialize)]
+pub struct InvitedUser {
+    pub user: UserView,
+    pub invitation_url: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl std::fmt::Debug for InvitedUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InvitedUser").field("user", &self.user).field("invitation_url", &"<hidden>").finish()
     }
-    let id = uuid::Uuid::new_v4().to_string();
+}
+
+pub fn invite_user(
+    conn: &mut DbConnection,
+    hasher: &TokenHasher,
+    issuer: &Issuer,
+    caller: &Caller<'_>,
+    invitation: Invitation,
+) -> Result<InvitedUser, AppError> {
+    caller.check_create(Resource::Users, None)?;
+    let email = normalize_email(&invitation.email)?;
+    let name = clean_display_name(invitation.name.as_deref())?;
+    let role = role_to_grant(caller, invitation.role.as_deref())?;
+    let token = random_token::<32>();
+    let hash = hasher.hash(&token);
+    let expires_at = crate::db::now() + INVITATION_LIFETIME;
+    let row =
+        NewUserRow { email: &email, name, role, password_hash: None, invitation: Some((hash.as_str(), expires_at)) };
+    let user = insert_new_user(conn, caller, row)?;
+    Ok(InvitedUser {
+        user: UserView::from(&user),
+        invitation_url: issuer.endpoint(&format!("/invitation?token={token}")),
+        expires_at: super::utc(expires_at),
+    })
+}
+
+fn user_for(conn: &mut DbConnection, caller: &Caller<'_>, id: &str, action: Action) -> Result<User, AppError> {
+    let user = find_user(conn, id)?.filter(|u| u.status != STATUS_DELETED).ok_or(AppError::NotFound)?;
+    caller.check(Target::of(Resource::Users).of_user(Some(&user.id)), action)?;
+    Ok(user)
+}
+
+pub fn get_user(conn: &mut DbConnection, caller: &Caller<'_>, id: &str) -> Result<UserView, AppError> {
+    user_for(conn, caller, id, Action::Read).map(|u| UserView::from(&u))
+}
+
+pub fn list_users(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<UserView>, AppError> {
+    let listing = caller.listing(Resource::Users)?;
+    let users = db_list_users(conn, false)?;
+    Ok(users.iter().filter(|u| listing.all || listing.user.as_deref() == Some(&u.id)).map(UserView::from).collect())
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    pub name: Option<String>,
+    pub role: Option<String>,
+}
+
+pub fn update_user(
+    conn: &mut DbConnection,
+    caller: &Caller<'_>,
+    id: &str,
+    update: UserUpdate,
+) -> Result<UserView, AppError> {
+    let user = user_for(conn, caller, id, Action::Write)?;
+    let name = match update.name.as_deref() {
+        Some(name) => clean_display_name(Some(name))?,
+        None => user.name.as_deref(),
+    };
+    let role = match update.role.as_deref() {
+        Some(role) if role != user.role => role_to_grant(caller, Some(role))?,
+        _ => user.role.as_str(),
+    };
+    if role != user.role && user.role == ROLE_OWNER {
+        caller.require_owner("change an owner's role")?;
+    }
+    crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
+        update_user_profile(conn, id, name, role, crate::db::now())?;
+        audit::record(
+            conn,
+            &caller.audit.change("user.updated").target("user", id).details(serde_json::json!({ "role": role })),
+        )?;
+        Ok(())
+    })?;
+    get_user(conn, caller, id)
+}
+
+/// What happens to a user's standing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Signs them out and stops their personal keys until reactivated.
+    Deactivate,
+    Reactivate,
+    /// For good: their personal keys, sessions, grants and memberships end, and the email
+    /// is free for a new user.
+    Delete,
+}
+
+pub fn change_lifecycle(
+    conn: &mut DbConnection,
+    caller: &Caller<'_>,
+    id: &str,
+    change: Lifecycle,
+) -> Result<UserView, AppError> {
+    let action = if change == Lifecycle::Delete { Action::Delete } else { Action::Write };
+    let user = user_for(conn, caller, id, action)?;
+    // A user's own personal key could otherwise lock its user out or delete them.
+    if caller.reach.user.as_deref() == Some(&user.id) && !caller.reach.owner {
+        return Err(AppError::Forbidden("a user cannot deactivate or delete themselves".into()));
+    }
+    if user.role == ROLE_OWNER {
+        caller.require_owner("deactivate or delete an owner")?;
+    }
+    let (status, audit_action) = match (change, user.status.as_str()) {
+        (Lifecycle::Deactivate, STATUS_ACTIVE) => (STATUS_DEACTIVATED, "user.deactivated"),
+        (Lifecycle::Reactivate, STATUS_DEACTIVATED) => (STATUS_ACTIVE, "user.reactivated"),
+        (Lifecycle::Delete, _) => (STATUS_DELETED, "user.deleted"),
+        (_, current) => {
+            return Err(AppError::Conflict(format!("the user is {current}; that change does not apply")));
+        }
+    };
+    crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
+        let now = crate::db::now();
+        set_user_status(conn, id, status, now)?;
+        if status != STATUS_ACTIVE {
+            delete_sessions_of_user(conn, id)?;
+            revoke_families_of_user(conn, id, now)?;
+        }
+        if status == STATUS_DELETED {
+            remove_user_from_all_teams(conn, id)?;
+        }
+        audit::record(conn, &caller.audit.change(audit_action).target("user", id))?;
+        Ok(())
+    })?;
+    let user = find_user(conn, id)?.ok_or(AppError::NotFound)?;
+    Ok(UserView::from(&user))
+}
+
+/// Accepts an invitation with the password the person chose. Hashing is slow: call from a
+/// blocking context.
+pub fn accept(
+    conn: &mut DbConnection,
+    hasher: &TokenHasher,
+    passwords: &PasswordHasher,
+    token: &str,
+    password: &SecretString,
+) -> Result<User, AppError> {
+    let token_hash = hasher.hash(token);
     let now = crate::db::now();
-    insert_user(
-        conn,
-        &NewUser {
-            id: &id,
-            tenant_id: tenant,
-            email: &email,
-            name,
-            password_hash: Some(&password_hash),
-            status: STATUS_ACTIVE,
-            created_at: now,
-            updated_at: now,
-        },
-    )?;
-    audit::record(conn, &AuditEntry::new(Actor::System, "user.created", Outcome::Success).target("user", &id))?;
-    Ok(RegisteredUser { id, email, name: name.map(str::to_owned), status: STATUS_ACTIVE, created_at: super::utc(now) })
+    let user = find_user_by_invitation(conn, token_hash.as_str(), now)?.ok_or(AppError::NotFound)?;
+    let password_hash = passwords.hash(password.expose_secret()).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
+        if !accept_invitation(conn, &user.id, token_hash.as_str(), &password_hash, now)? {
+            return Err(AppError::NotFound);
+        }
+        let entry = super::audit::AuditEntry::new(
+            super::audit::Actor::User(&user.id),
+            "user.invitation_accepted",
+            super::audit::Outcome::Success,
+        )
+        .target("user", &user.id);
+        audit::record(conn, &entry)?;
+        Ok(())
+    })?;
+    find_user(conn, &user.id)?.ok_or(AppError::NotFound)
 }
 
 #[cfg(test)]

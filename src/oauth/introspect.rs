@@ -32,8 +32,9 @@ async fn introspect_api_key(state: &AppState, req: &HttpRequest, token: &str) ->
         return inactive();
     }
     match authenticate_key(req, state, token.to_owned()).await {
-        Ok(key) => {
-            let view = crate::api::current::ApiKeyView::from(&key);
+        Ok(auth) => {
+            let view = crate::api::current::view_of(&auth);
+            let key = auth.key;
             serde_json::json!({
                 "active": true,
                 "token_type": "api_key",

@@ -15,8 +15,7 @@ use super::access_tokens::{TokenAudience, mint_access_token};
 use super::error::OAuthError;
 use super::params::OAuthParams;
 use super::token::TokenResponse;
-use crate::apikeys::extractor::authenticate_key;
-use crate::db::api_keys::ApiKeyRow;
+use crate::apikeys::extractor::{ApiKeyAuth, authenticate_key};
 use crate::db::apis::{Api, find_api_by_audience};
 use crate::domain::{ResourceUri, Scopes};
 use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
@@ -29,13 +28,17 @@ pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_tok
 /// Exchanged tokens are short-lived whatever the API's own lifetime.
 pub const EXCHANGED_TOKEN_LIFETIME: TimeDelta = TimeDelta::minutes(15);
 
-/// The scopes a key may carry into an API's token: all of the API's for a key that
-/// reaches everything its tenant or user can, else its listed permissions.
-fn key_scopes(key: &ApiKeyRow, api: &Api) -> Scopes {
-    match key.kind.as_str() {
-        "tenant_owner" | "personal" => api.scopes(),
-        _ => Scopes::parse(&key.permissions).unwrap_or_default().intersection(&api.scopes()),
+/// The scopes a key may carry into an API's token: all of the API's for a key that acts
+/// as its owner or user, else the key's permissions (a team key's role) that the API defines.
+fn key_scopes(auth: &ApiKeyAuth, api: &Api) -> Scopes {
+    if auth.reach.owner || auth.key.kind == "personal" {
+        return api.scopes();
     }
+    let mut names = auth.reach.tenant.names();
+    for (_, role) in &auth.reach.teams {
+        names.extend(role.actions().iter().map(|action| action.as_str().to_owned()));
+    }
+    Scopes::from_tokens(names.iter().map(String::as_str)).unwrap_or_default().intersection(&api.scopes())
 }
 
 pub async fn issue(state: &AppState, req: &HttpRequest, params: &OAuthParams) -> Result<TokenResponse, OAuthError> {
@@ -62,14 +65,15 @@ pub async fn issue(state: &AppState, req: &HttpRequest, params: &OAuthParams) ->
     let audience = ResourceUri::parse(named).map_err(|e| OAuthError::invalid_target(e.to_string()))?;
 
     // RFC 8693 §2.2.2: an unusable subject token is invalid_request.
-    let key = authenticate_key(req, state, params.required("subject_token")?.to_owned())
+    let auth = authenticate_key(req, state, params.required("subject_token")?.to_owned())
         .await
         .map_err(|e| OAuthError::invalid_request(format!("subject_token: {}", e.message)))?;
     let lookup = audience.to_string();
     let api = crate::db::run(&state.pool, move |conn| Ok(find_api_by_audience(conn, &lookup)?))
         .await?
         .ok_or_else(|| OAuthError::invalid_target(format!("no API has the audience `{audience}`")))?;
-    let allowed = key_scopes(&key, &api);
+    let allowed = key_scopes(&auth, &api);
+    let key = auth.key;
     let granted = match requested_scope {
         Some(requested) if !requested.is_subset(&allowed) => {
             return Err(OAuthError::invalid_scope(format!(

@@ -11,12 +11,16 @@ use serde::Deserialize;
 use super::csrf::{self, CsrfToken};
 use super::pages::{error_page, form_page};
 use super::session::{SESSION_COOKIE, current_user};
+use crate::access::Reach;
 use crate::db::consents::{delete_consent, list_consents_for_user};
 use crate::db::refresh_tokens::revoke_families_of_user_client;
 use crate::db::sessions::list_sessions_for_user;
+use crate::db::users::User;
 use crate::domain::Scopes;
 use crate::error::AppError;
-use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
+use crate::manage::Caller;
+use crate::manage::api_keys;
+use crate::manage::audit::{self, Actor, AuditEntry, Context, Outcome};
 use crate::oauth::authorize::scopes_for_people;
 use crate::startup::AppState;
 
@@ -34,6 +38,14 @@ struct SignIn {
     current: bool,
 }
 
+struct PersonalKey {
+    id: String,
+    name: String,
+    shown_as: String,
+    created: String,
+    last_used: String,
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage<'a> {
@@ -42,6 +54,9 @@ struct AccountPage<'a> {
     member_since: String,
     apps: Vec<AppAccess>,
     sessions: Vec<SignIn>,
+    keys: Vec<PersonalKey>,
+    /// A key just created: shown on this one page and never again.
+    new_key: Option<&'a str>,
     csrf_token: &'a str,
     notice: Option<&'a str>,
 }
@@ -49,6 +64,7 @@ struct AccountPage<'a> {
 #[derive(Deserialize)]
 pub struct AccountQuery {
     revoked: Option<String>,
+    key_deleted: Option<String>,
 }
 
 /// "Firefox on Windows" rather than a user-agent string: enough to recognise a device.
@@ -94,10 +110,33 @@ pub async fn get_account(
     let Some(user) = current_user(&req, &state).await? else {
         return Ok(to_login());
     };
+    let notice = if query.revoked.is_some() {
+        Some("Access withdrawn. The app's tokens no longer work.")
+    } else if query.key_deleted.is_some() {
+        Some("API key deleted. It no longer works.")
+    } else {
+        None
+    };
+    render_account(&req, &state, user, notice, None).await
+}
+
+async fn render_account(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    user: User,
+    notice: Option<&str>,
+    new_key: Option<&str>,
+) -> Result<HttpResponse, AppError> {
     let current_hash = req.cookie(SESSION_COOKIE).map(|c| state.hasher.hash(c.value()).into_string());
     let user_id = user.id.clone();
-    let (consents, sessions) = crate::db::run(&state.pool, move |conn| {
-        Ok((list_consents_for_user(conn, &user_id)?, list_sessions_for_user(conn, &user_id, crate::db::now())?))
+    let (consents, sessions, keys) = crate::db::run(&state.pool, move |conn| {
+        let reach = Reach { user: Some(user_id.clone()), ..Reach::default() };
+        let caller = Caller { reach: &reach, audit: Context::SYSTEM };
+        Ok((
+            list_consents_for_user(conn, &user_id)?,
+            list_sessions_for_user(conn, &user_id, crate::db::now())?,
+            api_keys::list_keys(conn, &caller)?,
+        ))
     })
     .await?;
     let apps = consents
@@ -118,17 +157,143 @@ pub async fn get_account(
             current: current_hash.as_deref() == Some(session.id_hash.as_str()),
         })
         .collect();
-    let CsrfToken { form_value, cookie } = csrf::issue(&req, &state);
+    let keys = keys
+        .into_iter()
+        .filter(|key| key.kind == "personal")
+        .map(|key| PersonalKey {
+            shown_as: format!("{}…{}", key.prefix, key.last_four),
+            created: date(key.created_at.naive_utc()),
+            last_used: key
+                .last_used_at
+                .map_or_else(|| "never used".to_owned(), |at| format!("last used {}", date(at.naive_utc()))),
+            id: key.id,
+            name: key.name,
+        })
+        .collect();
+    let CsrfToken { form_value, cookie } = csrf::issue(req, state);
     let page = AccountPage {
         name: user.display_name(),
         email: &user.email,
         member_since: date(user.created_at),
         apps,
         sessions,
+        keys,
+        new_key,
         csrf_token: &form_value,
-        notice: query.revoked.is_some().then_some("Access withdrawn. The app's tokens no longer work."),
+        notice,
     };
     form_page(StatusCode::OK, cookie, &page)
+}
+
+#[derive(Deserialize)]
+struct NewKeyForm {
+    name: String,
+    csrf_token: String,
+}
+
+#[derive(Deserialize)]
+struct DeleteKeyForm {
+    key_id: String,
+    csrf_token: String,
+}
+
+/// Reads a small form and checks its CSRF token; `Err` is the page to answer with.
+async fn read_form<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: Payload,
+    state: &AppState,
+    token: impl Fn(&T) -> &str,
+) -> Result<T, HttpResponse> {
+    let body = payload.to_bytes_limited(16 * 1024).await.ok().and_then(Result::ok).unwrap_or_default();
+    let Ok(form) = serde_urlencoded::from_bytes::<T>(&body) else {
+        return Err(error_page(StatusCode::BAD_REQUEST, "Cannot continue", "The form was incomplete."));
+    };
+    if !csrf::verify(req, state, token(&form)) {
+        return Err(error_page(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "Go back, reload the page and try again.",
+        ));
+    }
+    Ok(form)
+}
+
+/// Creates a personal key for the signed-in user and shows it, once, on the account page.
+pub async fn post_create_key(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let form = match read_form::<NewKeyForm>(&req, payload, &state, |f| &f.csrf_token).await {
+        Ok(form) => form,
+        Err(page) => return Ok(page),
+    };
+    let Some(user) = current_user(&req, &state).await? else {
+        return Ok(to_login());
+    };
+    let (user_id, shared) = (user.id.clone(), state.clone());
+    let ip = req.peer_addr().map(|addr| addr.ip().to_string());
+    let request_id = crate::telemetry::current_request_id();
+    let created = crate::db::run(&state.pool, move |conn| {
+        let reach = Reach { user: Some(user_id.clone()), ..Reach::default() };
+        let audit =
+            Context { actor: Actor::User(&user_id), via_key: None, ip: ip.as_deref(), request_id: Some(&request_id) };
+        let request = api_keys::KeyRequest::personal(form.name);
+        api_keys::create_key(
+            conn,
+            &shared.hasher,
+            shared.settings.environment,
+            &Caller { reach: &reach, audit },
+            request,
+        )
+    })
+    .await;
+    match created {
+        Ok(created) => {
+            render_account(
+                &req,
+                &state,
+                user,
+                Some("Copy your new key now: it is not shown again."),
+                Some(&created.key),
+            )
+            .await
+        }
+        Err(AppError::BadRequest(message)) => {
+            Ok(error_page(StatusCode::BAD_REQUEST, "Cannot create the key", &message))
+        }
+        Err(other) => Err(other),
+    }
+}
+
+pub async fn post_delete_key(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let form = match read_form::<DeleteKeyForm>(&req, payload, &state, |f| &f.csrf_token).await {
+        Ok(form) => form,
+        Err(page) => return Ok(page),
+    };
+    let Some(user) = current_user(&req, &state).await? else {
+        return Ok(to_login());
+    };
+    let ip = req.peer_addr().map(|addr| addr.ip().to_string());
+    let request_id = crate::telemetry::current_request_id();
+    let deleted = crate::db::run(&state.pool, move |conn| {
+        let reach = Reach { user: Some(user.id.clone()), ..Reach::default() };
+        let audit =
+            Context { actor: Actor::User(&user.id), via_key: None, ip: ip.as_deref(), request_id: Some(&request_id) };
+        api_keys::delete_key(conn, &Caller { reach: &reach, audit }, &form.key_id)
+    })
+    .await;
+    match deleted {
+        Ok(()) => Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/account?key_deleted=1")).finish()),
+        Err(AppError::NotFound | AppError::Forbidden(_)) => {
+            Ok(error_page(StatusCode::NOT_FOUND, "No such key", "That key does not exist or is not yours."))
+        }
+        Err(other) => Err(other),
+    }
 }
 
 #[derive(Deserialize)]
@@ -144,17 +309,10 @@ pub async fn post_revoke_consent(
     payload: Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let body = payload.to_bytes_limited(16 * 1024).await.ok().and_then(Result::ok).unwrap_or_default();
-    let Ok(form) = serde_urlencoded::from_bytes::<RevokeForm>(&body) else {
-        return Ok(error_page(StatusCode::BAD_REQUEST, "Cannot continue", "The form was incomplete."));
+    let form = match read_form::<RevokeForm>(&req, payload, &state, |f| &f.csrf_token).await {
+        Ok(form) => form,
+        Err(page) => return Ok(page),
     };
-    if !csrf::verify(&req, &state, &form.csrf_token) {
-        return Ok(error_page(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "Go back, reload the page and try again.",
-        ));
-    }
     let Some(user) = current_user(&req, &state).await? else {
         return Ok(to_login());
     };

@@ -20,5 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/logout").route(web::get().to(login::get_logout)).route(web::post().to(login::post_logout)))
     .service(only("/account", Method::GET, web::get().to(account::get_account)))
     .service(only("/account/consents/revoke", Method::POST, web::post().to(account::post_revoke_consent)))
+    .service(only("/account/api-keys", Method::POST, web::post().to(account::post_create_key)))
+    .service(only("/account/api-keys/delete", Method::POST, web::post().to(account::post_delete_key)))
     .service(only("/static/style.css", Method::GET, web::get().to(pages::get_stylesheet)));
 }

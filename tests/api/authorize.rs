@@ -26,6 +26,7 @@ pub fn register_public_client(
     app.create_api(API, &["read", "write"], "RS256");
     let registration = latchkey::manage::clients::ClientRegistration {
         name: "Photo Printer".into(),
+        team_id: None,
         grant_types: grants.iter().map(|g| g.to_string()).collect(),
         scopes: vec![scopes.into()],
         audiences: vec![API.into()],
@@ -161,6 +162,7 @@ async fn an_id_token_names_the_user_and_carries_the_nonce(backend: Backend) {
     let client = {
         let registration = latchkey::manage::clients::ClientRegistration {
             name: "Web App".into(),
+            team_id: None,
             grant_types: vec!["authorization_code".into()],
             scopes: vec!["openid profile email read".into()],
             audiences: vec![API.into()],
@@ -408,6 +410,7 @@ async fn a_code_is_bound_to_its_verifier_client_redirect_uri_and_lifetime(backen
     let other = {
         let registration = latchkey::manage::clients::ClientRegistration {
             name: "Other".into(),
+            team_id: None,
             grant_types: vec!["authorization_code".into()],
             scopes: vec!["read".into()],
             audiences: vec![],
@@ -541,6 +544,7 @@ async fn rp_initiated_logout_returns_to_a_registered_address_with_the_state(back
     let client = {
         let registration = latchkey::manage::clients::ClientRegistration {
             name: "Photo Printer".into(),
+            team_id: None,
             grant_types: vec!["authorization_code".into()],
             scopes: vec!["openid read".into()],
             audiences: vec![API.into()],

@@ -91,6 +91,7 @@ fn loopback_app(app: &TestApp) -> (String, String) {
     let callback = app.url("/test-callback");
     let registration = latchkey::manage::clients::ClientRegistration {
         name: "Photo Printer".into(),
+        team_id: None,
         grant_types: vec!["authorization_code".into(), "refresh_token".into()],
         scopes: vec!["openid read write offline_access".into()],
         audiences: vec![API.into()],
@@ -99,7 +100,7 @@ fn loopback_app(app: &TestApp) -> (String, String) {
         public: true,
     };
     let client = app.register_client(registration);
-    (client.client_id, callback)
+    (client.client_id.clone(), callback)
 }
 
 fn query_param(url: &url::Url, name: &str) -> Option<String> {

@@ -163,23 +163,27 @@ impl TestApp {
     pub fn create_api(&self, audience: &str, scopes: &[&str], signing: &str) -> RegisteredApi {
         let mut conn = self.pool.get().unwrap();
         let registration = ApiRegistration {
+            team_id: None,
             name: None,
             audience: audience.into(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             signing: signing.parse::<ApiSigning>().unwrap(),
             token_lifetime_secs: None,
         };
-        manage::apis::register_api(&mut conn, &self.state.sealer, registration, 3600).expect("the API registers")
+        manage::apis::register_api(&mut conn, &self.state.sealer, &manage::Caller::system(), registration, 3600)
+            .expect("the API registers")
     }
 
     pub fn register_client(&self, registration: ClientRegistration) -> RegisteredClient {
         let mut conn = self.pool.get().unwrap();
-        manage::clients::register_client(&mut conn, &self.state.hasher, registration).expect("the client registers")
+        manage::clients::register_client(&mut conn, &self.state.hasher, &manage::Caller::system(), registration)
+            .expect("the client registers")
     }
 
     pub fn create_client(&self, grants: &[&str], scopes: &[&str], audiences: &[&str]) -> RegisteredClient {
         let registration = ClientRegistration {
             name: "Test client".into(),
+            team_id: None,
             grant_types: grants.iter().map(|s| s.to_string()).collect(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             audiences: audiences.iter().map(|s| s.to_string()).collect(),
@@ -236,7 +240,15 @@ impl TestApp {
         let rotated = {
             let mut conn = self.pool.get().unwrap();
             let window = manage::keys::retirement_window(&mut conn, 3600, 30).unwrap();
-            manage::keys::rotate_key(&mut conn, &self.state.sealer, algorithm, window, db::now()).unwrap()
+            manage::keys::rotate_key(
+                &mut conn,
+                &self.state.sealer,
+                &manage::audit::Context::SYSTEM,
+                algorithm,
+                window,
+                db::now(),
+            )
+            .unwrap()
         };
         self.state.reload_keys().await.unwrap();
         rotated.kid
@@ -249,13 +261,57 @@ impl TestApp {
             email: email.into(),
             name: Some("Ada Lovelace".into()),
             password: password.to_owned().into(),
+            role: None,
         };
-        manage::users::register_user(&mut conn, &self.state.passwords, registration).expect("the user registers")
+        manage::users::register_user(&mut conn, &self.state.passwords, &manage::Caller::system(), registration)
+            .expect("the user registers")
     }
 
     /// A client that behaves like a browser: keeps cookies, does not follow redirects.
     pub fn browser(&self) -> reqwest::Client {
         reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap()
+    }
+
+    /// A tenant-owner key, as `latchkey api-key create --kind tenant-owner` makes one.
+    pub fn owner_key(&self) -> String {
+        let mut conn = self.pool.get().unwrap();
+        let environment = self.state.settings.environment;
+        manage::api_keys::create_tenant_owner_key(&mut conn, &self.state.hasher, environment, "ops").unwrap().key
+    }
+
+    /// Calls the management API with `key`; answers the status and the JSON body (`null`
+    /// when there is none).
+    pub async fn api(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method, self.url(&format!("/api/v1{path}"))).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+    }
+
+    /// A personal key made the way a user makes one: signed in, on the account page.
+    pub async fn personal_key_from_account_page(&self, email: &str, password: &str) -> String {
+        let browser = self.browser();
+        let signed_in = crate::login::sign_in(self, &browser, email, password, "/account").await;
+        assert_eq!(signed_in.status(), 303, "{email} signs in");
+        let page = browser.get(self.url("/account")).send().await.unwrap().text().await.unwrap();
+        let token = crate::login::csrf_token(&page);
+        let response = browser
+            .post(self.url("/account/api-keys"))
+            .form(&[("name", "laptop"), ("csrf_token", &token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["cache-control"], "no-store", "the page with the key is not cached");
+        let html = response.text().await.unwrap();
+        let marker = r#"id="new-key" type="text" readonly value=""#;
+        let start = html.find(marker).expect("the new key is shown") + marker.len();
+        html[start..].split('"').next().unwrap().to_owned()
     }
 
     pub fn audit_actions(&self) -> Vec<(String, String)> {

@@ -22,7 +22,7 @@ async fn grant(app: &TestApp, scopes: &[&str]) -> Grant {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     Grant {
-        client_id: client.client_id,
+        client_id: client.client_id.clone(),
         access_token: body["access_token"].as_str().unwrap().to_owned(),
         refresh_token: body["refresh_token"].as_str().expect("offline_access yields a refresh token").to_owned(),
     }

@@ -38,7 +38,7 @@ async fn migrations_go_up_down_and_up_again(backend: Backend) {
 
     // Assert
     assert_eq!(after_down, 0);
-    assert_eq!(applied.len(), 3);
+    assert_eq!(applied.len(), 4);
     assert_eq!(table_count(&mut conn), 15);
     assert!(db::run_migrations(&mut conn).unwrap().is_empty(), "nothing left to apply");
 }
@@ -52,6 +52,7 @@ async fn foreign_keys_and_unique_constraints_are_enforced(backend: Backend) {
     let client = |id: &'static str, tenant: &'static str| NewClient {
         id,
         tenant_id: tenant,
+        team_id: None,
         client_id: "same-client-id",
         name: "x",
         secret_hash: None,

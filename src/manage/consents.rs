@@ -1,0 +1,74 @@
+//! Consents: which apps a user let have which scopes. Withdrawing one revokes the tokens
+//! the app holds for that user.
+
+use serde::Serialize;
+
+use super::Caller;
+use super::audit;
+use crate::access::{Action, Resource, Target};
+use crate::db::DbConnection;
+use crate::db::consents::{Consent, delete_consent, find_consent_by_id, list_consents as db_list_consents};
+use crate::db::refresh_tokens::revoke_families_of_user_client;
+use crate::error::AppError;
+
+#[derive(Debug, Serialize)]
+pub struct ConsentView {
+    pub id: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub client_name: String,
+    pub scope: String,
+    /// Whether the user asked not to be asked again.
+    pub remembered: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn view(consent: &Consent, client_name: String) -> ConsentView {
+    ConsentView {
+        id: consent.id.clone(),
+        user_id: consent.user_id.clone(),
+        client_id: consent.client_id.clone(),
+        client_name,
+        scope: consent.scope.clone(),
+        remembered: consent.remembered,
+        created_at: super::utc(consent.created_at),
+        updated_at: super::utc(consent.updated_at),
+    }
+}
+
+/// Every consent the caller may see, optionally only one user's.
+pub fn list_consents(
+    conn: &mut DbConnection,
+    caller: &Caller<'_>,
+    user_id: Option<&str>,
+) -> Result<Vec<ConsentView>, AppError> {
+    let listing = caller.listing(Resource::Consents)?;
+    let user = match (listing.all, user_id, listing.user.as_deref()) {
+        (true, wanted, _) => wanted,
+        (false, Some(wanted), Some(own)) if wanted != own => return Ok(Vec::new()),
+        (false, _, own) => own,
+    };
+    Ok(db_list_consents(conn, user)?.into_iter().map(|(consent, name)| view(&consent, name)).collect())
+}
+
+/// Withdraws a consent and revokes the refresh tokens (and their access tokens) the client
+/// holds for the user.
+pub fn revoke_consent(conn: &mut DbConnection, caller: &Caller<'_>, id: &str) -> Result<(), AppError> {
+    let consent = find_consent_by_id(conn, id)?.ok_or(AppError::NotFound)?;
+    caller.check(Target::of(Resource::Consents).of_user(Some(&consent.user_id)), Action::Delete)?;
+    crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
+        let now = crate::db::now();
+        delete_consent(conn, &consent.user_id, &consent.client_id)?;
+        let revoked = revoke_families_of_user_client(conn, &consent.user_id, &consent.client_id, now)?;
+        audit::record(
+            conn,
+            &caller
+                .audit
+                .change("consent.revoked")
+                .target("client", &consent.client_id)
+                .details(serde_json::json!({ "user_id": consent.user_id, "refresh_tokens_revoked": revoked })),
+        )?;
+        Ok(())
+    })
+}

@@ -1,0 +1,382 @@
+//! The management API's resources, driven over HTTP with API keys (INTERFACE §5).
+
+use serde_json::{Value, json};
+
+use crate::helpers::{API, Backend, TestApp, spawn_app};
+use crate::login::{EMAIL, PASSWORD};
+
+/// The body of a successful call, or a panic naming what went wrong.
+pub async fn ok(app: &TestApp, method: &str, path: &str, key: &str, body: Option<Value>) -> Value {
+    let (status, body) = app.api(method, path, key, body).await;
+    assert!((200..300).contains(&status), "{method} {path}: {status} {body}");
+    body
+}
+
+async fn client_credentials(app: &TestApp, client_id: &str, secret: &str) -> u16 {
+    app.http
+        .post(app.url("/oauth2/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials"), ("resource", API)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn clients_are_created_read_updated_rotated_and_deleted(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = app.owner_key();
+    ok(&app, "POST", "/apis", &key, Some(json!({ "audience": API, "scopes": ["read", "write"] }))).await;
+
+    // Create: the secret is in this answer and nowhere else.
+    let (status, created) = app
+        .api(
+            "POST",
+            "/clients",
+            &key,
+            Some(json!({ "name": "Billing", "grant_types": ["client_credentials"], "scopes": ["read"], "audiences": [API] })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let first_secret = created["client_secret"].as_str().unwrap().to_owned();
+    let fetched = ok(&app, "GET", &format!("/clients/{id}"), &key, None).await;
+    assert_eq!(fetched["name"], "Billing");
+    assert!(fetched.get("client_secret").is_none(), "{fetched}");
+    let listed = ok(&app, "GET", "/clients", &key, None).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert!(!listed.to_string().contains(&first_secret));
+
+    // Update, and a bad update refused in the documented format.
+    let updated = ok(
+        &app,
+        "PATCH",
+        &format!("/clients/{id}"),
+        &key,
+        Some(json!({ "name": "Billing v2", "scopes": ["read", "write"] })),
+    )
+    .await;
+    assert_eq!((updated["name"].as_str(), updated["scope"].as_str()), (Some("Billing v2"), Some("read write")));
+    let (status, error) = app
+        .api("PATCH", &format!("/clients/{id}"), &key, Some(json!({ "redirect_uris": ["http://evil.example/cb"] })))
+        .await;
+    assert_eq!((status, error["error"].as_str()), (400, Some("invalid_request")), "{error}");
+    let (status, error) = app.api("PATCH", &format!("/clients/{id}"), &key, Some(json!({ "colour": "red" }))).await;
+    assert_eq!(
+        (status, error["error"].as_str()),
+        (400, Some("invalid_request")),
+        "unknown fields are refused: {error}"
+    );
+
+    // Rotate with a grace period: both secrets work; rotate again at once: only the newest.
+    let rotated =
+        ok(&app, "POST", &format!("/clients/{id}/rotate-secret"), &key, Some(json!({ "grace_period_secs": 3600 })))
+            .await;
+    let second_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert!(rotated["previous_secret_expires_at"].is_string(), "{rotated}");
+    assert_eq!(client_credentials(&app, &id, &first_secret).await, 200, "the old secret works during the grace period");
+    assert_eq!(client_credentials(&app, &id, &second_secret).await, 200);
+    let rotated = ok(&app, "POST", &format!("/clients/{id}/rotate-secret"), &key, None).await;
+    let third_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(client_credentials(&app, &id, &first_secret).await, 401);
+    assert_eq!(client_credentials(&app, &id, &second_secret).await, 401, "no grace asked: the old secret dies at once");
+    assert_eq!(client_credentials(&app, &id, &third_secret).await, 200);
+    let (status, error) = app
+        .api("POST", &format!("/clients/{id}/rotate-secret"), &key, Some(json!({ "grace_period_secs": 9_999_999 })))
+        .await;
+    assert_eq!((status, error["error"].as_str()), (400, Some("invalid_request")));
+
+    // Delete: gone from the API and from the token endpoint.
+    let (status, _) = app.api("DELETE", &format!("/clients/{id}"), &key, None).await;
+    assert_eq!(status, 204);
+    let (status, error) = app.api("GET", &format!("/clients/{id}"), &key, None).await;
+    assert_eq!((status, error["error"].as_str()), (404, Some("not_found")));
+    assert_eq!(client_credentials(&app, &id, &third_secret).await, 401);
+
+    let actions: Vec<String> = app.audit_actions().into_iter().map(|(action, _)| action).collect();
+    for expected in ["client.created", "client.updated", "client.secret_rotated", "client.deleted"] {
+        assert!(actions.iter().any(|a| a == expected), "{expected} is audited: {actions:?}");
+    }
+}
+
+async fn apis_show_their_secret_once_and_cannot_be_deleted_while_in_use(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = app.owner_key();
+
+    let (status, created) = app
+        .api("POST", "/apis", &key, Some(json!({ "audience": API, "scopes": ["read"], "signing_alg": "HS256" })))
+        .await;
+    assert_eq!(status, 201);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let secret = created["secret"].as_str().expect("the HS256 secret, once").to_owned();
+    let fetched = ok(&app, "GET", &format!("/apis/{id}"), &key, None).await;
+    assert!(fetched.get("secret").is_none() && !fetched.to_string().contains(&secret), "{fetched}");
+    let updated = ok(&app, "PATCH", &format!("/apis/{id}"), &key, Some(json!({ "token_lifetime_secs": 600 }))).await;
+    assert_eq!(updated["token_lifetime_secs"], 600);
+    let (status, _) = app.api("POST", "/apis", &key, Some(json!({ "audience": API }))).await;
+    assert_eq!(status, 409, "one API per audience");
+    let (status, _) =
+        app.api("POST", "/apis", &key, Some(json!({ "audience": "https://x.example", "signing_alg": "none" }))).await;
+    assert_eq!(status, 400);
+    ok(
+        &app,
+        "POST",
+        "/clients",
+        &key,
+        Some(json!({ "name": "c", "grant_types": ["client_credentials"], "audiences": [API] })),
+    )
+    .await;
+
+    let (status, error) = app.api("DELETE", &format!("/apis/{id}"), &key, None).await;
+
+    assert_eq!((status, error["error"].as_str()), (409, Some("conflict")), "{error}");
+    let other = ok(&app, "POST", "/apis", &key, Some(json!({ "audience": "https://unused.example.com" }))).await;
+    let (status, _) = app.api("DELETE", &format!("/apis/{}", other["id"].as_str().unwrap()), &key, None).await;
+    assert_eq!(status, 204);
+}
+
+async fn the_user_lifecycle_governs_personal_keys_only(backend: Backend) {
+    // Arrange: a user with a personal key made on the account page, in a team they admin,
+    // who made a team key with it.
+    let app = spawn_app(backend).await;
+    let owner = app.owner_key();
+    let user = ok(&app, "POST", "/users", &owner, Some(json!({ "email": EMAIL, "password": PASSWORD }))).await;
+    let user_id = user["id"].as_str().unwrap().to_owned();
+    let team = ok(&app, "POST", "/teams", &owner, Some(json!({ "name": "Payments" }))).await;
+    let team_id = team["id"].as_str().unwrap().to_owned();
+    ok(&app, "PUT", &format!("/teams/{team_id}/members/{user_id}"), &owner, Some(json!({ "role": "admin" }))).await;
+    let personal = app.personal_key_from_account_page(EMAIL, PASSWORD).await;
+    let team_key = ok(
+        &app,
+        "POST",
+        "/api-keys",
+        &personal,
+        Some(json!({ "kind": "team", "name": "deploys", "team_id": team_id, "team_role": "editor" })),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let me = |key: String| {
+        let app = &app;
+        async move { app.api("GET", "/users/me", &key, None).await }
+    };
+    let team_reach = |key: String| {
+        let (app, path) = (&app, format!("/teams/{team_id}"));
+        async move { app.api("GET", &path, &key, None).await.0 }
+    };
+    let (status, body) = me(personal.clone()).await;
+    assert_eq!((status, body["id"].as_str()), (200, Some(user_id.as_str())));
+
+    // Deactivate: the personal key stops, the team key does not.
+    ok(&app, "POST", &format!("/users/{user_id}/deactivate"), &owner, None).await;
+    let (status, body) = me(personal.clone()).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_api_key")));
+    assert_eq!(team_reach(team_key.clone()).await, 200);
+
+    // Reactivate: it works again.
+    ok(&app, "POST", &format!("/users/{user_id}/reactivate"), &owner, None).await;
+    assert_eq!(me(personal.clone()).await.0, 200);
+
+    // Delete, then invite the same email back: a new user, and the old key stays dead.
+    let (status, _) = app.api("DELETE", &format!("/users/{user_id}"), &owner, None).await;
+    assert_eq!(status, 204);
+    assert_eq!(me(personal.clone()).await.0, 401);
+    let (status, invited) = app.api("POST", "/users/invitations", &owner, Some(json!({ "email": EMAIL }))).await;
+    assert_eq!(status, 201, "{invited}");
+    assert_ne!(invited["user"]["id"].as_str(), Some(user_id.as_str()));
+    assert_eq!(invited["user"]["status"], "invited");
+    assert!(invited["invitation_url"].as_str().unwrap().contains("/invitation?token="));
+    assert_eq!(me(personal.clone()).await.0, 401, "a re-invited email does not revive the old user's key");
+    assert_eq!(team_reach(team_key.clone()).await, 200, "other kinds outlive their creator");
+    let (status, _) = app.api("GET", &format!("/users/{user_id}"), &owner, None).await;
+    assert_eq!(status, 404, "a deleted user is gone from the API");
+    let actions: Vec<String> = app.audit_actions().into_iter().map(|(action, _)| action).collect();
+    for expected in ["user.created", "user.deactivated", "user.reactivated", "user.deleted", "user.invited"] {
+        assert!(actions.iter().any(|a| a == expected), "{expected}: {actions:?}");
+    }
+}
+
+async fn keys_are_shown_once_and_rotate_with_a_grace_period(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = app.owner_key();
+    let (status, created) = app
+        .api(
+            "POST",
+            "/api-keys",
+            &owner,
+            Some(json!({ "kind": "restricted", "name": "ci", "permissions": ["clients:read"], "tier": "free" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let first = created["key"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(first.starts_with("rk_test_"), "{first}");
+    assert_eq!(created["permissions"], json!(["clients:read"]));
+
+    // Lists show the prefix and last four only, and when the key was last used.
+    assert_eq!(app.api("GET", "/clients", &first, None).await.0, 200);
+    let listed = ok(&app, "GET", "/api-keys", &owner, None).await;
+    assert!(!listed.to_string().contains(&first[12..]), "the key is never listed: {listed}");
+    let entry = listed["data"].as_array().unwrap().iter().find(|k| k["id"] == id.as_str()).unwrap().clone();
+    assert_eq!(entry["prefix"], &first[..12]);
+    assert_eq!(entry["last_four"], &first[first.len() - 4..]);
+    assert!(entry["last_used_at"].is_string() && entry["last_used_ip"] == "127.0.0.1", "{entry}");
+    assert_eq!(entry["tier"], "free");
+
+    // Rotate with a grace period: both work; rotate the new one at once: it dies.
+    let rotated =
+        ok(&app, "POST", &format!("/api-keys/{id}/rotate"), &owner, Some(json!({ "grace_period_secs": 600 }))).await;
+    let second = rotated["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (rotated["kind"].as_str(), rotated["permissions"].clone()),
+        (Some("restricted"), json!(["clients:read"]))
+    );
+    assert_eq!(app.api("GET", "/clients", &first, None).await.0, 200, "the old key works during the grace period");
+    assert_eq!(app.api("GET", "/clients", &second, None).await.0, 200);
+    let second_id = rotated["id"].as_str().unwrap().to_owned();
+    let third = ok(&app, "POST", &format!("/api-keys/{second_id}/rotate"), &owner, None).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.api("GET", "/clients", &second, None).await.0, 401, "no grace: revoked at once");
+    assert_eq!(app.api("GET", "/clients", &third, None).await.0, 200);
+
+    // Delete: the key stops at once and leaves the list.
+    let third_id = ok(&app, "GET", "/api-keys/current", &third, None).await["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.api("DELETE", &format!("/api-keys/{third_id}"), &owner, None).await.0, 204);
+    assert_eq!(app.api("GET", "/clients", &third, None).await.0, 401);
+    let listed = ok(&app, "GET", "/api-keys", &owner, None).await;
+    assert!(listed["data"].as_array().unwrap().iter().all(|k| k["id"] != third_id.as_str()));
+    let actions: Vec<String> = app.audit_actions().into_iter().map(|(action, _)| action).collect();
+    assert!(actions.iter().any(|a| a == "api_key.rotated") && actions.iter().any(|a| a == "api_key.deleted"));
+}
+
+async fn the_audit_log_is_paginated_and_needs_its_permission(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = app.owner_key();
+    for n in 0..5 {
+        ok(&app, "POST", "/teams", &owner, Some(json!({ "name": format!("team {n}") }))).await;
+    }
+    let without = ok(
+        &app,
+        "POST",
+        "/api-keys",
+        &owner,
+        Some(json!({ "kind": "service", "name": "etl", "permissions": ["clients:read"] })),
+    )
+    .await;
+    let with = ok(
+        &app,
+        "POST",
+        "/api-keys",
+        &owner,
+        Some(json!({ "kind": "service", "name": "siem", "permissions": ["AUDIT_LOG_READ"] })),
+    )
+    .await;
+    let reader = with["key"].as_str().unwrap();
+    assert_eq!(with["permissions"], json!(["audit_log:read"]));
+    let _ = app.api("GET", "/clients", "sk_test_not_a_key", None).await;
+
+    let (status, error) = app.api("GET", "/audit-log", without["key"].as_str().unwrap(), None).await;
+    assert_eq!((status, error["error"].as_str()), (403, Some("forbidden")), "{error}");
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(cursor) => format!("/audit-log?limit=2&cursor={cursor}"),
+            None => "/audit-log?limit=2".to_owned(),
+        };
+        let page = ok(&app, "GET", &path, reader, None).await;
+        let events = page["data"].as_array().unwrap();
+        assert!(events.len() <= 2);
+        seen.extend(
+            events.iter().map(|e| (e["id"].as_str().unwrap().to_owned(), e["action"].as_str().unwrap().to_owned())),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let mut ids: Vec<&String> = seen.iter().map(|(id, _)| id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), seen.len(), "no event appears twice across pages");
+    assert_eq!(seen.iter().filter(|(_, action)| action == "team.created").count(), 5);
+    assert!(seen.iter().any(|(_, action)| action == "api_key.authentication_failed"));
+    let created = ok(&app, "GET", "/audit-log?action=team.created&limit=1", reader, None).await;
+    let event = &created["data"][0];
+    assert_eq!(event["actor_type"], "api_key", "{event}");
+    assert!(event["request_id"].is_string() && event["ip"] == "127.0.0.1", "{event}");
+    let (status, _) = app.api("GET", "/audit-log?cursor=bogus", reader, None).await;
+    assert_eq!(status, 400);
+    let (status, _) = app.api("GET", "/audit-log?limit=0", reader, None).await;
+    assert_eq!(status, 400);
+}
+
+async fn the_api_answers_every_bad_request_in_its_format(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let key = app.owner_key();
+    let cases: Vec<(&str, &str, Option<Value>, u16, &str)> = vec![
+        ("GET", "/nothing-here", None, 404, "not_found"),
+        ("GET", "/clients/no-such-client", None, 404, "not_found"),
+        ("PUT", "/clients", None, 405, "method_not_allowed"),
+        ("POST", "/clients", Some(json!({ "name": "x" })), 400, "invalid_request"),
+        ("POST", "/teams", Some(json!({ "name": "" })), 400, "invalid_request"),
+        ("POST", "/api-keys", Some(json!({ "kind": "wizard", "name": "x" })), 400, "invalid_request"),
+        (
+            "POST",
+            "/api-keys",
+            Some(json!({ "kind": "restricted", "name": "x", "permissions": ["fly"] })),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/users",
+            Some(json!({ "email": "not-an-email", "password": "long enough password" })),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let response = {
+            let mut request = app
+                .http
+                .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), app.url(&format!("/api/v1{path}")))
+                .bearer_auth(&key);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            request.send().await.unwrap()
+        };
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], code, "{method} {path}: {body}");
+        assert_eq!(body["request_id"], request_id.as_str());
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let response = app
+        .http
+        .post(app.url("/api/v1/teams"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_request");
+}
+
+crate::on_both_backends!(
+    clients_are_created_read_updated_rotated_and_deleted,
+    apis_show_their_secret_once_and_cannot_be_deleted_while_in_use,
+    the_user_lifecycle_governs_personal_keys_only,
+    keys_are_shown_once_and_rotate_with_a_grace_period,
+    the_audit_log_is_paginated_and_needs_its_permission,
+    the_api_answers_every_bad_request_in_its_format,
+);
