@@ -198,7 +198,7 @@ struct DeleteKeyForm {
 }
 
 /// Reads a small form and checks its CSRF token; `Err` is the page to answer with.
-async fn read_form<T: serde::de::DeserializeOwned>(
+pub(super) async fn read_form<T: serde::de::DeserializeOwned>(
     req: &HttpRequest,
     payload: Payload,
     state: &AppState,

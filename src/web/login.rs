@@ -102,6 +102,8 @@ fn invalid_logout(message: &str) -> HttpResponse {
 pub struct LoginQuery {
     return_to: Option<String>,
     signed_out: Option<String>,
+    /// Arrived from accepting an invitation.
+    welcome: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -140,7 +142,11 @@ pub async fn get_login(
         return_to,
         email: "",
         error: None,
-        notice: query.signed_out.is_some().then_some("You have signed out."),
+        notice: if query.welcome.is_some() {
+            Some("Your password is set. Sign in to continue.")
+        } else {
+            query.signed_out.is_some().then_some("You have signed out.")
+        },
     };
     form_page(StatusCode::OK, cookie, &page)
 }

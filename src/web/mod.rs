@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod csrf;
+pub mod invitation;
 pub mod login;
 pub mod pages;
 pub mod session;
@@ -11,7 +12,7 @@ pub mod throttle;
 use actix_web::http::Method;
 use actix_web::web;
 
-use crate::startup::only;
+use crate::startup::{only, routes};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -20,6 +21,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/logout").route(web::get().to(login::get_logout)).route(web::post().to(login::post_logout)))
     .service(only("/account", Method::GET, web::get().to(account::get_account)))
     .service(only("/account/consents/revoke", Method::POST, web::post().to(account::post_revoke_consent)))
+    .service(routes(
+        "/invitation",
+        vec![
+            (Method::GET, web::get().to(invitation::get_invitation)),
+            (Method::POST, web::post().to(invitation::post_invitation)),
+        ],
+    ))
     .service(only("/account/api-keys", Method::POST, web::post().to(account::post_create_key)))
     .service(only("/account/api-keys/delete", Method::POST, web::post().to(account::post_delete_key)))
     .service(only("/static/style.css", Method::GET, web::get().to(pages::get_stylesheet)));

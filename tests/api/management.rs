@@ -372,7 +372,60 @@ async fn the_api_answers_every_bad_request_in_its_format(backend: Backend) {
     assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_request");
 }
 
+async fn an_invited_user_chooses_a_password_once_and_signs_in(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let owner = app.owner_key();
+    let invited = ok(&app, "POST", "/users/invitations", &owner, Some(json!({ "email": EMAIL, "name": "Ada" }))).await;
+    let link = url::Url::parse(invited["invitation_url"].as_str().unwrap()).unwrap();
+    let path = format!("{}?{}", link.path(), link.query().unwrap());
+    let browser = app.browser();
+    let (status, _) =
+        app.api("GET", &format!("/users/{}", invited["user"]["id"].as_str().unwrap()), &owner, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        crate::login::sign_in(&app, &browser, EMAIL, PASSWORD, "/account").await.status(),
+        401,
+        "no password yet"
+    );
+
+    // Act: open the link, try a short password, then a good one.
+    let page = browser.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(EMAIL) && html.contains(r#"autocomplete="new-password""#));
+    let token = link.query_pairs().find(|(k, _)| k == "token").unwrap().1.into_owned();
+    let submit = |password: &'static str, csrf: String| {
+        let (browser, app, token) = (&browser, &app, token.clone());
+        async move {
+            browser
+                .post(app.url("/invitation"))
+                .form(&[("token", token.as_str()), ("password", password), ("csrf_token", csrf.as_str())])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let short = submit("short", crate::login::csrf_token(&html)).await;
+    assert_eq!(short.status(), 400);
+    let html = short.text().await.unwrap();
+    assert!(html.contains("at least"), "the page says why");
+    let accepted = submit(PASSWORD, crate::login::csrf_token(&html)).await;
+
+    // Assert
+    assert_eq!(accepted.status(), 303);
+    assert_eq!(accepted.headers()["location"], "/login?welcome=1");
+    assert_eq!(crate::login::sign_in(&app, &browser, EMAIL, PASSWORD, "/account").await.status(), 303);
+    let again = app.browser().get(app.url(&path)).send().await.unwrap();
+    assert_eq!(again.status(), 404, "an invitation works once");
+    let user = ok(&app, "GET", &format!("/users/{}", invited["user"]["id"].as_str().unwrap()), &owner, None).await;
+    assert_eq!(user["status"], "active");
+    let forged = app.browser().get(app.url("/invitation?token=not-a-real-token")).send().await.unwrap();
+    assert_eq!(forged.status(), 404);
+}
+
 crate::on_both_backends!(
+    an_invited_user_chooses_a_password_once_and_signs_in,
     clients_are_created_read_updated_rotated_and_deleted,
     apis_show_their_secret_once_and_cannot_be_deleted_while_in_use,
     the_user_lifecycle_governs_personal_keys_only,
