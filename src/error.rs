@@ -91,7 +91,7 @@ impl AppError {
 }
 
 /// The management API's error body (INTERFACE §5).
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorBody<'a> {
     pub error: &'a str,
     pub message: String,

@@ -1,11 +1,12 @@
 //! Rate limits per API key and per client (INTERFACE §5).
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 /// A key's service tier: its hourly quota and burst.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     /// 1,000 requests an hour, bursts of 50.
@@ -34,5 +35,247 @@ impl FromStr for Tier {
             .into_iter()
             .find(|t| t.as_str() == value)
             .ok_or_else(|| format!("unknown tier `{value}` (expected free, pro or enterprise)"))
+    }
+}
+
+/// How fast a caller may go: a steady rate and a burst above it. The check is GCRA (the
+/// generic cell rate algorithm, a token bucket kept as one timestamp per caller): up to
+/// `burst` requests at once, refilled at `per_hour` an hour, or `burst` a second when
+/// there is no hourly cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub per_hour: Option<u64>,
+    pub burst: u64,
+}
+
+const MICROS_PER_SECOND: i64 = 1_000_000;
+
+impl Limits {
+    pub fn of_tier(tier: Tier) -> Self {
+        match tier {
+            Tier::Free => Self { per_hour: Some(1_000), burst: 50 },
+            Tier::Pro => Self { per_hour: Some(10_000), burst: 200 },
+            Tier::Enterprise => Self { per_hour: None, burst: 1_000 },
+        }
+    }
+
+    /// The time one request "costs", in microseconds.
+    fn interval(self) -> i64 {
+        let (per, window) = match self.per_hour {
+            Some(per_hour) => (per_hour, 3_600 * MICROS_PER_SECOND),
+            None => (self.burst, MICROS_PER_SECOND),
+        };
+        (window / i64::try_from(per.max(1)).unwrap_or(i64::MAX)).max(1)
+    }
+
+    /// How far ahead of now the bucket may run: the burst.
+    fn tolerance(self) -> i64 {
+        self.interval().saturating_mul(i64::try_from(self.burst.max(1)).unwrap_or(i64::MAX) - 1)
+    }
+
+    /// `X-RateLimit-Policy`: the quota, its window in seconds, and the burst.
+    pub fn policy(self) -> String {
+        match self.per_hour {
+            Some(per_hour) => format!("{per_hour};w=3600;burst={}", self.burst),
+            None => format!("{};w=1;burst={}", self.burst, self.burst),
+        }
+    }
+}
+
+/// The answer for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub limits: Limits,
+    /// Requests that could be made right now.
+    pub remaining: u64,
+    /// When the bucket is full again (Unix seconds).
+    pub reset_at: i64,
+    /// When to try again, for a refused request (seconds, at least 1).
+    pub retry_after: u64,
+}
+
+/// GCRA on a stored theoretical arrival time: returns the decision and the new time to
+/// store (unchanged when refused).
+fn decide(limits: Limits, stored: Option<i64>, now: i64) -> (Decision, Option<i64>) {
+    let (interval, tolerance) = (limits.interval(), limits.tolerance());
+    let tat = stored.unwrap_or(now).max(now);
+    let seconds_up = |micros: i64| (micros + MICROS_PER_SECOND - 1).div_euclid(MICROS_PER_SECOND);
+    if tat - now > tolerance {
+        let decision = Decision {
+            allowed: false,
+            limits,
+            remaining: 0,
+            reset_at: seconds_up(tat),
+            retry_after: u64::try_from(seconds_up(tat - now - tolerance)).unwrap_or(1).max(1),
+        };
+        return (decision, None);
+    }
+    let new_tat = tat + interval;
+    let room = (tolerance + interval - (new_tat - now)) / interval;
+    let decision = Decision {
+        allowed: true,
+        limits,
+        remaining: u64::try_from(room).unwrap_or(0),
+        reset_at: seconds_up(new_tat),
+        retry_after: 0,
+    };
+    (decision, Some(new_tat))
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Keeps the buckets: in this process, or in Redis so that several instances share them.
+pub struct RateLimiter {
+    local: std::sync::Mutex<HashMap<String, i64>>,
+    redis: Option<redis::aio::ConnectionManager>,
+    script: redis::Script,
+}
+
+/// The same GCRA step as [`decide`], atomically in Redis on Redis's clock. Returns whether
+/// allowed, the arrival time it was decided on, and Redis's now (microseconds), from
+/// which [`decide`] rebuilds the decision.
+const GCRA_SCRIPT: &str = r#"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+if tat - now > tolerance then return {0, tat, now} end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+return {1, tat, now}
+"#;
+
+impl RateLimiter {
+    pub fn in_process() -> Self {
+        Self { local: Default::default(), redis: None, script: redis::Script::new(GCRA_SCRIPT) }
+    }
+
+    /// Shares buckets through Redis at `url`; the server must be reachable now.
+    pub async fn with_redis(url: &str) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let client = redis::Client::open(url).context("LATCHKEY_REDIS_URL is not a valid Redis URL")?;
+        // A request waits on Redis at most this long before counting locally instead.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(std::time::Duration::from_secs(1)))
+            .set_response_timeout(Some(std::time::Duration::from_millis(500)))
+            .set_number_of_retries(2);
+        let manager = redis::aio::ConnectionManager::new_with_config(client, config)
+            .await
+            .context("could not connect to Redis")?;
+        Ok(Self { redis: Some(manager), ..Self::in_process() })
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// Counts one request by `subject` (such as `key:<id>` or `client:<client_id>`).
+    pub async fn check(&self, subject: &str, limits: Limits) -> Decision {
+        if let Some(redis) = &self.redis {
+            let mut conn = redis.clone();
+            let result: redis::RedisResult<(i64, i64, i64)> = self
+                .script
+                .key(format!("latchkey:ratelimit:{subject}"))
+                .arg(limits.interval())
+                .arg(limits.tolerance())
+                .invoke_async(&mut conn)
+                .await;
+            match result {
+                Ok((_, tat, now)) => return decide(limits, Some(tat), now).0,
+                // Limits must not take the server down with Redis: count here until it is back.
+                Err(error) => {
+                    tracing::warn!(%error, "Redis is unavailable; rate limits are per instance until it returns")
+                }
+            }
+        }
+        self.check_locally(subject, limits, now_micros())
+    }
+
+    fn check_locally(&self, subject: &str, limits: Limits, now: i64) -> Decision {
+        let mut buckets = self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (decision, stored) = decide(limits, buckets.get(subject).copied(), now);
+        if let Some(tat) = stored {
+            buckets.insert(subject.to_owned(), tat);
+        }
+        decision
+    }
+
+    /// Forgets buckets that are full again; run now and then so the map stays small.
+    pub fn prune(&self) {
+        let now = now_micros();
+        let mut buckets = self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        buckets.retain(|_, tat| *tat > now);
+    }
+}
+
+impl Decision {
+    /// `X-RateLimit-Limit` (the burst: the most requests possible at once),
+    /// `X-RateLimit-Remaining` (possible right now), `X-RateLimit-Reset` (Unix time when all
+    /// are possible again), `X-RateLimit-Policy` (quota, window, burst), and `Retry-After`
+    /// on a refusal.
+    pub fn write_headers(&self, headers: &mut actix_web::http::header::HeaderMap) {
+        use actix_web::http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+        let mut set = |name: &'static str, value: String| {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        };
+        set("x-ratelimit-limit", self.limits.burst.to_string());
+        set("x-ratelimit-remaining", self.remaining.to_string());
+        set("x-ratelimit-reset", self.reset_at.to_string());
+        set("x-ratelimit-policy", self.limits.policy());
+        if !self.allowed {
+            headers.insert(RETRY_AFTER, HeaderValue::from(self.retry_after));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FREE: Limits = Limits { per_hour: Some(1_000), burst: 50 };
+
+    #[test]
+    fn a_burst_is_allowed_then_the_steady_rate() {
+        let limiter = RateLimiter::in_process();
+        let now = 1_700_000_000 * MICROS_PER_SECOND;
+        let decisions: Vec<Decision> = (0..51).map(|_| limiter.check_locally("k", FREE, now)).collect();
+        assert!(decisions[..50].iter().all(|d| d.allowed));
+        assert_eq!(decisions[0].remaining, 49);
+        assert_eq!(decisions[49].remaining, 0);
+        let refused = &decisions[50];
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after, 4, "one request every 3.6 s at 1,000 an hour");
+        assert!(!limiter.check_locally("k", FREE, now + 3 * MICROS_PER_SECOND).allowed);
+        assert!(limiter.check_locally("k", FREE, now + 4 * MICROS_PER_SECOND).allowed);
+        assert!(limiter.check_locally("other", FREE, now).allowed, "buckets are per subject");
+    }
+
+    #[test]
+    fn enterprise_has_no_hourly_cap_but_a_burst() {
+        let limits = Limits::of_tier(Tier::Enterprise);
+        let limiter = RateLimiter::in_process();
+        let now = 1_700_000_000 * MICROS_PER_SECOND;
+        assert!((0..1_000).all(|_| limiter.check_locally("k", limits, now).allowed));
+        assert!(!limiter.check_locally("k", limits, now).allowed);
+        assert!(limiter.check_locally("k", limits, now + MICROS_PER_SECOND).allowed);
+        assert_eq!(limits.policy(), "1000;w=1;burst=1000");
+    }
+
+    #[test]
+    fn the_reset_time_is_when_the_bucket_is_full_again() {
+        let now = 1_700_000_000 * MICROS_PER_SECOND;
+        let (decision, _) = decide(FREE, None, now);
+        assert_eq!(decision.reset_at, 1_700_000_000 + 4);
+        let limiter = RateLimiter::in_process();
+        limiter.check_locally("k", FREE, now - 10 * MICROS_PER_SECOND);
+        limiter.prune();
+        assert!(limiter.local.lock().unwrap().is_empty(), "a full bucket is forgotten");
     }
 }

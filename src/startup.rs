@@ -10,6 +10,7 @@ use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpResponse, HttpServer, Resource, Route};
 use anyhow::Context;
+use secrecy::ExposeSecret;
 
 use crate::config::Settings;
 use crate::crypto::{MasterKey, Sealer, TokenHasher};
@@ -18,6 +19,7 @@ use crate::domain::Issuer;
 use crate::error::{AppError, json_error};
 use crate::manage::keys::ensure_active_key;
 use crate::passwords::PasswordHasher;
+use crate::ratelimit::RateLimiter;
 use crate::tokens::{KeySet, KeyStore, SigningAlgorithm};
 use crate::web::throttle::LoginThrottle;
 
@@ -32,6 +34,7 @@ pub struct AppState {
     pub settings: Settings,
     pub passwords: PasswordHasher,
     pub login_throttle: LoginThrottle,
+    pub limiter: RateLimiter,
 }
 
 impl AppState {
@@ -81,6 +84,11 @@ impl Application {
         .await
         .context("start-up was interrupted")??;
 
+        let limiter = match &settings.redis_url {
+            Some(url) => RateLimiter::with_redis(url.expose_secret()).await?,
+            None => RateLimiter::in_process(),
+        };
+
         let listener =
             TcpListener::bind(settings.bind).with_context(|| format!("could not listen on {}", settings.bind))?;
         let address = listener.local_addr()?;
@@ -100,6 +108,7 @@ impl Application {
             settings: settings.clone(),
             passwords: PasswordHasher::new(),
             login_throttle: LoginThrottle::default(),
+            limiter,
         });
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -156,6 +165,7 @@ async fn housekeeping(state: web::Data<AppState>) {
         }
         // About every ten minutes, whatever the reload period.
         if ticks.is_multiple_of((600 / state.settings.key_refresh_secs).max(1)) {
+            state.limiter.prune();
             let pruned = db::run(&state.pool, |conn| {
                 let now = db::now();
                 let revocations = db::revoked_tokens::prune_expired_revocations(conn, now)?;

@@ -6,6 +6,7 @@ use super::error::ApiError;
 use crate::apikeys::extractor::ApiKeyAuth;
 use crate::db::api_keys::find_service_account;
 use crate::db::users::find_user;
+use crate::error::ErrorBody;
 use crate::manage::api_keys::ApiKeyView;
 use crate::startup::AppState;
 
@@ -16,12 +17,16 @@ pub fn view_of(auth: &ApiKeyAuth) -> ApiKeyView {
     view
 }
 
+#[utoipa::path(get, path = "/api/v1/api-keys/current", tag = "api-keys", summary = "The presented key: its kind and what it may do",
+    responses((status = 200, body = ApiKeyView), (status = 401, description = "missing, invalid or expired key", body = ErrorBody)))]
 pub async fn get_current_api_key(auth: ApiKeyAuth) -> HttpResponse {
     HttpResponse::Ok().json(view_of(&auth))
 }
 
 /// The caller: the user a personal key acts as, the service account a service key acts
 /// as, or else the key itself.
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users", summary = "Who the caller is: the key's user, its service account, or the key",
+    responses((status = 200, description = "`type` is `user`, `service_account` or `api_key`", body = Object), (status = 401, description = "missing, invalid or expired key", body = ErrorBody)))]
 pub async fn get_me(auth: ApiKeyAuth, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let personal_user = auth.key.user_id.clone().filter(|_| auth.key.kind == "personal");
     let account = auth.key.service_account_id.clone().filter(|_| auth.key.kind == "service");

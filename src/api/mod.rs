@@ -4,15 +4,20 @@
 
 pub mod current;
 pub mod error;
+pub mod openapi;
 pub mod resources;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
-use actix_web::{HttpRequest, web};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{HttpMessage, HttpRequest, web};
 
 use crate::apikeys::extractor::ApiKeyAuth;
 use crate::db::DbConnection;
 use crate::error::AppError;
 use crate::manage::Caller;
+use crate::ratelimit::Decision;
 use crate::startup::{AppState, only};
 use error::ApiError;
 
@@ -35,6 +40,19 @@ pub(crate) async fn call<T: Send + 'static>(
     .map_err(ApiError::from)
 }
 
+/// Every response to an authenticated (or refused) caller says where it stands.
+async fn rate_limit_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let mut response = next.call(req).await?;
+    let decision = response.request().extensions().get::<Decision>().cloned();
+    if let Some(decision) = decision {
+        decision.write_headers(response.headers_mut());
+    }
+    Ok(response)
+}
+
 /// Malformed JSON, paths and queries answer in the API's error format.
 fn input_error(message: String) -> actix_web::Error {
     ApiError::invalid(message).into()
@@ -54,9 +72,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(
                 web::PathConfig::default().error_handler(|e, _| input_error(format!("the path is not valid: {e}"))),
             )
+            .service(only("/openapi.json", Method::GET, web::get().to(openapi::get_openapi)))
             .service(only("/api-keys/current", Method::GET, web::get().to(current::get_current_api_key)))
             .service(only("/users/me", Method::GET, web::get().to(current::get_me)))
             .configure(resources::configure)
-            .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(ApiError::not_found()) })),
+            .default_service(web::to(|_: ApiKeyAuth| async {
+                Err::<actix_web::HttpResponse, _>(ApiError::not_found())
+            }))
+            .wrap(from_fn(rate_limit_headers)),
     );
 }

@@ -8,7 +8,7 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use crate::access::{Permissions, Reach};
 use crate::api::error::{ApiError, ApiErrorCode};
@@ -18,6 +18,7 @@ use crate::db::teams::memberships;
 use crate::db::users::{ROLE_OWNER, STATUS_ACTIVE};
 use crate::error::AppError;
 use crate::manage::audit::{self, Actor, AuditEntry, Context, Outcome};
+use crate::ratelimit::{Limits, Tier};
 use crate::startup::AppState;
 
 pub const USER_TOKEN_HEADER: &str = "x-user-token";
@@ -110,14 +111,36 @@ impl Refusal {
     }
 }
 
+/// Authenticates the request's key, then counts the request against the key's rate limit
+/// (or, when no key is accepted, against the caller's address, which slows guessing). The
+/// decision is left in the request for the headers every API response carries.
 async fn authenticate(req: &HttpRequest, state: &web::Data<AppState>) -> Result<ApiKeyAuth, ApiError> {
-    let Some(presented) = presented_key(req) else {
-        return Err(ApiError::new(
+    let authenticated = match presented_key(req) {
+        None => Err(ApiError::new(
             ApiErrorCode::MissingApiKey,
             "send an API key as `Authorization: Bearer <key>` or `X-User-Token: <key>`",
-        ));
+        )),
+        Some(presented) => authenticate_key(req, state, presented).await,
     };
-    authenticate_key(req, state, presented).await
+    let defaults =
+        Limits { per_hour: Some(state.settings.rate_limit_per_hour), burst: state.settings.rate_limit_burst };
+    let (subject, limits) = match &authenticated {
+        Ok(auth) => {
+            let tier = auth.key.tier.as_deref().and_then(|t| t.parse::<Tier>().ok());
+            (format!("key:{}", auth.key.id), tier.map_or(defaults, Limits::of_tier))
+        }
+        Err(_) => (format!("ip:{}", req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()), defaults),
+    };
+    let decision = state.limiter.check(&subject, limits).await;
+    let (allowed, retry_after) = (decision.allowed, decision.retry_after);
+    req.extensions_mut().insert(decision);
+    if !allowed {
+        return Err(ApiError::new(
+            ApiErrorCode::RateLimitExceeded,
+            format!("too many requests; try again in {retry_after} s"),
+        ));
+    }
+    authenticated
 }
 
 /// Checks a presented key: checksum, environment, then the stored key, its expiry and its

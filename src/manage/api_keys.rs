@@ -31,7 +31,7 @@ use crate::error::AppError;
 use crate::ratelimit::Tier;
 
 /// The kinds of key (INTERFACE §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApiKeyKind {
     Personal,
@@ -64,7 +64,7 @@ impl ApiKeyKind {
 }
 
 /// A key as its holders may see it: never the key itself.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyView {
     pub id: String,
     pub kind: String,
@@ -126,7 +126,7 @@ impl ApiKeyView {
 }
 
 /// A new key: the only time it exists in the clear.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedApiKey {
     #[serde(flatten)]
     pub view: ApiKeyView,
@@ -148,7 +148,7 @@ impl fmt::Debug for CreatedApiKey {
 }
 
 /// What a caller asks for.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRequest {
     pub kind: ApiKeyKind,

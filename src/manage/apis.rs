@@ -67,7 +67,7 @@ pub struct ApiRegistration {
 }
 
 /// An API as the management API shows it: never its shared secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiView {
     pub id: String,
     pub name: String,
@@ -99,7 +99,7 @@ impl From<&Api> for ApiView {
 
 /// A registered API, with the HS256 shared secret: shown once; its UTF-8 bytes are the
 /// HMAC key.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RegisteredApi {
     #[serde(flatten)]
     pub api: ApiView,
@@ -211,7 +211,7 @@ pub fn list_apis(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<Api
 
 /// What an update may change. The audience and signing are the API's identity to the
 /// services that verify its tokens: register a new API to change them.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiUpdate {
     pub name: Option<String>,

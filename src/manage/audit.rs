@@ -133,7 +133,7 @@ pub fn record(conn: &mut DbConnection, entry: &AuditEntry<'_>) -> diesel::QueryR
 }
 
 /// An event as the audit-log API shows it.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditEventView {
     pub id: String,
     pub occurred_at: chrono::DateTime<chrono::Utc>,
@@ -145,6 +145,8 @@ pub struct AuditEventView {
     pub outcome: String,
     pub ip: Option<String>,
     pub request_id: Option<String>,
+    /// What changed, and through which key (`api_key_id`); never a secret.
+    #[schema(value_type = Object)]
     pub details: Value,
 }
 
@@ -166,7 +168,7 @@ impl From<crate::db::audit::AuditEvent> for AuditEventView {
     }
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub data: Vec<AuditEventView>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
@@ -174,8 +176,9 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     pub limit: Option<i64>,
     pub cursor: Option<String>,

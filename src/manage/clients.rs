@@ -35,7 +35,7 @@ pub struct ClientRegistration {
 }
 
 /// A client as the management API shows it: never a secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ClientView {
     pub client_id: String,
     pub name: String,
@@ -79,7 +79,7 @@ impl From<&Client> for ClientView {
 }
 
 /// The registered client, with its secret: the only time the secret exists in the clear.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RegisteredClient {
     #[serde(flatten)]
     pub client: ClientView,
@@ -271,7 +271,7 @@ pub fn list_clients(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<
 }
 
 /// What an update may change; what is left out stays as it is.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientUpdate {
     pub name: Option<String>,

@@ -11,7 +11,7 @@ use crate::db::consents::{Consent, delete_consent, find_consent_by_id, list_cons
 use crate::db::refresh_tokens::revoke_families_of_user_client;
 use crate::error::AppError;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConsentView {
     pub id: String,
     pub user_id: String,

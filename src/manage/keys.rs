@@ -16,9 +16,10 @@ use crate::error::AppError;
 use crate::tokens::SigningAlgorithm;
 use crate::tokens::keys::generate_key;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RotatedKey {
     pub kid: String,
+    #[schema(value_type = String, example = "RS256")]
     pub algorithm: SigningAlgorithm,
     /// How many keys stopped signing.
     pub retired: usize,
@@ -92,7 +93,7 @@ pub fn ensure_active_key(
 }
 
 /// A signing key as operators see it: never the private half.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SigningKeyView {
     pub kid: String,
     pub algorithm: String,

@@ -15,7 +15,7 @@ use crate::db::teams::{
 use crate::db::users::{STATUS_DELETED, find_user};
 use crate::error::AppError;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TeamView {
     pub id: String,
     pub name: String,
@@ -28,7 +28,7 @@ impl From<&Team> for TeamView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MemberView {
     pub user_id: String,
     pub email: String,

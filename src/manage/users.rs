@@ -33,7 +33,7 @@ pub struct UserRegistration {
 }
 
 /// A user as the management API shows it: never a password hash.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub email: String,
@@ -151,7 +151,7 @@ pub fn register_user(
 /// How long an invitation can be accepted.
 pub const INVITATION_LIFETIME: TimeDelta = TimeDelta::days(7);
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Invitation {
     pub email: String,
@@ -160,7 +160,7 @@ pub struct Invitation {
 }
 
 /// An invited user and the link that lets them choose a password: the link is shown once.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct InvitedUser {
     pub user: UserView,
     pub invitation_url: String,
@@ -213,7 +213,7 @@ pub fn list_users(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<Us
     Ok(users.iter().filter(|u| listing.all || listing.user.as_deref() == Some(&u.id)).map(UserView::from).collect())
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
     pub name: Option<String>,

@@ -35,6 +35,9 @@ pub enum OAuthErrorCode {
     ServerError,
     /// The server is temporarily unable to handle the request.
     TemporarilyUnavailable,
+    /// The client has made too many requests (429 with `Retry-After`); not in RFC 6749,
+    /// named as in the management API.
+    RateLimitExceeded,
 }
 
 #[derive(Debug, thiserror::Error, Serialize)]
@@ -80,6 +83,7 @@ impl ResponseError for OAuthError {
             OAuthErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             OAuthErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            OAuthErrorCode::RateLimitExceeded => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -1,7 +1,7 @@
 //! The token endpoint (RFC 6749 §3.2, §5).
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
 use super::client_auth::presented_client;
@@ -9,6 +9,7 @@ use super::error::{OAuthError, OAuthErrorCode};
 use super::params::OAuthParams;
 use crate::db::clients::Client;
 use crate::domain::GrantType;
+use crate::ratelimit::Limits;
 use crate::startup::AppState;
 
 /// RFC 6749 §5.1, with OpenID Connect's `id_token`.
@@ -61,13 +62,36 @@ pub fn ensure_grant_allowed(client: &Client, grant: GrantType) -> Result<(), OAu
 pub const SUPPORTED_GRANTS: &[GrantType] =
     &[GrantType::AuthorizationCode, GrantType::ClientCredentials, GrantType::RefreshToken, GrantType::TokenExchange];
 
+/// Counts the request against the presenting client's rate limit (or the caller's address
+/// when no client is named, as in token exchange), then issues; every answer carries the
+/// rate-limit headers.
 #[tracing::instrument(name = "token", skip_all, fields(grant_type, client_id))]
-pub async fn post_token(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, OAuthError> {
-    let params = OAuthParams::from_request(&req, payload).await?;
+pub async fn post_token(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let params = match OAuthParams::from_request(&req, payload).await {
+        Ok(params) => params,
+        Err(error) => return error.error_response(),
+    };
+    let subject = match presented_client(&req, &params) {
+        Ok(client) => format!("client:{}", client.client_id),
+        Err(_) => format!("ip:{}", req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()),
+    };
+    let settings = &state.settings;
+    let limits = Limits { per_hour: Some(settings.rate_limit_per_hour), burst: settings.rate_limit_burst };
+    let decision = state.limiter.check(&subject, limits).await;
+    let mut response = if decision.allowed {
+        issue(&req, &params, &state).await.unwrap_or_else(|error| error.error_response())
+    } else {
+        OAuthError::new(
+            OAuthErrorCode::RateLimitExceeded,
+            format!("too many token requests; try again in {} s", decision.retry_after),
+        )
+        .error_response()
+    };
+    decision.write_headers(response.headers_mut());
+    response
+}
+
+async fn issue(req: &HttpRequest, params: &OAuthParams, state: &AppState) -> Result<HttpResponse, OAuthError> {
     let grant_type = params.required("grant_type")?;
     tracing::Span::current().record("grant_type", grant_type);
     let unsupported = || {
@@ -78,13 +102,13 @@ pub async fn post_token(
     // for token exchange the API key being exchanged is the credential.
     let response = match grant {
         GrantType::ClientCredentials => {
-            super::client_credentials::issue(&state, &req, client(&req, &params)?, &params).await?
+            super::client_credentials::issue(state, req, client(req, params)?, params).await?
         }
         GrantType::AuthorizationCode => {
-            super::authorization_code::issue(&state, &req, client(&req, &params)?, &params).await?
+            super::authorization_code::issue(state, req, client(req, params)?, params).await?
         }
-        GrantType::RefreshToken => super::refresh::issue(&state, &req, client(&req, &params)?, &params).await?,
-        GrantType::TokenExchange => super::token_exchange::issue(&state, &req, &params).await?,
+        GrantType::RefreshToken => super::refresh::issue(state, req, client(req, params)?, params).await?,
+        GrantType::TokenExchange => super::token_exchange::issue(state, req, params).await?,
     };
     Ok(token_response(response))
 }

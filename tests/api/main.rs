@@ -14,6 +14,7 @@ mod login;
 mod management;
 mod operations;
 mod permissions;
+mod ratelimits;
 mod refresh;
 mod revoke;
 mod storage;

@@ -424,6 +424,77 @@ async fn an_invited_user_chooses_a_password_once_and_signs_in(backend: Backend) 
     assert_eq!(forged.status(), 404);
 }
 
+/// The document describes every operation the API serves, with its schemas and security.
+#[tokio::test]
+async fn the_openapi_document_describes_every_operation() {
+    let app = spawn_app(Backend::Sqlite).await;
+
+    let response = app.http.get(app.url("/api/v1/openapi.json")).send().await.unwrap();
+
+    assert_eq!(response.status(), 200);
+    let document: Value = response.json().await.unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let operations = [
+        ("get", "/api/v1/api-keys/current"),
+        ("get", "/api/v1/users/me"),
+        ("get", "/api/v1/clients"),
+        ("post", "/api/v1/clients"),
+        ("get", "/api/v1/clients/{client_id}"),
+        ("patch", "/api/v1/clients/{client_id}"),
+        ("delete", "/api/v1/clients/{client_id}"),
+        ("post", "/api/v1/clients/{client_id}/rotate-secret"),
+        ("get", "/api/v1/apis"),
+        ("post", "/api/v1/apis"),
+        ("get", "/api/v1/apis/{id}"),
+        ("patch", "/api/v1/apis/{id}"),
+        ("delete", "/api/v1/apis/{id}"),
+        ("get", "/api/v1/users"),
+        ("post", "/api/v1/users"),
+        ("post", "/api/v1/users/invitations"),
+        ("get", "/api/v1/users/{id}"),
+        ("patch", "/api/v1/users/{id}"),
+        ("delete", "/api/v1/users/{id}"),
+        ("post", "/api/v1/users/{id}/deactivate"),
+        ("post", "/api/v1/users/{id}/reactivate"),
+        ("get", "/api/v1/teams"),
+        ("post", "/api/v1/teams"),
+        ("get", "/api/v1/teams/{id}"),
+        ("patch", "/api/v1/teams/{id}"),
+        ("delete", "/api/v1/teams/{id}"),
+        ("get", "/api/v1/teams/{id}/members"),
+        ("put", "/api/v1/teams/{id}/members/{user_id}"),
+        ("delete", "/api/v1/teams/{id}/members/{user_id}"),
+        ("get", "/api/v1/api-keys"),
+        ("post", "/api/v1/api-keys"),
+        ("get", "/api/v1/api-keys/{id}"),
+        ("delete", "/api/v1/api-keys/{id}"),
+        ("post", "/api/v1/api-keys/{id}/rotate"),
+        ("get", "/api/v1/consents"),
+        ("delete", "/api/v1/consents/{id}"),
+        ("get", "/api/v1/signing-keys"),
+        ("post", "/api/v1/signing-keys/rotate"),
+        ("get", "/api/v1/audit-log"),
+    ];
+    let described: usize = document["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(described, operations.len(), "no operation is described twice or invented");
+    for (method, path) in operations {
+        let operation = &document["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is described");
+        assert!(operation["responses"].as_object().unwrap().keys().any(|s| s.starts_with('2')), "{method} {path}");
+    }
+    let schemas = document["components"]["schemas"].as_object().unwrap();
+    for schema in ["ClientView", "RegisteredClient", "ApiKeyView", "KeyRequest", "AuditPage", "ErrorBody", "TeamRole"] {
+        assert!(schemas.contains_key(schema), "{schema} is a component");
+    }
+    let security = document["components"]["securitySchemes"].as_object().unwrap();
+    assert_eq!(security["bearer"]["scheme"], "bearer");
+    assert_eq!(security["user_token"]["name"], "X-User-Token");
+    assert!(
+        !document.to_string().contains("client_secret_hash") && !document.to_string().contains("key_hash"),
+        "no stored hash is described"
+    );
+}
+
 crate::on_both_backends!(
     an_invited_user_chooses_a_password_once_and_signs_in,
     clients_are_created_read_updated_rotated_and_deleted,

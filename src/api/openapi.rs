@@ -1,0 +1,92 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI 3 document of the management API, generated
+//! from the handlers and types themselves, so it cannot drift from the code.
+
+use actix_web::HttpResponse;
+use actix_web::http::header;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::resources;
+
+/// Every operation takes a key, as a bearer token or in `X-User-Token`.
+struct ApiKeySecurity;
+
+impl Modify for ApiKeySecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.description = Some("An API key: sk_live_…, sk_test_…, rk_live_… or rk_test_…".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        components.add_security_scheme(
+            "user_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-User-Token",
+                "The same API key, in a header of its own",
+            ))),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Latchkey management API",
+        description = "Clients, APIs, users, teams, API keys, consents, signing keys and the audit log. \
+            Errors are `{\"error\", \"message\", \"request_id\"}`; responses carry X-RateLimit-Limit, \
+            X-RateLimit-Remaining, X-RateLimit-Reset and X-RateLimit-Policy."
+    ),
+    modifiers(&ApiKeySecurity),
+    security(("bearer" = []), ("user_token" = [])),
+    paths(
+        super::current::get_current_api_key,
+        super::current::get_me,
+        resources::list_clients,
+        resources::create_client,
+        resources::get_client,
+        resources::update_client,
+        resources::delete_client,
+        resources::rotate_client_secret,
+        resources::list_apis,
+        resources::create_api,
+        resources::get_api,
+        resources::update_api,
+        resources::delete_api,
+        resources::list_users,
+        resources::create_user,
+        resources::invite_user,
+        resources::get_user,
+        resources::update_user,
+        resources::deactivate_user,
+        resources::reactivate_user,
+        resources::delete_user,
+        resources::list_teams,
+        resources::create_team,
+        resources::get_team,
+        resources::rename_team,
+        resources::delete_team,
+        resources::list_members,
+        resources::put_member,
+        resources::remove_member,
+        resources::list_api_keys,
+        resources::create_api_key,
+        resources::get_api_key,
+        resources::rotate_api_key,
+        resources::delete_api_key,
+        resources::list_consents,
+        resources::revoke_consent,
+        resources::list_signing_keys,
+        resources::rotate_signing_key,
+        resources::list_audit_log,
+    )
+)]
+pub struct ManagementApi;
+
+/// The document is built once; it is served to anyone, as it describes no tenant's data.
+pub async fn get_openapi() -> HttpResponse {
+    static DOCUMENT: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| ManagementApi::openapi().to_json().expect("the OpenAPI document serialises"));
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(DOCUMENT.as_str())
+}
