@@ -78,6 +78,7 @@ async fn run() {
         let client = manage::clients::ClientRegistration {
             name: "bench".into(),
             team_id: None,
+            token_endpoint_auth_method: None,
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
             scopes: vec!["read offline_access".into()],
             audiences: vec![API.into()],

@@ -272,6 +272,7 @@ fn create_client(settings: &Settings, args: ClientCreateArgs) -> anyhow::Result<
         redirect_uris: args.redirect_uris,
         post_logout_redirect_uris: args.post_logout_redirect_uris,
         public: args.public,
+        token_endpoint_auth_method: None,
     };
     let client =
         manage::clients::register_client(&mut conn, &master_key.token_hasher(), &Caller::system(), registration)?;

@@ -77,6 +77,8 @@ struct NewClient {
     /// A public client (a browser or native app) has no secret and must use PKCE.
     #[serde(default)]
     public: bool,
+    /// `client_secret_basic` (default) or `client_secret_post`, for a confidential client.
+    token_endpoint_auth_method: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/clients", tag = "clients", summary = "Register a client; the secret is in this answer only", request_body = NewClient, responses((status = 201, body = RegisteredClient), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
@@ -91,6 +93,7 @@ async fn create_client(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: we
         redirect_uris: body.redirect_uris,
         post_logout_redirect_uris: body.post_logout_redirect_uris,
         public: body.public,
+        token_endpoint_auth_method: body.token_endpoint_auth_method,
     };
     let created = call(&req, &state, auth, move |conn, caller, state| {
         clients::register_client(conn, &state.hasher, caller, registration)

@@ -32,6 +32,9 @@ pub struct ClientRegistration {
     /// Where RP-initiated logout may send the browser afterwards.
     pub post_logout_redirect_uris: Vec<String>,
     pub public: bool,
+    /// How a confidential client sends its secret (`client_secret_basic` unless said
+    /// otherwise); informational, as the token endpoint accepts either.
+    pub token_endpoint_auth_method: Option<String>,
 }
 
 /// A client as the management API shows it: never a secret.
@@ -211,7 +214,14 @@ pub fn register_client(
     let client_id = random_base62(24);
     let secret = (!registration.public).then(random_token::<32>);
     let secret_hash = secret.as_deref().map(|s| hasher.hash(s));
-    let auth_method = if registration.public { AUTH_METHOD_NONE } else { "client_secret_basic" };
+    let auth_method = match (registration.public, registration.token_endpoint_auth_method.as_deref()) {
+        (true, _) => AUTH_METHOD_NONE,
+        (false, None | Some("client_secret_basic")) => "client_secret_basic",
+        (false, Some("client_secret_post")) => "client_secret_post",
+        (false, Some(other)) => {
+            return Err(bad(format!("a confidential client cannot use token_endpoint_auth_method `{other}`")));
+        }
+    };
     let now = crate::db::now();
     let id = uuid::Uuid::new_v4().to_string();
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
@@ -300,6 +310,7 @@ pub fn update_client(
             .post_logout_redirect_uris
             .unwrap_or_else(|| words(&client.post_logout_redirect_uris)),
         public: client.is_public(),
+        token_endpoint_auth_method: Some(client.token_endpoint_auth_method.clone()),
     };
     let settings = validate(conn, &merged)?;
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {

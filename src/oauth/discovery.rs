@@ -33,6 +33,8 @@ struct ServerMetadata<'a> {
     userinfo_endpoint: String,
     /// OpenID Connect RP-Initiated Logout 1.0.
     end_session_endpoint: String,
+    /// RFC 7591, with an API key as the initial access token.
+    registration_endpoint: String,
     scopes_supported: &'a [&'a str],
     response_types_supported: &'a [&'a str],
     response_modes_supported: &'a [&'a str],
@@ -62,6 +64,7 @@ pub fn metadata_document(issuer: &Issuer) -> Bytes {
         revocation_endpoint: issuer.endpoint(super::REVOCATION_PATH),
         userinfo_endpoint: issuer.endpoint(super::USERINFO_PATH),
         end_session_endpoint: issuer.endpoint("/logout"),
+        registration_endpoint: issuer.endpoint(super::REGISTRATION_PATH),
         scopes_supported: SCOPES_SUPPORTED,
         response_types_supported: &["code"],
         response_modes_supported: &["query"],

@@ -12,6 +12,7 @@ pub mod introspect;
 pub mod jwks;
 pub mod params;
 pub mod refresh;
+pub mod register;
 pub mod revoke;
 pub mod token;
 pub mod token_exchange;
@@ -26,6 +27,7 @@ pub const INTROSPECTION_PATH: &str = "/oauth2/introspect";
 pub const REVOCATION_PATH: &str = "/oauth2/revoke";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const USERINFO_PATH: &str = "/oauth2/userinfo";
+pub const REGISTRATION_PATH: &str = "/oauth2/register";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use crate::startup::only;
@@ -43,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(only(INTROSPECTION_PATH, Method::POST, web::post().to(introspect::post_introspect)))
     .service(only(REVOCATION_PATH, Method::POST, web::post().to(revoke::post_revoke)))
+    .service(only(REGISTRATION_PATH, Method::POST, web::post().to(register::post_register)))
     .service(only(JWKS_PATH, Method::GET, web::get().to(jwks::get_jwks)))
     .service(only(
         "/.well-known/oauth-authorization-server",

@@ -22,7 +22,7 @@ struct UserInfo<'a> {
 }
 
 /// RFC 6750 §3.1: the status and the `WWW-Authenticate` challenge say what went wrong.
-fn bearer_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
+pub(super) fn bearer_error(status: StatusCode, error: &str, description: &str) -> HttpResponse {
     let challenge = format!(r#"Bearer realm="latchkey", error="{error}", error_description="{description}""#);
     let mut response = HttpResponse::build(status);
     if let Ok(value) = HeaderValue::from_str(&challenge) {
@@ -33,7 +33,7 @@ fn bearer_error(status: StatusCode, error: &str, description: &str) -> HttpRespo
         .json(serde_json::json!({ "error": error, "error_description": description }))
 }
 
-fn bearer_token(req: &HttpRequest) -> Option<&str> {
+pub(super) fn bearer_token(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())

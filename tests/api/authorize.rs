@@ -27,6 +27,7 @@ pub fn register_public_client(
     let registration = latchkey::manage::clients::ClientRegistration {
         name: "Photo Printer".into(),
         team_id: None,
+        token_endpoint_auth_method: None,
         grant_types: grants.iter().map(|g| g.to_string()).collect(),
         scopes: vec![scopes.into()],
         audiences: vec![API.into()],
@@ -163,6 +164,7 @@ async fn an_id_token_names_the_user_and_carries_the_nonce(backend: Backend) {
         let registration = latchkey::manage::clients::ClientRegistration {
             name: "Web App".into(),
             team_id: None,
+            token_endpoint_auth_method: None,
             grant_types: vec!["authorization_code".into()],
             scopes: vec!["openid profile email read".into()],
             audiences: vec![API.into()],
@@ -411,6 +413,7 @@ async fn a_code_is_bound_to_its_verifier_client_redirect_uri_and_lifetime(backen
         let registration = latchkey::manage::clients::ClientRegistration {
             name: "Other".into(),
             team_id: None,
+            token_endpoint_auth_method: None,
             grant_types: vec!["authorization_code".into()],
             scopes: vec!["read".into()],
             audiences: vec![],
@@ -545,6 +548,7 @@ async fn rp_initiated_logout_returns_to_a_registered_address_with_the_state(back
         let registration = latchkey::manage::clients::ClientRegistration {
             name: "Photo Printer".into(),
             team_id: None,
+            token_endpoint_auth_method: None,
             grant_types: vec!["authorization_code".into()],
             scopes: vec!["openid read".into()],
             audiences: vec![API.into()],

@@ -92,6 +92,7 @@ fn loopback_app(app: &TestApp) -> (String, String) {
     let registration = latchkey::manage::clients::ClientRegistration {
         name: "Photo Printer".into(),
         team_id: None,
+        token_endpoint_auth_method: None,
         grant_types: vec!["authorization_code".into(), "refresh_token".into()],
         scopes: vec!["openid read write offline_access".into()],
         audiences: vec![API.into()],

@@ -184,6 +184,7 @@ impl TestApp {
         let registration = ClientRegistration {
             name: "Test client".into(),
             team_id: None,
+            token_endpoint_auth_method: None,
             grant_types: grants.iter().map(|s| s.to_string()).collect(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             audiences: audiences.iter().map(|s| s.to_string()).collect(),

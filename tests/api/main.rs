@@ -16,6 +16,7 @@ mod operations;
 mod permissions;
 mod ratelimits;
 mod refresh;
+mod registration;
 mod revoke;
 mod storage;
 mod token;
