@@ -267,7 +267,44 @@ async fn introspection_reports_api_keys(backend: Backend) {
     assert_eq!(revoked, serde_json::json!({ "active": false }));
 }
 
+async fn exchanged_tokens_carry_each_kinds_permissions_as_scopes(backend: Backend) {
+    // Arrange: an API with read, write and delete, and keys of three kinds.
+    let app = spawn_app(backend).await;
+    let owner = app.owner_key();
+    app.create_api(crate::helpers::API, &["read", "write", "delete"], "RS256");
+    let team = crate::management::ok(&app, "POST", "/teams", &owner, Some(serde_json::json!({ "name": "t" }))).await;
+    let mut keys = Vec::new();
+    for request in [
+        serde_json::json!({ "kind": "restricted", "name": "r", "permissions": ["read", "clients:write"] }),
+        serde_json::json!({ "kind": "team", "name": "t", "team_id": team["id"], "team_role": "editor" }),
+        serde_json::json!({ "kind": "service", "name": "s", "permissions": ["AUDIT_LOG_READ"] }),
+    ] {
+        keys.push(
+            crate::management::ok(&app, "POST", "/api-keys", &owner, Some(request)).await["key"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+
+    // Act
+    let mut scopes = Vec::new();
+    for key in &keys {
+        let body: Value = exchange(&app, key, &[("resource", crate::helpers::API)]).await.json().await.unwrap();
+        scopes.push(body["scope"].clone());
+    }
+    let widened = exchange(&app, &keys[0], &[("resource", crate::helpers::API), ("scope", "write")]).await;
+
+    // Assert
+    assert_eq!(scopes[0], "read", "a restricted key's permissions that the API defines");
+    assert_eq!(scopes[1], "delete read write", "a team editor's actions");
+    assert_eq!(scopes[2], Value::Null, "none of the service account's permissions is a scope of this API");
+    assert_eq!(widened.status(), 400);
+    assert_eq!(widened.json::<Value>().await.unwrap()["error"], "invalid_scope");
+}
+
 crate::on_both_backends!(
+    exchanged_tokens_carry_each_kinds_permissions_as_scopes,
     an_api_key_is_exchanged_for_a_short_lived_jwt,
     a_bad_exchange_gets_the_rfc_8693_error,
     introspection_reports_api_keys,
