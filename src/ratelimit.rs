@@ -127,6 +127,22 @@ fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// Bounds what a flood of made-up client ids can make one process remember.
+const MAX_LOCAL_BUCKETS: usize = 100_000;
+
+/// Forgets full buckets and, if that is not enough, the fuller half: those are the callers
+/// who lose least by starting afresh.
+fn shrink(buckets: &mut HashMap<String, i64>, now: i64) {
+    buckets.retain(|_, tat| *tat > now);
+    if buckets.len() >= MAX_LOCAL_BUCKETS {
+        let mut times: Vec<i64> = buckets.values().copied().collect();
+        let middle = times.len() / 2;
+        let (_, median, _) = times.select_nth_unstable(middle);
+        let median = *median;
+        buckets.retain(|_, tat| *tat > median);
+    }
+}
+
 /// Keeps the buckets: in this process, or in Redis so that several instances share them.
 pub struct RateLimiter {
     local: std::sync::Mutex<HashMap<String, i64>>,
@@ -200,6 +216,9 @@ impl RateLimiter {
         let mut buckets = self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (decision, stored) = decide(limits, buckets.get(subject).copied(), now);
         if let Some(tat) = stored {
+            if buckets.len() >= MAX_LOCAL_BUCKETS && !buckets.contains_key(subject) {
+                shrink(&mut buckets, now);
+            }
             buckets.insert(subject.to_owned(), tat);
         }
         decision
@@ -266,6 +285,18 @@ mod tests {
         assert!(!limiter.check_locally("k", limits, now).allowed);
         assert!(limiter.check_locally("k", limits, now + MICROS_PER_SECOND).allowed);
         assert_eq!(limits.policy(), "1000;w=1;burst=1000");
+    }
+
+    #[test]
+    fn the_local_map_stays_bounded() {
+        let now = 1_700_000_000 * MICROS_PER_SECOND;
+        let limiter = RateLimiter::in_process();
+        for n in 0..=MAX_LOCAL_BUCKETS {
+            limiter.check_locally(&n.to_string(), FREE, now + i64::try_from(n).unwrap());
+        }
+        let buckets = limiter.local.lock().unwrap();
+        assert!(buckets.len() <= MAX_LOCAL_BUCKETS / 2 + 1, "{}", buckets.len());
+        assert!(buckets.contains_key(&MAX_LOCAL_BUCKETS.to_string()), "the newest caller is kept");
     }
 
     #[test]
