@@ -12,6 +12,7 @@ use super::csrf::{self, CsrfToken};
 use super::pages::{error_page, form_page};
 use super::session::{SESSION_COOKIE, current_user};
 use crate::access::Reach;
+use crate::db::DbConnection;
 use crate::db::consents::{delete_consent, list_consents_for_user};
 use crate::db::refresh_tokens::revoke_families_of_user_client;
 use crate::db::sessions::list_sessions_for_user;
@@ -19,7 +20,7 @@ use crate::db::users::User;
 use crate::domain::Scopes;
 use crate::error::AppError;
 use crate::manage::Caller;
-use crate::manage::api_keys;
+use crate::manage::api_keys::{self, KeyRequest};
 use crate::manage::audit::{self, Actor, AuditEntry, Context, Outcome};
 use crate::oauth::authorize::scopes_for_people;
 use crate::startup::AppState;
@@ -218,6 +219,25 @@ pub(super) async fn read_form<T: serde::de::DeserializeOwned>(
     Ok(form)
 }
 
+/// Runs `f` as the signed-in user: reaching their own things, recorded as them.
+async fn as_user<T: Send + 'static>(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    user_id: String,
+    f: impl FnOnce(&mut DbConnection, &Caller<'_>, &AppState) -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    let ip = req.peer_addr().map(|addr| addr.ip().to_string());
+    let request_id = crate::telemetry::current_request_id();
+    let shared = state.clone();
+    crate::db::run(&state.pool, move |conn| {
+        let reach = Reach { user: Some(user_id.clone()), ..Reach::default() };
+        let audit =
+            Context { actor: Actor::User(&user_id), via_key: None, ip: ip.as_deref(), request_id: Some(&request_id) };
+        f(conn, &Caller { reach: &reach, audit }, &shared)
+    })
+    .await
+}
+
 /// Creates a personal key for the signed-in user and shows it, once, on the account page.
 pub async fn post_create_key(
     req: HttpRequest,
@@ -231,21 +251,8 @@ pub async fn post_create_key(
     let Some(user) = current_user(&req, &state).await? else {
         return Ok(to_login());
     };
-    let (user_id, shared) = (user.id.clone(), state.clone());
-    let ip = req.peer_addr().map(|addr| addr.ip().to_string());
-    let request_id = crate::telemetry::current_request_id();
-    let created = crate::db::run(&state.pool, move |conn| {
-        let reach = Reach { user: Some(user_id.clone()), ..Reach::default() };
-        let audit =
-            Context { actor: Actor::User(&user_id), via_key: None, ip: ip.as_deref(), request_id: Some(&request_id) };
-        let request = api_keys::KeyRequest::personal(form.name);
-        api_keys::create_key(
-            conn,
-            &shared.hasher,
-            shared.settings.environment,
-            &Caller { reach: &reach, audit },
-            request,
-        )
+    let created = as_user(&req, &state, user.id.clone(), move |conn, caller, state| {
+        api_keys::create_key(conn, &state.hasher, state.settings.environment, caller, KeyRequest::personal(form.name))
     })
     .await;
     match created {
@@ -278,15 +285,8 @@ pub async fn post_delete_key(
     let Some(user) = current_user(&req, &state).await? else {
         return Ok(to_login());
     };
-    let ip = req.peer_addr().map(|addr| addr.ip().to_string());
-    let request_id = crate::telemetry::current_request_id();
-    let deleted = crate::db::run(&state.pool, move |conn| {
-        let reach = Reach { user: Some(user.id.clone()), ..Reach::default() };
-        let audit =
-            Context { actor: Actor::User(&user.id), via_key: None, ip: ip.as_deref(), request_id: Some(&request_id) };
-        api_keys::delete_key(conn, &Caller { reach: &reach, audit }, &form.key_id)
-    })
-    .await;
+    let deleted =
+        as_user(&req, &state, user.id, move |conn, caller, _| api_keys::delete_key(conn, caller, &form.key_id)).await;
     match deleted {
         Ok(()) => Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/account?key_deleted=1")).finish()),
         Err(AppError::NotFound | AppError::Forbidden(_)) => {
