@@ -23,6 +23,10 @@ use crate::startup::AppState;
 
 pub const USER_TOKEN_HEADER: &str = "x-user-token";
 
+/// How often a key's `last_used_at` (and address) is written: reads should not each pay
+/// for a write.
+const TOUCH_INTERVAL: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
 /// A request authenticated by a live API key, with everything the key reaches.
 #[derive(Debug, Clone)]
 pub struct ApiKeyAuth {
@@ -184,7 +188,10 @@ pub async fn authenticate_key(req: &HttpRequest, state: &AppState, presented: St
                     })
                 }
                 Some((key, owner)) => {
-                    touch_api_key(conn, &key.id, ip.as_deref(), now)?;
+                    // Even an UPDATE that matches nothing takes SQLite's write lock: look first.
+                    if key.last_used_at.is_none_or(|at| at < now - TOUCH_INTERVAL) {
+                        touch_api_key(conn, &key.id, ip.as_deref(), now, TOUCH_INTERVAL)?;
+                    }
                     let reach = load_reach(conn, &key, &owner)?;
                     Ok(ApiKeyAuth { key, reach })
                 }

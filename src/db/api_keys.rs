@@ -83,10 +83,16 @@ pub fn find_api_key_with_owner(conn: &mut DbConnection, key_hash: &str) -> Query
         .optional()
 }
 
-/// Records use, at most once a minute per key: a write on every request would make
-/// reads pay for SQLite's single writer.
-pub fn touch_api_key(conn: &mut DbConnection, id: &str, ip: Option<&str>, now: NaiveDateTime) -> QueryResult<()> {
-    let stale = now - chrono::TimeDelta::minutes(1);
+/// Records use, unless another request recorded it within `interval` (so that concurrent
+/// requests write once).
+pub fn touch_api_key(
+    conn: &mut DbConnection,
+    id: &str,
+    ip: Option<&str>,
+    now: NaiveDateTime,
+    interval: chrono::TimeDelta,
+) -> QueryResult<()> {
+    let stale = now - interval;
     diesel::update(
         api_keys::table
             .filter(api_keys::id.eq(id))

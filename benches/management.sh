@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# What API-key authentication costs: wrk on loopback against a fresh Latchkey, comparing
+# an authenticated read of the management API with unauthenticated endpoints, run after
+# run in one session so the ratios hold on a shared machine. Every run is bounded in time.
+#
+#   benches/management.sh                 # 4 endpoints x 1 and 4 connections (about 2 minutes)
+#   DB=postgres benches/management.sh     # PostgreSQL (server from LATCHKEY_TEST_POSTGRES_URL)
+#   DURATION=10 WORKERS=2 benches/management.sh
+#
+# Rows:
+#   /healthz                     no database, no key: the floor of the HTTP stack
+#   /readyz                      one database round trip, no key
+#   /api/v1/api-keys/current     the key's authentication alone (checksum, keyed hash, one
+#                                indexed query, rate-limit bucket)
+#   /api/v1/clients/{id}         authentication plus a client read
+#
+# Needs: cargo build --release, wrk, curl, jq.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${BIN:-target/release/latchkey}
+PORT=${PORT:-18081}
+HOST=127.0.0.1
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+WORKERS=${WORKERS:-2}
+DB=${DB:-sqlite}
+
+command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "$BIN missing: cargo build --release" >&2; exit 1; }
+
+WORK=$(mktemp -d)
+SERVER_PID=""
+PG_DB=""
+PG_SERVER=${LATCHKEY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+cleanup() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  [ -n "$PG_DB" ] && psql "$PG_SERVER" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cat >"$WORK/report.lua" <<'LUA'
+local key = os.getenv("API_KEY")
+if key ~= nil and key ~= "" then wrk.headers["Authorization"] = "Bearer " .. key end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT rps=%.1f p50_us=%.0f p99_us=%.0f errors=%d non2xx=%d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99),
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status))
+end
+LUA
+
+export LATCHKEY_MASTER_KEY LATCHKEY_DATABASE_URL LATCHKEY_BIND="$HOST:$PORT" LATCHKEY_WORKERS="$WORKERS" RUST_LOG=warn
+# The limits are not what is measured here: make them unreachable.
+export LATCHKEY_RATE_LIMIT_PER_HOUR=1000000000 LATCHKEY_RATE_LIMIT_BURST=1000000000
+LATCHKEY_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
+if [ "$DB" = postgres ]; then
+  PG_DB="latchkey_bench_$$_$RANDOM"
+  psql "$PG_SERVER" -qc "CREATE DATABASE $PG_DB" >/dev/null
+  LATCHKEY_DATABASE_URL="${PG_SERVER%/*}/$PG_DB"
+else
+  LATCHKEY_DATABASE_URL="sqlite://$WORK/latchkey.db"
+fi
+"$BIN" api create --audience https://api.example.com --scope read >/dev/null
+CLIENT_ID=$("$BIN" client create --name bench --grant-type client_credentials --scope read \
+              --audience https://api.example.com --json | jq -r .client_id)
+KEY=$("$BIN" api-key create --kind tenant-owner --name bench --json | jq -r .key)
+
+"$BIN" serve >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 50); do curl -sf "http://$HOST:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+curl -sf -H "Authorization: Bearer $KEY" "http://$HOST:$PORT/api/v1/clients/$CLIENT_ID" >/dev/null \
+  || { echo "the authenticated read fails; see $WORK/server.log" >&2; cat "$WORK/server.log" >&2; exit 1; }
+
+run() {
+  local path=$1 conns=$2 key=$3
+  local url="http://$HOST:$PORT$path"
+  API_KEY=$key timeout $((WARMUP + 10)) wrk -t1 -c"$conns" -d"${WARMUP}s" -s "$WORK/report.lua" "$url" >/dev/null
+  local out; out=$(API_KEY=$key timeout $((DURATION + 15)) wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$WORK/report.lua" "$url")
+  local rps p50_us p99_us errors non2xx
+  eval "$(grep '^RESULT' <<<"$out" | sed 's/^RESULT //' | tr ' ' '\n')"
+  printf '| %s | %s | %s | %s | %.0f | %s | %s | %s |\n' \
+    "$(date -u +%F)" "$DB" "${path/$CLIENT_ID/{id\}}" "$conns" "$rps" "$p50_us" "$p99_us" "$((errors + non2xx))"
+}
+
+echo "| date | db | endpoint | conns | req/s | p50 µs | p99 µs | errors |"
+echo "|---|---|---|---:|---:|---:|---:|---:|"
+for conns in 1 4; do
+  run /healthz "$conns" ""
+  run /readyz "$conns" ""
+  run /api/v1/api-keys/current "$conns" "$KEY"
+  run "/api/v1/clients/$CLIENT_ID" "$conns" "$KEY"
+done
