@@ -35,7 +35,8 @@ async fn introspect_api_key(state: &AppState, req: &HttpRequest, token: &str) ->
         Ok(auth) => {
             let view = crate::api::current::view_of(&auth);
             let key = auth.key;
-            serde_json::json!({
+            // The owner: the user a personal key acts as, the service account, or the team.
+            let mut answer = serde_json::json!({
                 "active": true,
                 "token_type": "api_key",
                 "kind": view.kind,
@@ -44,7 +45,19 @@ async fn introspect_api_key(state: &AppState, req: &HttpRequest, token: &str) ->
                 "iss": state.issuer.as_str(),
                 "iat": view.created_at.timestamp(),
                 "exp": view.expires_at.map(|at| at.timestamp()),
-            })
+            });
+            let owner = [
+                ("user_id", view.user_id.filter(|_| key.kind == "personal")),
+                ("service_account_id", view.service_account_id),
+                ("team_id", view.team_id),
+                ("team_role", view.team_role),
+            ];
+            for (field, value) in owner {
+                if let Some(value) = value {
+                    answer[field] = serde_json::Value::from(value);
+                }
+            }
+            answer
         }
         Err(_) => inactive(),
     }

@@ -288,6 +288,8 @@ async fn exchanged_tokens_carry_each_kinds_permissions_as_scopes(backend: Backen
     }
 
     // Act
+    let team_key = introspect_with_new_client(&app, &keys[1]).await;
+    let service_key = introspect_with_new_client(&app, &keys[2]).await;
     let mut scopes = Vec::new();
     for key in &keys {
         let body: Value = exchange(&app, key, &[("resource", crate::helpers::API)]).await.json().await.unwrap();
@@ -301,6 +303,15 @@ async fn exchanged_tokens_carry_each_kinds_permissions_as_scopes(backend: Backen
     assert_eq!(scopes[2], Value::Null, "none of the service account's permissions is a scope of this API");
     assert_eq!(widened.status(), 400);
     assert_eq!(widened.json::<Value>().await.unwrap()["error"], "invalid_scope");
+    assert_eq!((team_key["team_id"].clone(), team_key["team_role"].as_str()), (team["id"].clone(), Some("editor")));
+    assert!(service_key["service_account_id"].is_string(), "{service_key}");
+    assert_eq!(service_key["scope"], "audit_log:read");
+}
+
+/// Introspects `token` as a freshly registered confidential client.
+async fn introspect_with_new_client(app: &TestApp, token: &str) -> Value {
+    let client = app.create_client(&["client_credentials"], &[], &[]);
+    app.introspect(token, &client).await
 }
 
 crate::on_both_backends!(
