@@ -495,7 +495,44 @@ async fn the_openapi_document_describes_every_operation() {
     );
 }
 
+async fn changes_are_recorded_as_the_keys_user_or_service_account(backend: Backend) {
+    // Arrange: a personal key and a service key allowed to create teams.
+    let app = spawn_app(backend).await;
+    let owner = app.owner_key();
+    let user =
+        ok(&app, "POST", "/users", &owner, Some(json!({ "email": EMAIL, "password": PASSWORD, "role": "owner" })))
+            .await;
+    let personal = app.personal_key_from_account_page(EMAIL, PASSWORD).await;
+    let service = ok(
+        &app,
+        "POST",
+        "/api-keys",
+        &owner,
+        Some(json!({ "kind": "service", "name": "provisioner", "permissions": ["teams:write", "AUDIT_LOG_READ"] })),
+    )
+    .await;
+    let service_key = service["key"].as_str().unwrap();
+
+    // Act
+    ok(&app, "POST", "/teams", &personal, Some(json!({ "name": "by a person" }))).await;
+    ok(&app, "POST", "/teams", service_key, Some(json!({ "name": "by a service" }))).await;
+
+    // Assert
+    let page = ok(&app, "GET", "/audit-log?action=team.created", service_key, None).await;
+    let events = page["data"].as_array().unwrap();
+    let by = |name: &str| events.iter().find(|e| e["details"]["name"] == name).unwrap().clone();
+    let by_person = by("by a person");
+    assert_eq!((by_person["actor_type"].as_str(), by_person["actor_id"].clone()), (Some("user"), user["id"].clone()));
+    let personal_id = ok(&app, "GET", "/api-keys/current", &personal, None).await["id"].clone();
+    assert_eq!(by_person["details"]["api_key_id"], personal_id, "the key used is named beside the user");
+    let by_service = by("by a service");
+    assert_eq!(by_service["actor_type"], "service_account");
+    assert_eq!(by_service["actor_id"], service["service_account_id"]);
+    assert_eq!(by_service["details"]["api_key_id"], service["id"]);
+}
+
 crate::on_both_backends!(
+    changes_are_recorded_as_the_keys_user_or_service_account,
     an_invited_user_chooses_a_password_once_and_signs_in,
     clients_are_created_read_updated_rotated_and_deleted,
     apis_show_their_secret_once_and_cannot_be_deleted_while_in_use,
