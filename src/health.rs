@@ -10,7 +10,9 @@ use crate::error::{AppError, json_error};
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(get_healthz)).route("/readyz", web::get().to(get_readyz));
+    cfg.route("/healthz", web::get().to(get_healthz))
+        .route("/readyz", web::get().to(get_readyz))
+        .route("/metrics", web::get().to(crate::metrics::get_metrics));
 }
 
 /// The process is up and serving.

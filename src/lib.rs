@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod health;
 pub mod manage;
+pub mod metrics;
 pub mod oauth;
 pub mod passwords;
 pub mod ratelimit;

@@ -18,6 +18,7 @@ use crate::db::{self, DbPool};
 use crate::domain::Issuer;
 use crate::error::{AppError, json_error};
 use crate::manage::keys::ensure_active_key;
+use crate::metrics::Metrics;
 use crate::passwords::PasswordHasher;
 use crate::ratelimit::RateLimiter;
 use crate::tokens::{KeySet, KeyStore, SigningAlgorithm};
@@ -35,6 +36,7 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     pub login_throttle: LoginThrottle,
     pub limiter: RateLimiter,
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -109,6 +111,7 @@ impl Application {
             passwords: PasswordHasher::new(),
             login_throttle: LoginThrottle::default(),
             limiter,
+            metrics: Metrics::default(),
         });
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {

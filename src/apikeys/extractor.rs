@@ -212,6 +212,7 @@ pub async fn authenticate_key(req: &HttpRequest, state: &AppState, presented: St
     match outcome {
         Ok(key) => Ok(key),
         Err(refusal) => {
+            state.metrics.authentication_failed("api_key", refusal.reason);
             tracing::info!(reason = refusal.reason, "API key refused");
             Err(ApiError::new(refusal.code, refusal.message))
         }

@@ -160,6 +160,7 @@ where
     match outcome {
         Authentication::Succeeded(client, result) => result.map(|value| (client, value)),
         Authentication::Failed(reason) => {
+            state.metrics.authentication_failed("client", reason);
             tracing::info!(%client_id, method = method.as_str(), reason, "client authentication failed");
             Err(OAuthError::invalid_client("client authentication failed"))
         }

@@ -110,6 +110,7 @@ async fn issue(req: &HttpRequest, params: &OAuthParams, state: &AppState) -> Res
         GrantType::RefreshToken => super::refresh::issue(state, req, client(req, params)?, params).await?,
         GrantType::TokenExchange => super::token_exchange::issue(state, req, params).await?,
     };
+    state.metrics.token_issued(grant.as_str());
     Ok(token_response(response))
 }
 

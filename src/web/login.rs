@@ -184,6 +184,7 @@ pub async fn post_login(
     let address = req.peer_addr().map(|addr| addr.ip().to_string()).unwrap_or_default();
     let keys = [ThrottleKey::Account(email.clone()), ThrottleKey::Address(address.clone())];
     if let Err(wait) = state.login_throttle.check(&keys, Instant::now()) {
+        state.metrics.authentication_failed("user", "throttled");
         let minutes = wait.as_secs().div_ceil(60);
         let mut response = error_page(
             StatusCode::TOO_MANY_REQUESTS,
@@ -245,6 +246,7 @@ pub async fn post_login(
         }
         Attempt::Refused => {
             state.login_throttle.record_failure(&keys, Instant::now());
+            state.metrics.authentication_failed("user", "wrong email or password");
             let CsrfToken { form_value, cookie } = csrf::issue(&req, &state);
             let page = LoginPage {
                 csrf_token: &form_value,

@@ -89,7 +89,49 @@ async fn losing_postgresql_turns_readiness_to_503() {
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "answers without hanging");
 }
 
+async fn metrics_count_requests_tokens_failures_and_the_pool(backend: Backend) {
+    // Arrange: a token, a wrong secret, a refused API key, a request to no route.
+    let app = spawn_app(backend).await;
+    let client = app.create_machine_client();
+    app.client_credentials_token(&client, "read").await;
+    let wrong = app
+        .post_form(
+            "/oauth2/token",
+            &[("grant_type", "client_credentials")],
+            Some((client.client_id.as_str(), "not-the-secret")),
+        )
+        .await;
+    assert_eq!(wrong.status(), 401);
+    let refused = app.http.get(app.url("/api/v1/clients")).bearer_auth("sk_test_nonsense").send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    app.http.get(app.url("/no/such/page")).send().await.unwrap();
+
+    // Act
+    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+
+    // Assert
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let text = response.text().await.unwrap();
+    for expected in [
+        r#"latchkey_http_requests_total{method="POST",route="/oauth2/token",status="200"} 1"#,
+        r#"latchkey_http_requests_total{method="POST",route="/oauth2/token",status="401"} 1"#,
+        r#"latchkey_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+        r#"latchkey_tokens_issued_total{grant_type="client_credentials"} 1"#,
+        r#"latchkey_authentication_failures_total{credential="client",reason="wrong secret"} 1"#,
+        r#"latchkey_authentication_failures_total{credential="api_key",reason="malformed"} 1"#,
+        r#"latchkey_http_request_duration_seconds_count{method="POST",route="/oauth2/token"} 2"#,
+        "latchkey_db_pool_max_connections ",
+        "latchkey_db_pool_connections ",
+    ] {
+        assert!(text.contains(expected), "{expected}\n---\n{text}");
+    }
+    assert!(!text.contains(&client.client_id), "no ids in labels");
+    assert!(text.ends_with("# EOF\n"));
+}
+
 crate::on_both_backends!(
+    metrics_count_requests_tokens_failures_and_the_pool,
     a_wrong_method_is_405_with_allow_not_404,
     health_and_readiness_answer_ok,
     every_response_carries_a_request_id,
