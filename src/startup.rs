@@ -24,6 +24,9 @@ use crate::ratelimit::RateLimiter;
 use crate::tokens::{KeySet, KeyStore, SigningAlgorithm};
 use crate::web::throttle::LoginThrottle;
 
+/// How long a stopping server waits for requests in flight.
+pub const SHUTDOWN_GRACE_SECS: u64 = 30;
+
 /// What every handler may use, shared by all workers.
 pub struct AppState {
     pub pool: DbPool,
@@ -129,7 +132,10 @@ impl Application {
                 .configure(crate::api::configure)
                 .default_service(web::to(not_found))
         })
-        .listen(listener)?;
+        .listen(listener)?
+        // SIGTERM (and SIGINT) stop taking connections and let requests in flight finish,
+        // for at most this long; a load balancer has usually drained the instance by then.
+        .shutdown_timeout(SHUTDOWN_GRACE_SECS);
         if let Some(workers) = settings.workers {
             server = server.workers(workers);
         }

@@ -18,5 +18,6 @@ mod ratelimits;
 mod refresh;
 mod registration;
 mod revoke;
+mod shutdown;
 mod storage;
 mod token;
