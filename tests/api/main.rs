@@ -8,6 +8,7 @@ mod browser;
 
 mod cli;
 mod discovery;
+mod instances;
 mod introspect;
 mod keys;
 mod login;

@@ -7,14 +7,14 @@ use crate::authorize::{exchange, obtain_code_for, register_public_client};
 use crate::helpers::{Backend, TestApp, spawn_app};
 use crate::login::{EMAIL, PASSWORD};
 
-struct Grant {
-    client_id: String,
-    access_token: String,
-    refresh_token: String,
+pub struct Grant {
+    pub client_id: String,
+    pub access_token: String,
+    pub refresh_token: String,
 }
 
 /// A signed-in user's grant to a public client with `scopes` (offline_access included).
-async fn grant(app: &TestApp, scopes: &[&str]) -> Grant {
+pub async fn grant(app: &TestApp, scopes: &[&str]) -> Grant {
     app.create_user(EMAIL, PASSWORD);
     let client = register_public_client(app, &["authorization_code", "refresh_token"], "read write offline_access");
     let (code, verifier) = obtain_code_for(app, &client.client_id, scopes).await;
@@ -28,7 +28,7 @@ async fn grant(app: &TestApp, scopes: &[&str]) -> Grant {
     }
 }
 
-async fn refresh(app: &TestApp, client_id: &str, refresh_token: &str, scope: Option<&str>) -> reqwest::Response {
+pub async fn refresh(app: &TestApp, client_id: &str, refresh_token: &str, scope: Option<&str>) -> reqwest::Response {
     let mut form = vec![("grant_type", "refresh_token"), ("client_id", client_id), ("refresh_token", refresh_token)];
     if let Some(scope) = scope {
         form.push(("scope", scope));
