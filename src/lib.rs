@@ -1,21 +1,43 @@
-//! Latchkey: an OAuth 2.0 / OpenID Connect authorization server.
+//! Latchkey: an OAuth 2.0 / OpenID Connect authorization server, and (feature `verify`)
+//! the library that services receiving its tokens verify them with.
 
+#[cfg(feature = "server")]
 pub mod access;
+#[cfg(feature = "server")]
 pub mod api;
+#[cfg(feature = "server")]
 pub mod apikeys;
+#[cfg(feature = "server")]
 pub mod cli;
+#[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
 pub mod crypto;
+#[cfg(feature = "server")]
 pub mod db;
+#[cfg(feature = "server")]
 pub mod domain;
+#[cfg(feature = "server")]
 pub mod error;
+#[cfg(feature = "server")]
 pub mod health;
+#[cfg(feature = "server")]
 pub mod manage;
+#[cfg(feature = "server")]
 pub mod metrics;
+#[cfg(feature = "server")]
 pub mod oauth;
+#[cfg(feature = "server")]
 pub mod passwords;
+#[cfg(feature = "server")]
 pub mod ratelimit;
+#[cfg(feature = "server")]
 pub mod startup;
+#[cfg(feature = "server")]
 pub mod telemetry;
+#[cfg(feature = "server")]
 pub mod tokens;
+#[cfg(feature = "verify")]
+pub mod verify;
+#[cfg(feature = "server")]
 pub mod web;

@@ -22,3 +22,4 @@ mod revoke;
 mod shutdown;
 mod storage;
 mod token;
+mod verify;

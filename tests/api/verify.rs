@@ -1,0 +1,230 @@
+//! The verification library (`features = ["verify", "actix"]`) against a running Latchkey.
+
+use std::time::Duration;
+
+use actix_web::{App, HttpResponse, test as actix_test, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use latchkey::tokens::SigningAlgorithm;
+use latchkey::verify::actix::{Bearer, BearerError, ProtectedResource};
+use latchkey::verify::{Verifier, VerifyError};
+use serde_json::{Value, json};
+
+use crate::helpers::{API, Backend, TestApp, spawn_app};
+
+async fn verifier(app: &TestApp) -> Verifier {
+    Verifier::discover(&app.issuer(), API).await.expect("discovery works")
+}
+
+/// A token signed by the server's current RS256 key, with the claims and `typ` given.
+fn signed(app: &TestApp, typ: &str, claims: Value) -> String {
+    let keys = app.state.keys.current();
+    let key = keys.active(SigningAlgorithm::RS256).expect("an RS256 key");
+    latchkey::tokens::jwt::sign(key, typ, &claims)
+}
+
+fn claims(app: &TestApp, change: impl FnOnce(&mut Value)) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = json!({ "iss": app.issuer(), "aud": API, "sub": "svc", "client_id": "svc", "scope": "read",
+                             "iat": now, "exp": now + 300, "jti": "j" });
+    change(&mut claims);
+    claims
+}
+
+/// How often the server has answered its JWKS, from its own metrics.
+async fn jwks_fetches(app: &TestApp) -> u64 {
+    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(r#"latchkey_http_requests_total{method="GET",route="/.well-known/jwks.json""#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+async fn the_verifier_accepts_good_tokens_and_refuses_every_forgery(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let client = app.create_machine_client();
+    let verifier = verifier(&app).await;
+    let good = app.client_credentials_token(&client, "read write").await;
+    let parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+    let kid = jsonwebtoken::decode_header(&good).unwrap().kid.unwrap();
+    let mut signature = URL_SAFE_NO_PAD.decode(&parts[2]).unwrap();
+    signature[5] ^= 1;
+    let none_header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{kid}"}}"#));
+    let jwks = app.jwks().await;
+    let jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) = &jwks.find(&kid).unwrap().algorithm else { panic!() };
+    let mut hs_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs_header.kid = Some(kid.clone());
+    hs_header.typ = Some("at+jwt".into());
+    let confused = jsonwebtoken::encode(
+        &hs_header,
+        &claims(&app, |_| {}),
+        &jsonwebtoken::EncodingKey::from_secret(&URL_SAFE_NO_PAD.decode(&rsa.n).unwrap()),
+    )
+    .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let cases: Vec<(&str, String, VerifyError)> = vec![
+        ("expired", signed(&app, "at+jwt", claims(&app, |c| c["exp"] = (now - 120).into())), VerifyError::Expired),
+        (
+            "not yet valid",
+            signed(&app, "at+jwt", claims(&app, |c| c["nbf"] = (now + 600).into())),
+            VerifyError::NotYetValid,
+        ),
+        (
+            "wrong issuer",
+            signed(&app, "at+jwt", claims(&app, |c| c["iss"] = "https://evil.example".into())),
+            VerifyError::WrongIssuer,
+        ),
+        (
+            "wrong audience",
+            signed(&app, "at+jwt", claims(&app, |c| c["aud"] = "https://other.example".into())),
+            VerifyError::WrongAudience,
+        ),
+        ("an id token's typ", signed(&app, "JWT", claims(&app, |_| {})), VerifyError::NotAnAccessToken),
+        (
+            "tampered signature",
+            format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(&signature)),
+            VerifyError::BadSignature,
+        ),
+        // jsonwebtoken knows no `none`: such a header does not even parse.
+        ("alg none", format!("{none_header}.{}.", parts[1]), VerifyError::Malformed),
+        ("HS256 keyed with the RSA public key", confused, VerifyError::AlgorithmNotAllowed),
+        ("not a JWT", "hello".to_owned(), VerifyError::Malformed),
+    ];
+
+    // Act and assert
+    let token = verifier.verify(&good).await.expect("a genuine token verifies");
+    assert_eq!(token.scopes, ["read", "write"]);
+    assert_eq!(token.client_id.as_deref(), Some(client.client_id.as_str()));
+    assert!(token.has_scope("write") && !token.has_scope("delete"));
+    for (name, forged, expected) in cases {
+        assert_eq!(verifier.verify(&forged).await.err(), Some(expected), "{name}");
+    }
+    let tolerant = Verifier::discover(&app.issuer(), API).await.unwrap().leeway(300);
+    let just_expired = signed(&app, "at+jwt", claims(&app, |c| c["exp"] = (now - 120).into()));
+    assert!(tolerant.verify(&just_expired).await.is_ok(), "the leeway is configurable");
+}
+
+async fn a_rotation_is_picked_up_and_a_kid_flood_is_limited(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let client = app.create_machine_client();
+    let verifier = verifier(&app).await.min_refetch_interval(Duration::from_secs(60));
+    let old = app.client_credentials_token(&client, "read").await;
+    verifier.verify(&old).await.unwrap();
+
+    // Act: a new key signs; the verifier has never seen it.
+    app.rotate_key(SigningAlgorithm::RS256).await;
+    let new = app.client_credentials_token(&client, "read").await;
+    let before = jwks_fetches(&app).await;
+    let verified_new = verifier.verify(&new).await;
+    // Then forged kids, many of them.
+    let mut forged_results = Vec::new();
+    for n in 0..20 {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(format!("forged-{n}"));
+        header.typ = Some("at+jwt".into());
+        let payload = old.split('.').nth(1).unwrap();
+        let head = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap());
+        forged_results.push(verifier.verify(&format!("{head}.{payload}.c2ln")).await);
+    }
+    let after = jwks_fetches(&app).await;
+
+    // Assert
+    assert!(verified_new.is_ok(), "the unknown kid made the verifier refetch: {verified_new:?}");
+    assert!(verifier.verify(&old).await.is_ok(), "tokens of the retired key still verify until they expire");
+    assert!(forged_results.iter().all(|r| r.as_ref().err() == Some(&VerifyError::UnknownKey)));
+    assert_eq!(after - before, 1, "one refetch for the rotation, none for twenty forged kids");
+}
+
+async fn a_shared_secret_verifier_takes_hs256_with_its_secret_only(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let api = app.create_api("https://hs.example.com", &["read"], "HS256");
+    let rs = app.create_machine_client();
+    let client = app.create_client(&["client_credentials"], &["read"], &["https://hs.example.com"]);
+    let (id, secret) = crate::helpers::credentials(&client);
+    let response: Value = app
+        .post_form(
+            "/oauth2/token",
+            &[("grant_type", "client_credentials"), ("resource", "https://hs.example.com")],
+            Some((id, secret)),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let hs_token = response["access_token"].as_str().unwrap();
+    let shared = api.secret.as_deref().unwrap().as_bytes();
+
+    let verifier = Verifier::with_shared_secret(&app.issuer(), "https://hs.example.com", shared);
+    let other_secret = Verifier::with_shared_secret(&app.issuer(), "https://hs.example.com", b"not the secret");
+
+    assert!(verifier.verify(hs_token).await.is_ok());
+    assert_eq!(other_secret.verify(hs_token).await.err(), Some(VerifyError::BadSignature));
+    let rs_token = app.client_credentials_token(&rs, "read").await;
+    assert_eq!(verifier.verify(&rs_token).await.err(), Some(VerifyError::AlgorithmNotAllowed));
+}
+
+async fn orders(token: Bearer) -> Result<HttpResponse, BearerError> {
+    token.require_scope("write")?;
+    Ok(HttpResponse::Ok().body(token.subject.clone()))
+}
+
+async fn the_actix_extractor_answers_per_rfc_6750_and_serves_rfc_9728_metadata(backend: Backend) {
+    // Arrange: a microservice protected by the extractor.
+    let app = spawn_app(backend).await;
+    let client = app.create_machine_client();
+    let resource = ProtectedResource::new(verifier(&app).await, API, &["read", "write"]);
+    let service = actix_test::init_service(
+        App::new().configure(|cfg| resource.configure(cfg)).route("/orders", web::get().to(orders)),
+    )
+    .await;
+    let call = |token: Option<String>| {
+        let mut request = actix_test::TestRequest::get().uri("/orders");
+        if let Some(token) = token {
+            request = request.insert_header(("Authorization", format!("Bearer {token}")));
+        }
+        request.to_request()
+    };
+    let reader = app.client_credentials_token(&client, "read").await;
+    let writer = app.client_credentials_token(&client, "read write").await;
+
+    // Act
+    let missing = actix_test::call_service(&service, call(None)).await;
+    let invalid = actix_test::call_service(&service, call(Some("not-a-token".into()))).await;
+    let too_narrow = actix_test::call_service(&service, call(Some(reader))).await;
+    let allowed = actix_test::call_service(&service, call(Some(writer))).await;
+    let metadata: Value = actix_test::call_and_read_body_json(
+        &service,
+        actix_test::TestRequest::get().uri("/.well-known/oauth-protected-resource").to_request(),
+    )
+    .await;
+
+    // Assert
+    let challenge = |response: &actix_web::dev::ServiceResponse| {
+        response.headers().get("www-authenticate").unwrap().to_str().unwrap().to_owned()
+    };
+    let metadata_url = format!("{API}/.well-known/oauth-protected-resource");
+    assert_eq!(missing.status(), 401);
+    assert_eq!(
+        challenge(&missing),
+        format!(r#"Bearer resource_metadata="{metadata_url}""#),
+        "no error code without a token"
+    );
+    assert_eq!(invalid.status(), 401);
+    assert!(challenge(&invalid).contains(r#"error="invalid_token""#));
+    assert_eq!(too_narrow.status(), 403);
+    assert!(challenge(&too_narrow).contains(r#"error="insufficient_scope""#));
+    assert!(challenge(&too_narrow).contains(r#"scope="write""#));
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(metadata["resource"], API);
+    assert_eq!(metadata["authorization_servers"], json!([app.issuer()]));
+    assert_eq!(metadata["scopes_supported"], json!(["read", "write"]));
+}
+
+crate::on_both_backends!(
+    the_verifier_accepts_good_tokens_and_refuses_every_forgery,
+    a_rotation_is_picked_up_and_a_kid_flood_is_limited,
+    a_shared_secret_verifier_takes_hs256_with_its_secret_only,
+    the_actix_extractor_answers_per_rfc_6750_and_serves_rfc_9728_metadata,
+);
