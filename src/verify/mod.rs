@@ -131,8 +131,6 @@ struct KeyCache {
 struct Inner {
     issuer: String,
     audience: String,
-    leeway: u64,
-    min_refetch_interval: Duration,
     keys: Keys,
 }
 
@@ -140,6 +138,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct Verifier {
     inner: Arc<Inner>,
+    leeway: u64,
+    min_refetch_interval: Duration,
 }
 
 /// Claims the right to fetch if the last claim is at least `interval` old.
@@ -211,29 +211,19 @@ impl Verifier {
     }
 
     fn build(issuer: String, audience: &str, keys: Keys) -> Self {
-        let inner = Inner {
-            issuer,
-            audience: audience.to_owned(),
-            leeway: 60,
-            min_refetch_interval: Duration::from_secs(30),
-            keys,
-        };
-        Self { inner: Arc::new(inner) }
-    }
-
-    fn inner_mut(&mut self) -> &mut Inner {
-        Arc::get_mut(&mut self.inner).expect("configured before it is shared")
+        let inner = Inner { issuer, audience: audience.to_owned(), keys };
+        Self { inner: Arc::new(inner), leeway: 60, min_refetch_interval: Duration::from_secs(30) }
     }
 
     /// Tolerance for clock skew on `exp` and `nbf`, in seconds.
     pub fn leeway(mut self, seconds: u64) -> Self {
-        self.inner_mut().leeway = seconds;
+        self.leeway = seconds;
         self
     }
 
     /// The least time between two JWKS fetches caused by unknown kids.
     pub fn min_refetch_interval(mut self, interval: Duration) -> Self {
-        self.inner_mut().min_refetch_interval = interval;
+        self.min_refetch_interval = interval;
         self
     }
 
@@ -256,7 +246,7 @@ impl Verifier {
             Keys::Shared(secret) => (Algorithm::HS256, secret.clone()),
             Keys::Published(published) => {
                 let kid = header.kid.as_deref().ok_or(VerifyError::UnknownKey)?;
-                published.key(kid, self.inner.min_refetch_interval).await?
+                published.key(kid, self.min_refetch_interval).await?
             }
         };
         // The key decides the algorithm; a token naming another is refused before any
@@ -269,7 +259,7 @@ impl Verifier {
         validation.set_audience(&[&self.inner.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
-        validation.leeway = self.inner.leeway;
+        validation.leeway = self.leeway;
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)?;
         let claims: Claims =
             serde_json::from_value(data.claims.clone()).map_err(|e| VerifyError::InvalidClaims(e.to_string()))?;
