@@ -1,6 +1,7 @@
 //! The hot functions of the token path: signing an access token with each algorithm (our
 //! signer over a cached key pair against `jsonwebtoken::encode`), verifying one, the keyed
-//! hash that authenticates a client secret, and the argon2id check of a sign-in.
+//! hash that authenticates a client secret, the argon2id check of a sign-in, and what the
+//! `verify` library costs a microservice per token.
 //!
 //! cargo bench --bench signing
 
@@ -14,6 +15,7 @@ use latchkey::tokens::SigningAlgorithm;
 use latchkey::tokens::jwt::{self, ACCESS_TOKEN_TYP};
 use latchkey::tokens::keys::{KeyPair, generate_key};
 use latchkey::tokens::keyset::ActiveKey;
+use latchkey::verify::Verifier;
 
 fn claims() -> AccessTokenClaims {
     let now = chrono::Utc::now().timestamp();
@@ -103,6 +105,52 @@ fn verification(c: &mut Criterion) {
     group.finish();
 }
 
+/// What a microservice pays per request: the `verify` library's full check (header, key by
+/// kid, algorithm, signature, typ, iss, aud, exp, nbf, claims) against the bare signature
+/// verification of the same crypto library, for RS256 and HS256.
+fn microservice_verification(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let claims = claims();
+    let mut group = c.benchmark_group("microservice_verify");
+    let (key, generated) = active_key(SigningAlgorithm::RS256);
+    let rs_token = jwt::sign(&key, ACCESS_TOKEN_TYP, &claims);
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(serde_json::to_value(&generated.jwk).unwrap()).unwrap();
+    let jwks = jsonwebtoken::jwk::JwkSet { keys: vec![jwk.clone()] };
+    let rs_verifier = Verifier::with_jwks(&claims.iss, &claims.aud, &jwks);
+    let secret = b"0123456789abcdef0123456789abcdef";
+    let hs_token = jwt::sign_hs256(secret, "api-1", ACCESS_TOKEN_TYP, &claims);
+    let hs_verifier = Verifier::with_shared_secret(&claims.iss, &claims.aud, secret);
+    let cases = [
+        (
+            "RS256",
+            &rs_token,
+            &rs_verifier,
+            jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+            jsonwebtoken::Algorithm::RS256,
+        ),
+        (
+            "HS256",
+            &hs_token,
+            &hs_verifier,
+            jsonwebtoken::DecodingKey::from_secret(secret),
+            jsonwebtoken::Algorithm::HS256,
+        ),
+    ];
+    for (name, token, verifier, decoding, algorithm) in cases {
+        assert!(runtime.block_on(verifier.verify(token)).is_ok(), "{name} verifies");
+        group.bench_function(format!("{name}/verifier"), |b| {
+            b.iter(|| runtime.block_on(verifier.verify(black_box(token))).unwrap())
+        });
+        let (message, signature) = token.rsplit_once('.').unwrap();
+        group.bench_function(format!("{name}/signature only"), |b| {
+            b.iter(|| {
+                jsonwebtoken::crypto::verify(black_box(signature), message.as_bytes(), &decoding, algorithm).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
 fn client_secret_check(c: &mut Criterion) {
     let hasher = MasterKey::generate().token_hasher();
     let secret = latchkey::crypto::random_token::<32>();
@@ -124,5 +172,5 @@ fn password_check(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, signing, verification, client_secret_check, password_check);
+criterion_group!(benches, signing, verification, microservice_verification, client_secret_check, password_check);
 criterion_main!(benches);

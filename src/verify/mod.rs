@@ -109,7 +109,9 @@ enum Keys {
     /// Published by the issuer, fetched from its JWKS.
     Published(Published),
     /// One HS256 secret shared with this API.
-    Shared(DecodingKey),
+    Shared(Arc<DecodingKey>),
+    /// A JWKS given once, never fetched (air-gapped services, benchmarks).
+    Fixed(HashMap<String, (Algorithm, Arc<DecodingKey>)>),
 }
 
 struct Published {
@@ -124,7 +126,7 @@ struct Published {
 
 #[derive(Default)]
 struct KeyCache {
-    keys: HashMap<String, (Algorithm, DecodingKey)>,
+    keys: HashMap<String, (Algorithm, Arc<DecodingKey>)>,
     fresh_until: Option<Instant>,
 }
 
@@ -134,12 +136,34 @@ struct Inner {
     keys: Keys,
 }
 
+/// The algorithms Latchkey signs access tokens with.
+const ALGORITHMS: [Algorithm; 4] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA, Algorithm::HS256];
+
 /// Verifies access tokens for one audience; cheap to clone and share.
 #[derive(Clone)]
 pub struct Verifier {
     inner: Arc<Inner>,
     leeway: u64,
     min_refetch_interval: Duration,
+    /// Built once per algorithm: a `Validation` allocates its sets of issuers and audiences.
+    validations: Arc<[(Algorithm, Validation)]>,
+}
+
+/// The public keys of a JWKS, by kid, each with the one algorithm it may verify.
+fn usable_keys(set: &JwkSet) -> HashMap<String, (Algorithm, Arc<DecodingKey>)> {
+    let mut keys = HashMap::new();
+    for jwk in &set.keys {
+        // A key without `kid` or `alg` cannot be matched safely to a token: skip it.
+        let (Some(kid), Some(alg)) = (&jwk.common.key_id, jwk.common.key_algorithm) else { continue };
+        let Ok(algorithm) = alg.to_string().parse::<Algorithm>() else { continue };
+        if matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+            continue;
+        }
+        if let Ok(key) = DecodingKey::from_jwk(jwk) {
+            keys.insert(kid.clone(), (algorithm, Arc::new(key)));
+        }
+    }
+    keys
 }
 
 /// Claims the right to fetch if the last claim is at least `interval` old.
@@ -207,17 +231,46 @@ impl Verifier {
 
     /// A verifier for an API whose tokens are HS256 with a secret shared with it alone.
     pub fn with_shared_secret(issuer: &str, audience: &str, secret: &[u8]) -> Self {
-        Self::build(issuer.to_owned(), audience, Keys::Shared(DecodingKey::from_secret(secret)))
+        Self::build(issuer.to_owned(), audience, Keys::Shared(Arc::new(DecodingKey::from_secret(secret))))
     }
 
     fn build(issuer: String, audience: &str, keys: Keys) -> Self {
         let inner = Inner { issuer, audience: audience.to_owned(), keys };
-        Self { inner: Arc::new(inner), leeway: 60, min_refetch_interval: Duration::from_secs(30) }
+        let mut verifier = Self {
+            inner: Arc::new(inner),
+            leeway: 60,
+            min_refetch_interval: Duration::from_secs(30),
+            validations: Arc::new([]),
+        };
+        verifier.validations = verifier.build_validations();
+        verifier
+    }
+
+    fn build_validations(&self) -> Arc<[(Algorithm, Validation)]> {
+        ALGORITHMS
+            .iter()
+            .map(|&algorithm| {
+                let mut validation = Validation::new(algorithm);
+                validation.set_issuer(&[&self.inner.issuer]);
+                validation.set_audience(&[&self.inner.audience]);
+                validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+                validation.validate_nbf = true;
+                validation.leeway = self.leeway;
+                (algorithm, validation)
+            })
+            .collect()
+    }
+
+    /// A verifier for the keys of `jwks` alone, which it never refreshes: for services that
+    /// cannot reach the issuer, and whose operators rotate keys by hand.
+    pub fn with_jwks(issuer: &str, audience: &str, jwks: &JwkSet) -> Self {
+        Self::build(issuer.to_owned(), audience, Keys::Fixed(usable_keys(jwks)))
     }
 
     /// Tolerance for clock skew on `exp` and `nbf`, in seconds.
     pub fn leeway(mut self, seconds: u64) -> Self {
         self.leeway = seconds;
+        self.validations = self.build_validations();
         self
     }
 
@@ -248,21 +301,24 @@ impl Verifier {
                 let kid = header.kid.as_deref().ok_or(VerifyError::UnknownKey)?;
                 published.key(kid, self.min_refetch_interval).await?
             }
+            Keys::Fixed(keys) => {
+                let kid = header.kid.as_deref().ok_or(VerifyError::UnknownKey)?;
+                keys.get(kid).cloned().ok_or(VerifyError::UnknownKey)?
+            }
         };
         // The key decides the algorithm; a token naming another is refused before any
         // signature check.
         if header.alg != algorithm {
             return Err(VerifyError::AlgorithmNotAllowed);
         }
-        let mut validation = Validation::new(algorithm);
-        validation.set_issuer(&[&self.inner.issuer]);
-        validation.set_audience(&[&self.inner.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.validate_nbf = true;
-        validation.leeway = self.leeway;
-        let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)?;
-        let claims: Claims =
-            serde_json::from_value(data.claims.clone()).map_err(|e| VerifyError::InvalidClaims(e.to_string()))?;
+        let validation = self
+            .validations
+            .iter()
+            .find(|(a, _)| *a == algorithm)
+            .map(|(_, v)| v)
+            .ok_or(VerifyError::AlgorithmNotAllowed)?;
+        let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, validation)?;
+        let claims = Claims::deserialize(&data.claims).map_err(|e| VerifyError::InvalidClaims(e.to_string()))?;
         Ok(AccessToken {
             subject: claims.sub,
             client_id: claims.client_id,
@@ -276,7 +332,7 @@ impl Verifier {
 
 impl Published {
     /// The key for `kid`: from the cache while it is fresh, else after a refetch.
-    async fn key(&self, kid: &str, min_interval: Duration) -> Result<(Algorithm, DecodingKey), VerifyError> {
+    async fn key(&self, kid: &str, min_interval: Duration) -> Result<(Algorithm, Arc<DecodingKey>), VerifyError> {
         let (found, fresh) = {
             let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
             (cache.keys.get(kid).cloned(), cache.fresh_until.is_some_and(|until| Instant::now() < until))
@@ -304,18 +360,7 @@ impl Published {
         let response = self.http.get(&self.jwks_uri).send().await.and_then(|r| r.error_for_status()).map_err(failed)?;
         let lifetime = max_age(&response).unwrap_or(DEFAULT_KEY_LIFETIME);
         let set: JwkSet = response.json().await.map_err(failed)?;
-        let mut keys = HashMap::new();
-        for jwk in &set.keys {
-            // A key without `kid` or `alg` cannot be matched safely to a token: skip it.
-            let (Some(kid), Some(alg)) = (&jwk.common.key_id, jwk.common.key_algorithm) else { continue };
-            let Ok(algorithm) = alg.to_string().parse::<Algorithm>() else { continue };
-            if matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-                continue;
-            }
-            if let Ok(key) = DecodingKey::from_jwk(jwk) {
-                keys.insert(kid.clone(), (algorithm, key));
-            }
-        }
+        let keys = usable_keys(&set);
         *self.cache.write().unwrap_or_else(|p| p.into_inner()) =
             KeyCache { keys, fresh_until: Some(Instant::now() + lifetime) };
         Ok(())
