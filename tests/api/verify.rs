@@ -163,6 +163,13 @@ async fn a_shared_secret_verifier_takes_hs256_with_its_secret_only(backend: Back
     assert_eq!(other_secret.verify(hs_token).await.err(), Some(VerifyError::BadSignature));
     let rs_token = app.client_credentials_token(&rs, "read").await;
     assert_eq!(verifier.verify(&rs_token).await.err(), Some(VerifyError::AlgorithmNotAllowed));
+
+    // A fixed JWKS, for services that cannot reach the issuer: its keys, and no others.
+    let fixed = Verifier::with_jwks(&app.issuer(), API, &app.jwks().await);
+    assert!(fixed.verify(&rs_token).await.is_ok());
+    app.rotate_key(SigningAlgorithm::RS256).await;
+    let after_rotation = app.client_credentials_token(&rs, "read").await;
+    assert_eq!(fixed.verify(&after_rotation).await.err(), Some(VerifyError::UnknownKey), "never refetched");
 }
 
 async fn orders(token: Bearer) -> Result<HttpResponse, BearerError> {
