@@ -23,6 +23,9 @@
 
 #[cfg(feature = "actix")]
 pub mod actix;
+pub mod introspect;
+
+pub use introspect::{Introspection, Introspector};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

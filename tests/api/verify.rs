@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey::tokens::SigningAlgorithm;
 use latchkey::verify::actix::{Bearer, BearerError, ProtectedResource};
-use latchkey::verify::{Verifier, VerifyError};
+use latchkey::verify::{Introspector, Verifier, VerifyError};
 use serde_json::{Value, json};
 
 use crate::helpers::{API, Backend, TestApp, spawn_app};
@@ -229,7 +229,44 @@ async fn the_actix_extractor_answers_per_rfc_6750_and_serves_rfc_9728_metadata(b
     assert_eq!(metadata["scopes_supported"], json!(["read", "write"]));
 }
 
+async fn introspection_answers_what_offline_checks_cannot(backend: Backend) {
+    // Arrange: a confidential client to introspect with, a restricted API key, a JWT.
+    let app = spawn_app(backend).await;
+    let client = app.create_machine_client();
+    let (id, secret) = crate::helpers::credentials(&client);
+    let owner = app.owner_key();
+    let key = crate::management::ok(
+        &app,
+        "POST",
+        "/api-keys",
+        &owner,
+        Some(json!({ "kind": "restricted", "name": "r", "permissions": ["read"] })),
+    )
+    .await;
+    let (api_key, key_id) = (key["key"].as_str().unwrap().to_owned(), key["id"].as_str().unwrap().to_owned());
+    let token = app.client_credentials_token(&client, "read").await;
+    let cached = Introspector::discover(&app.issuer(), id, secret).await.unwrap().cache_for(Duration::from_secs(60));
+    let uncached = Introspector::discover(&app.issuer(), id, secret).await.unwrap().cache_for(Duration::ZERO);
+
+    // Act and assert: an API key is active, with its kind and permissions.
+    let answer = cached.introspect(&api_key).await.unwrap();
+    assert!(answer.active && answer.has_scope("read"));
+    assert_eq!((answer.token_type.as_deref(), answer.kind.as_deref()), (Some("api_key"), Some("restricted")));
+    // Deleted: the cached answer holds for its period, a fresh question sees it at once.
+    let (status, _) = app.api("DELETE", &format!("/api-keys/{key_id}"), &owner, None).await;
+    assert_eq!(status, 204);
+    assert!(cached.introspect(&api_key).await.unwrap().active, "answers are reused for the cache period");
+    assert!(!uncached.introspect(&api_key).await.unwrap().active);
+    // A revoked JWT still verifies offline; introspection knows better.
+    let revoked = app.post_form("/oauth2/revoke", &[("token", token.as_str())], Some((id, secret))).await;
+    assert_eq!(revoked.status(), 200);
+    assert!(verifier(&app).await.verify(&token).await.is_ok(), "offline checks cannot see a revocation");
+    let answer = uncached.introspect(&token).await.unwrap();
+    assert!(!answer.active && !answer.has_scope("read"));
+}
+
 crate::on_both_backends!(
+    introspection_answers_what_offline_checks_cannot,
     the_verifier_accepts_good_tokens_and_refuses_every_forgery,
     a_rotation_is_picked_up_and_a_kid_flood_is_limited,
     a_shared_secret_verifier_takes_hs256_with_its_secret_only,
