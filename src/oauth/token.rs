@@ -4,7 +4,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
-use super::client_auth::presented_client;
+use super::client_auth::{PresentedClient, presented_client};
 use super::error::{OAuthError, OAuthErrorCode};
 use super::params::OAuthParams;
 use crate::db::clients::Client;
@@ -63,35 +63,44 @@ pub const SUPPORTED_GRANTS: &[GrantType] =
     &[GrantType::AuthorizationCode, GrantType::ClientCredentials, GrantType::RefreshToken, GrantType::TokenExchange];
 
 /// Counts the request against the presenting client's rate limit (or the caller's address
-/// when no client is named, as in token exchange), then issues; every answer carries the
-/// rate-limit headers.
+/// when no client is named, as in token exchange, or the body is unreadable), then issues;
+/// every answer carries the rate-limit headers.
 #[tracing::instrument(name = "token", skip_all, fields(grant_type, client_id))]
 pub async fn post_token(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
-    let params = match OAuthParams::from_request(&req, payload).await {
-        Ok(params) => params,
-        Err(error) => return error.error_response(),
-    };
-    let subject = match presented_client(&req, &params) {
-        Ok(client) => format!("client:{}", client.client_id),
-        Err(_) => format!("ip:{}", req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()),
+    // The credentials are read once: they say whose budget the request spends, and the
+    // grant then authenticates them.
+    let request = OAuthParams::from_request(&req, payload).await.map(|params| {
+        let presented = presented_client(&req, &params);
+        (params, presented)
+    });
+    let subject = match &request {
+        Ok((_, Ok(client))) => format!("client:{}", client.client_id),
+        _ => format!("ip:{}", req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()),
     };
     let settings = &state.settings;
     let limits = Limits { per_hour: Some(settings.rate_limit_per_hour), burst: settings.rate_limit_burst };
     let decision = state.limiter.check(&subject, limits).await;
-    let mut response = if decision.allowed {
-        issue(&req, &params, &state).await.unwrap_or_else(|error| error.error_response())
-    } else {
-        OAuthError::new(
+    let mut response = match request {
+        _ if !decision.allowed => OAuthError::new(
             OAuthErrorCode::RateLimitExceeded,
             format!("too many token requests; try again in {} s", decision.retry_after),
         )
-        .error_response()
+        .error_response(),
+        Err(error) => error.error_response(),
+        Ok((params, presented)) => {
+            issue(&req, &params, presented, &state).await.unwrap_or_else(|error| error.error_response())
+        }
     };
     decision.write_headers(response.headers_mut());
     response
 }
 
-async fn issue(req: &HttpRequest, params: &OAuthParams, state: &AppState) -> Result<HttpResponse, OAuthError> {
+async fn issue(
+    req: &HttpRequest,
+    params: &OAuthParams,
+    presented: Result<PresentedClient, OAuthError>,
+    state: &AppState,
+) -> Result<HttpResponse, OAuthError> {
     let grant_type = params.required("grant_type")?;
     tracing::Span::current().record("grant_type", grant_type);
     let unsupported = || {
@@ -102,12 +111,12 @@ async fn issue(req: &HttpRequest, params: &OAuthParams, state: &AppState) -> Res
     // for token exchange the API key being exchanged is the credential.
     let response = match grant {
         GrantType::ClientCredentials => {
-            super::client_credentials::issue(state, req, client(req, params)?, params).await?
+            super::client_credentials::issue(state, req, client(presented)?, params).await?
         }
         GrantType::AuthorizationCode => {
-            super::authorization_code::issue(state, req, client(req, params)?, params).await?
+            super::authorization_code::issue(state, req, client(presented)?, params).await?
         }
-        GrantType::RefreshToken => super::refresh::issue(state, req, client(req, params)?, params).await?,
+        GrantType::RefreshToken => super::refresh::issue(state, req, client(presented)?, params).await?,
         GrantType::TokenExchange => super::token_exchange::issue(state, req, params).await?,
     };
     state.metrics.token_issued(grant.as_str());
@@ -115,8 +124,8 @@ async fn issue(req: &HttpRequest, params: &OAuthParams, state: &AppState) -> Res
 }
 
 /// The client credentials the request presents, noted in the request's log span.
-fn client(req: &HttpRequest, params: &OAuthParams) -> Result<super::client_auth::PresentedClient, OAuthError> {
-    let presented = presented_client(req, params)?;
+fn client(presented: Result<PresentedClient, OAuthError>) -> Result<PresentedClient, OAuthError> {
+    let presented = presented?;
     tracing::Span::current().record("client_id", presented.client_id.as_str());
     Ok(presented)
 }

@@ -113,6 +113,16 @@ async fn the_token_endpoint_limits_each_client(backend: Backend) {
     assert_eq!(body["error"], "rate_limit_exceeded", "{body}");
     assert!(body["error_description"].is_string());
     assert_eq!(token(&second).await.unwrap().status(), 200, "another client has its own budget");
+    let unreadable = app
+        .http
+        .post(app.url("/oauth2/token"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unreadable.status(), 400);
+    assert!(unreadable.headers().contains_key("x-ratelimit-remaining"), "an unreadable body is counted too");
 }
 
 /// Two instances on one database and one Redis share each key's budget.
