@@ -43,37 +43,16 @@ pub struct Introspector {
     cache: Mutex<HashMap<String, (Instant, Introspection)>>,
 }
 
-#[derive(Deserialize)]
-struct Metadata {
-    issuer: String,
-    introspection_endpoint: String,
-}
-
 impl Introspector {
     /// Finds the introspection endpoint in the issuer's metadata (RFC 8414).
     pub async fn discover(issuer: &str, client_id: &str, client_secret: &str) -> Result<Self, VerifyError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| VerifyError::Discovery(e.to_string()))?;
-        let issuer = issuer.trim_end_matches('/');
-        let url = format!("{issuer}/.well-known/oauth-authorization-server");
-        let failed = |e: reqwest::Error| VerifyError::Discovery(format!("{url}: {e}"));
-        let metadata: Metadata = http
-            .get(&url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(failed)?
-            .json()
-            .await
-            .map_err(failed)?;
-        if metadata.issuer.trim_end_matches('/') != issuer {
-            return Err(VerifyError::Discovery(format!("{url} names the issuer {}", metadata.issuer)));
-        }
+        let (http, metadata) = super::discover_metadata(issuer).await?;
+        let endpoint = metadata
+            .introspection_endpoint
+            .ok_or_else(|| VerifyError::Discovery(format!("{issuer} publishes no introspection endpoint")))?;
         Ok(Self {
             http,
-            endpoint: metadata.introspection_endpoint,
+            endpoint,
             client_id: client_id.to_owned(),
             client_secret: client_secret.to_owned(),
             ttl: Duration::from_secs(10),

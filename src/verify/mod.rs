@@ -185,10 +185,30 @@ const STALE_REFRESH_SPACING: Duration = Duration::from_secs(1);
 /// How long keys are trusted when the JWKS response says nothing.
 const DEFAULT_KEY_LIFETIME: Duration = Duration::from_secs(300);
 
+/// What services need of the issuer's metadata (RFC 8414).
 #[derive(Deserialize)]
 struct ServerMetadata {
     issuer: String,
     jwks_uri: String,
+    introspection_endpoint: Option<String>,
+}
+
+/// An HTTP client for talking to the issuer, and its metadata, whose `issuer` must be the
+/// one it was fetched for (RFC 8414 §3.3).
+async fn discover_metadata(issuer: &str) -> Result<(reqwest::Client, ServerMetadata), VerifyError> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| VerifyError::Discovery(e.to_string()))?;
+    let issuer = issuer.trim_end_matches('/');
+    let url = format!("{issuer}/.well-known/oauth-authorization-server");
+    let failed = |e: reqwest::Error| VerifyError::Discovery(format!("{url}: {e}"));
+    let metadata: ServerMetadata =
+        http.get(&url).send().await.and_then(|r| r.error_for_status()).map_err(failed)?.json().await.map_err(failed)?;
+    if metadata.issuer.trim_end_matches('/') != issuer {
+        return Err(VerifyError::Discovery(format!("{url} names the issuer {}", metadata.issuer)));
+    }
+    Ok((http, metadata))
 }
 
 fn max_age(response: &reqwest::Response) -> Option<Duration> {
@@ -202,25 +222,7 @@ fn max_age(response: &reqwest::Response) -> Option<Duration> {
 impl Verifier {
     /// Reads the issuer's metadata (RFC 8414) and keys, for tokens meant for `audience`.
     pub async fn discover(issuer: &str, audience: &str) -> Result<Self, VerifyError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| VerifyError::Discovery(e.to_string()))?;
-        let issuer = issuer.trim_end_matches('/').to_owned();
-        let url = format!("{issuer}/.well-known/oauth-authorization-server");
-        let metadata: ServerMetadata = http
-            .get(&url)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| VerifyError::Discovery(format!("{url}: {e}")))?
-            .json()
-            .await
-            .map_err(|e| VerifyError::Discovery(format!("{url}: {e}")))?;
-        // RFC 8414 §3.3: the metadata must name the issuer it was fetched for.
-        if metadata.issuer.trim_end_matches('/') != issuer {
-            return Err(VerifyError::Discovery(format!("{url} names the issuer {}", metadata.issuer)));
-        }
+        let (http, metadata) = discover_metadata(issuer).await?;
         let published = Published {
             jwks_uri: metadata.jwks_uri,
             http,
