@@ -201,7 +201,9 @@ fn may_issue(
     match kind {
         ApiKeyKind::Personal => match (caller.reach.user.as_deref(), user) {
             (Some(own), Some(user)) if own == user => Ok(()),
-            _ => Err(forbidden("only its user creates, rotates or deletes a personal key")),
+            _ => Err(forbidden(
+                "only its user creates, rotates or deletes a personal key (with their own key or on the account page)",
+            )),
         },
         ApiKeyKind::TenantOwner | ApiKeyKind::Service => caller.require_owner("hand out tenant-owner and service keys"),
         ApiKeyKind::Team => {
@@ -274,9 +276,6 @@ pub fn create_key(
         return Err(bad("service_account_id is for service keys"));
     }
     may_issue(caller, kind, user.as_deref(), team, &permissions)?;
-    if kind == ApiKeyKind::Personal && user.is_none() {
-        return Err(forbidden("only its user creates a personal key; use that user's key or the account page"));
-    }
     if let Some((team, _)) = team {
         super::clients::existing_team(conn, Some(team))?;
     }
