@@ -51,6 +51,18 @@ impl AppState {
         self.keys.install(generation, set);
         Ok(())
     }
+
+    /// The key set, reread first if it lacks `kid`: another instance (started at the same
+    /// moment, or rotated ahead of our next periodic reload) may already sign with a key
+    /// we have not loaded. Rate-limited, so forged kids cost no more than one read a second.
+    pub async fn keys_knowing(&self, kid: &str) -> Result<Arc<KeySet>, AppError> {
+        let keys = self.keys.current();
+        if keys.verifying_key(kid).is_some() || !self.keys.may_reload_for_unknown_kid(std::time::Instant::now()) {
+            return Ok(keys);
+        }
+        self.reload_keys().await?;
+        Ok(self.keys.current())
+    }
 }
 
 pub struct Application {

@@ -158,7 +158,7 @@ pub async fn inspect_access_token(state: &AppState, token: &str) -> Result<Acces
             None => None,
         }
     } else {
-        let keys = state.keys.current();
+        let keys = state.keys_knowing(&kid).await?;
         keys.verifying_key(&kid).and_then(|(alg, key)| jwt::verify_access_token(token, alg, key, &issuer).ok())
     };
     let Some(claims) = verified else {

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
 use anyhow::Context;
@@ -96,11 +97,31 @@ impl KeySet {
 pub struct KeyStore {
     current: RwLock<(u64, Arc<KeySet>)>,
     next_generation: AtomicU64,
+    last_reload_for_unknown_kid: Mutex<Option<Instant>>,
 }
+
+/// At most one reload a second for tokens naming a kid we do not hold: enough to catch up
+/// with another instance at once, too few for forged kids to load the database.
+const UNKNOWN_KID_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 impl KeyStore {
     pub fn new(set: KeySet) -> Self {
-        Self { current: RwLock::new((0, Arc::new(set))), next_generation: AtomicU64::new(1) }
+        Self {
+            current: RwLock::new((0, Arc::new(set))),
+            next_generation: AtomicU64::new(1),
+            last_reload_for_unknown_kid: Mutex::new(None),
+        }
+    }
+
+    /// Whether a token naming an unknown kid may trigger a reload now; if so, the next
+    /// one may only after [`UNKNOWN_KID_RELOAD_INTERVAL`].
+    pub fn may_reload_for_unknown_kid(&self, now: Instant) -> bool {
+        let mut last = self.last_reload_for_unknown_kid.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let allowed = last.is_none_or(|last| now.saturating_duration_since(last) >= UNKNOWN_KID_RELOAD_INTERVAL);
+        if allowed {
+            *last = Some(now);
+        }
+        allowed
     }
 
     pub fn current(&self) -> Arc<KeySet> {
@@ -140,5 +161,18 @@ mod tests {
         store.install(slow, empty_set("before rotation"));
 
         assert_eq!(store.current().jwks_json(), "after rotation");
+    }
+
+    #[test]
+    fn unknown_kids_trigger_at_most_one_reload_a_second() {
+        let store = KeyStore::new(empty_set("initial"));
+        let start = Instant::now();
+
+        let allowed: Vec<bool> = [0, 10, 999, 1000, 1500, 2000]
+            .into_iter()
+            .map(|ms| store.may_reload_for_unknown_kid(start + Duration::from_millis(ms)))
+            .collect();
+
+        assert_eq!(allowed, [true, false, false, true, false, true]);
     }
 }

@@ -7,7 +7,7 @@ use oauth2::{
 };
 use serde_json::Value;
 
-use crate::helpers::{API, Backend, TestApp, spawn_app, verify_with_jwks};
+use crate::helpers::{API, Backend, Served, TestApp, post_form, spawn_app, verify_with_jwks};
 use crate::login::{EMAIL, PASSWORD, csrf_token, sign_in};
 
 const CALLBACK: &str = "https://app.example.com/callback";
@@ -39,7 +39,7 @@ pub fn register_public_client(
 }
 
 fn oauth2_app(
-    app: &TestApp,
+    app: &impl Served,
     client_id: &str,
 ) -> BasicClient<
     oauth2::EndpointSet,
@@ -89,7 +89,7 @@ fn query_param(url: &str, name: &str) -> Option<String> {
 
 /// Signs in through the redirect to /login and returns the page the authorization request
 /// then shows (the consent page, or a redirect to the client).
-async fn sign_in_and_authorize(app: &TestApp, browser: &reqwest::Client, authorize_url: &str) -> reqwest::Response {
+async fn sign_in_and_authorize(app: &impl Served, browser: &reqwest::Client, authorize_url: &str) -> reqwest::Response {
     let to_login = browser.get(authorize_url).send().await.unwrap();
     assert_eq!(to_login.status(), 303);
     let login = location(&to_login);
@@ -101,7 +101,7 @@ async fn sign_in_and_authorize(app: &TestApp, browser: &reqwest::Client, authori
 }
 
 async fn consent(
-    app: &TestApp,
+    app: &impl Served,
     browser: &reqwest::Client,
     page: reqwest::Response,
     decision: &str,
@@ -354,7 +354,7 @@ async fn obtain_code(app: &TestApp, client_id: &str) -> (String, String) {
 }
 
 /// Signs in, consents to `scopes` and returns the code and its PKCE verifier.
-pub async fn obtain_code_for(app: &TestApp, client_id: &str, scopes: &[&str]) -> (String, String) {
+pub async fn obtain_code_for(app: &impl Served, client_id: &str, scopes: &[&str]) -> (String, String) {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let oauth = oauth2_app(app, client_id);
     let mut request = oauth.authorize_url(CsrfToken::new_random).set_pkce_challenge(challenge);
@@ -362,14 +362,15 @@ pub async fn obtain_code_for(app: &TestApp, client_id: &str, scopes: &[&str]) ->
         request = request.add_scope(Scope::new((*scope).into()));
     }
     let (authorize_url, _) = request.url();
-    let browser = app.browser();
+    let browser = crate::helpers::browser();
     let page = sign_in_and_authorize(app, &browser, authorize_url.as_str()).await;
     let callback = consent(app, &browser, page, "approve", false).await;
     (query_param(&callback, "code").unwrap(), verifier.secret().clone())
 }
 
-pub async fn exchange(app: &TestApp, client_id: &str, code: &str, verifier: &str) -> reqwest::Response {
-    app.post_form(
+pub async fn exchange(app: &impl Served, client_id: &str, code: &str, verifier: &str) -> reqwest::Response {
+    post_form(
+        app,
         "/oauth2/token",
         &[
             ("grant_type", "authorization_code"),

@@ -1,32 +1,7 @@
 //! The `latchkey` command line, run as a user would (INTERFACE §1).
 
-use std::process::{Command, Output};
-
-use serde_json::Value;
-
 use crate::helpers::{Backend, TestDb};
-
-/// Runs `latchkey ARGS` in a scratch directory against `db`.
-fn latchkey(db: &TestDb, master_key: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_latchkey"));
-    command
-        .args(args)
-        .current_dir(dir.path())
-        .env_remove("LATCHKEY_ENVIRONMENT")
-        .env("LATCHKEY_DATABASE_URL", db.url())
-        .env("LATCHKEY_MASTER_KEY", master_key)
-        .env("RUST_LOG", "warn");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command.output().expect("the binary runs")
-}
-
-fn json(output: &Output) -> Value {
-    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
-}
+use crate::process::{json, latchkey, latchkey_with_input};
 
 async fn the_bootstrap_commands_print_their_secrets_once_as_json(backend: Backend) {
     // Arrange
@@ -200,25 +175,6 @@ async fn invalid_input_fails_with_a_message_and_no_partial_state(backend: Backen
     }
 }
 
-/// Runs `latchkey ARGS` with `input` on standard input.
-fn latchkey_with_input(db: &TestDb, master_key: &str, args: &[&str], input: &str) -> Output {
-    use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(args)
-        .current_dir(dir.path())
-        .env("LATCHKEY_DATABASE_URL", db.url())
-        .env("LATCHKEY_MASTER_KEY", master_key)
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
 async fn user_create_reads_the_password_from_stdin_and_stores_only_argon2id(backend: Backend) {
     let db = TestDb::new(&backend);
     let key = latchkey::crypto::MasterKey::generate().encode();
@@ -273,7 +229,7 @@ async fn a_bad_configuration_names_the_setting_and_exits_2() {
 
 #[tokio::test]
 async fn help_documents_every_subcommand() {
-    let output = Command::new(env!("CARGO_BIN_EXE_latchkey")).arg("--help").output().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey")).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success());
     for subcommand in ["serve", "migrate", "client", "api", "keys", "api-key", "user"] {

@@ -151,6 +151,42 @@ pub async fn spawn_app_with(db: TestDb, configure: impl FnOnce(&mut Settings)) -
 
 pub const API: &str = "https://api.example.com";
 
+/// A running Latchkey reached over HTTP: in this test process, or in a process of its own.
+pub trait Served {
+    fn url(&self, path: &str) -> String;
+    /// A client that does not follow redirects.
+    fn http(&self) -> &reqwest::Client;
+}
+
+impl Served for TestApp {
+    fn url(&self, path: &str) -> String {
+        TestApp::url(self, path)
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+}
+
+/// A client that behaves like a browser: keeps cookies, does not follow redirects.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap()
+}
+
+/// Posts `form` to `path`, with HTTP Basic client authentication when `basic` is given.
+pub async fn post_form(
+    server: &impl Served,
+    path: &str,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> reqwest::Response {
+    let mut request = server.http().post(server.url(path)).form(form);
+    if let Some((id, secret)) = basic {
+        request = request.basic_auth(id, Some(secret));
+    }
+    request.send().await.expect("the server answers")
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
@@ -206,11 +242,7 @@ impl TestApp {
     }
 
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> reqwest::Response {
-        let mut request = self.http.post(self.url(path)).form(form);
-        if let Some((id, secret)) = basic {
-            request = request.basic_auth(id, Some(secret));
-        }
-        request.send().await.expect("the server answers")
+        post_form(self, path, form, basic).await
     }
 
     pub async fn post_token(&self, form: &[(&str, &str)], client: &RegisteredClient) -> reqwest::Response {
@@ -270,7 +302,7 @@ impl TestApp {
 
     /// A client that behaves like a browser: keeps cookies, does not follow redirects.
     pub fn browser(&self) -> reqwest::Client {
-        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap()
+        browser()
     }
 
     /// A tenant-owner key, as `latchkey api-key create --kind tenant-owner` makes one.

@@ -1,83 +1,156 @@
-//! Two Latchkey instances on one database, as behind a load balancer: whatever one issues,
-//! the other introspects, refreshes and revokes; refresh-reuse detection holds across
-//! them; a key rotated on one is published by the other within two reload periods.
+//! Two `latchkey serve` processes on one PostgreSQL database and one Redis, as behind a
+//! load balancer: started together on an empty database; whatever one issues, the other
+//! introspects, refreshes and revokes; refresh-reuse detection holds across them; a key
+//! rotated by `latchkey keys rotate` is published by both within two reload periods; one
+//! rate-limit budget spans both.
 
 use std::time::{Duration, Instant};
 
-use latchkey::tokens::SigningAlgorithm;
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp, TestDb, spawn_app_with};
-use crate::refresh::{grant, refresh};
+use crate::authorize::{exchange, obtain_code_for};
+use crate::helpers::{API, Backend, Served, TestDb, post_form};
+use crate::process::{Instance, free_port, json, latchkey, register_browser_app, register_machine_client};
+use crate::refresh::refresh;
 
-/// Two servers sharing a database, a master key and an issuer, rereading keys every second.
-async fn two_instances(backend: Backend) -> (TestApp, TestApp) {
-    let master_key = latchkey::crypto::MasterKey::generate().encode();
-    let shared = |settings: &mut latchkey::config::Settings| {
-        settings.master_key = Some(master_key.clone().into());
-        settings.key_refresh_secs = 1;
-    };
-    let first = spawn_app_with(TestDb::new(&backend), shared).await;
-    let issuer = first.state.issuer.clone();
-    let second = spawn_app_with(TestDb::reuse(&first.db), |settings| {
-        shared(settings);
-        settings.issuer = Some(issuer);
-    })
-    .await;
-    (first, second)
+struct TwoInstances {
+    a: Instance,
+    b: Instance,
+    issuer: String,
+    master_key: String,
+    db: TestDb,
 }
 
-async fn what_one_instance_issues_the_other_honours(backend: Backend) {
-    // Arrange
-    let (a, b) = two_instances(backend).await;
-    let user_grant = grant(&a, &["read", "offline_access"]).await;
-    let machine = a.create_client(&["client_credentials"], &["read"], &[crate::helpers::API]);
+/// Two processes sharing a fresh database, a master key and an issuer (the load balancer's
+/// address), rereading signing keys every second, with `env` on top.
+fn two_instances(server_url: &str, env: &[(&str, &str)]) -> TwoInstances {
+    let db = TestDb::new(&Backend::Postgres(server_url.to_owned()));
+    let master_key = latchkey::crypto::MasterKey::generate().encode();
+    let port_a = free_port();
+    let port_b = std::iter::repeat_with(free_port).find(|port| *port != port_a).unwrap();
+    let issuer = format!("http://127.0.0.1:{port_a}");
+    let mut shared = vec![("LATCHKEY_ISSUER", issuer.as_str()), ("LATCHKEY_KEY_REFRESH_SECS", "1")];
+    shared.extend_from_slice(env);
+    // Started at the same moment: migrations and the first signing key race.
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| Instance::start(&db, &master_key, port_a, &shared));
+        let b = scope.spawn(|| Instance::start(&db, &master_key, port_b, &shared));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    TwoInstances { a, b, issuer, master_key, db }
+}
 
-    // Act and assert: introspection and refresh on the other instance.
-    assert_eq!(b.introspect(&user_grant.access_token, &machine).await["active"], true);
-    let refreshed = refresh(&b, &user_grant.client_id, &user_grant.refresh_token, None).await;
+fn postgres() -> Option<String> {
+    let url = std::env::var("LATCHKEY_TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty());
+    if url.is_none() {
+        eprintln!("LATCHKEY_TEST_POSTGRES_URL is not set: several instances not tested");
+    }
+    url
+}
+
+async fn client_credentials(server: &impl Served, (id, secret): (&str, &str)) -> reqwest::Response {
+    post_form(server, "/oauth2/token", &[("grant_type", "client_credentials"), ("scope", "read")], Some((id, secret)))
+        .await
+}
+
+async fn jwks_kids(server: &impl Served) -> Vec<String> {
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        server.http().get(server.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    jwks.keys.into_iter().filter_map(|key| key.common.key_id).collect()
+}
+
+#[tokio::test]
+async fn what_one_process_issues_the_other_honours() {
+    let Some(server_url) = postgres() else { return };
+    // Arrange: a user's grant through instance A.
+    let TwoInstances { db, master_key, a, b, .. } = two_instances(&server_url, &[]);
+    let client_id = register_browser_app(&db, &master_key);
+    let (machine_id, machine_secret) = register_machine_client(&db, &master_key);
+    let machine = (machine_id.as_str(), machine_secret.as_str());
+    let (code, verifier) = obtain_code_for(&a, &client_id, &["read", "offline_access"]).await;
+    let granted: Value = exchange(&a, &client_id, &code, &verifier).await.json().await.unwrap();
+    let access_token = granted["access_token"].as_str().unwrap();
+    let refresh_token = granted["refresh_token"].as_str().unwrap();
+
+    // Act and assert: B introspects and refreshes what A issued.
+    let introspected: Value =
+        post_form(&b, "/oauth2/introspect", &[("token", access_token)], Some(machine)).await.json().await.unwrap();
+    assert_eq!(introspected["active"], true, "{introspected}");
+    let refreshed = refresh(&b, &client_id, refresh_token, None).await;
     assert_eq!(refreshed.status(), 200);
     let successor = refreshed.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_owned();
 
-    // Reuse of the retired token on the first instance revokes the family everywhere.
-    let reused = refresh(&a, &user_grant.client_id, &user_grant.refresh_token, None).await;
+    // The retired token presented to A revokes the family on both.
+    let reused = refresh(&a, &client_id, refresh_token, None).await;
     assert_eq!(reused.status(), 400);
     assert_eq!(reused.json::<Value>().await.unwrap()["error"], "invalid_grant");
-    let after = refresh(&b, &user_grant.client_id, &successor, None).await;
-    assert_eq!(after.status(), 400, "the successor died with its family");
+    assert_eq!(refresh(&b, &client_id, &successor, None).await.status(), 400, "the successor died with its family");
 
-    // Revocation on one instance is seen by the other.
-    let token = a.client_credentials_token(&machine, "read").await;
-    let (id, secret) = crate::helpers::credentials(&machine);
-    let revoked = b.post_form("/oauth2/revoke", &[("token", token.as_str())], Some((id, secret))).await;
-    assert_eq!(revoked.status(), 200);
-    assert_eq!(a.introspect(&token, &machine).await["active"], false);
+    // A token A issued and B revoked is inactive on A.
+    let token: Value = client_credentials(&a, machine).await.json().await.unwrap();
+    let token = token["access_token"].as_str().unwrap();
+    assert_eq!(post_form(&b, "/oauth2/revoke", &[("token", token)], Some(machine)).await.status(), 200);
+    let introspected: Value =
+        post_form(&a, "/oauth2/introspect", &[("token", token)], Some(machine)).await.json().await.unwrap();
+    assert_eq!(introspected["active"], false);
 }
 
-async fn a_key_rotated_on_one_instance_is_published_by_the_other(backend: Backend) {
+#[tokio::test]
+async fn a_key_rotated_by_the_operator_is_published_and_used_by_both() {
+    let Some(server_url) = postgres() else { return };
     // Arrange
-    let (a, b) = two_instances(backend).await;
-    let machine = a.create_machine_client();
-    let old_token = a.client_credentials_token(&machine, "read").await;
+    let TwoInstances { db, master_key, issuer, a, b } = two_instances(&server_url, &[]);
+    json(&latchkey(&db, &master_key, &[], &["api", "create", "--audience", API, "--scope", "read", "--json"]));
+    let (machine_id, machine_secret) = register_machine_client(&db, &master_key);
+    let machine = (machine_id.as_str(), machine_secret.as_str());
+    let old: Value = client_credentials(&a, machine).await.json().await.unwrap();
+    let old_token = old["access_token"].as_str().unwrap().to_owned();
 
     // Act
-    let new_kid = a.rotate_key(SigningAlgorithm::RS256).await;
-    let started = Instant::now();
-    while !b.jwks().await.keys.iter().any(|k| k.common.key_id.as_deref() == Some(new_kid.as_str())) {
-        assert!(started.elapsed() < Duration::from_secs(5), "two reload periods (2 s) and some slack");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let rotated = json(&latchkey(&db, &master_key, &[], &["keys", "rotate", "--json"]));
+    let new_kid = rotated["kid"].as_str().unwrap().to_owned();
 
-    // Assert: both instances sign with the new key; the old key's tokens still verify.
-    let from_b = b.client_credentials_token(&machine, "read").await;
-    let header = jsonwebtoken::decode_header(&from_b).unwrap();
-    assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()), "the other instance signs with the new key");
-    let jwks = b.jwks().await;
-    crate::helpers::verify_with_jwks(&old_token, &jwks, &a.issuer(), crate::helpers::API).expect("old tokens verify");
-    crate::helpers::verify_with_jwks(&from_b, &jwks, &a.issuer(), crate::helpers::API).expect("new tokens verify");
+    // Assert: both publish the new key within two reload periods (2 s), and sign with it.
+    let started = Instant::now();
+    for server in [&a, &b] {
+        while !jwks_kids(server).await.contains(&new_kid) {
+            assert!(started.elapsed() < Duration::from_secs(5), "two reload periods (2 s) and some slack");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for server in [&a, &b] {
+        let token: Value = client_credentials(server, machine).await.json().await.unwrap();
+        let header = jsonwebtoken::decode_header(token["access_token"].as_str().unwrap()).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()), "every instance signs with the new key");
+    }
+    let jwks = b.http().get(b.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    crate::helpers::verify_with_jwks(&old_token, &jwks, &issuer, API).expect("tokens of the retired key verify");
 }
 
-crate::on_both_backends!(
-    what_one_instance_issues_the_other_honours,
-    a_key_rotated_on_one_instance_is_published_by_the_other
-);
+#[tokio::test]
+async fn one_rate_limit_budget_spans_both_through_redis() {
+    let Some(server_url) = postgres() else { return };
+    let Ok(redis) = std::env::var("LATCHKEY_TEST_REDIS_URL") else {
+        eprintln!("LATCHKEY_TEST_REDIS_URL is not set: shared limits across processes not tested");
+        return;
+    };
+    // Arrange: one request a second, a burst of three.
+    let tight = [
+        ("LATCHKEY_REDIS_URL", redis.as_str()),
+        ("LATCHKEY_RATE_LIMIT_PER_HOUR", "3600"),
+        ("LATCHKEY_RATE_LIMIT_BURST", "3"),
+    ];
+    let TwoInstances { db, master_key, a, b, .. } = two_instances(&server_url, &tight);
+    json(&latchkey(&db, &master_key, &[], &["api", "create", "--audience", API, "--scope", "read", "--json"]));
+    let (machine_id, machine_secret) = register_machine_client(&db, &master_key);
+    let machine = (machine_id.as_str(), machine_secret.as_str());
+
+    // Act
+    let mut statuses = Vec::new();
+    for server in [&a, &b, &a, &b] {
+        statuses.push(client_credentials(server, machine).await.status().as_u16());
+    }
+
+    // Assert
+    assert_eq!(statuses, [200, 200, 200, 429], "three in the burst, wherever they land");
+}

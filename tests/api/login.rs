@@ -2,7 +2,7 @@
 
 use reqwest::header::{HeaderMap, SET_COOKIE};
 
-use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, Served, spawn_app, spawn_app_with};
 
 pub const EMAIL: &str = "ada@example.com";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -25,7 +25,7 @@ pub fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Opens the sign-in page in `browser` and submits the form.
 pub async fn sign_in(
-    app: &TestApp,
+    app: &impl Served,
     browser: &reqwest::Client,
     email: &str,
     password: &str,

@@ -7,6 +7,7 @@ mod authorize;
 mod browser;
 
 mod cli;
+mod crash;
 mod discovery;
 mod instances;
 mod introspect;
@@ -15,6 +16,7 @@ mod login;
 mod management;
 mod operations;
 mod permissions;
+mod process;
 mod ratelimits;
 mod refresh;
 mod registration;

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::authorize::{exchange, obtain_code_for, register_public_client};
-use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::helpers::{Backend, Served, TestApp, post_form, spawn_app};
 use crate::login::{EMAIL, PASSWORD};
 
 pub struct Grant {
@@ -28,12 +28,17 @@ pub async fn grant(app: &TestApp, scopes: &[&str]) -> Grant {
     }
 }
 
-pub async fn refresh(app: &TestApp, client_id: &str, refresh_token: &str, scope: Option<&str>) -> reqwest::Response {
+pub async fn refresh(
+    app: &impl Served,
+    client_id: &str,
+    refresh_token: &str,
+    scope: Option<&str>,
+) -> reqwest::Response {
     let mut form = vec![("grant_type", "refresh_token"), ("client_id", client_id), ("refresh_token", refresh_token)];
     if let Some(scope) = scope {
         form.push(("scope", scope));
     }
-    app.post_form("/oauth2/token", &form, None).await
+    post_form(app, "/oauth2/token", &form, None).await
 }
 
 async fn error_of(response: reqwest::Response) -> (u16, String) {

@@ -2,61 +2,18 @@
 //! process exits cleanly.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::helpers::{Backend, TestDb};
-
-/// The real binary serving `db` on a free port.
-struct Server {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(db: &TestDb) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-            .arg("serve")
-            .current_dir(dir.path())
-            .env("LATCHKEY_DATABASE_URL", db.url())
-            .env("LATCHKEY_MASTER_KEY", latchkey::crypto::MasterKey::generate().encode())
-            .env("LATCHKEY_BIND", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the binary starts");
-        let server = Self { child, port, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the server did not start listening");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::process::{Instance, free_port};
 
 #[test]
 fn sigterm_drains_requests_in_flight_then_exits_cleanly() {
     // Arrange: a token request whose body is only half sent.
     let db = TestDb::new(&Backend::Sqlite);
-    let mut server = Server::start(&db);
+    let master_key = latchkey::crypto::MasterKey::generate().encode();
+    let mut server = Instance::start(&db, &master_key, free_port(), &[]);
     let body = "grant_type=client_credentials&client_id=nobody&client_secret=wrong";
     let mut in_flight = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     in_flight.set_read_timeout(Some(Duration::from_secs(20))).unwrap();

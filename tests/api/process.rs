@@ -1,0 +1,190 @@
+//! The real `latchkey` binary in processes of its own, for what servers inside the test
+//! process cannot show: several instances side by side, a stop, a crash and a restart.
+//! Operators' commands (`latchkey client create` and the rest) set up what the servers
+//! then serve, as they would in production.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{Served, TestDb};
+
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `latchkey` with `db`, `master_key` and `env`, in a scratch directory of its own.
+fn command(db: &TestDb, master_key: &str, env: &[(&str, &str)], dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    command
+        .current_dir(dir)
+        .env_remove("LATCHKEY_ENVIRONMENT")
+        .env("LATCHKEY_DATABASE_URL", db.url())
+        .env("LATCHKEY_MASTER_KEY", master_key)
+        .env("RUST_LOG", "warn");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
+/// Runs `latchkey ARGS` against `db`, as an operator would.
+pub fn latchkey(db: &TestDb, master_key: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    command(db, master_key, env, dir.path()).args(args).output().expect("the binary runs")
+}
+
+/// Runs `latchkey ARGS` with `input` on standard input.
+pub fn latchkey_with_input(db: &TestDb, master_key: &str, args: &[&str], input: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = command(db, master_key, &[], dir.path())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The JSON a successful `--json` command printed.
+pub fn json(output: &Output) -> Value {
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+/// One `latchkey serve` process.
+pub struct Instance {
+    pub child: Child,
+    pub port: u16,
+    address: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Instance {
+    /// Starts serving `db` on `port` with `env` on top of the database and master key, and
+    /// waits until it listens.
+    pub fn start(db: &TestDb, master_key: &str, port: u16, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let child = command(db, master_key, env, dir.path())
+            .arg("serve")
+            .env("LATCHKEY_BIND", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let mut instance = Self { child, port, address: format!("http://127.0.0.1:{port}"), http, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = instance.child.try_wait().unwrap() {
+                panic!("the server exited before listening: {status}");
+            }
+            assert!(Instant::now() < deadline, "the server did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        instance
+    }
+
+    /// Sends SIGTERM: the graceful stop.
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Sends SIGKILL and reaps the process: nothing of it runs on, nothing is flushed.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL is delivered");
+        self.child.wait().unwrap();
+    }
+}
+
+impl Served for Instance {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What an operator registers for a browser app, with the command line: the API at
+/// [`API`](crate::helpers::API), the user who signs in, and a public client that may keep a
+/// refresh token. Answers the client's id.
+pub fn register_browser_app(db: &TestDb, master_key: &str) -> String {
+    use crate::login::{EMAIL, PASSWORD};
+    json(&latchkey(
+        db,
+        master_key,
+        &[],
+        &["api", "create", "--audience", crate::helpers::API, "--scope", "read", "write", "--json"],
+    ));
+    json(&latchkey_with_input(
+        db,
+        master_key,
+        &["user", "create", "--email", EMAIL, "--password-stdin", "--json"],
+        &format!("{PASSWORD}\n"),
+    ));
+    let client = json(&latchkey(
+        db,
+        master_key,
+        &[],
+        &[
+            "client",
+            "create",
+            "--name",
+            "Photo Printer",
+            "--grant-type",
+            "authorization_code",
+            "refresh_token",
+            "--scope",
+            "read",
+            "offline_access",
+            "--audience",
+            crate::helpers::API,
+            "--redirect-uri",
+            "https://app.example.com/callback",
+            "--public",
+            "--json",
+        ],
+    ));
+    client["client_id"].as_str().unwrap().to_owned()
+}
+
+/// A confidential client for client credentials with `read` on [`API`](crate::helpers::API),
+/// which must exist; answers its id and secret.
+pub fn register_machine_client(db: &TestDb, master_key: &str) -> (String, String) {
+    let client = json(&latchkey(
+        db,
+        master_key,
+        &[],
+        &[
+            "client",
+            "create",
+            "--name",
+            "Reports",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            "read",
+            "--audience",
+            crate::helpers::API,
+            "--json",
+        ],
+    ));
+    (client["client_id"].as_str().unwrap().to_owned(), client["client_secret"].as_str().unwrap().to_owned())
+}
