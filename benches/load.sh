@@ -6,6 +6,8 @@
 #   benches/load.sh                     # default matrix (about 2 minutes)
 #   benches/load.sh RS256 4             # one run: ALG CONNECTIONS
 #   DB=postgres benches/load.sh         # PostgreSQL (server from LATCHKEY_TEST_POSTGRES_URL)
+#   DB=postgres INSTANCES=2 benches/load.sh RS256 8   # two servers on one database, one wrk
+#                                       # each with half the connections; req/s is the sum
 #   DURATION=20 WARMUP=3 WRK_THREADS=1 WORKERS=2 benches/load.sh
 #
 # Needs: cargo build --release, wrk (apt-get install -y wrk), curl, jq, python3.
@@ -20,20 +22,23 @@ WARMUP=${WARMUP:-3}
 WRK_THREADS=${WRK_THREADS:-1}
 WORKERS=${WORKERS:-2}
 DB=${DB:-sqlite}
-URL="http://${HOST}:${PORT}/oauth2/token"
+INSTANCES=${INSTANCES:-1}
+url_of() { echo "http://${HOST}:$((PORT + $1))/oauth2/token"; }
+URL=$(url_of 0)
 
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "$BIN missing: cargo build --release" >&2; exit 1; }
 
 WORK=$(mktemp -d)
 LUA="$WORK/token.lua"
-SERVER_PID=""
+SERVER_PIDS=()
 PG_DB=""
+stop_servers() {
+  for pid in "${SERVER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  SERVER_PIDS=()
+}
 cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  stop_servers
   [ -n "$PG_DB" ] && psql "$PG_SERVER" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1
   rm -rf "$WORK"
 }
@@ -53,8 +58,18 @@ done = function(summary, latency, requests)
 end
 LUA
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
-rss_kib() { ps -o rss= -p "$SERVER_PID" 2>/dev/null || echo 0; }
+# Summed over every instance.
+cpu_ticks() { local pid total=0; for pid in "${SERVER_PIDS[@]}"; do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done; echo "$total"; }
+rss_kib() { ps -o rss= -p "$(IFS=,; echo "${SERVER_PIDS[*]}")" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+
+# wrk against every instance at once, CONNS split between them; one RESULT line each.
+drive() {
+  local seconds=$1 conns=$2 flags=$3 i
+  for i in $(seq 0 $((INSTANCES - 1))); do
+    timeout $((seconds + 15)) wrk -t"$WRK_THREADS" -c$((conns / INSTANCES)) -d"${seconds}s" $flags -s "$LUA" "$(url_of "$i")" &
+  done
+  wait
+}
 
 one_run() {
   local alg=$1 conns=$2
@@ -77,30 +92,38 @@ one_run() {
   export BASIC_AUTH
   BASIC_AUTH=$(printf '%s:%s' "$(jq -r .client_id <<<"$client")" "$(jq -r .client_secret <<<"$client")" | base64 -w0)
 
-  "$BIN" serve >"$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 1 50); do curl -sf "http://$HOST:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+  local i
+  for i in $(seq 0 $((INSTANCES - 1))); do
+    LATCHKEY_BIND="$HOST:$((PORT + i))" LATCHKEY_ISSUER="http://$HOST:$PORT" "$BIN" serve >"$WORK/server-$i.log" 2>&1 &
+    SERVER_PIDS+=($!)
+  done
+  for i in $(seq 0 $((INSTANCES - 1))); do
+    for _ in $(seq 1 50); do curl -sf "http://$HOST:$((PORT + i))/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+  done
   local token
   token=$(curl -sf -H "Authorization: Basic $BASIC_AUTH" -d 'grant_type=client_credentials&scope=read' "$URL" | jq -r .access_token)
-  echo "# alg=$alg conns=$conns db=$DB token header: $(cut -d. -f1 <<<"$token" | tr '_-' '/+' | base64 -d 2>/dev/null)" >&2
+  echo "# alg=$alg conns=$conns db=$DB instances=$INSTANCES token header: $(cut -d. -f1 <<<"$token" | tr '_-' '/+' | base64 -d 2>/dev/null)" >&2
 
   local idle_rss; idle_rss=$(rss_kib)
-  timeout $((WARMUP + 10)) wrk -t"$WRK_THREADS" -c"$conns" -d"${WARMUP}s" -s "$LUA" "$URL" >/dev/null
+  drive "$WARMUP" "$conns" "" >/dev/null
   ( while :; do rss_kib; sleep 0.5; done ) >"$WORK/rss.txt" 2>/dev/null &
   local sampler=$! t0 t1 tick; tick=$(getconf CLK_TCK)
   t0=$(cpu_ticks)
-  local out; out=$(timeout $((DURATION + 15)) wrk -t"$WRK_THREADS" -c"$conns" -d"${DURATION}s" --latency -s "$LUA" "$URL")
+  local out; out=$(drive "$DURATION" "$conns" --latency)
   t1=$(cpu_ticks)
   kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
   local peak; peak=$(sort -n "$WORK/rss.txt" | tail -1)
+  # Requests and errors add up; of the latencies, the worst instance's is reported.
   local rps p50_ms p99_ms max_ms errors non2xx
-  eval "$(grep '^RESULT' <<<"$out" | sed 's/^RESULT //' | tr ' ' '\n')"
-  printf '| %s | latchkey | %s | %s | %s | -t%s | %s | %.0f | %.2f | %.2f | %.2f | %s | %.1f | %.1f | %s |\n' \
-    "$(date -u +%F)" "$DB" "$WORKERS" "$alg" "$WRK_THREADS" "$conns" "$rps" "$p50_ms" "$p99_ms" "$max_ms" \
+  eval "$(grep '^RESULT' <<<"$out" | sed 's/^RESULT //' | awk '
+    { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = (kv[1] ~ /^(rps|errors|non2xx)$/) ? v[kv[1]] + kv[2] : (kv[2] > v[kv[1]] ? kv[2] : v[kv[1]]) } }
+    END { for (k in v) print k "=" v[k] }')"
+  printf '| %s | latchkey | %s%s | %s | %s | -t%s | %s | %.0f | %.2f | %.2f | %.2f | %s | %.1f | %.1f | %s |\n' \
+    "$(date -u +%F)" "$DB" "$([ "$INSTANCES" -gt 1 ] && echo " ×$INSTANCES")" "$WORKERS" "$alg" "$WRK_THREADS" "$conns" "$rps" "$p50_ms" "$p99_ms" "$max_ms" \
     "$(python3 -c "print(f'{($t1-$t0)/$tick/$DURATION:.2f}')")" \
     "$(awk "BEGIN{print $idle_rss/1024}")" "$(awk "BEGIN{print $peak/1024}")" "$((errors + non2xx))"
 
-  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+  stop_servers
   if [ -n "$PG_DB" ]; then psql "$PG_SERVER" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null; PG_DB=""; fi
   sleep 1
 }

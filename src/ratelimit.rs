@@ -150,9 +150,9 @@ pub struct RateLimiter {
     script: redis::Script,
 }
 
-/// The same GCRA step as [`decide`], atomically in Redis on Redis's clock. Returns whether
-/// allowed, the arrival time it was decided on, and Redis's now (microseconds), from
-/// which [`decide`] rebuilds the decision.
+/// The same GCRA step as [`decide`], atomically in Redis on Redis's clock; with ARGV[3]
+/// `0` it only looks. Returns whether allowed, the arrival time it was decided on, and
+/// Redis's now (microseconds), from which [`decide`] rebuilds the decision.
 const GCRA_SCRIPT: &str = r#"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -161,8 +161,10 @@ local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
 if tat - now > tolerance then return {0, tat, now} end
-local new_tat = tat + interval
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+if ARGV[3] == '1' then
+  local new_tat = tat + interval
+  redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+end
 return {1, tat, now}
 "#;
 
@@ -192,13 +194,40 @@ impl RateLimiter {
 
     /// Counts one request by `subject` (such as `key:<id>` or `client:<client_id>`).
     pub async fn check(&self, subject: &str, limits: Limits) -> Decision {
+        self.run(subject, limits, true).await
+    }
+
+    /// Whether `subject` could make a request now, without counting one.
+    pub async fn peek(&self, subject: &str, limits: Limits) -> Decision {
+        self.run(subject, limits, false).await
+    }
+
+    /// Gives `subject` a full bucket again.
+    pub async fn forget(&self, subject: &str) {
+        if let Some(redis) = &self.redis {
+            let mut conn = redis.clone();
+            let deleted: redis::RedisResult<()> =
+                redis::cmd("DEL").arg(Self::redis_key(subject)).query_async(&mut conn).await;
+            if let Err(error) = deleted {
+                tracing::warn!(%error, "Redis is unavailable; a rate-limit bucket was not reset");
+            }
+        }
+        self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(subject);
+    }
+
+    fn redis_key(subject: &str) -> String {
+        format!("latchkey:ratelimit:{subject}")
+    }
+
+    async fn run(&self, subject: &str, limits: Limits, consume: bool) -> Decision {
         if let Some(redis) = &self.redis {
             let mut conn = redis.clone();
             let result: redis::RedisResult<(i64, i64, i64)> = self
                 .script
-                .key(format!("latchkey:ratelimit:{subject}"))
+                .key(Self::redis_key(subject))
                 .arg(limits.interval())
                 .arg(limits.tolerance())
+                .arg(u8::from(consume))
                 .invoke_async(&mut conn)
                 .await;
             match result {
@@ -209,13 +238,13 @@ impl RateLimiter {
                 }
             }
         }
-        self.check_locally(subject, limits, now_micros())
+        self.run_locally(subject, limits, now_micros(), consume)
     }
 
-    fn check_locally(&self, subject: &str, limits: Limits, now: i64) -> Decision {
+    fn run_locally(&self, subject: &str, limits: Limits, now: i64, consume: bool) -> Decision {
         let mut buckets = self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (decision, stored) = decide(limits, buckets.get(subject).copied(), now);
-        if let Some(tat) = stored {
+        if let Some(tat) = stored.filter(|_| consume) {
             if buckets.len() >= MAX_LOCAL_BUCKETS && !buckets.contains_key(subject) {
                 shrink(&mut buckets, now);
             }
@@ -259,6 +288,29 @@ mod tests {
     use super::*;
 
     const FREE: Limits = Limits { per_hour: Some(1_000), burst: 50 };
+
+    impl RateLimiter {
+        fn check_locally(&self, subject: &str, limits: Limits, now: i64) -> Decision {
+            self.run_locally(subject, limits, now, true)
+        }
+    }
+
+    #[tokio::test]
+    async fn peeking_counts_nothing_and_forgetting_refills() {
+        let limiter = RateLimiter::in_process();
+        let two = Limits { per_hour: Some(1), burst: 2 };
+        for _ in 0..5 {
+            assert!(limiter.peek("k", two).await.allowed);
+        }
+        assert!(limiter.check("k", two).await.allowed);
+        assert!(limiter.check("k", two).await.allowed);
+        assert!(!limiter.peek("k", two).await.allowed, "the bucket is empty");
+        assert!(!limiter.check("k", two).await.allowed);
+
+        limiter.forget("k").await;
+
+        assert_eq!(limiter.peek("k", two).await.remaining, 1, "full again: one left after the next");
+    }
 
     #[test]
     fn a_burst_is_allowed_then_the_steady_rate() {

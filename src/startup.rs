@@ -22,7 +22,6 @@ use crate::metrics::Metrics;
 use crate::passwords::PasswordHasher;
 use crate::ratelimit::RateLimiter;
 use crate::tokens::{KeySet, KeyStore, SigningAlgorithm};
-use crate::web::throttle::LoginThrottle;
 
 /// How long a stopping server waits for requests in flight.
 pub const SHUTDOWN_GRACE_SECS: u64 = 30;
@@ -37,7 +36,6 @@ pub struct AppState {
     pub metadata: Bytes,
     pub settings: Settings,
     pub passwords: PasswordHasher,
-    pub login_throttle: LoginThrottle,
     pub limiter: RateLimiter,
     pub metrics: Metrics,
 }
@@ -124,7 +122,6 @@ impl Application {
             keys: Arc::new(KeyStore::new(keys)),
             settings: settings.clone(),
             passwords: PasswordHasher::new(),
-            login_throttle: LoginThrottle::default(),
             limiter,
             metrics: Metrics::default(),
         });

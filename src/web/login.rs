@@ -1,7 +1,5 @@
 //! Signing in and out with email and password.
 
-use std::time::Instant;
-
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, Payload};
@@ -13,7 +11,7 @@ use serde::Deserialize;
 use super::csrf::{self, CsrfToken};
 use super::pages::{error_page, form_page, form_page_leading_to};
 use super::session::{current_user, end_session, start_session};
-use super::throttle::ThrottleKey;
+use super::throttle::{self, SignInSubjects};
 use crate::db::users::find_user_by_email;
 use crate::error::AppError;
 use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
@@ -182,8 +180,8 @@ pub async fn post_login(
     // still checked against the decoy hash and counted by the throttle.
     let email = normalize_email(&form.email).unwrap_or_else(|_| form.email.trim().to_lowercase());
     let address = req.peer_addr().map(|addr| addr.ip().to_string()).unwrap_or_default();
-    let keys = [ThrottleKey::Account(email.clone()), ThrottleKey::Address(address.clone())];
-    if let Err(wait) = state.login_throttle.check(&keys, Instant::now()) {
+    let throttled = SignInSubjects::new(&state.hasher, &email, &address);
+    if let Err(wait) = throttle::check(&state.limiter, &throttled).await {
         state.metrics.authentication_failed("user", "throttled");
         let minutes = wait.as_secs().div_ceil(60);
         let mut response = error_page(
@@ -238,14 +236,14 @@ pub async fn post_login(
 
     match attempt {
         Attempt::SignedIn { user_id, cookie } => {
-            state.login_throttle.clear(&keys[0]);
+            throttle::clear(&state.limiter, &throttled).await;
             tracing::info!(%user_id, "signed in");
             let mut response = see_other(&return_to);
             response.add_cookie(&cookie).map_err(|e| AppError::Unexpected(e.into()))?;
             Ok(response)
         }
         Attempt::Refused => {
-            state.login_throttle.record_failure(&keys, Instant::now());
+            throttle::record_failure(&state.limiter, &throttled).await;
             state.metrics.authentication_failed("user", "wrong email or password");
             let CsrfToken { form_value, cookie } = csrf::issue(&req, &state);
             let page = LoginPage {

@@ -140,7 +140,7 @@ async fn repeated_failures_lock_an_account_whether_or_not_it_exists(backend: Bac
     app.create_user(EMAIL, PASSWORD);
 
     for email in [EMAIL, "nobody@example.com"] {
-        for _ in 0..latchkey::web::throttle::ACCOUNT_LIMIT {
+        for _ in 0..latchkey::web::throttle::ACCOUNT_LIMITS.burst {
             assert_eq!(sign_in(&app, &app.browser(), email, "wrong password", "/").await.status(), 401);
         }
         // Even the right password waits now, so guessing cannot continue.

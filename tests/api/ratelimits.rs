@@ -152,6 +152,36 @@ async fn limits_hold_across_instances_through_redis(backend: Backend) {
     assert_eq!(statuses, [200, 200, 200, 429], "three in the burst, wherever they land");
 }
 
+/// Failed sign-ins count on one budget too: guesses spread over two instances are
+/// refused as soon as they would be on one.
+async fn sign_in_failures_count_across_instances_through_redis(backend: Backend) {
+    use crate::login::{PASSWORD, sign_in};
+    let Ok(redis) = std::env::var("LATCHKEY_TEST_REDIS_URL") else {
+        eprintln!("LATCHKEY_TEST_REDIS_URL is not set: shared sign-in throttling not tested");
+        return;
+    };
+    let master_key = latchkey::crypto::MasterKey::generate().encode();
+    let with_redis = |settings: &mut latchkey::config::Settings| {
+        settings.redis_url = Some(redis.clone().into());
+        settings.master_key = Some(master_key.clone().into());
+    };
+    let first = spawn_app_with(TestDb::new(&backend), with_redis).await;
+    let second = spawn_app_with(TestDb::reuse(&first.db), with_redis).await;
+    // Unique per run: the shared Redis outlives the test's database.
+    let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+    first.create_user(&email, PASSWORD);
+
+    let mut statuses = Vec::new();
+    for app in [&first, &second].into_iter().cycle().take(latchkey::web::throttle::ACCOUNT_LIMITS.burst as usize) {
+        statuses.push(sign_in(app, &app.browser(), &email, "wrong password", "/").await.status().as_u16());
+    }
+    let on_first = sign_in(&first, &first.browser(), &email, PASSWORD, "/").await.status();
+    let on_second = sign_in(&second, &second.browser(), &email, PASSWORD, "/").await.status();
+
+    assert_eq!(statuses, [401; 5]);
+    assert_eq!((on_first.as_u16(), on_second.as_u16()), (429, 429), "five failures in all, wherever they landed");
+}
+
 /// A configured Redis that cannot be reached stops start-up with a clear message rather
 /// than leaving limits silently per instance.
 #[tokio::test]
@@ -170,4 +200,5 @@ crate::on_both_backends!(
     a_tier_sets_a_keys_limits_and_refused_keys_count_against_the_address,
     the_token_endpoint_limits_each_client,
     limits_hold_across_instances_through_redis,
+    sign_in_failures_count_across_instances_through_redis,
 );
