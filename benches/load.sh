@@ -64,11 +64,12 @@ rss_kib() { ps -o rss= -p "$(IFS=,; echo "${SERVER_PIDS[*]}")" 2>/dev/null | awk
 
 # wrk against every instance at once, CONNS split between them; one RESULT line each.
 drive() {
-  local seconds=$1 conns=$2 flags=$3 i
+  local seconds=$1 conns=$2 flags=$3 i pids=()
   for i in $(seq 0 $((INSTANCES - 1))); do
     timeout $((seconds + 15)) wrk -t"$WRK_THREADS" -c$((conns / INSTANCES)) -d"${seconds}s" $flags -s "$LUA" "$(url_of "$i")" &
+    pids+=($!)
   done
-  wait
+  wait "${pids[@]}"
 }
 
 one_run() {
@@ -113,13 +114,17 @@ one_run() {
   t1=$(cpu_ticks)
   kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
   local peak; peak=$(sort -n "$WORK/rss.txt" | tail -1)
-  # Requests and errors add up; of the latencies, the worst instance's is reported.
+  # Requests and errors add up. Latencies are left out with several instances: there, wrk's
+  # figures failed Little's law (their mean times the request count exceeded connections times
+  # duration several times over), so they cannot be trusted.
   local rps p50_ms p99_ms max_ms errors non2xx
   eval "$(grep '^RESULT' <<<"$out" | sed 's/^RESULT //' | awk '
     { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = (kv[1] ~ /^(rps|errors|non2xx)$/) ? v[kv[1]] + kv[2] : (kv[2] > v[kv[1]] ? kv[2] : v[kv[1]]) } }
     END { for (k in v) print k "=" v[k] }')"
-  printf '| %s | latchkey | %s%s | %s | %s | -t%s | %s | %.0f | %.2f | %.2f | %.2f | %s | %.1f | %.1f | %s |\n' \
-    "$(date -u +%F)" "$DB" "$([ "$INSTANCES" -gt 1 ] && echo " ×$INSTANCES")" "$WORKERS" "$alg" "$WRK_THREADS" "$conns" "$rps" "$p50_ms" "$p99_ms" "$max_ms" \
+  local latency
+  if [ "$INSTANCES" -gt 1 ]; then latency="– | – | –"; else latency=$(printf '%.2f | %.2f | %.2f' "$p50_ms" "$p99_ms" "$max_ms"); fi
+  printf '| %s | latchkey | %s%s | %s | %s | -t%s | %s | %.0f | %s | %s | %.1f | %.1f | %s |\n' \
+    "$(date -u +%F)" "$DB" "$([ "$INSTANCES" -gt 1 ] && echo " ×$INSTANCES")" "$WORKERS" "$alg" "$WRK_THREADS" "$conns" "$rps" "$latency" \
     "$(python3 -c "print(f'{($t1-$t0)/$tick/$DURATION:.2f}')")" \
     "$(awk "BEGIN{print $idle_rss/1024}")" "$(awk "BEGIN{print $peak/1024}")" "$((errors + non2xx))"
 
