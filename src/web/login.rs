@@ -181,7 +181,7 @@ pub async fn post_login(
     let email = normalize_email(&form.email).unwrap_or_else(|_| form.email.trim().to_lowercase());
     let address = req.peer_addr().map(|addr| addr.ip().to_string()).unwrap_or_default();
     let throttled = SignInSubjects::new(&state.hasher, &email, &address);
-    if let Err(wait) = throttle::check(&state.limiter, &throttled).await {
+    if let Err(wait) = throttle::admit(&state.limiter, &throttled).await {
         state.metrics.authentication_failed("user", "throttled");
         let minutes = wait.as_secs().div_ceil(60);
         let mut response = error_page(

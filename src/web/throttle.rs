@@ -1,14 +1,14 @@
-//! Slows password guessing: failed sign-ins are counted per account and per client address
-//! on the rate limiter, so that with Redis every instance sees the same counts. Unknown
-//! emails are counted like known ones, so the limit reveals nothing about which accounts
-//! exist. Only failures count; a success clears the account's count.
+//! Slows password guessing: sign-in attempts are counted per account, and failures per
+//! client address, on the rate limiter, so that with Redis every instance sees the same
+//! counts. Unknown emails are counted like known ones, so the limit reveals nothing about
+//! which accounts exist. A success clears the account's count.
 
 use std::time::Duration;
 
 use crate::crypto::TokenHasher;
 use crate::ratelimit::{Limits, RateLimiter};
 
-/// Five failures at once, then one more every three minutes.
+/// Five attempts at once, then one more every three minutes.
 pub const ACCOUNT_LIMITS: Limits = Limits { per_hour: Some(20), burst: 5 };
 /// Fifty failures at once from one address (many accounts), then one every 18 seconds.
 pub const ADDRESS_LIMITS: Limits = Limits { per_hour: Some(200), burst: 50 };
@@ -27,28 +27,27 @@ impl SignInSubjects {
             address: format!("signin:address:{}", hasher.hash(address).as_str()),
         }
     }
-
-    fn each(&self) -> [(&str, Limits); 2] {
-        [(&self.account, ACCOUNT_LIMITS), (&self.address, ADDRESS_LIMITS)]
-    }
 }
 
-/// `Err(wait)` while the account or the address has no failures left.
-pub async fn check(limiter: &RateLimiter, subjects: &SignInSubjects) -> Result<(), Duration> {
-    let mut wait = None;
-    for (subject, limits) in subjects.each() {
-        let decision = limiter.peek(subject, limits).await;
-        if !decision.allowed {
-            wait = wait.max(Some(decision.retry_after));
-        }
+/// Lets an attempt go on to the password check, or answers `Err(wait)`. The attempt is
+/// counted against the account now, before the slow check, so that guesses sent in
+/// parallel cannot all pass on one count; the address is only looked at, since many
+/// people may rightly sign in from one address.
+pub async fn admit(limiter: &RateLimiter, subjects: &SignInSubjects) -> Result<(), Duration> {
+    let address = limiter.peek(&subjects.address, ADDRESS_LIMITS).await;
+    if !address.allowed {
+        return Err(Duration::from_secs(address.retry_after));
     }
-    wait.map_or(Ok(()), |seconds| Err(Duration::from_secs(seconds)))
+    let account = limiter.check(&subjects.account, ACCOUNT_LIMITS).await;
+    if !account.allowed {
+        return Err(Duration::from_secs(account.retry_after));
+    }
+    Ok(())
 }
 
+/// Counts a failed attempt against the address (the account counted it on admission).
 pub async fn record_failure(limiter: &RateLimiter, subjects: &SignInSubjects) {
-    for (subject, limits) in subjects.each() {
-        limiter.check(subject, limits).await;
-    }
+    limiter.check(&subjects.address, ADDRESS_LIMITS).await;
 }
 
 /// A successful sign-in clears the account's count, not the address's: one right password
@@ -72,15 +71,29 @@ mod tests {
         let limiter = RateLimiter::in_process();
         let ada = SignInSubjects::new(&hasher, "ada@example.com", "10.0.0.1");
         for _ in 0..ACCOUNT_LIMITS.burst {
-            assert!(check(&limiter, &ada).await.is_ok());
+            assert!(admit(&limiter, &ada).await.is_ok());
             record_failure(&limiter, &ada).await;
         }
 
         let from_elsewhere = SignInSubjects::new(&hasher, "ada@example.com", "10.0.0.2");
-        let wait = check(&limiter, &from_elsewhere).await.unwrap_err();
+        let wait = admit(&limiter, &from_elsewhere).await.unwrap_err();
         assert!((Duration::from_secs(170)..=Duration::from_secs(180)).contains(&wait), "{wait:?}");
         let bob = SignInSubjects::new(&hasher, "bob@example.com", "10.0.0.1");
-        assert!(check(&limiter, &bob).await.is_ok(), "other accounts are unaffected");
+        assert!(admit(&limiter, &bob).await.is_ok(), "other accounts are unaffected");
+    }
+
+    #[tokio::test]
+    async fn guesses_in_parallel_are_counted_before_any_of_them_fails() {
+        let limiter = RateLimiter::in_process();
+        let ada = subjects("ada@example.com", "10.0.0.1");
+
+        // Eight admissions before any password check has failed: guesses sent together.
+        let mut admitted = 0;
+        for _ in 0..8 {
+            admitted += u64::from(admit(&limiter, &ada).await.is_ok());
+        }
+
+        assert_eq!(admitted, ACCOUNT_LIMITS.burst);
     }
 
     #[tokio::test]
@@ -91,8 +104,8 @@ mod tests {
             record_failure(&limiter, &SignInSubjects::new(&hasher, &format!("user{i}@example.com"), "10.0.0.9")).await;
         }
 
-        assert!(check(&limiter, &SignInSubjects::new(&hasher, "fresh@example.com", "10.0.0.9")).await.is_err());
-        assert!(check(&limiter, &SignInSubjects::new(&hasher, "fresh@example.com", "10.0.0.8")).await.is_ok());
+        assert!(admit(&limiter, &SignInSubjects::new(&hasher, "fresh@example.com", "10.0.0.9")).await.is_err());
+        assert!(admit(&limiter, &SignInSubjects::new(&hasher, "fresh@example.com", "10.0.0.8")).await.is_ok());
     }
 
     #[tokio::test]
@@ -100,12 +113,13 @@ mod tests {
         let limiter = RateLimiter::in_process();
         let ada = subjects("ada@example.com", "10.0.0.1");
         for _ in 0..ACCOUNT_LIMITS.burst {
+            admit(&limiter, &ada).await.unwrap();
             record_failure(&limiter, &ada).await;
         }
 
         clear(&limiter, &ada).await;
 
-        assert!(check(&limiter, &ada).await.is_ok());
+        assert!(admit(&limiter, &ada).await.is_ok());
         let address = limiter.peek(&ada.address, ADDRESS_LIMITS).await;
         assert_eq!(address.remaining, ADDRESS_LIMITS.burst - ACCOUNT_LIMITS.burst - 1);
     }
@@ -113,7 +127,7 @@ mod tests {
     #[test]
     fn no_email_or_address_appears_in_a_bucket_name() {
         let subjects = subjects("ada@example.com", "10.0.0.1");
-        for (name, _) in subjects.each() {
+        for name in [&subjects.account, &subjects.address] {
             assert!(!name.contains("ada") && !name.contains("10.0.0.1"), "{name}");
         }
     }
