@@ -17,7 +17,10 @@
 //! - `typ` is `at+jwt` (RFC 9068), so an id token cannot pass for an access token;
 //! - `iss`, `aud`, `exp` and `nbf`, with a leeway (60 s unless set).
 //!
-//! Keys are cached for as long as the JWKS response's `Cache-Control: max-age` says. A token
+//! Keys are cached for as long as the JWKS response's `Cache-Control: max-age` says (five
+//! minutes if it says nothing, an hour at most). Once stale, the next token refreshes them: a
+//! key the issuer no longer publishes stops verifying, while an unreachable issuer leaves the
+//! known keys in use. A token
 //! signed with an unknown `kid` makes the verifier refetch the JWKS, at most once per
 //! `min_refetch_interval` (30 s unless set), so a flood of forged kids cannot hammer Latchkey.
 
@@ -130,6 +133,7 @@ struct Published {
 #[derive(Default)]
 struct KeyCache {
     keys: HashMap<String, (Algorithm, Arc<DecodingKey>)>,
+    fetched_at: Option<Instant>,
     fresh_until: Option<Instant>,
 }
 
@@ -185,6 +189,10 @@ const STALE_REFRESH_SPACING: Duration = Duration::from_secs(1);
 /// How long keys are trusted when the JWKS response says nothing.
 const DEFAULT_KEY_LIFETIME: Duration = Duration::from_secs(300);
 
+/// The longest keys are trusted without asking again, whatever a cache header says: a key
+/// the issuer withdraws stops verifying within this time at worst.
+const MAX_KEY_LIFETIME: Duration = Duration::from_secs(3600);
+
 /// What services need of the issuer's metadata (RFC 8414).
 #[derive(Deserialize)]
 struct ServerMetadata {
@@ -211,12 +219,15 @@ async fn discover_metadata(issuer: &str) -> Result<(reqwest::Client, ServerMetad
     Ok((http, metadata))
 }
 
-fn max_age(response: &reqwest::Response) -> Option<Duration> {
-    let value = response.headers().get(reqwest::header::CACHE_CONTROL)?.to_str().ok()?;
-    if value.split(',').any(|d| matches!(d.trim(), "no-store" | "no-cache")) {
-        return Some(Duration::ZERO);
+/// How long a JWKS response may be used, from its `Cache-Control` header.
+fn key_lifetime(cache_control: Option<&str>) -> Duration {
+    let Some(value) = cache_control else { return DEFAULT_KEY_LIFETIME };
+    let directives = || value.split(',').map(|d| d.trim().to_ascii_lowercase());
+    if directives().any(|d| d == "no-store" || d == "no-cache") {
+        return Duration::ZERO;
     }
-    value.split(',').find_map(|d| d.trim().strip_prefix("max-age=")?.parse().ok()).map(Duration::from_secs)
+    let max_age = directives().find_map(|d| d.strip_prefix("max-age=")?.trim_matches('"').parse::<u64>().ok());
+    max_age.map_or(DEFAULT_KEY_LIFETIME, |seconds| Duration::from_secs(seconds).min(MAX_KEY_LIFETIME))
 }
 
 impl Verifier {
@@ -338,20 +349,30 @@ impl Verifier {
 impl Published {
     /// The key for `kid`: from the cache while it is fresh, else after a refetch.
     async fn key(&self, kid: &str, min_interval: Duration) -> Result<(Algorithm, Arc<DecodingKey>), VerifyError> {
-        let (found, fresh) = {
+        let (found, fresh, fetched_at) = {
             let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-            (cache.keys.get(kid).cloned(), cache.fresh_until.is_some_and(|until| Instant::now() < until))
+            (
+                cache.keys.get(kid).cloned(),
+                cache.fresh_until.is_some_and(|until| Instant::now() < until),
+                cache.fetched_at,
+            )
         };
         match found {
             Some(key) if fresh => return Ok(key),
-            // Stale: refresh when allowed, and keep using what is known meanwhile.
-            Some(key) => {
+            // Stale: refresh when allowed (one request at a time does), then believe the issuer.
+            Some(stale) => {
                 if claim(&self.last_refresh, STALE_REFRESH_SPACING) {
                     // On failure the known keys stay in use; the next request tries again.
                     let _ = self.fetch().await;
                 }
                 let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-                return Ok(cache.keys.get(kid).cloned().unwrap_or(key));
+                return match cache.keys.get(kid) {
+                    Some(key) => Ok(key.clone()),
+                    // The issuer answered since and no longer publishes the key: withdrawn.
+                    None if cache.fetched_at != fetched_at => Err(VerifyError::UnknownKey),
+                    // Not asked yet, or unreachable: an outage must not refuse every token.
+                    None => Ok(stale),
+                };
             }
             None if claim(&self.last_forced, min_interval) => self.fetch().await?,
             None => return Err(VerifyError::UnknownKey),
@@ -363,11 +384,37 @@ impl Published {
     async fn fetch(&self) -> Result<(), VerifyError> {
         let failed = |e: reqwest::Error| VerifyError::Discovery(format!("{}: {e}", self.jwks_uri));
         let response = self.http.get(&self.jwks_uri).send().await.and_then(|r| r.error_for_status()).map_err(failed)?;
-        let lifetime = max_age(&response).unwrap_or(DEFAULT_KEY_LIFETIME);
+        let cache_control = response.headers().get(reqwest::header::CACHE_CONTROL).and_then(|v| v.to_str().ok());
+        let lifetime = key_lifetime(cache_control);
         let set: JwkSet = response.json().await.map_err(failed)?;
         let keys = usable_keys(&set);
+        let now = Instant::now();
         *self.cache.write().unwrap_or_else(|p| p.into_inner()) =
-            KeyCache { keys, fresh_until: Some(Instant::now() + lifetime) };
+            KeyCache { keys, fetched_at: Some(now), fresh_until: Some(now + lifetime) };
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_jwks_cache_header_sets_how_long_keys_are_trusted() {
+        let cases = [
+            (None, DEFAULT_KEY_LIFETIME),
+            (Some("public, max-age=300"), Duration::from_secs(300)),
+            (Some("Max-Age=20"), Duration::from_secs(20)),
+            (Some(r#"max-age="45""#), Duration::from_secs(45)),
+            (Some("max-age=0"), Duration::ZERO),
+            (Some("no-store"), Duration::ZERO),
+            (Some("max-age=600, no-cache"), Duration::ZERO),
+            (Some("max-age=31536000"), MAX_KEY_LIFETIME),
+            (Some("public"), DEFAULT_KEY_LIFETIME),
+            (Some("max-age=soon"), DEFAULT_KEY_LIFETIME),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(key_lifetime(header), expected, "{header:?}");
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! The verification library (`features = ["verify", "actix"]`) against a running Latchkey.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, test as actix_test, web};
@@ -170,6 +172,90 @@ async fn a_shared_secret_verifier_takes_hs256_with_its_secret_only(backend: Back
     app.rotate_key(SigningAlgorithm::RS256).await;
     let after_rotation = app.client_credentials_token(&rs, "read").await;
     assert_eq!(fixed.verify(&after_rotation).await.err(), Some(VerifyError::UnknownKey), "never refetched");
+}
+
+/// An issuer whose JWKS the test controls: its body, its `Cache-Control`, whether it fails.
+#[derive(Default)]
+struct StubIssuer {
+    url: String,
+    jwks: Mutex<Value>,
+    cache_control: Mutex<String>,
+    failing: AtomicBool,
+    fetches: AtomicU64,
+}
+
+impl StubIssuer {
+    async fn start(jwks: Value) -> Arc<Self> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stub = Arc::new(StubIssuer { url, jwks: Mutex::new(jwks), ..Default::default() });
+        let state = web::Data::from(stub.clone());
+        let server = actix_web::HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .route("/.well-known/oauth-authorization-server", web::get().to(Self::metadata))
+                .route("/jwks", web::get().to(Self::keys))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        stub
+    }
+
+    async fn metadata(stub: web::Data<StubIssuer>) -> HttpResponse {
+        HttpResponse::Ok().json(json!({ "issuer": stub.url, "jwks_uri": format!("{}/jwks", stub.url) }))
+    }
+
+    async fn keys(stub: web::Data<StubIssuer>) -> HttpResponse {
+        stub.fetches.fetch_add(1, Ordering::SeqCst);
+        if stub.failing.load(Ordering::SeqCst) {
+            return HttpResponse::ServiceUnavailable().finish();
+        }
+        let cache_control = stub.cache_control.lock().unwrap().clone();
+        HttpResponse::Ok().insert_header(("Cache-Control", cache_control)).json(&*stub.jwks.lock().unwrap())
+    }
+
+    async fn verifier_caching_for(&self, cache_control: &str) -> Verifier {
+        *self.cache_control.lock().unwrap() = cache_control.to_owned();
+        Verifier::discover(&self.url, API).await.expect("discovery works")
+    }
+
+    fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn keys_are_trusted_as_long_as_the_jwks_cache_header_says_then_the_issuer_is_believed() {
+    // Arrange: the stub publishes the server's keys; its tokens are signed with them.
+    let app = spawn_app(Backend::Sqlite).await;
+    let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let stub = StubIssuer::start(jwks).await;
+    let token = signed(&app, "at+jwt", claims(&app, |c| c["iss"] = stub.url.clone().into()));
+    let brief = stub.verifier_caching_for("public, max-age=1").await;
+    let weathering = stub.verifier_caching_for("public, max-age=1").await;
+    let lasting = stub.verifier_caching_for("public, max-age=3600").await;
+    for verifier in [&brief, &weathering, &lasting] {
+        verifier.verify(&token).await.expect("the published key verifies");
+    }
+    assert_eq!(stub.fetches(), 3, "fresh keys are used without asking again");
+
+    // Act: the keys go stale for the brief caches; the issuer fails, then withdraws the key.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    stub.failing.store(true, Ordering::SeqCst);
+    let during_outage = weathering.verify(&token).await;
+    stub.failing.store(false, Ordering::SeqCst);
+    *stub.jwks.lock().unwrap() = json!({ "keys": [] });
+    let after_withdrawal = brief.verify(&token).await;
+    let from_lasting_cache = lasting.verify(&token).await;
+
+    // Assert
+    assert!(during_outage.is_ok(), "an unreachable issuer leaves the known keys in use: {during_outage:?}");
+    assert_eq!(after_withdrawal.err(), Some(VerifyError::UnknownKey), "a key no longer published stops verifying");
+    assert!(from_lasting_cache.is_ok(), "max-age=3600 is honoured: no refetch yet");
+    assert_eq!(stub.fetches(), 5, "one refetch per stale cache, none for the fresh one");
 }
 
 async fn orders(token: Bearer) -> Result<HttpResponse, BearerError> {
