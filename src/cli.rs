@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::config::Settings;
 use crate::crypto::MasterKey;
 use crate::db::{self, DbConnection};
+use crate::error::AppError;
 use crate::manage::apis::{ApiRegistration, ApiSigning};
 use crate::manage::clients::ClientRegistration;
 use crate::manage::users::UserRegistration;
@@ -157,6 +158,14 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Take a retired key out of the JWKS now, for a key that leaked: its tokens stop verifying.
+    Withdraw {
+        /// The key's kid (`latchkey keys list`).
+        kid: String,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// List every signing key with its state.
     List {
         /// Print JSON for scripts.
@@ -206,6 +215,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Api(ApiCommand::Create(args)) => create_api(&settings, args),
         Command::Keys(KeysCommand::Rotate { alg, json }) => rotate_keys(&settings, &alg, json),
         Command::Keys(KeysCommand::List { json }) => list_keys(&settings, json),
+        Command::Keys(KeysCommand::Withdraw { kid, json }) => withdraw_key(&settings, &kid, json),
         Command::ApiKey(ApiKeyCommand::Create(args)) => create_api_key(&settings, args),
         Command::User(UserCommand::Create(args)) => create_user(&settings, args),
     };
@@ -332,6 +342,22 @@ fn rotate_keys(settings: &Settings, alg: &str, json: bool) -> anyhow::Result<()>
             "New {} signing key {}; {} previous key(s) stay published until {}.\n\
              Running servers switch to it within {} seconds.",
             rotated.algorithm, rotated.kid, rotated.retired, rotated.retired_published_until, settings.key_refresh_secs
+        )
+    })
+}
+
+fn withdraw_key(settings: &Settings, kid: &str, json: bool) -> anyhow::Result<()> {
+    let (mut conn, _) = open(settings)?;
+    let withdrawn = manage::keys::withdraw_signing_key(&mut conn, &Caller::system(), kid).map_err(|e| match e {
+        AppError::NotFound => anyhow::anyhow!("there is no signing key {kid} (`latchkey keys list` shows them)"),
+        other => other.into(),
+    })?;
+    print(json, &withdrawn, || {
+        format!(
+            "Withdrew {} key {}: it is no longer published, and tokens it signed no longer verify.\n\
+             Running servers drop it within {} seconds; services that cache the JWKS, within their \
+             cache lifetime (Latchkey sends max-age=300).",
+            withdrawn.algorithm, withdrawn.kid, settings.key_refresh_secs
         )
     })
 }

@@ -76,6 +76,7 @@ impl Modify for ApiKeySecurity {
         resources::revoke_consent,
         resources::list_signing_keys,
         resources::rotate_signing_key,
+        resources::withdraw_signing_key,
         resources::list_audit_log,
     )
 )]

@@ -480,6 +480,16 @@ async fn rotate_signing_key(
     Ok(HttpResponse::Created().json(rotated))
 }
 
+#[utoipa::path(post, path = "/api/v1/signing-keys/{kid}/withdraw", tag = "signing-keys", summary = "Take a retired key out of the JWKS now: its tokens stop verifying (for a key that leaked)", params(("kid" = String, Path, description = "the key's kid")), responses((status = 200, body = SigningKeyView), (status = 409, description = "the key signs: rotate first", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
+async fn withdraw_signing_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, kid: web::Path<String>) -> Reply {
+    let withdrawn =
+        call(&req, &state, auth, move |conn, caller, _| keys::withdraw_signing_key(conn, caller, &kid)).await?;
+    // This instance stops publishing and honouring the key at once; the others within
+    // `key_refresh_secs`.
+    state.reload_keys().await?;
+    Ok(HttpResponse::Ok().json(withdrawn))
+}
+
 // ---- audit log ----
 
 #[utoipa::path(get, path = "/api/v1/audit-log", tag = "audit-log", summary = "The audit log, newest first, a page at a time", params(audit::AuditQuery), responses((status = 200, body = AuditPage), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
@@ -557,5 +567,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(routes("/consents/{id}", vec![(M::DELETE, web::delete().to(revoke_consent))]))
     .service(routes("/signing-keys", vec![(M::GET, web::get().to(list_signing_keys))]))
     .service(routes("/signing-keys/rotate", vec![(M::POST, web::post().to(rotate_signing_key))]))
+    .service(routes("/signing-keys/{kid}/withdraw", vec![(M::POST, web::post().to(withdraw_signing_key))]))
     .service(routes("/audit-log", vec![(M::GET, web::get().to(list_audit_log))]));
 }

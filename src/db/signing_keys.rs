@@ -66,6 +66,15 @@ pub fn list_all_keys(conn: &mut DbConnection) -> QueryResult<Vec<SigningKeyRow>>
         .load(conn)
 }
 
+pub fn find_key(conn: &mut DbConnection, kid: &str) -> QueryResult<Option<SigningKeyRow>> {
+    signing_keys::table.find(kid).select(SigningKeyRow::as_select()).first(conn).optional()
+}
+
+/// Ends a key's publication at `until`.
+pub fn set_publish_until(conn: &mut DbConnection, kid: &str, until: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(signing_keys::table.find(kid)).set(signing_keys::publish_until.eq(until)).execute(conn)
+}
+
 pub fn count_active_keys(conn: &mut DbConnection, algorithm: &str) -> QueryResult<i64> {
     signing_keys::table
         .filter(signing_keys::algorithm.eq(algorithm))

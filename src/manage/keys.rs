@@ -1,5 +1,5 @@
-//! Signing-key lifecycle: the first key, rotation, and how long a retired key stays
-//! published (until every token it signed has expired).
+//! Signing-key lifecycle: the first key, rotation, how long a retired key stays published
+//! (until every token it signed has expired), and withdrawing a key that leaked.
 
 use anyhow::Context;
 use chrono::{NaiveDateTime, TimeDelta};
@@ -11,7 +11,9 @@ use crate::access::{Action, Resource};
 use crate::crypto::Sealer;
 use crate::db::DbConnection;
 use crate::db::apis::max_token_lifetime_secs;
-use crate::db::signing_keys::{NewSigningKey, SigningKeyRow, count_active_keys, insert_and_activate_key};
+use crate::db::signing_keys::{
+    NewSigningKey, SigningKeyRow, count_active_keys, find_key, insert_and_activate_key, set_publish_until,
+};
 use crate::error::AppError;
 use crate::tokens::SigningAlgorithm;
 use crate::tokens::keys::generate_key;
@@ -103,23 +105,60 @@ pub struct SigningKeyView {
     pub published_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+fn view(row: SigningKeyRow, now: NaiveDateTime) -> SigningKeyView {
+    SigningKeyView {
+        state: match (row.retired_at, row.publish_until) {
+            (None, _) => "active",
+            (Some(_), Some(until)) if until > now => "retired",
+            _ => "expired",
+        },
+        kid: row.kid,
+        algorithm: row.algorithm,
+        created_at: super::utc(row.created_at),
+        published_until: row.publish_until.map(super::utc),
+    }
+}
+
 pub fn list_signing_keys(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<SigningKeyView>, AppError> {
     caller.listing(Resource::SigningKeys)?;
     let now = crate::db::now();
-    Ok(crate::db::signing_keys::list_all_keys(conn)?
-        .into_iter()
-        .map(|row| SigningKeyView {
-            state: match (row.retired_at, row.publish_until) {
-                (None, _) => "active",
-                (Some(_), Some(until)) if until > now => "retired",
-                _ => "expired",
-            },
-            kid: row.kid,
-            algorithm: row.algorithm,
-            created_at: super::utc(row.created_at),
-            published_until: row.publish_until.map(super::utc),
-        })
-        .collect())
+    Ok(crate::db::signing_keys::list_all_keys(conn)?.into_iter().map(|row| view(row, now)).collect())
+}
+
+/// Takes a retired key out of the JWKS now rather than when its tokens expire: for a key
+/// that leaked. Every token it signed stops verifying, at Latchkey and at services, once they
+/// reread the keys. The key that signs cannot be withdrawn; rotating first retires it.
+pub fn withdraw_signing_key(
+    conn: &mut DbConnection,
+    caller: &Caller<'_>,
+    kid: &str,
+) -> Result<SigningKeyView, AppError> {
+    if !caller.reach.can(Resource::SigningKeys, Action::Write) {
+        return Err(AppError::Forbidden("withdrawing signing keys takes signing_keys:write".into()));
+    }
+    crate::db::write_transaction(conn, |conn| -> Result<SigningKeyView, AppError> {
+        let mut row = find_key(conn, kid)?.ok_or(AppError::NotFound)?;
+        if row.retired_at.is_none() {
+            return Err(AppError::Conflict(format!(
+                "{kid} is the {} key that signs: rotate that algorithm first, then withdraw this key",
+                row.algorithm
+            )));
+        }
+        let now = crate::db::now();
+        // Withdrawing twice, or a key already unpublished, changes nothing.
+        let until = row.publish_until.map_or(now, |until| until.min(now));
+        set_publish_until(conn, kid, until)?;
+        row.publish_until = Some(until);
+        audit::record(
+            conn,
+            &caller
+                .audit
+                .change("signing_key.withdrawn")
+                .target("signing_key", kid)
+                .details(serde_json::json!({ "algorithm": row.algorithm })),
+        )?;
+        Ok(view(row, now))
+    })
 }
 
 /// Rotates the signing key of `algorithm` for a caller with `signing_keys:write`.

@@ -98,13 +98,16 @@ async fn the_bootstrap_commands_print_their_secrets_once_as_json(backend: Backen
     assert_eq!(key_row.unwrap().last_four, owner_key[owner_key.len() - 4..]);
 }
 
-async fn keys_rotate_and_list_report_the_new_active_key(backend: Backend) {
+async fn keys_rotate_withdraw_and_list_report_each_keys_state(backend: Backend) {
     let db = TestDb::new(&backend);
     let key = latchkey::crypto::MasterKey::generate().encode();
 
     let first = json(&latchkey(&db, &key, &[], &["keys", "rotate", "--json"]));
     let second = json(&latchkey(&db, &key, &[], &["keys", "rotate", "--json"]));
     let ec = json(&latchkey(&db, &key, &[], &["keys", "rotate", "--alg", "ES256", "--json"]));
+    let first_kid = first["kid"].as_str().unwrap();
+    let active_withdrawal = latchkey(&db, &key, &[], &["keys", "withdraw", second["kid"].as_str().unwrap()]);
+    let withdrawn = json(&latchkey(&db, &key, &[], &["keys", "withdraw", first_kid, "--json"]));
     let listing = json(&latchkey(&db, &key, &[], &["keys", "list", "--json"]));
 
     assert_eq!(first["retired"], 0);
@@ -119,7 +122,10 @@ async fn keys_rotate_and_list_report_the_new_active_key(backend: Backend) {
         .collect();
     assert_eq!(states.len(), 3);
     assert!(states.contains(&(second["kid"].as_str().unwrap(), "active")));
-    assert!(states.contains(&(first["kid"].as_str().unwrap(), "retired")));
+    assert!(states.contains(&(first_kid, "expired")), "withdrawn: no longer published");
+    assert_eq!(withdrawn["kid"], first_kid);
+    assert!(!active_withdrawal.status.success(), "the key that signs is not withdrawn");
+    assert!(String::from_utf8_lossy(&active_withdrawal.stderr).contains("rotate that algorithm first"));
 }
 
 async fn invalid_input_fails_with_a_message_and_no_partial_state(backend: Backend) {
@@ -240,6 +246,6 @@ async fn help_documents_every_subcommand() {
 crate::on_both_backends!(
     user_create_reads_the_password_from_stdin_and_stores_only_argon2id,
     the_bootstrap_commands_print_their_secrets_once_as_json,
-    keys_rotate_and_list_report_the_new_active_key,
+    keys_rotate_withdraw_and_list_report_each_keys_state,
     invalid_input_fails_with_a_message_and_no_partial_state,
 );

@@ -3,7 +3,10 @@
 
 use latchkey::tokens::SigningAlgorithm;
 
+use serde_json::json;
+
 use crate::helpers::{API, Backend, TestDb, spawn_app, spawn_app_with, verify_with_jwks};
+use crate::management::ok;
 
 async fn rotation_signs_with_the_new_key_and_keeps_old_tokens_verifiable(backend: Backend) {
     // Arrange
@@ -51,6 +54,36 @@ async fn a_retired_key_leaves_the_jwks_once_its_tokens_have_expired(backend: Bac
     assert_ne!(kids[0], first);
 }
 
+async fn a_withdrawn_key_leaves_the_jwks_at_once_and_its_tokens_stop_verifying(backend: Backend) {
+    // Arrange: a token signed by the first key, which is then rotated out.
+    let app = spawn_app(backend).await;
+    let client = app.create_machine_client();
+    let owner = app.owner_key();
+    let leaked_token = app.client_credentials_token(&client, "read").await;
+    let leaked = jsonwebtoken::decode_header(&leaked_token).unwrap().kid.unwrap();
+    let withdraw = |kid: &str| format!("/signing-keys/{kid}/withdraw");
+    let (while_signing, refusal) = app.api("POST", &withdraw(&leaked), &owner, None).await;
+    let rotated = ok(&app, "POST", "/signing-keys/rotate", &owner, Some(json!({ "algorithm": "RS256" }))).await;
+    let fresh_token = app.client_credentials_token(&client, "read").await;
+
+    // Act
+    let withdrawn = ok(&app, "POST", &withdraw(&leaked), &owner, None).await;
+    let (again, _) = app.api("POST", &withdraw(&leaked), &owner, None).await;
+    let (unknown, _) = app.api("POST", &withdraw("no-such-kid"), &owner, None).await;
+
+    // Assert
+    assert_eq!((while_signing, refusal["error"].as_str()), (409, Some("conflict")), "the signing key: rotate first");
+    assert_eq!((withdrawn["kid"].as_str(), withdrawn["state"].as_str()), (Some(leaked.as_str()), Some("expired")));
+    assert_eq!((again, unknown), (200, 404), "withdrawing twice changes nothing");
+    let kids: Vec<_> = app.jwks().await.keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
+    assert_eq!(kids, vec![rotated["kid"].as_str().unwrap().to_owned()], "published no longer");
+    assert_eq!(app.introspect(&leaked_token, &client).await["active"], false);
+    assert_eq!(app.introspect(&fresh_token, &client).await["active"], true);
+    let audit = ok(&app, "GET", "/audit-log?action=signing_key.withdrawn", &owner, None).await;
+    let targets: Vec<_> = audit["data"].as_array().unwrap().iter().map(|e| e["target_id"].clone()).collect();
+    assert_eq!(targets, vec![json!(leaked), json!(leaked)], "each withdrawal is audited");
+}
+
 async fn a_restart_reuses_the_database_and_the_signing_key(backend: Backend) {
     let db = TestDb::new(&backend);
     let master_key = latchkey::crypto::MasterKey::generate().encode();
@@ -92,6 +125,7 @@ async fn a_different_master_key_cannot_open_the_signing_keys(backend: Backend) {
 crate::on_both_backends!(
     rotation_signs_with_the_new_key_and_keeps_old_tokens_verifiable,
     a_retired_key_leaves_the_jwks_once_its_tokens_have_expired,
+    a_withdrawn_key_leaves_the_jwks_at_once_and_its_tokens_stop_verifying,
     a_restart_reuses_the_database_and_the_signing_key,
     a_different_master_key_cannot_open_the_signing_keys,
 );

@@ -473,6 +473,7 @@ async fn the_openapi_document_describes_every_operation() {
         ("delete", "/api/v1/consents/{id}"),
         ("get", "/api/v1/signing-keys"),
         ("post", "/api/v1/signing-keys/rotate"),
+        ("post", "/api/v1/signing-keys/{kid}/withdraw"),
         ("get", "/api/v1/audit-log"),
     ];
     let described: usize = document["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();

@@ -102,6 +102,7 @@ async fn each_kind_of_key_reaches_exactly_what_it_should(backend: Backend) {
         ("team viewer", "GET", "/audit-log".into(), None, 403),
         ("team viewer", "GET", "/users".into(), None, 403),
         ("team viewer", "GET", "/signing-keys".into(), None, 403),
+        ("team viewer", "POST", "/signing-keys/any-kid/withdraw".into(), None, 403),
         ("team editor", "PATCH", format!("/clients/{a}"), rename(), 200),
         ("team editor", "POST", "/clients".into(), in_alpha(), 201),
         ("team editor", "POST", "/clients".into(), in_beta(), 404),
@@ -123,6 +124,7 @@ async fn each_kind_of_key_reaches_exactly_what_it_should(backend: Backend) {
         ("rk read", "GET", "/audit-log".into(), None, 200),
         ("rk read", "GET", "/signing-keys".into(), None, 200),
         ("rk read", "POST", "/signing-keys/rotate".into(), None, 403),
+        ("rk read", "POST", "/signing-keys/any-kid/withdraw".into(), None, 403),
         ("rk read", "PATCH", format!("/apis/{}", f.api_id), Some(json!({ "name": "x" })), 403),
         ("rk read", "POST", "/teams".into(), Some(json!({ "name": "gamma" })), 403),
         // A service key acts with its account's tenant permissions.
