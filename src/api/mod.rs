@@ -11,7 +11,12 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{HttpMessage, HttpRequest, web};
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use crate::apikeys::extractor::ApiKeyAuth;
 use crate::db::DbConnection;
@@ -51,6 +56,27 @@ async fn rate_limit_headers(
         decision.write_headers(response.headers_mut());
     }
     Ok(response)
+}
+
+/// A JSON body that may be left out. No body means `None`; a body that does not parse is
+/// refused like any other. (actix's `Option<Json<T>>` takes a bad body for an absent one, so a
+/// typo such as `{"grace_period": 3600}` would silently mean "no grace period".)
+pub(crate) struct OptionalJson<T>(pub Option<T>);
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let headers = req.headers();
+        let declared_length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+        if declared_length == Some(0) || (declared_length.is_none() && !chunked) {
+            return Box::pin(async { Ok(Self(None)) });
+        }
+        let json = web::Json::<T>::from_request(req, payload);
+        Box::pin(async move { Ok(Self(Some(json.await?.into_inner()))) })
+    }
 }
 
 /// Malformed JSON, paths and queries answer in the API's error format.

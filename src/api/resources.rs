@@ -7,8 +7,8 @@ use chrono::TimeDelta;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::call;
 use super::error::ApiError;
+use super::{OptionalJson, call};
 use crate::access::TeamRole;
 use crate::apikeys::extractor::ApiKeyAuth;
 use crate::error::ErrorBody;
@@ -53,8 +53,10 @@ struct Rotation {
 }
 
 impl Rotation {
-    fn grace(body: Option<web::Json<Rotation>>) -> TimeDelta {
-        TimeDelta::seconds(body.map(|b| b.grace_period_secs).unwrap_or(0))
+    fn grace(body: OptionalJson<Rotation>) -> TimeDelta {
+        let seconds = body.0.map_or(0, |b| b.grace_period_secs);
+        // Beyond chrono's range is beyond the longest grace too, which `manage` refuses.
+        TimeDelta::try_seconds(seconds).unwrap_or(TimeDelta::MAX)
     }
 }
 
@@ -138,7 +140,7 @@ async fn rotate_client_secret(
     state: Data,
     auth: ApiKeyAuth,
     id: web::Path<String>,
-    body: Option<web::Json<Rotation>>,
+    body: OptionalJson<Rotation>,
 ) -> Reply {
     let grace = Rotation::grace(body);
     let rotated = call(&req, &state, auth, move |conn, caller, state| {
@@ -400,7 +402,7 @@ async fn rotate_api_key(
     state: Data,
     auth: ApiKeyAuth,
     id: web::Path<String>,
-    body: Option<web::Json<Rotation>>,
+    body: OptionalJson<Rotation>,
 ) -> Reply {
     let grace = Rotation::grace(body);
     let rotated = call(&req, &state, auth, move |conn, caller, state| {
@@ -451,13 +453,8 @@ struct KeyRotation {
 }
 
 #[utoipa::path(post, path = "/api/v1/signing-keys/rotate", tag = "signing-keys", summary = "Make a new key sign; the old one stays published until its tokens expire", request_body = Option<KeyRotation>, responses((status = 201, body = RotatedKey), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
-async fn rotate_signing_key(
-    req: HttpRequest,
-    state: Data,
-    auth: ApiKeyAuth,
-    body: Option<web::Json<KeyRotation>>,
-) -> Reply {
-    let algorithm: SigningAlgorithm = match body.and_then(|b| b.into_inner().algorithm) {
+async fn rotate_signing_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: OptionalJson<KeyRotation>) -> Reply {
+    let algorithm: SigningAlgorithm = match body.0.and_then(|b| b.algorithm) {
         Some(name) => name.parse().map_err(|_| {
             ApiError::invalid(format!("unknown signing algorithm `{name}` (expected RS256, ES256 or EdDSA)"))
         })?,

@@ -319,7 +319,22 @@ async fn the_audit_log_is_paginated_and_needs_its_permission(backend: Backend) {
 async fn the_api_answers_every_bad_request_in_its_format(backend: Backend) {
     let app = spawn_app(backend).await;
     let key = app.owner_key();
+    ok(&app, "POST", "/apis", &key, Some(json!({ "audience": API, "scopes": ["read"] }))).await;
+    let client = json!({ "name": "c", "grant_types": ["client_credentials"], "scopes": ["read"], "audiences": [API] });
+    let client = ok(&app, "POST", "/clients", &key, Some(client)).await;
+    let (client_id, secret) = (client["client_id"].as_str().unwrap(), client["client_secret"].as_str().unwrap());
+    let rotate_secret = format!("/clients/{client_id}/rotate-secret");
+    let own_key_id = ok(&app, "GET", "/api-keys/current", &key, None).await["id"].as_str().unwrap().to_owned();
+    let rotate_key = format!("/api-keys/{own_key_id}/rotate");
+    let keys_before = ok(&app, "GET", "/signing-keys", &key, None).await;
     let cases: Vec<(&str, &str, Option<Value>, u16, &str)> = vec![
+        // A body that is there but wrong is refused, never taken for an absent one.
+        ("POST", "/signing-keys/rotate", Some(json!({ "algoritm": "ES256" })), 400, "invalid_request"),
+        ("POST", &rotate_secret, Some(json!({ "grace_period": 3600 })), 400, "invalid_request"),
+        ("POST", &rotate_key, Some(json!({ "grace": 60 })), 400, "invalid_request"),
+        // Out of any clock's range.
+        ("POST", &rotate_secret, Some(json!({ "grace_period_secs": i64::MAX - 1 })), 400, "invalid_request"),
+        ("POST", &rotate_key, Some(json!({ "grace_period_secs": i64::MIN + 1 })), 400, "invalid_request"),
         ("GET", "/nothing-here", None, 404, "not_found"),
         ("GET", "/clients/no-such-client", None, 404, "not_found"),
         ("PUT", "/clients", None, 405, "method_not_allowed"),
@@ -370,6 +385,10 @@ async fn the_api_answers_every_bad_request_in_its_format(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_request");
+    // Nothing the refused requests named happened.
+    assert_eq!(ok(&app, "GET", "/signing-keys", &app.owner_key(), None).await, keys_before, "no key rotated");
+    assert_eq!(client_credentials(&app, client_id, secret).await, 200, "the secret was not replaced");
+    assert_eq!(app.api("GET", "/api-keys/current", &key, None).await.0, 200, "the key was not rotated out");
 }
 
 async fn an_invited_user_chooses_a_password_once_and_signs_in(backend: Backend) {
