@@ -48,7 +48,9 @@ fn no_content(_: ()) -> HttpResponse {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rotation {
+    /// 0 (the old one stops at once) to 604800 (7 days).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 604_800)]
     grace_period_secs: i64,
 }
 
@@ -65,6 +67,7 @@ impl Rotation {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewClient {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: String,
     team_id: Option<String>,
     grant_types: Vec<String>,
@@ -155,13 +158,18 @@ async fn rotate_client_secret(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewApi {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: Option<String>,
     team_id: Option<String>,
+    /// An absolute URI, conventionally the API's base URL.
+    #[schema(format = "uri")]
     audience: String,
     #[serde(default)]
     scopes: Vec<String>,
     /// RS256 (default), ES256, EdDSA, or HS256 with a secret shared with this API.
+    #[schema(pattern = "^(RS256|ES256|EdDSA|HS256)$")]
     signing_alg: Option<String>,
+    #[schema(minimum = 60, maximum = 86_400)]
     token_lifetime_secs: Option<i64>,
 }
 
@@ -218,9 +226,11 @@ async fn delete_api(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Pa
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    #[schema(max_length = 200)]
     name: Option<String>,
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024)]
     password: SecretString,
     role: Option<String>,
 }
@@ -297,6 +307,7 @@ async fn delete_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::P
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TeamBody {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: String,
 }
 
@@ -449,6 +460,8 @@ async fn list_signing_keys(req: HttpRequest, state: Data, auth: ApiKeyAuth) -> R
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct KeyRotation {
+    /// RS256 unless said.
+    #[schema(pattern = "^(RS256|ES256|EdDSA)$")]
     algorithm: Option<String>,
 }
 

@@ -168,7 +168,14 @@ pub async fn run<T: Send + 'static>(
 /// was 88 ms). This process's SQLite writers take turns on a mutex instead.
 static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Runs `f` in a transaction; on SQLite, after taking this process's writer turn.
+/// Runs `f` in a transaction; on SQLite, after taking this process's writer turn, and
+/// holding the write lock from the start.
+///
+/// SQLite's default (deferred) transaction reads from a snapshot and asks for the write lock
+/// at its first write. If another connection (another process, or a writer that does not
+/// take turns here) committed in between, that write fails at once with "database is
+/// locked" (SQLITE_BUSY_SNAPSHOT), which no busy timeout can wait out. `BEGIN IMMEDIATE`
+/// waits for the lock first, so what the transaction reads is what it writes over.
 pub fn write_transaction<T, E>(
     conn: &mut DbConnection,
     f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -176,9 +183,23 @@ pub fn write_transaction<T, E>(
 where
     E: From<diesel::result::Error>,
 {
-    let _turn = matches!(conn, DbConnection::Sqlite(_))
-        .then(|| SQLITE_WRITER.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-    conn.transaction(f)
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    type Manager = <DbConnection as Connection>::TransactionManager;
+
+    let DbConnection::Sqlite(sqlite) = conn else { return conn.transaction(f) };
+    let _turn = SQLITE_WRITER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    // From here as diesel's own `transaction`: commit on success, roll back on failure.
+    match f(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => match Manager::rollback_transaction(conn) {
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
+            Err(rollback_error) => Err(rollback_error.into()),
+        },
+    }
 }
 
 fn connection_lost(conn: &mut DbConnection) -> bool {

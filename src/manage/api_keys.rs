@@ -152,6 +152,7 @@ impl fmt::Debug for CreatedApiKey {
 #[serde(deny_unknown_fields)]
 pub struct KeyRequest {
     pub kind: ApiKeyKind,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     /// Restricted keys: what the key may do. Service keys: the tenant permissions of a new
     /// service account.
@@ -163,6 +164,7 @@ pub struct KeyRequest {
     pub team_id: Option<String>,
     pub team_role: Option<TeamRole>,
     pub tier: Option<Tier>,
+    /// In the future; none means the key does not expire.
     pub expires_at: Option<DateTime<Utc>>,
 }
 

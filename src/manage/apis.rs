@@ -214,8 +214,10 @@ pub fn list_apis(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<Api
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiUpdate {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
     pub scopes: Option<Vec<String>>,
+    #[schema(minimum = 60, maximum = 86_400)]
     pub token_lifetime_secs: Option<i64>,
 }
 

@@ -180,6 +180,8 @@ pub struct AuditPage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Events per page, 50 unless said.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
     pub action: Option<String>,

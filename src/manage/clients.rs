@@ -284,6 +284,7 @@ pub fn list_clients(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientUpdate {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
     pub grant_types: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,

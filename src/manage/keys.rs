@@ -55,26 +55,27 @@ pub fn rotate_key(
     let sealed = sealer.seal(&key.pkcs8, &SigningKeyRow::seal_context(&key.jwk.kid));
     let jwk = serde_json::to_string(&key.jwk).context("could not serialise the public key")?;
     let publish_until = now + window;
-    let retired = insert_and_activate_key(
-        conn,
-        &NewSigningKey {
+    // The key is made before the transaction: RSA generation takes long enough to matter
+    // to every other writer waiting on SQLite's lock.
+    let retired = crate::db::write_transaction(conn, |conn| {
+        let new_key = NewSigningKey {
             kid: &key.jwk.kid,
             algorithm: algorithm.as_str(),
             private_key_sealed: &sealed,
             public_jwk: &jwk,
             created_at: now,
-        },
-        publish_until,
-    )
+        };
+        let retired = insert_and_activate_key(conn, &new_key, publish_until)?;
+        audit::record(
+            conn,
+            &audit_context
+                .change("signing_key.rotated")
+                .target("signing_key", &key.jwk.kid)
+                .details(serde_json::json!({ "algorithm": algorithm.as_str(), "retired": retired })),
+        )?;
+        diesel::QueryResult::Ok(retired)
+    })
     .context("could not store the new signing key")?;
-    audit::record(
-        conn,
-        &audit_context
-            .change("signing_key.rotated")
-            .target("signing_key", &key.jwk.kid)
-            .details(serde_json::json!({ "algorithm": algorithm.as_str(), "retired": retired })),
-    )
-    .context("could not write the audit log")?;
     Ok(RotatedKey { kid: key.jwk.kid, algorithm, retired, retired_published_until: super::utc(publish_until) })
 }
 

@@ -154,8 +154,12 @@ pub const INVITATION_LIFETIME: TimeDelta = TimeDelta::days(7);
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Invitation {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    #[schema(max_length = 200)]
     pub name: Option<String>,
+    /// `member` (default) or `owner`.
+    #[schema(pattern = "^(member|owner)$")]
     pub role: Option<String>,
 }
 
@@ -216,7 +220,10 @@ pub fn list_users(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<Us
 #[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
+    #[schema(max_length = 200)]
     pub name: Option<String>,
+    /// `member` (default) or `owner`.
+    #[schema(pattern = "^(member|owner)$")]
     pub role: Option<String>,
 }
 

@@ -97,6 +97,35 @@ async fn timestamps_round_trip_exactly(backend: Backend) {
     assert_eq!(row, now);
 }
 
+/// A transaction that reads, then writes, while another connection commits a write in
+/// between: on SQLite a deferred transaction failed at its first write ("database is
+/// locked", which no busy timeout waits out). Found as a 500 from two management calls at once.
+async fn a_write_transaction_is_not_undone_by_a_writer_that_commits_meanwhile(backend: Backend) {
+    use latchkey::manage::audit::{Context, record};
+    fn events(conn: &mut DbConnection) -> i64 {
+        latchkey::db::schema::audit_events::table.count().get_result(conn).unwrap()
+    }
+    let db = TestDb::new(&backend);
+    let pool = db::build_pool(&db.target(), 2).unwrap();
+    let mut conn = pool.get().unwrap();
+    let before = events(&mut conn);
+
+    let outcome = db::write_transaction(&mut conn, |conn| -> QueryResult<_> {
+        let seen = events(conn);
+        let other = pool.clone();
+        let meanwhile = std::thread::spawn(move || record(&mut other.get().unwrap(), &Context::SYSTEM.change("other")));
+        // Long enough for the other writer to commit, if it is let.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        record(conn, &Context::SYSTEM.change("mine"))?;
+        Ok((seen, meanwhile))
+    });
+
+    let (seen, meanwhile) = outcome.expect("the transaction that read first commits");
+    meanwhile.join().unwrap().expect("the other writer commits too");
+    assert_eq!(seen, before);
+    assert_eq!(events(&mut conn), before + 2);
+}
+
 #[tokio::test]
 async fn sqlite_connections_use_wal_and_foreign_keys() {
     #[derive(QueryableByName)]
@@ -124,4 +153,5 @@ crate::on_both_backends!(
     migrations_go_up_down_and_up_again,
     foreign_keys_and_unique_constraints_are_enforced,
     timestamps_round_trip_exactly,
+    a_write_transaction_is_not_undone_by_a_writer_that_commits_meanwhile,
 );
