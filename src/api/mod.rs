@@ -58,8 +58,8 @@ async fn rate_limit_headers(
     Ok(response)
 }
 
-/// A JSON body that may be left out. No body means `None`; a body that does not parse is
-/// refused like any other. (actix's `Option<Json<T>>` takes a bad body for an absent one, so a
+/// A JSON body that may be left out. No body, or `null`, means `None`; a body that does not
+/// parse is refused like any other. (actix's `Option<Json<T>>` takes a bad body for an absent one, so a
 /// typo such as `{"grace_period": 3600}` would silently mean "no grace period".)
 pub(crate) struct OptionalJson<T>(pub Option<T>);
 
@@ -74,8 +74,8 @@ impl<T: serde::de::DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
         if declared_length == Some(0) || (declared_length.is_none() && !chunked) {
             return Box::pin(async { Ok(Self(None)) });
         }
-        let json = web::Json::<T>::from_request(req, payload);
-        Box::pin(async move { Ok(Self(Some(json.await?.into_inner()))) })
+        let json = web::Json::<Option<T>>::from_request(req, payload);
+        Box::pin(async move { Ok(Self(json.await?.into_inner())) })
     }
 }
 

@@ -70,6 +70,7 @@ struct NewClient {
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: String,
     team_id: Option<String>,
+    #[schema(min_items = 1)]
     grant_types: Vec<String>,
     #[serde(default)]
     scopes: Vec<String>,
@@ -232,6 +233,8 @@ struct NewUser {
     name: Option<String>,
     #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024)]
     password: SecretString,
+    /// `member` (default) or `owner`.
+    #[schema(pattern = "^(member|owner)$")]
     role: Option<String>,
 }
 
@@ -329,7 +332,7 @@ async fn get_team(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path
     Ok(HttpResponse::Ok().json(team))
 }
 
-#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", summary = "Rename a team", params(("id" = String, Path, description = "the team's id")), request_body = TeamBody, responses((status = 200, body = TeamView), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", summary = "Rename a team", params(("id" = String, Path, description = "the team's id")), request_body = TeamBody, responses((status = 200, body = TeamView), (status = 409, description = "the name is taken", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
 async fn rename_team(
     req: HttpRequest,
     state: Data,

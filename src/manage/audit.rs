@@ -189,6 +189,11 @@ pub struct AuditQuery {
 }
 
 pub const MAX_PAGE: i64 = 200;
+
+/// An empty query value is an absent one, as forms and query builders send it.
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.is_empty())
+}
 const DEFAULT_PAGE: i64 = 50;
 
 /// A cursor names the last event of a page: its time and id.
@@ -222,7 +227,7 @@ pub fn list(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(AppError::BadRequest(format!("limit must be between 1 and {MAX_PAGE}")));
     }
-    let before = match query.cursor.as_deref() {
+    let before = match given(&query.cursor) {
         Some(cursor) => {
             Some(decode_cursor(cursor).ok_or_else(|| AppError::BadRequest("the cursor is not valid".into()))?)
         }
@@ -231,8 +236,8 @@ pub fn list(
     let events = crate::db::audit::page_audit_events(
         conn,
         before.as_ref().map(|(at, id)| (*at, id.as_str())),
-        query.action.as_deref(),
-        query.target_id.as_deref(),
+        given(&query.action),
+        given(&query.target_id),
         limit + 1,
     )?;
     let more = events.len() as i64 > limit;

@@ -135,7 +135,8 @@ pub fn set_member(
     team_for(conn, caller, team_id, Action::Admin)?;
     let user = find_user(conn, user_id)?.filter(|u| u.status != STATUS_DELETED);
     if user.is_none() {
-        return Err(AppError::BadRequest(format!("there is no user `{user_id}`")));
+        // The user is named by the path: a missing one is a missing resource.
+        return Err(AppError::NotFound);
     }
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
         let added = upsert_member(conn, team_id, user_id, role.as_str(), crate::db::now())?;

@@ -82,6 +82,9 @@ async fn clients_are_created_read_updated_rotated_and_deleted(backend: Backend) 
     assert_eq!(client_credentials(&app, &id, &first_secret).await, 401);
     assert_eq!(client_credentials(&app, &id, &second_secret).await, 401, "no grace asked: the old secret dies at once");
     assert_eq!(client_credentials(&app, &id, &third_secret).await, 200);
+    let rotated = ok(&app, "POST", &format!("/clients/{id}/rotate-secret"), &key, Some(Value::Null)).await;
+    assert_eq!(client_credentials(&app, &id, &third_secret).await, 401, "a null body is no body: no grace");
+    assert_eq!(client_credentials(&app, &id, rotated["client_secret"].as_str().unwrap()).await, 200);
     let (status, error) = app
         .api("POST", &format!("/clients/{id}/rotate-secret"), &key, Some(json!({ "grace_period_secs": 9_999_999 })))
         .await;
@@ -310,6 +313,9 @@ async fn the_audit_log_is_paginated_and_needs_its_permission(backend: Backend) {
     let event = &created["data"][0];
     assert_eq!(event["actor_type"], "api_key", "{event}");
     assert!(event["request_id"].is_string() && event["ip"] == "127.0.0.1", "{event}");
+    let blank = ok(&app, "GET", "/audit-log?limit=1&cursor=&action=&target_id=", reader, None).await;
+    let first = ok(&app, "GET", "/audit-log?limit=1", reader, None).await;
+    assert_eq!(blank["data"], first["data"], "empty query values are absent ones");
     let (status, _) = app.api("GET", "/audit-log?cursor=bogus", reader, None).await;
     assert_eq!(status, 400);
     let (status, _) = app.api("GET", "/audit-log?limit=0", reader, None).await;
@@ -327,6 +333,8 @@ async fn the_api_answers_every_bad_request_in_its_format(backend: Backend) {
     let own_key_id = ok(&app, "GET", "/api-keys/current", &key, None).await["id"].as_str().unwrap().to_owned();
     let rotate_key = format!("/api-keys/{own_key_id}/rotate");
     let keys_before = ok(&app, "GET", "/signing-keys", &key, None).await;
+    let team = ok(&app, "POST", "/teams", &key, Some(json!({ "name": "t" }))).await;
+    let no_member = format!("/teams/{}/members/no-such-user", team["id"].as_str().unwrap());
     let cases: Vec<(&str, &str, Option<Value>, u16, &str)> = vec![
         // A body that is there but wrong is refused, never taken for an absent one.
         ("POST", "/signing-keys/rotate", Some(json!({ "algoritm": "ES256" })), 400, "invalid_request"),
@@ -337,6 +345,7 @@ async fn the_api_answers_every_bad_request_in_its_format(backend: Backend) {
         ("POST", &rotate_key, Some(json!({ "grace_period_secs": i64::MIN + 1 })), 400, "invalid_request"),
         ("GET", "/nothing-here", None, 404, "not_found"),
         ("GET", "/clients/no-such-client", None, 404, "not_found"),
+        ("PUT", &no_member, Some(json!({ "role": "viewer" })), 404, "not_found"),
         ("PUT", "/clients", None, 405, "method_not_allowed"),
         ("POST", "/clients", Some(json!({ "name": "x" })), 400, "invalid_request"),
         ("POST", "/teams", Some(json!({ "name": "" })), 400, "invalid_request"),
