@@ -58,6 +58,20 @@ done = function(summary, latency, requests)
 end
 LUA
 
+# Token requests the servers themselves took 0.4 s or more to answer, summed over every
+# instance, from their /metrics latency histograms (0.4096 is a bucket bound there).
+slow_requests() {
+  local i total=0 n
+  for i in $(seq 0 $((INSTANCES - 1))); do
+    n=$(curl -sf "http://${HOST}:$((PORT + i))/metrics" | awk '
+      /^latchkey_http_request_duration_seconds_(count|bucket)\{/ && /route="\/oauth2\/token"/ {
+        if ($1 ~ /_count\{/) all += $2; else if ($1 ~ /le="0.4096"/) fast += $2 }
+      END { print all - fast }')
+    total=$((total + n))
+  done
+  echo "$total"
+}
+
 # Summed over every instance.
 cpu_ticks() { local pid total=0; for pid in "${SERVER_PIDS[@]}"; do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done; echo "$total"; }
 rss_kib() { ps -o rss= -p "$(IFS=,; echo "${SERVER_PIDS[*]}")" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
@@ -104,27 +118,29 @@ one_run() {
   local token
   token=$(curl -sf -H "Authorization: Basic $BASIC_AUTH" -d 'grant_type=client_credentials&scope=read' "$URL" | jq -r .access_token)
   echo "# alg=$alg conns=$conns db=$DB instances=$INSTANCES token header: $(cut -d. -f1 <<<"$token" | tr '_-' '/+' | base64 -d 2>/dev/null)" >&2
+  # With autogroups on, the servers and wrk (this session) and PostgreSQL (its own session)
+  # are scheduled as separate groups; see docs/benchmarks.md for what that did to latency.
+  echo "# kernel.sched_autogroup_enabled=$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo n/a)" >&2
 
   local idle_rss; idle_rss=$(rss_kib)
   drive "$WARMUP" "$conns" "" >/dev/null
   ( while :; do rss_kib; sleep 0.5; done ) >"$WORK/rss.txt" 2>/dev/null &
-  local sampler=$! t0 t1 tick; tick=$(getconf CLK_TCK)
+  local sampler=$! t0 t1 tick slow0 slow1; tick=$(getconf CLK_TCK)
+  slow0=$(slow_requests)
   t0=$(cpu_ticks)
   local out; out=$(drive "$DURATION" "$conns" --latency)
   t1=$(cpu_ticks)
+  slow1=$(slow_requests)
   kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
   local peak; peak=$(sort -n "$WORK/rss.txt" | tail -1)
-  # Requests and errors add up. Latencies are left out with several instances: there, wrk's
-  # figures failed Little's law (their mean times the request count exceeded connections times
-  # duration several times over), so they cannot be trusted.
+  # Requests and errors add up; with several instances each latency is the worse instance's.
   local rps p50_ms p99_ms max_ms errors non2xx
   eval "$(grep '^RESULT' <<<"$out" | sed 's/^RESULT //' | awk '
     { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = (kv[1] ~ /^(rps|errors|non2xx)$/) ? v[kv[1]] + kv[2] : (kv[2] > v[kv[1]] ? kv[2] : v[kv[1]]) } }
     END { for (k in v) print k "=" v[k] }')"
-  local latency
-  if [ "$INSTANCES" -gt 1 ]; then latency="– | – | –"; else latency=$(printf '%.2f | %.2f | %.2f' "$p50_ms" "$p99_ms" "$max_ms"); fi
-  printf '| %s | latchkey | %s%s | %s | %s | -t%s | %s | %.0f | %s | %s | %.1f | %.1f | %s |\n' \
-    "$(date -u +%F)" "$DB" "$([ "$INSTANCES" -gt 1 ] && echo " ×$INSTANCES")" "$WORKERS" "$alg" "$WRK_THREADS" "$conns" "$rps" "$latency" \
+  printf '| %s | latchkey | %s%s | %s | %s | -t%s | %s | %.0f | %.2f | %.2f | %.2f | %s | %s | %.1f | %.1f | %s |\n' \
+    "$(date -u +%F)" "$DB" "$([ "$INSTANCES" -gt 1 ] && echo " ×$INSTANCES")" "$WORKERS" "$alg" "$WRK_THREADS" "$conns" "$rps" \
+    "$p50_ms" "$p99_ms" "$max_ms" "$((slow1 - slow0))" \
     "$(python3 -c "print(f'{($t1-$t0)/$tick/$DURATION:.2f}')")" \
     "$(awk "BEGIN{print $idle_rss/1024}")" "$(awk "BEGIN{print $peak/1024}")" "$((errors + non2xx))"
 
@@ -133,8 +149,8 @@ one_run() {
   sleep 1
 }
 
-echo "| date | server | db | workers | alg | wrk | conns | req/s | p50 ms | p99 ms | max ms | server CPU | RSS idle MiB | RSS peak MiB | errors |"
-echo "|---|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| date | server | db | workers | alg | wrk | conns | req/s | p50 ms | p99 ms | max ms | ≥0.4 s in server | server CPU | RSS idle MiB | RSS peak MiB | errors |"
+echo "|---|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 if [ $# -ge 2 ]; then
   one_run "$1" "$2"
 else
