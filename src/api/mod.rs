@@ -7,15 +7,13 @@ pub mod error;
 pub mod openapi;
 pub mod resources;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
-use actix_web::middleware::{Next, from_fn};
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::dev::Payload;
-use actix_web::http::header;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use crate::apikeys::extractor::ApiKeyAuth;
@@ -59,8 +57,8 @@ async fn rate_limit_headers(
 }
 
 /// A JSON body that may be left out. No body, or `null`, means `None`; a body that does not
-/// parse is refused like any other. (actix's `Option<Json<T>>` takes a bad body for an absent one, so a
-/// typo such as `{"grace_period": 3600}` would silently mean "no grace period".)
+/// parse is refused like any other. (actix's `Option<Json<T>>` takes a bad body for an absent
+/// one, so a typo such as `{"grace_period": 3600}` would silently mean "no grace period".)
 pub(crate) struct OptionalJson<T>(pub Option<T>);
 
 impl<T: serde::de::DeserializeOwned + 'static> FromRequest for OptionalJson<T> {

@@ -189,12 +189,12 @@ pub struct AuditQuery {
 }
 
 pub const MAX_PAGE: i64 = 200;
+const DEFAULT_PAGE: i64 = 50;
 
 /// An empty query value is an absent one, as forms and query builders send it.
 fn given(value: &Option<String>) -> Option<&str> {
     value.as_deref().filter(|v| !v.is_empty())
 }
-const DEFAULT_PAGE: i64 = 50;
 
 /// A cursor names the last event of a page: its time and id.
 fn encode_cursor(event: &AuditEventView) -> String {

@@ -20,9 +20,9 @@
 //! Keys are cached for as long as the JWKS response's `Cache-Control: max-age` says (five
 //! minutes if it says nothing, an hour at most). Once stale, the next token refreshes them: a
 //! key the issuer no longer publishes stops verifying, while an unreachable issuer leaves the
-//! known keys in use. A token
-//! signed with an unknown `kid` makes the verifier refetch the JWKS, at most once per
-//! `min_refetch_interval` (30 s unless set), so a flood of forged kids cannot hammer Latchkey.
+//! known keys in use. A token signed with an unknown `kid` makes the verifier refetch the
+//! JWKS, at most once per `min_refetch_interval` (30 s unless set), so a flood of forged kids
+//! cannot hammer Latchkey.
 
 #[cfg(feature = "actix")]
 pub mod actix;
