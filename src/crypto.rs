@@ -1,13 +1,14 @@
 //! The master key and what is derived from it.
 //!
-//! Two keys come out of `LATCHKEY_MASTER_KEY` by HKDF-SHA256, one per purpose, so that
-//! neither use can be turned against the other:
+//! Keys come out of `LATCHKEY_MASTER_KEY` by HKDF-SHA256, one per purpose, so that no use
+//! can be turned against another:
 //! - a keyed hash (HMAC-SHA256) for server-generated secrets: client secrets, API keys,
 //!   authorization codes, refresh tokens. They carry 170+ bits of entropy, so a fast keyed
 //!   hash is as safe as a slow one, and a stolen database alone cannot confirm a guess.
 //!   argon2id is for passwords that people choose, never on the token path.
 //! - an AEAD key (AES-256-GCM) that seals what the server must read back: private signing
 //!   keys and HS256 shared secrets.
+//! - a second HMAC key that tags the HS256 access tokens Latchkey issues (`tokens::issuance`).
 
 use std::fmt;
 use std::fs;
@@ -110,6 +111,12 @@ impl MasterKey {
 
     pub fn token_hasher(&self) -> TokenHasher {
         TokenHasher(hmac::Key::new(hmac::HMAC_SHA256, &self.derive(b"token hash")))
+    }
+
+    /// Keys the proof that Latchkey issued an HS256 token (`tokens::issuance`): a key of its
+    /// own, so that a tag can never double as a stored hash or the reverse.
+    pub fn issuance_hasher(&self) -> TokenHasher {
+        TokenHasher(hmac::Key::new(hmac::HMAC_SHA256, &self.derive(b"access token issuance")))
     }
 
     pub fn sealer(&self) -> Sealer {

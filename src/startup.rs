@@ -21,7 +21,7 @@ use crate::manage::keys::ensure_active_key;
 use crate::metrics::Metrics;
 use crate::passwords::PasswordHasher;
 use crate::ratelimit::RateLimiter;
-use crate::tokens::{KeySet, KeyStore, SigningAlgorithm};
+use crate::tokens::{IssuanceProof, KeySet, KeyStore, SigningAlgorithm};
 
 /// How long a stopping server waits for requests in flight.
 pub const SHUTDOWN_GRACE_SECS: u64 = 30;
@@ -32,6 +32,8 @@ pub struct AppState {
     pub issuer: Issuer,
     pub hasher: TokenHasher,
     pub sealer: Sealer,
+    /// Tags the HS256 tokens Latchkey issues, so that its own endpoints know them.
+    pub issuance: IssuanceProof,
     pub keys: Arc<KeyStore>,
     pub metadata: Bytes,
     pub settings: Settings,
@@ -83,6 +85,7 @@ impl Application {
             );
         }
         let (hasher, sealer) = (master_key.token_hasher(), master_key.sealer());
+        let issuance = IssuanceProof::new(master_key.issuance_hasher());
 
         let target = settings.database.clone();
         let pool_size = settings.database_pool_size;
@@ -119,6 +122,7 @@ impl Application {
             issuer,
             hasher,
             sealer,
+            issuance,
             keys: Arc::new(KeyStore::new(keys)),
             settings: settings.clone(),
             passwords: PasswordHasher::new(),

@@ -11,7 +11,7 @@ use crate::error::AppError;
 use crate::manage::apis::ApiSigning;
 use crate::startup::AppState;
 use crate::tokens::jwt::{self, ACCESS_TOKEN_TYP};
-use crate::tokens::{AccessTokenClaims, SigningAlgorithm};
+use crate::tokens::{AccessTokenClaims, IssuanceProof, SigningAlgorithm};
 
 pub struct IssuedAccessToken {
     pub token: String,
@@ -64,40 +64,60 @@ pub enum TokenAudience<'a> {
 }
 
 impl TokenAudience<'_> {
-    /// Seconds an access token for this audience lives.
-    pub fn lifetime_secs(&self, state: &AppState) -> i64 {
+    /// Seconds an access token for this audience lives: the API's own setting, or
+    /// `default_ttl_secs` for Latchkey itself.
+    pub fn lifetime_secs(&self, default_ttl_secs: i64) -> i64 {
         match self {
             Self::Api(api) => api.token_lifetime_secs,
-            Self::Issuer => state.settings.access_token_ttl_secs,
+            Self::Issuer => default_ttl_secs,
         }
+    }
+
+    fn shares_a_secret(&self) -> bool {
+        matches!(self, Self::Api(api) if api.signing() == ApiSigning::SharedSecret)
     }
 }
 
-/// Signs an access token with the given `jti`, as its audience asks: with the tenant's key
-/// of the API's algorithm, HS256 with the API's shared secret, or RS256 for ourselves.
-pub async fn mint_access_token(
-    state: &AppState,
+/// The claims of an access token about to be issued, with a fresh `jti`; an HS256 token's
+/// `jti` carries the proof that Latchkey issued it. Pure and cheap, so that grants which
+/// record the token (a code or refresh token remembers its `jti`, to revoke it on replay)
+/// draft it inside their transaction and sign it after, outside the database trip.
+pub fn draft_access_token(
+    issuer: &str,
+    proof: &IssuanceProof,
     audience: TokenAudience<'_>,
+    lifetime_secs: i64,
     subject: &str,
     client_id: &str,
     scope: &Scopes,
-    jti: String,
-) -> Result<IssuedAccessToken, AppError> {
+) -> AccessTokenClaims {
     let now = chrono::Utc::now().timestamp();
-    let lifetime = audience.lifetime_secs(state);
-    let claims = AccessTokenClaims {
-        iss: state.issuer.to_string(),
+    let mut claims = AccessTokenClaims {
+        iss: issuer.to_owned(),
         sub: subject.to_owned(),
         aud: match audience {
             TokenAudience::Api(api) => api.audience.clone(),
-            TokenAudience::Issuer => state.issuer.to_string(),
+            TokenAudience::Issuer => issuer.to_owned(),
         },
-        exp: now + lifetime,
+        exp: now + lifetime_secs,
         iat: now,
-        jti,
+        jti: uuid::Uuid::new_v4().to_string(),
         client_id: client_id.to_owned(),
         scope: (!scope.is_empty()).then(|| scope.to_string()),
     };
+    if audience.shares_a_secret() {
+        proof.seal(&mut claims);
+    }
+    claims
+}
+
+/// Signs drafted claims as their audience asks: HS256 with the API's shared secret, the
+/// tenant's key of the API's algorithm, or RS256 for Latchkey itself.
+pub async fn sign_access_token(
+    state: &AppState,
+    audience: TokenAudience<'_>,
+    claims: AccessTokenClaims,
+) -> Result<IssuedAccessToken, AppError> {
     let token = match audience {
         TokenAudience::Api(api) if api.signing() == ApiSigning::SharedSecret => {
             jwt::sign_hs256(&shared_secret(state, api)?, &api.id, ACCESS_TOKEN_TYP, &claims)
@@ -113,7 +133,22 @@ pub async fn mint_access_token(
             jwt::sign(&*state.active_key(SigningAlgorithm::RS256).await?, ACCESS_TOKEN_TYP, &claims)
         }
     };
-    Ok(IssuedAccessToken { token, expires_in: lifetime, claims })
+    Ok(IssuedAccessToken { token, expires_in: claims.exp - claims.iat, claims })
+}
+
+/// Drafts and signs an access token that nothing records (client credentials, token
+/// exchange); `claims.jti` of the result names it.
+pub async fn mint_access_token(
+    state: &AppState,
+    audience: TokenAudience<'_>,
+    subject: &str,
+    client_id: &str,
+    scope: &Scopes,
+) -> Result<IssuedAccessToken, AppError> {
+    let lifetime = audience.lifetime_secs(state.settings.access_token_ttl_secs);
+    let claims =
+        draft_access_token(state.issuer.as_str(), &state.issuance, audience, lifetime, subject, client_id, scope);
+    sign_access_token(state, audience, claims).await
 }
 
 fn shared_secret(state: &AppState, api: &Api) -> Result<Vec<u8>, AppError> {
@@ -124,11 +159,21 @@ fn shared_secret(state: &AppState, api: &Api) -> Result<Vec<u8>, AppError> {
         .map_err(|e| AppError::Unexpected(anyhow::Error::new(e).context(format!("the secret of API {}", api.id))))
 }
 
-/// What a presented access token is, for introspection and revocation.
+/// Whose key a verified token was signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signer {
+    /// One of Latchkey's own asymmetric keys: only Latchkey can have signed it.
+    Latchkey,
+    /// An API's shared secret, which the API's operators hold too; the token carried
+    /// Latchkey's issuance proof, so its claims are exactly what Latchkey issued.
+    SharedSecret,
+}
+
+/// What a presented access token is, for introspection, revocation and userinfo.
 #[derive(Debug)]
 pub enum AccessTokenStatus {
-    /// Signed by us, unexpired, not revoked.
-    Active(AccessTokenClaims),
+    /// Issued by us, unexpired, not revoked.
+    Active(AccessTokenClaims, Signer),
     /// Ours, but revoked.
     Revoked(AccessTokenClaims),
     /// Not a token we issued, or expired.
@@ -137,6 +182,8 @@ pub enum AccessTokenStatus {
 
 /// Verifies a token as its issuer: the key is chosen by `kid`, and the algorithm is the
 /// key's own — an `alg: none` or an HS256 token "signed" with a public key never verifies.
+/// An HS256 token counts only with Latchkey's issuance proof: the API's secret alone makes
+/// anyone who holds it an issuer of whatever claims they like.
 pub async fn inspect_access_token(state: &AppState, token: &str) -> Result<AccessTokenStatus, AppError> {
     let Some(header) = jwt::peek_header(token) else {
         return Ok(AccessTokenStatus::Unknown);
@@ -153,20 +200,23 @@ pub async fn inspect_access_token(state: &AppState, token: &str) -> Result<Acces
                 let key = DecodingKey::from_secret(&shared_secret(state, &api)?);
                 jwt::verify_access_token(token, Algorithm::HS256, &key, &issuer)
                     .ok()
-                    .filter(|claims| claims.aud == api.audience)
+                    .filter(|claims| claims.aud == api.audience && state.issuance.verify(claims))
+                    .map(|claims| (claims, Signer::SharedSecret))
             }
             None => None,
         }
     } else {
         let keys = state.keys_knowing(&kid).await?;
-        keys.verifying_key(&kid).and_then(|(alg, key)| jwt::verify_access_token(token, alg, key, &issuer).ok())
+        keys.verifying_key(&kid)
+            .and_then(|(alg, key)| jwt::verify_access_token(token, alg, key, &issuer).ok())
+            .map(|claims| (claims, Signer::Latchkey))
     };
-    let Some(claims) = verified else {
+    let Some((claims, signer)) = verified else {
         return Ok(AccessTokenStatus::Unknown);
     };
     let jti = claims.jti.clone();
     let revoked = crate::db::run(&state.pool, move |conn| Ok(is_revoked(conn, &jti)?)).await?;
-    Ok(if revoked { AccessTokenStatus::Revoked(claims) } else { AccessTokenStatus::Active(claims) })
+    Ok(if revoked { AccessTokenStatus::Revoked(claims) } else { AccessTokenStatus::Active(claims, signer) })
 }
 
 impl AppState {

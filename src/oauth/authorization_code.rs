@@ -3,9 +3,9 @@
 //! tokens the first use produced (RFC 9700 §4.5.1).
 
 use actix_web::HttpRequest;
-use chrono::{DateTime, TimeDelta};
+use chrono::DateTime;
 
-use super::access_tokens::{GrantTarget, load_grant_target, mint_access_token};
+use super::access_tokens::{GrantTarget, draft_access_token, load_grant_target, sign_access_token};
 use super::client_auth::{PresentedClient, authenticate_client_then};
 use super::error::OAuthError;
 use super::id_token::mint_id_token;
@@ -20,10 +20,13 @@ use crate::db::refresh_tokens::revoke_families_of_code;
 use crate::db::revoked_tokens::revoke_token;
 use crate::domain::{CodeChallenge, GrantType, Scopes};
 use crate::startup::AppState;
+use crate::tokens::{AccessTokenClaims, IssuanceProof};
 
 struct Redeemed {
     code: AuthorizationCode,
     target: GrantTarget,
+    /// The access token's claims, recorded with the code before it is signed.
+    claims: AccessTokenClaims,
     refresh_token: Option<String>,
 }
 
@@ -31,8 +34,8 @@ struct Presented {
     code_hash: String,
     redirect_uri: Option<String>,
     verifier: Option<String>,
-    jti: String,
     issuer: String,
+    proof: IssuanceProof,
     default_ttl_secs: i64,
     hasher: TokenHasher,
 }
@@ -66,8 +69,18 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
         (None, None) => {}
     }
     let target = load_grant_target(conn, &code.user_id, &code.audience, &presented.issuer, presented.default_ttl_secs)?;
-    let access_expires_at = now + TimeDelta::seconds(target.lifetime_secs);
-    let wants_refresh = Scopes::parse(&code.scope).unwrap_or_default().contains("offline_access");
+    let scope = Scopes::parse(&code.scope).unwrap_or_default();
+    let claims = draft_access_token(
+        &presented.issuer,
+        &presented.proof,
+        target.audience(),
+        target.lifetime_secs,
+        &code.user_id,
+        &client.client_id,
+        &scope,
+    );
+    let access_expires_at = claims.expires_at();
+    let wants_refresh = scope.contains("offline_access");
 
     // Consuming the code, recording the access token it mints and storing the refresh
     // token commit together; exactly one of concurrent redemptions gets past the consume.
@@ -75,7 +88,7 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
         if !consume_code(conn, &presented.code_hash, now)? {
             return Ok(None);
         }
-        record_code_access_token(conn, &presented.code_hash, &presented.jti, access_expires_at)?;
+        record_code_access_token(conn, &presented.code_hash, &claims.jti, access_expires_at)?;
         if !wants_refresh {
             return Ok(Some(None));
         }
@@ -88,14 +101,14 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
             scope: &code.scope,
             audience: &code.audience,
             auth_code_hash: Some(&presented.code_hash),
-            access_token_jti: &presented.jti,
+            access_token_jti: &claims.jti,
             access_token_expires_at: access_expires_at,
             expires_at: now + REFRESH_TOKEN_LIFETIME,
         };
         store_refresh_token(conn, &presented.hasher, &member, now).map(|token| Some(Some(token)))
     })?;
     match outcome {
-        Some(refresh_token) => Ok(Redeemed { code, target, refresh_token }),
+        Some(refresh_token) => Ok(Redeemed { code, target, claims, refresh_token }),
         // Another request consumed it between our read and our write.
         None => Err(replayed(conn, &code, now)?),
     }
@@ -136,19 +149,18 @@ pub async fn issue(
         code_hash: state.hasher.hash(params.required("code")?).into_string(),
         redirect_uri: params.get("redirect_uri")?.map(str::to_owned),
         verifier: params.get("code_verifier")?.map(str::to_owned),
-        jti: uuid::Uuid::new_v4().to_string(),
         issuer: state.issuer.to_string(),
+        proof: state.issuance.clone(),
         default_ttl_secs: state.settings.access_token_ttl_secs,
         hasher: state.hasher.clone(),
     };
-    let jti = presented.jti.clone();
     let (client, redeemed) =
         authenticate_client_then(state, req, presented_client, move |conn, client| redeem(conn, client, presented))
             .await?;
 
     let scope = Scopes::parse(&redeemed.code.scope).unwrap_or_default();
     let target = &redeemed.target;
-    let access = mint_access_token(state, target.audience(), &target.user.id, &client.client_id, &scope, jti).await?;
+    let access = sign_access_token(state, target.audience(), redeemed.claims).await?;
     let mut response = TokenResponse::bearer(access.token, access.expires_in, &scope);
     response.refresh_token = redeemed.refresh_token;
     if scope.contains("openid") {

@@ -133,7 +133,11 @@ pub fn validate_request(
         return back("invalid_scope", format!("not allowed for this client: {}", scope.not_in(&allowed).join(" ")));
     }
 
-    let audience = match resource.or_else(|| client.audiences().next()) {
+    // A request for identity scopes alone is for Latchkey itself (userinfo), whatever API
+    // the client uses by default: a token for an API is refused at userinfo.
+    let identity = Scopes::from_tokens(IDENTITY_SCOPES.iter().copied()).unwrap_or_default();
+    let for_latchkey = resource.is_none() && scope.is_subset(&identity);
+    let audience = match resource.or_else(|| client.audiences().next()).filter(|_| !for_latchkey) {
         Some(asked) => {
             let Ok(uri) = ResourceUri::parse(asked) else {
                 return back("invalid_target", format!("`{asked}` is not an absolute URI"));
@@ -144,7 +148,6 @@ pub fn validate_request(
             let Some(api) = find_api_by_audience(conn, uri.as_str())? else {
                 return back("invalid_target", format!("no API has the audience `{uri}`"));
             };
-            let identity = Scopes::from_tokens(IDENTITY_SCOPES.iter().copied()).unwrap_or_default();
             let api_scopes = api.scopes();
             let unknown: Vec<&str> =
                 scope.iter().filter(|s| !identity.contains(s) && !api_scopes.contains(s)).collect();

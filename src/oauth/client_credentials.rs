@@ -78,8 +78,7 @@ pub async fn issue(
         None => allowed,
     };
 
-    let jti = uuid::Uuid::new_v4().to_string();
     let issued =
-        mint_access_token(state, TokenAudience::Api(&api), &client.client_id, &client.client_id, &granted, jti).await?;
+        mint_access_token(state, TokenAudience::Api(&api), &client.client_id, &client.client_id, &granted).await?;
     Ok(TokenResponse::bearer(issued.token, issued.expires_in, &granted))
 }

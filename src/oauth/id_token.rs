@@ -63,6 +63,7 @@ pub fn verify_hint(state: &AppState, token: &str) -> Option<IdTokenClaims> {
     let mut validation = jsonwebtoken::Validation::new(algorithm);
     validation.set_issuer(&[state.issuer.as_str()]);
     validation.validate_exp = false;
+    validation.validate_nbf = true;
     validation.validate_aud = false;
     validation.set_required_spec_claims(&["iss", "sub", "aud"]);
     jsonwebtoken::decode::<IdTokenClaims>(token, key, &validation).ok().map(|data| data.claims)

@@ -83,7 +83,7 @@ pub async fn post_introspect(
     let token = params.required("token")?;
     // `token_type_hint` only speeds up a search; every kind is tried regardless.
     let body = match inspect_access_token(&state, token).await? {
-        AccessTokenStatus::Active(claims) => {
+        AccessTokenStatus::Active(claims, _) => {
             serde_json::to_value(ActiveAccessToken { active: true, claims: &claims, token_type: "Bearer" })
                 .map_err(|e| AppError::Unexpected(e.into()))?
         }

@@ -6,7 +6,7 @@
 use actix_web::HttpRequest;
 use chrono::{NaiveDateTime, TimeDelta};
 
-use super::access_tokens::{GrantTarget, load_grant_target, mint_access_token};
+use super::access_tokens::{GrantTarget, draft_access_token, load_grant_target, sign_access_token};
 use super::client_auth::{PresentedClient, authenticate_client_then};
 use super::error::OAuthError;
 use super::params::OAuthParams;
@@ -20,6 +20,7 @@ use crate::db::refresh_tokens::{
 };
 use crate::domain::{GrantType, Scopes};
 use crate::startup::AppState;
+use crate::tokens::{AccessTokenClaims, IssuanceProof};
 
 /// A family lives this long from its first token, however often it is refreshed.
 pub const REFRESH_TOKEN_LIFETIME: TimeDelta = TimeDelta::days(30);
@@ -72,13 +73,15 @@ struct Rotated {
     refresh_token: String,
     scope: Scopes,
     target: GrantTarget,
+    /// The access token's claims, recorded with the new refresh token before it is signed.
+    claims: AccessTokenClaims,
 }
 
 struct Presented {
     token_hash: String,
     requested_scope: Option<Scopes>,
-    jti: String,
     issuer: String,
+    proof: IssuanceProof,
     default_ttl_secs: i64,
     hasher: TokenHasher,
 }
@@ -106,6 +109,15 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
     };
     let target =
         load_grant_target(conn, &current.user_id, &current.audience, &presented.issuer, presented.default_ttl_secs)?;
+    let claims = draft_access_token(
+        &presented.issuer,
+        &presented.proof,
+        target.audience(),
+        target.lifetime_secs,
+        &current.user_id,
+        &client.client_id,
+        &scope,
+    );
 
     // Retiring the old token and storing its successor commit together; the family's
     // revocation on reuse must not be rolled back with an error, so it comes after.
@@ -122,14 +134,14 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
             scope: &current.scope,
             audience: &current.audience,
             auth_code_hash: current.auth_code_hash.as_deref(),
-            access_token_jti: &presented.jti,
-            access_token_expires_at: now + TimeDelta::seconds(target.lifetime_secs),
+            access_token_jti: &claims.jti,
+            access_token_expires_at: claims.expires_at(),
             expires_at: current.expires_at,
         };
         store_refresh_token(conn, &presented.hasher, &member, now).map(Some)
     })?;
     match successor {
-        Some(refresh_token) => Ok(Rotated { refresh_token, scope, target }),
+        Some(refresh_token) => Ok(Rotated { refresh_token, scope, target, claims }),
         None => Err(refuse_retired(conn, &presented.token_hash, now)?),
     }
 }
@@ -161,18 +173,16 @@ pub async fn issue(
             .map(Scopes::parse)
             .transpose()
             .map_err(|e| OAuthError::invalid_scope(e.to_string()))?,
-        jti: uuid::Uuid::new_v4().to_string(),
         issuer: state.issuer.to_string(),
+        proof: state.issuance.clone(),
         default_ttl_secs: state.settings.access_token_ttl_secs,
         hasher: state.hasher.clone(),
     };
-    let jti = presented.jti.clone();
-    let (client, rotated) =
+    let (_, rotated) =
         authenticate_client_then(state, req, presented_client, move |conn, client| rotate(conn, client, presented))
             .await?;
     let target = &rotated.target;
-    let access =
-        mint_access_token(state, target.audience(), &target.user.id, &client.client_id, &rotated.scope, jti).await?;
+    let access = sign_access_token(state, target.audience(), rotated.claims).await?;
     let mut response = TokenResponse::bearer(access.token, access.expires_in, &rotated.scope);
     response.refresh_token = Some(rotated.refresh_token);
     Ok(response)

@@ -63,7 +63,7 @@ pub async fn post_revoke(
     if matches!(status, AccessTokenStatus::Unknown) {
         revoke_refresh_token(&state, &req, &client.client_id, token).await?;
     }
-    if let AccessTokenStatus::Active(claims) = status {
+    if let AccessTokenStatus::Active(claims, _) = status {
         // §2.1: a client may revoke only the tokens issued to it.
         if claims.client_id != client.client_id {
             return Err(OAuthError::unauthorized_client("the token was not issued to this client"));

@@ -89,9 +89,8 @@ pub async fn issue(state: &AppState, req: &HttpRequest, params: &OAuthParams) ->
     let subject = key.user_id.clone().filter(|_| key.kind == "personal").unwrap_or_else(|| key.id.clone());
     let mut short_lived = api.clone();
     short_lived.token_lifetime_secs = api.token_lifetime_secs.min(EXCHANGED_TOKEN_LIFETIME.num_seconds());
-    let jti = uuid::Uuid::new_v4().to_string();
-    let issued =
-        mint_access_token(state, TokenAudience::Api(&short_lived), &subject, &key.id, &granted, jti.clone()).await?;
+    let issued = mint_access_token(state, TokenAudience::Api(&short_lived), &subject, &key.id, &granted).await?;
+    let jti = issued.claims.jti.clone();
     let (key_id, request_id) = (key.id.clone(), crate::telemetry::current_request_id());
     crate::db::run(&state.pool, move |conn| {
         let entry = AuditEntry::new(Actor::ApiKey(&key_id), "api_key.exchanged", Outcome::Success)

@@ -1,12 +1,17 @@
 //! The UserInfo endpoint (OpenID Connect Core §5.3): the signed-in user's claims, as far
 //! as the access token's scopes allow. Bearer errors follow RFC 6750 §3.
+//!
+//! Only a token meant for Latchkey itself is taken here (RFC 9068 §4: `aud` names this
+//! resource), signed with one of Latchkey's own keys. A token for an API is refused even
+//! when Latchkey issued it: the API, which received it, must not be able to replay it here
+//! for the user's personal data (RFC 9700 §4.10).
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
-use super::access_tokens::{AccessTokenStatus, inspect_access_token};
+use super::access_tokens::{AccessTokenStatus, Signer, inspect_access_token};
 use crate::db::users::{User, find_user};
 use crate::domain::Scopes;
 use crate::error::AppError;
@@ -46,13 +51,20 @@ pub async fn get_userinfo(req: HttpRequest, state: web::Data<AppState>) -> Resul
             .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="latchkey""#)))
             .finish());
     };
-    let AccessTokenStatus::Active(claims) = inspect_access_token(&state, token).await? else {
+    let AccessTokenStatus::Active(claims, signer) = inspect_access_token(&state, token).await? else {
         return Ok(bearer_error(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
             "the access token is invalid, expired or revoked",
         ));
     };
+    if signer != Signer::Latchkey || claims.aud != state.issuer.as_str() {
+        return Ok(bearer_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "the access token is for another audience; ask for identity scopes alone to call userinfo",
+        ));
+    }
     let scope = Scopes::parse(claims.scope.as_deref().unwrap_or_default()).unwrap_or_default();
     if !scope.contains("openid") {
         return Ok(bearer_error(

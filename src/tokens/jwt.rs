@@ -26,6 +26,13 @@ pub struct AccessTokenClaims {
     pub scope: Option<String>,
 }
 
+impl AccessTokenClaims {
+    /// `exp` as the database stores times.
+    pub fn expires_at(&self) -> chrono::NaiveDateTime {
+        chrono::DateTime::from_timestamp(self.exp, 0).unwrap_or_default().naive_utc()
+    }
+}
+
 #[derive(Serialize)]
 struct Header<'a> {
     alg: &'a str,
@@ -61,24 +68,38 @@ pub fn sign_hs256(secret: &[u8], kid: &str, typ: &str, claims: &impl Serialize) 
     token
 }
 
-/// The unverified header, to choose the verification key. Nothing in it is trusted.
+/// The unverified header, to choose the verification key. Nothing in it is trusted, and a
+/// header Latchkey cannot honour is no header at all.
 pub fn peek_header(token: &str) -> Option<jsonwebtoken::Header> {
-    jsonwebtoken::decode_header(token).ok()
+    understood_header(token).ok()
 }
 
-/// Verifies signature, `typ`, `iss` and expiry (no leeway: an expired token is inactive).
+/// The header, if Latchkey can honour it. RFC 7515 §4.1.11: a recipient must refuse a JWS
+/// whose `crit` lists an extension it does not understand. Latchkey understands none, and
+/// an empty list is itself invalid, so any `crit` is refused.
+fn understood_header(token: &str) -> Result<jsonwebtoken::Header, jsonwebtoken::errors::Error> {
+    let header = jsonwebtoken::decode_header(token)?;
+    if header.crit.is_some() {
+        return Err(jsonwebtoken::errors::ErrorKind::InvalidToken.into());
+    }
+    Ok(header)
+}
+
+/// Verifies signature, `typ`, `iss`, expiry and `nbf` (no leeway: an expired token is
+/// inactive, a token not yet valid is not valid).
 pub fn verify_access_token(
     token: &str,
     algorithm: Algorithm,
     key: &DecodingKey,
     issuer: &str,
 ) -> Result<AccessTokenClaims, jsonwebtoken::errors::Error> {
-    let header = jsonwebtoken::decode_header(token)?;
+    let header = understood_header(token)?;
     if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
         return Err(jsonwebtoken::errors::ErrorKind::InvalidToken.into());
     }
     let mut validation = Validation::new(algorithm);
     validation.leeway = 0;
+    validation.validate_nbf = true;
     validation.set_issuer(&[issuer]);
     // Introspection answers for every audience; resource servers check their own.
     validation.validate_aud = false;
@@ -119,6 +140,43 @@ mod tests {
         let token = sign_hs256(b"secret-secret-secret-secret-1234", "api-1", "JWT", &claims());
         let key = DecodingKey::from_secret(b"secret-secret-secret-secret-1234");
         assert!(verify_access_token(&token, Algorithm::HS256, &key, "https://id.example.com").is_err());
+    }
+
+    /// Signs arbitrary claims and header fields with HS256, as a holder of the secret could.
+    fn hand_signed(secret: &[u8], header: serde_json::Value, claims: serde_json::Value) -> String {
+        let input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    #[test]
+    fn a_token_not_yet_valid_is_refused() {
+        let secret = b"secret-secret-secret-secret-1234";
+        let mut body = serde_json::to_value(claims()).unwrap();
+        let header = serde_json::json!({ "alg": "HS256", "typ": ACCESS_TOKEN_TYP, "kid": "api-1" });
+        body["nbf"] = serde_json::json!(chrono::Utc::now().timestamp() + 600);
+        let early = hand_signed(secret, header.clone(), body.clone());
+        body["nbf"] = serde_json::json!(chrono::Utc::now().timestamp() - 1);
+        let due = hand_signed(secret, header, body);
+        let key = DecodingKey::from_secret(secret);
+
+        assert!(verify_access_token(&early, Algorithm::HS256, &key, "https://id.example.com").is_err());
+        assert!(verify_access_token(&due, Algorithm::HS256, &key, "https://id.example.com").is_ok());
+    }
+
+    #[test]
+    fn a_header_with_critical_extensions_is_refused() {
+        let secret = b"secret-secret-secret-secret-1234";
+        let key = DecodingKey::from_secret(secret);
+        let body = serde_json::to_value(claims()).unwrap();
+        for crit in [serde_json::json!(["exp"]), serde_json::json!(["b64"]), serde_json::json!([])] {
+            let header = serde_json::json!({ "alg": "HS256", "typ": ACCESS_TOKEN_TYP, "kid": "api-1", "crit": crit, "b64": true });
+            let token = hand_signed(secret, header, body.clone());
+
+            assert!(verify_access_token(&token, Algorithm::HS256, &key, "https://id.example.com").is_err(), "{crit}");
+            assert!(peek_header(&token).is_none(), "{crit}");
+        }
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Tokens: signing keys and their rotation, the published key set, and JWTs (RFC 9068).
 
+pub mod issuance;
 pub mod jwt;
 pub mod keys;
 pub mod keyset;
 
+pub use issuance::IssuanceProof;
 pub use jwt::AccessTokenClaims;
 pub use keys::SigningAlgorithm;
 pub use keyset::{KeySet, KeyStore};

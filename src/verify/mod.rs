@@ -47,6 +47,8 @@ pub enum VerifyError {
     Malformed,
     #[error("the token is not an access token (typ must be at+jwt)")]
     NotAnAccessToken,
+    #[error("the token's header marks extensions critical (crit), and none is understood here")]
+    UnsupportedCritical,
     #[error("the token's signing key is not published by the issuer")]
     UnknownKey,
     #[error("the token's algorithm is not the one its key is for")]
@@ -307,6 +309,11 @@ impl Verifier {
     /// Verifies `token` and returns its claims, or says why not.
     pub async fn verify(&self, token: &str) -> Result<AccessToken, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+        // RFC 7515 §4.1.11: an extension marked critical that the recipient does not
+        // understand makes the token invalid. This library understands none.
+        if header.crit.is_some() {
+            return Err(VerifyError::UnsupportedCritical);
+        }
         let typ = header.typ.as_deref().unwrap_or_default().to_ascii_lowercase();
         if typ != "at+jwt" && typ != "application/at+jwt" {
             return Err(VerifyError::NotAnAccessToken);

@@ -486,14 +486,17 @@ async fn of_two_concurrent_redemptions_exactly_one_succeeds(backend: Backend) {
 }
 
 async fn userinfo_returns_the_claims_the_scopes_allow(backend: Backend) {
-    // Arrange: one token with openid email profile, one with read only.
+    // Arrange: a token with openid email profile (identity scopes alone: for Latchkey
+    // itself), one without openid, and one for the client's API.
     let app = spawn_app(backend).await;
     let user = app.create_user(EMAIL, PASSWORD);
     let client = public_client(&app);
     let (code, verifier) = obtain_code_for(&app, &client.client_id, &["openid", "email", "profile"]).await;
     let full: Value = exchange(&app, &client.client_id, &code, &verifier).await.json().await.unwrap();
-    let (code, verifier) = obtain_code_for(&app, &client.client_id, &["read"]).await;
+    let (code, verifier) = obtain_code_for(&app, &client.client_id, &["profile"]).await;
     let no_openid: Value = exchange(&app, &client.client_id, &code, &verifier).await.json().await.unwrap();
+    let (code, verifier) = obtain_code_for(&app, &client.client_id, &["openid", "email", "read"]).await;
+    let for_the_api: Value = exchange(&app, &client.client_id, &code, &verifier).await.json().await.unwrap();
     let userinfo = |token: Option<String>| {
         let mut request = app.http.get(app.url("/oauth2/userinfo"));
         if let Some(token) = token {
@@ -505,6 +508,7 @@ async fn userinfo_returns_the_claims_the_scopes_allow(backend: Backend) {
     // Act
     let ok = userinfo(full["access_token"].as_str().map(str::to_owned)).await.unwrap();
     let forbidden = userinfo(no_openid["access_token"].as_str().map(str::to_owned)).await.unwrap();
+    let other_audience = userinfo(for_the_api["access_token"].as_str().map(str::to_owned)).await.unwrap();
     let garbage = userinfo(Some("not-a-token".into())).await.unwrap();
     let missing = userinfo(None).await.unwrap();
 
@@ -514,6 +518,8 @@ async fn userinfo_returns_the_claims_the_scopes_allow(backend: Backend) {
     assert_eq!(claims, serde_json::json!({ "sub": user.id, "email": EMAIL, "name": "Ada Lovelace" }));
     assert_eq!(forbidden.status(), 403);
     assert!(forbidden.headers()["www-authenticate"].to_str().unwrap().contains(r#"error="insufficient_scope""#));
+    assert_eq!(other_audience.status(), 401, "a token for the API is not for userinfo");
+    assert!(other_audience.headers()["www-authenticate"].to_str().unwrap().contains(r#"error="invalid_token""#));
     assert_eq!(garbage.status(), 401);
     assert!(garbage.headers()["www-authenticate"].to_str().unwrap().contains(r#"error="invalid_token""#));
     assert_eq!(missing.status(), 401);

@@ -21,6 +21,7 @@ mod ratelimits;
 mod refresh;
 mod registration;
 mod revoke;
+mod security;
 mod shutdown;
 mod storage;
 mod token;

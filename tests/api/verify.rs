@@ -163,6 +163,12 @@ async fn a_shared_secret_verifier_takes_hs256_with_its_secret_only(backend: Back
 
     assert!(verifier.verify(hs_token).await.is_ok());
     assert_eq!(other_secret.verify(hs_token).await.err(), Some(VerifyError::BadSignature));
+    // The same token re-signed with an extension marked critical (RFC 7515 §4.1.11).
+    let data = jsonwebtoken::dangerous::insecure_decode::<Value>(hs_token).unwrap();
+    let mut critical = data.header;
+    critical.crit = Some(vec!["exp".into()]);
+    let critical = jsonwebtoken::encode(&critical, &data.claims, &jsonwebtoken::EncodingKey::from_secret(shared));
+    assert_eq!(verifier.verify(&critical.unwrap()).await.err(), Some(VerifyError::UnsupportedCritical));
     let rs_token = app.client_credentials_token(&rs, "read").await;
     assert_eq!(verifier.verify(&rs_token).await.err(), Some(VerifyError::AlgorithmNotAllowed));
 

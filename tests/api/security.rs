@@ -1,0 +1,96 @@
+//! What an outside security review probed, each finding reproduced as it was found: these
+//! tests failed before the fixes they guard (docs/security.md maps them).
+
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, spawn_app};
+use crate::login::{EMAIL, PASSWORD};
+
+const SHARED: &str = "https://shared.example.com";
+
+/// A token signed with an HS256 API's shared secret by someone who holds it, not Latchkey.
+fn forge(secret: &str, kid: &str, claims: &Value) -> String {
+    let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+}
+
+async fn tokens_forged_with_an_hs256_secret_are_not_latchkeys_own(backend: Backend) {
+    // Arrange: a user, an HS256 API whose secret its operators hold, and a token they sign
+    // naming the user with identity scopes.
+    let app = spawn_app(backend).await;
+    let user = app.create_user(EMAIL, PASSWORD);
+    let api = app.create_api(SHARED, &["read"], "HS256");
+    let secret = api.secret.clone().unwrap();
+    let introspector = app.create_client(&["client_credentials"], &["read"], &[SHARED]);
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "iss": app.issuer(), "sub": user.id, "aud": SHARED, "scope": "openid email read",
+        "exp": now + 600, "iat": now, "jti": uuid::Uuid::new_v4().to_string(), "client_id": introspector.client_id,
+    });
+    let forged = forge(&secret, &api.id, &claims);
+    // A genuine token's jti, copied onto claims of the forger's choosing.
+    let genuine = app.client_credentials_token(&introspector, "read").await;
+    let genuine_claims: Value = jsonwebtoken::dangerous::insecure_decode(&genuine).unwrap().claims;
+    let mut widened = genuine_claims.clone();
+    widened["sub"] = json!(user.id);
+    widened["scope"] = json!("openid email read");
+    let copied_jti = forge(&secret, &api.id, &widened);
+
+    // Act
+    let userinfo = app.http.get(app.url("/oauth2/userinfo")).bearer_auth(&forged).send().await.unwrap();
+    let introspected = app.introspect(&forged, &introspector).await;
+    let with_copied_jti = app.introspect(&copied_jti, &introspector).await;
+    let real = app.introspect(&genuine, &introspector).await;
+
+    // Assert
+    assert_eq!(userinfo.status(), 401);
+    assert!(userinfo.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    assert_eq!(introspected, json!({ "active": false }));
+    assert_eq!(with_copied_jti, json!({ "active": false }));
+    assert_eq!(real["active"], true, "tokens Latchkey issued still introspect");
+    assert_eq!(real["jti"], genuine_claims["jti"]);
+}
+
+async fn tokens_not_yet_valid_or_with_critical_extensions_are_refused(backend: Backend) {
+    // Arrange: Latchkey's own RS256 key is out of reach, so the HS256 path stands for every
+    // verification; each token is otherwise one Latchkey issued, re-signed.
+    let app = spawn_app(backend).await;
+    app.create_api(SHARED, &["read"], "HS256");
+    let client = app.create_client(&["client_credentials"], &["read"], &[SHARED]);
+    let genuine = app.client_credentials_token(&client, "read").await;
+    let (header, claims) = {
+        let data = jsonwebtoken::dangerous::insecure_decode::<Value>(&genuine).unwrap();
+        (data.header, data.claims)
+    };
+    let api_secret = {
+        let mut conn = app.pool.get().unwrap();
+        let api = latchkey::db::apis::find_api(&mut conn, header.kid.as_deref().unwrap()).unwrap().unwrap();
+        app.state.sealer.open(api.secret_sealed.as_deref().unwrap(), &latchkey::db::apis::Api::seal_context(&api.id))
+    }
+    .unwrap();
+    let resign = |header: &Header, claims: &Value| {
+        jsonwebtoken::encode(header, claims, &EncodingKey::from_secret(&api_secret)).unwrap()
+    };
+    let mut early = claims.clone();
+    early["nbf"] = json!(chrono::Utc::now().timestamp() + 3600);
+    let mut critical = header.clone();
+    critical.crit = Some(vec!["urn:example:unknown".into()]);
+
+    // Act
+    let resigned = app.introspect(&resign(&header, &claims), &client).await;
+    let not_yet_valid = app.introspect(&resign(&header, &early), &client).await;
+    let with_crit = app.introspect(&resign(&critical, &claims), &client).await;
+
+    // Assert
+    assert_eq!(resigned["active"], true, "the control: the same token re-signed is still Latchkey's");
+    assert_eq!(not_yet_valid, json!({ "active": false }));
+    assert_eq!(with_crit, json!({ "active": false }));
+}
+
+crate::on_both_backends!(
+    tokens_forged_with_an_hs256_secret_are_not_latchkeys_own,
+    tokens_not_yet_valid_or_with_critical_extensions_are_refused,
+);
