@@ -97,10 +97,10 @@ async fn run() {
         let user = manage::users::UserRegistration {
             email: "bench@example.com".into(),
             name: None,
-            password: "bench password".to_owned().into(),
+            password: latchkey::passwords::PasswordHasher::new().hash("bench password").unwrap(),
             role: None,
         };
-        let user = manage::users::register_user(&mut conn, &state.passwords, &manage::Caller::system(), user).unwrap();
+        let user = manage::users::register_user(&mut conn, &manage::Caller::system(), user).unwrap();
         (client.client_id.clone(), user.id)
     };
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::config::Settings;
@@ -400,7 +400,8 @@ fn create_user(settings: &Settings, args: UserCreateArgs) -> anyhow::Result<()> 
     std::io::stdin().read_line(&mut password).context("could not read the password from standard input")?;
     let password = SecretString::from(password.trim_end_matches(['\r', '\n']).to_owned());
     let (mut conn, _) = open(settings)?;
+    let password = PasswordHasher::new().hash(password.expose_secret())?;
     let registration = UserRegistration { email: args.email, name: args.name, password, role: Some(args.role) };
-    let user = manage::users::register_user(&mut conn, &PasswordHasher::new(), &Caller::system(), registration)?;
+    let user = manage::users::register_user(&mut conn, &Caller::system(), registration)?;
     print(args.json, &user, || format!("Created user {} ({})", user.email, user.id))
 }

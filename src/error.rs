@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::telemetry::current_request_id;
@@ -21,6 +21,9 @@ pub enum AppError {
     Conflict(String),
     #[error("the database is unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// Bounded work (password checks) is at capacity: worth retrying in a second.
+    #[error("{0}")]
+    Busy(#[from] crate::passwords::Busy),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -75,7 +78,7 @@ impl AppError {
             Self::Forbidden(_) => "forbidden",
             Self::BadRequest(_) => "invalid_request",
             Self::Conflict(_) => "conflict",
-            Self::Unavailable(_) => "service_unavailable",
+            Self::Unavailable(_) | Self::Busy(_) => "service_unavailable",
             Self::Unexpected(_) => "internal_error",
         }
     }
@@ -89,6 +92,10 @@ impl AppError {
         }
     }
 }
+
+/// What `Retry-After` says when password checks are at capacity: a check takes tens of
+/// milliseconds, so the queue is empty again within a second.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
 /// The management API's error body (INTERFACE §5).
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -109,7 +116,7 @@ impl ResponseError for AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -120,6 +127,10 @@ impl ResponseError for AppError {
             Self::Unexpected(_) => "an unexpected error occurred; the request id identifies it in the logs".into(),
             other => other.to_string(),
         };
-        json_error(self.status_code(), self.code(), message)
+        let mut response = json_error(self.status_code(), self.code(), message);
+        if matches!(self, Self::Busy(_)) {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(BUSY_RETRY_AFTER_SECS));
+        }
+        response
     }
 }

@@ -24,6 +24,8 @@ pub mod health;
 #[cfg(feature = "server")]
 pub mod manage;
 #[cfg(feature = "server")]
+pub mod memory;
+#[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "server")]
 pub mod oauth;

@@ -151,8 +151,9 @@ pub struct RateLimiter {
 }
 
 /// The same GCRA step as [`decide`], atomically in Redis on Redis's clock; with ARGV[3]
-/// `0` it only looks. Returns whether allowed, the arrival time it was decided on, and
-/// Redis's now (microseconds), from which [`decide`] rebuilds the decision.
+/// `0` it only looks, with `2` it gives one request back. Returns whether allowed, the
+/// arrival time it was decided on, and Redis's now (microseconds), from which [`decide`]
+/// rebuilds the decision.
 const GCRA_SCRIPT: &str = r#"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -160,6 +161,15 @@ local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
+if ARGV[3] == '2' then
+  local back = tat - interval
+  if back <= now then
+    redis.call('DEL', KEYS[1])
+  else
+    redis.call('SET', KEYS[1], back, 'PX', math.ceil((back - now) / 1000) + 1000)
+  end
+  return {1, back, now}
+end
 if tat - now > tolerance then return {0, tat, now} end
 if ARGV[3] == '1' then
   local new_tat = tat + interval
@@ -200,6 +210,33 @@ impl RateLimiter {
     /// Whether `subject` could make a request now, without counting one.
     pub async fn peek(&self, subject: &str, limits: Limits) -> Decision {
         self.run(subject, limits, false).await
+    }
+
+    /// Gives back one request `subject` was counted for: reserved before work that then
+    /// turned out not to count (a sign-in that succeeded, a check that never ran).
+    pub async fn refund(&self, subject: &str, limits: Limits) {
+        if let Some(redis) = &self.redis {
+            let mut conn = redis.clone();
+            let refunded: redis::RedisResult<(i64, i64, i64)> = self
+                .script
+                .key(Self::redis_key(subject))
+                .arg(limits.interval())
+                .arg(limits.tolerance())
+                .arg(2)
+                .invoke_async(&mut conn)
+                .await;
+            match refunded {
+                Ok(_) => return,
+                Err(error) => tracing::warn!(%error, "Redis is unavailable; a rate-limit request was not given back"),
+            }
+        }
+        let mut buckets = self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(tat) = buckets.get_mut(subject) {
+            *tat -= limits.interval();
+            if *tat <= now_micros() {
+                buckets.remove(subject);
+            }
+        }
     }
 
     /// Gives `subject` a full bucket again.
@@ -310,6 +347,23 @@ mod tests {
         limiter.forget("k").await;
 
         assert_eq!(limiter.peek("k", two).await.remaining, 1, "full again: one left after the next");
+    }
+
+    #[tokio::test]
+    async fn a_refund_gives_back_exactly_one_request() {
+        let limiter = RateLimiter::in_process();
+        let three = Limits { per_hour: Some(1), burst: 3 };
+        for _ in 0..3 {
+            assert!(limiter.check("k", three).await.allowed);
+        }
+        assert!(!limiter.peek("k", three).await.allowed);
+
+        limiter.refund("k", three).await;
+
+        assert!(limiter.check("k", three).await.allowed, "one back");
+        assert!(!limiter.check("k", three).await.allowed, "and only one");
+        limiter.refund("untouched", three).await;
+        assert_eq!(limiter.peek("untouched", three).await.remaining, 2, "nothing to give back: still full");
     }
 
     #[test]

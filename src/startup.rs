@@ -19,7 +19,7 @@ use crate::domain::Issuer;
 use crate::error::{AppError, json_error};
 use crate::manage::keys::ensure_active_key;
 use crate::metrics::Metrics;
-use crate::passwords::PasswordHasher;
+use crate::passwords::{PasswordHasher, Passwords};
 use crate::ratelimit::RateLimiter;
 use crate::tokens::{IssuanceProof, KeySet, KeyStore, SigningAlgorithm};
 
@@ -37,7 +37,7 @@ pub struct AppState {
     pub keys: Arc<KeyStore>,
     pub metadata: Bytes,
     pub settings: Settings,
-    pub passwords: PasswordHasher,
+    pub passwords: Passwords,
     pub limiter: RateLimiter,
     pub metrics: Metrics,
 }
@@ -75,6 +75,7 @@ impl Application {
     /// Opens the database (applying migrations), makes the first signing key if there is
     /// none, binds the listener. Nothing is served until `run_until_stopped`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        crate::memory::return_large_blocks_when_freed();
         let (master_key, is_dev_key) = MasterKey::configured_or_dev(settings.master_key.as_ref())?;
         if is_dev_key {
             tracing::warn!(
@@ -125,7 +126,7 @@ impl Application {
             issuance,
             keys: Arc::new(KeyStore::new(keys)),
             settings: settings.clone(),
-            passwords: PasswordHasher::new(),
+            passwords: Passwords::for_this_machine(PasswordHasher::new()),
             limiter,
             metrics: Metrics::default(),
         });
@@ -185,6 +186,8 @@ async fn housekeeping(state: web::Data<AppState>) {
         if let Err(error) = state.reload_keys().await {
             tracing::warn!(error = ?error, "could not reload the signing keys; keeping the current ones");
         }
+        // What a burst (a flood of sign-ins, many connections at once) left free goes back.
+        crate::memory::release_free_memory();
         // About every ten minutes, whatever the reload period.
         if ticks.is_multiple_of((600 / state.settings.key_refresh_secs).max(1)) {
             state.limiter.prune();

@@ -72,6 +72,11 @@ impl ApiError {
         Self::new(ApiErrorCode::InvalidRequest, message)
     }
 
+    /// A bad input, in the words of its own error.
+    pub fn invalid_reason(reason: impl std::fmt::Display) -> Self {
+        Self::invalid(reason.to_string())
+    }
+
     pub fn not_found() -> Self {
         Self::new(ApiErrorCode::NotFound, "no such resource, or it is outside this key's reach")
     }
@@ -90,6 +95,9 @@ impl ResponseError for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="latchkey""#));
         }
+        if self.code == ApiErrorCode::ServiceUnavailable {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::error::BUSY_RETRY_AFTER_SECS));
+        }
         response
     }
 }
@@ -103,6 +111,7 @@ impl From<AppError> for ApiError {
             AppError::BadRequest(message) => Self::invalid(message),
             AppError::Conflict(message) => Self::new(ApiErrorCode::Conflict, message),
             AppError::Unavailable(_) => Self::new(ApiErrorCode::ServiceUnavailable, "the database is unavailable"),
+            AppError::Busy(busy) => Self::new(ApiErrorCode::ServiceUnavailable, busy.to_string()),
             AppError::Unexpected(_) => Self::new(
                 ApiErrorCode::Internal,
                 "an unexpected error occurred; the request id identifies it in the logs",

@@ -11,7 +11,7 @@ use super::error::ApiError;
 use super::{OptionalJson, call};
 use crate::access::TeamRole;
 use crate::apikeys::extractor::ApiKeyAuth;
-use crate::error::ErrorBody;
+use crate::error::{AppError, ErrorBody};
 use crate::manage::api_keys::{ApiKeyView, CreatedApiKey};
 use crate::manage::apis::{ApiRegistration, ApiSigning, ApiUpdate};
 use crate::manage::apis::{ApiView, RegisteredApi};
@@ -241,12 +241,13 @@ struct NewUser {
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", summary = "Create a user with a password", request_body = NewUser, responses((status = 201, body = UserView), (status = 409, description = "the email is taken", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
 async fn create_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: web::Json<NewUser>) -> Reply {
     let body = body.into_inner();
-    let registration =
-        UserRegistration { email: body.email, name: body.name, password: body.password, role: body.role };
-    let user = call(&req, &state, auth, move |conn, caller, state| {
-        users::register_user(conn, &state.passwords, caller, registration)
-    })
-    .await?;
+    // Hashed before the database trip, through the bounded door: a flood of creations
+    // queues for the hasher instead of holding connections and memory.
+    let password =
+        state.passwords.hash(body.password).await.map_err(AppError::from)?.map_err(ApiError::invalid_reason)?;
+    let registration = UserRegistration { email: body.email, name: body.name, password, role: body.role };
+    let user =
+        call(&req, &state, auth, move |conn, caller, _| users::register_user(conn, caller, registration)).await?;
     Ok(HttpResponse::Created().json(user))
 }
 

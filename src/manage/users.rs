@@ -1,7 +1,7 @@
 //! Users: created with a password or invited, deactivated, reactivated, deleted.
-//! Passwords arrive once, are hashed with argon2id, and go nowhere else.
+//! Passwords arrive here already hashed (`passwords::Passwords` bounds that work, outside
+//! any database trip); nothing here sees one in the clear.
 
-use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use chrono::{NaiveDateTime, TimeDelta};
@@ -21,13 +21,13 @@ use crate::db::users::{
 };
 use crate::domain::Issuer;
 use crate::error::AppError;
-use crate::passwords::PasswordHasher;
+use crate::passwords::PasswordHash;
 
 #[derive(Debug)]
 pub struct UserRegistration {
     pub email: String,
     pub name: Option<String>,
-    pub password: SecretString,
+    pub password: PasswordHash,
     /// `member` unless said otherwise; only an owner makes owners.
     pub role: Option<String>,
 }
@@ -131,10 +131,8 @@ fn insert_new_user(conn: &mut DbConnection, caller: &Caller<'_>, row: NewUserRow
     find_user(conn, &id)?.ok_or(AppError::NotFound)
 }
 
-/// Hashing takes tens of milliseconds: call this from a blocking context.
 pub fn register_user(
     conn: &mut DbConnection,
-    passwords: &PasswordHasher,
     caller: &Caller<'_>,
     registration: UserRegistration,
 ) -> Result<RegisteredUser, AppError> {
@@ -142,9 +140,8 @@ pub fn register_user(
     let email = normalize_email(&registration.email)?;
     let name = clean_display_name(registration.name.as_deref())?;
     let role = role_to_grant(caller, registration.role.as_deref())?;
-    let password_hash =
-        passwords.hash(registration.password.expose_secret()).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let row = NewUserRow { email: &email, name, role, password_hash: Some(&password_hash), invitation: None };
+    let row =
+        NewUserRow { email: &email, name, role, password_hash: Some(registration.password.as_str()), invitation: None };
     insert_new_user(conn, caller, row).map(|user| UserView::from(&user))
 }
 
@@ -307,21 +304,25 @@ pub fn change_lifecycle(
     Ok(UserView::from(&user))
 }
 
-/// Accepts an invitation with the password the person chose. Hashing is slow: call from a
-/// blocking context.
+/// The invited user an invitation link names, while it can still be accepted.
+pub fn invited_user(conn: &mut DbConnection, hasher: &TokenHasher, token: &str) -> Result<User, AppError> {
+    let token_hash = hasher.hash(token);
+    find_user_by_invitation(conn, token_hash.as_str(), crate::db::now())?.ok_or(AppError::NotFound)
+}
+
+/// Accepts an invitation with the password the person chose; a link used or expired since
+/// [`invited_user`] was asked is refused here, atomically.
 pub fn accept(
     conn: &mut DbConnection,
     hasher: &TokenHasher,
-    passwords: &PasswordHasher,
     token: &str,
-    password: &SecretString,
+    password: &PasswordHash,
 ) -> Result<User, AppError> {
     let token_hash = hasher.hash(token);
     let now = crate::db::now();
     let user = find_user_by_invitation(conn, token_hash.as_str(), now)?.ok_or(AppError::NotFound)?;
-    let password_hash = passwords.hash(password.expose_secret()).map_err(|e| AppError::BadRequest(e.to_string()))?;
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
-        if !accept_invitation(conn, &user.id, token_hash.as_str(), &password_hash, now)? {
+        if !accept_invitation(conn, &user.id, token_hash.as_str(), password.as_str(), now)? {
             return Err(AppError::NotFound);
         }
         let entry = super::audit::AuditEntry::new(

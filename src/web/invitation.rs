@@ -93,12 +93,23 @@ pub async fn post_invitation(
         Ok(form) => form,
         Err(page) => return Ok(page),
     };
-    let shared = state.clone();
-    let (token, password) = (form.token.clone(), SecretString::from(form.password));
-    let accepted = crate::db::run(&state.pool, move |conn| {
-        crate::manage::users::accept(conn, &shared.hasher, &shared.passwords, &token, &password)
-    })
-    .await;
+    // The link is checked before the password is hashed: a made-up token costs no hashing.
+    let (hasher, token) = (state.hasher.clone(), form.token.clone());
+    match crate::db::run(&state.pool, move |conn| crate::manage::users::invited_user(conn, &hasher, &token)).await {
+        Ok(_) => {}
+        Err(AppError::NotFound) => return Ok(invalid_link()),
+        Err(other) => return Err(other),
+    }
+    let password = match state.passwords.hash(SecretString::from(form.password)).await {
+        Ok(Ok(password)) => password,
+        Ok(Err(invalid)) => {
+            return show(&req, &state, form.token, Some(&invalid.to_string()), StatusCode::BAD_REQUEST).await;
+        }
+        Err(busy) => return Ok(super::pages::busy_page(busy)),
+    };
+    let (hasher, token) = (state.hasher.clone(), form.token.clone());
+    let accepted =
+        crate::db::run(&state.pool, move |conn| crate::manage::users::accept(conn, &hasher, &token, &password)).await;
     match accepted {
         Ok(_) => Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/login?welcome=1")).finish()),
         Err(AppError::BadRequest(message)) => {

@@ -5,11 +5,11 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::csrf::{self, CsrfToken};
-use super::pages::{error_page, form_page, form_page_leading_to};
+use super::pages::{busy_page, error_page, form_page, form_page_leading_to};
 use super::session::{current_user, end_session, start_session};
 use super::throttle::{self, SignInSubjects};
 use crate::db::users::find_user_by_email;
@@ -197,23 +197,32 @@ pub async fn post_login(
 
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let request_id = crate::telemetry::current_request_id();
-    let worker_state = state.clone();
     let lookup_email = email.clone();
-    let attempt = web::block(move || -> Result<Attempt, AppError> {
-        let state = worker_state;
-        let mut conn = state.pool.get()?;
-        let user = find_user_by_email(&mut conn, crate::db::DEFAULT_TENANT_ID, &lookup_email)?;
-        // Argon2 runs whether or not the account exists: timing tells nothing.
-        let password_ok = state
-            .passwords
-            .verify(form.password.expose_secret(), user.as_ref().and_then(|u| u.password_hash.as_deref()));
+    let user = crate::db::run(&state.pool, move |conn| {
+        Ok(find_user_by_email(conn, crate::db::DEFAULT_TENANT_ID, &lookup_email)?)
+    })
+    .await?;
+    // Argon2 runs whether or not the account exists (against a decoy): timing tells
+    // nothing. It runs outside the database trip, through the bounded door.
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    let password_ok = match state.passwords.verify(form.password, stored).await {
+        Ok(ok) => ok,
+        Err(busy) => {
+            throttle::not_checked(&state.limiter, &throttled).await;
+            state.metrics.authentication_failed("user", "busy");
+            return Ok(busy_page(busy));
+        }
+    };
+    let worker_state = state.clone();
+    let audit_email = email.clone();
+    let attempt = crate::db::run(&state.pool, move |conn| -> Result<Attempt, AppError> {
         match user {
             Some(user) if password_ok && user.is_active() => {
-                let cookie = start_session(&mut conn, &state, &user.id, Some(&address), user_agent.as_deref())?;
+                let cookie = start_session(conn, &worker_state, &user.id, Some(&address), user_agent.as_deref())?;
                 let entry = AuditEntry::new(Actor::User(&user.id), "user.signed_in", Outcome::Success)
                     .target("user", &user.id)
                     .from_request(Some(&address), Some(&request_id));
-                audit::record(&mut conn, &entry)?;
+                audit::record(conn, &entry)?;
                 Ok(Attempt::SignedIn { user_id: user.id, cookie })
             }
             user => {
@@ -226,24 +235,23 @@ pub async fn post_login(
                 let entry = AuditEntry::new(Actor::Anonymous, "user.sign_in_failed", Outcome::Failure)
                     .target("user", target)
                     .from_request(Some(&address), Some(&request_id))
-                    .details(serde_json::json!({ "reason": reason, "email": lookup_email }));
-                audit::record(&mut conn, &entry)?;
+                    .details(serde_json::json!({ "reason": reason, "email": audit_email }));
+                audit::record(conn, &entry)?;
                 Ok(Attempt::Refused)
             }
         }
     })
-    .await??;
+    .await?;
 
     match attempt {
         Attempt::SignedIn { user_id, cookie } => {
-            throttle::clear(&state.limiter, &throttled).await;
+            throttle::succeeded(&state.limiter, &throttled).await;
             tracing::info!(%user_id, "signed in");
             let mut response = see_other(&return_to);
             response.add_cookie(&cookie).map_err(|e| AppError::Unexpected(e.into()))?;
             Ok(response)
         }
         Attempt::Refused => {
-            throttle::record_failure(&state.limiter, &throttled).await;
             state.metrics.authentication_failed("user", "wrong email or password");
             let CsrfToken { form_value, cookie } = csrf::issue(&req, &state);
             let page = LoginPage {

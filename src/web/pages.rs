@@ -84,6 +84,13 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpRespons
     }
 }
 
+/// Password checks are at capacity (`passwords::Busy`): come back in a second.
+pub fn busy_page(busy: crate::passwords::Busy) -> HttpResponse {
+    let mut response = error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again", &format!("{busy}."));
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::error::BUSY_RETRY_AFTER_SECS));
+    response
+}
+
 pub async fn get_stylesheet() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")))

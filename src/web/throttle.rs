@@ -1,7 +1,12 @@
-//! Slows password guessing: sign-in attempts are counted per account, and failures per
-//! client address, on the rate limiter, so that with Redis every instance sees the same
-//! counts. Unknown emails are counted like known ones, so the limit reveals nothing about
-//! which accounts exist. A success clears the account's count.
+//! Slows password guessing: sign-in attempts are counted per account and per client
+//! address, on the rate limiter, so that with Redis every instance sees the same counts.
+//! Unknown emails are counted like known ones, so the limit reveals nothing about which
+//! accounts exist.
+//!
+//! Both counts are taken before the password check, so that guesses sent in parallel
+//! cannot all pass on one count, and so that a refused attempt costs no hashing at all. A
+//! success clears the account's count and gives the address its attempt back: many people
+//! may rightly sign in from one address, and only failures should add up there.
 
 use std::time::Duration;
 
@@ -10,7 +15,8 @@ use crate::ratelimit::{Limits, RateLimiter};
 
 /// Five attempts at once, then one more every three minutes.
 pub const ACCOUNT_LIMITS: Limits = Limits { per_hour: Some(20), burst: 5 };
-/// Fifty failures at once from one address (many accounts), then one every 18 seconds.
+/// Fifty failed (or unfinished) attempts at once from one address, across any accounts,
+/// then one every 18 seconds.
 pub const ADDRESS_LIMITS: Limits = Limits { per_hour: Some(200), burst: 50 };
 
 /// The buckets an attempt counts against. Emails and addresses enter them only as keyed
@@ -29,12 +35,10 @@ impl SignInSubjects {
     }
 }
 
-/// Lets an attempt go on to the password check, or answers `Err(wait)`. The attempt is
-/// counted against the account now, before the slow check, so that guesses sent in
-/// parallel cannot all pass on one count; the address is only looked at, since many
-/// people may rightly sign in from one address.
+/// Counts an attempt against the address and the account and lets it go on to the password
+/// check, or answers `Err(wait)`.
 pub async fn admit(limiter: &RateLimiter, subjects: &SignInSubjects) -> Result<(), Duration> {
-    let address = limiter.peek(&subjects.address, ADDRESS_LIMITS).await;
+    let address = limiter.check(&subjects.address, ADDRESS_LIMITS).await;
     if !address.allowed {
         return Err(Duration::from_secs(address.retry_after));
     }
@@ -45,15 +49,18 @@ pub async fn admit(limiter: &RateLimiter, subjects: &SignInSubjects) -> Result<(
     Ok(())
 }
 
-/// Counts a failed attempt against the address (the account counted it on admission).
-pub async fn record_failure(limiter: &RateLimiter, subjects: &SignInSubjects) {
-    limiter.check(&subjects.address, ADDRESS_LIMITS).await;
+/// A successful sign-in clears the account's count and gives the address back this one
+/// attempt, not its earlier failures: one right password must not buy an address fifty
+/// more guesses at other accounts.
+pub async fn succeeded(limiter: &RateLimiter, subjects: &SignInSubjects) {
+    limiter.forget(&subjects.account).await;
+    limiter.refund(&subjects.address, ADDRESS_LIMITS).await;
 }
 
-/// A successful sign-in clears the account's count, not the address's: one right password
-/// must not buy an address fifty more guesses at other accounts.
-pub async fn clear(limiter: &RateLimiter, subjects: &SignInSubjects) {
-    limiter.forget(&subjects.account).await;
+/// The password was never checked (the server was too busy): the attempt does not count.
+pub async fn not_checked(limiter: &RateLimiter, subjects: &SignInSubjects) {
+    limiter.refund(&subjects.account, ACCOUNT_LIMITS).await;
+    limiter.refund(&subjects.address, ADDRESS_LIMITS).await;
 }
 
 #[cfg(test)]
@@ -72,7 +79,6 @@ mod tests {
         let ada = SignInSubjects::new(&hasher, "ada@example.com", "10.0.0.1");
         for _ in 0..ACCOUNT_LIMITS.burst {
             assert!(admit(&limiter, &ada).await.is_ok());
-            record_failure(&limiter, &ada).await;
         }
 
         let from_elsewhere = SignInSubjects::new(&hasher, "ada@example.com", "10.0.0.2");
@@ -83,17 +89,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn guesses_in_parallel_are_counted_before_any_of_them_fails() {
+    async fn guesses_in_parallel_are_counted_before_any_of_them_is_checked() {
+        let hasher = MasterKey::generate().token_hasher();
         let limiter = RateLimiter::in_process();
-        let ada = subjects("ada@example.com", "10.0.0.1");
 
-        // Eight admissions before any password check has failed: guesses sent together.
-        let mut admitted = 0;
-        for _ in 0..8 {
-            admitted += u64::from(admit(&limiter, &ada).await.is_ok());
+        // Sixty admissions from one address before any password check has ended: guesses
+        // sent together, at one account and at many.
+        let mut admitted_for_ada = 0;
+        let mut admitted_from_address = 0;
+        for i in 0..60 {
+            admitted_for_ada +=
+                u64::from(admit(&limiter, &SignInSubjects::new(&hasher, "ada@example.com", "10.0.0.1")).await.is_ok());
+            let other = SignInSubjects::new(&hasher, &format!("user{i}@example.com"), "10.0.0.1");
+            admitted_from_address += u64::from(admit(&limiter, &other).await.is_ok());
         }
 
-        assert_eq!(admitted, ACCOUNT_LIMITS.burst);
+        assert_eq!(admitted_for_ada, ACCOUNT_LIMITS.burst);
+        assert!(admitted_for_ada + admitted_from_address <= ADDRESS_LIMITS.burst, "{admitted_from_address}");
     }
 
     #[tokio::test]
@@ -101,7 +113,8 @@ mod tests {
         let hasher = MasterKey::generate().token_hasher();
         let limiter = RateLimiter::in_process();
         for i in 0..ADDRESS_LIMITS.burst {
-            record_failure(&limiter, &SignInSubjects::new(&hasher, &format!("user{i}@example.com"), "10.0.0.9")).await;
+            let subjects = SignInSubjects::new(&hasher, &format!("user{i}@example.com"), "10.0.0.9");
+            assert!(admit(&limiter, &subjects).await.is_ok());
         }
 
         assert!(admit(&limiter, &SignInSubjects::new(&hasher, "fresh@example.com", "10.0.0.9")).await.is_err());
@@ -109,19 +122,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn success_clears_the_account_count_but_not_the_address() {
+    async fn success_clears_the_account_and_costs_the_address_nothing() {
         let limiter = RateLimiter::in_process();
         let ada = subjects("ada@example.com", "10.0.0.1");
-        for _ in 0..ACCOUNT_LIMITS.burst {
+        for _ in 0..ACCOUNT_LIMITS.burst - 1 {
             admit(&limiter, &ada).await.unwrap();
-            record_failure(&limiter, &ada).await;
         }
+        admit(&limiter, &ada).await.unwrap();
 
-        clear(&limiter, &ada).await;
+        succeeded(&limiter, &ada).await;
 
-        assert!(admit(&limiter, &ada).await.is_ok());
+        assert_eq!(limiter.peek(&ada.account, ACCOUNT_LIMITS).await.remaining, ACCOUNT_LIMITS.burst - 1, "cleared");
         let address = limiter.peek(&ada.address, ADDRESS_LIMITS).await;
-        assert_eq!(address.remaining, ADDRESS_LIMITS.burst - ACCOUNT_LIMITS.burst - 1);
+        assert_eq!(address.remaining, ADDRESS_LIMITS.burst - (ACCOUNT_LIMITS.burst - 1) - 1, "the failures stay");
+    }
+
+    #[tokio::test]
+    async fn an_attempt_never_checked_does_not_count() {
+        let limiter = RateLimiter::in_process();
+        let ada = subjects("ada@example.com", "10.0.0.1");
+
+        admit(&limiter, &ada).await.unwrap();
+        not_checked(&limiter, &ada).await;
+
+        assert_eq!(limiter.peek(&ada.account, ACCOUNT_LIMITS).await.remaining, ACCOUNT_LIMITS.burst - 1);
+        assert_eq!(limiter.peek(&ada.address, ADDRESS_LIMITS).await.remaining, ADDRESS_LIMITS.burst - 1);
     }
 
     #[test]

@@ -293,11 +293,10 @@ impl TestApp {
         let registration = latchkey::manage::users::UserRegistration {
             email: email.into(),
             name: Some("Ada Lovelace".into()),
-            password: password.to_owned().into(),
+            password: latchkey::passwords::PasswordHasher::new().hash(password).expect("a valid password"),
             role: None,
         };
-        manage::users::register_user(&mut conn, &self.state.passwords, &manage::Caller::system(), registration)
-            .expect("the user registers")
+        manage::users::register_user(&mut conn, &manage::Caller::system(), registration).expect("the user registers")
     }
 
     /// A client that behaves like a browser: keeps cookies, does not follow redirects.

@@ -15,6 +15,7 @@ mod keys;
 mod login;
 mod management;
 mod operations;
+mod overload;
 mod permissions;
 mod process;
 mod ratelimits;

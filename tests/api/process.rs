@@ -19,7 +19,10 @@ pub fn free_port() -> u16 {
 
 /// `latchkey` with `db`, `master_key` and `env`, in a scratch directory of its own.
 fn command(db: &TestDb, master_key: &str, env: &[(&str, &str)], dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    // LATCHKEY_TEST_BIN runs these tests against another build (the release one, for the
+    // figures in docs/benchmarks.md).
+    let binary = std::env::var("LATCHKEY_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_latchkey").to_owned());
+    let mut command = Command::new(binary);
     command
         .current_dir(dir)
         .env_remove("LATCHKEY_ENVIRONMENT")
