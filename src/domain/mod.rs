@@ -3,11 +3,13 @@
 mod grant_type;
 mod issuer;
 mod pkce;
+mod return_to;
 mod scopes;
 mod uri;
 
 pub use grant_type::GrantType;
 pub use issuer::Issuer;
 pub use pkce::{CodeChallenge, PkceError};
+pub use return_to::ReturnTo;
 pub use scopes::{ScopeError, Scopes};
 pub use uri::{ResourceUri, UriError};

@@ -5,7 +5,7 @@ use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, spawn_app};
-use crate::login::{EMAIL, PASSWORD};
+use crate::login::{EMAIL, PASSWORD, sign_in};
 
 const SHARED: &str = "https://shared.example.com";
 
@@ -90,7 +90,28 @@ async fn tokens_not_yet_valid_or_with_critical_extensions_are_refused(backend: B
     assert_eq!(with_crit, json!({ "active": false }));
 }
 
+async fn after_sign_in_the_browser_only_goes_to_a_local_path(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    app.create_user(EMAIL, PASSWORD);
+    let hostile = ["/\t/evil.example/", "/\n/evil.example/", "/\r\nSet-Cookie: x=1", "//evil.example/", "/ /x"];
+
+    for return_to in hostile {
+        // Act: a sign-in carrying it, and the sign-in page asked for it while signed in.
+        let browser = app.browser();
+        let signed_in = sign_in(&app, &browser, EMAIL, PASSWORD, return_to).await;
+        let page = browser.get(app.url("/login")).query(&[("return_to", return_to)]).send().await.unwrap();
+
+        // Assert
+        assert_eq!(signed_in.status(), 303, "{return_to:?}");
+        assert_eq!(signed_in.headers()["location"], "/account", "{return_to:?}");
+        assert_eq!(page.status(), 303, "{return_to:?}");
+        assert_eq!(page.headers()["location"], "/account", "{return_to:?}");
+    }
+}
+
 crate::on_both_backends!(
+    after_sign_in_the_browser_only_goes_to_a_local_path,
     tokens_forged_with_an_hs256_secret_are_not_latchkeys_own,
     tokens_not_yet_valid_or_with_critical_extensions_are_refused,
 );
