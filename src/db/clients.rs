@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 use super::schema::clients;
-use crate::domain::{GrantType, Scopes};
+use crate::domain::{GrantType, RedirectUri, Scopes};
 
 /// `token_endpoint_auth_method` of a public client (RFC 7591 §2).
 pub const AUTH_METHOD_NONE: &str = "none";
@@ -45,6 +45,16 @@ impl Client {
         Scopes::parse(&self.scopes).unwrap_or_default()
     }
 
+    /// Where this client may have the browser sent after authorization.
+    pub fn redirect_uris(&self) -> Vec<RedirectUri> {
+        stored_uris(&self.redirect_uris)
+    }
+
+    /// Where this client may have the browser sent after sign-out (RP-initiated logout).
+    pub fn post_logout_redirect_uris(&self) -> Vec<RedirectUri> {
+        stored_uris(&self.post_logout_redirect_uris)
+    }
+
     /// The audiences this client may request, its default first.
     pub fn audiences(&self) -> impl Iterator<Item = &str> {
         self.audiences.split(' ').filter(|a| !a.is_empty())
@@ -59,6 +69,13 @@ impl Client {
         };
         self.secret_hash.as_deref().into_iter().chain(previous)
     }
+}
+
+/// A stored list of URIs: space-separated, since no registered URI can contain a space.
+/// Each is checked again as it is read, so that a row written before today's rules (a
+/// `javascript:` URI, say) is never followed.
+fn stored_uris(stored: &str) -> Vec<RedirectUri> {
+    stored.split(' ').filter_map(|u| RedirectUri::parse(u).ok()).collect()
 }
 
 #[derive(Debug, Insertable)]

@@ -12,4 +12,4 @@ pub use issuer::Issuer;
 pub use pkce::{CodeChallenge, PkceError};
 pub use return_to::ReturnTo;
 pub use scopes::{ScopeError, Scopes};
-pub use uri::{ResourceUri, UriError};
+pub use uri::{RedirectUri, ResourceUri, UriError};

@@ -20,7 +20,7 @@ use crate::db::authorization_codes::{NewAuthorizationCode, insert_code};
 use crate::db::clients::{Client, find_client};
 use crate::db::consents::{find_consent, save_consent};
 use crate::db::users::User;
-use crate::domain::{CodeChallenge, GrantType, ResourceUri, Scopes};
+use crate::domain::{CodeChallenge, GrantType, RedirectUri, ResourceUri, Scopes};
 use crate::error::AppError;
 use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
 use crate::startup::AppState;
@@ -38,7 +38,7 @@ pub const IDENTITY_SCOPES: &[&str] = &["openid", "profile", "email", "offline_ac
 #[derive(Debug, Clone)]
 pub struct AuthorizationRequest {
     pub client: Client,
-    pub redirect_uri: String,
+    pub redirect_uri: RedirectUri,
     pub state: Option<String>,
     pub scope: Scopes,
     /// The API the access token is for, or the issuer itself (for userinfo).
@@ -70,13 +70,15 @@ pub fn validate_request(
     let Some(client) = find_client(conn, client_id)? else {
         return page("The application that sent you here is not registered with this server.");
     };
-    let registered: Vec<&str> = client.redirect_uris.split(' ').filter(|u| !u.is_empty()).collect();
+    let mut registered = client.redirect_uris();
     let redirect_uri = match params.get("redirect_uri") {
         Err(_) => return page("The request repeats redirect_uri."),
         // RFC 9700 §4.1.3: exact string comparison, nothing looser.
-        Ok(Some(uri)) if registered.contains(&uri) => uri.to_owned(),
-        Ok(Some(_)) => return page("The application asked to return you to an address it has not registered."),
-        Ok(None) if registered.len() == 1 => registered[0].to_owned(),
+        Ok(Some(uri)) => match registered.into_iter().find(|r| r.matches(uri)) {
+            Some(registered) => registered,
+            None => return page("The application asked to return you to an address it has not registered."),
+        },
+        Ok(None) if registered.len() == 1 => registered.remove(0),
         Ok(None) => return page("The request does not say where to return you (redirect_uri is missing)."),
     };
 
@@ -84,7 +86,7 @@ pub fn validate_request(
     let state = params.get("state").ok().flatten().map(str::to_owned);
     let back = |error: &'static str, description: String| {
         Ok(Err(AuthorizeError::Redirect {
-            redirect_uri: redirect_uri.clone(),
+            redirect_uri: redirect_uri.to_string(),
             state: state.clone(),
             error,
             description,
@@ -223,7 +225,7 @@ fn issue_code(
             code_hash: state.hasher.hash(&code).as_str(),
             client_id: &request.client.client_id,
             user_id: &user.id,
-            redirect_uri: &request.redirect_uri,
+            redirect_uri: request.redirect_uri.as_str(),
             scope: &request.scope.to_string(),
             audience: &request.audience,
             code_challenge: request.code_challenge.as_ref().map(CodeChallenge::as_str),
@@ -237,7 +239,7 @@ fn issue_code(
 }
 
 fn code_redirect(request: &AuthorizationRequest, issuer: &str, code: &str) -> HttpResponse {
-    redirect_to_client(&request.redirect_uri, request.state.as_deref(), issuer, &[("code", code)])
+    redirect_to_client(request.redirect_uri.as_str(), request.state.as_deref(), issuer, &[("code", code)])
 }
 
 /// The order a person reads scopes in: who they are, then what the app may do with their
@@ -353,7 +355,7 @@ pub async fn get_authorize(req: HttpRequest, state: web::Data<AppState>) -> Resu
     if request.prompt_none {
         return Ok(respond_error(
             AuthorizeError::Redirect {
-                redirect_uri: request.redirect_uri.clone(),
+                redirect_uri: request.redirect_uri.to_string(),
                 state: request.state.clone(),
                 error: "consent_required",
                 description: "the user has not consented to these scopes".into(),
@@ -366,7 +368,7 @@ pub async fn get_authorize(req: HttpRequest, state: web::Data<AppState>) -> Resu
 
 fn login_required(request: &AuthorizationRequest) -> AuthorizeError {
     AuthorizeError::Redirect {
-        redirect_uri: request.redirect_uri.clone(),
+        redirect_uri: request.redirect_uri.to_string(),
         state: request.state.clone(),
         error: "login_required",
         description: "the user is not signed in".into(),
@@ -445,7 +447,7 @@ pub async fn post_authorize(
             .await?;
             Ok(respond_error(
                 AuthorizeError::Redirect {
-                    redirect_uri: request.redirect_uri,
+                    redirect_uri: request.redirect_uri.to_string(),
                     state: request.state,
                     error: "access_denied",
                     description: "the user denied the request".into(),

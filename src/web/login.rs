@@ -13,7 +13,7 @@ use super::pages::{busy_page, error_page, form_page, form_page_leading_to};
 use super::session::{current_user, end_session, start_session};
 use super::throttle::{self, SignInSubjects};
 use crate::db::users::find_user_by_email;
-use crate::domain::ReturnTo;
+use crate::domain::{RedirectUri, ReturnTo};
 use crate::error::AppError;
 use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
 use crate::manage::users::normalize_email;
@@ -46,13 +46,14 @@ struct LogoutPage<'a> {
 struct LogoutReturn {
     client_id: String,
     client_name: String,
-    uri: String,
+    uri: RedirectUri,
     state: Option<String>,
 }
 
 impl LogoutReturn {
     fn fields(&self) -> Vec<(&'static str, String)> {
-        let mut fields = vec![("client_id", self.client_id.clone()), ("post_logout_redirect_uri", self.uri.clone())];
+        let mut fields =
+            vec![("client_id", self.client_id.clone()), ("post_logout_redirect_uri", self.uri.to_string())];
         if let Some(state) = &self.state {
             fields.push(("state", state.clone()));
         }
@@ -60,7 +61,7 @@ impl LogoutReturn {
     }
 
     fn redirect(&self) -> HttpResponse {
-        let mut url = match url::Url::parse(&self.uri) {
+        let mut url = match url::Url::parse(self.uri.as_str()) {
             Ok(url) => url,
             Err(_) => return see_other("/login?signed_out=1"),
         };
@@ -87,9 +88,9 @@ fn logout_return(
     let Some(client) = crate::db::clients::find_client(conn, &client_id)? else {
         return Ok(Err("The application that sent you here is not registered with this server."));
     };
-    if !client.post_logout_redirect_uris.split(' ').any(|registered| registered == uri) {
+    let Some(uri) = client.post_logout_redirect_uris().into_iter().find(|registered| registered.matches(&uri)) else {
         return Ok(Err("The application asked to return you to an address it has not registered."));
-    }
+    };
     Ok(Ok(Some(LogoutReturn { client_id, client_name: client.name, uri, state })))
 }
 

@@ -6,6 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, HttpResponseBuilder};
 use askama::Template;
 
+use crate::domain::RedirectUri;
 use crate::error::AppError;
 
 /// No script, no framing, forms post only back to us.
@@ -46,10 +47,12 @@ pub fn form_page(
 pub fn form_page_leading_to(
     csrf_cookie: Option<Cookie<'static>>,
     template: &impl Template,
-    redirect_uri: &str,
+    redirect_uri: &RedirectUri,
 ) -> Result<HttpResponse, AppError> {
-    let destination = match url::Url::parse(redirect_uri) {
+    let destination = match url::Url::parse(redirect_uri.as_str()) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => url.origin().ascii_serialization(),
+        // A RedirectUri's other schemes are reverse-domain private-use ones: never
+        // `javascript:` or `data:`, which would open the policy to script.
         Ok(url) => format!("{}:", url.scheme()),
         Err(_) => String::new(),
     };

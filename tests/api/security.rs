@@ -110,7 +110,98 @@ async fn after_sign_in_the_browser_only_goes_to_a_local_path(backend: Backend) {
     }
 }
 
+/// URIs that must never be registered: each smuggles, scripts or leaks something.
+const HOSTILE_REDIRECTS: &[&str] = &[
+    "https://app.example.com/cb http://evil.example/steal",
+    "https://app.example.com/cb\thttp://evil.example/steal",
+    "https://app.example.com/cb\nhttp://evil.example/steal",
+    "javascript:alert(document.cookie)",
+    "data:text/html,<script>alert(1)</script>",
+    "vbscript:msgbox(1)",
+    "file:///etc/passwd",
+    "https://user:pass@app.example.com/cb",
+];
+
+async fn a_redirect_uri_is_one_uri_of_a_safe_scheme_everywhere_it_is_registered(backend: Backend) {
+    // Arrange: a client to update, and the three doors a URI comes in by.
+    let app = spawn_app(backend).await;
+    let owner = app.owner_key();
+    let client = crate::management::ok(
+        &app,
+        "POST",
+        "/clients",
+        &owner,
+        Some(json!({ "name": "App", "grant_types": ["authorization_code"], "redirect_uris": ["https://app.example.com/cb"] })),
+    )
+    .await;
+    let path = format!("/clients/{}", client["client_id"].as_str().unwrap());
+
+    for hostile in HOSTILE_REDIRECTS {
+        // Act
+        let created = app
+            .api(
+                "POST",
+                "/clients",
+                &owner,
+                Some(json!({ "name": "x", "grant_types": ["authorization_code"], "redirect_uris": [hostile] })),
+            )
+            .await;
+        let redirect = app.api("PATCH", &path, &owner, Some(json!({ "redirect_uris": [hostile] }))).await;
+        let after_logout =
+            app.api("PATCH", &path, &owner, Some(json!({ "post_logout_redirect_uris": [hostile] }))).await;
+        let registered = app
+            .http
+            .post(app.url("/oauth2/register"))
+            .bearer_auth(&owner)
+            .json(&json!({ "client_name": "x", "redirect_uris": [hostile] }))
+            .send()
+            .await
+            .unwrap();
+
+        // Assert
+        for (door, (status, body)) in [("create", created), ("update", redirect), ("post-logout", after_logout)] {
+            assert_eq!(status, 400, "{door} {hostile:?}: {body}");
+            assert_eq!(body["error"], "invalid_request", "{door} {hostile:?}");
+        }
+        assert_eq!(registered.status(), 400, "registration {hostile:?}");
+        let body: Value = registered.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_redirect_uri", "registration {hostile:?}");
+    }
+    let stored = crate::management::ok(&app, "GET", &path, &owner, None).await;
+    assert_eq!(stored["redirect_uris"], json!(["https://app.example.com/cb"]));
+    assert_eq!(stored["post_logout_redirect_uris"], json!([]));
+}
+
+async fn an_audience_is_one_uri(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = app.owner_key();
+    app.create_api("https://api.example.com", &["read"], "RS256");
+
+    let api = app
+        .api(
+            "POST",
+            "/apis",
+            &owner,
+            Some(json!({ "audience": "https://a.example.com https://b.example.com", "scopes": ["read"] })),
+        )
+        .await;
+    let client = app
+        .api(
+            "POST",
+            "/clients",
+            &owner,
+            Some(json!({ "name": "x", "grant_types": ["client_credentials"],
+                         "audiences": ["https://api.example.com https://api.example.com"] })),
+        )
+        .await;
+
+    assert_eq!(api.0, 400, "{}", api.1);
+    assert_eq!(client.0, 400, "{}", client.1);
+}
+
 crate::on_both_backends!(
+    a_redirect_uri_is_one_uri_of_a_safe_scheme_everywhere_it_is_registered,
+    an_audience_is_one_uri,
     after_sign_in_the_browser_only_goes_to_a_local_path,
     tokens_forged_with_an_hs256_secret_are_not_latchkeys_own,
     tokens_not_yet_valid_or_with_critical_extensions_are_refused,
