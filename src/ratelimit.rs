@@ -51,6 +51,12 @@ pub struct Limits {
 const MICROS_PER_SECOND: i64 = 1_000_000;
 
 impl Limits {
+    /// The deployment's limits for a key without a tier and for clients
+    /// (`LATCHKEY_RATE_LIMIT_PER_HOUR`, `LATCHKEY_RATE_LIMIT_BURST`).
+    pub fn configured(settings: &crate::config::Settings) -> Self {
+        Self { per_hour: Some(settings.rate_limit_per_hour), burst: settings.rate_limit_burst }
+    }
+
     pub fn of_tier(tier: Tier) -> Self {
         match tier {
             Tier::Free => Self { per_hour: Some(1_000), burst: 50 },
@@ -79,6 +85,64 @@ impl Limits {
             Some(per_hour) => format!("{per_hour};w=3600;burst={}", self.burst),
             None => format!("{};w=1;burst={}", self.burst, self.burst),
         }
+    }
+}
+
+/// At most this many failed authentications (client secrets, API keys) from one address at
+/// once, then one every 12 seconds: plenty for a misconfigured deployment to notice its
+/// error, too few for guessing, and a bound on the audit rows one address can write.
+const FAILED_AUTHENTICATIONS: Limits = Limits { per_hour: Some(300), burst: 30 };
+
+/// What failed authentications from one address may cost: [`FAILED_AUTHENTICATIONS`], or
+/// the deployment's own limits where those are tighter.
+pub fn failure_limits(defaults: Limits) -> Limits {
+    Limits {
+        per_hour: match (FAILED_AUTHENTICATIONS.per_hour, defaults.per_hour) {
+            (Some(failures), Some(configured)) => Some(failures.min(configured)),
+            (failures, _) => failures,
+        },
+        burst: FAILED_AUTHENTICATIONS.burst.min(defaults.burst),
+    }
+}
+
+/// Who a caller is, for limits by address: its IP, or for IPv6 its /64, the block one
+/// subscriber is usually given, so that rotating addresses within it buys nothing.
+pub fn caller_address(ip: Option<std::net::IpAddr>) -> String {
+    match ip {
+        Some(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(std::net::IpAddr::V6(v6)) => v6.to_canonical().to_string(),
+        Some(ip) => ip.to_string(),
+        None => "unknown".to_owned(),
+    }
+}
+
+/// Failed authentications from one caller address, counted apart from any budget. Looked at
+/// before an authentication, so that once an address has used up its failures its further
+/// failures write no audit rows and are answered 429; a caller there whose credentials are
+/// good is not refused for its neighbours' failures.
+pub struct FailureBudget<'a> {
+    limiter: &'a RateLimiter,
+    subject: String,
+    limits: Limits,
+}
+
+impl<'a> FailureBudget<'a> {
+    /// The budget of `ip`, under `defaults` (the deployment's limits) at most.
+    pub fn of(limiter: &'a RateLimiter, ip: Option<std::net::IpAddr>, defaults: Limits) -> Self {
+        Self { limiter, subject: format!("failures:{}", caller_address(ip)), limits: failure_limits(defaults) }
+    }
+
+    /// Whether the address may try now, counting nothing.
+    pub async fn allows(&self) -> Decision {
+        self.limiter.peek(&self.subject, self.limits).await
+    }
+
+    /// Counts one failure.
+    pub async fn spend(&self) -> Decision {
+        self.limiter.check(&self.subject, self.limits).await
     }
 }
 
@@ -364,6 +428,24 @@ mod tests {
         assert!(!limiter.check("k", three).await.allowed, "and only one");
         limiter.refund("untouched", three).await;
         assert_eq!(limiter.peek("untouched", three).await.remaining, 2, "nothing to give back: still full");
+    }
+
+    #[test]
+    fn failures_count_per_address_and_per_ipv6_block() {
+        let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(caller_address(ip("203.0.113.7")), "203.0.113.7");
+        assert_eq!(caller_address(ip("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
+        assert_eq!(caller_address(ip("2001:db8:1:2:aaaa::1")), caller_address(ip("2001:db8:1:2:bbbb::9")));
+        assert_ne!(caller_address(ip("2001:db8:1:2::1")), caller_address(ip("2001:db8:1:3::1")));
+        assert_eq!(caller_address(ip("::ffff:203.0.113.7")), "203.0.113.7");
+    }
+
+    #[test]
+    fn failure_limits_are_never_looser_than_the_deployments() {
+        let generous = Limits { per_hour: Some(10_000), burst: 200 };
+        assert_eq!(failure_limits(generous), FAILED_AUTHENTICATIONS);
+        let tight = Limits { per_hour: Some(60), burst: 3 };
+        assert_eq!(failure_limits(tight), tight);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::db::teams::memberships;
 use crate::db::users::{ROLE_OWNER, STATUS_ACTIVE};
 use crate::error::AppError;
 use crate::manage::audit::{self, Actor, AuditEntry, Context, Outcome};
-use crate::ratelimit::{Limits, Tier};
+use crate::ratelimit::{Decision, FailureBudget, Limits, Tier, caller_address};
 use crate::startup::AppState;
 
 pub const USER_TOKEN_HEADER: &str = "x-user-token";
@@ -115,10 +115,12 @@ impl Refusal {
     }
 }
 
-/// Authenticates the request's key, then counts the request against the key's rate limit
-/// (or, when no key is accepted, against the caller's address, which slows guessing). The
+/// Authenticates the request's key, then counts the request against the key's rate limit.
+/// A refused key was counted as a failure from the caller's address (see
+/// [`authenticate_key`]); a request without a key spends the address's budget. The
 /// decision is left in the request for the headers every API response carries.
 async fn authenticate(req: &HttpRequest, state: &web::Data<AppState>) -> Result<ApiKeyAuth, ApiError> {
+    let defaults = Limits::configured(&state.settings);
     let authenticated = match presented_key(req) {
         None => Err(ApiError::new(
             ApiErrorCode::MissingApiKey,
@@ -126,30 +128,43 @@ async fn authenticate(req: &HttpRequest, state: &web::Data<AppState>) -> Result<
         )),
         Some(presented) => authenticate_key(req, state, presented).await,
     };
-    let defaults =
-        Limits { per_hour: Some(state.settings.rate_limit_per_hour), burst: state.settings.rate_limit_burst };
-    let (subject, limits) = match &authenticated {
+    let decision = match &authenticated {
         Ok(auth) => {
             let tier = auth.key.tier.as_deref().and_then(|t| t.parse::<Tier>().ok());
-            (format!("key:{}", auth.key.id), tier.map_or(defaults, Limits::of_tier))
+            state.limiter.check(&format!("key:{}", auth.key.id), tier.map_or(defaults, Limits::of_tier)).await
         }
-        Err(_) => (format!("ip:{}", req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()), defaults),
+        Err(error) if error.code == ApiErrorCode::MissingApiKey => {
+            state.limiter.check(&format!("ip:{}", caller_address(req.peer_addr().map(|a| a.ip()))), defaults).await
+        }
+        // Already counted as a failure: report where that bucket stands.
+        Err(_) => FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), defaults).allows().await,
     };
-    let decision = state.limiter.check(&subject, limits).await;
-    let (allowed, retry_after) = (decision.allowed, decision.retry_after);
-    req.extensions_mut().insert(decision);
-    if !allowed {
-        return Err(ApiError::new(
-            ApiErrorCode::RateLimitExceeded,
-            format!("too many requests; try again in {retry_after} s"),
-        ));
+    // A refused key has its answer already (401, or 429 past the address's failures).
+    let refused_key = authenticated.as_ref().is_err_and(|e| e.code != ApiErrorCode::MissingApiKey);
+    if !decision.allowed && !refused_key {
+        return Err(rate_limited(req, decision));
     }
+    req.extensions_mut().insert(decision);
     authenticated
 }
 
+/// 429, with the decision left for the headers.
+fn rate_limited(req: &HttpRequest, decision: Decision) -> ApiError {
+    let retry_after = decision.retry_after;
+    req.extensions_mut().insert(decision);
+    ApiError::new(ApiErrorCode::RateLimitExceeded, format!("too many requests; try again in {retry_after} s"))
+}
+
 /// Checks a presented key: checksum, environment, then the stored key, its expiry and its
-/// owner. Refusals are audited. Also used by the token exchange grant.
+/// owner. Also used by token exchange, dynamic registration and introspection.
+///
+/// Refusals count against the caller's address ([`FailureBudget`]) and are audited; once the
+/// address has used up its failures, further refusals are answered 429 and not audited, so
+/// that guessing cannot fill the audit log. A good key is never refused for that.
 pub async fn authenticate_key(req: &HttpRequest, state: &AppState, presented: String) -> Result<ApiKeyAuth, ApiError> {
+    let failures =
+        FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), Limits::configured(&state.settings));
+    let audit_refusal = failures.allows().await.allowed;
     let ip = req.peer_addr().map(|addr| addr.ip().to_string());
     let request_id = crate::telemetry::current_request_id();
     let accepted = state.settings.environment;
@@ -197,7 +212,7 @@ pub async fn authenticate_key(req: &HttpRequest, state: &AppState, presented: St
                 }
             },
         };
-        if let Err(refusal) = &verdict {
+        if let (Err(refusal), true) = (&verdict, audit_refusal) {
             let mut entry = AuditEntry::new(Actor::Anonymous, "api_key.authentication_failed", Outcome::Failure)
                 .from_request(ip.as_deref(), Some(&request_id))
                 .details(serde_json::json!({ "reason": refusal.reason }));
@@ -212,9 +227,17 @@ pub async fn authenticate_key(req: &HttpRequest, state: &AppState, presented: St
     match outcome {
         Ok(key) => Ok(key),
         Err(refusal) => {
+            let counted = failures.spend().await;
             state.metrics.authentication_failed("api_key", refusal.reason);
             tracing::info!(reason = refusal.reason, "API key refused");
-            Err(ApiError::new(refusal.code, refusal.message))
+            if audit_refusal {
+                Err(ApiError::new(refusal.code, refusal.message))
+            } else {
+                Err(ApiError::new(
+                    ApiErrorCode::RateLimitExceeded,
+                    format!("too many refused keys from this address; try again in {} s", counted.retry_after.max(1)),
+                ))
+            }
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::crypto::TokenHasher;
 use crate::db::DbConnection;
 use crate::db::clients::{Client, find_client};
 use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
+use crate::ratelimit::{FailureBudget, Limits};
 use crate::startup::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +135,11 @@ where
     T: Send + 'static,
     F: FnOnce(&mut DbConnection, &Client) -> Result<T, OAuthError> + Send + 'static,
 {
+    // Failures count against the caller's address; past its budget they are no longer
+    // audited, so that one address cannot fill the audit log.
+    let failures =
+        FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), Limits::configured(&state.settings));
+    let audit_failure = failures.allows().await.allowed;
     let hasher = state.hasher.clone();
     let ip = req.peer_addr().map(|addr| addr.ip().to_string());
     let request_id = crate::telemetry::current_request_id();
@@ -149,20 +155,27 @@ where
                 Err(reason) => reason,
             },
         };
-        let entry = AuditEntry::new(Actor::Anonymous, "client.authentication_failed", Outcome::Failure)
-            .target("client", &presented.client_id)
-            .from_request(ip.as_deref(), Some(&request_id))
-            .details(serde_json::json!({ "reason": failure, "method": presented.method.as_str() }));
-        audit::record(conn, &entry)?;
+        if audit_failure {
+            let entry = AuditEntry::new(Actor::Anonymous, "client.authentication_failed", Outcome::Failure)
+                .target("client", &presented.client_id)
+                .from_request(ip.as_deref(), Some(&request_id))
+                .details(serde_json::json!({ "reason": failure, "method": presented.method.as_str() }));
+            audit::record(conn, &entry)?;
+        }
         Ok(Authentication::Failed(failure))
     })
     .await?;
     match outcome {
         Authentication::Succeeded(client, result) => result.map(|value| (client, value)),
         Authentication::Failed(reason) => {
+            let counted = failures.spend().await;
             state.metrics.authentication_failed("client", reason);
             tracing::info!(%client_id, method = method.as_str(), reason, "client authentication failed");
-            Err(OAuthError::invalid_client("client authentication failed"))
+            if audit_failure {
+                Err(OAuthError::invalid_client("client authentication failed"))
+            } else {
+                Err(OAuthError::rate_limited(counted.retry_after.max(1)))
+            }
         }
     }
 }

@@ -45,11 +45,22 @@ pub enum OAuthErrorCode {
 pub struct OAuthError {
     pub error: OAuthErrorCode,
     pub error_description: Cow<'static, str>,
+    /// Seconds for `Retry-After`, on a refusal for too many requests.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
     pub fn new(error: OAuthErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        Self { error, error_description: description.into() }
+        Self { error, error_description: description.into(), retry_after: None }
+    }
+
+    /// 429: too many requests (or failures) from this caller; try again in `retry_after` s.
+    pub fn rate_limited(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(OAuthErrorCode::RateLimitExceeded, format!("too many requests; try again in {retry_after} s"))
+        }
     }
 
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
@@ -95,6 +106,9 @@ impl ResponseError for OAuthError {
         if self.error == OAuthErrorCode::InvalidClient {
             // RFC 6749 §5.2: a 401 names the authentication scheme the client should use.
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="latchkey""#)));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
         }
         response.json(self)
     }

@@ -4,12 +4,12 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
-use super::client_auth::{PresentedClient, presented_client};
+use super::client_auth::{AuthMethod, PresentedClient, presented_client};
 use super::error::{OAuthError, OAuthErrorCode};
 use super::params::OAuthParams;
 use crate::db::clients::Client;
 use crate::domain::GrantType;
-use crate::ratelimit::Limits;
+use crate::ratelimit::{Decision, FailureBudget, Limits, caller_address};
 use crate::startup::AppState;
 
 /// RFC 6749 §5.1, with OpenID Connect's `id_token`.
@@ -62,35 +62,66 @@ pub fn ensure_grant_allowed(client: &Client, grant: GrantType) -> Result<(), OAu
 pub const SUPPORTED_GRANTS: &[GrantType] =
     &[GrantType::AuthorizationCode, GrantType::ClientCredentials, GrantType::RefreshToken, GrantType::TokenExchange];
 
-/// Counts the request against the presenting client's rate limit (or the caller's address
-/// when no client is named, as in token exchange, or the body is unreadable), then issues;
-/// every answer carries the rate-limit headers.
+/// Rate limits at the token endpoint (INTERFACE §5), so that nobody can spend a client's
+/// budget by naming it:
+/// - a client's own budget is looked at before the grant and spent only once the client has
+///   authenticated;
+/// - failed client authentications count against the caller's address (`client_auth` sees
+///   to that, and past the address's budget answers 429 without writing an audit row); so
+///   do failed grants of public clients, which anyone can name;
+/// - a request naming no client (token exchange, whose API key is the credential and
+///   counts its own refusals, or a body that cannot be read) spends the address's budget.
+///
+/// Every answer carries the headers of the bucket it was counted against.
 #[tracing::instrument(name = "token", skip_all, fields(grant_type, client_id))]
 pub async fn post_token(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let limits = Limits::configured(&state.settings);
+    let ip = req.peer_addr().map(|a| a.ip());
+    let failures = FailureBudget::of(&state.limiter, ip, limits);
     // The credentials are read once: they say whose budget the request spends, and the
     // grant then authenticates them.
     let request = OAuthParams::from_request(&req, payload).await.map(|params| {
         let presented = presented_client(&req, &params);
         (params, presented)
     });
-    let subject = match &request {
-        Ok((_, Ok(client))) => format!("client:{}", client.client_id),
-        _ => format!("ip:{}", req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()),
-    };
-    let settings = &state.settings;
-    let limits = Limits { per_hour: Some(settings.rate_limit_per_hour), burst: settings.rate_limit_burst };
-    let decision = state.limiter.check(&subject, limits).await;
-    let mut response = match request {
-        _ if !decision.allowed => OAuthError::new(
-            OAuthErrorCode::RateLimitExceeded,
-            format!("too many token requests; try again in {} s", decision.retry_after),
-        )
-        .error_response(),
-        Err(error) => error.error_response(),
-        Ok((params, presented)) => {
-            issue(&req, &params, presented, &state).await.unwrap_or_else(|error| error.error_response())
+    let (mut response, decision) = match request {
+        Ok((params, Ok(presented))) => {
+            let budget = format!("client:{}", presented.client_id);
+            let before = state.limiter.peek(&budget, limits).await;
+            if !before.allowed {
+                return refused(&before);
+            }
+            let public = presented.method == AuthMethod::None;
+            let result = issue(&req, &params, Ok(presented), &state).await;
+            let decision = match &result {
+                Ok(_) => state.limiter.check(&budget, limits).await,
+                // Counted by client authentication already.
+                Err(error) if error.error == OAuthErrorCode::InvalidClient => failures.allows().await,
+                Err(error) if error.error == OAuthErrorCode::RateLimitExceeded => failures.allows().await,
+                Err(_) if public => failures.spend().await,
+                Err(_) => state.limiter.check(&budget, limits).await,
+            };
+            (result.unwrap_or_else(|error| error.error_response()), decision)
+        }
+        Ok((params, Err(no_client))) => {
+            let address = state.limiter.check(&format!("ip:{}", caller_address(ip)), limits).await;
+            if !address.allowed {
+                return refused(&address);
+            }
+            let result = issue(&req, &params, Err(no_client), &state).await;
+            (result.unwrap_or_else(|error| error.error_response()), address)
+        }
+        Err(error) => {
+            (error.error_response(), state.limiter.check(&format!("ip:{}", caller_address(ip)), limits).await)
         }
     };
+    decision.write_headers(response.headers_mut());
+    response
+}
+
+/// 429 with the headers of the bucket that refused.
+fn refused(decision: &Decision) -> HttpResponse {
+    let mut response = OAuthError::rate_limited(decision.retry_after).error_response();
     decision.write_headers(response.headers_mut());
     response
 }

@@ -130,7 +130,7 @@ async fn a_flood_of_password_work_is_bounded_and_its_memory_comes_back() {
         count(429)
     );
     assert!(statuses.iter().all(|s| [201, 401, 429, 503].contains(s)), "{statuses:?}");
-    assert!(count(401) > 0 && count(201) > 0, "some work was done");
+    assert!(count(401) + count(201) > 0, "some work was done");
     assert!(count(503) > 0, "and the rest was refused, not queued without end");
     assert!(peak < 100 * MIB, "peak RSS {} MiB", peak / MIB);
     assert!(settled < resting + SETTLED_ABOVE_RESTING, "{} MiB still allocated a minute later", settled / MIB);

@@ -4,7 +4,7 @@
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, spawn_app};
+use crate::helpers::{Backend, TestDb, spawn_app, spawn_app_with};
 use crate::login::{EMAIL, PASSWORD, sign_in};
 
 const SHARED: &str = "https://shared.example.com";
@@ -199,7 +199,69 @@ async fn an_audience_is_one_uri(backend: Backend) {
     assert_eq!(client.0, 400, "{}", client.1);
 }
 
+/// A burst of three, refilled at one a second: budgets small enough to exhaust.
+fn tight(settings: &mut latchkey::config::Settings) {
+    settings.rate_limit_per_hour = 3_600;
+    settings.rate_limit_burst = 3;
+}
+
+fn failed_authentications(app: &crate::helpers::TestApp, action: &str) -> usize {
+    app.audit_actions().iter().filter(|(a, outcome)| a == action && outcome == "failure").count()
+}
+
+async fn naming_a_client_does_not_spend_its_budget(backend: Backend) {
+    // Arrange: a client with a budget of three, and someone who knows only its id.
+    let app = spawn_app_with(TestDb::new(&backend), tight).await;
+    let victim = app.create_machine_client();
+    let form = [("grant_type", "client_credentials"), ("scope", "read")];
+
+    // Act
+    let mut impostor = Vec::new();
+    for _ in 0..6 {
+        let response = app.post_form("/oauth2/token", &form, Some((&victim.client_id, "not the secret"))).await;
+        impostor.push(response.status().as_u16());
+    }
+    let own = app.post_token(&form, &victim).await;
+
+    // Assert: the impostor's failures are its address's, and past them it is refused
+    // without being audited; the client's own request goes through.
+    assert_eq!(impostor, [401, 401, 401, 429, 429, 429]);
+    assert_eq!(own.status(), 200, "the client's budget is untouched");
+    assert_eq!(own.headers()["x-ratelimit-remaining"], "2");
+    assert_eq!(failed_authentications(&app, "client.authentication_failed"), 3);
+}
+
+async fn failing_addresses_cannot_fill_the_audit_log(backend: Backend) {
+    // Arrange: the default limits, forty made-up client ids and forty made-up API keys.
+    let app = spawn_app(backend).await;
+    let form = [("grant_type", "client_credentials")];
+    let made_up_key =
+        || latchkey::apikeys::generate(latchkey::apikeys::KeyClass::Secret, latchkey::config::Environment::Test);
+
+    // Act
+    let mut token_statuses = Vec::new();
+    for _ in 0..40 {
+        let client_id = uuid::Uuid::new_v4().to_string();
+        token_statuses
+            .push(app.post_form("/oauth2/token", &form, Some((&client_id, "secret"))).await.status().as_u16());
+    }
+    let mut key_statuses = Vec::new();
+    for _ in 0..40 {
+        key_statuses.push(app.api("GET", "/clients", &made_up_key(), None).await.0);
+    }
+
+    // Assert: one budget of failures per address, shared by both doors.
+    let refused = |statuses: &[u16], code| statuses.iter().filter(|s| **s == code).count();
+    assert_eq!(refused(&token_statuses, 401), 30, "{token_statuses:?}");
+    assert_eq!(refused(&token_statuses, 429), 10);
+    assert_eq!(key_statuses, [429; 40], "the address's failures are used up");
+    assert_eq!(failed_authentications(&app, "client.authentication_failed"), 30);
+    assert_eq!(failed_authentications(&app, "api_key.authentication_failed"), 0);
+}
+
 crate::on_both_backends!(
+    naming_a_client_does_not_spend_its_budget,
+    failing_addresses_cannot_fill_the_audit_log,
     a_redirect_uri_is_one_uri_of_a_safe_scheme_everywhere_it_is_registered,
     an_audience_is_one_uri,
     after_sign_in_the_browser_only_goes_to_a_local_path,
