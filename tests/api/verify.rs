@@ -337,8 +337,9 @@ async fn introspection_answers_what_offline_checks_cannot(backend: Backend) {
     .await;
     let (api_key, key_id) = (key["key"].as_str().unwrap().to_owned(), key["id"].as_str().unwrap().to_owned());
     let token = app.client_credentials_token(&client, "read").await;
-    let cached = Introspector::discover(&app.issuer(), id, secret).await.unwrap().cache_for(Duration::from_secs(60));
-    let uncached = Introspector::discover(&app.issuer(), id, secret).await.unwrap().cache_for(Duration::ZERO);
+    let discover = || async { Introspector::discover(&app.issuer(), API, id, secret).await.unwrap().accept_api_keys() };
+    let cached = discover().await.cache_for(Duration::from_secs(60));
+    let uncached = discover().await.cache_for(Duration::ZERO);
 
     // Act and assert: an API key is active, with its kind and permissions.
     let answer = cached.introspect(&api_key).await.unwrap();
@@ -357,7 +358,41 @@ async fn introspection_answers_what_offline_checks_cannot(backend: Backend) {
     assert!(!answer.active && !answer.has_scope("read"));
 }
 
+async fn the_introspector_takes_only_what_is_meant_for_its_service(backend: Backend) {
+    // Arrange: a person's grant on API (access and refresh token), a token for another API,
+    // an API key, and a service at API that introspects with its own client.
+    let app = spawn_app(backend).await;
+    let grant = crate::refresh::grant(&app, &["read", "offline_access"]).await;
+    app.create_api("https://other.example.com", &["read"], "RS256");
+    let service = app.create_client(&["client_credentials"], &["read"], &[API, "https://other.example.com"]);
+    let (id, secret) = crate::helpers::credentials(&service);
+    let for_other = app
+        .post_token(&[("grant_type", "client_credentials"), ("resource", "https://other.example.com")], &service)
+        .await;
+    let for_other = for_other.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let api_key = app.owner_key();
+    let introspector = Introspector::discover(&app.issuer(), API, id, secret).await.unwrap().cache_for(Duration::ZERO);
+    let with_keys = Introspector::discover(&app.issuer(), API, id, secret).await.unwrap().accept_api_keys();
+
+    // Act
+    let access = introspector.introspect(&grant.access_token).await.unwrap();
+    let refresh = introspector.introspect(&grant.refresh_token).await.unwrap();
+    let other = introspector.introspect(&for_other).await.unwrap();
+    let key_refused = introspector.introspect(&api_key).await.unwrap();
+    let key_accepted = with_keys.introspect(&api_key).await.unwrap();
+
+    // Assert
+    assert!(access.active && access.has_scope("read"), "{access:?}");
+    assert_eq!(access.aud, [API]);
+    assert!(!refresh.active && !refresh.has_scope("read"), "a refresh token is for the token endpoint only");
+    assert_eq!(refresh.token_type.as_deref(), Some("refresh_token"));
+    assert!(!other.active, "a token for another API");
+    assert!(!key_refused.active, "API keys only when accepted");
+    assert!(key_accepted.active);
+}
+
 crate::on_both_backends!(
+    the_introspector_takes_only_what_is_meant_for_its_service,
     introspection_answers_what_offline_checks_cannot,
     the_verifier_accepts_good_tokens_and_refuses_every_forgery,
     a_rotation_is_picked_up_and_a_kid_flood_is_limited,
