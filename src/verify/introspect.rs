@@ -108,7 +108,7 @@ impl Introspector {
     /// Whether this service may take what Latchkey said about a token.
     fn meant_for_us(&self, answer: &Introspection) -> bool {
         if answer.is_access_token() {
-            answer.aud.iter().any(|aud| *aud == self.audience)
+            answer.aud.contains(&self.audience)
         } else {
             answer.token_type.as_deref() == Some("api_key") && self.accepts_api_keys
         }
