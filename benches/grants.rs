@@ -126,6 +126,7 @@ async fn run() {
                         auth_time: now,
                         created_at: now,
                         expires_at: now + chrono::TimeDelta::minutes(10),
+                        redirect_uri_given: true,
                     },
                 )?;
                 codes.push(code);

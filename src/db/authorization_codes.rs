@@ -24,6 +24,9 @@ pub struct AuthorizationCode {
     pub consumed_at: Option<NaiveDateTime>,
     pub access_token_jti: Option<String>,
     pub access_token_expires_at: Option<NaiveDateTime>,
+    /// Whether the authorization request named `redirect_uri` (then the token request must
+    /// repeat it, RFC 6749 §4.1.3) or left it to the client's one registered URI.
+    pub redirect_uri_given: bool,
 }
 
 #[derive(Insertable)]
@@ -40,6 +43,7 @@ pub struct NewAuthorizationCode<'a> {
     pub auth_time: NaiveDateTime,
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
+    pub redirect_uri_given: bool,
 }
 
 pub fn insert_code(conn: &mut DbConnection, code: &NewAuthorizationCode<'_>) -> QueryResult<()> {

@@ -1,4 +1,5 @@
-//! Remembered consent: which scopes a user has let a client have without asking again.
+//! Consent: which scopes a user has let a client have for one API (or for Latchkey itself),
+//! and whether to skip asking next time. One row per user, client and audience.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -17,6 +18,9 @@ pub struct Consent {
     pub updated_at: NaiveDateTime,
     /// Whether the user asked not to be asked again for these scopes.
     pub remembered: bool,
+    /// The API the scopes are for, or the issuer for Latchkey itself; empty for consents
+    /// recorded before consent was per API (they remember nothing).
+    pub audience: String,
 }
 
 #[derive(Insertable)]
@@ -29,30 +33,41 @@ struct NewConsent<'a> {
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     remembered: bool,
+    audience: &'a str,
 }
 
-pub fn find_consent(conn: &mut DbConnection, user_id: &str, client_id: &str) -> QueryResult<Option<Consent>> {
+pub fn find_consent(
+    conn: &mut DbConnection,
+    user_id: &str,
+    client_id: &str,
+    audience: &str,
+) -> QueryResult<Option<Consent>> {
     consents::table
         .filter(consents::user_id.eq(user_id))
         .filter(consents::client_id.eq(client_id))
+        .filter(consents::audience.eq(audience))
         .select(Consent::as_select())
         .get_result(conn)
         .optional()
 }
 
-/// Records that `user_id` lets `client_id` have `scope` (the full set, already merged), and
-/// whether to skip asking next time.
-pub fn save_consent(
-    conn: &mut DbConnection,
-    user_id: &str,
-    client_id: &str,
-    scope: &str,
-    remembered: bool,
-    now: NaiveDateTime,
-) -> QueryResult<()> {
+/// What a user lets a client have for one audience.
+pub struct ConsentGrant<'a> {
+    pub user_id: &'a str,
+    pub client_id: &'a str,
+    pub audience: &'a str,
+    /// The full set, already merged with what was granted before.
+    pub scope: &'a str,
+    /// Whether to skip asking next time.
+    pub remembered: bool,
+}
+
+/// Records a consent, replacing the one for the same user, client and audience.
+pub fn save_consent(conn: &mut DbConnection, grant: &ConsentGrant<'_>, now: NaiveDateTime) -> QueryResult<()> {
     let id = uuid::Uuid::new_v4().to_string();
-    let row = NewConsent { id: &id, user_id, client_id, scope, created_at: now, updated_at: now, remembered };
-    let target = (consents::user_id, consents::client_id);
+    let ConsentGrant { user_id, client_id, audience, scope, remembered } = *grant;
+    let row = NewConsent { id: &id, user_id, client_id, scope, created_at: now, updated_at: now, remembered, audience };
+    let target = (consents::user_id, consents::client_id, consents::audience);
     let changes = (consents::scope.eq(scope), consents::updated_at.eq(now), consents::remembered.eq(remembered));
     // MultiConnection has no `on_conflict`; both backends spell the upsert the same way.
     match conn {
@@ -77,6 +92,7 @@ pub fn list_consents_for_user(conn: &mut DbConnection, user_id: &str) -> QueryRe
         .load(conn)
 }
 
+/// Withdraws every consent the user gave the client, whatever API it was for.
 pub fn delete_consent(conn: &mut DbConnection, user_id: &str, client_id: &str) -> QueryResult<usize> {
     diesel::delete(consents::table.filter(consents::user_id.eq(user_id)).filter(consents::client_id.eq(client_id)))
         .execute(conn)

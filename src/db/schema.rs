@@ -131,6 +131,7 @@ diesel::table! {
         consumed_at -> Nullable<Timestamp>,
         access_token_jti -> Nullable<Text>,
         access_token_expires_at -> Nullable<Timestamp>,
+        redirect_uri_given -> Bool,
     }
 }
 
@@ -171,6 +172,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         remembered -> Bool,
+        audience -> Text,
     }
 }
 

@@ -17,6 +17,9 @@ pub struct ConsentView {
     pub user_id: String,
     pub client_id: String,
     pub client_name: String,
+    /// The API the scopes are for, or the issuer for Latchkey itself (empty for consents
+    /// recorded before consent was per API).
+    pub audience: String,
     pub scope: String,
     /// Whether the user asked not to be asked again.
     pub remembered: bool,
@@ -30,6 +33,7 @@ fn view(consent: &Consent, client_name: String) -> ConsentView {
         user_id: consent.user_id.clone(),
         client_id: consent.client_id.clone(),
         client_name,
+        audience: consent.audience.clone(),
         scope: consent.scope.clone(),
         remembered: consent.remembered,
         created_at: super::utc(consent.created_at),

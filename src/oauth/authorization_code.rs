@@ -56,8 +56,15 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
     if code.expires_at <= now {
         return Err(OAuthError::invalid_grant("the authorization code has expired"));
     }
-    if presented.redirect_uri.as_deref().is_some_and(|uri| uri != code.redirect_uri) {
-        return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request"));
+    // RFC 6749 §4.1.3: required if the authorization request carried it, and identical.
+    match presented.redirect_uri.as_deref() {
+        None if code.redirect_uri_given => {
+            return Err(OAuthError::invalid_grant("redirect_uri is required: the authorization request carried one"));
+        }
+        Some(uri) if uri != code.redirect_uri => {
+            return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request"));
+        }
+        _ => {}
     }
     match (code.code_challenge.as_deref(), presented.verifier.as_deref()) {
         (Some(challenge), Some(verifier))

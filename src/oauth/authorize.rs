@@ -18,7 +18,7 @@ use crate::db::DbConnection;
 use crate::db::apis::find_api_by_audience;
 use crate::db::authorization_codes::{NewAuthorizationCode, insert_code};
 use crate::db::clients::{Client, find_client};
-use crate::db::consents::{find_consent, save_consent};
+use crate::db::consents::{ConsentGrant, find_consent, save_consent};
 use crate::db::users::User;
 use crate::domain::{CodeChallenge, GrantType, RedirectUri, ResourceUri, Scopes};
 use crate::error::AppError;
@@ -39,6 +39,8 @@ pub const IDENTITY_SCOPES: &[&str] = &["openid", "profile", "email", "offline_ac
 pub struct AuthorizationRequest {
     pub client: Client,
     pub redirect_uri: RedirectUri,
+    /// Whether the request named `redirect_uri` (the token request must then repeat it).
+    pub redirect_uri_given: bool,
     pub state: Option<String>,
     pub scope: Scopes,
     /// The API the access token is for, or the issuer itself (for userinfo).
@@ -71,6 +73,7 @@ pub fn validate_request(
         return page("The application that sent you here is not registered with this server.");
     };
     let mut registered = client.redirect_uris();
+    let redirect_uri_given = matches!(params.get("redirect_uri"), Ok(Some(_)));
     let redirect_uri = match params.get("redirect_uri") {
         Err(_) => return page("The request repeats redirect_uri."),
         // RFC 9700 §4.1.3: exact string comparison, nothing looser.
@@ -164,6 +167,7 @@ pub fn validate_request(
     Ok(Ok(AuthorizationRequest {
         client,
         redirect_uri,
+        redirect_uri_given,
         state,
         scope,
         audience,
@@ -233,6 +237,7 @@ fn issue_code(
             auth_time: now,
             created_at: now,
             expires_at: now + CODE_LIFETIME,
+            redirect_uri_given: request.redirect_uri_given,
         },
     )?;
     Ok(code)
@@ -317,10 +322,12 @@ async fn validate(
     .await
 }
 
-/// Whether the user already let this client have every requested scope.
+/// Whether the user already let this client have every requested scope, for this API: a
+/// `read` granted for one API is no consent to another API's `read`.
 async fn remembered(state: &AppState, user: &User, request: &AuthorizationRequest) -> Result<bool, AppError> {
-    let (user_id, client_id) = (user.id.clone(), request.client.client_id.clone());
-    let consent = crate::db::run(&state.pool, move |conn| Ok(find_consent(conn, &user_id, &client_id)?)).await?;
+    let (user_id, client_id, audience) = (user.id.clone(), request.client.client_id.clone(), request.audience.clone());
+    let consent =
+        crate::db::run(&state.pool, move |conn| Ok(find_consent(conn, &user_id, &client_id, &audience)?)).await?;
     Ok(consent.is_some_and(|c| c.remembered && request.scope.is_subset(&Scopes::parse(&c.scope).unwrap_or_default())))
 }
 
@@ -418,18 +425,28 @@ pub async fn post_authorize(
                 let (request, user) = (request_for_code, user_for_code);
                 // Every approval is recorded (the account page lists it); the checkbox
                 // decides whether the next request skips the page.
-                let previous = find_consent(conn, &user.id, &request.client.client_id)?;
+                let previous = find_consent(conn, &user.id, &request.client.client_id, &request.audience)?;
                 let mut scopes: Vec<String> = request.scope.iter().map(str::to_owned).collect();
                 if let Some(previous) = previous {
                     scopes.extend(previous.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned));
                 }
                 let merged = Scopes::from_tokens(scopes.iter().map(String::as_str)).unwrap_or_default();
-                let client_id = &request.client.client_id;
-                save_consent(conn, &user.id, client_id, &merged.to_string(), remember, crate::db::now())?;
+                let grant = ConsentGrant {
+                    user_id: &user.id,
+                    client_id: &request.client.client_id,
+                    audience: &request.audience,
+                    scope: &merged.to_string(),
+                    remembered: remember,
+                };
+                save_consent(conn, &grant, crate::db::now())?;
                 let entry = AuditEntry::new(Actor::User(&user.id), "consent.granted", Outcome::Success)
                     .target("client", &request.client.client_id)
                     .from_request(None, Some(&request_id))
-                    .details(serde_json::json!({ "scope": request.scope.to_string(), "remembered": remember }));
+                    .details(serde_json::json!({
+                        "scope": request.scope.to_string(),
+                        "audience": request.audience,
+                        "remembered": remember,
+                    }));
                 audit::record(conn, &entry)?;
                 issue_code(conn, &worker_state, &request, &user)
             })

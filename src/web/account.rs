@@ -13,7 +13,7 @@ use super::pages::{error_page, form_page};
 use super::session::{SESSION_COOKIE, current_user};
 use crate::access::Reach;
 use crate::db::DbConnection;
-use crate::db::consents::{delete_consent, list_consents_for_user};
+use crate::db::consents::{Consent, delete_consent, list_consents_for_user};
 use crate::db::refresh_tokens::revoke_families_of_user_client;
 use crate::db::sessions::list_sessions_for_user;
 use crate::db::users::User;
@@ -140,10 +140,24 @@ async fn render_account(
         ))
     })
     .await?;
-    let apps = consents
+    // One entry per app, whatever APIs its consents are for: access is revoked per app.
+    let mut granted: Vec<(Consent, String, Vec<String>)> = Vec::new();
+    for (consent, client_name) in consents {
+        match granted.iter_mut().find(|(first, _, _)| first.client_id == consent.client_id) {
+            Some((first, _, scopes)) => {
+                scopes.extend(consent.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned));
+                first.created_at = first.created_at.min(consent.created_at);
+            }
+            None => {
+                let scopes = consent.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+                granted.push((consent, client_name, scopes));
+            }
+        }
+    }
+    let apps = granted
         .into_iter()
-        .map(|(consent, client_name)| AppAccess {
-            scopes: scopes_for_people(&Scopes::parse(&consent.scope).unwrap_or_default()),
+        .map(|(consent, client_name, scopes)| AppAccess {
+            scopes: scopes_for_people(&Scopes::from_tokens(scopes.iter().map(String::as_str)).unwrap_or_default()),
             client_id: consent.client_id,
             client_name,
             since: date(consent.created_at),

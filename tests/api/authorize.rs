@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::helpers::{API, Backend, Served, TestApp, post_form, spawn_app, verify_with_jwks};
 use crate::login::{EMAIL, PASSWORD, csrf_token, sign_in};
 
-const CALLBACK: &str = "https://app.example.com/callback";
+pub const CALLBACK: &str = "https://app.example.com/callback";
 
 /// A public client (PKCE, no secret) allowed `openid profile email read write` on [`API`].
 fn public_client(app: &TestApp) -> latchkey::manage::clients::RegisteredClient {
@@ -38,7 +38,7 @@ pub fn register_public_client(
     app.register_client(registration)
 }
 
-fn oauth2_app(
+pub fn oauth2_app(
     app: &impl Served,
     client_id: &str,
 ) -> BasicClient<
@@ -79,17 +79,21 @@ fn consent_form(html: &str, decision: &str, remember: bool) -> Vec<(String, Stri
     fields
 }
 
-fn location(response: &reqwest::Response) -> String {
+pub fn location(response: &reqwest::Response) -> String {
     response.headers()["location"].to_str().unwrap().to_owned()
 }
 
-fn query_param(url: &str, name: &str) -> Option<String> {
+pub fn query_param(url: &str, name: &str) -> Option<String> {
     url::Url::parse(url).unwrap().query_pairs().find(|(n, _)| n == name).map(|(_, v)| v.into_owned())
 }
 
 /// Signs in through the redirect to /login and returns the page the authorization request
 /// then shows (the consent page, or a redirect to the client).
-async fn sign_in_and_authorize(app: &impl Served, browser: &reqwest::Client, authorize_url: &str) -> reqwest::Response {
+pub async fn sign_in_and_authorize(
+    app: &impl Served,
+    browser: &reqwest::Client,
+    authorize_url: &str,
+) -> reqwest::Response {
     let to_login = browser.get(authorize_url).send().await.unwrap();
     assert_eq!(to_login.status(), 303);
     let login = location(&to_login);
@@ -100,7 +104,7 @@ async fn sign_in_and_authorize(app: &impl Served, browser: &reqwest::Client, aut
     browser.get(app.url(&location(&signed_in))).send().await.unwrap()
 }
 
-async fn consent(
+pub async fn consent(
     app: &impl Served,
     browser: &reqwest::Client,
     page: reqwest::Response,

@@ -259,7 +259,83 @@ async fn failing_addresses_cannot_fill_the_audit_log(backend: Backend) {
     assert_eq!(failed_authentications(&app, "api_key.authentication_failed"), 0);
 }
 
+async fn a_code_whose_request_named_its_redirect_uri_needs_it_again(backend: Backend) {
+    // Arrange: codes from requests that named the redirect URI (as the oauth2 crate does).
+    let app = spawn_app(backend).await;
+    app.create_user(EMAIL, PASSWORD);
+    let client = crate::authorize::register_public_client(&app, &["authorization_code"], "read");
+    let (code, verifier) = crate::authorize::obtain_code_for(&app, &client.client_id, &["read"]).await;
+    let form = |code: &str, verifier: &str| {
+        vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("client_id", client.client_id.clone()),
+            ("code", code.to_owned()),
+            ("code_verifier", verifier.to_owned()),
+        ]
+    };
+
+    // Act
+    let without = app.http.post(app.url("/oauth2/token")).form(&form(&code, &verifier)).send().await.unwrap();
+    let (code, verifier) = crate::authorize::obtain_code_for(&app, &client.client_id, &["read"]).await;
+    let mut with = form(&code, &verifier);
+    with.push(("redirect_uri", crate::authorize::CALLBACK.to_owned()));
+    let with = app.http.post(app.url("/oauth2/token")).form(&with).send().await.unwrap();
+
+    // Assert
+    assert_eq!(without.status(), 400);
+    let body: Value = without.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(body["error_description"].as_str().unwrap().contains("redirect_uri is required"), "{body}");
+    assert_eq!(with.status(), 200);
+}
+
+async fn a_remembered_consent_is_for_one_api(backend: Backend) {
+    use crate::authorize::{consent, location, oauth2_app, sign_in_and_authorize};
+    use oauth2::{CsrfToken, PkceCodeChallenge, Scope};
+    // Arrange: one app, two APIs that both define `read`; the person lets the app read the
+    // first and ticks "remember".
+    let app = spawn_app(backend).await;
+    app.create_user(EMAIL, PASSWORD);
+    app.create_api(crate::helpers::API, &["read"], "RS256");
+    app.create_api(SHARED, &["read"], "RS256");
+    let client = app.register_client(latchkey::manage::clients::ClientRegistration {
+        name: "Photo Printer".into(),
+        grant_types: vec!["authorization_code".into()],
+        scopes: vec!["read".into()],
+        audiences: vec![crate::helpers::API.into(), SHARED.into()],
+        redirect_uris: vec![crate::authorize::CALLBACK.into()],
+        public: true,
+        ..Default::default()
+    });
+    let url_for = |resource: &str| {
+        let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+        oauth2_app(&app, &client.client_id)
+            .authorize_url(CsrfToken::new_random)
+            .add_scope(Scope::new("read".into()))
+            .add_extra_param("resource", resource)
+            .set_pkce_challenge(challenge)
+            .url()
+            .0
+            .to_string()
+    };
+    let browser = app.browser();
+    let page = sign_in_and_authorize(&app, &browser, &url_for(crate::helpers::API)).await;
+    consent(&app, &browser, page, "approve", true).await;
+
+    // Act
+    let same_api = browser.get(url_for(crate::helpers::API)).send().await.unwrap();
+    let other_api = browser.get(url_for(SHARED)).send().await.unwrap();
+
+    // Assert
+    assert_eq!(same_api.status(), 303, "remembered for the first API");
+    assert!(location(&same_api).contains("code="));
+    assert_eq!(other_api.status(), 200, "asked again for the second");
+    assert!(other_api.text().await.unwrap().contains("wants to access your account"));
+}
+
 crate::on_both_backends!(
+    a_code_whose_request_named_its_redirect_uri_needs_it_again,
+    a_remembered_consent_is_for_one_api,
     naming_a_client_does_not_spend_its_budget,
     failing_addresses_cannot_fill_the_audit_log,
     a_redirect_uri_is_one_uri_of_a_safe_scheme_everywhere_it_is_registered,
