@@ -145,6 +145,21 @@ pub fn revoke_api_key(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> Q
     .map(|n| n == 1)
 }
 
+/// Tenant-owner keys that work now, other than `except`.
+pub fn count_live_tenant_owner_keys(
+    conn: &mut DbConnection,
+    except: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<i64> {
+    api_keys::table
+        .filter(api_keys::kind.eq("tenant_owner"))
+        .filter(api_keys::id.ne(except.unwrap_or("")))
+        .filter(api_keys::revoked_at.is_null().or(api_keys::revoked_at.gt(now)))
+        .filter(api_keys::expires_at.is_null().or(api_keys::expires_at.gt(now)))
+        .count()
+        .get_result(conn)
+}
+
 /// The permissions of service accounts, by id.
 pub fn service_account_permissions(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<(String, String)>> {
     service_accounts::table

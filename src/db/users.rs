@@ -97,6 +97,16 @@ pub fn list_users(conn: &mut DbConnection, include_deleted: bool) -> QueryResult
     query.load(conn)
 }
 
+/// Active owners other than `except`: people who can sign in and reach everything.
+pub fn count_active_owners(conn: &mut DbConnection, except: Option<&str>) -> QueryResult<i64> {
+    users::table
+        .filter(users::role.eq(ROLE_OWNER))
+        .filter(users::status.eq(STATUS_ACTIVE))
+        .filter(users::id.ne(except.unwrap_or("")))
+        .count()
+        .get_result(conn)
+}
+
 pub fn set_user_status(conn: &mut DbConnection, id: &str, status: &str, now: NaiveDateTime) -> QueryResult<usize> {
     let deleted_at = (status == STATUS_DELETED).then_some(now);
     diesel::update(users::table.find(id))

@@ -278,6 +278,10 @@ pub fn create_key(
         return Err(bad("service_account_id is for service keys"));
     }
     may_issue(caller, kind, user.as_deref(), team, &permissions)?;
+    // A tier raises or lowers what a key may spend: the operators' call, not the holder's.
+    if request.tier.is_some() && !caller.reach.can(Resource::ApiKeys, Action::Admin) {
+        return Err(forbidden("only a tenant owner or a key with api_keys:admin sets a rate-limit tier"));
+    }
     if let Some((team, _)) = team {
         super::clients::existing_team(conn, Some(team))?;
     }
@@ -482,6 +486,9 @@ pub fn rotate_key(
 pub fn delete_key(conn: &mut DbConnection, caller: &Caller<'_>, id: &str) -> Result<(), AppError> {
     let key = key_for(conn, caller, id, Action::Delete)?;
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
+        if key.kind == ApiKeyKind::TenantOwner.as_str() {
+            super::ensure_an_owner_remains(conn, Some(&key.id), None)?;
+        }
         revoke_api_key(conn, &key.id, crate::db::now())?;
         audit::record(conn, &caller.audit.change("api_key.deleted").target("api_key", &key.id))?;
         Ok(())

@@ -73,6 +73,29 @@ impl Caller<'_> {
     }
 }
 
+/// Refuses a change that would leave the tenant with no owner credential at all: no
+/// tenant-owner key that works and no active owner user, other than the ones going away.
+/// Nobody could then manage the tenant (or undo the change) through the API or the pages.
+/// Call it inside the change's write transaction.
+pub(crate) fn ensure_an_owner_remains(
+    conn: &mut crate::db::DbConnection,
+    leaving_key: Option<&str>,
+    leaving_user: Option<&str>,
+) -> Result<(), AppError> {
+    let now = crate::db::now();
+    let keys = crate::db::api_keys::count_live_tenant_owner_keys(conn, leaving_key, now)?;
+    let owners = crate::db::users::count_active_owners(conn, leaving_user)?;
+    if keys + owners > 0 {
+        return Ok(());
+    }
+    Err(AppError::Conflict(
+        "this is the tenant's last owner credential: without it nobody could manage the tenant. Make \
+         another owner user, or a tenant-owner key (`latchkey api-key create --kind tenant-owner --name \
+         NAME` on the server always can), then try again"
+            .into(),
+    ))
+}
+
 /// A name as people give it: trimmed, 1 to 200 characters.
 pub(crate) fn clean_name(name: &str, what: &str) -> Result<String, AppError> {
     let name = name.trim();

@@ -243,6 +243,9 @@ pub fn update_user(
         caller.require_owner("change an owner's role")?;
     }
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
+        if role != user.role && user.role == ROLE_OWNER && user.status == STATUS_ACTIVE {
+            super::ensure_an_owner_remains(conn, None, Some(id))?;
+        }
         update_user_profile(conn, id, name, role, crate::db::now())?;
         audit::record(
             conn,
@@ -288,6 +291,9 @@ pub fn change_lifecycle(
         }
     };
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
+        if user.role == ROLE_OWNER && user.status == STATUS_ACTIVE && status != STATUS_ACTIVE {
+            super::ensure_an_owner_remains(conn, None, Some(id))?;
+        }
         let now = crate::db::now();
         set_user_status(conn, id, status, now)?;
         if status != STATUS_ACTIVE {

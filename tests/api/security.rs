@@ -333,7 +333,64 @@ async fn a_remembered_consent_is_for_one_api(backend: Backend) {
     assert!(other_api.text().await.unwrap().contains("wants to access your account"));
 }
 
+async fn only_operators_set_a_rate_limit_tier(backend: Backend) {
+    // Arrange: a member with a personal key, and the owner.
+    let app = spawn_app(backend).await;
+    let owner = app.owner_key();
+    app.create_user(EMAIL, PASSWORD);
+    let member = app.personal_key_from_account_page(EMAIL, PASSWORD).await;
+    let key = |tier: &str| json!({ "kind": "personal", "name": "mine", "tier": tier });
+
+    // Act
+    let own_upgrade = app.api("POST", "/api-keys", &member, Some(key("enterprise"))).await;
+    let untiered = app.api("POST", "/api-keys", &member, Some(json!({ "kind": "personal", "name": "mine" }))).await;
+    let by_owner = app
+        .api(
+            "POST",
+            "/api-keys",
+            &owner,
+            Some(json!({ "kind": "restricted", "name": "r", "permissions": ["read"], "tier": "enterprise" })),
+        )
+        .await;
+
+    // Assert
+    assert_eq!(own_upgrade.0, 403, "{}", own_upgrade.1);
+    assert!(own_upgrade.1["message"].as_str().unwrap().contains("tier"));
+    assert_eq!(untiered.0, 201, "{}", untiered.1);
+    assert_eq!(by_owner.0, 201, "{}", by_owner.1);
+    assert_eq!(by_owner.1["tier"], "enterprise");
+}
+
+async fn the_last_owner_credential_cannot_delete_itself(backend: Backend) {
+    // Arrange: the bootstrap key is the tenant's only owner credential.
+    let app = spawn_app(backend).await;
+    let bootstrap = app.owner_key();
+    let id = crate::management::ok(&app, "GET", "/api-keys/current", &bootstrap, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Act
+    let alone = app.api("DELETE", &format!("/api-keys/{id}"), &bootstrap, None).await;
+    let second = app.owner_key();
+    let with_another = app.api("DELETE", &format!("/api-keys/{id}"), &second, None).await;
+
+    // Assert
+    assert_eq!(alone.0, 409, "{}", alone.1);
+    assert!(alone.1["message"].as_str().unwrap().contains("latchkey api-key create --kind tenant-owner"));
+    assert_eq!(with_another.0, 204, "{}", with_another.1);
+    let last =
+        crate::management::ok(&app, "GET", "/api-keys/current", &second, None).await["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.api("DELETE", &format!("/api-keys/{last}"), &second, None).await.0,
+        409,
+        "the second is now the last"
+    );
+}
+
 crate::on_both_backends!(
+    only_operators_set_a_rate_limit_tier,
+    the_last_owner_credential_cannot_delete_itself,
     a_code_whose_request_named_its_redirect_uri_needs_it_again,
     a_remembered_consent_is_for_one_api,
     naming_a_client_does_not_spend_its_budget,
