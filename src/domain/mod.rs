@@ -1,14 +1,18 @@
 //! Values parsed once at the edge and trusted afterwards.
 
+mod email;
 mod grant_type;
 mod issuer;
+mod name;
 mod pkce;
 mod return_to;
 mod scopes;
 mod uri;
 
+pub use email::{Email, EmailError};
 pub use grant_type::GrantType;
 pub use issuer::Issuer;
+pub use name::{DisplayName, MAX_NAME_CHARS, NameError};
 pub use pkce::{CodeChallenge, PkceError};
 pub use return_to::ReturnTo;
 pub use scopes::{ScopeError, Scopes};

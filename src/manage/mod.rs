@@ -96,11 +96,10 @@ pub(crate) fn ensure_an_owner_remains(
     ))
 }
 
-/// A name as people give it: trimmed, 1 to 200 characters.
+/// A name as people give it ([`DisplayName`](crate::domain::DisplayName): trimmed, 1 to 200
+/// characters, nothing invisible or direction-changing).
 pub(crate) fn clean_name(name: &str, what: &str) -> Result<String, AppError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(AppError::BadRequest(format!("the {what} name must be 1 to 200 characters")));
-    }
-    Ok(name.to_owned())
+    crate::domain::DisplayName::parse(name)
+        .map(crate::domain::DisplayName::into_string)
+        .map_err(|e| AppError::BadRequest(format!("the {what} name {e}")))
 }

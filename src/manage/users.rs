@@ -19,7 +19,7 @@ use crate::db::users::{
     accept_invitation, find_user, find_user_by_email, find_user_by_invitation, insert_user,
     list_users as db_list_users, set_user_status, update_user_profile,
 };
-use crate::domain::Issuer;
+use crate::domain::{DisplayName, Email, Issuer};
 use crate::error::AppError;
 use crate::passwords::PasswordHash;
 
@@ -60,23 +60,20 @@ impl From<&User> for UserView {
 
 pub type RegisteredUser = UserView;
 
-/// Emails are compared case-insensitively, so they are stored lower-cased and trimmed.
-/// The check is deliberately loose (one `@`, something on each side, no spaces): the
-/// only real test of an address is mail reaching it.
+/// The form an email is stored, looked up and compared in ([`Email`]): two addresses that
+/// look the same are one, and one that could pass for another is refused.
 pub fn normalize_email(email: &str) -> Result<String, AppError> {
-    let email = email.trim().to_lowercase();
-    let valid = email.len() <= 254
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
-    if valid { Ok(email) } else { Err(AppError::BadRequest(format!("`{email}` is not an email address"))) }
+    Email::parse(email).map(Email::into_string).map_err(|e| AppError::BadRequest(e.to_string()))
 }
 
-fn clean_display_name(name: Option<&str>) -> Result<Option<&str>, AppError> {
-    let name = name.map(str::trim).filter(|n| !n.is_empty());
-    if name.is_some_and(|n| n.chars().count() > 200) {
-        return Err(AppError::BadRequest("the name must be at most 200 characters".into()));
+/// A person's name: optional; when given, a [`DisplayName`].
+fn clean_display_name(name: Option<&str>) -> Result<Option<String>, AppError> {
+    match name.map(str::trim).filter(|n| !n.is_empty()) {
+        None => Ok(None),
+        Some(name) => DisplayName::parse(name)
+            .map(|name| Some(name.into_string()))
+            .map_err(|e| AppError::BadRequest(format!("the name {e}"))),
     }
-    Ok(name)
 }
 
 /// The role asked for, if the caller may hand it out.
@@ -140,8 +137,13 @@ pub fn register_user(
     let email = normalize_email(&registration.email)?;
     let name = clean_display_name(registration.name.as_deref())?;
     let role = role_to_grant(caller, registration.role.as_deref())?;
-    let row =
-        NewUserRow { email: &email, name, role, password_hash: Some(registration.password.as_str()), invitation: None };
+    let row = NewUserRow {
+        email: &email,
+        name: name.as_deref(),
+        role,
+        password_hash: Some(registration.password.as_str()),
+        invitation: None,
+    };
     insert_new_user(conn, caller, row).map(|user| UserView::from(&user))
 }
 
@@ -188,8 +190,13 @@ pub fn invite_user(
     let token = random_token::<32>();
     let hash = hasher.hash(&token);
     let expires_at = crate::db::now() + INVITATION_LIFETIME;
-    let row =
-        NewUserRow { email: &email, name, role, password_hash: None, invitation: Some((hash.as_str(), expires_at)) };
+    let row = NewUserRow {
+        email: &email,
+        name: name.as_deref(),
+        role,
+        password_hash: None,
+        invitation: Some((hash.as_str(), expires_at)),
+    };
     let user = insert_new_user(conn, caller, row)?;
     Ok(InvitedUser {
         user: UserView::from(&user),
@@ -233,7 +240,7 @@ pub fn update_user(
     let user = user_for(conn, caller, id, Action::Write)?;
     let name = match update.name.as_deref() {
         Some(name) => clean_display_name(Some(name))?,
-        None => user.name.as_deref(),
+        None => user.name.clone(),
     };
     let role = match update.role.as_deref() {
         Some(role) if role != user.role => role_to_grant(caller, Some(role))?,
@@ -246,7 +253,7 @@ pub fn update_user(
         if role != user.role && user.role == ROLE_OWNER && user.status == STATUS_ACTIVE {
             super::ensure_an_owner_remains(conn, None, Some(id))?;
         }
-        update_user_profile(conn, id, name, role, crate::db::now())?;
+        update_user_profile(conn, id, name.as_deref(), role, crate::db::now())?;
         audit::record(
             conn,
             &caller.audit.change("user.updated").target("user", id).details(serde_json::json!({ "role": role })),
@@ -348,9 +355,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn emails_are_trimmed_lower_cased_and_loosely_checked() {
+    fn emails_are_normalised_and_look_alikes_refused() {
         assert_eq!(normalize_email("  Ada@Example.COM ").unwrap(), "ada@example.com");
-        for bad in ["", "ada", "@example.com", "ada@", "a da@example.com", "a@b@c"] {
+        assert_eq!(normalize_email("ＡＤＡ@example.com").unwrap(), "ada@example.com");
+        for bad in ["", "ada", "@example.com", "ada@", "a da@example.com", "a@b@c", "\u{0430}da@example.com"] {
             assert!(normalize_email(bad).is_err(), "{bad:?}");
         }
     }

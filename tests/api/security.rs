@@ -388,7 +388,61 @@ async fn the_last_owner_credential_cannot_delete_itself(backend: Backend) {
     );
 }
 
+async fn look_alike_emails_are_one_user_or_none(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = app.owner_key();
+    let create = |email: &str| json!({ "email": email, "password": "a long enough password" });
+    let (status, ada) = app.api("POST", "/users", &owner, Some(create("ada@example.com"))).await;
+    assert_eq!(status, 201, "{ada}");
+
+    let full_width = app.api("POST", "/users", &owner, Some(create("ＡＤＡ@ｅｘａｍｐｌｅ.ｃｏｍ"))).await;
+    let cyrillic = app.api("POST", "/users", &owner, Some(create("\u{0430}da@example.com"))).await;
+    let invisible = app.api("POST", "/users", &owner, Some(create("ad\u{200B}a@example.com"))).await;
+    let invited = app.api("POST", "/users/invitations", &owner, Some(json!({ "email": "Ada@Example.com" }))).await;
+
+    assert_eq!(full_width.0, 409, "the same address: {}", full_width.1);
+    assert_eq!(cyrillic.0, 400, "{}", cyrillic.1);
+    assert_eq!(invisible.0, 400, "{}", invisible.1);
+    assert_eq!(invited.0, 409, "{}", invited.1);
+}
+
+async fn names_cannot_hide_or_reverse_text(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = app.owner_key();
+    let spoof = "evil\u{202E}gnp.exe";
+
+    let client = app
+        .api("POST", "/clients", &owner, Some(json!({ "name": spoof, "grant_types": ["client_credentials"] })))
+        .await;
+    let team = app.api("POST", "/teams", &owner, Some(json!({ "name": "ops\u{200B}" }))).await;
+    let key = app
+        .api(
+            "POST",
+            "/api-keys",
+            &owner,
+            Some(json!({ "kind": "restricted", "name": "a\u{2066}b", "permissions": ["read"] })),
+        )
+        .await;
+    let user = app
+        .api(
+            "POST",
+            "/users",
+            &owner,
+            Some(json!({ "email": "bo@example.com", "name": "Bo\u{0007}", "password": "a long enough password" })),
+        )
+        .await;
+    let emoji = app.api("POST", "/teams", &owner, Some(json!({ "name": "Dev 👩\u{200D}💻" }))).await;
+
+    for (what, (status, body)) in [("client", client), ("team", team), ("key", key), ("user", user)] {
+        assert_eq!(status, 400, "{what}: {body}");
+        assert!(body["message"].as_str().unwrap().contains("invisible"), "{what}: {body}");
+    }
+    assert_eq!(emoji.0, 201, "emoji stay welcome: {}", emoji.1);
+}
+
 crate::on_both_backends!(
+    look_alike_emails_are_one_user_or_none,
+    names_cannot_hide_or_reverse_text,
     only_operators_set_a_rate_limit_tier,
     the_last_owner_credential_cannot_delete_itself,
     a_code_whose_request_named_its_redirect_uri_needs_it_again,
