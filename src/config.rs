@@ -34,7 +34,7 @@ const KEYS: &[&str] = &[
 ];
 
 /// The configuration as written by the operator, before validation.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSettings {
     database_url: String,
@@ -211,8 +211,20 @@ impl Settings {
             "test" => Environment::Test,
             other => return Err(invalid("environment", format!("`{other}` is neither `live` nor `test`"))),
         };
-        if let Some(key) = &raw.master_key {
-            crate::crypto::MasterKey::parse(key).map_err(|e| invalid("master_key", e.to_string()))?;
+        match &raw.master_key {
+            Some(key) => {
+                crate::crypto::MasterKey::parse(key).map_err(|e| invalid("master_key", e.to_string()))?;
+            }
+            // The development key sits in a file beside the process: whoever reads it can
+            // forge every token. Fine for trying Latchkey out, never for live keys.
+            None if environment == Environment::Live => {
+                return Err(invalid(
+                    "master_key",
+                    "is required when environment is `live`; the development key is for trying Latchkey out \
+                     (set LATCHKEY_MASTER_KEY, e.g. from `openssl rand -base64 32`)",
+                ));
+            }
+            None => {}
         }
         if !(60..=86_400).contains(&raw.access_token_ttl_secs) {
             return Err(invalid("access_token_ttl_secs", "must be between 60 and 86400 seconds"));
@@ -318,6 +330,15 @@ mod tests {
         assert_eq!(settings.environment, Environment::Test);
         assert_eq!(settings.rate_limit_per_hour, 10_000);
         assert_eq!(settings.rate_limit_burst, 200);
+    }
+
+    #[test]
+    fn live_keys_need_a_real_master_key() {
+        let live = RawSettings { environment: "live".into(), ..RawSettings::default() };
+        let error = Settings::validate(live.clone()).unwrap_err().to_string();
+        assert!(error.contains("master_key"), "{error}");
+        let configured = RawSettings { master_key: Some(crate::crypto::MasterKey::generate().encode()), ..live };
+        assert!(Settings::validate(configured).is_ok());
     }
 
     #[test]

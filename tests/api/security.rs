@@ -440,6 +440,28 @@ async fn names_cannot_hide_or_reverse_text(backend: Backend) {
     assert_eq!(emoji.0, 201, "emoji stay welcome: {}", emoji.1);
 }
 
+/// A live deployment on the development master key: refused at start, with exit code 2.
+#[tokio::test]
+async fn a_live_deployment_will_not_start_on_the_development_master_key() {
+    let db = TestDb::new(&Backend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let binary = std::env::var("LATCHKEY_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_latchkey").to_owned());
+
+    let output = std::process::Command::new(binary)
+        .current_dir(dir.path())
+        .env_remove("LATCHKEY_MASTER_KEY")
+        .env("LATCHKEY_ENVIRONMENT", "live")
+        .env("LATCHKEY_DATABASE_URL", db.url())
+        .arg("migrate")
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("master_key") && stderr.contains("live"), "{stderr}");
+    assert!(!dir.path().join(latchkey::crypto::DEV_MASTER_KEY_FILE).exists(), "no development key was made");
+}
+
 crate::on_both_backends!(
     look_alike_emails_are_one_user_or_none,
     names_cannot_hide_or_reverse_text,
