@@ -26,13 +26,61 @@ pub fn current_request_id() -> String {
 
 /// Installs the global subscriber; `RUST_LOG` overrides the default level.
 pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    // A second call (tests start many servers) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let output = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let output = match format {
+        LogFormat::Text => output.boxed(),
+        LogFormat::Json => output.json().flatten_event(true).boxed(),
     };
+    let not_http_errors = tracing_subscriber::filter::filter_fn(|metadata| !is_http_error(metadata));
+    // A second call (tests start many servers) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(output.with_filter(not_http_errors))
+        .with(HttpErrorLevels)
+        .try_init();
+}
+
+/// actix-http's own ERROR lines, which [`HttpErrorLevels`] logs again at a fitting level.
+fn is_http_error(metadata: &tracing::Metadata<'_>) -> bool {
+    *metadata.level() == tracing::Level::ERROR && metadata.target().starts_with("actix_http::")
+}
+
+/// actix-http logs a request it cannot parse ("stream error: …", a malformed request line,
+/// a bad header) at ERROR. Anyone can send one, so those lines would page operators for
+/// nothing: they are logged again here at INFO, and actix-http's other ERROR lines (a
+/// response body that failed mid-way, a client that vanished) at WARN, with the request's
+/// span where there is one.
+struct HttpErrorLevels;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for HttpErrorLevels {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if !is_http_error(event.metadata()) {
+            return;
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        if message.0.starts_with("stream error") {
+            tracing::info!(target: "latchkey::http", error = %message.0, "a client sent a request that could not be parsed");
+        } else {
+            tracing::warn!(target: "latchkey::http", error = %message.0, "the HTTP layer reported a failure");
+        }
+    }
+}
+
+/// The `message` field of an event.
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
 }
 
 /// An id the load balancer set is kept so that logs join up; anything else is replaced.

@@ -462,6 +462,51 @@ async fn a_live_deployment_will_not_start_on_the_development_master_key() {
     assert!(!dir.path().join(latchkey::crypto::DEV_MASTER_KEY_FILE).exists(), "no development key was made");
 }
 
+/// Anyone can send bytes that are not HTTP; that must not write ERROR lines an operator is
+/// paged for.
+#[tokio::test]
+async fn malformed_requests_are_not_logged_as_errors() {
+    use std::io::{Read, Write};
+    // Arrange: the binary, logging at info to a file.
+    let db = TestDb::new(&Backend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let port = crate::process::free_port();
+    let binary = std::env::var("LATCHKEY_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_latchkey").to_owned());
+    let mut server = std::process::Command::new(binary)
+        .current_dir(dir.path())
+        .env("LATCHKEY_DATABASE_URL", db.url())
+        .env("LATCHKEY_MASTER_KEY", latchkey::crypto::MasterKey::generate().encode())
+        .env("LATCHKEY_BIND", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let connect = || loop {
+        if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            break stream;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+
+    // Act: a request line that is not HTTP, and a header that is not a header.
+    for garbage in ["GARBAGE\r\n\r\n", "GET / HTTP/1.1\r\nbad header line\r\n\r\n"] {
+        let mut stream = connect();
+        stream.write_all(garbage.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // Assert
+    let written = std::fs::read_to_string(&log).unwrap();
+    assert!(!written.contains("ERROR"), "{written}");
+    assert!(written.contains("a client sent a request that could not be parsed"), "{written}");
+}
+
 crate::on_both_backends!(
     look_alike_emails_are_one_user_or_none,
     names_cannot_hide_or_reverse_text,
