@@ -26,6 +26,8 @@ const KEYS: &[&str] = &[
     "master_key",
     "rate_limit_per_hour",
     "rate_limit_burst",
+    "failed_auth_per_hour",
+    "failed_auth_burst",
     "redis_url",
     "access_token_ttl_secs",
     "key_refresh_secs",
@@ -45,6 +47,8 @@ struct RawSettings {
     master_key: Option<String>,
     rate_limit_per_hour: u64,
     rate_limit_burst: u64,
+    failed_auth_per_hour: u64,
+    failed_auth_burst: u64,
     redis_url: Option<String>,
     access_token_ttl_secs: i64,
     key_refresh_secs: u64,
@@ -63,6 +67,8 @@ impl Default for RawSettings {
             master_key: None,
             rate_limit_per_hour: 10_000,
             rate_limit_burst: 200,
+            failed_auth_per_hour: 300,
+            failed_auth_burst: 30,
             redis_url: None,
             access_token_ttl_secs: 3600,
             key_refresh_secs: 30,
@@ -178,6 +184,10 @@ pub struct Settings {
     pub master_key: Option<SecretString>,
     pub rate_limit_per_hour: u64,
     pub rate_limit_burst: u64,
+    /// Failed authentications (client secrets, API keys) one caller address may make: the
+    /// steady rate, and the burst above it.
+    pub failed_auth_per_hour: u64,
+    pub failed_auth_burst: u64,
     pub redis_url: Option<SecretString>,
     pub access_token_ttl_secs: i64,
     pub key_refresh_secs: u64,
@@ -232,6 +242,12 @@ impl Settings {
         if raw.key_refresh_secs == 0 || raw.key_refresh_secs > 3600 {
             return Err(invalid("key_refresh_secs", "must be between 1 and 3600 seconds"));
         }
+        if raw.failed_auth_per_hour == 0 || raw.failed_auth_burst == 0 {
+            return Err(invalid(
+                if raw.failed_auth_burst == 0 { "failed_auth_burst" } else { "failed_auth_per_hour" },
+                "must be at least 1",
+            ));
+        }
         if raw.workers == Some(0) {
             return Err(invalid("workers", "must be at least 1"));
         }
@@ -249,6 +265,8 @@ impl Settings {
             master_key: raw.master_key.map(SecretString::from),
             rate_limit_per_hour: raw.rate_limit_per_hour,
             rate_limit_burst: raw.rate_limit_burst,
+            failed_auth_per_hour: raw.failed_auth_per_hour,
+            failed_auth_burst: raw.failed_auth_burst,
             redis_url: raw.redis_url.map(SecretString::from),
             access_token_ttl_secs: raw.access_token_ttl_secs,
             key_refresh_secs: raw.key_refresh_secs,
@@ -268,6 +286,8 @@ impl Settings {
             master_key: Some(SecretString::from(crate::crypto::MasterKey::generate().encode())),
             rate_limit_per_hour: 10_000,
             rate_limit_burst: 200,
+            failed_auth_per_hour: 300,
+            failed_auth_burst: 30,
             redis_url: None,
             access_token_ttl_secs: 3600,
             key_refresh_secs: 30,

@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Settings;
+
 /// A key's service tier: its hourly quota and burst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -53,8 +55,19 @@ const MICROS_PER_SECOND: i64 = 1_000_000;
 impl Limits {
     /// The deployment's limits for a key without a tier and for clients
     /// (`LATCHKEY_RATE_LIMIT_PER_HOUR`, `LATCHKEY_RATE_LIMIT_BURST`).
-    pub fn configured(settings: &crate::config::Settings) -> Self {
+    pub fn configured(settings: &Settings) -> Self {
         Self { per_hour: Some(settings.rate_limit_per_hour), burst: settings.rate_limit_burst }
+    }
+
+    /// What failed authentications (client secrets, API keys) from one address may cost:
+    /// by default 30 at once, then one every 12 seconds. Plenty for a misconfigured
+    /// deployment to notice its error, too few for guessing, and a bound on the audit rows
+    /// one address can write. Never looser than the deployment's own limits.
+    pub fn failed_authentications(settings: &Settings) -> Self {
+        Self {
+            per_hour: Some(settings.failed_auth_per_hour.min(settings.rate_limit_per_hour)),
+            burst: settings.failed_auth_burst.min(settings.rate_limit_burst),
+        }
     }
 
     pub fn of_tier(tier: Tier) -> Self {
@@ -88,23 +101,6 @@ impl Limits {
     }
 }
 
-/// At most this many failed authentications (client secrets, API keys) from one address at
-/// once, then one every 12 seconds: plenty for a misconfigured deployment to notice its
-/// error, too few for guessing, and a bound on the audit rows one address can write.
-const FAILED_AUTHENTICATIONS: Limits = Limits { per_hour: Some(300), burst: 30 };
-
-/// What failed authentications from one address may cost: [`FAILED_AUTHENTICATIONS`], or
-/// the deployment's own limits where those are tighter.
-pub fn failure_limits(defaults: Limits) -> Limits {
-    Limits {
-        per_hour: match (FAILED_AUTHENTICATIONS.per_hour, defaults.per_hour) {
-            (Some(failures), Some(configured)) => Some(failures.min(configured)),
-            (failures, _) => failures,
-        },
-        burst: FAILED_AUTHENTICATIONS.burst.min(defaults.burst),
-    }
-}
-
 /// Who a caller is, for limits by address: its IP, or for IPv6 its /64, the block one
 /// subscriber is usually given, so that rotating addresses within it buys nothing.
 pub fn caller_address(ip: Option<std::net::IpAddr>) -> String {
@@ -130,9 +126,9 @@ pub struct FailureBudget<'a> {
 }
 
 impl<'a> FailureBudget<'a> {
-    /// The budget of `ip`, under `defaults` (the deployment's limits) at most.
-    pub fn of(limiter: &'a RateLimiter, ip: Option<std::net::IpAddr>, defaults: Limits) -> Self {
-        Self { limiter, subject: format!("failures:{}", caller_address(ip)), limits: failure_limits(defaults) }
+    /// The budget of `ip`, under `limits` (see [`Limits::failed_authentications`]).
+    pub fn of(limiter: &'a RateLimiter, ip: Option<std::net::IpAddr>, limits: Limits) -> Self {
+        Self { limiter, subject: format!("failures:{}", caller_address(ip)), limits }
     }
 
     /// Whether the address may try now, counting nothing.
@@ -442,10 +438,12 @@ mod tests {
 
     #[test]
     fn failure_limits_are_never_looser_than_the_deployments() {
-        let generous = Limits { per_hour: Some(10_000), burst: 200 };
-        assert_eq!(failure_limits(generous), FAILED_AUTHENTICATIONS);
-        let tight = Limits { per_hour: Some(60), burst: 3 };
-        assert_eq!(failure_limits(tight), tight);
+        let mut settings = Settings::for_tests(crate::config::DatabaseTarget::parse("sqlite://x.db").unwrap());
+        assert_eq!(Limits::failed_authentications(&settings), Limits { per_hour: Some(300), burst: 30 });
+        (settings.rate_limit_per_hour, settings.rate_limit_burst) = (60, 3);
+        assert_eq!(Limits::failed_authentications(&settings), Limits { per_hour: Some(60), burst: 3 });
+        (settings.failed_auth_per_hour, settings.failed_auth_burst) = (10, 2);
+        assert_eq!(Limits::failed_authentications(&settings), Limits { per_hour: Some(10), burst: 2 });
     }
 
     #[test]

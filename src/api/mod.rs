@@ -56,6 +56,35 @@ async fn rate_limit_headers(
     Ok(response)
 }
 
+/// A JSON body, which must be an object. (serde reads a struct from an array too, by field
+/// order, so `["Ada", null]` would otherwise pass for `{"name": "Ada", "role": null}`:
+/// nothing the document describes, and nothing a client means.)
+pub(crate) struct Body<T>(pub T);
+
+impl<T> Body<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+/// The fields of an object, as the body's type reads them.
+fn from_object<T: serde::de::DeserializeOwned>(
+    object: serde_json::Map<String, serde_json::Value>,
+) -> Result<T, actix_web::Error> {
+    serde_json::from_value(serde_json::Value::Object(object))
+        .map_err(|e| input_error(format!("the request body is not valid: {e}")))
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for Body<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let object = web::Json::<serde_json::Map<String, serde_json::Value>>::from_request(req, payload);
+        Box::pin(async move { from_object(object.await?.into_inner()).map(Self) })
+    }
+}
+
 /// A JSON body that may be left out. No body, or `null`, means `None`; a body that does not
 /// parse is refused like any other. (actix's `Option<Json<T>>` takes a bad body for an absent
 /// one, so a typo such as `{"grace_period": 3600}` would silently mean "no grace period".)
@@ -72,8 +101,8 @@ impl<T: serde::de::DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
         if declared_length == Some(0) || (declared_length.is_none() && !chunked) {
             return Box::pin(async { Ok(Self(None)) });
         }
-        let json = web::Json::<Option<T>>::from_request(req, payload);
-        Box::pin(async move { Ok(Self(json.await?.into_inner())) })
+        let object = web::Json::<Option<serde_json::Map<String, serde_json::Value>>>::from_request(req, payload);
+        Box::pin(async move { object.await?.into_inner().map(from_object).transpose().map(Self) })
     }
 }
 

@@ -27,6 +27,30 @@ impl Modify for ApiKeySecurity {
     }
 }
 
+/// What any operation may answer whatever it does: 401 without a good key, and 429 past a
+/// rate limit or, for a refused key, past the address's failed authentications.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Ref, RefOr, ResponseBuilder, content::ContentBuilder};
+        let error = |description: &str| {
+            let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+            RefOr::T(ResponseBuilder::new().description(description).content("application/json", body).build())
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses.entry("401".into()).or_insert_with(|| error("missing, invalid or expired key"));
+                responses.entry("429".into()).or_insert_with(|| {
+                    error("rate limit exceeded, or too many refused keys from this address; see Retry-After")
+                });
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -35,7 +59,7 @@ impl Modify for ApiKeySecurity {
             Errors are `{\"error\", \"message\", \"request_id\"}`; responses carry X-RateLimit-Limit, \
             X-RateLimit-Remaining, X-RateLimit-Reset and X-RateLimit-Policy."
     ),
-    modifiers(&ApiKeySecurity),
+    modifiers(&ApiKeySecurity, &CommonResponses),
     security(("bearer" = []), ("user_token" = [])),
     paths(
         super::current::get_current_api_key,

@@ -8,9 +8,10 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::{OptionalJson, call};
+use super::{Body, OptionalJson, call};
 use crate::access::TeamRole;
 use crate::apikeys::extractor::ApiKeyAuth;
+use crate::domain::{DisplayName, GrantType, OptionalDisplayName, Scopes};
 use crate::error::{AppError, ErrorBody};
 use crate::manage::api_keys::{ApiKeyView, CreatedApiKey};
 use crate::manage::apis::{ApiRegistration, ApiSigning, ApiUpdate};
@@ -49,7 +50,7 @@ fn no_content(_: ()) -> HttpResponse {
 #[serde(deny_unknown_fields)]
 struct Rotation {
     /// 0 (the old one stops at once) to 604800 (7 days).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::whole_number")]
     #[schema(minimum = 0, maximum = 604_800)]
     grace_period_secs: i64,
 }
@@ -67,12 +68,13 @@ impl Rotation {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewClient {
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(value_type = DisplayName)]
     name: String,
     team_id: Option<String>,
-    #[schema(min_items = 1)]
+    #[schema(min_items = 1, value_type = Vec<GrantType>)]
     grant_types: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Vec<Scopes>)]
     scopes: Vec<String>,
     #[serde(default)]
     audiences: Vec<String>,
@@ -83,12 +85,14 @@ struct NewClient {
     /// A public client (a browser or native app) has no secret and must use PKCE.
     #[serde(default)]
     public: bool,
-    /// `client_secret_basic` (default) or `client_secret_post`, for a confidential client.
+    /// `client_secret_basic` (default) or `client_secret_post` for a confidential client;
+    /// `none` for a public one.
+    #[schema(pattern = "^(client_secret_basic|client_secret_post|none)$")]
     token_endpoint_auth_method: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/clients", tag = "clients", summary = "Register a client; the secret is in this answer only", request_body = NewClient, responses((status = 201, body = RegisteredClient), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
-async fn create_client(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: web::Json<NewClient>) -> Reply {
+async fn create_client(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<NewClient>) -> Reply {
     let body = body.into_inner();
     let registration = ClientRegistration {
         name: body.name,
@@ -125,7 +129,7 @@ async fn update_client(
     state: Data,
     auth: ApiKeyAuth,
     id: web::Path<String>,
-    body: web::Json<ClientUpdate>,
+    body: Body<ClientUpdate>,
 ) -> Reply {
     let update = body.into_inner();
     let client =
@@ -159,23 +163,25 @@ async fn rotate_client_secret(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewApi {
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(value_type = Option<DisplayName>)]
     name: Option<String>,
     team_id: Option<String>,
     /// An absolute URI, conventionally the API's base URL.
     #[schema(format = "uri")]
     audience: String,
     #[serde(default)]
+    #[schema(value_type = Vec<Scopes>)]
     scopes: Vec<String>,
     /// RS256 (default), ES256, EdDSA, or HS256 with a secret shared with this API.
     #[schema(pattern = "^(RS256|ES256|EdDSA|HS256)$")]
     signing_alg: Option<String>,
+    #[serde(default, deserialize_with = "crate::domain::optional_whole_number")]
     #[schema(minimum = 60, maximum = 86_400)]
     token_lifetime_secs: Option<i64>,
 }
 
 #[utoipa::path(post, path = "/api/v1/apis", tag = "apis", summary = "Register an API (resource server); an HS256 secret is in this answer only", request_body = NewApi, responses((status = 201, body = RegisteredApi), (status = 409, description = "the audience is taken", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
-async fn create_api(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: web::Json<NewApi>) -> Reply {
+async fn create_api(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<NewApi>) -> Reply {
     let body = body.into_inner();
     let signing: ApiSigning = body.signing_alg.as_deref().unwrap_or("RS256").parse().map_err(ApiError::invalid)?;
     let registration = ApiRegistration {
@@ -210,7 +216,7 @@ async fn update_api(
     state: Data,
     auth: ApiKeyAuth,
     id: web::Path<String>,
-    body: web::Json<ApiUpdate>,
+    body: Body<ApiUpdate>,
 ) -> Reply {
     let update = body.into_inner();
     let api = call(&req, &state, auth, move |conn, caller, _| apis::update_api(conn, caller, &id, update)).await?;
@@ -229,7 +235,7 @@ async fn delete_api(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Pa
 struct NewUser {
     #[schema(format = Email, max_length = 254)]
     email: String,
-    #[schema(max_length = 200)]
+    #[schema(value_type = Option<OptionalDisplayName>)]
     name: Option<String>,
     #[schema(value_type = String, format = Password, min_length = 8, max_length = 1024)]
     password: SecretString,
@@ -238,8 +244,8 @@ struct NewUser {
     role: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", summary = "Create a user with a password", request_body = NewUser, responses((status = 201, body = UserView), (status = 409, description = "the email is taken", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
-async fn create_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: web::Json<NewUser>) -> Reply {
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", summary = "Create a user with a password", request_body = NewUser, responses((status = 201, body = UserView), (status = 409, description = "the email is taken", body = ErrorBody), (status = 503, description = "too many passwords being hashed at once; see Retry-After", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
+async fn create_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<NewUser>) -> Reply {
     let body = body.into_inner();
     // Hashed before the database trip, through the bounded door: a flood of creations
     // queues for the hasher instead of holding connections and memory.
@@ -252,7 +258,7 @@ async fn create_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: web:
 }
 
 #[utoipa::path(post, path = "/api/v1/users/invitations", tag = "users", summary = "Invite a user; the invitation link is in this answer only", request_body = Invitation, responses((status = 201, body = InvitedUser), (status = 409, description = "the email is taken", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
-async fn invite_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: web::Json<Invitation>) -> Reply {
+async fn invite_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<Invitation>) -> Reply {
     let invitation = body.into_inner();
     let invited = call(&req, &state, auth, move |conn, caller, state| {
         users::invite_user(conn, &state.hasher, &state.issuer, caller, invitation)
@@ -272,13 +278,13 @@ async fn get_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path
     Ok(HttpResponse::Ok().json(user))
 }
 
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", summary = "Change a user's name or role", params(("id" = String, Path, description = "the user's id")), request_body = UserUpdate, responses((status = 200, body = UserView), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", summary = "Change a user's name or role", params(("id" = String, Path, description = "the user's id")), request_body = UserUpdate, responses((status = 200, body = UserView), (status = 409, description = "the tenant's last owner credential would go", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
 async fn update_user(
     req: HttpRequest,
     state: Data,
     auth: ApiKeyAuth,
     id: web::Path<String>,
-    body: web::Json<UserUpdate>,
+    body: Body<UserUpdate>,
 ) -> Reply {
     let update = body.into_inner();
     let user = call(&req, &state, auth, move |conn, caller, _| users::update_user(conn, caller, &id, update)).await?;
@@ -291,7 +297,7 @@ async fn change_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: String
     Ok(HttpResponse::Ok().json(user))
 }
 
-#[utoipa::path(post, path = "/api/v1/users/{id}/deactivate", tag = "users", summary = "Sign a user out everywhere and stop their personal keys", params(("id" = String, Path, description = "the user's id")), responses((status = 200, body = UserView), (status = 409, description = "the user is not active", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/users/{id}/deactivate", tag = "users", summary = "Sign a user out everywhere and stop their personal keys", params(("id" = String, Path, description = "the user's id")), responses((status = 200, body = UserView), (status = 409, description = "the user is not active, or is the tenant's last active owner", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
 async fn deactivate_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
     change_user(req, state, auth, id.into_inner(), Lifecycle::Deactivate).await
 }
@@ -301,7 +307,7 @@ async fn reactivate_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: we
     change_user(req, state, auth, id.into_inner(), Lifecycle::Reactivate).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", summary = "Delete a user for good: their personal keys never work again", params(("id" = String, Path, description = "the user's id")), responses((status = 204), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", summary = "Delete a user for good: their personal keys never work again", params(("id" = String, Path, description = "the user's id")), responses((status = 204), (status = 409, description = "the tenant's last owner credential would go", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
 async fn delete_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
     change_user(req, state, auth, id.into_inner(), Lifecycle::Delete).await.map(|_| HttpResponse::NoContent().finish())
 }
@@ -311,12 +317,12 @@ async fn delete_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::P
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TeamBody {
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(value_type = DisplayName)]
     name: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/teams", tag = "teams", summary = "Create a team", request_body = TeamBody, responses((status = 201, body = TeamView), (status = 409, description = "the name is taken", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
-async fn create_team(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: web::Json<TeamBody>) -> Reply {
+async fn create_team(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<TeamBody>) -> Reply {
     let name = body.into_inner().name;
     let team = call(&req, &state, auth, move |conn, caller, _| teams::create_team(conn, caller, &name)).await?;
     Ok(HttpResponse::Created().json(team))
@@ -339,7 +345,7 @@ async fn rename_team(
     state: Data,
     auth: ApiKeyAuth,
     id: web::Path<String>,
-    body: web::Json<TeamBody>,
+    body: Body<TeamBody>,
 ) -> Reply {
     let name = body.into_inner().name;
     let team = call(&req, &state, auth, move |conn, caller, _| teams::rename(conn, caller, &id, &name)).await?;
@@ -368,10 +374,10 @@ async fn put_member(
     state: Data,
     auth: ApiKeyAuth,
     path: web::Path<(String, String)>,
-    body: web::Json<MemberBody>,
+    body: Body<MemberBody>,
 ) -> Reply {
     let (team, user) = path.into_inner();
-    let role = body.role;
+    let role = body.0.role;
     call(&req, &state, auth, move |conn, caller, _| teams::set_member(conn, caller, &team, &user, role)).await.map(list)
 }
 
@@ -386,12 +392,7 @@ async fn remove_member(req: HttpRequest, state: Data, auth: ApiKeyAuth, path: we
 // ---- API keys ----
 
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", summary = "Create a key; the key is in this answer only", request_body = api_keys::KeyRequest, responses((status = 201, body = CreatedApiKey), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
-async fn create_api_key(
-    req: HttpRequest,
-    state: Data,
-    auth: ApiKeyAuth,
-    body: web::Json<api_keys::KeyRequest>,
-) -> Reply {
+async fn create_api_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<api_keys::KeyRequest>) -> Reply {
     let request = body.into_inner();
     let created = call(&req, &state, auth, move |conn, caller, state| {
         api_keys::create_key(conn, &state.hasher, state.settings.environment, caller, request)
@@ -427,7 +428,7 @@ async fn rotate_api_key(
     Ok(HttpResponse::Ok().json(rotated))
 }
 
-#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", summary = "Revoke a key at once", params(("id" = String, Path, description = "the key's id")), responses((status = 204), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", summary = "Revoke a key at once", params(("id" = String, Path, description = "the key's id")), responses((status = 204), (status = 409, description = "the tenant's last owner credential would go", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
 async fn delete_api_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
     call(&req, &state, auth, move |conn, caller, _| api_keys::delete_key(conn, caller, &id)).await.map(no_content)
 }

@@ -137,7 +137,10 @@ async fn authenticate(req: &HttpRequest, state: &web::Data<AppState>) -> Result<
             state.limiter.check(&format!("ip:{}", caller_address(req.peer_addr().map(|a| a.ip()))), defaults).await
         }
         // Already counted as a failure: report where that bucket stands.
-        Err(_) => FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), defaults).allows().await,
+        Err(_) => {
+            let limits = Limits::failed_authentications(&state.settings);
+            FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), limits).allows().await
+        }
     };
     // A refused key has its answer already (401, or 429 past the address's failures).
     let refused_key = authenticated.as_ref().is_err_and(|e| e.code != ApiErrorCode::MissingApiKey);
@@ -162,8 +165,11 @@ fn rate_limited(req: &HttpRequest, decision: Decision) -> ApiError {
 /// address has used up its failures, further refusals are answered 429 and not audited, so
 /// that guessing cannot fill the audit log. A good key is never refused for that.
 pub async fn authenticate_key(req: &HttpRequest, state: &AppState, presented: String) -> Result<ApiKeyAuth, ApiError> {
-    let failures =
-        FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), Limits::configured(&state.settings));
+    let failures = FailureBudget::of(
+        &state.limiter,
+        req.peer_addr().map(|a| a.ip()),
+        Limits::failed_authentications(&state.settings),
+    );
     let audit_refusal = failures.allows().await.allowed;
     let ip = req.peer_addr().map(|addr| addr.ip().to_string());
     let request_id = crate::telemetry::current_request_id();

@@ -41,6 +41,18 @@ impl fmt::Display for GrantType {
     }
 }
 
+/// In the OpenAPI document: one of [`GrantType::ALL`], spelled as on the wire.
+impl utoipa::PartialSchema for GrantType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Self::ALL.map(Self::as_str)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for GrantType {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

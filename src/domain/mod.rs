@@ -8,12 +8,14 @@ mod pkce;
 mod return_to;
 mod scopes;
 mod uri;
+mod whole_number;
 
 pub use email::{Email, EmailError};
 pub use grant_type::GrantType;
 pub use issuer::Issuer;
-pub use name::{DisplayName, MAX_NAME_CHARS, NameError};
+pub use name::{DisplayName, MAX_NAME_CHARS, NameError, OptionalDisplayName};
 pub use pkce::{CodeChallenge, PkceError};
 pub use return_to::ReturnTo;
 pub use scopes::{ScopeError, Scopes};
 pub use uri::{RedirectUri, ResourceUri, UriError};
+pub use whole_number::{optional_whole_number, whole_number};

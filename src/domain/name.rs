@@ -56,6 +56,95 @@ impl DisplayName {
     }
 }
 
+/// The JSON Schema `pattern` (ECMA 262 and Python `re` alike) that accepts exactly what
+/// [`DisplayName::parse`] accepts, derived from the same predicates so that the OpenAPI
+/// document cannot promise more, or less, than the server takes. With `blank_allowed`, text
+/// that trims to nothing passes too (an optional name left empty).
+pub fn display_name_pattern(blank_allowed: bool) -> String {
+    let space = character_class(char::is_whitespace);
+    let refused = character_class(|c| is_invisible(c) && !builds_emoji(c));
+    let edge = format!("[^{space}{refused}]");
+    let inner = MAX_NAME_CHARS - 2;
+    let name = format!("{edge}(?:[^{refused}]{{0,{inner}}}{edge})?[{space}]*");
+    if blank_allowed { format!("^[{space}]*(?:{name})?$") } else { format!("^[{space}]*{name}$") }
+}
+
+/// The members of a regular-expression character class (without brackets) matching every
+/// `char` for which `member` holds, as ranges.
+fn character_class(member: impl Fn(char) -> bool) -> String {
+    fn push(out: &mut String, c: char) {
+        match c {
+            '\\' | ']' | '[' | '^' | '-' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            // Escaped where both dialects read `\uXXXX`; beyond the BMP, the character itself.
+            c if u32::from(c) <= 0xFFFF => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    let mut class = String::new();
+    let mut run: Option<(char, char)> = None;
+    for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+        match (&mut run, member(c)) {
+            (Some((_, last)), true) if u32::from(*last) + 1 == u32::from(c) => *last = c,
+            (_, true) | (Some(_), false) => {
+                if let Some((first, last)) = run.take() {
+                    push(&mut class, first);
+                    if last != first {
+                        if u32::from(last) > u32::from(first) + 1 {
+                            class.push('-');
+                        }
+                        push(&mut class, last);
+                    }
+                }
+                run = member(c).then_some((c, c));
+            }
+            (None, false) => {}
+        }
+    }
+    if let Some((first, last)) = run {
+        push(&mut class, first);
+        if last != first {
+            class.push('-');
+            push(&mut class, last);
+        }
+    }
+    class
+}
+
+/// A display name in the OpenAPI document: a string with [`display_name_pattern`].
+impl utoipa::PartialSchema for DisplayName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(format!(
+                "1 to {MAX_NAME_CHARS} characters once trimmed, with no control, invisible or text-direction \
+                 characters (emoji joiners and variation selectors are fine)"
+            )))
+            .pattern(Some(display_name_pattern(false)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for DisplayName {}
+
+/// A person's optional name in the OpenAPI document: blank means none.
+pub struct OptionalDisplayName;
+
+impl utoipa::PartialSchema for OptionalDisplayName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("Blank for none, else as a DisplayName".to_owned()))
+            .pattern(Some(display_name_pattern(true)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for OptionalDisplayName {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +181,41 @@ mod tests {
         }
         assert_eq!(DisplayName::parse("   "), Err(NameError::Length));
         assert_eq!(DisplayName::parse(&"x".repeat(201)), Err(NameError::Length));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The document's patterns (required, then optional), compiled once as a validator
+    /// would: Rust's `regex` spells `\uXXXX` as `\x{XXXX}`.
+    static PATTERNS: std::sync::LazyLock<(regex::Regex, regex::Regex)> = std::sync::LazyLock::new(|| {
+        let escape = regex::Regex::new(r"\\u([0-9A-F]{4})").unwrap();
+        let compile = |blank_allowed| {
+            let pattern = display_name_pattern(blank_allowed);
+            regex::Regex::new(&escape.replace_all(&pattern, r"\x{$1}")).unwrap()
+        };
+        (compile(false), compile(true))
+    });
+
+    fn name_like() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[ \t\n\u{85}\u{a0}\u{3000}a-zé😀\u{200b}\u{200d}\u{202e}\u{fe0f}\u{e0001}\u{0}\u{7f}]{0,8}",
+            "[a-z ]{195,205}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn the_documented_pattern_accepts_exactly_what_the_server_does(value in name_like()) {
+            let (pattern, optional) = &*PATTERNS;
+            prop_assert_eq!(pattern.is_match(&value), DisplayName::parse(&value).is_ok(), "{:?}", value);
+            let blank = value.trim().is_empty();
+            prop_assert_eq!(optional.is_match(&value), blank || DisplayName::parse(&value).is_ok(), "{:?}", value);
+        }
     }
 }

@@ -70,6 +70,19 @@ impl fmt::Display for Scopes {
     }
 }
 
+/// In the OpenAPI document: scope tokens separated by spaces, as one string (RFC 6749 §3.3).
+impl utoipa::PartialSchema for Scopes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("Scope tokens separated by spaces: printable ASCII except `\"` and `\\`"))
+            .pattern(Some(r"^[ !#-\[\]-~]*$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Scopes {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +116,47 @@ mod tests {
     fn tokens_given_separately_or_space_joined_are_the_same_set() {
         let scopes = Scopes::from_tokens(["read", "write delete"]).unwrap();
         assert_eq!(scopes.to_string(), "delete read write");
+    }
+}
+
+/// Scope strings arrive from every client, in forms, queries and JSON bodies.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn in_grammar(token: &str) -> bool {
+        !token.is_empty()
+            && token.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+    }
+
+    proptest! {
+        /// Accepted exactly when every space-separated token is in the RFC 6749 grammar, and
+        /// then printing and parsing again gives the same set.
+        #[test]
+        fn parsing_follows_the_grammar_and_round_trips(value in prop_oneof!["[ -~\t\u{e9}]{0,40}", any::<String>()]) {
+            let grammatical = value.split(' ').filter(|t| !t.is_empty()).all(in_grammar);
+            match Scopes::parse(&value) {
+                Ok(scopes) => {
+                    prop_assert!(grammatical);
+                    prop_assert_eq!(Scopes::parse(&scopes.to_string()).unwrap(), scopes);
+                }
+                Err(ScopeError(token)) => {
+                    prop_assert!(!grammatical);
+                    prop_assert!(!in_grammar(&token));
+                }
+            }
+        }
+
+        /// Order, repetition and runs of spaces carry no meaning.
+        #[test]
+        fn a_scope_string_is_a_set(tokens in prop::collection::vec("[a-z:]{1,6}", 0..6), gaps in prop::collection::vec(" {1,3}", 6)) {
+            let forward = tokens.iter().zip(&gaps).map(|(t, g)| format!("{t}{g}")).collect::<String>();
+            let backward = tokens.iter().rev().cloned().collect::<Vec<_>>().join(" ");
+            prop_assert_eq!(Scopes::parse(&forward).unwrap(), Scopes::parse(&backward).unwrap());
+            let set = Scopes::parse(&forward).unwrap();
+            prop_assert!(tokens.iter().all(|t| set.contains(t)));
+        }
     }
 }

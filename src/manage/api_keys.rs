@@ -152,7 +152,7 @@ impl fmt::Debug for CreatedApiKey {
 #[serde(deny_unknown_fields)]
 pub struct KeyRequest {
     pub kind: ApiKeyKind,
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(value_type = crate::domain::DisplayName)]
     pub name: String,
     /// Restricted keys: what the key may do. Service keys: the tenant permissions of a new
     /// service account.

@@ -214,9 +214,11 @@ pub fn list_apis(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<Api
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiUpdate {
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(value_type = Option<crate::domain::DisplayName>)]
     pub name: Option<String>,
+    #[schema(value_type = Option<Vec<crate::domain::Scopes>>)]
     pub scopes: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "crate::domain::optional_whole_number")]
     #[schema(minimum = 60, maximum = 86_400)]
     pub token_lifetime_secs: Option<i64>,
 }

@@ -267,9 +267,11 @@ pub fn list_clients(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientUpdate {
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(value_type = Option<crate::domain::DisplayName>)]
     pub name: Option<String>,
+    #[schema(value_type = Option<Vec<crate::domain::GrantType>>, min_items = 1)]
     pub grant_types: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<crate::domain::Scopes>>)]
     pub scopes: Option<Vec<String>>,
     pub audiences: Option<Vec<String>>,
     pub redirect_uris: Option<Vec<String>>,

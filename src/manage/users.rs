@@ -155,7 +155,7 @@ pub const INVITATION_LIFETIME: TimeDelta = TimeDelta::days(7);
 pub struct Invitation {
     #[schema(format = Email, max_length = 254)]
     pub email: String,
-    #[schema(max_length = 200)]
+    #[schema(value_type = Option<crate::domain::OptionalDisplayName>)]
     pub name: Option<String>,
     /// `member` (default) or `owner`.
     #[schema(pattern = "^(member|owner)$")]
@@ -224,7 +224,7 @@ pub fn list_users(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<Us
 #[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
-    #[schema(max_length = 200)]
+    #[schema(value_type = Option<crate::domain::OptionalDisplayName>)]
     pub name: Option<String>,
     /// `member` (default) or `owner`.
     #[schema(pattern = "^(member|owner)$")]

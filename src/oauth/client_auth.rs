@@ -137,8 +137,11 @@ where
 {
     // Failures count against the caller's address; past its budget they are no longer
     // audited, so that one address cannot fill the audit log.
-    let failures =
-        FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), Limits::configured(&state.settings));
+    let failures = FailureBudget::of(
+        &state.limiter,
+        req.peer_addr().map(|a| a.ip()),
+        Limits::failed_authentications(&state.settings),
+    );
     let audit_failure = failures.allows().await.allowed;
     let hasher = state.hasher.clone();
     let ip = req.peer_addr().map(|addr| addr.ip().to_string());

@@ -349,6 +349,11 @@ async fn the_api_answers_every_bad_request_in_its_format(backend: Backend) {
         ("PUT", "/clients", None, 405, "method_not_allowed"),
         ("POST", "/clients", Some(json!({ "name": "x" })), 400, "invalid_request"),
         ("POST", "/teams", Some(json!({ "name": "" })), 400, "invalid_request"),
+        // serde reads a struct from an array by field order; the API takes objects only.
+        ("POST", "/teams", Some(json!(["t2"])), 400, "invalid_request"),
+        ("POST", &rotate_key, Some(json!([0])), 400, "invalid_request"),
+        // JSON Schema's integers include 60.0, not 60.5.
+        ("POST", &rotate_key, Some(json!({ "grace_period_secs": 0.5 })), 400, "invalid_request"),
         ("POST", "/api-keys", Some(json!({ "kind": "wizard", "name": "x" })), 400, "invalid_request"),
         (
             "POST",
@@ -509,12 +514,20 @@ async fn the_openapi_document_describes_every_operation() {
     for (method, path) in operations {
         let operation = &document["paths"][path][method];
         assert!(operation.is_object(), "{method} {path} is described");
-        assert!(operation["responses"].as_object().unwrap().keys().any(|s| s.starts_with('2')), "{method} {path}");
+        let responses = operation["responses"].as_object().unwrap();
+        assert!(responses.keys().any(|s| s.starts_with('2')), "{method} {path}");
+        assert!(responses.contains_key("401") && responses.contains_key("429"), "{method} {path}: {responses:?}");
     }
     let schemas = document["components"]["schemas"].as_object().unwrap();
     for schema in ["ClientView", "RegisteredClient", "ApiKeyView", "KeyRequest", "AuditPage", "ErrorBody", "TeamRole"] {
         assert!(schemas.contains_key(schema), "{schema} is a component");
     }
+    // What the server refuses, the document says: names, scopes and grant types.
+    let name = schemas["DisplayName"]["pattern"].as_str().unwrap();
+    assert!(name.contains("\\u202E") || name.contains("\\u2028-\\u202E"), "direction overrides are excluded: {name}");
+    assert_eq!(schemas["Scopes"]["pattern"], r"^[ !#-\[\]-~]*$");
+    assert_eq!(schemas["GrantType"]["enum"].as_array().unwrap().len(), 4);
+    assert_eq!(schemas["TeamBody"]["properties"]["name"]["$ref"], "#/components/schemas/DisplayName");
     let security = document["components"]["securitySchemes"].as_object().unwrap();
     assert_eq!(security["bearer"]["scheme"], "bearer");
     assert_eq!(security["user_token"]["name"], "X-User-Token");
