@@ -190,3 +190,60 @@ mod tests {
         assert!(!format!("{:?}", parse(&key).unwrap()).contains(&key[12..]));
     }
 }
+
+/// Keys arrive in `Authorization` headers from anyone.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn class_and_environment() -> impl Strategy<Value = (KeyClass, Environment)> {
+        (
+            prop_oneof![Just(KeyClass::Secret), Just(KeyClass::Restricted)],
+            prop_oneof![Just(Environment::Live), Just(Environment::Test)],
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn anything_accepted_has_a_known_prefix_and_the_exact_length(value in prop_oneof![
+            "(sk|rk)_(live|test)_[0-9A-Za-z_\u{e9}]{30,40}",
+            any::<String>(),
+        ]) {
+            if let Ok(parsed) = parse(&value) {
+                prop_assert_eq!(parsed.as_str(), value.as_str());
+                prop_assert_eq!(value.len(), 8 + RANDOM_LEN + CHECKSUM_LEN);
+                let prefix = format!("{}_{}_", parsed.class.prefix(), parsed.environment.as_str());
+                prop_assert!(value.starts_with(&prefix));
+            }
+            // What lists and logs show of a key never panics, whatever the key.
+            prop_assert!(display_prefix(&value).chars().count() <= value.chars().count());
+            prop_assert!(last_four(&value).chars().count() <= 4);
+        }
+
+        /// CRC32 catches every error within 32 bits, so any single mistyped character, in
+        /// the prefix, the random part or the checksum, is refused before the database.
+        #[test]
+        fn one_mistyped_character_is_always_caught(
+            (class, environment) in class_and_environment(),
+            at in any::<prop::sample::Index>(),
+            typed in any::<char>(),
+        ) {
+            let key = generate(class, environment);
+            let position = at.index(key.len());
+            prop_assume!(!key[position..].starts_with(typed));
+            let mut mistyped = key.clone();
+            mistyped.replace_range(position..position + 1, &typed.to_string());
+            prop_assert!(parse(&mistyped).is_err(), "{} accepted", mistyped);
+        }
+
+        #[test]
+        fn a_truncated_or_extended_key_is_refused((class, environment) in class_and_environment(), cut in 1usize..44, extra in "[0-9A-Za-z]{1,4}") {
+            let key = generate(class, environment);
+            prop_assert!(parse(&key[..key.len() - cut]).is_err());
+            let extended = key.clone() + &extra;
+            prop_assert!(parse(&extended).is_err());
+        }
+    }
+}

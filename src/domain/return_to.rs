@@ -74,3 +74,41 @@ mod tests {
         assert_eq!(ReturnTo::or_default(None, &issuer()).as_str(), "/account");
     }
 }
+
+/// `return_to` comes from a query string anyone can craft.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn issuer() -> Issuer {
+        Issuer::from_url(&Url::parse("https://id.example.com/tenant").unwrap())
+    }
+
+    /// Paths built from what open redirects are made of: slashes both ways, schemes,
+    /// `@`, dots, percent escapes, and characters browsers strip or fold.
+    fn path_like() -> impl Strategy<Value = String> {
+        "[/\\\\a-z.:@%2F?#\t\n\r \u{0}\u{3000}\u{ff0f}]{0,14}"
+    }
+
+    proptest! {
+        #[test]
+        fn an_accepted_return_to_never_leaves_the_issuers_origin(value in prop_oneof![path_like(), any::<String>()]) {
+            if let Some(accepted) = ReturnTo::parse(&value, &issuer()) {
+                prop_assert_eq!(accepted.as_str(), value.as_str());
+                prop_assert!(value.bytes().all(|b| b.is_ascii_graphic()));
+                // As a browser resolves it, with `\` read as `/` the way WHATWG URLs do.
+                let base = Url::parse(issuer().as_str()).unwrap();
+                let as_a_browser_reads_it = value.replace('\\', "/");
+                prop_assert_eq!(base.join(&as_a_browser_reads_it).unwrap().origin(), base.origin());
+            }
+        }
+
+        #[test]
+        fn whatever_is_refused_falls_back_to_the_account_page(value in path_like()) {
+            let chosen = ReturnTo::or_default(Some(&value), &issuer());
+            prop_assert!(chosen.as_str() == value || chosen.as_str() == ReturnTo::DEFAULT);
+        }
+    }
+}

@@ -173,3 +173,95 @@ mod tests {
         }
     }
 }
+
+/// The parsers above see whatever a registration request or a browser sends.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Text shaped like a URI, built from the pieces attacks are made of: dangerous and
+    /// look-alike schemes, loopback look-alikes, credentials, fragments, and every kind of
+    /// whitespace or invisible character a parser or a browser might drop.
+    fn uri_like() -> impl Strategy<Value = String> {
+        let scheme = prop_oneof![
+            Just("https"),
+            Just("http"),
+            Just("HTTPS"),
+            Just("javascript"),
+            Just("JavaScript"),
+            Just("java\tscript"),
+            Just("data"),
+            Just("vbscript"),
+            Just("file"),
+            Just("myapp"),
+            Just("com.example.app"),
+            Just(" https"),
+        ];
+        let authority = prop_oneof![
+            Just("//app.example.com"),
+            Just("//localhost"),
+            Just("//127.0.0.1:5000"),
+            Just("//[::1]"),
+            Just("//localhost.evil.example"),
+            Just("//user:pass@app.example.com"),
+            Just("//user@127.0.0.1"),
+            Just(""),
+        ];
+        let tail = "[a-z0-9/?=&%.:@#\\\\ \t\n\r\u{0}\u{7f}\u{a0}\u{200b}\u{3000}ä]{0,16}";
+        (scheme, authority, tail).prop_map(|(scheme, authority, tail)| format!("{scheme}:{authority}/{tail}"))
+    }
+
+    fn whitespace_or_control() -> impl Strategy<Value = char> {
+        prop_oneof![
+            Just(' '),
+            Just('\t'),
+            Just('\n'),
+            Just('\r'),
+            Just('\u{0}'),
+            Just('\u{7f}'),
+            Just('\u{a0}'),
+            Just('\u{200b}'),
+            Just('\u{3000}'),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn an_accepted_redirect_uri_is_kept_verbatim_and_is_safe(value in prop_oneof![uri_like(), any::<String>()]) {
+            if let Ok(uri) = RedirectUri::parse(&value) {
+                prop_assert_eq!(uri.as_str(), value.as_str());
+                prop_assert!(value.bytes().all(|b| b.is_ascii_graphic()));
+                let url = Url::parse(&value).unwrap();
+                prop_assert!(url.fragment().is_none());
+                prop_assert!(url.username().is_empty() && url.password().is_none());
+                match url.scheme() {
+                    "https" => {}
+                    "http" => prop_assert!(matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))),
+                    private => prop_assert!(private.contains('.'), "scheme {private}"),
+                }
+            }
+        }
+
+        #[test]
+        fn an_accepted_audience_is_one_absolute_visible_ascii_uri(value in prop_oneof![uri_like(), any::<String>()]) {
+            if let Ok(uri) = ResourceUri::parse(&value) {
+                prop_assert_eq!(uri.as_str(), value.as_str());
+                prop_assert!(value.bytes().all(|b| b.is_ascii_graphic()));
+                prop_assert!(Url::parse(&value).unwrap().fragment().is_none());
+            }
+        }
+
+        /// A space or control character smuggled anywhere into a good URI is refused: this
+        /// is how a second, unchecked URI once rode along with a registered one.
+        #[test]
+        fn nothing_invisible_rides_along(at in any::<prop::sample::Index>(), smuggled in whitespace_or_control()) {
+            let good = "https://app.example.com/callback?tenant=1";
+            let mut value = good.to_owned();
+            value.insert(at.index(good.len() + 1), smuggled);
+            prop_assert!(RedirectUri::parse(&value).is_err(), "{:?}", value);
+            prop_assert!(ResourceUri::parse(&value).is_err(), "{:?}", value);
+        }
+    }
+}

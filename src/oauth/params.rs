@@ -174,3 +174,77 @@ mod tests {
         assert!(!format!("{params:?}").contains("hunter2"));
     }
 }
+
+/// Token, introspection and revocation bodies come from anyone who can reach the server.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn pairs() -> impl Strategy<Value = Vec<(String, String)>> {
+        let name = prop_oneof![
+            Just("grant_type".to_owned()),
+            Just("scope".to_owned()),
+            Just("resource".to_owned()),
+            "[a-z_]{1,8}"
+        ];
+        prop::collection::vec((name, any::<String>()), 0..6)
+    }
+
+    proptest! {
+        /// Any bytes under any content type give parameters or an invalid_request, never a
+        /// panic.
+        #[test]
+        fn any_body_is_parsed_or_refused(
+            content_type in prop::option::of(prop_oneof![
+                Just("application/x-www-form-urlencoded"),
+                Just("application/json"),
+                Just("text/plain"),
+                Just("multipart/form-data"),
+            ]),
+            body in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..128),
+                "[{}\\[\\]\":,a-z0-9 =&%+]{0,64}".prop_map(String::into_bytes),
+            ],
+        ) {
+            if let Err(error) = OAuthParams::parse(content_type, &Bytes::from(body)) {
+                prop_assert_eq!(error.error, crate::oauth::error::OAuthErrorCode::InvalidRequest);
+            }
+        }
+
+        /// What a client form-encodes is what the endpoint reads, byte for byte, secrets with
+        /// `&`, `=`, `+` and non-ASCII included.
+        #[test]
+        fn form_bodies_round_trip(pairs in pairs()) {
+            let body = serde_urlencoded::to_string(&pairs).unwrap();
+            let params = OAuthParams::parse(Some("application/x-www-form-urlencoded"), &Bytes::from(body)).unwrap();
+            let read: Vec<(&str, &str)> = params.pairs().collect();
+            let written: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            prop_assert_eq!(read, written);
+        }
+
+        /// The same fields as a JSON object read the same as the form, and a parameter is
+        /// single-valued exactly when it is not repeated.
+        #[test]
+        fn json_bodies_read_like_forms(pairs in pairs()) {
+            let mut object = serde_json::Map::new();
+            for (name, value) in &pairs {
+                object.insert(name.clone(), serde_json::Value::String(value.clone()));
+            }
+            let body = serde_json::to_vec(&object).unwrap();
+            let params = OAuthParams::parse(Some("application/json"), &Bytes::from(body)).unwrap();
+            for (name, value) in &object {
+                let expected = value.as_str().filter(|v| !v.is_empty());
+                prop_assert_eq!(params.get(name).unwrap(), expected);
+            }
+
+            let form = serde_urlencoded::to_string(&pairs).unwrap();
+            let params = OAuthParams::parse(Some("application/x-www-form-urlencoded"), &Bytes::from(form)).unwrap();
+            for (name, _) in &pairs {
+                let given = pairs.iter().filter(|(n, v)| n == name && !v.is_empty()).count();
+                prop_assert_eq!(params.get(name).is_err(), given > 1, "{}", name);
+            }
+        }
+    }
+}

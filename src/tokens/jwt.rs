@@ -188,3 +188,90 @@ mod tests {
         assert!(verify_access_token(&token, Algorithm::HS256, &key, "https://id.example.com").is_err());
     }
 }
+
+/// Every token presented to introspection, userinfo or the token endpoint passes through
+/// here before anything else knows who sent it.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const SECRET: &[u8] = b"secret-secret-secret-secret-1234";
+    const ISSUER: &str = "https://id.example.com";
+
+    fn claims() -> Value {
+        let now = chrono::Utc::now().timestamp();
+        json!({ "iss": ISSUER, "sub": "user-1", "aud": "https://api.example.com", "exp": now + 60,
+                "iat": now, "jti": "jti-1", "client_id": "client-1", "scope": "read" })
+    }
+
+    fn signed(header: &Value, claims: &Value) -> String {
+        let input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, SECRET), input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// Headers a forger would try: other algorithms (`none` among them), other types,
+    /// critical extensions, and fields nobody asked for.
+    fn header() -> impl Strategy<Value = Value> {
+        let alg = prop_oneof![Just("HS256"), Just("none"), Just("RS256"), Just("HS512"), Just("hs256"), Just("")];
+        let typ = prop_oneof![Just(Some(ACCESS_TOKEN_TYP)), Just(Some("JWT")), Just(Some("AT+JWT")), Just(None)];
+        let crit =
+            prop_oneof![Just(None), Just(Some(json!([]))), Just(Some(json!(["exp"]))), Just(Some(json!("b64"))),];
+        let extra = prop::option::of(("ext_[a-z]{1,5}", "[ -~]{0,8}"));
+        (alg, typ, crit, extra).prop_map(|(alg, typ, crit, extra)| {
+            let mut header = json!({ "alg": alg, "kid": "api-1" });
+            if let Some(typ) = typ {
+                header["typ"] = json!(typ);
+            }
+            if let Some(crit) = crit {
+                header["crit"] = crit;
+            }
+            if let Some((name, value)) = extra {
+                header[name] = json!(value);
+            }
+            header
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_is_refused_without_a_panic(token in prop_oneof![
+            any::<String>(),
+            "[A-Za-z0-9_=+/-]{0,40}\\.[A-Za-z0-9_-]{0,40}\\.[A-Za-z0-9_-]{0,20}",
+            prop::collection::vec(any::<u8>(), 0..64).prop_map(|bytes| format!("{}.e30.", URL_SAFE_NO_PAD.encode(bytes))),
+        ]) {
+            let key = DecodingKey::from_secret(SECRET);
+            prop_assert!(verify_access_token(&token, Algorithm::HS256, &key, ISSUER).is_err());
+            let _ = peek_header(&token);
+        }
+
+        /// Only one header shape passes: the key's own algorithm, the access-token type, no
+        /// `crit`. Whatever else the signer wrote there, the token is refused.
+        #[test]
+        fn only_an_understood_header_passes(header in header()) {
+            let token = signed(&header, &claims());
+            let passed = verify_access_token(&token, Algorithm::HS256, &DecodingKey::from_secret(SECRET), ISSUER).is_ok();
+            let understood = header["alg"] == "HS256" && header["typ"] == ACCESS_TOKEN_TYP && header.get("crit").is_none();
+            prop_assert_eq!(passed, understood, "{}", header);
+            if header.get("crit").is_some() {
+                prop_assert!(peek_header(&token).is_none());
+            }
+        }
+
+        /// Changing any one character of a good token, anywhere, breaks it.
+        #[test]
+        fn no_single_character_can_be_changed(at in any::<prop::sample::Index>(), replacement in "[A-Za-z0-9_.-]") {
+            let header = json!({ "alg": "HS256", "typ": ACCESS_TOKEN_TYP, "kid": "api-1" });
+            let token = signed(&header, &claims());
+            let position = at.index(token.len());
+            prop_assume!(token[position..position + 1] != *replacement);
+            let mut altered = token.clone();
+            altered.replace_range(position..position + 1, &replacement);
+            prop_assert!(verify_access_token(&altered, Algorithm::HS256, &DecodingKey::from_secret(SECRET), ISSUER).is_err());
+        }
+    }
+}

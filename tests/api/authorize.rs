@@ -614,7 +614,58 @@ async fn rp_initiated_logout_returns_to_a_registered_address_with_the_state(back
     assert_eq!(browser.get(app.url("/account")).send().await.unwrap().status(), 303, "the session is over");
 }
 
+/// RFC 9700 §4.8.2: a confidential client may go without PKCE, but then a code_verifier at
+/// the token endpoint means someone injected a code from a flow they started with PKCE.
+async fn a_verifier_for_a_code_issued_without_a_challenge_is_a_downgrade(backend: Backend) {
+    // Arrange: a confidential client's code obtained without code_challenge.
+    let app = spawn_app(backend).await;
+    app.create_user(EMAIL, PASSWORD);
+    app.create_api(API, &["read"], "RS256");
+    let client = app.register_client(latchkey::manage::clients::ClientRegistration {
+        name: "Server-side app".into(),
+        grant_types: vec!["authorization_code".into()],
+        scopes: vec!["read".into()],
+        audiences: vec![API.into()],
+        redirect_uris: vec![CALLBACK.into()],
+        ..Default::default()
+    });
+    let secret = client.client_secret.clone().expect("a confidential client has a secret");
+    let obtain = || async {
+        let (url, _) = oauth2_app(&app, &client.client_id)
+            .authorize_url(CsrfToken::new_random)
+            .add_scope(Scope::new("read".into()))
+            .url();
+        let browser = crate::helpers::browser();
+        let page = sign_in_and_authorize(&app, &browser, url.as_str()).await;
+        assert_eq!(page.headers()["referrer-policy"], "no-referrer", "nothing leaks through Referer");
+        query_param(&consent(&app, &browser, page, "approve", false).await, "code").unwrap()
+    };
+    let redeem = |code: String, verifier: Option<&'static str>| {
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code),
+            ("redirect_uri", CALLBACK.to_owned()),
+        ];
+        if let Some(verifier) = verifier {
+            form.push(("code_verifier", verifier.to_owned()));
+        }
+        app.http.post(app.url("/oauth2/token")).basic_auth(&client.client_id, Some(&secret)).form(&form).send()
+    };
+
+    // Act
+    let with_verifier = redeem(obtain().await, Some("a-verifier-of-forty-three-characters-or-more-0")).await.unwrap();
+    let without = redeem(obtain().await, None).await.unwrap();
+
+    // Assert
+    assert_eq!(with_verifier.status(), 400);
+    let body: Value = with_verifier.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("no code_challenge"), "{body}");
+    assert_eq!(without.status(), 200, "the same client without a verifier gets its tokens");
+}
+
 crate::on_both_backends!(
+    a_verifier_for_a_code_issued_without_a_challenge_is_a_downgrade,
     rp_initiated_logout_returns_to_a_registered_address_with_the_state,
     without_remembering_the_next_request_asks_again,
     userinfo_returns_the_claims_the_scopes_allow,

@@ -198,7 +198,32 @@ async fn withdrawing_an_app_on_the_account_page_revokes_its_tokens(backend: Back
     assert!(app.audit_actions().contains(&("consent.revoked".into(), "success".into())));
 }
 
+/// RFC 9700 §4.14.2: a refresh token is bound to the client it was issued to.
+async fn a_refresh_token_works_only_for_its_client(backend: Backend) {
+    // Arrange: a grant to one app, and a second public app that obtained its token.
+    let app = spawn_app(backend).await;
+    let grant = grant(&app, &["read", "offline_access"]).await;
+    let other = app.register_client(latchkey::manage::clients::ClientRegistration {
+        name: "Another app".into(),
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        scopes: vec!["read offline_access".into()],
+        audiences: vec![crate::helpers::API.into()],
+        redirect_uris: vec![crate::authorize::CALLBACK.into()],
+        public: true,
+        ..Default::default()
+    });
+
+    // Act
+    let stolen = refresh(&app, &other.client_id, &grant.refresh_token, None).await;
+    let own = refresh(&app, &grant.client_id, &grant.refresh_token, None).await;
+
+    // Assert: refused, and the rightful client keeps its grant.
+    assert_eq!(error_of(stolen).await, (400, "invalid_grant".into()));
+    assert_eq!(own.status(), 200);
+}
+
 crate::on_both_backends!(
+    a_refresh_token_works_only_for_its_client,
     withdrawing_an_app_on_the_account_page_revokes_its_tokens,
     every_refresh_returns_a_new_refresh_token,
     reusing_a_retired_refresh_token_revokes_the_whole_family,

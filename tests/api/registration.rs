@@ -19,12 +19,14 @@ async fn a_key_with_client_write_registers_clients_that_work(backend: Backend) {
     // Arrange
     let app = spawn_app(backend).await;
     let owner = app.owner_key();
+    let person = app.create_user("person@example.com", "a password long enough");
     ok(&app, "POST", "/apis", &owner, Some(json!({ "audience": API, "scopes": ["read"] }))).await;
     let metadata: Value =
         app.http.get(app.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert_eq!(metadata["registration_endpoint"], app.url("/oauth2/register"));
 
-    // Act: a public browser app, and a confidential machine client.
+    // Act: a public browser app, and a confidential machine client that asks to be known
+    // by a person's id (RFC 9700 §4.15: a client must not pass for a resource owner).
     let (status, headers, public) = register(
         &app,
         Some(&owner),
@@ -34,7 +36,7 @@ async fn a_key_with_client_write_registers_clients_that_work(backend: Backend) {
     let (_, _, machine) = register(
         &app,
         Some(&owner),
-        json!({ "client_name": "Cron", "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post", "scope": "read", "audiences": [API] }),
+        json!({ "client_name": "Cron", "client_id": person.id, "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post", "scope": "read", "audiences": [API] }),
     )
     .await;
 
@@ -61,6 +63,11 @@ async fn a_key_with_client_write_registers_clients_that_work(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(token.status(), 200, "the registered client gets tokens");
+    assert_ne!(machine["client_id"], json!(person.id), "Latchkey chooses client ids");
+    let token: Value = token.json().await.unwrap();
+    let claims: Value =
+        jsonwebtoken::dangerous::insecure_decode(token["access_token"].as_str().unwrap()).unwrap().claims;
+    assert_eq!(claims["sub"], machine["client_id"]);
     let stored = ok(&app, "GET", &format!("/clients/{}", public["client_id"].as_str().unwrap()), &owner, None).await;
     assert_eq!(stored["name"], "SPA");
     assert!(app.audit_actions().iter().any(|(action, _)| action == "client.created"));
