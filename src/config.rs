@@ -366,5 +366,10 @@ mod tests {
         let raw = RawSettings { environment: "prod".into(), ..RawSettings::default() };
         let error = Settings::validate(raw).unwrap_err().to_string();
         assert!(error.contains("environment"), "{error}");
+        // No failed authentication at all would lock out anyone who mistypes a secret once.
+        let raw = RawSettings { failed_auth_burst: 0, ..RawSettings::default() };
+        assert!(Settings::validate(raw).unwrap_err().to_string().contains("failed_auth_burst"));
+        let raw = RawSettings { failed_auth_per_hour: 0, ..RawSettings::default() };
+        assert!(Settings::validate(raw).unwrap_err().to_string().contains("failed_auth_per_hour"));
     }
 }
