@@ -1,18 +1,19 @@
-//! Liveness and readiness for orchestrators.
+//! Liveness and readiness for orchestrators, and the Prometheus metrics.
 
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
 use diesel::connection::SimpleConnection;
 
 use crate::error::{AppError, json_error};
+use crate::metrics::PoolReading;
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(get_healthz))
         .route("/readyz", web::get().to(get_readyz))
-        .route("/metrics", web::get().to(crate::metrics::get_metrics));
+        .route("/metrics", web::get().to(get_metrics));
 }
 
 /// The process is up and serving.
@@ -40,4 +41,15 @@ pub async fn get_readyz(state: web::Data<AppState>) -> HttpResponse {
             json_error(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "the database is not reachable".into())
         }
     }
+}
+
+/// `GET /metrics` (see [`crate::metrics`]).
+pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
+    let pool = state.pool.state();
+    let reading =
+        PoolReading { connections: pool.connections, idle: pool.idle_connections, max: state.pool.max_size() };
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(state.metrics.render(reading))
 }

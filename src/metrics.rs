@@ -3,8 +3,6 @@
 //! pool. Labels are routes and fixed words, never ids, so their number stays small and no
 //! client, key or user can be read from them.
 
-use actix_web::http::header;
-use actix_web::{HttpResponse, web};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -13,7 +11,16 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::startup::AppState;
+/// The `Content-Type` of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The connection pool as it stands when metrics are read.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolReading {
+    pub connections: u32,
+    pub idle: u32,
+    pub max: u32,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -102,20 +109,13 @@ impl Metrics {
         self.auth_failures.get_or_create(&FailureLabels { credential, reason }).inc();
     }
 
-    fn render(&self, pool: &crate::db::DbPool) -> String {
-        let state = pool.state();
-        self.pool_connections.set(i64::from(state.connections));
-        self.pool_idle.set(i64::from(state.idle_connections));
-        self.pool_max.set(i64::from(pool.max_size()));
+    /// Everything counted so far, with `pool` as it stands, in the OpenMetrics text format.
+    pub fn render(&self, pool: PoolReading) -> String {
+        self.pool_connections.set(i64::from(pool.connections));
+        self.pool_idle.set(i64::from(pool.idle));
+        self.pool_max.set(i64::from(pool.max));
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
     }
-}
-
-pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8"))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(state.metrics.render(&state.pool))
 }

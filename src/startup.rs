@@ -2,11 +2,12 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use actix_web::dev::Server;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
-use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::middleware::{DefaultHeaders, Next, from_fn};
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpResponse, HttpServer, Resource, Route};
 use anyhow::Context;
@@ -139,6 +140,7 @@ impl Application {
                         .add(("X-Content-Type-Options", "nosniff"))
                         .add(("Referrer-Policy", "no-referrer")),
                 )
+                .wrap(from_fn(count_requests))
                 .wrap(from_fn(crate::telemetry::request_context))
                 .configure(crate::oauth::configure)
                 .configure(crate::health::configure)
@@ -204,6 +206,27 @@ async fn housekeeping(state: web::Data<AppState>) {
             }
         }
     }
+}
+
+/// Counts every request for `/metrics` by method, route pattern and status. Here, with the
+/// wiring, because it reads the state; `telemetry` stays below every handler.
+async fn count_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let response = next.call(req).await?;
+    let request = response.request();
+    if let Some(state) = request.app_data::<web::Data<AppState>>() {
+        let (method, route) = (request.method().as_str(), request.match_pattern());
+        state.metrics.observe_request(
+            method,
+            route.as_deref(),
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64(),
+        );
+    }
+    Ok(response)
 }
 
 async fn not_found() -> HttpResponse {

@@ -106,18 +106,7 @@ pub async fn request_context(
     match result {
         Ok(mut response) => {
             let status = response.status().as_u16();
-            let elapsed = started.elapsed();
-            let elapsed_us = elapsed.as_micros() as u64;
-            if let Some(state) = response.request().app_data::<actix_web::web::Data<crate::startup::AppState>>() {
-                let request = response.request();
-                let route = request.match_pattern();
-                state.metrics.observe_request(
-                    request.method().as_str(),
-                    route.as_deref(),
-                    status,
-                    elapsed.as_secs_f64(),
-                );
-            }
+            let elapsed_us = started.elapsed().as_micros() as u64;
             if status >= 500 {
                 tracing::warn!(status, elapsed_us, "served");
             } else {
