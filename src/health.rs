@@ -8,7 +8,7 @@ use diesel::connection::SimpleConnection;
 
 use crate::error::{AppError, json_error};
 use crate::metrics::PoolReading;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(get_healthz))

@@ -22,6 +22,8 @@ pub mod error;
 #[cfg(feature = "server")]
 pub mod health;
 #[cfg(feature = "server")]
+pub mod http;
+#[cfg(feature = "server")]
 pub mod manage;
 #[cfg(feature = "server")]
 pub mod memory;
@@ -35,6 +37,8 @@ pub mod passwords;
 pub mod ratelimit;
 #[cfg(feature = "server")]
 pub mod startup;
+#[cfg(feature = "server")]
+pub mod state;
 #[cfg(feature = "server")]
 pub mod telemetry;
 #[cfg(feature = "server")]

@@ -6,65 +6,26 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
-use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{DefaultHeaders, Next, from_fn};
-use actix_web::web::{self, Bytes};
-use actix_web::{App, HttpResponse, HttpServer, Resource, Route};
+use actix_web::web;
+use actix_web::{App, HttpServer};
 use anyhow::Context;
 use secrecy::ExposeSecret;
 
 use crate::config::Settings;
-use crate::crypto::{MasterKey, Sealer, TokenHasher};
-use crate::db::{self, DbPool};
+use crate::crypto::MasterKey;
+use crate::db;
 use crate::domain::Issuer;
-use crate::error::{AppError, json_error};
+use crate::http::not_found;
 use crate::manage::keys::ensure_active_key;
 use crate::metrics::Metrics;
 use crate::passwords::{PasswordHasher, Passwords};
 use crate::ratelimit::RateLimiter;
+use crate::state::AppState;
 use crate::tokens::{IssuanceProof, KeySet, KeyStore, SigningAlgorithm};
 
 /// How long a stopping server waits for requests in flight.
 pub const SHUTDOWN_GRACE_SECS: u64 = 30;
-
-/// What every handler may use, shared by all workers.
-pub struct AppState {
-    pub pool: DbPool,
-    pub issuer: Issuer,
-    pub hasher: TokenHasher,
-    pub sealer: Sealer,
-    /// Tags the HS256 tokens Latchkey issues, so that its own endpoints know them.
-    pub issuance: IssuanceProof,
-    pub keys: Arc<KeyStore>,
-    pub metadata: Bytes,
-    pub settings: Settings,
-    pub passwords: Passwords,
-    pub limiter: RateLimiter,
-    pub metrics: Metrics,
-}
-
-impl AppState {
-    /// Rereads the signing keys, so rotations made elsewhere take effect here.
-    pub async fn reload_keys(&self) -> Result<(), AppError> {
-        let sealer = self.sealer.clone();
-        let generation = self.keys.begin_load();
-        let set = db::run(&self.pool, move |conn| Ok(KeySet::load(conn, &sealer, db::now())?)).await?;
-        self.keys.install(generation, set);
-        Ok(())
-    }
-
-    /// The key set, reread first if it lacks `kid`: another instance (started at the same
-    /// moment, or rotated ahead of our next periodic reload) may already sign with a key
-    /// we have not loaded. Rate-limited, so forged kids cost no more than one read a second.
-    pub async fn keys_knowing(&self, kid: &str) -> Result<Arc<KeySet>, AppError> {
-        let keys = self.keys.current();
-        if keys.verifying_key(kid).is_some() || !self.keys.may_reload_for_unknown_kid(std::time::Instant::now()) {
-            return Ok(keys);
-        }
-        self.reload_keys().await?;
-        Ok(self.keys.current())
-    }
-}
 
 pub struct Application {
     port: u16,
@@ -227,37 +188,4 @@ async fn count_requests(
         );
     }
     Ok(response)
-}
-
-async fn not_found() -> HttpResponse {
-    json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint".into())
-}
-
-/// A resource served by one method; any other method gets 405 with `Allow`, in JSON.
-pub fn only(path: &str, method: Method, route: Route) -> Resource {
-    routes(path, vec![(method, route)])
-}
-
-/// A resource answering these methods; any other gets 405 with `Allow` naming them.
-pub fn routes(path: &str, routes: Vec<(Method, Route)>) -> Resource {
-    let allowed: Vec<&str> = routes.iter().map(|(method, _)| method.as_str()).collect();
-    let allow = allowed.join(", ");
-    let mut resource = web::resource(path);
-    for (_, route) in routes {
-        resource = resource.route(route);
-    }
-    resource.default_service(web::to(move || {
-        let allow = allow.clone();
-        async move {
-            let mut response = json_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("this endpoint accepts {allow} only"),
-            );
-            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
-                response.headers_mut().insert(actix_web::http::header::ALLOW, value);
-            }
-            response
-        }
-    }))
 }

@@ -8,7 +8,7 @@ use crate::db::api_keys::find_service_account;
 use crate::db::users::find_user;
 use crate::error::ErrorBody;
 use crate::manage::api_keys::ApiKeyView;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The presented key as its holder may see it, with the reach it was authenticated with.
 pub fn view_of(auth: &ApiKeyAuth) -> ApiKeyView {

@@ -19,9 +19,10 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use crate::apikeys::extractor::ApiKeyAuth;
 use crate::db::DbConnection;
 use crate::error::AppError;
+use crate::http::only;
 use crate::manage::Caller;
 use crate::ratelimit::Decision;
-use crate::startup::{AppState, only};
+use crate::state::AppState;
 use error::ApiError;
 
 /// Runs `f` for the authenticated caller on the blocking pool, its changes audited as the

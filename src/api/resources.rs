@@ -13,6 +13,7 @@ use crate::access::TeamRole;
 use crate::apikeys::extractor::ApiKeyAuth;
 use crate::domain::{DisplayName, GrantType, OptionalDisplayName, Scopes};
 use crate::error::{AppError, ErrorBody};
+use crate::http::routes;
 use crate::manage::api_keys::{ApiKeyView, CreatedApiKey};
 use crate::manage::apis::{ApiRegistration, ApiSigning, ApiUpdate};
 use crate::manage::apis::{ApiView, RegisteredApi};
@@ -25,7 +26,7 @@ use crate::manage::teams::{MemberView, TeamView};
 use crate::manage::users::{Invitation, Lifecycle, UserRegistration, UserUpdate};
 use crate::manage::users::{InvitedUser, UserView};
 use crate::manage::{api_keys, apis, audit, clients, consents, keys, teams, users};
-use crate::startup::{AppState, routes};
+use crate::state::AppState;
 use crate::tokens::SigningAlgorithm;
 
 type Data = web::Data<AppState>;

@@ -19,7 +19,7 @@ use crate::db::users::{ROLE_OWNER, STATUS_ACTIVE};
 use crate::error::AppError;
 use crate::manage::audit::{self, Actor, AuditEntry, Context, Outcome};
 use crate::ratelimit::{Decision, FailureBudget, Limits, Tier, caller_address};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub const USER_TOKEN_HEADER: &str = "x-user-token";
 

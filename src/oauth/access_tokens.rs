@@ -9,7 +9,7 @@ use crate::db::users::{User, find_user};
 use crate::domain::Scopes;
 use crate::error::AppError;
 use crate::manage::apis::ApiSigning;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tokens::jwt::{self, ACCESS_TOKEN_TYP};
 use crate::tokens::{AccessTokenClaims, IssuanceProof, SigningAlgorithm};
 
@@ -217,23 +217,4 @@ pub async fn inspect_access_token(state: &AppState, token: &str) -> Result<Acces
     let jti = claims.jti.clone();
     let revoked = crate::db::run(&state.pool, move |conn| Ok(is_revoked(conn, &jti)?)).await?;
     Ok(if revoked { AccessTokenStatus::Revoked(claims) } else { AccessTokenStatus::Active(claims, signer) })
-}
-
-impl AppState {
-    /// The key that signs for `algorithm`. A key made since the last reload (by the CLI
-    /// or another instance) is picked up here rather than failing the request.
-    pub async fn active_key(
-        &self,
-        algorithm: SigningAlgorithm,
-    ) -> Result<std::sync::Arc<crate::tokens::keyset::ActiveKey>, AppError> {
-        if let Some(key) = self.keys.current().active(algorithm) {
-            return Ok(key.clone());
-        }
-        self.reload_keys().await?;
-        self.keys
-            .current()
-            .active(algorithm)
-            .cloned()
-            .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("there is no active {algorithm} signing key")))
-    }
 }

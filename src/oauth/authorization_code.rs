@@ -19,7 +19,7 @@ use crate::db::clients::Client;
 use crate::db::refresh_tokens::revoke_families_of_code;
 use crate::db::revoked_tokens::revoke_token;
 use crate::domain::{CodeChallenge, GrantType, Scopes};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tokens::{AccessTokenClaims, IssuanceProof};
 
 struct Redeemed {

@@ -23,7 +23,7 @@ use crate::db::users::User;
 use crate::domain::{CodeChallenge, GrantType, RedirectUri, ResourceUri, Scopes};
 use crate::error::AppError;
 use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::web::csrf::{self, CsrfToken};
 use crate::web::pages::{error_page, form_page_leading_to};
 use crate::web::session::current_user;

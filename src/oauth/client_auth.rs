@@ -15,7 +15,7 @@ use crate::db::DbConnection;
 use crate::db::clients::{Client, find_client};
 use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
 use crate::ratelimit::{FailureBudget, Limits};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {

@@ -10,7 +10,7 @@ use super::token::{TokenResponse, ensure_grant_allowed};
 use crate::db::apis::find_api_by_audience;
 use crate::db::clients::Client;
 use crate::domain::{GrantType, ResourceUri, Scopes};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The audience named in the request: RFC 8707 `resource`, or Auth0's `audience`.
 fn named_audience(params: &OAuthParams) -> Result<Option<String>, OAuthError> {

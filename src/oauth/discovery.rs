@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::token::SUPPORTED_GRANTS;
 use crate::domain::Issuer;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Latchkey's own scopes and those the built-in APIs understand; each API may define more.
 pub const SCOPES_SUPPORTED: &[&str] =

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::users::User;
 use crate::domain::Scopes;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tokens::SigningAlgorithm;
 use crate::tokens::jwt;
 

@@ -13,7 +13,7 @@ use super::refresh::find_usable;
 use crate::apikeys::extractor::authenticate_key;
 use crate::error::AppError;
 use crate::manage::utc;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tokens::AccessTokenClaims;
 
 /// An active access token: its claims, flattened beside `active` (RFC 7662 §2.2).
@@ -71,7 +71,7 @@ fn inactive() -> serde_json::Value {
 pub async fn post_introspect(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<crate::startup::AppState>,
+    state: web::Data<crate::state::AppState>,
 ) -> Result<HttpResponse, OAuthError> {
     let params = OAuthParams::from_request(&req, payload).await?;
     let presented = presented_client(&req, &params)?;

@@ -30,7 +30,7 @@ pub const USERINFO_PATH: &str = "/oauth2/userinfo";
 pub const REGISTRATION_PATH: &str = "/oauth2/register";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use crate::startup::only;
+    use crate::http::only;
     cfg.service(
         web::resource(AUTHORIZE_PATH)
             .route(web::get().to(authorize::get_authorize))

@@ -19,7 +19,7 @@ use crate::db::refresh_tokens::{
     revoke_refresh_family,
 };
 use crate::domain::{GrantType, Scopes};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tokens::{AccessTokenClaims, IssuanceProof};
 
 /// A family lives this long from its first token, however often it is refreshed.

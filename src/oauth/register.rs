@@ -20,7 +20,7 @@ use crate::db::clients::AUTH_METHOD_NONE;
 use crate::error::AppError;
 use crate::manage::Caller;
 use crate::manage::clients::{ClientRegistration, register_client};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Client metadata (RFC 7591 §2) as far as Latchkey uses it; `audiences` is Latchkey's
 /// own: the APIs (RFC 8707 resources) the client may ask tokens for.

@@ -12,7 +12,7 @@ use super::params::OAuthParams;
 use crate::db::refresh_tokens::{find_refresh_token, revoke_refresh_family};
 use crate::db::revoked_tokens::revoke_token;
 use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// RFC 7009 §2.1: revoking a refresh token also invalidates the access tokens of the same
 /// grant, so the whole family goes.

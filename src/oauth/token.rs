@@ -10,7 +10,7 @@ use super::params::OAuthParams;
 use crate::db::clients::Client;
 use crate::domain::GrantType;
 use crate::ratelimit::{Decision, FailureBudget, Limits, caller_address};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// RFC 6749 §5.1, with OpenID Connect's `id_token`.
 #[derive(Serialize)]

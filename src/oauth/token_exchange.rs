@@ -19,7 +19,7 @@ use crate::apikeys::extractor::{ApiKeyAuth, authenticate_key};
 use crate::db::apis::{Api, find_api_by_audience};
 use crate::domain::{ResourceUri, Scopes};
 use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The `subject_token_type` of a Latchkey API key.
 pub const API_KEY_TOKEN_TYPE: &str = "urn:latchkey:params:oauth:token-type:api-key";

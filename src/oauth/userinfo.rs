@@ -15,7 +15,7 @@ use super::access_tokens::{AccessTokenStatus, Signer, inspect_access_token};
 use crate::db::users::{User, find_user};
 use crate::domain::Scopes;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Serialize)]
 struct UserInfo<'a> {

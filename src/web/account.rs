@@ -23,7 +23,7 @@ use crate::manage::Caller;
 use crate::manage::api_keys::{self, KeyRequest};
 use crate::manage::audit::{self, Actor, AuditEntry, Context, Outcome};
 use crate::oauth::authorize::scopes_for_people;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 struct AppAccess {
     client_id: String,

@@ -6,7 +6,7 @@ use actix_web::HttpRequest;
 use actix_web::cookie::Cookie;
 
 use super::session::cookie;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub const CSRF_COOKIE: &str = "latchkey_csrf";
 pub const CSRF_FIELD: &str = "csrf_token";

@@ -15,7 +15,7 @@ use super::pages::{error_page, form_page};
 use crate::db::users::find_user_by_invitation;
 use crate::error::AppError;
 use crate::passwords::MIN_LENGTH;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Template)]
 #[template(path = "invitation.html")]

@@ -18,7 +18,7 @@ use crate::error::AppError;
 use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
 use crate::manage::users::normalize_email;
 use crate::oauth::params::OAuthParams;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const FORM_LIMIT: usize = 16 * 1024;
 

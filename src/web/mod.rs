@@ -12,7 +12,7 @@ pub mod throttle;
 use actix_web::http::Method;
 use actix_web::web;
 
-use crate::startup::{only, routes};
+use crate::http::{only, routes};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -10,7 +10,7 @@ use chrono::TimeDelta;
 use crate::db::sessions::{NewSession, delete_session, find_live_session, insert_session};
 use crate::db::users::User;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "latchkey_session";
 

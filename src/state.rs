@@ -1,0 +1,70 @@
+//! `AppState`: what every handler may use, shared by all workers (the "shared" floor:
+//! handlers depend on it, never on `startup`, which only builds and wires it).
+
+use std::sync::Arc;
+
+use actix_web::web::Bytes;
+
+use crate::config::Settings;
+use crate::crypto::{Sealer, TokenHasher};
+use crate::db::{self, DbPool};
+use crate::domain::Issuer;
+use crate::error::AppError;
+use crate::metrics::Metrics;
+use crate::passwords::Passwords;
+use crate::ratelimit::RateLimiter;
+use crate::tokens::keyset::ActiveKey;
+use crate::tokens::{IssuanceProof, KeySet, KeyStore, SigningAlgorithm};
+
+/// What every handler may use, shared by all workers.
+pub struct AppState {
+    pub pool: DbPool,
+    pub issuer: Issuer,
+    pub hasher: TokenHasher,
+    pub sealer: Sealer,
+    /// Tags the HS256 tokens Latchkey issues, so that its own endpoints know them.
+    pub issuance: IssuanceProof,
+    pub keys: Arc<KeyStore>,
+    pub metadata: Bytes,
+    pub settings: Settings,
+    pub passwords: Passwords,
+    pub limiter: RateLimiter,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// Rereads the signing keys, so rotations made elsewhere take effect here.
+    pub async fn reload_keys(&self) -> Result<(), AppError> {
+        let sealer = self.sealer.clone();
+        let generation = self.keys.begin_load();
+        let set = db::run(&self.pool, move |conn| Ok(KeySet::load(conn, &sealer, db::now())?)).await?;
+        self.keys.install(generation, set);
+        Ok(())
+    }
+
+    /// The key set, reread first if it lacks `kid`: another instance (started at the same
+    /// moment, or rotated ahead of our next periodic reload) may already sign with a key
+    /// we have not loaded. Rate-limited, so forged kids cost no more than one read a second.
+    pub async fn keys_knowing(&self, kid: &str) -> Result<Arc<KeySet>, AppError> {
+        let keys = self.keys.current();
+        if keys.verifying_key(kid).is_some() || !self.keys.may_reload_for_unknown_kid(std::time::Instant::now()) {
+            return Ok(keys);
+        }
+        self.reload_keys().await?;
+        Ok(self.keys.current())
+    }
+
+    /// The key that signs for `algorithm`. A key made since the last reload (by the CLI
+    /// or another instance) is picked up here rather than failing the request.
+    pub async fn active_key(&self, algorithm: SigningAlgorithm) -> Result<Arc<ActiveKey>, AppError> {
+        if let Some(key) = self.keys.current().active(algorithm) {
+            return Ok(key.clone());
+        }
+        self.reload_keys().await?;
+        self.keys
+            .current()
+            .active(algorithm)
+            .cloned()
+            .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("there is no active {algorithm} signing key")))
+    }
+}
