@@ -332,7 +332,7 @@ fn rotate_keys(settings: &Settings, alg: &str, json: bool) -> anyhow::Result<()>
     let rotated = manage::keys::rotate_key(
         &mut conn,
         &master_key.sealer(),
-        &manage::audit::Context::SYSTEM,
+        &crate::audit::Context::SYSTEM,
         algorithm,
         window,
         db::now(),

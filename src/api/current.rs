@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 
 use super::error::ApiError;
-use crate::apikeys::extractor::ApiKeyAuth;
+use crate::apikeys::authenticate::ApiKeyAuth;
 use crate::db::api_keys::find_service_account;
 use crate::db::users::find_user;
 use crate::error::ErrorBody;

@@ -7,6 +7,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::access::Denied;
+use crate::apikeys::authenticate::KeyRefusal;
 use crate::error::{AppError, json_error};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,5 +127,19 @@ impl From<Denied> for AppError {
             Denied::NotFound => Self::NotFound,
             Denied::Forbidden => Self::Forbidden("this key lacks the permission for that".into()),
         }
+    }
+}
+
+/// A refused key, in the API's words: 401 `invalid_api_key` or `token_expired`, or 429 once
+/// the address has used up its failed authentications.
+impl From<KeyRefusal> for ApiError {
+    fn from(refusal: KeyRefusal) -> Self {
+        let code = match refusal {
+            KeyRefusal::Invalid(_) => ApiErrorCode::InvalidApiKey,
+            KeyRefusal::Expired => ApiErrorCode::TokenExpired,
+            KeyRefusal::TooManyFailures { .. } => ApiErrorCode::RateLimitExceeded,
+            KeyRefusal::Unchecked(error) => return error.into(),
+        };
+        Self::new(code, refusal.to_string())
     }
 }

@@ -2,6 +2,7 @@
 //! errors as `{"error","message","request_id"}`. Handlers are thin: they parse, hand the
 //! caller and the input to a `manage` function off the async workers, and shape the reply.
 
+pub mod auth;
 pub mod current;
 pub mod error;
 pub mod openapi;
@@ -16,7 +17,7 @@ use actix_web::http::{Method, header};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
-use crate::apikeys::extractor::ApiKeyAuth;
+use crate::apikeys::authenticate::ApiKeyAuth;
 use crate::db::DbConnection;
 use crate::error::AppError;
 use crate::http::only;

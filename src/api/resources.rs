@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::{Body, OptionalJson, call};
 use crate::access::TeamRole;
-use crate::apikeys::extractor::ApiKeyAuth;
+use crate::apikeys::authenticate::ApiKeyAuth;
 use crate::domain::{DisplayName, GrantType, OptionalDisplayName, Scopes};
 use crate::error::{AppError, ErrorBody};
 use crate::http::routes;

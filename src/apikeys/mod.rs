@@ -4,7 +4,7 @@
 //!
 //! NEVER CHANGE THE PREFIXES OF EXISTING KEYS: scanners and customers match on them.
 
-pub mod extractor;
+pub mod authenticate;
 
 use std::fmt;
 

@@ -16,10 +16,10 @@ use std::fmt;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::audit;
 use super::{Caller, clean_name};
 use crate::access::{Action, Permissions, Resource, Target, TeamRole};
 use crate::apikeys::{self, KeyClass};
+use crate::audit;
 use crate::config::Environment;
 use crate::crypto::TokenHasher;
 use crate::db::DbConnection;

@@ -5,8 +5,8 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use super::Caller;
-use super::audit;
 use crate::access::{Action, Resource, Target};
+use crate::audit;
 use crate::crypto::{Sealer, random_token};
 use crate::db::DbConnection;
 use crate::db::apis::{

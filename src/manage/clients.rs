@@ -5,8 +5,8 @@ use serde::Serialize;
 use chrono::TimeDelta;
 
 use super::Caller;
-use super::audit;
 use crate::access::{Action, Resource, Target};
+use crate::audit;
 use crate::crypto::{TokenHasher, random_base62, random_token};
 use crate::db::DbConnection;
 use crate::db::apis::find_api_by_audience;

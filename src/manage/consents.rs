@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::Caller;
-use super::audit;
 use crate::access::{Action, Resource, Target};
+use crate::audit;
 use crate::db::DbConnection;
 use crate::db::consents::{Consent, delete_consent, find_consent_by_id, list_consents as db_list_consents};
 use crate::db::refresh_tokens::revoke_families_of_user_client;

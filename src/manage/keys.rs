@@ -6,8 +6,8 @@ use chrono::{NaiveDateTime, TimeDelta};
 use serde::Serialize;
 
 use super::Caller;
-use super::audit::{self, Context as AuditContext};
 use crate::access::{Action, Resource};
+use crate::audit::{self, Context as AuditContext};
 use crate::crypto::Sealer;
 use crate::db::DbConnection;
 use crate::db::apis::max_token_lifetime_secs;

@@ -17,8 +17,8 @@ use std::sync::LazyLock;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::access::{Action, Denied, Listing, Reach, Resource, Target};
+use crate::audit::Context;
 use crate::error::AppError;
-use audit::Context;
 
 /// Timestamps leave the server as RFC 3339 UTC.
 pub(crate) fn utc(at: NaiveDateTime) -> DateTime<Utc> {

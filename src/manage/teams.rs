@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::audit;
 use super::{Caller, clean_name};
 use crate::access::{Action, Resource, Target, TeamRole};
+use crate::audit;
 use crate::db::DbConnection;
 use crate::db::teams::{
     Member, NewTeam, Team, delete_team as db_delete_team, find_team, insert_team, list_members,

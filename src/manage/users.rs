@@ -7,8 +7,8 @@ use serde::Serialize;
 use chrono::{NaiveDateTime, TimeDelta};
 
 use super::Caller;
-use super::audit;
 use crate::access::{Action, Resource, Target};
+use crate::audit;
 use crate::crypto::{TokenHasher, random_token};
 use crate::db::DbConnection;
 use crate::db::refresh_tokens::revoke_families_of_user;
@@ -338,10 +338,10 @@ pub fn accept(
         if !accept_invitation(conn, &user.id, token_hash.as_str(), password.as_str(), now)? {
             return Err(AppError::NotFound);
         }
-        let entry = super::audit::AuditEntry::new(
-            super::audit::Actor::User(&user.id),
+        let entry = crate::audit::AuditEntry::new(
+            crate::audit::Actor::User(&user.id),
             "user.invitation_accepted",
-            super::audit::Outcome::Success,
+            crate::audit::Outcome::Success,
         )
         .target("user", &user.id);
         audit::record(conn, &entry)?;

@@ -13,6 +13,7 @@ use askama::Template;
 use chrono::TimeDelta;
 
 use super::params::OAuthParams;
+use crate::audit::{self, Actor, AuditEntry, Outcome};
 use crate::crypto::random_token;
 use crate::db::DbConnection;
 use crate::db::apis::find_api_by_audience;
@@ -22,7 +23,6 @@ use crate::db::consents::{ConsentGrant, find_consent, save_consent};
 use crate::db::users::User;
 use crate::domain::{CodeChallenge, GrantType, RedirectUri, ResourceUri, Scopes};
 use crate::error::AppError;
-use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
 use crate::state::AppState;
 use crate::web::csrf::{self, CsrfToken};
 use crate::web::pages::{error_page, form_page_leading_to};

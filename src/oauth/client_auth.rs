@@ -10,10 +10,10 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::error::OAuthError;
 use super::params::OAuthParams;
+use crate::audit::{self, Actor, AuditEntry, Outcome};
 use crate::crypto::TokenHasher;
 use crate::db::DbConnection;
 use crate::db::clients::{Client, find_client};
-use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
 use crate::ratelimit::{FailureBudget, Limits};
 use crate::state::AppState;
 

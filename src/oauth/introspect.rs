@@ -10,7 +10,7 @@ use super::client_auth::{authenticate_client, presented_client};
 use super::error::OAuthError;
 use super::params::OAuthParams;
 use super::refresh::find_usable;
-use crate::apikeys::extractor::authenticate_key;
+use crate::apikeys::authenticate::authenticate_key;
 use crate::error::AppError;
 use crate::manage::utc;
 use crate::state::AppState;

@@ -15,7 +15,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::userinfo::{bearer_error, bearer_token};
-use crate::apikeys::extractor::authenticate_key;
+use crate::apikeys::authenticate::{KeyRefusal, authenticate_key};
 use crate::db::clients::AUTH_METHOD_NONE;
 use crate::error::AppError;
 use crate::manage::Caller;
@@ -113,7 +113,8 @@ pub async fn post_register(req: HttpRequest, payload: Payload, state: web::Data<
     };
     let auth = match authenticate_key(&req, &state, token).await {
         Ok(auth) => auth,
-        Err(error) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &error.message),
+        Err(KeyRefusal::Unchecked(error)) => return actix_web::ResponseError::error_response(&error),
+        Err(refusal) => return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &refusal.to_string()),
     };
     let body = match payload.to_bytes_limited(64 * 1024).await {
         Ok(Ok(body)) => body,

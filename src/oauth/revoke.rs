@@ -9,9 +9,9 @@ use super::access_tokens::{AccessTokenStatus, inspect_access_token};
 use super::client_auth::{authenticate_client, presented_client};
 use super::error::OAuthError;
 use super::params::OAuthParams;
+use crate::audit::{self, Actor, AuditEntry, Outcome};
 use crate::db::refresh_tokens::{find_refresh_token, revoke_refresh_family};
 use crate::db::revoked_tokens::revoke_token;
-use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
 use crate::state::AppState;
 
 /// RFC 7009 §2.1: revoking a refresh token also invalidates the access tokens of the same

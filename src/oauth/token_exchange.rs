@@ -15,10 +15,10 @@ use super::access_tokens::{TokenAudience, mint_access_token};
 use super::error::OAuthError;
 use super::params::OAuthParams;
 use super::token::TokenResponse;
-use crate::apikeys::extractor::{ApiKeyAuth, authenticate_key};
+use crate::apikeys::authenticate::{ApiKeyAuth, KeyRefusal, authenticate_key};
+use crate::audit::{self, Actor, AuditEntry, Outcome};
 use crate::db::apis::{Api, find_api_by_audience};
 use crate::domain::{ResourceUri, Scopes};
-use crate::manage::audit::{self, Actor, AuditEntry, Outcome};
 use crate::state::AppState;
 
 /// The `subject_token_type` of a Latchkey API key.
@@ -65,9 +65,12 @@ pub async fn issue(state: &AppState, req: &HttpRequest, params: &OAuthParams) ->
     let audience = ResourceUri::parse(named).map_err(|e| OAuthError::invalid_target(e.to_string()))?;
 
     // RFC 8693 §2.2.2: an unusable subject token is invalid_request.
-    let auth = authenticate_key(req, state, params.required("subject_token")?.to_owned())
-        .await
-        .map_err(|e| OAuthError::invalid_request(format!("subject_token: {}", e.message)))?;
+    let auth = authenticate_key(req, state, params.required("subject_token")?.to_owned()).await.map_err(|refusal| {
+        match refusal {
+            KeyRefusal::Unchecked(error) => OAuthError::from(error),
+            refusal => OAuthError::invalid_request(format!("subject_token: {refusal}")),
+        }
+    })?;
     let lookup = audience.to_string();
     let api = crate::db::run(&state.pool, move |conn| Ok(find_api_by_audience(conn, &lookup)?))
         .await?

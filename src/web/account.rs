@@ -12,6 +12,7 @@ use super::csrf::{self, CsrfToken};
 use super::pages::{error_page, form_page};
 use super::session::{SESSION_COOKIE, current_user};
 use crate::access::Reach;
+use crate::audit::{self, Actor, AuditEntry, Context, Outcome};
 use crate::db::DbConnection;
 use crate::db::consents::{Consent, delete_consent, list_consents_for_user};
 use crate::db::refresh_tokens::revoke_families_of_user_client;
@@ -21,7 +22,6 @@ use crate::domain::Scopes;
 use crate::error::AppError;
 use crate::manage::Caller;
 use crate::manage::api_keys::{self, KeyRequest};
-use crate::manage::audit::{self, Actor, AuditEntry, Context, Outcome};
 use crate::oauth::authorize::scopes_for_people;
 use crate::state::AppState;
 

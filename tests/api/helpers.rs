@@ -277,7 +277,7 @@ impl TestApp {
             manage::keys::rotate_key(
                 &mut conn,
                 &self.state.sealer,
-                &manage::audit::Context::SYSTEM,
+                &latchkey::audit::Context::SYSTEM,
                 algorithm,
                 window,
                 db::now(),

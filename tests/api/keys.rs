@@ -40,7 +40,7 @@ async fn a_retired_key_leaves_the_jwks_once_its_tokens_have_expired(backend: Bac
         latchkey::manage::keys::rotate_key(
             &mut conn,
             &app.state.sealer,
-            &latchkey::manage::audit::Context::SYSTEM,
+            &latchkey::audit::Context::SYSTEM,
             SigningAlgorithm::RS256,
             chrono::TimeDelta::seconds(-1),
             latchkey::db::now(),

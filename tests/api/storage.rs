@@ -101,7 +101,7 @@ async fn timestamps_round_trip_exactly(backend: Backend) {
 /// between: on SQLite a deferred transaction failed at its first write ("database is
 /// locked", which no busy timeout waits out). Found as a 500 from two management calls at once.
 async fn a_write_transaction_is_not_undone_by_a_writer_that_commits_meanwhile(backend: Backend) {
-    use latchkey::manage::audit::{Context, record};
+    use latchkey::audit::{Context, record};
     fn events(conn: &mut DbConnection) -> i64 {
         latchkey::db::schema::audit_events::table.count().get_result(conn).unwrap()
     }

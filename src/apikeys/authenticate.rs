@@ -1,24 +1,20 @@
-//! `ApiKeyAuth`: the extractor every management handler takes. The key arrives as
-//! `Authorization: Bearer <key>` or `X-User-Token: <key>`; its checksum is checked before
-//! any lookup, its environment against the deployment's, then one keyed-hash lookup finds
-//! it. Every failure is written to the audit log (without the key).
+//! Authenticating an API key: the key arrives as `Authorization: Bearer <key>` or
+//! `X-User-Token: <key>`; its checksum is checked before any lookup, its environment against
+//! the deployment's, then one keyed-hash lookup finds it. Every failure is written to the
+//! audit log (without the key). Refusals are a [`KeyRefusal`]; each caller (the management
+//! API, token exchange, registration, introspection) answers them in its own format.
 
-use std::future::Future;
-use std::pin::Pin;
-
-use actix_web::dev::Payload;
+use actix_web::HttpRequest;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use crate::access::{Permissions, Reach};
-use crate::api::error::{ApiError, ApiErrorCode};
+use crate::audit::{self, Actor, AuditEntry, Context, Outcome};
 use crate::db::DbConnection;
 use crate::db::api_keys::{ApiKeyRow, KeyOwner, find_api_key_with_owner, touch_api_key};
 use crate::db::teams::memberships;
 use crate::db::users::{ROLE_OWNER, STATUS_ACTIVE};
 use crate::error::AppError;
-use crate::manage::audit::{self, Actor, AuditEntry, Context, Outcome};
-use crate::ratelimit::{Decision, FailureBudget, Limits, Tier, caller_address};
+use crate::ratelimit::{FailureBudget, Limits};
 use crate::state::AppState;
 
 pub const USER_TOKEN_HEADER: &str = "x-user-token";
@@ -89,7 +85,7 @@ fn load_reach(conn: &mut DbConnection, key: &ApiKeyRow, owner: &KeyOwner) -> die
 }
 
 /// The key as presented, from either header.
-fn presented_key(req: &HttpRequest) -> Option<String> {
+pub fn presented_key(req: &HttpRequest) -> Option<String> {
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -101,61 +97,33 @@ fn presented_key(req: &HttpRequest) -> Option<String> {
     bearer.or_else(user_token).filter(|key| !key.is_empty())
 }
 
-/// Why a presented key was refused: audited, and told to the caller.
+/// Why a presented key was refused, as its caller tells it.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyRefusal {
+    /// Malformed, of the other environment, unknown, revoked, or its user is not active.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the API key has expired")]
+    Expired,
+    /// The caller's address has used up its failed authentications: not audited, not checked.
+    #[error("too many refused keys from this address; try again in {retry_after} s")]
+    TooManyFailures { retry_after: u64 },
+    /// The key could not be checked (the database failed): no fault of the caller's.
+    #[error(transparent)]
+    Unchecked(#[from] AppError),
+}
+
+/// A refusal as the audit log and the metrics record it.
 struct Refusal {
-    code: ApiErrorCode,
-    message: String,
+    refusal: KeyRefusal,
     reason: &'static str,
     key_id: Option<String>,
 }
 
 impl Refusal {
     fn invalid(reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code: ApiErrorCode::InvalidApiKey, message: message.into(), reason, key_id: None }
+        Self { refusal: KeyRefusal::Invalid(message.into()), reason, key_id: None }
     }
-}
-
-/// Authenticates the request's key, then counts the request against the key's rate limit.
-/// A refused key was counted as a failure from the caller's address (see
-/// [`authenticate_key`]); a request without a key spends the address's budget. The
-/// decision is left in the request for the headers every API response carries.
-async fn authenticate(req: &HttpRequest, state: &web::Data<AppState>) -> Result<ApiKeyAuth, ApiError> {
-    let defaults = Limits::configured(&state.settings);
-    let authenticated = match presented_key(req) {
-        None => Err(ApiError::new(
-            ApiErrorCode::MissingApiKey,
-            "send an API key as `Authorization: Bearer <key>` or `X-User-Token: <key>`",
-        )),
-        Some(presented) => authenticate_key(req, state, presented).await,
-    };
-    let decision = match &authenticated {
-        Ok(auth) => {
-            let tier = auth.key.tier.as_deref().and_then(|t| t.parse::<Tier>().ok());
-            state.limiter.check(&format!("key:{}", auth.key.id), tier.map_or(defaults, Limits::of_tier)).await
-        }
-        Err(error) if error.code == ApiErrorCode::MissingApiKey => {
-            state.limiter.check(&format!("ip:{}", caller_address(req.peer_addr().map(|a| a.ip()))), defaults).await
-        }
-        // Already counted as a failure: report where that bucket stands.
-        Err(_) => {
-            let limits = Limits::failed_authentications(&state.settings);
-            FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), limits).allows().await
-        }
-    };
-    // A refused key has its answer already (401, or 429 past the address's failures).
-    let refused_key = authenticated.as_ref().is_err_and(|e| e.code != ApiErrorCode::MissingApiKey);
-    if !decision.allowed && !refused_key {
-        return Err(rate_limited(req, decision));
-    }
-    req.extensions_mut().insert(decision);
-    authenticated
-}
-
-/// 429, with the decision left for the headers.
-fn rate_limited(req: &HttpRequest, decision: Decision) -> ApiError {
-    let retry_after = decision.retry_after;
-    req.extensions_mut().insert(decision);
-    ApiError::new(ApiErrorCode::RateLimitExceeded, format!("too many requests; try again in {retry_after} s"))
 }
 
 /// Checks a presented key: checksum, environment, then the stored key, its expiry and its
@@ -164,7 +132,11 @@ fn rate_limited(req: &HttpRequest, decision: Decision) -> ApiError {
 /// Refusals count against the caller's address ([`FailureBudget`]) and are audited; once the
 /// address has used up its failures, further refusals are answered 429 and not audited, so
 /// that guessing cannot fill the audit log. A good key is never refused for that.
-pub async fn authenticate_key(req: &HttpRequest, state: &AppState, presented: String) -> Result<ApiKeyAuth, ApiError> {
+pub async fn authenticate_key(
+    req: &HttpRequest,
+    state: &AppState,
+    presented: String,
+) -> Result<ApiKeyAuth, KeyRefusal> {
     let failures = FailureBudget::of(
         &state.limiter,
         req.peer_addr().map(|a| a.ip()),
@@ -195,12 +167,9 @@ pub async fn authenticate_key(req: &HttpRequest, state: &AppState, presented: St
                     key_id: Some(key.id),
                     ..Refusal::invalid("revoked", "the API key is unknown or has been revoked")
                 }),
-                Some((key, _)) if key.expires_at.is_some_and(|at| at <= now) => Err(Refusal {
-                    code: ApiErrorCode::TokenExpired,
-                    message: "the API key has expired".into(),
-                    reason: "expired",
-                    key_id: Some(key.id),
-                }),
+                Some((key, _)) if key.expires_at.is_some_and(|at| at <= now) => {
+                    Err(Refusal { refusal: KeyRefusal::Expired, reason: "expired", key_id: Some(key.id) })
+                }
                 // A personal key acts as its user, so it lives only while the user is active.
                 Some((key, owner)) if key.kind == "personal" && owner.user_status.as_deref() != Some(STATUS_ACTIVE) => {
                     Err(Refusal {
@@ -237,29 +206,10 @@ pub async fn authenticate_key(req: &HttpRequest, state: &AppState, presented: St
             state.metrics.authentication_failed("api_key", refusal.reason);
             tracing::info!(reason = refusal.reason, "API key refused");
             if audit_refusal {
-                Err(ApiError::new(refusal.code, refusal.message))
+                Err(refusal.refusal)
             } else {
-                Err(ApiError::new(
-                    ApiErrorCode::RateLimitExceeded,
-                    format!("too many refused keys from this address; try again in {} s", counted.retry_after.max(1)),
-                ))
+                Err(KeyRefusal::TooManyFailures { retry_after: counted.retry_after.max(1) })
             }
         }
-    }
-}
-
-impl FromRequest for ApiKeyAuth {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .cloned()
-                .ok_or_else(|| ApiError::new(ApiErrorCode::Internal, "the server is misconfigured"))?;
-            authenticate(&req, &state).await
-        })
     }
 }
