@@ -1,20 +1,17 @@
-//! The authorization endpoint (RFC 6749 §4.1.1) for the code flow, with PKCE (RFC 7636,
-//! S256 only) and issuer identification in the response (RFC 9207).
+//! The authorization endpoint's protocol (RFC 6749 §4.1.1) for the code flow, with PKCE
+//! (RFC 7636, S256 only) and issuer identification in the response (RFC 9207). It checks a
+//! request and decides what happens to it ([`Decision`]); the pages a person sees (consent,
+//! errors) and the form they post are `web::consent`'s.
 //!
 //! RFC 6749 §4.1.2.1: when the client or redirect URI is unknown, the user sees an error
 //! page and is never redirected; any later error goes back to the client's registered
 //! redirect URI with `error` and `state`.
 
-use actix_web::http::StatusCode;
-use actix_web::http::header;
-use actix_web::web::{self, Payload};
-use actix_web::{HttpRequest, HttpResponse};
-use askama::Template;
 use chrono::TimeDelta;
 
 use super::params::OAuthParams;
 use crate::audit::{self, Actor, AuditEntry, Outcome};
-use crate::crypto::random_token;
+use crate::crypto::{TokenHasher, random_token};
 use crate::db::DbConnection;
 use crate::db::apis::find_api_by_audience;
 use crate::db::authorization_codes::{NewAuthorizationCode, insert_code};
@@ -24,9 +21,6 @@ use crate::db::users::User;
 use crate::domain::{CodeChallenge, GrantType, RedirectUri, ResourceUri, Scopes};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::web::csrf::{self, CsrfToken};
-use crate::web::pages::{error_page, form_page_leading_to};
-use crate::web::session::current_user;
 
 /// RFC 9700 §4.5 recommends codes live briefly; one minute covers any real redirect.
 pub const CODE_LIFETIME: TimeDelta = TimeDelta::seconds(60);
@@ -178,46 +172,73 @@ pub fn validate_request(
     }))
 }
 
-/// The client's redirect URI with `params`, `state` and `iss` (RFC 9207) appended.
-fn redirect_to_client(redirect_uri: &str, state: Option<&str>, issuer: &str, params: &[(&str, &str)]) -> HttpResponse {
-    let location = match url::Url::parse(redirect_uri) {
-        Ok(mut url) => {
-            {
-                let mut query = url.query_pairs_mut();
-                for (name, value) in params {
-                    query.append_pair(name, value);
-                }
-                if let Some(state) = state {
-                    query.append_pair("state", state);
-                }
-                query.append_pair("iss", issuer);
-            }
-            url.to_string()
-        }
-        // Registered URIs were parsed when registered; this cannot happen.
-        Err(_) => return error_page(StatusCode::BAD_REQUEST, "Cannot continue", "The return address is invalid."),
-    };
-    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+/// What becomes of an authorization request, for the page layer to carry out.
+#[derive(Debug)]
+pub enum Decision {
+    /// A code was issued: the browser goes to `location`, back at the client.
+    Issue { location: String },
+    /// The person must allow or deny on the consent page.
+    NeedsConsent { request: Box<AuthorizationRequest>, user: Box<User> },
+    /// Nobody is signed in: sign in, then come back to the same request.
+    NeedsLogin,
+    /// Back to the client with an RFC 6749 §4.1.2.1 error, at `location`.
+    RedirectError { location: String },
+    /// The client or its redirect URI is not established: a page, never a redirect.
+    PageError(String),
 }
 
-fn respond_error(error: AuthorizeError, issuer: &str) -> HttpResponse {
-    match error {
-        AuthorizeError::Page(message) => {
-            error_page(StatusCode::BAD_REQUEST, "This sign-in link is not valid", &message)
+impl AuthorizeError {
+    /// The decision this error makes: a page, or a redirect carrying it.
+    pub fn into_decision(self, issuer: &str) -> Decision {
+        match self {
+            Self::Page(message) => Decision::PageError(message),
+            Self::Redirect { redirect_uri, state, error, description } => redirect_to_client(
+                &redirect_uri,
+                state.as_deref(),
+                issuer,
+                &[("error", error), ("error_description", &description)],
+            )
+            .map_or_else(Decision::PageError, |location| Decision::RedirectError { location }),
         }
-        AuthorizeError::Redirect { redirect_uri, state, error, description } => redirect_to_client(
-            &redirect_uri,
-            state.as_deref(),
-            issuer,
-            &[("error", error), ("error_description", &description)],
-        ),
+    }
+}
+
+/// The client's redirect URI with `params`, `state` and `iss` (RFC 9207) appended.
+fn redirect_to_client(
+    redirect_uri: &str,
+    state: Option<&str>,
+    issuer: &str,
+    params: &[(&str, &str)],
+) -> Result<String, String> {
+    // Registered URIs were parsed when registered; failing here cannot happen.
+    let mut url = url::Url::parse(redirect_uri).map_err(|_| "The return address is invalid.".to_owned())?;
+    {
+        let mut query = url.query_pairs_mut();
+        for (name, value) in params {
+            query.append_pair(name, value);
+        }
+        if let Some(state) = state {
+            query.append_pair("state", state);
+        }
+        query.append_pair("iss", issuer);
+    }
+    Ok(url.to_string())
+}
+
+/// Back to the client with `error`, keeping its `state`.
+fn back_to_client(request: &AuthorizationRequest, error: &'static str, description: &str) -> AuthorizeError {
+    AuthorizeError::Redirect {
+        redirect_uri: request.redirect_uri.to_string(),
+        state: request.state.clone(),
+        error,
+        description: description.to_owned(),
     }
 }
 
 /// Issues a code for `user` (from a blocking context) and returns it.
 fn issue_code(
     conn: &mut DbConnection,
-    state: &AppState,
+    hasher: &TokenHasher,
     request: &AuthorizationRequest,
     user: &User,
 ) -> Result<String, AppError> {
@@ -226,7 +247,7 @@ fn issue_code(
     insert_code(
         conn,
         &NewAuthorizationCode {
-            code_hash: state.hasher.hash(&code).as_str(),
+            code_hash: hasher.hash(&code).as_str(),
             client_id: &request.client.client_id,
             user_id: &user.id,
             redirect_uri: request.redirect_uri.as_str(),
@@ -243,74 +264,14 @@ fn issue_code(
     Ok(code)
 }
 
-fn code_redirect(request: &AuthorizationRequest, issuer: &str, code: &str) -> HttpResponse {
+fn issued(request: &AuthorizationRequest, issuer: &str, code: &str) -> Decision {
     redirect_to_client(request.redirect_uri.as_str(), request.state.as_deref(), issuer, &[("code", code)])
+        .map_or_else(Decision::PageError, |location| Decision::Issue { location })
 }
 
-/// The order a person reads scopes in: who they are, then what the app may do with their
-/// data, then how long it keeps access.
-pub fn scopes_for_people(scope: &Scopes) -> Vec<String> {
-    let rank = |s: &str| match s {
-        "openid" => 0,
-        "profile" => 1,
-        "email" => 2,
-        "offline_access" => 4,
-        _ => 3,
-    };
-    let mut scopes: Vec<&str> = scope.iter().collect();
-    scopes.sort_by_key(|s| rank(s));
-    scopes.into_iter().map(describe_scope).collect()
-}
-
-/// Words a person understands for each scope.
-pub fn describe_scope(scope: &str) -> String {
-    match scope {
-        "openid" => "Confirm who you are".into(),
-        "profile" => "See your name".into(),
-        "email" => "See your email address".into(),
-        "offline_access" => "Keep access when you are not using the app".into(),
-        "read" => "Read your data".into(),
-        "write" => "Create and change your data".into(),
-        "delete" => "Delete your data".into(),
-        "admin" => "Manage your account's settings and access".into(),
-        other => format!("Use the “{other}” permission"),
-    }
-}
-
-#[derive(Template)]
-#[template(path = "consent.html")]
-struct ConsentPage<'a> {
-    client_name: &'a str,
-    user_name: &'a str,
-    scopes: Vec<String>,
-    hidden: Vec<(String, String)>,
-    csrf_token: &'a str,
-}
-
-fn consent_page(
-    req: &HttpRequest,
-    state: &AppState,
-    request: &AuthorizationRequest,
-    user: &User,
-    params: &OAuthParams,
-) -> Result<HttpResponse, AppError> {
-    let CsrfToken { form_value, cookie } = csrf::issue(req, state);
-    let hidden: Vec<(String, String)> = params
-        .pairs()
-        .filter(|(name, _)| !matches!(*name, "csrf_token" | "decision" | "remember"))
-        .map(|(n, v)| (n.to_owned(), v.to_owned()))
-        .collect();
-    let page = ConsentPage {
-        client_name: &request.client.name,
-        user_name: user.display_name(),
-        scopes: scopes_for_people(&request.scope),
-        hidden,
-        csrf_token: &form_value,
-    };
-    form_page_leading_to(cookie, &page, &request.redirect_uri)
-}
-
-async fn validate(
+/// Checks the request's parameters against the client's registration (off the async
+/// workers), and gives them back for the consent form to carry.
+pub async fn validate(
     state: &AppState,
     params: OAuthParams,
 ) -> Result<(Result<AuthorizationRequest, AuthorizeError>, OAuthParams), AppError> {
@@ -331,147 +292,103 @@ async fn remembered(state: &AppState, user: &User, request: &AuthorizationReques
     Ok(consent.is_some_and(|c| c.remembered && request.scope.is_subset(&Scopes::parse(&c.scope).unwrap_or_default())))
 }
 
-#[tracing::instrument(name = "authorize", skip_all)]
-pub async fn get_authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+/// What to do with a request from a browser where `user` is signed in (or nobody is): issue
+/// a code at once if the person already consented to all of it, else ask, or refuse when
+/// `prompt=none` forbids asking.
+pub async fn decide(
+    state: &AppState,
+    params: OAuthParams,
+    user: Option<User>,
+) -> Result<(Decision, OAuthParams), AppError> {
     let issuer = state.issuer.to_string();
-    let Ok(params) = OAuthParams::from_query(req.query_string()) else {
-        return Ok(error_page(StatusCode::BAD_REQUEST, "This sign-in link is not valid", "The link is malformed."));
-    };
-    let (request, params) = validate(&state, params).await?;
+    let (request, params) = validate(state, params).await?;
     let request = match request {
         Ok(request) => request,
-        Err(error) => return Ok(respond_error(error, &issuer)),
+        Err(error) => return Ok((error.into_decision(&issuer), params)),
     };
-    let Some(user) = current_user(&req, &state).await? else {
+    let Some(user) = user else {
         if request.prompt_none {
-            return Ok(respond_error(login_required(&request), &issuer));
+            return Ok((login_required(&request).into_decision(&issuer), params));
         }
-        let here = format!("{}?{}", super::AUTHORIZE_PATH, req.query_string());
-        let login =
-            format!("/login?return_to={}", url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>());
-        return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, login)).finish());
+        return Ok((Decision::NeedsLogin, params));
     };
-    if !request.prompt_consent && remembered(&state, &user, &request).await? {
-        let worker_state = state.clone();
+    if !request.prompt_consent && remembered(state, &user, &request).await? {
+        let hasher = state.hasher.clone();
         let (request_for_code, user_for_code) = (request.clone(), user.clone());
         let code =
-            crate::db::run(&state.pool, move |conn| issue_code(conn, &worker_state, &request_for_code, &user_for_code))
+            crate::db::run(&state.pool, move |conn| issue_code(conn, &hasher, &request_for_code, &user_for_code))
                 .await?;
-        return Ok(code_redirect(&request, &issuer, &code));
+        return Ok((issued(&request, &issuer, &code), params));
     }
     if request.prompt_none {
-        return Ok(respond_error(
-            AuthorizeError::Redirect {
-                redirect_uri: request.redirect_uri.to_string(),
-                state: request.state.clone(),
-                error: "consent_required",
-                description: "the user has not consented to these scopes".into(),
-            },
-            &issuer,
-        ));
+        let refusal = back_to_client(&request, "consent_required", "the user has not consented to these scopes");
+        return Ok((refusal.into_decision(&issuer), params));
     }
-    consent_page(&req, &state, &request, &user, &params)
+    Ok((Decision::NeedsConsent { request: Box::new(request), user: Box::new(user) }, params))
 }
 
-fn login_required(request: &AuthorizationRequest) -> AuthorizeError {
-    AuthorizeError::Redirect {
-        redirect_uri: request.redirect_uri.to_string(),
-        state: request.state.clone(),
-        error: "login_required",
-        description: "the user is not signed in".into(),
-    }
+/// `prompt=none`, or a consent form posted after signing out: the client must sign the
+/// person in again.
+pub fn login_required(request: &AuthorizationRequest) -> AuthorizeError {
+    back_to_client(request, "login_required", "the user is not signed in")
 }
 
-/// The consent decision. Every hidden field is validated again: nothing in the form is
-/// trusted because the server rendered it.
-#[tracing::instrument(name = "consent", skip_all)]
-pub async fn post_authorize(
-    req: HttpRequest,
-    payload: Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
+/// The person allowed `request`: the consent is recorded (remembered if they ticked the
+/// box), and a code issued.
+pub async fn approve(
+    state: &AppState,
+    request: AuthorizationRequest,
+    user: User,
+    remember: bool,
+) -> Result<Decision, AppError> {
     let issuer = state.issuer.to_string();
-    let body = match payload.to_bytes_limited(64 * 1024).await {
-        Ok(Ok(body)) => body,
-        _ => return Ok(error_page(StatusCode::BAD_REQUEST, "Cannot continue", "The form could not be read.")),
-    };
-    let Ok(params) = OAuthParams::parse(Some("application/x-www-form-urlencoded"), &body) else {
-        return Ok(error_page(StatusCode::BAD_REQUEST, "Cannot continue", "The form could not be read."));
-    };
-    let submitted_csrf = params.get("csrf_token").ok().flatten().unwrap_or_default().to_owned();
-    let decision = params.get("decision").ok().flatten().unwrap_or_default().to_owned();
-    let remember = params.get("remember").ok().flatten().is_some();
-    if !csrf::verify(&req, &state, &submitted_csrf) {
-        return Ok(error_page(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "Go back to the application and start again.",
-        ));
-    }
-    let (request, _) = validate(&state, params).await?;
-    let request = match request {
-        Ok(request) => request,
-        Err(error) => return Ok(respond_error(error, &issuer)),
-    };
-    let Some(user) = current_user(&req, &state).await? else {
-        return Ok(respond_error(login_required(&request), &issuer));
-    };
     let request_id = crate::telemetry::current_request_id();
-    match decision.as_str() {
-        "approve" => {
-            let worker_state = state.clone();
-            let (request_for_code, user_for_code) = (request.clone(), user.clone());
-            let code = crate::db::run(&state.pool, move |conn| {
-                let (request, user) = (request_for_code, user_for_code);
-                // Every approval is recorded (the account page lists it); the checkbox
-                // decides whether the next request skips the page.
-                let previous = find_consent(conn, &user.id, &request.client.client_id, &request.audience)?;
-                let mut scopes: Vec<String> = request.scope.iter().map(str::to_owned).collect();
-                if let Some(previous) = previous {
-                    scopes.extend(previous.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned));
-                }
-                let merged = Scopes::from_tokens(scopes.iter().map(String::as_str)).unwrap_or_default();
-                let grant = ConsentGrant {
-                    user_id: &user.id,
-                    client_id: &request.client.client_id,
-                    audience: &request.audience,
-                    scope: &merged.to_string(),
-                    remembered: remember,
-                };
-                save_consent(conn, &grant, crate::db::now())?;
-                let entry = AuditEntry::new(Actor::User(&user.id), "consent.granted", Outcome::Success)
-                    .target("client", &request.client.client_id)
-                    .from_request(None, Some(&request_id))
-                    .details(serde_json::json!({
-                        "scope": request.scope.to_string(),
-                        "audience": request.audience,
-                        "remembered": remember,
-                    }));
-                audit::record(conn, &entry)?;
-                issue_code(conn, &worker_state, &request, &user)
-            })
-            .await?;
-            Ok(code_redirect(&request, &issuer, &code))
+    let hasher = state.hasher.clone();
+    let (request_for_code, user_for_code) = (request.clone(), user);
+    let code = crate::db::run(&state.pool, move |conn| {
+        let (request, user) = (request_for_code, user_for_code);
+        // Every approval is recorded (the account page lists it); the checkbox
+        // decides whether the next request skips the page.
+        let previous = find_consent(conn, &user.id, &request.client.client_id, &request.audience)?;
+        let mut scopes: Vec<String> = request.scope.iter().map(str::to_owned).collect();
+        if let Some(previous) = previous {
+            scopes.extend(previous.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned));
         }
-        "deny" => {
-            let (user_id, client_id) = (user.id.clone(), request.client.client_id.clone());
-            crate::db::run(&state.pool, move |conn| {
-                let entry = AuditEntry::new(Actor::User(&user_id), "consent.denied", Outcome::Success)
-                    .target("client", &client_id)
-                    .from_request(None, Some(&request_id));
-                Ok(audit::record(conn, &entry)?)
-            })
-            .await?;
-            Ok(respond_error(
-                AuthorizeError::Redirect {
-                    redirect_uri: request.redirect_uri.to_string(),
-                    state: request.state,
-                    error: "access_denied",
-                    description: "the user denied the request".into(),
-                },
-                &issuer,
-            ))
-        }
-        _ => Ok(error_page(StatusCode::BAD_REQUEST, "Cannot continue", "Choose Allow or Deny.")),
-    }
+        let merged = Scopes::from_tokens(scopes.iter().map(String::as_str)).unwrap_or_default();
+        let grant = ConsentGrant {
+            user_id: &user.id,
+            client_id: &request.client.client_id,
+            audience: &request.audience,
+            scope: &merged.to_string(),
+            remembered: remember,
+        };
+        save_consent(conn, &grant, crate::db::now())?;
+        let entry = AuditEntry::new(Actor::User(&user.id), "consent.granted", Outcome::Success)
+            .target("client", &request.client.client_id)
+            .from_request(None, Some(&request_id))
+            .details(serde_json::json!({
+                "scope": request.scope.to_string(),
+                "audience": request.audience,
+                "remembered": remember,
+            }));
+        audit::record(conn, &entry)?;
+        issue_code(conn, &hasher, &request, &user)
+    })
+    .await?;
+    Ok(issued(&request, &issuer, &code))
+}
+
+/// The person denied `request`: recorded, and the client told `access_denied`.
+pub async fn deny(state: &AppState, request: AuthorizationRequest, user: User) -> Result<Decision, AppError> {
+    let request_id = crate::telemetry::current_request_id();
+    let (user_id, client_id) = (user.id.clone(), request.client.client_id.clone());
+    crate::db::run(&state.pool, move |conn| {
+        let entry = AuditEntry::new(Actor::User(&user_id), "consent.denied", Outcome::Success)
+            .target("client", &client_id)
+            .from_request(None, Some(&request_id));
+        Ok(audit::record(conn, &entry)?)
+    })
+    .await?;
+    Ok(back_to_client(&request, "access_denied", "the user denied the request")
+        .into_decision(&state.issuer.to_string()))
 }

@@ -31,30 +31,26 @@ pub const REGISTRATION_PATH: &str = "/oauth2/register";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use crate::http::only;
-    cfg.service(
-        web::resource(AUTHORIZE_PATH)
-            .route(web::get().to(authorize::get_authorize))
-            .route(web::post().to(authorize::post_authorize)),
-    )
-    .service(only(TOKEN_PATH, Method::POST, web::post().to(token::post_token)))
-    // OIDC Core §5.3: GET and POST both.
-    .service(
-        web::resource(USERINFO_PATH)
-            .route(web::get().to(userinfo::get_userinfo))
-            .route(web::post().to(userinfo::get_userinfo)),
-    )
-    .service(only(INTROSPECTION_PATH, Method::POST, web::post().to(introspect::post_introspect)))
-    .service(only(REVOCATION_PATH, Method::POST, web::post().to(revoke::post_revoke)))
-    .service(only(REGISTRATION_PATH, Method::POST, web::post().to(register::post_register)))
-    .service(only(JWKS_PATH, Method::GET, web::get().to(jwks::get_jwks)))
-    .service(only(
-        "/.well-known/oauth-authorization-server",
-        Method::GET,
-        web::get().to(discovery::get_authorization_server_metadata),
-    ))
-    .service(only(
-        "/.well-known/openid-configuration",
-        Method::GET,
-        web::get().to(discovery::get_openid_configuration),
-    ));
+    // AUTHORIZE_PATH is served by `web::consent`, which carries out `authorize`'s decisions.
+    cfg.service(only(TOKEN_PATH, Method::POST, web::post().to(token::post_token)))
+        // OIDC Core §5.3: GET and POST both.
+        .service(
+            web::resource(USERINFO_PATH)
+                .route(web::get().to(userinfo::get_userinfo))
+                .route(web::post().to(userinfo::get_userinfo)),
+        )
+        .service(only(INTROSPECTION_PATH, Method::POST, web::post().to(introspect::post_introspect)))
+        .service(only(REVOCATION_PATH, Method::POST, web::post().to(revoke::post_revoke)))
+        .service(only(REGISTRATION_PATH, Method::POST, web::post().to(register::post_register)))
+        .service(only(JWKS_PATH, Method::GET, web::get().to(jwks::get_jwks)))
+        .service(only(
+            "/.well-known/oauth-authorization-server",
+            Method::GET,
+            web::get().to(discovery::get_authorization_server_metadata),
+        ))
+        .service(only(
+            "/.well-known/openid-configuration",
+            Method::GET,
+            web::get().to(discovery::get_openid_configuration),
+        ));
 }

@@ -22,7 +22,6 @@ use crate::domain::Scopes;
 use crate::error::AppError;
 use crate::manage::Caller;
 use crate::manage::api_keys::{self, KeyRequest};
-use crate::oauth::authorize::scopes_for_people;
 use crate::state::AppState;
 
 struct AppAccess {
@@ -157,7 +156,9 @@ async fn render_account(
     let apps = granted
         .into_iter()
         .map(|(consent, client_name, scopes)| AppAccess {
-            scopes: scopes_for_people(&Scopes::from_tokens(scopes.iter().map(String::as_str)).unwrap_or_default()),
+            scopes: super::consent::scopes_for_people(
+                &Scopes::from_tokens(scopes.iter().map(String::as_str)).unwrap_or_default(),
+            ),
             client_id: consent.client_id,
             client_name,
             since: date(consent.created_at),

@@ -1,7 +1,9 @@
-//! Latchkey's own pages: sign-in, sign-out, the account page. HTML from askama templates,
-//! CSS from `static/`, no JavaScript needed.
+//! Latchkey's own pages: sign-in, sign-out, consent, the account page (the "http" floor,
+//! beside `oauth`, whose decisions the consent page carries out). HTML from askama
+//! templates, CSS from `static/`, no JavaScript needed.
 
 pub mod account;
+pub mod consent;
 pub mod csrf;
 pub mod invitation;
 pub mod login;
@@ -16,8 +18,11 @@ use crate::http::{only, routes};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/login").route(web::get().to(login::get_login)).route(web::post().to(login::post_login)),
+        web::resource(crate::oauth::AUTHORIZE_PATH)
+            .route(web::get().to(consent::get_authorize))
+            .route(web::post().to(consent::post_authorize)),
     )
+    .service(web::resource("/login").route(web::get().to(login::get_login)).route(web::post().to(login::post_login)))
     .service(web::resource("/logout").route(web::get().to(login::get_logout)).route(web::post().to(login::post_logout)))
     .service(only("/account", Method::GET, web::get().to(account::get_account)))
     .service(only("/account/consents/revoke", Method::POST, web::post().to(account::post_revoke_consent)))

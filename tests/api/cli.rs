@@ -125,7 +125,8 @@ async fn keys_rotate_withdraw_and_list_report_each_keys_state(backend: Backend) 
     assert!(states.contains(&(first_kid, "expired")), "withdrawn: no longer published");
     assert_eq!(withdrawn["kid"], first_kid);
     assert!(!active_withdrawal.status.success(), "the key that signs is not withdrawn");
-    assert!(String::from_utf8_lossy(&active_withdrawal.stderr).contains("rotate that algorithm first"));
+    let refusal = String::from_utf8_lossy(&active_withdrawal.stderr);
+    assert!(refusal.contains("rotate that algorithm first"), "{refusal}");
 }
 
 async fn invalid_input_fails_with_a_message_and_no_partial_state(backend: Backend) {

@@ -1,0 +1,176 @@
+//! The authorization endpoint as a person meets it (`/oauth2/authorize`): the redirect to
+//! sign in, the consent page with its remember checkbox, the posted decision (CSRF-checked),
+//! and the error pages. What the request means and what to do with it is the protocol's
+//! ([`crate::oauth::authorize`]); this module only carries out its [`Decision`].
+
+use actix_web::http::{StatusCode, header};
+use actix_web::web::{self, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+
+use super::csrf::{self, CsrfToken};
+use super::pages::{error_page, form_page_leading_to};
+use super::session::current_user;
+use crate::db::users::User;
+use crate::domain::Scopes;
+use crate::error::AppError;
+use crate::oauth::AUTHORIZE_PATH;
+use crate::oauth::authorize::{self, AuthorizationRequest, Decision, login_required};
+use crate::oauth::params::OAuthParams;
+use crate::state::AppState;
+
+/// The order a person reads scopes in: who they are, then what the app may do with their
+/// data, then how long it keeps access.
+pub fn scopes_for_people(scope: &Scopes) -> Vec<String> {
+    let rank = |s: &str| match s {
+        "openid" => 0,
+        "profile" => 1,
+        "email" => 2,
+        "offline_access" => 4,
+        _ => 3,
+    };
+    let mut scopes: Vec<&str> = scope.iter().collect();
+    scopes.sort_by_key(|s| rank(s));
+    scopes.into_iter().map(describe_scope).collect()
+}
+
+/// Words a person understands for each scope.
+pub fn describe_scope(scope: &str) -> String {
+    match scope {
+        "openid" => "Confirm who you are".into(),
+        "profile" => "See your name".into(),
+        "email" => "See your email address".into(),
+        "offline_access" => "Keep access when you are not using the app".into(),
+        "read" => "Read your data".into(),
+        "write" => "Create and change your data".into(),
+        "delete" => "Delete your data".into(),
+        "admin" => "Manage your account's settings and access".into(),
+        other => format!("Use the “{other}” permission"),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    client_name: &'a str,
+    user_name: &'a str,
+    scopes: Vec<String>,
+    hidden: Vec<(String, String)>,
+    csrf_token: &'a str,
+}
+
+/// The page asking `user` to allow or deny `request`. The request's own parameters ride in
+/// hidden fields, to be checked again when the form comes back.
+fn consent_page(
+    req: &HttpRequest,
+    state: &AppState,
+    request: &AuthorizationRequest,
+    user: &User,
+    params: &OAuthParams,
+) -> Result<HttpResponse, AppError> {
+    let CsrfToken { form_value, cookie } = csrf::issue(req, state);
+    let hidden: Vec<(String, String)> = params
+        .pairs()
+        .filter(|(name, _)| !matches!(*name, "csrf_token" | "decision" | "remember"))
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
+    let page = ConsentPage {
+        client_name: &request.client.name,
+        user_name: user.display_name(),
+        scopes: scopes_for_people(&request.scope),
+        hidden,
+        csrf_token: &form_value,
+    };
+    form_page_leading_to(cookie, &page, &request.redirect_uri)
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+}
+
+/// A decision that needs no page of its own.
+fn carry_out(decision: Decision, req: &HttpRequest) -> HttpResponse {
+    match decision {
+        Decision::Issue { location } | Decision::RedirectError { location } => see_other(&location),
+        Decision::NeedsLogin => {
+            let here = format!("{AUTHORIZE_PATH}?{}", req.query_string());
+            let return_to = url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>();
+            see_other(&format!("/login?return_to={return_to}"))
+        }
+        Decision::PageError(message) => error_page(StatusCode::BAD_REQUEST, "This sign-in link is not valid", &message),
+        // Callers render the consent page themselves; a decision asking for it here has
+        // nowhere else to go.
+        Decision::NeedsConsent { .. } => {
+            error_page(StatusCode::BAD_REQUEST, "Cannot continue", "Go back to the application and start again.")
+        }
+    }
+}
+
+#[tracing::instrument(name = "authorize", skip_all)]
+pub async fn get_authorize(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let Ok(params) = OAuthParams::from_query(req.query_string()) else {
+        return Ok(error_page(StatusCode::BAD_REQUEST, "This sign-in link is not valid", "The link is malformed."));
+    };
+    let user = current_user(&req, &state).await?;
+    match authorize::decide(&state, params, user).await? {
+        (Decision::NeedsConsent { request, user }, params) => consent_page(&req, &state, &request, &user, &params),
+        (decision, _) => Ok(carry_out(decision, &req)),
+    }
+}
+
+/// What the person chose on the consent page.
+enum ConsentDecision {
+    Approve { remember: bool },
+    Deny,
+}
+
+impl ConsentDecision {
+    fn from_form(params: &OAuthParams) -> Option<Self> {
+        let remember = params.get("remember").ok().flatten().is_some();
+        match params.get("decision").ok().flatten() {
+            Some("approve") => Some(Self::Approve { remember }),
+            Some("deny") => Some(Self::Deny),
+            _ => None,
+        }
+    }
+}
+
+/// The consent decision. Every hidden field is validated again: nothing in the form is
+/// trusted because the server rendered it.
+#[tracing::instrument(name = "consent", skip_all)]
+pub async fn post_authorize(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let issuer = state.issuer.to_string();
+    let body = match payload.to_bytes_limited(64 * 1024).await {
+        Ok(Ok(body)) => body,
+        _ => return Ok(error_page(StatusCode::BAD_REQUEST, "Cannot continue", "The form could not be read.")),
+    };
+    let Ok(params) = OAuthParams::parse(Some("application/x-www-form-urlencoded"), &body) else {
+        return Ok(error_page(StatusCode::BAD_REQUEST, "Cannot continue", "The form could not be read."));
+    };
+    let submitted_csrf = params.get("csrf_token").ok().flatten().unwrap_or_default().to_owned();
+    let choice = ConsentDecision::from_form(&params);
+    if !csrf::verify(&req, &state, &submitted_csrf) {
+        return Ok(error_page(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "Go back to the application and start again.",
+        ));
+    }
+    let request = match authorize::validate(&state, params).await?.0 {
+        Ok(request) => request,
+        Err(error) => return Ok(carry_out(error.into_decision(&issuer), &req)),
+    };
+    let Some(user) = current_user(&req, &state).await? else {
+        return Ok(carry_out(login_required(&request).into_decision(&issuer), &req));
+    };
+    let decision = match choice {
+        Some(ConsentDecision::Approve { remember }) => authorize::approve(&state, request, user, remember).await?,
+        Some(ConsentDecision::Deny) => authorize::deny(&state, request, user).await?,
+        None => return Ok(error_page(StatusCode::BAD_REQUEST, "Cannot continue", "Choose Allow or Deny.")),
+    };
+    Ok(carry_out(decision, &req))
+}
