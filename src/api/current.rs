@@ -10,17 +10,10 @@ use crate::error::ErrorBody;
 use crate::manage::api_keys::ApiKeyView;
 use crate::state::AppState;
 
-/// The presented key as its holder may see it, with the reach it was authenticated with.
-pub fn view_of(auth: &ApiKeyAuth) -> ApiKeyView {
-    let mut view = ApiKeyView::new(&auth.key, None);
-    view.permissions = if auth.reach.owner { vec!["*".to_owned()] } else { auth.reach.tenant.names() };
-    view
-}
-
 #[utoipa::path(get, path = "/api/v1/api-keys/current", tag = "api-keys", summary = "The presented key: its kind and what it may do",
     responses((status = 200, body = ApiKeyView), (status = 401, description = "missing, invalid or expired key", body = ErrorBody)))]
 pub async fn get_current_api_key(auth: ApiKeyAuth) -> HttpResponse {
-    HttpResponse::Ok().json(view_of(&auth))
+    HttpResponse::Ok().json(ApiKeyView::presented(&auth))
 }
 
 /// The caller: the user a personal key acts as, the service account a service key acts

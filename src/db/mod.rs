@@ -207,6 +207,12 @@ fn connection_lost(conn: &mut DbConnection) -> bool {
     conn.is_broken() || conn.ping().is_err()
 }
 
+/// A stored time (UTC without an offset, as both databases keep it) with its offset, as
+/// timestamps leave the server: RFC 3339 UTC.
+pub fn utc(at: chrono::NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_naive_utc_and_offset(at, chrono::Utc)
+}
+
 /// The current time as stored: UTC, microsecond precision (what PostgreSQL keeps), so a
 /// value read back compares equal to the one written.
 pub fn now() -> chrono::NaiveDateTime {

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Caller, clean_name};
 use crate::access::{Action, Permissions, Resource, Target, TeamRole};
+use crate::apikeys::authenticate::ApiKeyAuth;
 use crate::apikeys::{self, KeyClass};
 use crate::audit;
 use crate::config::Environment;
@@ -95,6 +96,14 @@ pub struct ApiKeyView {
 }
 
 impl ApiKeyView {
+    /// The presented key as its holder may see it, with the reach it was authenticated with
+    /// (`GET /api/v1/api-keys/current`, and introspection of an API key).
+    pub fn presented(auth: &ApiKeyAuth) -> Self {
+        let mut view = Self::new(&auth.key, None);
+        view.permissions = if auth.reach.owner { vec!["*".to_owned()] } else { auth.reach.tenant.names() };
+        view
+    }
+
     /// `service_permissions` is the service account's grant, for a service key.
     pub fn new(key: &ApiKeyRow, service_permissions: Option<&str>) -> Self {
         let permissions = match key.kind.as_str() {
@@ -116,10 +125,10 @@ impl ApiKeyView {
             team_id: key.team_id.clone(),
             team_role: key.team_role.clone(),
             created_by_user_id: key.created_by_user_id.clone(),
-            created_at: super::utc(key.created_at),
-            expires_at: key.expires_at.map(super::utc),
-            revoked_at: key.revoked_at.map(super::utc),
-            last_used_at: key.last_used_at.map(super::utc),
+            created_at: crate::db::utc(key.created_at),
+            expires_at: key.expires_at.map(crate::db::utc),
+            revoked_at: key.revoked_at.map(crate::db::utc),
+            last_used_at: key.last_used_at.map(crate::db::utc),
             last_used_ip: key.last_used_ip.clone(),
         }
     }

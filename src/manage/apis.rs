@@ -91,8 +91,8 @@ impl From<&Api> for ApiView {
             scope: api.scopes.clone(),
             signing_alg: api.signing_alg.clone(),
             token_lifetime_secs: api.token_lifetime_secs,
-            created_at: super::utc(api.created_at),
-            updated_at: super::utc(api.updated_at),
+            created_at: crate::db::utc(api.created_at),
+            updated_at: crate::db::utc(api.updated_at),
         }
     }
 }

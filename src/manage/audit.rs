@@ -28,7 +28,7 @@ impl From<crate::db::audit::AuditEvent> for AuditEventView {
         Self {
             details: serde_json::from_str(&event.details).unwrap_or(Value::Null),
             id: event.id,
-            occurred_at: super::utc(event.occurred_at),
+            occurred_at: crate::db::utc(event.occurred_at),
             actor_type: event.actor_type,
             actor_id: event.actor_id,
             action: event.action,

@@ -73,9 +73,9 @@ impl From<&Client> for ClientView {
             redirect_uris: words(&client.redirect_uris),
             post_logout_redirect_uris: words(&client.post_logout_redirect_uris),
             token_endpoint_auth_method: client.token_endpoint_auth_method.clone(),
-            previous_secret_expires_at: client.previous_secret_expires_at.filter(|at| *at > now).map(super::utc),
-            created_at: super::utc(client.created_at),
-            updated_at: super::utc(client.updated_at),
+            previous_secret_expires_at: client.previous_secret_expires_at.filter(|at| *at > now).map(crate::db::utc),
+            created_at: crate::db::utc(client.created_at),
+            updated_at: crate::db::utc(client.updated_at),
         }
     }
 }

@@ -36,8 +36,8 @@ fn view(consent: &Consent, client_name: String) -> ConsentView {
         audience: consent.audience.clone(),
         scope: consent.scope.clone(),
         remembered: consent.remembered,
-        created_at: super::utc(consent.created_at),
-        updated_at: super::utc(consent.updated_at),
+        created_at: crate::db::utc(consent.created_at),
+        updated_at: crate::db::utc(consent.updated_at),
     }
 }
 

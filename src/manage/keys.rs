@@ -76,7 +76,7 @@ pub fn rotate_key(
         diesel::QueryResult::Ok(retired)
     })
     .context("could not store the new signing key")?;
-    Ok(RotatedKey { kid: key.jwk.kid, algorithm, retired, retired_published_until: super::utc(publish_until) })
+    Ok(RotatedKey { kid: key.jwk.kid, algorithm, retired, retired_published_until: crate::db::utc(publish_until) })
 }
 
 /// Makes sure `algorithm` has a key that signs; returns the new kid if one was made.
@@ -115,8 +115,8 @@ fn view(row: SigningKeyRow, now: NaiveDateTime) -> SigningKeyView {
         },
         kid: row.kid,
         algorithm: row.algorithm,
-        created_at: super::utc(row.created_at),
-        published_until: row.publish_until.map(super::utc),
+        created_at: crate::db::utc(row.created_at),
+        published_until: row.publish_until.map(crate::db::utc),
     }
 }
 

@@ -14,16 +14,9 @@ pub mod users;
 
 use std::sync::LazyLock;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
-
 use crate::access::{Action, Denied, Listing, Reach, Resource, Target};
 use crate::audit::Context;
 use crate::error::AppError;
-
-/// Timestamps leave the server as RFC 3339 UTC.
-pub(crate) fn utc(at: NaiveDateTime) -> DateTime<Utc> {
-    DateTime::from_naive_utc_and_offset(at, Utc)
-}
 
 /// Who asks: what they reach, and how their changes are recorded.
 #[derive(Debug, Clone, Copy)]

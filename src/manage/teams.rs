@@ -24,7 +24,7 @@ pub struct TeamView {
 
 impl From<&Team> for TeamView {
     fn from(team: &Team) -> Self {
-        Self { id: team.id.clone(), name: team.name.clone(), created_at: super::utc(team.created_at) }
+        Self { id: team.id.clone(), name: team.name.clone(), created_at: crate::db::utc(team.created_at) }
     }
 }
 
@@ -44,7 +44,7 @@ impl From<&Member> for MemberView {
             email: member.email.clone(),
             name: member.name.clone(),
             role: member.role.clone(),
-            added_at: super::utc(member.created_at),
+            added_at: crate::db::utc(member.created_at),
         }
     }
 }

@@ -52,8 +52,8 @@ impl From<&User> for UserView {
             name: user.name.clone(),
             status: user.status.clone(),
             role: user.role.clone(),
-            created_at: super::utc(user.created_at),
-            updated_at: super::utc(user.updated_at),
+            created_at: crate::db::utc(user.created_at),
+            updated_at: crate::db::utc(user.updated_at),
         }
     }
 }
@@ -201,7 +201,7 @@ pub fn invite_user(
     Ok(InvitedUser {
         user: UserView::from(&user),
         invitation_url: issuer.endpoint(&format!("/invitation?token={token}")),
-        expires_at: super::utc(expires_at),
+        expires_at: crate::db::utc(expires_at),
     })
 }
 

@@ -11,8 +11,8 @@ use super::error::OAuthError;
 use super::params::OAuthParams;
 use super::refresh::find_usable;
 use crate::apikeys::authenticate::authenticate_key;
+use crate::db::utc;
 use crate::error::AppError;
-use crate::manage::utc;
 use crate::state::AppState;
 use crate::tokens::AccessTokenClaims;
 
@@ -33,7 +33,7 @@ async fn introspect_api_key(state: &AppState, req: &HttpRequest, token: &str) ->
     }
     match authenticate_key(req, state, token.to_owned()).await {
         Ok(auth) => {
-            let view = crate::api::current::view_of(&auth);
+            let view = crate::manage::api_keys::ApiKeyView::presented(&auth);
             let key = auth.key;
             // The owner: the user a personal key acts as, the service account, or the team.
             let mut answer = serde_json::json!({
