@@ -328,8 +328,9 @@ fn create_api(settings: &Settings, args: ApiCreateArgs) -> anyhow::Result<()> {
 fn rotate_keys(settings: &Settings, alg: &str, json: bool) -> anyhow::Result<()> {
     let algorithm: SigningAlgorithm = alg.parse().map_err(anyhow::Error::msg)?;
     let (mut conn, master_key) = open(settings)?;
-    let window = manage::keys::retirement_window(&mut conn, settings.access_token_ttl_secs, settings.key_refresh_secs)?;
-    let rotated = manage::keys::rotate_key(
+    let window =
+        manage::signing_keys::retirement_window(&mut conn, settings.access_token_ttl_secs, settings.key_refresh_secs)?;
+    let rotated = manage::signing_keys::rotate_key(
         &mut conn,
         &master_key.sealer(),
         &crate::audit::Context::SYSTEM,
@@ -348,10 +349,11 @@ fn rotate_keys(settings: &Settings, alg: &str, json: bool) -> anyhow::Result<()>
 
 fn withdraw_key(settings: &Settings, kid: &str, json: bool) -> anyhow::Result<()> {
     let (mut conn, _) = open(settings)?;
-    let withdrawn = manage::keys::withdraw_signing_key(&mut conn, &Caller::system(), kid).map_err(|e| match e {
-        AppError::NotFound => anyhow::anyhow!("there is no signing key {kid} (`latchkey keys list` shows them)"),
-        other => other.into(),
-    })?;
+    let withdrawn =
+        manage::signing_keys::withdraw_signing_key(&mut conn, &Caller::system(), kid).map_err(|e| match e {
+            AppError::NotFound => anyhow::anyhow!("there is no signing key {kid} (`latchkey keys list` shows them)"),
+            other => other.into(),
+        })?;
     print(json, &withdrawn, || {
         format!(
             "Withdrew {} key {}: it is no longer published, and tokens it signed no longer verify.\n\
@@ -364,7 +366,7 @@ fn withdraw_key(settings: &Settings, kid: &str, json: bool) -> anyhow::Result<()
 
 fn list_keys(settings: &Settings, json: bool) -> anyhow::Result<()> {
     let (mut conn, _) = open(settings)?;
-    let keys = manage::keys::list_signing_keys(&mut conn, &Caller::system())?;
+    let keys = manage::signing_keys::list_signing_keys(&mut conn, &Caller::system())?;
     print(json, &keys, || {
         keys.iter()
             .map(|k| format!("{:<44} {:<6} {:<19} created {}", k.kid, k.algorithm, k.state, k.created_at))

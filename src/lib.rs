@@ -4,8 +4,6 @@
 #[cfg(feature = "server")]
 pub mod access;
 #[cfg(feature = "server")]
-pub mod api;
-#[cfg(feature = "server")]
 pub mod apikeys;
 #[cfg(feature = "server")]
 pub mod audit;
@@ -27,6 +25,8 @@ pub mod health;
 pub mod http;
 #[cfg(feature = "server")]
 pub mod manage;
+#[cfg(feature = "server")]
+pub mod management;
 #[cfg(feature = "server")]
 pub mod memory;
 #[cfg(feature = "server")]

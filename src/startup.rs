@@ -17,7 +17,7 @@ use crate::crypto::MasterKey;
 use crate::db;
 use crate::domain::Issuer;
 use crate::http::not_found;
-use crate::manage::keys::ensure_active_key;
+use crate::manage::signing_keys::ensure_active_key;
 use crate::metrics::Metrics;
 use crate::passwords::{PasswordHasher, Passwords};
 use crate::ratelimit::RateLimiter;
@@ -106,7 +106,7 @@ impl Application {
                 .configure(crate::oauth::configure)
                 .configure(crate::health::configure)
                 .configure(crate::web::configure)
-                .configure(crate::api::configure)
+                .configure(crate::management::configure)
                 .default_service(web::to(not_found))
         })
         .listen(listener)?

@@ -162,7 +162,7 @@ pub fn register_api(
     let secret = (registration.signing == ApiSigning::SharedSecret).then(random_token::<32>);
     let sealed = secret.as_deref().map(|s| sealer.seal(s.as_bytes(), &Api::seal_context(&id)));
     if let ApiSigning::Published(algorithm) = registration.signing {
-        super::keys::ensure_active_key(conn, sealer, algorithm, now)?;
+        super::signing_keys::ensure_active_key(conn, sealer, algorithm, now)?;
     }
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
         insert_api(

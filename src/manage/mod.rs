@@ -8,7 +8,7 @@ pub mod apis;
 pub mod audit;
 pub mod clients;
 pub mod consents;
-pub mod keys;
+pub mod signing_keys;
 pub mod teams;
 pub mod users;
 

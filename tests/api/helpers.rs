@@ -273,8 +273,8 @@ impl TestApp {
     pub async fn rotate_key(&self, algorithm: SigningAlgorithm) -> String {
         let rotated = {
             let mut conn = self.pool.get().unwrap();
-            let window = manage::keys::retirement_window(&mut conn, 3600, 30).unwrap();
-            manage::keys::rotate_key(
+            let window = manage::signing_keys::retirement_window(&mut conn, 3600, 30).unwrap();
+            manage::signing_keys::rotate_key(
                 &mut conn,
                 &self.state.sealer,
                 &latchkey::audit::Context::SYSTEM,

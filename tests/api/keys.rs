@@ -37,7 +37,7 @@ async fn a_retired_key_leaves_the_jwks_once_its_tokens_have_expired(backend: Bac
     {
         // Rotate with a window that has already passed: nothing the old key signed is alive.
         let mut conn = app.pool.get().unwrap();
-        latchkey::manage::keys::rotate_key(
+        latchkey::manage::signing_keys::rotate_key(
             &mut conn,
             &app.state.sealer,
             &latchkey::audit::Context::SYSTEM,

@@ -21,11 +21,11 @@ use crate::manage::audit::AuditPage;
 use crate::manage::clients::{ClientRegistration, ClientUpdate};
 use crate::manage::clients::{ClientView, RegisteredClient};
 use crate::manage::consents::ConsentView;
-use crate::manage::keys::{RotatedKey, SigningKeyView};
+use crate::manage::signing_keys::{RotatedKey, SigningKeyView};
 use crate::manage::teams::{MemberView, TeamView};
 use crate::manage::users::{Invitation, Lifecycle, UserRegistration, UserUpdate};
 use crate::manage::users::{InvitedUser, UserView};
-use crate::manage::{api_keys, apis, audit, clients, consents, keys, teams, users};
+use crate::manage::{api_keys, apis, audit, clients, consents, signing_keys, teams, users};
 use crate::state::AppState;
 use crate::tokens::SigningAlgorithm;
 
@@ -460,7 +460,7 @@ async fn revoke_consent(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web
 
 #[utoipa::path(get, path = "/api/v1/signing-keys", tag = "signing-keys", summary = "The signing keys: active, retired (still published) and expired", responses((status = 200, body = List<SigningKeyView>), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
 async fn list_signing_keys(req: HttpRequest, state: Data, auth: ApiKeyAuth) -> Reply {
-    call(&req, &state, auth, |conn, caller, _| keys::list_signing_keys(conn, caller)).await.map(list)
+    call(&req, &state, auth, |conn, caller, _| signing_keys::list_signing_keys(conn, caller)).await.map(list)
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -481,7 +481,7 @@ async fn rotate_signing_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, bod
     };
     let rotated = call(&req, &state, auth, move |conn, caller, state| {
         let settings = &state.settings;
-        keys::rotate_signing_key(
+        signing_keys::rotate_signing_key(
             conn,
             &state.sealer,
             caller,
@@ -499,7 +499,7 @@ async fn rotate_signing_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, bod
 #[utoipa::path(post, path = "/api/v1/signing-keys/{kid}/withdraw", tag = "signing-keys", summary = "Take a retired key out of the JWKS now: its tokens stop verifying (for a key that leaked)", params(("kid" = String, Path, description = "the key's kid")), responses((status = 200, body = SigningKeyView), (status = 409, description = "the key signs: rotate first", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
 async fn withdraw_signing_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, kid: web::Path<String>) -> Reply {
     let withdrawn =
-        call(&req, &state, auth, move |conn, caller, _| keys::withdraw_signing_key(conn, caller, &kid)).await?;
+        call(&req, &state, auth, move |conn, caller, _| signing_keys::withdraw_signing_key(conn, caller, &kid)).await?;
     // This instance stops publishing and honouring the key at once; the others within
     // `key_refresh_secs`.
     state.reload_keys().await?;
