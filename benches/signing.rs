@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use latchkey::crypto::MasterKey;
+use latchkey::domain::SigningAlgorithm;
 use latchkey::tokens::AccessTokenClaims;
-use latchkey::tokens::SigningAlgorithm;
 use latchkey::tokens::jwt::{self, ACCESS_TOKEN_TYP};
 use latchkey::tokens::keys::{KeyPair, generate_key};
 use latchkey::tokens::keyset::ActiveKey;

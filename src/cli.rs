@@ -11,14 +11,15 @@ use serde::Serialize;
 use crate::config::Settings;
 use crate::crypto::MasterKey;
 use crate::db::{self, DbConnection};
+use crate::domain::ApiSigning;
+use crate::domain::SigningAlgorithm;
 use crate::error::AppError;
-use crate::manage::apis::{ApiRegistration, ApiSigning};
+use crate::manage::apis::ApiRegistration;
 use crate::manage::clients::ClientRegistration;
 use crate::manage::users::UserRegistration;
 use crate::manage::{self, Caller};
 use crate::passwords::PasswordHasher;
 use crate::startup::Application;
-use crate::tokens::SigningAlgorithm;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -16,13 +16,14 @@ use crate::config::Settings;
 use crate::crypto::MasterKey;
 use crate::db;
 use crate::domain::Issuer;
+use crate::domain::SigningAlgorithm;
 use crate::http::not_found;
 use crate::manage::signing_keys::ensure_active_key;
 use crate::metrics::Metrics;
 use crate::passwords::{PasswordHasher, Passwords};
 use crate::ratelimit::RateLimiter;
 use crate::state::AppState;
-use crate::tokens::{IssuanceProof, KeySet, KeyStore, SigningAlgorithm};
+use crate::tokens::{IssuanceProof, KeySet, KeyStore};
 
 /// How long a stopping server waits for requests in flight.
 pub const SHUTDOWN_GRACE_SECS: u64 = 30;

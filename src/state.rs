@@ -9,12 +9,13 @@ use crate::config::Settings;
 use crate::crypto::{Sealer, TokenHasher};
 use crate::db::{self, DbPool};
 use crate::domain::Issuer;
+use crate::domain::SigningAlgorithm;
 use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::passwords::Passwords;
 use crate::ratelimit::RateLimiter;
 use crate::tokens::keyset::ActiveKey;
-use crate::tokens::{IssuanceProof, KeySet, KeyStore, SigningAlgorithm};
+use crate::tokens::{IssuanceProof, KeySet, KeyStore};
 
 /// What every handler may use, shared by all workers.
 pub struct AppState {

@@ -13,6 +13,7 @@ use crate::db::DbConnection;
 use crate::db::api_keys::{ApiKeyRow, KeyOwner, find_api_key_with_owner, touch_api_key};
 use crate::db::teams::memberships;
 use crate::db::users::{ROLE_OWNER, STATUS_ACTIVE};
+use crate::domain::ApiKeyKind;
 use crate::error::AppError;
 use crate::ratelimit::{FailureBudget, Limits};
 use crate::state::AppState;
@@ -33,9 +34,9 @@ pub struct ApiKeyAuth {
 impl ApiKeyAuth {
     /// Who the key's actions are recorded as: its user, its service account, or itself.
     pub fn actor(&self) -> Actor<'_> {
-        match (self.key.kind.as_str(), &self.key.user_id, &self.key.service_account_id) {
-            ("personal", Some(user), _) => Actor::User(user),
-            ("service", _, Some(account)) => Actor::ServiceAccount(account),
+        match (self.key.key_kind(), &self.key.user_id, &self.key.service_account_id) {
+            (Some(ApiKeyKind::Personal), Some(user), _) => Actor::User(user),
+            (Some(ApiKeyKind::Service), _, Some(account)) => Actor::ServiceAccount(account),
             _ => Actor::ApiKey(&self.key.id),
         }
     }
@@ -50,14 +51,16 @@ impl ApiKeyAuth {
 
 /// What a key reaches, from its kind and owner.
 fn load_reach(conn: &mut DbConnection, key: &ApiKeyRow, owner: &KeyOwner) -> diesel::QueryResult<Reach> {
-    Ok(match key.kind.as_str() {
-        "tenant_owner" => Reach::owner(),
-        "service" => Reach {
+    Ok(match key.key_kind() {
+        Some(ApiKeyKind::TenantOwner) => Reach::owner(),
+        Some(ApiKeyKind::Service) => Reach {
             tenant: Permissions::from_stored(owner.service_permissions.as_deref().unwrap_or("")),
             ..Reach::default()
         },
-        "restricted" => Reach { tenant: Permissions::from_stored(&key.permissions), ..Reach::default() },
-        "team" => Reach {
+        Some(ApiKeyKind::Restricted) => {
+            Reach { tenant: Permissions::from_stored(&key.permissions), ..Reach::default() }
+        }
+        Some(ApiKeyKind::Team) => Reach {
             teams: key
                 .team_id
                 .iter()
@@ -66,10 +69,10 @@ fn load_reach(conn: &mut DbConnection, key: &ApiKeyRow, owner: &KeyOwner) -> die
                 .collect(),
             ..Reach::default()
         },
-        "personal" if owner.user_role.as_deref() == Some(ROLE_OWNER) => {
+        Some(ApiKeyKind::Personal) if owner.user_role.as_deref() == Some(ROLE_OWNER) => {
             Reach { user: key.user_id.clone(), ..Reach::owner() }
         }
-        "personal" => {
+        Some(ApiKeyKind::Personal) => {
             let user = key.user_id.clone();
             let teams = match &user {
                 Some(user) => memberships(conn, user)?
@@ -80,7 +83,7 @@ fn load_reach(conn: &mut DbConnection, key: &ApiKeyRow, owner: &KeyOwner) -> die
             };
             Reach { teams, user, ..Reach::default() }
         }
-        _ => Reach::default(),
+        None => Reach::default(),
     })
 }
 
@@ -171,7 +174,10 @@ pub async fn authenticate_key(
                     Err(Refusal { refusal: KeyRefusal::Expired, reason: "expired", key_id: Some(key.id) })
                 }
                 // A personal key acts as its user, so it lives only while the user is active.
-                Some((key, owner)) if key.kind == "personal" && owner.user_status.as_deref() != Some(STATUS_ACTIVE) => {
+                Some((key, owner))
+                    if key.key_kind() == Some(ApiKeyKind::Personal)
+                        && owner.user_status.as_deref() != Some(STATUS_ACTIVE) =>
+                {
                     Err(Refusal {
                         key_id: Some(key.id),
                         ..Refusal::invalid("owner not active", "the API key's user is not active")

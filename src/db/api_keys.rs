@@ -5,6 +5,7 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 use super::schema::{api_keys, service_accounts, users};
+use crate::domain::ApiKeyKind;
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = api_keys)]
@@ -54,6 +55,13 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<NaiveDateTime>,
     pub created_by_user_id: Option<String>,
     pub created_at: NaiveDateTime,
+}
+
+impl ApiKeyRow {
+    /// The key's kind; `None` only for a row written by a newer build.
+    pub fn key_kind(&self) -> Option<ApiKeyKind> {
+        ApiKeyKind::from_stored(&self.kind)
+    }
 }
 
 pub fn find_api_key_by_hash(conn: &mut DbConnection, key_hash: &str) -> QueryResult<Option<ApiKeyRow>> {
@@ -126,7 +134,7 @@ pub fn list_api_keys(
         .select(ApiKeyRow::as_select())
         .into_boxed();
     if !filter.all {
-        let own = api_keys::kind.eq("personal").and(api_keys::user_id.eq(filter.user.unwrap_or("")));
+        let own = api_keys::kind.eq(ApiKeyKind::Personal.as_str()).and(api_keys::user_id.eq(filter.user.unwrap_or("")));
         query = query.filter(api_keys::team_id.eq_any(filter.teams).or(own));
     }
     query.load(conn)
@@ -152,7 +160,7 @@ pub fn count_live_tenant_owner_keys(
     now: NaiveDateTime,
 ) -> QueryResult<i64> {
     api_keys::table
-        .filter(api_keys::kind.eq("tenant_owner"))
+        .filter(api_keys::kind.eq(ApiKeyKind::TenantOwner.as_str()))
         .filter(api_keys::id.ne(except.unwrap_or("")))
         .filter(api_keys::revoked_at.is_null().or(api_keys::revoked_at.gt(now)))
         .filter(api_keys::expires_at.is_null().or(api_keys::expires_at.gt(now)))

@@ -1,5 +1,7 @@
 //! Values parsed once at the edge and trusted afterwards.
 
+mod api_key_kind;
+mod api_signing;
 mod email;
 mod grant_type;
 mod issuer;
@@ -10,6 +12,8 @@ mod scopes;
 mod uri;
 mod whole_number;
 
+pub use api_key_kind::ApiKeyKind;
+pub use api_signing::{ApiSigning, SigningAlgorithm};
 pub use email::{Email, EmailError};
 pub use grant_type::GrantType;
 pub use issuer::Issuer;

@@ -28,40 +28,13 @@ use crate::db::api_keys::{
     ApiKeyRow, KeyFilter, NewApiKey, find_api_key, insert_api_key, insert_service_account, list_api_keys,
     revoke_api_key, service_account_permissions,
 };
+use crate::domain::ApiKeyKind;
 use crate::error::AppError;
 use crate::ratelimit::Tier;
 
-/// The kinds of key (INTERFACE §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ApiKeyKind {
-    Personal,
-    Service,
-    Team,
-    TenantOwner,
-    Restricted,
-}
-
-impl ApiKeyKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Personal => "personal",
-            Self::Service => "service",
-            Self::Team => "team",
-            Self::TenantOwner => "tenant_owner",
-            Self::Restricted => "restricted",
-        }
-    }
-
-    fn class(self) -> KeyClass {
-        if self == Self::Restricted { KeyClass::Restricted } else { KeyClass::Secret }
-    }
-
-    fn from_stored(kind: &str) -> Option<Self> {
-        [Self::Personal, Self::Service, Self::Team, Self::TenantOwner, Self::Restricted]
-            .into_iter()
-            .find(|k| k.as_str() == kind)
-    }
+/// Restricted keys are `rk_`; every other kind acts with its full reach, `sk_`.
+fn class_of(kind: ApiKeyKind) -> KeyClass {
+    if kind == ApiKeyKind::Restricted { KeyClass::Restricted } else { KeyClass::Secret }
 }
 
 /// A key as its holders may see it: never the key itself.
@@ -96,6 +69,11 @@ pub struct ApiKeyView {
 }
 
 impl ApiKeyView {
+    /// The key's kind (`kind` is its wire spelling).
+    pub fn key_kind(&self) -> Option<ApiKeyKind> {
+        ApiKeyKind::from_stored(&self.kind)
+    }
+
     /// The presented key as its holder may see it, with the reach it was authenticated with
     /// (`GET /api/v1/api-keys/current`, and introspection of an API key).
     pub fn presented(auth: &ApiKeyAuth) -> Self {
@@ -106,9 +84,9 @@ impl ApiKeyView {
 
     /// `service_permissions` is the service account's grant, for a service key.
     pub fn new(key: &ApiKeyRow, service_permissions: Option<&str>) -> Self {
-        let permissions = match key.kind.as_str() {
-            "tenant_owner" => vec!["*".to_owned()],
-            "service" => Permissions::from_stored(service_permissions.unwrap_or("")).names(),
+        let permissions = match key.key_kind() {
+            Some(ApiKeyKind::TenantOwner) => vec!["*".to_owned()],
+            Some(ApiKeyKind::Service) => Permissions::from_stored(service_permissions.unwrap_or("")).names(),
             _ => Permissions::from_stored(&key.permissions).names(),
         };
         Self {
@@ -359,7 +337,7 @@ fn issue(
     new: &IssuedKey<'_>,
     now: NaiveDateTime,
 ) -> Result<CreatedApiKey, AppError> {
-    let key = apikeys::generate(new.kind.class(), environment);
+    let key = apikeys::generate(class_of(new.kind), environment);
     let id = uuid::Uuid::new_v4().to_string();
     insert_api_key(
         conn,
@@ -403,7 +381,7 @@ pub fn create_tenant_owner_key(
 }
 
 fn target_of(key: &ApiKeyRow) -> Target<'_> {
-    let owner = key.user_id.as_deref().filter(|_| key.kind == "personal");
+    let owner = key.user_id.as_deref().filter(|_| key.key_kind() == Some(ApiKeyKind::Personal));
     Target::of(Resource::ApiKeys).in_team(key.team_id.as_deref()).of_user(owner)
 }
 
@@ -412,7 +390,7 @@ fn key_for(conn: &mut DbConnection, caller: &Caller<'_>, id: &str, action: Actio
     let key = find_api_key(conn, id)?.filter(|k| k.revoked_at.is_none_or(|at| at > now)).ok_or(AppError::NotFound)?;
     caller.check(target_of(&key), action)?;
     if action != Action::Read {
-        let kind = ApiKeyKind::from_stored(&key.kind).ok_or(AppError::NotFound)?;
+        let kind = key.key_kind().ok_or(AppError::NotFound)?;
         let team = key.team_id.as_deref().zip(key.team_role.as_deref().and_then(|r| r.parse().ok()));
         may_issue(caller, kind, key.user_id.as_deref(), team, &Permissions::from_stored(&key.permissions))?;
     }
@@ -461,7 +439,7 @@ pub fn rotate_key(
         return Err(bad("the grace period must be between 0 and 604800 seconds (7 days)"));
     }
     let old = key_for(conn, caller, id, Action::Write)?;
-    let kind = ApiKeyKind::from_stored(&old.kind).ok_or(AppError::NotFound)?;
+    let kind = old.key_kind().ok_or(AppError::NotFound)?;
     let now = crate::db::now();
     let team = old.team_id.as_deref().zip(old.team_role.as_deref().and_then(|r| r.parse().ok()));
     let new = IssuedKey {
@@ -495,7 +473,7 @@ pub fn rotate_key(
 pub fn delete_key(conn: &mut DbConnection, caller: &Caller<'_>, id: &str) -> Result<(), AppError> {
     let key = key_for(conn, caller, id, Action::Delete)?;
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
-        if key.kind == ApiKeyKind::TenantOwner.as_str() {
+        if key.key_kind() == Some(ApiKeyKind::TenantOwner) {
             super::ensure_an_owner_remains(conn, Some(&key.id), None)?;
         }
         revoke_api_key(conn, &key.id, crate::db::now())?;

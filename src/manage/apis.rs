@@ -1,7 +1,5 @@
 //! Registering resource servers ("APIs").
 
-use std::str::FromStr;
-
 use serde::Serialize;
 
 use super::Caller;
@@ -13,41 +11,9 @@ use crate::db::apis::{
     Api, NewApi, delete_api as db_delete_api, find_api, find_api_by_audience, insert_api, list_apis as db_list_apis,
     update_api as db_update_api,
 };
+use crate::domain::{ApiSigning, SigningAlgorithm};
 use crate::domain::{ResourceUri, Scopes};
 use crate::error::AppError;
-use crate::tokens::SigningAlgorithm;
-
-/// How an API's access tokens are signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApiSigning {
-    /// With the tenant's published key of this algorithm (verifiable from the JWKS).
-    Published(SigningAlgorithm),
-    /// HS256 with a secret shared with this API alone.
-    SharedSecret,
-}
-
-impl ApiSigning {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Published(alg) => alg.as_str(),
-            Self::SharedSecret => "HS256",
-        }
-    }
-}
-
-impl FromStr for ApiSigning {
-    type Err = String;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        if value == "HS256" {
-            return Ok(Self::SharedSecret);
-        }
-        value
-            .parse()
-            .map(Self::Published)
-            .map_err(|_| format!("unknown signing algorithm `{value}` (expected RS256, ES256, EdDSA or HS256)"))
-    }
-}
 
 impl Api {
     pub fn signing(&self) -> ApiSigning {

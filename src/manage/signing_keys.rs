@@ -14,8 +14,8 @@ use crate::db::apis::max_token_lifetime_secs;
 use crate::db::signing_keys::{
     NewSigningKey, SigningKeyRow, count_active_keys, find_key, insert_and_activate_key, set_publish_until,
 };
+use crate::domain::SigningAlgorithm;
 use crate::error::AppError;
-use crate::tokens::SigningAlgorithm;
 use crate::tokens::keys::generate_key;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

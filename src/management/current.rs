@@ -6,6 +6,7 @@ use super::error::ApiError;
 use crate::apikeys::authenticate::ApiKeyAuth;
 use crate::db::api_keys::find_service_account;
 use crate::db::users::find_user;
+use crate::domain::ApiKeyKind;
 use crate::error::ErrorBody;
 use crate::manage::api_keys::ApiKeyView;
 use crate::state::AppState;
@@ -21,8 +22,8 @@ pub async fn get_current_api_key(auth: ApiKeyAuth) -> HttpResponse {
 #[utoipa::path(get, path = "/api/v1/users/me", tag = "users", summary = "Who the caller is: the key's user, its service account, or the key",
     responses((status = 200, description = "`type` is `user`, `service_account` or `api_key`", body = Object), (status = 401, description = "missing, invalid or expired key", body = ErrorBody)))]
 pub async fn get_me(auth: ApiKeyAuth, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let personal_user = auth.key.user_id.clone().filter(|_| auth.key.kind == "personal");
-    let account = auth.key.service_account_id.clone().filter(|_| auth.key.kind == "service");
+    let personal_user = auth.key.user_id.clone().filter(|_| auth.key.key_kind() == Some(ApiKeyKind::Personal));
+    let account = auth.key.service_account_id.clone().filter(|_| auth.key.key_kind() == Some(ApiKeyKind::Service));
     let (user, account) = crate::db::run(&state.pool, move |conn| {
         let user = personal_user.map(|id| find_user(conn, &id)).transpose()?.flatten();
         let account = account

@@ -6,12 +6,13 @@ use super::error::OAuthError;
 use crate::db::apis::{Api, find_api, find_api_by_audience};
 use crate::db::revoked_tokens::is_revoked;
 use crate::db::users::{User, find_user};
+use crate::domain::ApiSigning;
 use crate::domain::Scopes;
+use crate::domain::SigningAlgorithm;
 use crate::error::AppError;
-use crate::manage::apis::ApiSigning;
 use crate::state::AppState;
 use crate::tokens::jwt::{self, ACCESS_TOKEN_TYP};
-use crate::tokens::{AccessTokenClaims, IssuanceProof, SigningAlgorithm};
+use crate::tokens::{AccessTokenClaims, IssuanceProof};
 
 pub struct IssuedAccessToken {
     pub token: String,

@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::users::User;
 use crate::domain::Scopes;
+use crate::domain::SigningAlgorithm;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::tokens::SigningAlgorithm;
 use crate::tokens::jwt;
 
 /// ID tokens are for the client's eyes right after sign-in, not for calling APIs.

@@ -12,6 +12,7 @@ use super::params::OAuthParams;
 use super::refresh::find_usable;
 use crate::apikeys::authenticate::authenticate_key;
 use crate::db::utc;
+use crate::domain::ApiKeyKind;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::tokens::AccessTokenClaims;
@@ -40,14 +41,14 @@ async fn introspect_api_key(state: &AppState, req: &HttpRequest, token: &str) ->
                 "active": true,
                 "token_type": "api_key",
                 "kind": view.kind,
-                "sub": key.user_id.clone().filter(|_| key.kind == "personal").unwrap_or_else(|| key.id.clone()),
+                "sub": key.user_id.clone().filter(|_| key.key_kind() == Some(ApiKeyKind::Personal)).unwrap_or_else(|| key.id.clone()),
                 "scope": view.permissions.join(" "),
                 "iss": state.issuer.as_str(),
                 "iat": view.created_at.timestamp(),
                 "exp": view.expires_at.map(|at| at.timestamp()),
             });
             let owner = [
-                ("user_id", view.user_id.filter(|_| key.kind == "personal")),
+                ("user_id", view.user_id.filter(|_| key.key_kind() == Some(ApiKeyKind::Personal))),
                 ("service_account_id", view.service_account_id),
                 ("team_id", view.team_id),
                 ("team_role", view.team_role),

@@ -18,6 +18,7 @@ use super::token::TokenResponse;
 use crate::apikeys::authenticate::{ApiKeyAuth, KeyRefusal, authenticate_key};
 use crate::audit::{self, Actor, AuditEntry, Outcome};
 use crate::db::apis::{Api, find_api_by_audience};
+use crate::domain::ApiKeyKind;
 use crate::domain::{ResourceUri, Scopes};
 use crate::state::AppState;
 
@@ -31,7 +32,7 @@ pub const EXCHANGED_TOKEN_LIFETIME: TimeDelta = TimeDelta::minutes(15);
 /// The scopes a key may carry into an API's token: all of the API's for a key that acts
 /// as its owner or user, else the key's permissions (a team key's role) that the API defines.
 fn key_scopes(auth: &ApiKeyAuth, api: &Api) -> Scopes {
-    if auth.reach.owner || auth.key.kind == "personal" {
+    if auth.reach.owner || auth.key.key_kind() == Some(ApiKeyKind::Personal) {
         return api.scopes();
     }
     let mut names = auth.reach.tenant.names();
@@ -89,7 +90,8 @@ pub async fn issue(state: &AppState, req: &HttpRequest, params: &OAuthParams) ->
     };
 
     // The key's user for a personal key; otherwise the key, which acts as itself.
-    let subject = key.user_id.clone().filter(|_| key.kind == "personal").unwrap_or_else(|| key.id.clone());
+    let subject =
+        key.user_id.clone().filter(|_| key.key_kind() == Some(ApiKeyKind::Personal)).unwrap_or_else(|| key.id.clone());
     let mut short_lived = api.clone();
     short_lived.token_lifetime_secs = api.token_lifetime_secs.min(EXCHANGED_TOKEN_LIFETIME.num_seconds());
     let issued = mint_access_token(state, TokenAudience::Api(&short_lived), &subject, &key.id, &granted).await?;

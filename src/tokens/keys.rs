@@ -2,7 +2,6 @@
 //! the RFC 7638 thumbprint that serves as `kid`.
 
 use std::fmt;
-use std::str::FromStr;
 
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::SystemRandom;
@@ -12,50 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-/// Asymmetric JWS algorithms a signing key can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum SigningAlgorithm {
-    RS256,
-    ES256,
-    EdDSA,
-}
-
-impl SigningAlgorithm {
-    pub const ALL: [SigningAlgorithm; 3] = [Self::RS256, Self::ES256, Self::EdDSA];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RS256 => "RS256",
-            Self::ES256 => "ES256",
-            Self::EdDSA => "EdDSA",
-        }
-    }
-
-    pub fn jsonwebtoken(self) -> jsonwebtoken::Algorithm {
-        match self {
-            Self::RS256 => jsonwebtoken::Algorithm::RS256,
-            Self::ES256 => jsonwebtoken::Algorithm::ES256,
-            Self::EdDSA => jsonwebtoken::Algorithm::EdDSA,
-        }
-    }
-}
-
-impl FromStr for SigningAlgorithm {
-    type Err = String;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|alg| alg.as_str() == value)
-            .ok_or_else(|| format!("unknown signing algorithm `{value}` (expected RS256, ES256 or EdDSA)"))
-    }
-}
-
-impl fmt::Display for SigningAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::domain::SigningAlgorithm;
 
 /// A public key as published in the JWKS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

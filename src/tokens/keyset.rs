@@ -12,10 +12,11 @@ use anyhow::Context;
 use chrono::NaiveDateTime;
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-use super::keys::{KeyPair, PublicJwk, SigningAlgorithm};
+use super::keys::{KeyPair, PublicJwk};
 use crate::crypto::Sealer;
 use crate::db::DbConnection;
 use crate::db::signing_keys::{SigningKeyRow, list_published_keys};
+use crate::domain::SigningAlgorithm;
 
 /// A key that signs: its private half parsed and held in memory.
 pub struct ActiveKey {

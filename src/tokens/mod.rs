@@ -7,5 +7,4 @@ pub mod keyset;
 
 pub use issuance::IssuanceProof;
 pub use jwt::AccessTokenClaims;
-pub use keys::SigningAlgorithm;
 pub use keyset::{KeySet, KeyStore};

@@ -18,6 +18,7 @@ use crate::db::consents::{Consent, delete_consent, list_consents_for_user};
 use crate::db::refresh_tokens::revoke_families_of_user_client;
 use crate::db::sessions::list_sessions_for_user;
 use crate::db::users::User;
+use crate::domain::ApiKeyKind;
 use crate::domain::Scopes;
 use crate::error::AppError;
 use crate::manage::Caller;
@@ -175,7 +176,7 @@ async fn render_account(
         .collect();
     let keys = keys
         .into_iter()
-        .filter(|key| key.kind == "personal")
+        .filter(|key| key.key_kind() == Some(ApiKeyKind::Personal))
         .map(|key| PersonalKey {
             shown_as: format!("{}…{}", key.prefix, key.last_four),
             created: date(key.created_at.naive_utc()),

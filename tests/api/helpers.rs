@@ -8,12 +8,13 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use latchkey::config::{DatabaseTarget, Settings};
 use latchkey::db::{self, DbPool};
+use latchkey::domain::ApiSigning;
+use latchkey::domain::SigningAlgorithm;
 use latchkey::manage;
-use latchkey::manage::apis::{ApiRegistration, ApiSigning, RegisteredApi};
+use latchkey::manage::apis::{ApiRegistration, RegisteredApi};
 use latchkey::manage::clients::{ClientRegistration, RegisteredClient};
 use latchkey::startup::Application;
 use latchkey::state::AppState;
-use latchkey::tokens::SigningAlgorithm;
 use serde_json::Value;
 use tempfile::TempDir;
 

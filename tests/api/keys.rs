@@ -1,7 +1,7 @@
 //! Signing keys: rotation keeps old tokens verifiable; keys survive restarts; a wrong
 //! master key is refused.
 
-use latchkey::tokens::SigningAlgorithm;
+use latchkey::domain::SigningAlgorithm;
 
 use serde_json::json;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix_web::{App, HttpResponse, test as actix_test, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use latchkey::tokens::SigningAlgorithm;
+use latchkey::domain::SigningAlgorithm;
 use latchkey::verify::actix::{Bearer, BearerError, ProtectedResource};
 use latchkey::verify::{Introspector, Verifier, VerifyError};
 use serde_json::{Value, json};
