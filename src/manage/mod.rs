@@ -12,11 +12,14 @@ pub mod signing_keys;
 pub mod teams;
 pub mod users;
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use crate::access::{Action, Denied, Listing, Reach, Resource, Target};
-use crate::audit::Context;
+use crate::apikeys::authenticate::ApiKeyAuth;
+use crate::audit::{Actor, Context};
+use crate::db::DbConnection;
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// Who asks: what they reach, and how their changes are recorded.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +35,52 @@ impl Caller<'static> {
     pub fn system() -> Self {
         Caller { reach: &SYSTEM_REACH, audit: Context::SYSTEM }
     }
+}
+
+/// Someone a request acts for, who becomes a [`Caller`] on the worker that does the work.
+pub trait Acting: Send + 'static {
+    /// The caller, for a request from `ip` with id `request_id`.
+    fn caller<'a>(&'a self, ip: Option<&'a str>, request_id: &'a str) -> Caller<'a>;
+}
+
+/// A management-API request: whatever its key reaches, recorded as the key's user, its
+/// service account, or the key itself.
+impl Acting for ApiKeyAuth {
+    fn caller<'a>(&'a self, ip: Option<&'a str>, request_id: &'a str) -> Caller<'a> {
+        Caller { reach: &self.reach, audit: self.audit(ip, request_id) }
+    }
+}
+
+/// A person signed in to Latchkey's own pages: reaching their own things, recorded as them.
+pub struct SignedInUser {
+    reach: Reach,
+    user_id: String,
+}
+
+impl SignedInUser {
+    pub fn new(user_id: String) -> Self {
+        Self { reach: Reach { user: Some(user_id.clone()), ..Reach::default() }, user_id }
+    }
+}
+
+impl Acting for SignedInUser {
+    fn caller<'a>(&'a self, ip: Option<&'a str>, request_id: &'a str) -> Caller<'a> {
+        let audit = Context { actor: Actor::User(&self.user_id), via_key: None, ip, request_id: Some(request_id) };
+        Caller { reach: &self.reach, audit }
+    }
+}
+
+/// Runs `f` on the blocking pool as `who`, for a request from `ip` with id `request_id`: the
+/// one way the management API and the account page reach `manage`.
+pub async fn run_as<T: Send + 'static>(
+    state: Arc<AppState>,
+    who: impl Acting,
+    ip: Option<String>,
+    request_id: String,
+    f: impl FnOnce(&mut DbConnection, &Caller<'_>, &AppState) -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    let pool = state.pool.clone();
+    crate::db::run(&pool, move |conn| f(conn, &who.caller(ip.as_deref(), &request_id), &state)).await
 }
 
 fn refusal(denied: Denied, resource: Resource, action: Action) -> AppError {

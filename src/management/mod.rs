@@ -21,13 +21,13 @@ use crate::apikeys::authenticate::ApiKeyAuth;
 use crate::db::DbConnection;
 use crate::error::AppError;
 use crate::http::only;
-use crate::manage::Caller;
+use crate::manage::{Caller, run_as};
 use crate::ratelimit::Decision;
 use crate::state::AppState;
 use error::ApiError;
 
-/// Runs `f` for the authenticated caller on the blocking pool, its changes audited as the
-/// key's user, service account or the key itself, with this request's address and id.
+/// Runs `f` for the authenticated caller on the blocking pool ([`crate::manage::run_as`]),
+/// its changes audited with this request's address and id.
 pub(crate) async fn call<T: Send + 'static>(
     req: &HttpRequest,
     state: &web::Data<AppState>,
@@ -36,13 +36,7 @@ pub(crate) async fn call<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     let ip = req.peer_addr().map(|addr| addr.ip().to_string());
     let request_id = crate::telemetry::current_request_id();
-    let shared = state.clone();
-    crate::db::run(&state.pool, move |conn| {
-        let caller = Caller { reach: &auth.reach, audit: auth.audit(ip.as_deref(), &request_id) };
-        f(conn, &caller, &shared)
-    })
-    .await
-    .map_err(ApiError::from)
+    run_as(state.clone().into_inner(), auth, ip, request_id, f).await.map_err(ApiError::from)
 }
 
 /// Every response to an authenticated (or refused) caller says where it stands.

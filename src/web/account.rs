@@ -11,8 +11,7 @@ use serde::Deserialize;
 use super::csrf::{self, CsrfToken};
 use super::pages::{error_page, form_page};
 use super::session::{SESSION_COOKIE, current_user};
-use crate::access::Reach;
-use crate::audit::{self, Actor, AuditEntry, Context, Outcome};
+use crate::audit::{self, Actor, AuditEntry, Outcome};
 use crate::db::DbConnection;
 use crate::db::consents::{Consent, delete_consent, list_consents_for_user};
 use crate::db::refresh_tokens::revoke_families_of_user_client;
@@ -21,8 +20,8 @@ use crate::db::users::User;
 use crate::domain::ApiKeyKind;
 use crate::domain::Scopes;
 use crate::error::AppError;
-use crate::manage::Caller;
 use crate::manage::api_keys::{self, KeyRequest};
+use crate::manage::{Caller, SignedInUser, run_as};
 use crate::state::AppState;
 
 struct AppAccess {
@@ -130,13 +129,11 @@ async fn render_account(
 ) -> Result<HttpResponse, AppError> {
     let current_hash = req.cookie(SESSION_COOKIE).map(|c| state.hasher.hash(c.value()).into_string());
     let user_id = user.id.clone();
-    let (consents, sessions, keys) = crate::db::run(&state.pool, move |conn| {
-        let reach = Reach { user: Some(user_id.clone()), ..Reach::default() };
-        let caller = Caller { reach: &reach, audit: Context::SYSTEM };
+    let (consents, sessions, keys) = as_user(req, state, user.id.clone(), move |conn, caller, _| {
         Ok((
             list_consents_for_user(conn, &user_id)?,
             list_sessions_for_user(conn, &user_id, crate::db::now())?,
-            api_keys::list_keys(conn, &caller)?,
+            api_keys::list_keys(conn, caller)?,
         ))
     })
     .await?;
@@ -235,7 +232,7 @@ pub(super) async fn read_form<T: serde::de::DeserializeOwned>(
     Ok(form)
 }
 
-/// Runs `f` as the signed-in user: reaching their own things, recorded as them.
+/// Runs `f` as the signed-in user ([`crate::manage::run_as`]).
 async fn as_user<T: Send + 'static>(
     req: &HttpRequest,
     state: &web::Data<AppState>,
@@ -244,14 +241,7 @@ async fn as_user<T: Send + 'static>(
 ) -> Result<T, AppError> {
     let ip = req.peer_addr().map(|addr| addr.ip().to_string());
     let request_id = crate::telemetry::current_request_id();
-    let shared = state.clone();
-    crate::db::run(&state.pool, move |conn| {
-        let reach = Reach { user: Some(user_id.clone()), ..Reach::default() };
-        let audit =
-            Context { actor: Actor::User(&user_id), via_key: None, ip: ip.as_deref(), request_id: Some(&request_id) };
-        f(conn, &Caller { reach: &reach, audit }, &shared)
-    })
-    .await
+    run_as(state.clone().into_inner(), SignedInUser::new(user_id), ip, request_id, f).await
 }
 
 /// Creates a personal key for the signed-in user and shows it, once, on the account page.
