@@ -15,8 +15,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey::config::{DatabaseTarget, Settings};
 use latchkey::db::authorization_codes::{NewAuthorizationCode, insert_code};
+use latchkey::db::refresh_tokens::FamilyMember;
 use latchkey::manage;
-use latchkey::oauth::refresh::{FamilyMember, store_refresh_token};
+use latchkey::oauth::refresh::store_refresh_token;
 use latchkey::startup::Application;
 
 const API: &str = "https://api.example.com";

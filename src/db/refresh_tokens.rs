@@ -35,11 +35,10 @@ impl RefreshToken {
     }
 }
 
-#[derive(Insertable)]
+/// A refresh token to store, with what it may later mint: everything but its identity.
+#[derive(Debug, Clone, Copy, Insertable)]
 #[diesel(table_name = refresh_tokens)]
-pub struct NewRefreshToken<'a> {
-    pub id: &'a str,
-    pub token_hash: &'a str,
+pub struct FamilyMember<'a> {
     pub family_id: &'a str,
     pub parent_id: Option<&'a str>,
     pub client_id: &'a str,
@@ -49,8 +48,17 @@ pub struct NewRefreshToken<'a> {
     pub auth_code_hash: Option<&'a str>,
     pub access_token_jti: &'a str,
     pub access_token_expires_at: NaiveDateTime,
-    pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct NewRefreshToken<'a> {
+    pub id: &'a str,
+    pub token_hash: &'a str,
+    pub created_at: NaiveDateTime,
+    #[diesel(embed)]
+    pub member: FamilyMember<'a>,
 }
 
 pub fn insert_refresh_token(conn: &mut DbConnection, token: &NewRefreshToken<'_>) -> QueryResult<()> {

@@ -15,7 +15,7 @@ use crate::crypto::{TokenHasher, random_token};
 use crate::db::DbConnection;
 use crate::db::clients::Client;
 use crate::db::refresh_tokens::{
-    NewRefreshToken, RefreshToken, find_refresh_token, insert_refresh_token, retire_refresh_token,
+    FamilyMember, NewRefreshToken, RefreshToken, find_refresh_token, insert_refresh_token, retire_refresh_token,
     revoke_refresh_family,
 };
 use crate::domain::{GrantType, Scopes};
@@ -24,20 +24,6 @@ use crate::tokens::{AccessTokenClaims, IssuanceProof};
 
 /// A family lives this long from its first token, however often it is refreshed.
 pub const REFRESH_TOKEN_LIFETIME: TimeDelta = TimeDelta::days(30);
-
-/// A refresh token to store, with what it may later mint.
-pub struct FamilyMember<'a> {
-    pub family_id: &'a str,
-    pub parent_id: Option<&'a str>,
-    pub client_id: &'a str,
-    pub user_id: &'a str,
-    pub scope: &'a str,
-    pub audience: &'a str,
-    pub auth_code_hash: Option<&'a str>,
-    pub access_token_jti: &'a str,
-    pub access_token_expires_at: NaiveDateTime,
-    pub expires_at: NaiveDateTime,
-}
 
 /// Stores a new refresh token and returns it: the only time it exists in the clear.
 pub fn store_refresh_token(
@@ -50,21 +36,7 @@ pub fn store_refresh_token(
     let id = uuid::Uuid::new_v4().to_string();
     insert_refresh_token(
         conn,
-        &NewRefreshToken {
-            id: &id,
-            token_hash: hasher.hash(&token).as_str(),
-            family_id: member.family_id,
-            parent_id: member.parent_id,
-            client_id: member.client_id,
-            user_id: member.user_id,
-            scope: member.scope,
-            audience: member.audience,
-            auth_code_hash: member.auth_code_hash,
-            access_token_jti: member.access_token_jti,
-            access_token_expires_at: member.access_token_expires_at,
-            created_at: now,
-            expires_at: member.expires_at,
-        },
+        &NewRefreshToken { id: &id, token_hash: hasher.hash(&token).as_str(), created_at: now, member: *member },
     )?;
     Ok(token)
 }
