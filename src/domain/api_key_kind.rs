@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The kinds of key (INTERFACE §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApiKeyKind {

@@ -33,11 +33,7 @@ struct CommonResponses;
 
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{Ref, RefOr, ResponseBuilder, content::ContentBuilder};
-        let error = |description: &str| {
-            let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
-            RefOr::T(ResponseBuilder::new().description(description).content("application/json", body).build())
-        };
+        let error = error_response;
         for item in openapi.paths.paths.values_mut() {
             let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
             for operation in operations.into_iter().flatten() {
@@ -48,6 +44,41 @@ impl Modify for CommonResponses {
                 });
             }
         }
+    }
+}
+
+/// The refusals any operation may answer: bad input, no good key, no permission, too many
+/// requests (all as [`ErrorBody`](crate::error::ErrorBody)).
+pub struct Refusals;
+
+/// [`Refusals`], and 404 for an operation on one thing that may not exist or be out of reach.
+pub struct TargetRefusals;
+
+fn error_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{Ref, RefOr, ResponseBuilder, content::ContentBuilder};
+    let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+    RefOr::T(ResponseBuilder::new().description(description).content("application/json", body).build())
+}
+
+impl utoipa::IntoResponses for Refusals {
+    fn responses() -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        [
+            ("400", "invalid input"),
+            ("401", "missing, invalid or expired key"),
+            ("403", "visible but not permitted"),
+            ("429", "rate limit exceeded, or too many refused keys from this address; see Retry-After"),
+        ]
+        .into_iter()
+        .map(|(status, description)| (status.to_owned(), error_response(description)))
+        .collect()
+    }
+}
+
+impl utoipa::IntoResponses for TargetRefusals {
+    fn responses() -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
+        let mut responses = Refusals::responses();
+        responses.insert("404".to_owned(), error_response("not found or out of reach"));
+        responses
     }
 }
 

@@ -8,6 +8,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use super::openapi::{Refusals, TargetRefusals};
 use super::{Body, OptionalJson, call};
 use crate::access::TeamRole;
 use crate::apikeys::authenticate::ApiKeyAuth;
@@ -93,7 +94,7 @@ struct NewClient {
     token_endpoint_auth_method: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/clients", tag = "clients", summary = "Register a client; the secret is in this answer only", request_body = NewClient, responses((status = 201, body = RegisteredClient), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/clients", tag = "clients", summary = "Register a client; the secret is in this answer only", request_body = NewClient, responses((status = 201, body = RegisteredClient), TargetRefusals))]
 async fn create_client(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<NewClient>) -> Reply {
     let body = body.into_inner();
     let registration = ClientRegistration {
@@ -114,18 +115,18 @@ async fn create_client(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Bo
     Ok(HttpResponse::Created().json(created))
 }
 
-#[utoipa::path(get, path = "/api/v1/clients", tag = "clients", summary = "The clients in reach", responses((status = 200, body = List<ClientView>), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/clients", tag = "clients", summary = "The clients in reach", responses((status = 200, body = List<ClientView>), Refusals))]
 async fn list_clients(req: HttpRequest, state: Data, auth: ApiKeyAuth) -> Reply {
     call(&req, &state, auth, |conn, caller, _| clients::list_clients(conn, caller)).await.map(list)
 }
 
-#[utoipa::path(get, path = "/api/v1/clients/{client_id}", tag = "clients", summary = "A client (never its secret)", params(("client_id" = String, Path, description = "the OAuth client_id")), responses((status = 200, body = ClientView), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/clients/{client_id}", tag = "clients", summary = "A client (never its secret)", params(("client_id" = String, Path, description = "the OAuth client_id")), responses((status = 200, body = ClientView), TargetRefusals))]
 async fn get_client(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
     let client = call(&req, &state, auth, move |conn, caller, _| clients::get_client(conn, caller, &id)).await?;
     Ok(HttpResponse::Ok().json(client))
 }
 
-#[utoipa::path(patch, path = "/api/v1/clients/{client_id}", tag = "clients", summary = "Change a client's settings", params(("client_id" = String, Path, description = "the OAuth client_id")), request_body = ClientUpdate, responses((status = 200, body = ClientView), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/clients/{client_id}", tag = "clients", summary = "Change a client's settings", params(("client_id" = String, Path, description = "the OAuth client_id")), request_body = ClientUpdate, responses((status = 200, body = ClientView), TargetRefusals))]
 async fn update_client(
     req: HttpRequest,
     state: Data,
@@ -139,12 +140,12 @@ async fn update_client(
     Ok(HttpResponse::Ok().json(client))
 }
 
-#[utoipa::path(delete, path = "/api/v1/clients/{client_id}", tag = "clients", summary = "Delete a client with its codes, refresh tokens and consents", params(("client_id" = String, Path, description = "the OAuth client_id")), responses((status = 204), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/clients/{client_id}", tag = "clients", summary = "Delete a client with its codes, refresh tokens and consents", params(("client_id" = String, Path, description = "the OAuth client_id")), responses((status = 204), TargetRefusals))]
 async fn delete_client(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
     call(&req, &state, auth, move |conn, caller, _| clients::delete_client(conn, caller, &id)).await.map(no_content)
 }
 
-#[utoipa::path(post, path = "/api/v1/clients/{client_id}/rotate-secret", tag = "clients", summary = "A new secret; the old one works for the grace period", params(("client_id" = String, Path, description = "the OAuth client_id")), request_body = Option<Rotation>, responses((status = 200, body = RegisteredClient), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/clients/{client_id}/rotate-secret", tag = "clients", summary = "A new secret; the old one works for the grace period", params(("client_id" = String, Path, description = "the OAuth client_id")), request_body = Option<Rotation>, responses((status = 200, body = RegisteredClient), TargetRefusals))]
 async fn rotate_client_secret(
     req: HttpRequest,
     state: Data,
@@ -182,7 +183,7 @@ struct NewApi {
     token_lifetime_secs: Option<i64>,
 }
 
-#[utoipa::path(post, path = "/api/v1/apis", tag = "apis", summary = "Register an API (resource server); an HS256 secret is in this answer only", request_body = NewApi, responses((status = 201, body = RegisteredApi), (status = 409, description = "the audience is taken", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/apis", tag = "apis", summary = "Register an API (resource server); an HS256 secret is in this answer only", request_body = NewApi, responses((status = 201, body = RegisteredApi), (status = 409, description = "the audience is taken", body = ErrorBody), TargetRefusals))]
 async fn create_api(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<NewApi>) -> Reply {
     let body = body.into_inner();
     let signing: ApiSigning = body.signing_alg.as_deref().unwrap_or("RS256").parse().map_err(ApiError::invalid)?;
@@ -201,18 +202,18 @@ async fn create_api(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<
     Ok(HttpResponse::Created().json(created))
 }
 
-#[utoipa::path(get, path = "/api/v1/apis", tag = "apis", summary = "The APIs in reach", responses((status = 200, body = List<ApiView>), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/apis", tag = "apis", summary = "The APIs in reach", responses((status = 200, body = List<ApiView>), Refusals))]
 async fn list_apis(req: HttpRequest, state: Data, auth: ApiKeyAuth) -> Reply {
     call(&req, &state, auth, |conn, caller, _| apis::list_apis(conn, caller)).await.map(list)
 }
 
-#[utoipa::path(get, path = "/api/v1/apis/{id}", tag = "apis", summary = "An API", params(("id" = String, Path, description = "the API's id")), responses((status = 200, body = ApiView), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/apis/{id}", tag = "apis", summary = "An API", params(("id" = String, Path, description = "the API's id")), responses((status = 200, body = ApiView), TargetRefusals))]
 async fn get_api(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
     let api = call(&req, &state, auth, move |conn, caller, _| apis::get_api(conn, caller, &id)).await?;
     Ok(HttpResponse::Ok().json(api))
 }
 
-#[utoipa::path(patch, path = "/api/v1/apis/{id}", tag = "apis", summary = "Change an API's name, scopes or token lifetime", params(("id" = String, Path, description = "the API's id")), request_body = ApiUpdate, responses((status = 200, body = ApiView), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/apis/{id}", tag = "apis", summary = "Change an API's name, scopes or token lifetime", params(("id" = String, Path, description = "the API's id")), request_body = ApiUpdate, responses((status = 200, body = ApiView), TargetRefusals))]
 async fn update_api(
     req: HttpRequest,
     state: Data,
@@ -225,7 +226,7 @@ async fn update_api(
     Ok(HttpResponse::Ok().json(api))
 }
 
-#[utoipa::path(delete, path = "/api/v1/apis/{id}", tag = "apis", summary = "Delete an API no client uses", params(("id" = String, Path, description = "the API's id")), responses((status = 204), (status = 409, description = "clients still use it", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/apis/{id}", tag = "apis", summary = "Delete an API no client uses", params(("id" = String, Path, description = "the API's id")), responses((status = 204), (status = 409, description = "clients still use it", body = ErrorBody), TargetRefusals))]
 async fn delete_api(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
     call(&req, &state, auth, move |conn, caller, _| apis::delete_api(conn, caller, &id)).await.map(no_content)
 }
@@ -246,7 +247,7 @@ struct NewUser {
     role: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", summary = "Create a user with a password", request_body = NewUser, responses((status = 201, body = UserView), (status = 409, description = "the email is taken", body = ErrorBody), (status = 503, description = "too many passwords being hashed at once; see Retry-After", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", summary = "Create a user with a password", request_body = NewUser, responses((status = 201, body = UserView), (status = 409, description = "the email is taken", body = ErrorBody), (status = 503, description = "too many passwords being hashed at once; see Retry-After", body = ErrorBody), Refusals))]
 async fn create_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<NewUser>) -> Reply {
     let body = body.into_inner();
     // Hashed before the database trip, through the bounded door: a flood of creations
@@ -259,7 +260,7 @@ async fn create_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body
     Ok(HttpResponse::Created().json(user))
 }
 
-#[utoipa::path(post, path = "/api/v1/users/invitations", tag = "users", summary = "Invite a user; the invitation link is in this answer only", request_body = Invitation, responses((status = 201, body = InvitedUser), (status = 409, description = "the email is taken", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/users/invitations", tag = "users", summary = "Invite a user; the invitation link is in this answer only", request_body = Invitation, responses((status = 201, body = InvitedUser), (status = 409, description = "the email is taken", body = ErrorBody), Refusals))]
 async fn invite_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<Invitation>) -> Reply {
     let invitation = body.into_inner();
     let invited = call(&req, &state, auth, move |conn, caller, state| {
@@ -269,18 +270,18 @@ async fn invite_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body
     Ok(HttpResponse::Created().json(invited))
 }
 
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", summary = "The users in reach", responses((status = 200, body = List<UserView>), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", summary = "The users in reach", responses((status = 200, body = List<UserView>), Refusals))]
 async fn list_users(req: HttpRequest, state: Data, auth: ApiKeyAuth) -> Reply {
     call(&req, &state, auth, |conn, caller, _| users::list_users(conn, caller)).await.map(list)
 }
 
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", summary = "A user", params(("id" = String, Path, description = "the user's id")), responses((status = 200, body = UserView), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", summary = "A user", params(("id" = String, Path, description = "the user's id")), responses((status = 200, body = UserView), TargetRefusals))]
 async fn get_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
     let user = call(&req, &state, auth, move |conn, caller, _| users::get_user(conn, caller, &id)).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", summary = "Change a user's name or role", params(("id" = String, Path, description = "the user's id")), request_body = UserUpdate, responses((status = 200, body = UserView), (status = 409, description = "the tenant's last owner credential would go", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", summary = "Change a user's name or role", params(("id" = String, Path, description = "the user's id")), request_body = UserUpdate, responses((status = 200, body = UserView), (status = 409, description = "the tenant's last owner credential would go", body = ErrorBody), TargetRefusals))]
 async fn update_user(
     req: HttpRequest,
     state: Data,
@@ -299,17 +300,17 @@ async fn change_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: String
     Ok(HttpResponse::Ok().json(user))
 }
 
-#[utoipa::path(post, path = "/api/v1/users/{id}/deactivate", tag = "users", summary = "Sign a user out everywhere and stop their personal keys", params(("id" = String, Path, description = "the user's id")), responses((status = 200, body = UserView), (status = 409, description = "the user is not active, or is the tenant's last active owner", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/users/{id}/deactivate", tag = "users", summary = "Sign a user out everywhere and stop their personal keys", params(("id" = String, Path, description = "the user's id")), responses((status = 200, body = UserView), (status = 409, description = "the user is not active, or is the tenant's last active owner", body = ErrorBody), TargetRefusals))]
 async fn deactivate_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
     change_user(req, state, auth, id.into_inner(), Lifecycle::Deactivate).await
 }
 
-#[utoipa::path(post, path = "/api/v1/users/{id}/reactivate", tag = "users", summary = "Let a deactivated user back in", params(("id" = String, Path, description = "the user's id")), responses((status = 200, body = UserView), (status = 409, description = "the user is not deactivated", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/users/{id}/reactivate", tag = "users", summary = "Let a deactivated user back in", params(("id" = String, Path, description = "the user's id")), responses((status = 200, body = UserView), (status = 409, description = "the user is not deactivated", body = ErrorBody), TargetRefusals))]
 async fn reactivate_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
     change_user(req, state, auth, id.into_inner(), Lifecycle::Reactivate).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", summary = "Delete a user for good: their personal keys never work again", params(("id" = String, Path, description = "the user's id")), responses((status = 204), (status = 409, description = "the tenant's last owner credential would go", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", summary = "Delete a user for good: their personal keys never work again", params(("id" = String, Path, description = "the user's id")), responses((status = 204), (status = 409, description = "the tenant's last owner credential would go", body = ErrorBody), TargetRefusals))]
 async fn delete_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
     change_user(req, state, auth, id.into_inner(), Lifecycle::Delete).await.map(|_| HttpResponse::NoContent().finish())
 }
@@ -323,25 +324,25 @@ struct TeamBody {
     name: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/teams", tag = "teams", summary = "Create a team", request_body = TeamBody, responses((status = 201, body = TeamView), (status = 409, description = "the name is taken", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/teams", tag = "teams", summary = "Create a team", request_body = TeamBody, responses((status = 201, body = TeamView), (status = 409, description = "the name is taken", body = ErrorBody), Refusals))]
 async fn create_team(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<TeamBody>) -> Reply {
     let name = body.into_inner().name;
     let team = call(&req, &state, auth, move |conn, caller, _| teams::create_team(conn, caller, &name)).await?;
     Ok(HttpResponse::Created().json(team))
 }
 
-#[utoipa::path(get, path = "/api/v1/teams", tag = "teams", summary = "The teams in reach", responses((status = 200, body = List<TeamView>), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/teams", tag = "teams", summary = "The teams in reach", responses((status = 200, body = List<TeamView>), Refusals))]
 async fn list_teams(req: HttpRequest, state: Data, auth: ApiKeyAuth) -> Reply {
     call(&req, &state, auth, |conn, caller, _| teams::list_teams(conn, caller)).await.map(list)
 }
 
-#[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", summary = "A team", params(("id" = String, Path, description = "the team's id")), responses((status = 200, body = TeamView), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", summary = "A team", params(("id" = String, Path, description = "the team's id")), responses((status = 200, body = TeamView), TargetRefusals))]
 async fn get_team(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
     let team = call(&req, &state, auth, move |conn, caller, _| teams::get_team(conn, caller, &id)).await?;
     Ok(HttpResponse::Ok().json(team))
 }
 
-#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", summary = "Rename a team", params(("id" = String, Path, description = "the team's id")), request_body = TeamBody, responses((status = 200, body = TeamView), (status = 409, description = "the name is taken", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", summary = "Rename a team", params(("id" = String, Path, description = "the team's id")), request_body = TeamBody, responses((status = 200, body = TeamView), (status = 409, description = "the name is taken", body = ErrorBody), TargetRefusals))]
 async fn rename_team(
     req: HttpRequest,
     state: Data,
@@ -354,12 +355,12 @@ async fn rename_team(
     Ok(HttpResponse::Ok().json(team))
 }
 
-#[utoipa::path(delete, path = "/api/v1/teams/{id}", tag = "teams", summary = "Delete a team, its memberships and its keys", params(("id" = String, Path, description = "the team's id")), responses((status = 204), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/teams/{id}", tag = "teams", summary = "Delete a team, its memberships and its keys", params(("id" = String, Path, description = "the team's id")), responses((status = 204), TargetRefusals))]
 async fn delete_team(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
     call(&req, &state, auth, move |conn, caller, _| teams::delete_team(conn, caller, &id)).await.map(no_content)
 }
 
-#[utoipa::path(get, path = "/api/v1/teams/{id}/members", tag = "teams", summary = "A team's members and their roles", params(("id" = String, Path, description = "the team's id")), responses((status = 200, body = List<MemberView>), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/teams/{id}/members", tag = "teams", summary = "A team's members and their roles", params(("id" = String, Path, description = "the team's id")), responses((status = 200, body = List<MemberView>), TargetRefusals))]
 async fn list_members(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
     call(&req, &state, auth, move |conn, caller, _| teams::members(conn, caller, &id)).await.map(list)
 }
@@ -370,7 +371,7 @@ struct MemberBody {
     role: TeamRole,
 }
 
-#[utoipa::path(put, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams", summary = "Add a member or change their role", params(("id" = String, Path, description = "the team's id"), ("user_id" = String, Path, description = "the user's id")), request_body = MemberBody, responses((status = 200, body = List<MemberView>), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams", summary = "Add a member or change their role", params(("id" = String, Path, description = "the team's id"), ("user_id" = String, Path, description = "the user's id")), request_body = MemberBody, responses((status = 200, body = List<MemberView>), TargetRefusals))]
 async fn put_member(
     req: HttpRequest,
     state: Data,
@@ -383,7 +384,7 @@ async fn put_member(
     call(&req, &state, auth, move |conn, caller, _| teams::set_member(conn, caller, &team, &user, role)).await.map(list)
 }
 
-#[utoipa::path(delete, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams", summary = "Remove a member", params(("id" = String, Path, description = "the team's id"), ("user_id" = String, Path, description = "the user's id")), responses((status = 204), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams", summary = "Remove a member", params(("id" = String, Path, description = "the team's id"), ("user_id" = String, Path, description = "the user's id")), responses((status = 204), TargetRefusals))]
 async fn remove_member(req: HttpRequest, state: Data, auth: ApiKeyAuth, path: web::Path<(String, String)>) -> Reply {
     let (team, user) = path.into_inner();
     call(&req, &state, auth, move |conn, caller, _| teams::remove_member(conn, caller, &team, &user))
@@ -393,7 +394,7 @@ async fn remove_member(req: HttpRequest, state: Data, auth: ApiKeyAuth, path: we
 
 // ---- API keys ----
 
-#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", summary = "Create a key; the key is in this answer only", request_body = api_keys::KeyRequest, responses((status = 201, body = CreatedApiKey), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", summary = "Create a key; the key is in this answer only", request_body = api_keys::KeyRequest, responses((status = 201, body = CreatedApiKey), TargetRefusals))]
 async fn create_api_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<api_keys::KeyRequest>) -> Reply {
     let request = body.into_inner();
     let created = call(&req, &state, auth, move |conn, caller, state| {
@@ -403,18 +404,18 @@ async fn create_api_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: B
     Ok(HttpResponse::Created().json(created))
 }
 
-#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", summary = "The keys in reach: prefix and last four only", responses((status = 200, body = List<ApiKeyView>), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", summary = "The keys in reach: prefix and last four only", responses((status = 200, body = List<ApiKeyView>), Refusals))]
 async fn list_api_keys(req: HttpRequest, state: Data, auth: ApiKeyAuth) -> Reply {
     call(&req, &state, auth, |conn, caller, _| api_keys::list_keys(conn, caller)).await.map(list)
 }
 
-#[utoipa::path(get, path = "/api/v1/api-keys/{id}", tag = "api-keys", summary = "A key (never the key itself)", params(("id" = String, Path, description = "the key's id")), responses((status = 200, body = ApiKeyView), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/api-keys/{id}", tag = "api-keys", summary = "A key (never the key itself)", params(("id" = String, Path, description = "the key's id")), responses((status = 200, body = ApiKeyView), TargetRefusals))]
 async fn get_api_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
     let key = call(&req, &state, auth, move |conn, caller, _| api_keys::get_key(conn, caller, &id)).await?;
     Ok(HttpResponse::Ok().json(key))
 }
 
-#[utoipa::path(post, path = "/api/v1/api-keys/{id}/rotate", tag = "api-keys", summary = "A new key like this one; the old one works for the grace period", params(("id" = String, Path, description = "the key's id")), request_body = Option<Rotation>, responses((status = 200, body = CreatedApiKey), (status = 409, description = "already being rotated out sooner", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/api-keys/{id}/rotate", tag = "api-keys", summary = "A new key like this one; the old one works for the grace period", params(("id" = String, Path, description = "the key's id")), request_body = Option<Rotation>, responses((status = 200, body = CreatedApiKey), (status = 409, description = "already being rotated out sooner", body = ErrorBody), TargetRefusals))]
 async fn rotate_api_key(
     req: HttpRequest,
     state: Data,
@@ -430,7 +431,7 @@ async fn rotate_api_key(
     Ok(HttpResponse::Ok().json(rotated))
 }
 
-#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", summary = "Revoke a key at once", params(("id" = String, Path, description = "the key's id")), responses((status = 204), (status = 409, description = "the tenant's last owner credential would go", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", summary = "Revoke a key at once", params(("id" = String, Path, description = "the key's id")), responses((status = 204), (status = 409, description = "the tenant's last owner credential would go", body = ErrorBody), TargetRefusals))]
 async fn delete_api_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
     call(&req, &state, auth, move |conn, caller, _| api_keys::delete_key(conn, caller, &id)).await.map(no_content)
 }
@@ -444,7 +445,7 @@ struct ConsentQuery {
     user_id: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/consents", tag = "consents", summary = "The consents in reach", params(ConsentQuery), responses((status = 200, body = List<ConsentView>), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/consents", tag = "consents", summary = "The consents in reach", params(ConsentQuery), responses((status = 200, body = List<ConsentView>), Refusals))]
 async fn list_consents(req: HttpRequest, state: Data, auth: ApiKeyAuth, query: web::Query<ConsentQuery>) -> Reply {
     let user = query.into_inner().user_id;
     call(&req, &state, auth, move |conn, caller, _| consents::list_consents(conn, caller, user.as_deref()))
@@ -452,14 +453,14 @@ async fn list_consents(req: HttpRequest, state: Data, auth: ApiKeyAuth, query: w
         .map(list)
 }
 
-#[utoipa::path(delete, path = "/api/v1/consents/{id}", tag = "consents", summary = "Withdraw a consent and revoke the app's tokens for that user", params(("id" = String, Path, description = "the consent's id")), responses((status = 204), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found or out of reach", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/consents/{id}", tag = "consents", summary = "Withdraw a consent and revoke the app's tokens for that user", params(("id" = String, Path, description = "the consent's id")), responses((status = 204), TargetRefusals))]
 async fn revoke_consent(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
     call(&req, &state, auth, move |conn, caller, _| consents::revoke_consent(conn, caller, &id)).await.map(no_content)
 }
 
 // ---- signing keys ----
 
-#[utoipa::path(get, path = "/api/v1/signing-keys", tag = "signing-keys", summary = "The signing keys: active, retired (still published) and expired", responses((status = 200, body = List<SigningKeyView>), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/signing-keys", tag = "signing-keys", summary = "The signing keys: active, retired (still published) and expired", responses((status = 200, body = List<SigningKeyView>), Refusals))]
 async fn list_signing_keys(req: HttpRequest, state: Data, auth: ApiKeyAuth) -> Reply {
     call(&req, &state, auth, |conn, caller, _| signing_keys::list_signing_keys(conn, caller)).await.map(list)
 }
@@ -472,7 +473,7 @@ struct KeyRotation {
     algorithm: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/signing-keys/rotate", tag = "signing-keys", summary = "Make a new key sign; the old one stays published until its tokens expire", request_body = Option<KeyRotation>, responses((status = 201, body = RotatedKey), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/signing-keys/rotate", tag = "signing-keys", summary = "Make a new key sign; the old one stays published until its tokens expire", request_body = Option<KeyRotation>, responses((status = 201, body = RotatedKey), Refusals))]
 async fn rotate_signing_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: OptionalJson<KeyRotation>) -> Reply {
     let algorithm: SigningAlgorithm = match body.0.and_then(|b| b.algorithm) {
         Some(name) => name.parse().map_err(|_| {
@@ -497,7 +498,7 @@ async fn rotate_signing_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, bod
     Ok(HttpResponse::Created().json(rotated))
 }
 
-#[utoipa::path(post, path = "/api/v1/signing-keys/{kid}/withdraw", tag = "signing-keys", summary = "Take a retired key out of the JWKS now: its tokens stop verifying (for a key that leaked)", params(("kid" = String, Path, description = "the key's kid")), responses((status = 200, body = SigningKeyView), (status = 409, description = "the key signs: rotate first", body = ErrorBody), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody), (status = 404, description = "not found", body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/signing-keys/{kid}/withdraw", tag = "signing-keys", summary = "Take a retired key out of the JWKS now: its tokens stop verifying (for a key that leaked)", params(("kid" = String, Path, description = "the key's kid")), responses((status = 200, body = SigningKeyView), (status = 409, description = "the key signs: rotate first", body = ErrorBody), TargetRefusals))]
 async fn withdraw_signing_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, kid: web::Path<String>) -> Reply {
     let withdrawn =
         call(&req, &state, auth, move |conn, caller, _| signing_keys::withdraw_signing_key(conn, caller, &kid)).await?;
@@ -509,7 +510,7 @@ async fn withdraw_signing_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, k
 
 // ---- audit log ----
 
-#[utoipa::path(get, path = "/api/v1/audit-log", tag = "audit-log", summary = "The audit log, newest first, a page at a time", params(audit::AuditQuery), responses((status = 200, body = AuditPage), (status = 400, description = "invalid input", body = ErrorBody), (status = 401, description = "missing, invalid or expired key", body = ErrorBody), (status = 429, description = "rate limit exceeded", body = ErrorBody), (status = 403, description = "visible but not permitted", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/audit-log", tag = "audit-log", summary = "The audit log, newest first, a page at a time", params(audit::AuditQuery), responses((status = 200, body = AuditPage), Refusals))]
 async fn list_audit_log(
     req: HttpRequest,
     state: Data,
