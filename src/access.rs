@@ -4,6 +4,8 @@
 //!
 //! A resource outside the caller's reach answers 404, so its existence is not revealed; a
 //! resource the caller can see but not change answers 403.
+//!
+//! Floor: core (docs/architecture.md); pure policy: names no storage.
 
 use std::fmt;
 use std::str::FromStr;

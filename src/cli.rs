@@ -1,4 +1,6 @@
 //! The `latchkey` command line (INTERFACE §1). `main.rs` only parses and dispatches here.
+//!
+//! Floor: entry (docs/architecture.md); wires the CLI onto `manage`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -129,7 +131,7 @@ pub enum ApiCommand {
 
 #[derive(Debug, Args)]
 pub struct ApiCreateArgs {
-    /// The audience identifier, an absolute URI such as https://api.example.com.
+    /// The audience identifier, an absolute URI such as `https://api.example.com`.
     #[arg(long)]
     pub audience: String,
     /// Scopes the API defines.

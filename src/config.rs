@@ -2,6 +2,8 @@
 //! environment variables (INTERFACE §1). Everything is validated here, once, so that the
 //! rest of the server works with parsed values and a bad configuration stops the start
 //! with a message that names the setting.
+//!
+//! Floor: leaves (docs/architecture.md); names only `domain` and `crypto`.
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -9,6 +9,8 @@
 //! - an AEAD key (AES-256-GCM) that seals what the server must read back: private signing
 //!   keys and HS256 shared secrets.
 //! - a second HMAC key that tags the HS256 access tokens Latchkey issues (`tokens::issuance`).
+//!
+//! Floor: leaves (docs/architecture.md); names nothing of the app.
 
 use std::fmt;
 use std::fs;

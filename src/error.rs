@@ -1,6 +1,8 @@
 //! `AppError`: what the storage and domain layers report. HTTP layers turn it into their
 //! own audience's error (RFC 6749 JSON for OAuth, `{"error","message","request_id"}` for
 //! the API); unexpected causes are logged with their chain and never shown to clients.
+//!
+//! Floor: leaves (docs/architecture.md); names only `telemetry` (the request id) and `passwords` (its `Busy`).
 
 use std::fmt;
 

@@ -1,4 +1,6 @@
 //! Liveness and readiness for orchestrators, and the Prometheus metrics.
+//!
+//! Floor: http (docs/architecture.md); reads the state only.
 
 use std::time::Duration;
 

@@ -1,3 +1,7 @@
+//! The `latchkey` binary: parses the command line and hands over to `cli::run`.
+//!
+//! Floor: entry (docs/architecture.md); names everything; nothing names it.
+
 use std::process::ExitCode;
 
 use clap::Parser;

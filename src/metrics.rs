@@ -2,6 +2,8 @@
 //! histograms, tokens issued by grant, authentication failures by reason, and the database
 //! pool. Labels are routes and fixed words, never ids, so their number stays small and no
 //! client, key or user can be read from them.
+//!
+//! Floor: leaves (docs/architecture.md); counters only; `health` serves them, `startup` feeds them.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;

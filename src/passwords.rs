@@ -7,6 +7,8 @@
 //! checks at once (one per core), a short queue, and past it a refusal the caller answers
 //! with 503 and `Retry-After`, so that a flood costs neither the machine's memory nor the
 //! database pool (the work runs outside any database trip).
+//!
+//! Floor: leaves (docs/architecture.md); names only `crypto`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

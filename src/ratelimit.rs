@@ -1,4 +1,6 @@
 //! Rate limits per API key and per client (INTERFACE §5).
+//!
+//! Floor: core (docs/architecture.md); names settings only.
 
 use std::collections::HashMap;
 use std::str::FromStr;

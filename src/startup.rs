@@ -1,4 +1,6 @@
 //! Wiring: the one place where state, routes and middleware come together.
+//!
+//! Floor: entry (docs/architecture.md); the only module that names every HTTP family.
 
 use std::net::TcpListener;
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! Logging and the per-request context: every response carries `X-Request-Id`, and one
 //! log line per request records method, path (never the query, which may hold a token
 //! hint), status and latency.
+//!
+//! Floor: leaves (docs/architecture.md); names only `config`.
 
 use std::time::Instant;
 

@@ -3,6 +3,8 @@
 //! reject a mistyped or truncated key without touching the database.
 //!
 //! NEVER CHANGE THE PREFIXES OF EXISTING KEYS: scanners and customers match on them.
+//!
+//! Floor: credential (docs/architecture.md); below `manage`; answers with its own `KeyRefusal`, never an HTTP body.
 
 pub mod authenticate;
 

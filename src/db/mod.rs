@@ -5,6 +5,8 @@
 //! Lookups by a unique key use `.get_result()`, not `.first()`: the `LIMIT ?` that `.first()`
 //! binds makes SQLite recompile the statement on every execution, which was half the cost
 //! of a token request.
+//!
+//! Floor: storage (docs/architecture.md); names leaves only.
 
 pub mod api_keys;
 pub mod apis;

@@ -1,4 +1,6 @@
 //! Values parsed once at the edge and trusted afterwards.
+//!
+//! Floor: leaves (docs/architecture.md); names nothing of the app.
 
 mod api_key_kind;
 mod api_signing;

@@ -114,7 +114,7 @@ fn character_class(member: impl Fn(char) -> bool) -> String {
     class
 }
 
-/// A display name in the OpenAPI document: a string with [`display_name_pattern`].
+/// A display name in the OpenAPI document: a string with `display_name_pattern(false)`.
 impl utoipa::PartialSchema for DisplayName {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()

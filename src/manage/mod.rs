@@ -2,6 +2,8 @@
 //! signing keys, and the audit trail of it. Plain functions over a connection, shared by
 //! the CLI and the HTTP layers, returning `AppError` (`BadRequest` for input a person must
 //! fix). Each takes the [`Caller`]: what it may reach, and what the audit log records.
+//!
+//! Floor: service (docs/architecture.md); the one door to `access`; names `apikeys`, never an HTTP family.
 
 pub mod api_keys;
 pub mod apis;

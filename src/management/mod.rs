@@ -1,6 +1,8 @@
 //! The management API under `/api/v1/` (INTERFACE §5): JSON, authenticated by API keys,
 //! errors as `{"error","message","request_id"}`. Handlers are thin: they parse, hand the
 //! caller and the input to a `manage` function off the async workers, and shape the reply.
+//!
+//! Floor: http (docs/architecture.md); above `manage` and `apikeys`; nothing but `startup` names it.
 
 pub mod auth;
 pub mod current;

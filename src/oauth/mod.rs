@@ -1,4 +1,6 @@
 //! The OAuth 2.0 protocol endpoints.
+//!
+//! Floor: http (docs/architecture.md); below `startup`; above `manage`, `apikeys` and the shared floor; never names `web` or `management`.
 
 pub mod access_tokens;
 pub mod authorization_code;

@@ -115,7 +115,7 @@ impl KeyStore {
     }
 
     /// Whether a token naming an unknown kid may trigger a reload now; if so, the next
-    /// one may only after [`UNKNOWN_KID_RELOAD_INTERVAL`].
+    /// one may only after `UNKNOWN_KID_RELOAD_INTERVAL`.
     pub fn may_reload_for_unknown_kid(&self, now: Instant) -> bool {
         let mut last = self.last_reload_for_unknown_kid.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let allowed = last.is_none_or(|last| now.saturating_duration_since(last) >= UNKNOWN_KID_RELOAD_INTERVAL);

@@ -23,6 +23,8 @@
 //! known keys in use. A token signed with an unknown `kid` makes the verifier refetch the
 //! JWKS, at most once per `min_refetch_interval` (30 s unless set), so a flood of forged kids
 //! cannot hammer Latchkey.
+//!
+//! Floor: apart (docs/architecture.md); names nothing else of the crate, so services link it without the server.
 
 #[cfg(feature = "actix")]
 pub mod actix;

@@ -1,6 +1,8 @@
 //! Latchkey's own pages: sign-in, sign-out, consent, the account page (the "http" floor,
 //! beside `oauth`, whose decisions the consent page carries out). HTML from askama
 //! templates, CSS from `static/`, no JavaScript needed.
+//!
+//! Floor: http (docs/architecture.md); may name `oauth` (the consent page carries out its decisions); `oauth` never names it.
 
 pub mod account;
 pub mod consent;
