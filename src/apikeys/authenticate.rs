@@ -1,8 +1,9 @@
 //! Authenticating an API key: the key arrives as `Authorization: Bearer <key>` or
 //! `X-User-Token: <key>`; its checksum is checked before any lookup, its environment against
-//! the deployment's, then one keyed-hash lookup finds it. Every failure is written to the
-//! audit log (without the key). Refusals are a [`KeyRefusal`]; each caller (the management
-//! API, token exchange, registration, introspection) answers them in its own format.
+//! the deployment's, then one keyed-hash lookup finds it. Failures are written to the audit
+//! log (without the key) until the address has used up its failed authentications. Refusals
+//! are a [`KeyRefusal`]; each caller (the management API, token exchange, registration,
+//! introspection) answers them in its own format.
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
