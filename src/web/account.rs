@@ -102,6 +102,15 @@ fn to_login() -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, "/login?return_to=/account")).finish()
 }
 
+/// `GET /`: a signed-in person's home (the account page, until the dashboard arrives), or
+/// the sign-in page leading there. Never the JSON 404 a browser would otherwise show.
+pub async fn get_home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    Ok(match current_user(&req, &state).await? {
+        Some(_) => HttpResponse::SeeOther().insert_header((header::LOCATION, "/account")).finish(),
+        None => to_login(),
+    })
+}
+
 pub async fn get_account(
     req: HttpRequest,
     query: web::Query<AccountQuery>,

@@ -26,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/login").route(web::get().to(login::get_login)).route(web::post().to(login::post_login)))
     .service(web::resource("/logout").route(web::get().to(login::get_logout)).route(web::post().to(login::post_logout)))
+    .service(only("/", Method::GET, web::get().to(account::get_home)))
     .service(only("/account", Method::GET, web::get().to(account::get_account)))
     .service(only("/account/consents/revoke", Method::POST, web::post().to(account::post_revoke_consent)))
     .service(routes(

@@ -80,6 +80,27 @@ async fn signing_in_starts_a_session_and_returns_to_the_page_asked_for(backend: 
     assert!(app.audit_actions().contains(&("user.signed_in".into(), "success".into())));
 }
 
+/// A browser at the server's root lands on a page, never on a JSON 404.
+async fn the_root_leads_to_the_account_page_or_to_sign_in(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    app.create_user(EMAIL, PASSWORD);
+    let browser = app.browser();
+
+    // Act
+    let signed_out = browser.get(app.url("/")).send().await.unwrap();
+    sign_in(&app, &browser, EMAIL, PASSWORD, "/account").await;
+    let signed_in = browser.get(app.url("/")).send().await.unwrap();
+    let posted = browser.post(app.url("/")).send().await.unwrap();
+
+    // Assert
+    assert_eq!(signed_out.status(), 303);
+    assert_eq!(signed_out.headers()["location"], "/login?return_to=/account");
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()["location"], "/account");
+    assert_eq!(posted.status(), 405, "only GET");
+}
+
 async fn a_wrong_password_and_an_unknown_email_get_the_same_answer(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_user(EMAIL, PASSWORD);
@@ -212,6 +233,7 @@ async fn the_stylesheet_is_served_with_cache_headers(backend: Backend) {
 }
 
 crate::on_both_backends!(
+    the_root_leads_to_the_account_page_or_to_sign_in,
     the_sign_in_page_carries_a_csrf_token_and_forbids_framing,
     signing_in_starts_a_session_and_returns_to_the_page_asked_for,
     a_wrong_password_and_an_unknown_email_get_the_same_answer,
