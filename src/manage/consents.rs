@@ -1,5 +1,6 @@
-//! Consents: which apps a user let have which scopes. Withdrawing one revokes the tokens
-//! the app holds for that user.
+//! Consents: which apps a user let have which scopes, for which API. A consent the person
+//! asked to remember lets the next request for no more than it covers skip the consent page;
+//! withdrawing one revokes the tokens the app holds for that user.
 
 use serde::Serialize;
 
@@ -7,8 +8,12 @@ use super::Caller;
 use crate::access::{Action, Resource, Target};
 use crate::audit;
 use crate::db::DbConnection;
-use crate::db::consents::{Consent, delete_consent, find_consent_by_id, list_consents as db_list_consents};
+use crate::db::consents::{
+    Consent, ConsentGrant, delete_consent, find_consent, find_consent_by_id, list_consents as db_list_consents,
+    save_consent,
+};
 use crate::db::refresh_tokens::revoke_families_of_user_client;
+use crate::domain::Scopes;
 use crate::error::AppError;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -25,6 +30,40 @@ pub struct ConsentView {
     pub remembered: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Whether `user_id` asked to be remembered letting `client_id` have every scope of `scope`
+/// for `audience`: a `read` granted for one API is no consent to another API's `read`.
+pub fn is_remembered(
+    conn: &mut DbConnection,
+    user_id: &str,
+    client_id: &str,
+    audience: &str,
+    scope: &Scopes,
+) -> Result<bool, AppError> {
+    let consent = find_consent(conn, user_id, client_id, audience)?;
+    Ok(consent.is_some_and(|c| c.remembered && scope.is_subset(&Scopes::parse(&c.scope).unwrap_or_default())))
+}
+
+/// Records that `user_id` allowed `client_id` `scope` for `audience`, added to what they
+/// allowed before; `remember` decides whether the next request skips the page. Every approval
+/// is recorded, remembered or not: the account page lists it.
+pub fn record_approval(
+    conn: &mut DbConnection,
+    user_id: &str,
+    client_id: &str,
+    audience: &str,
+    scope: &Scopes,
+    remember: bool,
+) -> Result<(), AppError> {
+    let previous = find_consent(conn, user_id, client_id, audience)?;
+    let mut scopes: Vec<&str> = scope.iter().collect();
+    if let Some(previous) = &previous {
+        scopes.extend(previous.scope.split(' ').filter(|s| !s.is_empty()));
+    }
+    let merged = Scopes::from_tokens(scopes).unwrap_or_default();
+    let grant = ConsentGrant { user_id, client_id, audience, scope: &merged.to_string(), remembered: remember };
+    Ok(save_consent(conn, &grant, crate::db::now())?)
 }
 
 fn view(consent: &Consent, client_name: String) -> ConsentView {

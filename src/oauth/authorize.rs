@@ -16,10 +16,10 @@ use crate::db::DbConnection;
 use crate::db::apis::find_api_by_audience;
 use crate::db::authorization_codes::{NewAuthorizationCode, insert_code};
 use crate::db::clients::{Client, find_client};
-use crate::db::consents::{ConsentGrant, find_consent, save_consent};
 use crate::db::users::User;
 use crate::domain::{CodeChallenge, GrantType, RedirectUri, ResourceUri, Scopes};
 use crate::error::AppError;
+use crate::manage::consents::{is_remembered, record_approval};
 use crate::state::AppState;
 
 /// RFC 9700 §4.5 recommends codes live briefly; one minute covers any real redirect.
@@ -283,13 +283,12 @@ pub async fn validate(
     .await
 }
 
-/// Whether the user already let this client have every requested scope, for this API: a
-/// `read` granted for one API is no consent to another API's `read`.
+/// Whether the person already consented to all of `request` and asked to be remembered
+/// ([`is_remembered`]).
 async fn remembered(state: &AppState, user: &User, request: &AuthorizationRequest) -> Result<bool, AppError> {
     let (user_id, client_id, audience) = (user.id.clone(), request.client.client_id.clone(), request.audience.clone());
-    let consent =
-        crate::db::run(&state.pool, move |conn| Ok(find_consent(conn, &user_id, &client_id, &audience)?)).await?;
-    Ok(consent.is_some_and(|c| c.remembered && request.scope.is_subset(&Scopes::parse(&c.scope).unwrap_or_default())))
+    let scope = request.scope.clone();
+    crate::db::run(&state.pool, move |conn| is_remembered(conn, &user_id, &client_id, &audience, &scope)).await
 }
 
 /// What to do with a request from a browser where `user` is signed in (or nobody is): issue
@@ -347,22 +346,8 @@ pub async fn approve(
     let (request_for_code, user_for_code) = (request.clone(), user);
     let code = crate::db::run(&state.pool, move |conn| {
         let (request, user) = (request_for_code, user_for_code);
-        // Every approval is recorded (the account page lists it); the checkbox
-        // decides whether the next request skips the page.
-        let previous = find_consent(conn, &user.id, &request.client.client_id, &request.audience)?;
-        let mut scopes: Vec<String> = request.scope.iter().map(str::to_owned).collect();
-        if let Some(previous) = previous {
-            scopes.extend(previous.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned));
-        }
-        let merged = Scopes::from_tokens(scopes.iter().map(String::as_str)).unwrap_or_default();
-        let grant = ConsentGrant {
-            user_id: &user.id,
-            client_id: &request.client.client_id,
-            audience: &request.audience,
-            scope: &merged.to_string(),
-            remembered: remember,
-        };
-        save_consent(conn, &grant, crate::db::now())?;
+        let client_id = &request.client.client_id;
+        record_approval(conn, &user.id, client_id, &request.audience, &request.scope, remember)?;
         let entry = AuditEntry::new(Actor::User(&user.id), "consent.granted", Outcome::Success)
             .target("client", &request.client.client_id)
             .from_request(None, Some(&request_id))
