@@ -128,8 +128,9 @@ pub struct FailureBudget<'a> {
 }
 
 impl<'a> FailureBudget<'a> {
-    /// The budget of `ip`, under `limits` (see [`Limits::failed_authentications`]).
-    pub fn of(limiter: &'a RateLimiter, ip: Option<std::net::IpAddr>, limits: Limits) -> Self {
+    /// The budget of `ip`, under the deployment's [`Limits::failed_authentications`].
+    pub fn of(limiter: &'a RateLimiter, ip: Option<std::net::IpAddr>, settings: &Settings) -> Self {
+        let limits = Limits::failed_authentications(settings);
         Self { limiter, subject: format!("failures:{}", caller_address(ip)), limits }
     }
 

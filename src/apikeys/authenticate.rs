@@ -16,7 +16,7 @@ use crate::db::teams::memberships;
 use crate::db::users::{ROLE_OWNER, STATUS_ACTIVE};
 use crate::domain::ApiKeyKind;
 use crate::error::AppError;
-use crate::ratelimit::{FailureBudget, Limits};
+use crate::ratelimit::FailureBudget;
 use crate::state::AppState;
 
 pub const USER_TOKEN_HEADER: &str = "x-user-token";
@@ -141,11 +141,7 @@ pub async fn authenticate_key(
     state: &AppState,
     presented: String,
 ) -> Result<ApiKeyAuth, KeyRefusal> {
-    let failures = FailureBudget::of(
-        &state.limiter,
-        req.peer_addr().map(|a| a.ip()),
-        Limits::failed_authentications(&state.settings),
-    );
+    let failures = FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), &state.settings);
     let audit_refusal = failures.allows().await.allowed;
     let ip = req.peer_addr().map(|addr| addr.ip().to_string());
     let request_id = crate::telemetry::current_request_id();

@@ -35,10 +35,7 @@ async fn authenticate(req: &HttpRequest, state: &web::Data<AppState>) -> Result<
             state.limiter.check(&format!("ip:{}", caller_address(req.peer_addr().map(|a| a.ip()))), defaults).await
         }
         // Already counted as a failure: report where that bucket stands.
-        Err(_) => {
-            let limits = Limits::failed_authentications(&state.settings);
-            FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), limits).allows().await
-        }
+        Err(_) => FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), &state.settings).allows().await,
     };
     // A refused key has its answer already (401, or 429 past the address's failures).
     let refused_key = authenticated.as_ref().is_err_and(|e| e.code != ApiErrorCode::MissingApiKey);

@@ -14,7 +14,7 @@ use crate::audit::{self, Actor, AuditEntry, Outcome};
 use crate::crypto::TokenHasher;
 use crate::db::DbConnection;
 use crate::db::clients::{Client, find_client};
-use crate::ratelimit::{FailureBudget, Limits};
+use crate::ratelimit::FailureBudget;
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,11 +137,7 @@ where
 {
     // Failures count against the caller's address; past its budget they are no longer
     // audited, so that one address cannot fill the audit log.
-    let failures = FailureBudget::of(
-        &state.limiter,
-        req.peer_addr().map(|a| a.ip()),
-        Limits::failed_authentications(&state.settings),
-    );
+    let failures = FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), &state.settings);
     let audit_failure = failures.allows().await.allowed;
     let hasher = state.hasher.clone();
     let ip = req.peer_addr().map(|addr| addr.ip().to_string());

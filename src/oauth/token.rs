@@ -77,7 +77,7 @@ pub const SUPPORTED_GRANTS: &[GrantType] =
 pub async fn post_token(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
     let limits = Limits::configured(&state.settings);
     let ip = req.peer_addr().map(|a| a.ip());
-    let failures = FailureBudget::of(&state.limiter, ip, Limits::failed_authentications(&state.settings));
+    let failures = FailureBudget::of(&state.limiter, ip, &state.settings);
     // The credentials are read once: they say whose budget the request spends, and the
     // grant then authenticates them.
     let request = OAuthParams::from_request(&req, payload).await.map(|params| {
