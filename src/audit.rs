@@ -38,6 +38,23 @@ pub enum Outcome {
     Failure,
 }
 
+/// Where a request came from, as its audit entries record it: the peer address and the
+/// request id. Taken on the async worker, carried to the blocking one.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub ip: Option<String>,
+    pub request_id: String,
+}
+
+impl Origin {
+    pub fn of(req: &actix_web::HttpRequest) -> Self {
+        Self {
+            ip: req.peer_addr().map(|addr| addr.ip().to_string()),
+            request_id: crate::telemetry::current_request_id(),
+        }
+    }
+}
+
 /// Who is acting, through which key, from where: what every change made on someone's
 /// behalf is recorded with.
 #[derive(Debug, Clone, Copy)]

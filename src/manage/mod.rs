@@ -18,7 +18,7 @@ use std::sync::{Arc, LazyLock};
 
 use crate::access::{Action, Denied, Listing, Reach, Resource, Target};
 use crate::apikeys::authenticate::ApiKeyAuth;
-use crate::audit::{Actor, Context};
+use crate::audit::{Actor, Context, Origin};
 use crate::db::DbConnection;
 use crate::error::AppError;
 use crate::state::AppState;
@@ -72,17 +72,17 @@ impl Acting for SignedInUser {
     }
 }
 
-/// Runs `f` on the blocking pool as `who`, for a request from `ip` with id `request_id`: the
-/// one way the management API and the account page reach `manage`.
+/// Runs `f` on the blocking pool as `who`, its changes recorded with `origin`: the one way
+/// the management API and the account page reach `manage`.
 pub async fn run_as<T: Send + 'static>(
-    state: Arc<AppState>,
+    state: &Arc<AppState>,
     who: impl Acting,
-    ip: Option<String>,
-    request_id: String,
+    origin: Origin,
     f: impl FnOnce(&mut DbConnection, &Caller<'_>, &AppState) -> Result<T, AppError> + Send + 'static,
 ) -> Result<T, AppError> {
-    let pool = state.pool.clone();
-    crate::db::run(&pool, move |conn| f(conn, &who.caller(ip.as_deref(), &request_id), &state)).await
+    let shared = Arc::clone(state);
+    crate::db::run(&state.pool, move |conn| f(conn, &who.caller(origin.ip.as_deref(), &origin.request_id), &shared))
+        .await
 }
 
 fn refusal(denied: Denied, resource: Resource, action: Action) -> AppError {

@@ -20,6 +20,7 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use crate::apikeys::authenticate::ApiKeyAuth;
+use crate::audit::Origin;
 use crate::db::DbConnection;
 use crate::error::AppError;
 use crate::http::only;
@@ -36,9 +37,7 @@ pub(crate) async fn call<T: Send + 'static>(
     auth: ApiKeyAuth,
     f: impl FnOnce(&mut DbConnection, &Caller<'_>, &AppState) -> Result<T, AppError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let ip = req.peer_addr().map(|addr| addr.ip().to_string());
-    let request_id = crate::telemetry::current_request_id();
-    run_as(state.clone().into_inner(), auth, ip, request_id, f).await.map_err(ApiError::from)
+    run_as(state, auth, Origin::of(req), f).await.map_err(ApiError::from)
 }
 
 /// Every response to an authenticated (or refused) caller says where it stands.

@@ -11,8 +11,7 @@ use serde::Deserialize;
 use super::csrf::{self, CsrfToken};
 use super::pages::{error_page, form_page};
 use super::session::{SESSION_COOKIE, current_user};
-use crate::audit::{self, Actor, AuditEntry, Outcome};
-use crate::db::DbConnection;
+use crate::audit::{self, Actor, AuditEntry, Origin, Outcome};
 use crate::db::consents::{Consent, delete_consent, list_consents_for_user};
 use crate::db::refresh_tokens::revoke_families_of_user_client;
 use crate::db::sessions::list_sessions_for_user;
@@ -21,7 +20,7 @@ use crate::domain::ApiKeyKind;
 use crate::domain::Scopes;
 use crate::error::AppError;
 use crate::manage::api_keys::{self, KeyRequest};
-use crate::manage::{Caller, SignedInUser, run_as};
+use crate::manage::{SignedInUser, run_as};
 use crate::state::AppState;
 
 struct AppAccess {
@@ -138,14 +137,15 @@ async fn render_account(
 ) -> Result<HttpResponse, AppError> {
     let current_hash = req.cookie(SESSION_COOKIE).map(|c| state.hasher.hash(c.value()).into_string());
     let user_id = user.id.clone();
-    let (consents, sessions, keys) = as_user(req, state, user.id.clone(), move |conn, caller, _| {
-        Ok((
-            list_consents_for_user(conn, &user_id)?,
-            list_sessions_for_user(conn, &user_id, crate::db::now())?,
-            api_keys::list_keys(conn, caller)?,
-        ))
-    })
-    .await?;
+    let (consents, sessions, keys) =
+        run_as(state, SignedInUser::new(user.id.clone()), Origin::of(req), move |conn, caller, _| {
+            Ok((
+                list_consents_for_user(conn, &user_id)?,
+                list_sessions_for_user(conn, &user_id, crate::db::now())?,
+                api_keys::list_keys(conn, caller)?,
+            ))
+        })
+        .await?;
     // One entry per app, whatever APIs its consents are for: access is revoked per app.
     let mut granted: Vec<(Consent, String, Vec<String>)> = Vec::new();
     for (consent, client_name) in consents {
@@ -241,18 +241,6 @@ pub(super) async fn read_form<T: serde::de::DeserializeOwned>(
     Ok(form)
 }
 
-/// Runs `f` as the signed-in user ([`crate::manage::run_as`]).
-async fn as_user<T: Send + 'static>(
-    req: &HttpRequest,
-    state: &web::Data<AppState>,
-    user_id: String,
-    f: impl FnOnce(&mut DbConnection, &Caller<'_>, &AppState) -> Result<T, AppError> + Send + 'static,
-) -> Result<T, AppError> {
-    let ip = req.peer_addr().map(|addr| addr.ip().to_string());
-    let request_id = crate::telemetry::current_request_id();
-    run_as(state.clone().into_inner(), SignedInUser::new(user_id), ip, request_id, f).await
-}
-
 /// Creates a personal key for the signed-in user and shows it, once, on the account page.
 pub async fn post_create_key(
     req: HttpRequest,
@@ -266,7 +254,7 @@ pub async fn post_create_key(
     let Some(user) = current_user(&req, &state).await? else {
         return Ok(to_login());
     };
-    let created = as_user(&req, &state, user.id.clone(), move |conn, caller, state| {
+    let created = run_as(&state, SignedInUser::new(user.id.clone()), Origin::of(&req), move |conn, caller, state| {
         api_keys::create_key(conn, &state.hasher, state.settings.environment, caller, KeyRequest::personal(form.name))
     })
     .await;
@@ -300,8 +288,10 @@ pub async fn post_delete_key(
     let Some(user) = current_user(&req, &state).await? else {
         return Ok(to_login());
     };
-    let deleted =
-        as_user(&req, &state, user.id, move |conn, caller, _| api_keys::delete_key(conn, caller, &form.key_id)).await;
+    let deleted = run_as(&state, SignedInUser::new(user.id), Origin::of(&req), move |conn, caller, _| {
+        api_keys::delete_key(conn, caller, &form.key_id)
+    })
+    .await;
     match deleted {
         Ok(()) => Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/account?key_deleted=1")).finish()),
         Err(AppError::NotFound | AppError::Forbidden(_)) => {
