@@ -27,28 +27,28 @@ impl Modify for ApiKeySecurity {
     }
 }
 
-/// What any operation may answer whatever it does: 401 without a good key, and 429 past a
-/// rate limit or, for a refused key, past the address's failed authentications.
+/// What any operation may answer whatever it does, added to every one: 401 without a good
+/// key, and 429 past a rate limit or, for a refused key, past the address's failed
+/// authentications.
 struct CommonResponses;
 
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let error = error_response;
         for item in openapi.paths.paths.values_mut() {
             let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
             for operation in operations.into_iter().flatten() {
                 let responses = &mut operation.responses.responses;
-                responses.entry("401".into()).or_insert_with(|| error("missing, invalid or expired key"));
+                responses.entry("401".into()).or_insert_with(|| error_response("missing, invalid or expired key"));
                 responses.entry("429".into()).or_insert_with(|| {
-                    error("rate limit exceeded, or too many refused keys from this address; see Retry-After")
+                    error_response("rate limit exceeded, or too many refused keys from this address; see Retry-After")
                 });
             }
         }
     }
 }
 
-/// The refusals any operation may answer: bad input, no good key, no permission, too many
-/// requests (all as [`ErrorBody`](crate::error::ErrorBody)).
+/// The refusals of an operation that takes input and checks permission: 400 and 403 (all
+/// as [`ErrorBody`](crate::error::ErrorBody); 401 and 429 every operation has).
 pub struct Refusals;
 
 /// [`Refusals`], and 404 for an operation on one thing that may not exist or be out of reach.
@@ -62,15 +62,10 @@ fn error_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::
 
 impl utoipa::IntoResponses for Refusals {
     fn responses() -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::Response>> {
-        [
-            ("400", "invalid input"),
-            ("401", "missing, invalid or expired key"),
-            ("403", "visible but not permitted"),
-            ("429", "rate limit exceeded, or too many refused keys from this address; see Retry-After"),
-        ]
-        .into_iter()
-        .map(|(status, description)| (status.to_owned(), error_response(description)))
-        .collect()
+        [("400", "invalid input"), ("403", "visible but not permitted")]
+            .into_iter()
+            .map(|(status, description)| (status.to_owned(), error_response(description)))
+            .collect()
     }
 }
 
