@@ -72,43 +72,35 @@ pub fn display_name_pattern(blank_allowed: bool) -> String {
 /// The members of a regular-expression character class (without brackets) matching every
 /// `char` for which `member` holds, as ranges.
 fn character_class(member: impl Fn(char) -> bool) -> String {
-    fn push(out: &mut String, c: char) {
+    fn push(class: &mut String, c: char) {
         match c {
             '\\' | ']' | '[' | '^' | '-' => {
-                out.push('\\');
-                out.push(c);
+                class.push('\\');
+                class.push(c);
             }
-            ' '..='~' => out.push(c),
+            ' '..='~' => class.push(c),
             // Escaped where both dialects read `\uXXXX`; beyond the BMP, the character itself.
-            c if u32::from(c) <= 0xFFFF => out.push_str(&format!("\\u{:04X}", u32::from(c))),
-            c => out.push(c),
+            c if u32::from(c) <= 0xFFFF => class.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => class.push(c),
         }
     }
     let mut class = String::new();
     let mut run: Option<(char, char)> = None;
-    for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
-        match (&mut run, member(c)) {
-            (Some((_, last)), true) if u32::from(*last) + 1 == u32::from(c) => *last = c,
-            (_, true) | (Some(_), false) => {
+    // One `None` past the last character closes the final run.
+    let chars = (0..=u32::from(char::MAX)).filter_map(char::from_u32).map(Some).chain([None]);
+    for next in chars.map(|c| c.filter(|&c| member(c))) {
+        match (&mut run, next) {
+            (Some((_, last)), Some(c)) if u32::from(*last) + 1 == u32::from(c) => *last = c,
+            (_, next) => {
                 if let Some((first, last)) = run.take() {
                     push(&mut class, first);
                     if last != first {
-                        if u32::from(last) > u32::from(first) + 1 {
-                            class.push('-');
-                        }
+                        class.push('-');
                         push(&mut class, last);
                     }
                 }
-                run = member(c).then_some((c, c));
+                run = next.map(|c| (c, c));
             }
-            (None, false) => {}
-        }
-    }
-    if let Some((first, last)) = run {
-        push(&mut class, first);
-        if last != first {
-            class.push('-');
-            push(&mut class, last);
         }
     }
     class

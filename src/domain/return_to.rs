@@ -104,11 +104,5 @@ mod properties {
                 prop_assert_eq!(base.join(&as_a_browser_reads_it).unwrap().origin(), base.origin());
             }
         }
-
-        #[test]
-        fn whatever_is_refused_falls_back_to_the_account_page(value in path_like()) {
-            let chosen = ReturnTo::or_default(Some(&value), &issuer());
-            prop_assert!(chosen.as_str() == value || chosen.as_str() == ReturnTo::DEFAULT);
-        }
     }
 }
