@@ -312,6 +312,18 @@ impl Reach {
         Self { owner: true, tenant: Permissions::everything(), ..Self::default() }
     }
 
+    /// A person's reach, signed in or through a personal key: a tenant owner reaches
+    /// everything; a member their own things and, through their roles, their teams'.
+    /// `memberships` are (team, stored role); an unreadable role grants nothing.
+    pub fn of_person(user: &str, is_owner: bool, memberships: impl IntoIterator<Item = (String, String)>) -> Self {
+        if is_owner {
+            return Self { user: Some(user.to_owned()), ..Self::owner() };
+        }
+        let teams =
+            memberships.into_iter().filter_map(|(team, role)| role.parse().ok().map(|role| (team, role))).collect();
+        Self { teams, user: Some(user.to_owned()), ..Self::default() }
+    }
+
     pub fn role_in(&self, team: &str) -> Option<TeamRole> {
         self.teams.iter().find(|(id, _)| id == team).map(|(_, role)| *role)
     }

@@ -34,6 +34,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    setup_link: Option<String>,
 }
 
 impl Application {
@@ -56,14 +57,16 @@ impl Application {
         let target = settings.database.clone();
         let pool_size = settings.database_pool_size;
         let init_sealer = sealer.clone();
-        let (pool, keys) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let setup_hasher = hasher.clone();
+        let (pool, keys, setup_token) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let pool = db::build_pool(&target, pool_size)?;
             let mut conn = pool.get().context("could not get a database connection")?;
             if let Some(kid) = ensure_active_key(&mut conn, &init_sealer, SigningAlgorithm::RS256, db::now())? {
                 tracing::info!(%kid, "generated the first RS256 signing key");
             }
             let keys = KeySet::load(&mut conn, &init_sealer, db::now())?;
-            Ok((pool, keys))
+            let setup_token = crate::manage::setup::offer_setup(&mut conn, &setup_hasher)?;
+            Ok((pool, keys, setup_token))
         })
         .await
         .context("start-up was interrupted")??;
@@ -81,6 +84,15 @@ impl Application {
             Issuer::from_url(&url)
         });
         tracing::info!(%issuer, database = %settings.database.describe(), %address, "Latchkey is listening");
+        // The one secret Latchkey ever logs, by design: whoever reads the first start's log
+        // is its operator. It works once, for a day, and only while nobody has an account.
+        let setup_link =
+            setup_token.map(|token| issuer.endpoint(&format!("{}?token={token}", crate::manage::setup::SETUP_PATH)));
+        if let Some(link) = &setup_link {
+            tracing::info!(
+                "nobody has an account yet: open {link} to create the owner account (the link works once, for 24 hours)"
+            );
+        }
 
         let state = web::Data::new(AppState {
             pool,
@@ -119,7 +131,12 @@ impl Application {
         if let Some(workers) = settings.workers {
             server = server.workers(workers);
         }
-        Ok(Self { port: address.port(), server: server.run(), state })
+        Ok(Self { port: address.port(), server: server.run(), state, setup_link })
+    }
+
+    /// The first-start link this start logged, when nobody had an account.
+    pub fn setup_link(&self) -> Option<&str> {
+        self.setup_link.as_deref()
     }
 
     pub fn port(&self) -> u16 {

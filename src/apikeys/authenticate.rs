@@ -70,20 +70,14 @@ fn load_reach(conn: &mut DbConnection, key: &ApiKeyRow, owner: &KeyOwner) -> die
                 .collect(),
             ..Reach::default()
         },
-        Some(ApiKeyKind::Personal) if owner.user_role.as_deref() == Some(ROLE_OWNER) => {
-            Reach { user: key.user_id.clone(), ..Reach::owner() }
-        }
-        Some(ApiKeyKind::Personal) => {
-            let user = key.user_id.clone();
-            let teams = match &user {
-                Some(user) => memberships(conn, user)?
-                    .into_iter()
-                    .filter_map(|(team, role)| role.parse().ok().map(|role| (team, role)))
-                    .collect(),
-                None => Vec::new(),
-            };
-            Reach { teams, user, ..Reach::default() }
-        }
+        Some(ApiKeyKind::Personal) => match &key.user_id {
+            Some(user) => {
+                let is_owner = owner.user_role.as_deref() == Some(ROLE_OWNER);
+                let memberships = if is_owner { Vec::new() } else { memberships(conn, user)? };
+                Reach::of_person(user, is_owner, memberships)
+            }
+            None => Reach::default(),
+        },
         None => Reach::default(),
     })
 }

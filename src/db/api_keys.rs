@@ -140,6 +140,81 @@ pub fn list_api_keys(
     query.load(conn)
 }
 
+/// How many keys in `filter` still work.
+pub fn count_api_keys(conn: &mut DbConnection, filter: &KeyFilter<'_>, now: NaiveDateTime) -> QueryResult<i64> {
+    let mut rows = api_keys::table
+        .filter(api_keys::tenant_id.eq(super::DEFAULT_TENANT_ID))
+        .filter(api_keys::revoked_at.is_null().or(api_keys::revoked_at.gt(now)))
+        .into_boxed();
+    if !filter.all {
+        let own = api_keys::kind.eq(ApiKeyKind::Personal.as_str()).and(api_keys::user_id.eq(filter.user.unwrap_or("")));
+        rows = rows.filter(api_keys::team_id.eq_any(filter.teams).or(own));
+    }
+    rows.count().get_result(conn)
+}
+
+/// One page of the keys in `filter`, newest first, narrowed as asked.
+pub struct KeyPageQuery<'a> {
+    pub filter: KeyFilter<'a>,
+    pub kind: Option<&'a str>,
+    pub team: Option<&'a str>,
+    pub environment: Option<&'a str>,
+    /// The last key of the previous page: its creation time and id.
+    pub after: Option<(NaiveDateTime, &'a str)>,
+    pub limit: i64,
+}
+
+/// Keys that still work (or will until a rotation's grace period ends), newest first.
+pub fn page_of_api_keys(
+    conn: &mut DbConnection,
+    query: &KeyPageQuery<'_>,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<ApiKeyRow>> {
+    let mut rows = api_keys::table
+        .filter(api_keys::tenant_id.eq(super::DEFAULT_TENANT_ID))
+        .filter(api_keys::revoked_at.is_null().or(api_keys::revoked_at.gt(now)))
+        .order((api_keys::created_at.desc(), api_keys::id.desc()))
+        .select(ApiKeyRow::as_select())
+        .limit(query.limit)
+        .into_boxed();
+    if !query.filter.all {
+        let own =
+            api_keys::kind.eq(ApiKeyKind::Personal.as_str()).and(api_keys::user_id.eq(query.filter.user.unwrap_or("")));
+        rows = rows.filter(api_keys::team_id.eq_any(query.filter.teams).or(own));
+    }
+    if let Some(kind) = query.kind {
+        rows = rows.filter(api_keys::kind.eq(kind));
+    }
+    if let Some(team) = query.team {
+        rows = rows.filter(api_keys::team_id.eq(team));
+    }
+    if let Some(environment) = query.environment {
+        rows = rows.filter(api_keys::environment.eq(environment));
+    }
+    if let Some((at, id)) = query.after {
+        rows = rows.filter(api_keys::created_at.lt(at).or(api_keys::created_at.eq(at).and(api_keys::id.lt(id))));
+    }
+    rows.load(conn)
+}
+
+/// Names of keys, revoked or not, as `name (prefix…last four)`, by id: what the audit log
+/// calls a key that acted.
+pub fn key_names(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<(String, String)>> {
+    let rows: Vec<(String, String, String, String)> = api_keys::table
+        .filter(api_keys::id.eq_any(ids))
+        .select((api_keys::id, api_keys::name, api_keys::display_prefix, api_keys::last_four))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(id, name, prefix, last_four)| (id, format!("{name} ({prefix}…{last_four})"))).collect())
+}
+
+/// Names of service accounts, by id.
+pub fn service_account_names(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<(String, String)>> {
+    service_accounts::table
+        .filter(service_accounts::id.eq_any(ids))
+        .select((service_accounts::id, service_accounts::name))
+        .load(conn)
+}
+
 /// Stops a key working at `at` (now, or the end of a rotation's grace period), unless it
 /// stops earlier already. Returns whether anything changed.
 pub fn revoke_api_key(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> QueryResult<bool> {

@@ -53,13 +53,26 @@ pub fn list_audit_events(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec
         .load(conn)
 }
 
-/// A page of events, newest first, strictly older than `before` (a previous page's last
-/// event), optionally of one action or about one target.
+/// Which events a page holds: each field narrows it.
+#[derive(Debug, Default)]
+pub struct EventFilter<'a> {
+    /// Strictly older than this event (a previous page's last): its time and id.
+    pub before: Option<(NaiveDateTime, &'a str)>,
+    pub action: Option<&'a str>,
+    pub actor_id: Option<&'a str>,
+    pub outcome: Option<&'a str>,
+    pub target_type: Option<&'a str>,
+    pub target_id: Option<&'a str>,
+    /// At or after this time.
+    pub since: Option<NaiveDateTime>,
+    /// Before this time.
+    pub until: Option<NaiveDateTime>,
+}
+
+/// A page of events, newest first.
 pub fn page_audit_events(
     conn: &mut DbConnection,
-    before: Option<(NaiveDateTime, &str)>,
-    action: Option<&str>,
-    target_id: Option<&str>,
+    filter: &EventFilter<'_>,
     limit: i64,
 ) -> QueryResult<Vec<AuditEvent>> {
     let mut query = audit_events::table
@@ -68,18 +81,33 @@ pub fn page_audit_events(
         .limit(limit)
         .select(AuditEvent::as_select())
         .into_boxed();
-    if let Some((at, id)) = before {
+    if let Some((at, id)) = filter.before {
         query = query.filter(
             audit_events::occurred_at
                 .lt(at)
                 .or(audit_events::occurred_at.eq(at).and(audit_events::id.lt(id.to_owned()))),
         );
     }
-    if let Some(action) = action {
+    if let Some(action) = filter.action {
         query = query.filter(audit_events::action.eq(action.to_owned()));
     }
-    if let Some(target) = target_id {
+    if let Some(actor) = filter.actor_id {
+        query = query.filter(audit_events::actor_id.eq(actor.to_owned()));
+    }
+    if let Some(outcome) = filter.outcome {
+        query = query.filter(audit_events::outcome.eq(outcome.to_owned()));
+    }
+    if let Some(target_type) = filter.target_type {
+        query = query.filter(audit_events::target_type.eq(target_type.to_owned()));
+    }
+    if let Some(target) = filter.target_id {
         query = query.filter(audit_events::target_id.eq(target.to_owned()));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(audit_events::occurred_at.ge(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(audit_events::occurred_at.lt(until));
     }
     query.load(conn)
 }

@@ -106,6 +106,11 @@ pub fn find_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<Opti
 }
 
 /// Clients in the tenant, or only those of these teams, by creation.
+/// Names of clients, by client id.
+pub fn client_names(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<(String, String)>> {
+    clients::table.filter(clients::client_id.eq_any(ids)).select((clients::client_id, clients::name)).load(conn)
+}
+
 pub fn list_clients(conn: &mut DbConnection, teams: Option<&[String]>) -> QueryResult<Vec<Client>> {
     let mut query =
         clients::table.order((clients::created_at.asc(), clients::id.asc())).select(Client::as_select()).into_boxed();

@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::DbConnection;
-use super::schema::{clients, consents};
+use super::schema::{clients, consents, users};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = consents)]
@@ -109,6 +109,16 @@ pub fn list_consents(conn: &mut DbConnection, user_id: Option<&str>) -> QueryRes
         query = query.filter(consents::user_id.eq(user_id));
     }
     query.load(conn)
+}
+
+/// Who consented to the client, newest first, with each person's email.
+pub fn list_consents_for_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<Vec<(Consent, String)>> {
+    consents::table
+        .inner_join(users::table.on(users::id.eq(consents::user_id)))
+        .filter(consents::client_id.eq(client_id))
+        .order((consents::updated_at.desc(), consents::id.desc()))
+        .select((Consent::as_select(), users::email))
+        .load(conn)
 }
 
 pub fn find_consent_by_id(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Consent>> {

@@ -18,6 +18,7 @@ pub mod refresh_tokens;
 pub mod revoked_tokens;
 pub mod schema;
 pub mod sessions;
+pub mod setup_tokens;
 pub mod signing_keys;
 pub mod teams;
 pub mod users;

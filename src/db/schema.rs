@@ -177,6 +177,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    setup_tokens (token_hash) {
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     api_keys (id) {
         id -> Text,
         tenant_id -> Text,
@@ -236,4 +244,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     consents,
     api_keys,
     audit_events,
+    setup_tokens,
 );

@@ -97,6 +97,11 @@ pub fn list_users(conn: &mut DbConnection, include_deleted: bool) -> QueryResult
     query.load(conn)
 }
 
+/// The emails of these users, by id (for naming who made what).
+pub fn emails_of(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<(String, String)>> {
+    users::table.filter(users::id.eq_any(ids)).select((users::id, users::email)).load(conn)
+}
+
 /// Active owners other than `except`: people who can sign in and reach everything.
 pub fn count_active_owners(conn: &mut DbConnection, except: Option<&str>) -> QueryResult<i64> {
     users::table

@@ -12,7 +12,7 @@ pub struct ReturnTo(String);
 
 impl ReturnTo {
     /// Where a browser goes when it named nowhere, or nowhere acceptable.
-    pub const DEFAULT: &str = "/account";
+    pub const DEFAULT: &str = "/dashboard";
 
     /// `value` if it is a path that, resolved against the issuer, stays on the issuer's
     /// origin.
@@ -52,7 +52,7 @@ mod tests {
     }
 
     #[test]
-    fn anything_that_could_leave_the_origin_falls_back_to_the_account_page() {
+    fn anything_that_could_leave_the_origin_falls_back_to_the_dashboard() {
         let hostile = [
             "https://evil.example.com",
             "//evil.example.com",
@@ -69,9 +69,9 @@ mod tests {
             "account",
         ];
         for value in hostile {
-            assert_eq!(ReturnTo::or_default(Some(value), &issuer()).as_str(), "/account", "{value:?}");
+            assert_eq!(ReturnTo::or_default(Some(value), &issuer()).as_str(), ReturnTo::DEFAULT, "{value:?}");
         }
-        assert_eq!(ReturnTo::or_default(None, &issuer()).as_str(), "/account");
+        assert_eq!(ReturnTo::or_default(None, &issuer()).as_str(), "/dashboard");
     }
 }
 

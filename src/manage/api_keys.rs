@@ -25,8 +25,8 @@ use crate::config::Environment;
 use crate::crypto::TokenHasher;
 use crate::db::DbConnection;
 use crate::db::api_keys::{
-    ApiKeyRow, KeyFilter, NewApiKey, find_api_key, insert_api_key, insert_service_account, list_api_keys,
-    revoke_api_key, service_account_permissions,
+    ApiKeyRow, KeyFilter, KeyPageQuery, NewApiKey, count_api_keys, find_api_key, insert_api_key,
+    insert_service_account, list_api_keys, page_of_api_keys, revoke_api_key, service_account_permissions,
 };
 use crate::domain::ApiKeyKind;
 use crate::error::AppError;
@@ -217,6 +217,36 @@ fn may_issue(
     }
 }
 
+/// A tier raises or lowers what a key may spend: the operators' call, not the holder's.
+pub fn may_set_tier(caller: &Caller<'_>) -> bool {
+    caller.reach.can(Resource::ApiKeys, Action::Admin)
+}
+
+/// The kinds of key the caller may create (for a team key, in at least one team), by the
+/// same rules [`create_key`] applies.
+pub fn creatable_kinds(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<ApiKeyKind>, AppError> {
+    let nothing = Permissions::default();
+    let has_team = !teams_for_team_keys(conn, caller)?.is_empty();
+    Ok(ApiKeyKind::ALL
+        .into_iter()
+        .filter(|&kind| match kind {
+            ApiKeyKind::Team => has_team,
+            ApiKeyKind::Personal => caller.reach.user.is_some(),
+            other => may_issue(caller, other, None, None, &nothing).is_ok(),
+        })
+        .collect())
+}
+
+/// The teams the caller may create team keys for, by name.
+pub fn teams_for_team_keys(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<(String, String)>, AppError> {
+    let nothing = Permissions::default();
+    Ok(crate::db::teams::list_teams(conn, None)?
+        .into_iter()
+        .filter(|team| may_issue(caller, ApiKeyKind::Team, None, Some((&team.id, TeamRole::Viewer)), &nothing).is_ok())
+        .map(|team| (team.id, team.name))
+        .collect())
+}
+
 fn parse_expiry(expires_at: Option<DateTime<Utc>>, now: NaiveDateTime) -> Result<Option<NaiveDateTime>, AppError> {
     match expires_at.map(|at| at.naive_utc()) {
         Some(at) if at <= now => Err(bad("expires_at must be in the future")),
@@ -266,7 +296,7 @@ pub fn create_key(
     }
     may_issue(caller, kind, user.as_deref(), team, &permissions)?;
     // A tier raises or lowers what a key may spend: the operators' call, not the holder's.
-    if request.tier.is_some() && !caller.reach.can(Resource::ApiKeys, Action::Admin) {
+    if request.tier.is_some() && !may_set_tier(caller) {
         return Err(forbidden("only a tenant owner or a key with api_keys:admin sets a rate-limit tier"));
     }
     if let Some((team, _)) = team {
@@ -385,15 +415,22 @@ fn target_of(key: &ApiKeyRow) -> Target<'_> {
     Target::of(Resource::ApiKeys).in_team(key.team_id.as_deref()).of_user(owner)
 }
 
-fn key_for(conn: &mut DbConnection, caller: &Caller<'_>, id: &str, action: Action) -> Result<ApiKeyRow, AppError> {
-    let now = crate::db::now();
-    let key = find_api_key(conn, id)?.filter(|k| k.revoked_at.is_none_or(|at| at > now)).ok_or(AppError::NotFound)?;
-    caller.check(target_of(&key), action)?;
+/// Whether the caller may do `action` to `key`: see it, and for any change, also hand out
+/// a key like it.
+fn may(caller: &Caller<'_>, key: &ApiKeyRow, action: Action) -> Result<(), AppError> {
+    caller.check(target_of(key), action)?;
     if action != Action::Read {
         let kind = key.key_kind().ok_or(AppError::NotFound)?;
         let team = key.team_id.as_deref().zip(key.team_role.as_deref().and_then(|r| r.parse().ok()));
         may_issue(caller, kind, key.user_id.as_deref(), team, &Permissions::from_stored(&key.permissions))?;
     }
+    Ok(())
+}
+
+fn key_for(conn: &mut DbConnection, caller: &Caller<'_>, id: &str, action: Action) -> Result<ApiKeyRow, AppError> {
+    let now = crate::db::now();
+    let key = find_api_key(conn, id)?.filter(|k| k.revoked_at.is_none_or(|at| at > now)).ok_or(AppError::NotFound)?;
+    may(caller, &key, action)?;
     Ok(key)
 }
 
@@ -411,7 +448,18 @@ fn views(conn: &mut DbConnection, keys: &[ApiKeyRow]) -> Result<Vec<ApiKeyView>,
 }
 
 pub fn get_key(conn: &mut DbConnection, caller: &Caller<'_>, id: &str) -> Result<ApiKeyView, AppError> {
-    let key = key_for(conn, caller, id, Action::Read)?;
+    get_key_for(conn, caller, id, Action::Read)
+}
+
+/// The key, if the caller may do `action` to it: what a page asking "rotate?" or "revoke?"
+/// shows, refused exactly as the change itself would be.
+pub fn get_key_for(
+    conn: &mut DbConnection,
+    caller: &Caller<'_>,
+    id: &str,
+    action: Action,
+) -> Result<ApiKeyView, AppError> {
+    let key = key_for(conn, caller, id, action)?;
     Ok(views(conn, std::slice::from_ref(&key))?.remove(0))
 }
 
@@ -420,6 +468,77 @@ pub fn list_keys(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<Api
     let filter = KeyFilter { all: listing.all, teams: &listing.teams, user: listing.user.as_deref() };
     let keys = list_api_keys(conn, &filter, crate::db::now())?;
     views(conn, &keys)
+}
+
+/// What a list of keys is narrowed to, and where its page starts.
+#[derive(Debug, Default)]
+pub struct KeyListQuery {
+    pub kind: Option<ApiKeyKind>,
+    pub team: Option<String>,
+    pub environment: Option<Environment>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// A key in a list, with what the caller may do to it.
+#[derive(Debug)]
+pub struct ListedKey {
+    pub view: ApiKeyView,
+    pub may_rotate: bool,
+    pub may_delete: bool,
+}
+
+#[derive(Debug)]
+pub struct KeyPage {
+    pub keys: Vec<ListedKey>,
+    /// Where the next (older) page starts; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+pub const MAX_PAGE: i64 = 200;
+const DEFAULT_PAGE: i64 = 50;
+
+/// How many keys the caller reaches.
+pub fn count_keys(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<i64, AppError> {
+    let listing = caller.listing(Resource::ApiKeys)?;
+    let filter = KeyFilter { all: listing.all, teams: &listing.teams, user: listing.user.as_deref() };
+    Ok(count_api_keys(conn, &filter, crate::db::now())?)
+}
+
+/// A page of the keys the caller reaches, newest first.
+pub fn page_of_keys(conn: &mut DbConnection, caller: &Caller<'_>, query: &KeyListQuery) -> Result<KeyPage, AppError> {
+    let listing = caller.listing(Resource::ApiKeys)?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(bad(format!("limit must be between 1 and {MAX_PAGE}")));
+    }
+    let after = match query.cursor.as_deref() {
+        Some(cursor) => Some(super::cursor::decode(cursor).ok_or_else(|| bad("the cursor is not valid"))?),
+        None => None,
+    };
+    let page = KeyPageQuery {
+        filter: KeyFilter { all: listing.all, teams: &listing.teams, user: listing.user.as_deref() },
+        kind: query.kind.map(ApiKeyKind::as_str),
+        team: query.team.as_deref(),
+        environment: query.environment.map(Environment::as_str),
+        after: after.as_ref().map(|(at, id)| (*at, id.as_str())),
+        limit: limit + 1,
+    };
+    let mut rows = page_of_api_keys(conn, &page, crate::db::now())?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(|key| super::cursor::encode(key.created_at, &key.id)) } else { None };
+    let keys = views(conn, &rows)?
+        .into_iter()
+        .zip(&rows)
+        .map(|(view, row)| ListedKey {
+            view,
+            may_rotate: may(caller, row, Action::Write).is_ok(),
+            may_delete: may(caller, row, Action::Delete).is_ok(),
+        })
+        .collect();
+    Ok(KeyPage { keys, next_cursor })
 }
 
 /// The longest a rotated-out key may keep working.

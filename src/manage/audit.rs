@@ -57,8 +57,21 @@ pub struct AuditQuery {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+    /// Only this action, such as `api_key.created`.
     pub action: Option<String>,
+    /// Only what this user, service account, key or client did.
+    pub actor_id: Option<String>,
+    /// Only `success` or `failure`.
+    #[param(pattern = "^(success|failure)?$")]
+    pub outcome: Option<String>,
+    /// Only what happened to this kind of resource, such as `api_key` or `user`.
+    pub target_type: Option<String>,
+    /// Only what happened to this resource.
     pub target_id: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only events before this time.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub const MAX_PAGE: i64 = 200;
@@ -67,21 +80,6 @@ const DEFAULT_PAGE: i64 = 50;
 /// An empty query value is an absent one, as forms and query builders send it.
 fn given(value: &Option<String>) -> Option<&str> {
     value.as_deref().filter(|v| !v.is_empty())
-}
-
-/// A cursor names the last event of a page: its time and id.
-fn encode_cursor(event: &AuditEventView) -> String {
-    use base64::Engine;
-    let raw = format!("{}.{}", event.occurred_at.timestamp_micros(), event.id);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-}
-
-fn decode_cursor(cursor: &str) -> Option<(chrono::NaiveDateTime, String)> {
-    use base64::Engine;
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    let (micros, id) = std::str::from_utf8(&raw).ok()?.split_once('.')?;
-    let at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
-    Some((at, id.to_owned()))
 }
 
 /// A page of the audit log, newest first; reading it takes `audit_log:read`
@@ -102,19 +100,58 @@ pub fn list(
     }
     let before = match given(&query.cursor) {
         Some(cursor) => {
-            Some(decode_cursor(cursor).ok_or_else(|| AppError::BadRequest("the cursor is not valid".into()))?)
+            Some(super::cursor::decode(cursor).ok_or_else(|| AppError::BadRequest("the cursor is not valid".into()))?)
         }
         None => None,
     };
-    let events = crate::db::audit::page_audit_events(
-        conn,
-        before.as_ref().map(|(at, id)| (*at, id.as_str())),
-        given(&query.action),
-        given(&query.target_id),
-        limit + 1,
-    )?;
+    let outcome = given(&query.outcome);
+    if outcome.is_some_and(|o| o != "success" && o != "failure") {
+        return Err(AppError::BadRequest("outcome is success or failure".into()));
+    }
+    let filter = crate::db::audit::EventFilter {
+        before: before.as_ref().map(|(at, id)| (*at, id.as_str())),
+        action: given(&query.action),
+        actor_id: given(&query.actor_id),
+        outcome,
+        target_type: given(&query.target_type),
+        target_id: given(&query.target_id),
+        since: query.since.map(|at| at.naive_utc()),
+        until: query.until.map(|at| at.naive_utc()),
+    };
+    let events = crate::db::audit::page_audit_events(conn, &filter, limit + 1)?;
     let more = events.len() as i64 > limit;
     let data: Vec<AuditEventView> = events.into_iter().take(limit as usize).map(AuditEventView::from).collect();
-    let next_cursor = if more { data.last().map(encode_cursor) } else { None };
+    let next_cursor = if more {
+        data.last().map(|event| super::cursor::encode(event.occurred_at.naive_utc(), &event.id))
+    } else {
+        None
+    };
     Ok(AuditPage { data, next_cursor })
+}
+
+/// What people call the actors and targets of `events`, by id: users by email, keys by
+/// name and prefix, service accounts and clients by name. Ids not found are left out.
+pub fn names(
+    conn: &mut DbConnection,
+    events: &[AuditEventView],
+) -> Result<std::collections::HashMap<String, String>, crate::error::AppError> {
+    let ids_of = |kind: &str| -> Vec<String> {
+        events
+            .iter()
+            .flat_map(|e| {
+                let actor = (e.actor_type == kind).then(|| e.actor_id.clone()).flatten();
+                let target = (e.target_type.as_deref() == Some(kind)).then(|| e.target_id.clone()).flatten();
+                [actor, target]
+            })
+            .flatten()
+            .collect()
+    };
+    let mut names = std::collections::HashMap::new();
+    names.extend(crate::db::users::emails_of(conn, &ids_of("user"))?);
+    let mut keys = ids_of("api_key");
+    keys.extend(events.iter().filter_map(|e| e.details.get("api_key_id")?.as_str().map(str::to_owned)));
+    names.extend(crate::db::api_keys::key_names(conn, &keys)?);
+    names.extend(crate::db::api_keys::service_account_names(conn, &ids_of("service_account"))?);
+    names.extend(crate::db::clients::client_names(conn, &ids_of("client"))?);
+    Ok(names)
 }

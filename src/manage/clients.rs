@@ -253,6 +253,25 @@ fn client_for(
     Ok(client)
 }
 
+/// Whether the caller may do `action` to the client (for showing only the buttons that work).
+pub fn may(caller: &Caller<'_>, client: &ClientView, action: Action) -> bool {
+    caller.check(Target::of(Resource::Clients).in_team(client.team_id.as_deref()), action).is_ok()
+}
+
+/// Where the caller may register a client: tenant-wide (no team), and in which teams, by name.
+pub fn homes_for_new_clients(
+    conn: &mut DbConnection,
+    caller: &Caller<'_>,
+) -> Result<(bool, Vec<(String, String)>), AppError> {
+    let tenant_wide = caller.check_create(Resource::Clients, None).is_ok();
+    let teams = crate::db::teams::list_teams(conn, None)?
+        .into_iter()
+        .filter(|team| caller.check_create(Resource::Clients, Some(&team.id)).is_ok())
+        .map(|team| (team.id, team.name))
+        .collect();
+    Ok((tenant_wide, teams))
+}
+
 pub fn get_client(conn: &mut DbConnection, caller: &Caller<'_>, client_id: &str) -> Result<ClientView, AppError> {
     client_for(conn, caller, client_id, Action::Read).map(|c| ClientView::from(&c))
 }

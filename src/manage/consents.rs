@@ -95,6 +95,21 @@ pub fn list_consents(
     Ok(db_list_consents(conn, user)?.into_iter().map(|(consent, name)| view(&consent, name)).collect())
 }
 
+/// Who let the client in (email, what they allowed, since when), when the caller may see
+/// consents; `None` when they may not. The client itself must be in the caller's reach.
+pub fn consents_for_client(
+    conn: &mut DbConnection,
+    caller: &Caller<'_>,
+    client_id: &str,
+) -> Result<Option<Vec<(String, ConsentView)>>, AppError> {
+    super::clients::get_client(conn, caller, client_id)?;
+    if !caller.reach.can(Resource::Consents, Action::Read) {
+        return Ok(None);
+    }
+    let consents = crate::db::consents::list_consents_for_client(conn, client_id)?;
+    Ok(Some(consents.into_iter().map(|(consent, email)| (email, view(&consent, String::new()))).collect()))
+}
+
 /// Withdraws a consent and revokes the refresh tokens (and their access tokens) the client
 /// holds for the user.
 pub fn revoke_consent(conn: &mut DbConnection, caller: &Caller<'_>, id: &str) -> Result<(), AppError> {

@@ -10,6 +10,8 @@ pub mod apis;
 pub mod audit;
 pub mod clients;
 pub mod consents;
+pub mod cursor;
+pub mod setup;
 pub mod signing_keys;
 pub mod teams;
 pub mod users;
@@ -53,15 +55,28 @@ impl Acting for ApiKeyAuth {
     }
 }
 
-/// A person signed in to Latchkey's own pages: reaching their own things, recorded as them.
+/// A person signed in to Latchkey's own pages, reaching exactly what their personal key
+/// would ([`Reach::of_person`]): the pages and the API can never disagree.
+#[derive(Debug, Clone)]
 pub struct SignedInUser {
     reach: Reach,
     user_id: String,
 }
 
 impl SignedInUser {
-    pub fn new(user_id: String) -> Self {
-        Self { reach: Reach { user: Some(user_id.clone()), ..Reach::default() }, user_id }
+    /// `user`, with their role and team memberships as they are now.
+    pub fn load(conn: &mut DbConnection, user: &crate::db::users::User) -> Result<Self, AppError> {
+        let is_owner = user.role == crate::db::users::ROLE_OWNER;
+        let memberships = if is_owner { Vec::new() } else { crate::db::teams::memberships(conn, &user.id)? };
+        Ok(Self { reach: Reach::of_person(&user.id, is_owner, memberships), user_id: user.id.clone() })
+    }
+
+    pub fn reach(&self) -> &Reach {
+        &self.reach
+    }
+
+    pub fn user_id(&self) -> &str {
+        &self.user_id
     }
 }
 
@@ -89,7 +104,7 @@ fn refusal(denied: Denied, resource: Resource, action: Action) -> AppError {
     match denied {
         Denied::NotFound => AppError::NotFound,
         Denied::Forbidden => AppError::Forbidden(format!(
-            "this key may not {} {} (it needs {}:{} or a team role that allows it)",
+            "not allowed to {} {}: that takes {}:{} or a team role that allows it",
             action.as_str(),
             resource.as_str().replace('_', " "),
             resource.as_str(),

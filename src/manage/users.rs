@@ -67,7 +67,7 @@ pub fn normalize_email(email: &str) -> Result<String, AppError> {
 }
 
 /// A person's name: optional; when given, a [`DisplayName`].
-fn clean_display_name(name: Option<&str>) -> Result<Option<String>, AppError> {
+pub(crate) fn clean_display_name(name: Option<&str>) -> Result<Option<String>, AppError> {
     match name.map(str::trim).filter(|n| !n.is_empty()) {
         None => Ok(None),
         Some(name) => DisplayName::parse(name)

@@ -54,7 +54,7 @@ impl OAuthParams {
     }
 
     fn from_form(body: &[u8]) -> Result<Self, OAuthError> {
-        let values: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        let values: Vec<(String, String)> = serde_html_form::from_bytes(body)
             .map_err(|_| OAuthError::invalid_request("the form body is not valid application/x-www-form-urlencoded"))?;
         Ok(Self { values })
     }
@@ -217,7 +217,7 @@ mod properties {
         /// `&`, `=`, `+` and non-ASCII included.
         #[test]
         fn form_bodies_round_trip(pairs in pairs()) {
-            let body = serde_urlencoded::to_string(&pairs).unwrap();
+            let body = serde_html_form::to_string(&pairs).unwrap();
             let params = OAuthParams::parse(Some("application/x-www-form-urlencoded"), &Bytes::from(body)).unwrap();
             let read: Vec<(&str, &str)> = params.pairs().collect();
             let written: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
@@ -239,7 +239,7 @@ mod properties {
                 prop_assert_eq!(params.get(name).unwrap(), expected);
             }
 
-            let form = serde_urlencoded::to_string(&pairs).unwrap();
+            let form = serde_html_form::to_string(&pairs).unwrap();
             let params = OAuthParams::parse(Some("application/x-www-form-urlencoded"), &Bytes::from(form)).unwrap();
             for (name, _) in &pairs {
                 let given = pairs.iter().filter(|(n, v)| n == name && !v.is_empty()).count();

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::csrf::{self, CsrfToken};
 use super::pages::{error_page, form_page};
-use super::session::{SESSION_COOKIE, current_user};
+use super::session::{SESSION_COOKIE, current_user, signed_in};
 use crate::audit::{self, Actor, AuditEntry, Origin, Outcome};
 use crate::db::consents::{Consent, delete_consent, list_consents_for_user};
 use crate::db::refresh_tokens::revoke_families_of_user_client;
@@ -101,12 +101,13 @@ fn to_login() -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, "/login?return_to=/account")).finish()
 }
 
-/// `GET /`: a signed-in person's home (the account page, until the dashboard arrives), or
-/// the sign-in page leading there. Never the JSON 404 a browser would otherwise show.
+/// `GET /`: a signed-in person's dashboard, or the sign-in page leading there. Never the
+/// JSON 404 a browser would otherwise show.
 pub async fn get_home(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let home = super::dashboard::HOME;
     Ok(match current_user(&req, &state).await? {
-        Some(_) => HttpResponse::SeeOther().insert_header((header::LOCATION, "/account")).finish(),
-        None => to_login(),
+        Some(_) => HttpResponse::SeeOther().insert_header((header::LOCATION, home)).finish(),
+        None => HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/login?return_to={home}"))).finish(),
     })
 }
 
@@ -115,7 +116,7 @@ pub async fn get_account(
     query: web::Query<AccountQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let Some(user) = current_user(&req, &state).await? else {
+    let Some((user, acting)) = signed_in(&req, &state).await? else {
         return Ok(to_login());
     };
     let notice = if query.revoked.is_some() {
@@ -125,27 +126,27 @@ pub async fn get_account(
     } else {
         None
     };
-    render_account(&req, &state, user, notice, None).await
+    render_account(&req, &state, user, acting, notice, None).await
 }
 
 async fn render_account(
     req: &HttpRequest,
     state: &web::Data<AppState>,
     user: User,
+    acting: SignedInUser,
     notice: Option<&str>,
     new_key: Option<&str>,
 ) -> Result<HttpResponse, AppError> {
     let current_hash = req.cookie(SESSION_COOKIE).map(|c| state.hasher.hash(c.value()).into_string());
     let user_id = user.id.clone();
-    let (consents, sessions, keys) =
-        run_as(state, SignedInUser::new(user.id.clone()), Origin::of(req), move |conn, caller, _| {
-            Ok((
-                list_consents_for_user(conn, &user_id)?,
-                list_sessions_for_user(conn, &user_id, crate::db::now())?,
-                api_keys::list_keys(conn, caller)?,
-            ))
-        })
-        .await?;
+    let (consents, sessions, keys) = run_as(state, acting, Origin::of(req), move |conn, caller, _| {
+        Ok((
+            list_consents_for_user(conn, &user_id)?,
+            list_sessions_for_user(conn, &user_id, crate::db::now())?,
+            api_keys::list_keys(conn, caller)?,
+        ))
+    })
+    .await?;
     // One entry per app, whatever APIs its consents are for: access is revoked per app.
     let mut granted: Vec<(Consent, String, Vec<String>)> = Vec::new();
     for (consent, client_name) in consents {
@@ -182,7 +183,8 @@ async fn render_account(
         .collect();
     let keys = keys
         .into_iter()
-        .filter(|key| key.key_kind() == Some(ApiKeyKind::Personal))
+        // An owner reaches every key; this page is about the person's own.
+        .filter(|key| key.key_kind() == Some(ApiKeyKind::Personal) && key.user_id.as_deref() == Some(&user.id))
         .map(|key| PersonalKey {
             shown_as: format!("{}…{}", key.prefix, key.last_four),
             created: date(key.created_at.naive_utc()),
@@ -228,7 +230,7 @@ pub(super) async fn read_form<T: serde::de::DeserializeOwned>(
     token: impl Fn(&T) -> &str,
 ) -> Result<T, HttpResponse> {
     let body = payload.to_bytes_limited(16 * 1024).await.ok().and_then(Result::ok).unwrap_or_default();
-    let Ok(form) = serde_urlencoded::from_bytes::<T>(&body) else {
+    let Ok(form) = serde_html_form::from_bytes::<T>(&body) else {
         return Err(error_page(StatusCode::BAD_REQUEST, "Cannot continue", "The form was incomplete."));
     };
     if !csrf::verify(req, state, token(&form)) {
@@ -251,10 +253,10 @@ pub async fn post_create_key(
         Ok(form) => form,
         Err(page) => return Ok(page),
     };
-    let Some(user) = current_user(&req, &state).await? else {
+    let Some((user, acting)) = signed_in(&req, &state).await? else {
         return Ok(to_login());
     };
-    let created = run_as(&state, SignedInUser::new(user.id.clone()), Origin::of(&req), move |conn, caller, state| {
+    let created = run_as(&state, acting.clone(), Origin::of(&req), move |conn, caller, state| {
         api_keys::create_key(conn, &state.hasher, state.settings.environment, caller, KeyRequest::personal(form.name))
     })
     .await;
@@ -264,6 +266,7 @@ pub async fn post_create_key(
                 &req,
                 &state,
                 user,
+                acting,
                 Some("Copy your new key now: it is not shown again."),
                 Some(&created.key),
             )
@@ -285,10 +288,10 @@ pub async fn post_delete_key(
         Ok(form) => form,
         Err(page) => return Ok(page),
     };
-    let Some(user) = current_user(&req, &state).await? else {
+    let Some((_, acting)) = signed_in(&req, &state).await? else {
         return Ok(to_login());
     };
-    let deleted = run_as(&state, SignedInUser::new(user.id), Origin::of(&req), move |conn, caller, _| {
+    let deleted = run_as(&state, acting, Origin::of(&req), move |conn, caller, _| {
         api_keys::delete_key(conn, caller, &form.key_id)
     })
     .await;

@@ -158,7 +158,7 @@ pub async fn post_login(
         Ok(Ok(body)) => body,
         _ => return Ok(error_page(StatusCode::BAD_REQUEST, "Sign-in failed", "The form could not be read.")),
     };
-    let Ok(form) = serde_urlencoded::from_bytes::<LoginForm>(&body) else {
+    let Ok(form) = serde_html_form::from_bytes::<LoginForm>(&body) else {
         return Ok(error_page(StatusCode::BAD_REQUEST, "Sign-in failed", "The form was incomplete. Please try again."));
     };
     let return_to = ReturnTo::or_default(Some(&form.return_to), &state.issuer);

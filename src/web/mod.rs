@@ -7,10 +7,12 @@
 pub mod account;
 pub mod consent;
 pub mod csrf;
+pub mod dashboard;
 pub mod invitation;
 pub mod login;
 pub mod pages;
 pub mod session;
+pub mod setup;
 pub mod throttle;
 
 use actix_web::http::Method;
@@ -38,5 +40,65 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ))
     .service(only("/account/api-keys", Method::POST, web::post().to(account::post_create_key)))
     .service(only("/account/api-keys/delete", Method::POST, web::post().to(account::post_delete_key)))
+    .service(routes(
+        crate::manage::setup::SETUP_PATH,
+        vec![(Method::GET, web::get().to(setup::get_setup)), (Method::POST, web::post().to(setup::post_setup))],
+    ))
+    .service(only(dashboard::HOME, Method::GET, web::get().to(dashboard::overview::get_overview)))
+    .service(only(dashboard::secret::PATH, Method::GET, web::get().to(dashboard::secret::get_secret)))
+    .service(routes(
+        dashboard::api_keys::LIST,
+        vec![
+            (Method::GET, web::get().to(dashboard::api_keys::get_list)),
+            (Method::POST, web::post().to(dashboard::api_keys::post_create)),
+        ],
+    ))
+    .service(routes(
+        dashboard::apps::LIST,
+        vec![
+            (Method::GET, web::get().to(dashboard::apps::get_list)),
+            (Method::POST, web::post().to(dashboard::apps::post_create)),
+        ],
+    ))
+    .service(only("/dashboard/apps/new", Method::GET, web::get().to(dashboard::apps::get_new)))
+    .service(only("/dashboard/apps/{id}", Method::GET, web::get().to(dashboard::apps::get_app)))
+    .service(routes(
+        "/dashboard/apps/{id}/edit",
+        vec![
+            (Method::GET, web::get().to(dashboard::apps::get_edit)),
+            (Method::POST, web::post().to(dashboard::apps::post_edit)),
+        ],
+    ))
+    .service(routes(
+        "/dashboard/apps/{id}/rotate",
+        vec![
+            (Method::GET, web::get().to(dashboard::apps::get_rotate)),
+            (Method::POST, web::post().to(dashboard::apps::post_rotate)),
+        ],
+    ))
+    .service(routes(
+        "/dashboard/apps/{id}/delete",
+        vec![
+            (Method::GET, web::get().to(dashboard::apps::get_delete)),
+            (Method::POST, web::post().to(dashboard::apps::post_delete)),
+        ],
+    ))
+    .service(only(dashboard::audit_log::PATH, Method::GET, web::get().to(dashboard::audit_log::get_audit_log)))
+    .service(only("/dashboard/api-keys/new", Method::GET, web::get().to(dashboard::api_keys::get_new)))
+    .service(routes(
+        "/dashboard/api-keys/{id}/rotate",
+        vec![
+            (Method::GET, web::get().to(dashboard::api_keys::get_rotate)),
+            (Method::POST, web::post().to(dashboard::api_keys::post_rotate)),
+        ],
+    ))
+    .service(routes(
+        "/dashboard/api-keys/{id}/revoke",
+        vec![
+            (Method::GET, web::get().to(dashboard::api_keys::get_revoke)),
+            (Method::POST, web::post().to(dashboard::api_keys::post_revoke)),
+        ],
+    ))
+    .service(only("/static/copy.js", Method::GET, web::get().to(pages::get_copy_script)))
     .service(only("/static/style.css", Method::GET, web::get().to(pages::get_stylesheet)));
 }

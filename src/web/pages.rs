@@ -14,6 +14,13 @@ const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const STYLESHEET: &str = include_str!("../../static/style.css");
+const COPY_SCRIPT: &str = include_str!("../../static/copy.js");
+
+/// The policy for a page that runs our own static script (the copy button), and still no
+/// inline script.
+pub fn policy_with_script() -> String {
+    CONTENT_SECURITY_POLICY.replace("default-src 'none';", "default-src 'none'; script-src 'self';")
+}
 
 /// A builder with the page headers set: no caching (pages show who is signed in), no
 /// framing (clickjacking, RFC 9700 §4.16), a strict CSP.
@@ -92,6 +99,14 @@ pub fn busy_page(busy: crate::passwords::Busy) -> HttpResponse {
     let mut response = error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again", &format!("{busy}."));
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::error::BUSY_RETRY_AFTER_SECS));
     response
+}
+
+/// Progressive enhancement only: every page works without it.
+pub async fn get_copy_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8")))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")))
+        .body(COPY_SCRIPT)
 }
 
 pub async fn get_stylesheet() -> HttpResponse {

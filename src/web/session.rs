@@ -10,6 +10,7 @@ use chrono::TimeDelta;
 use crate::db::sessions::{NewSession, delete_session, find_live_session, insert_session};
 use crate::db::users::User;
 use crate::error::AppError;
+use crate::manage::SignedInUser;
 use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "latchkey_session";
@@ -41,6 +42,23 @@ pub async fn current_user(req: &HttpRequest, state: &AppState) -> Result<Option<
     let found =
         crate::db::run(&state.pool, move |conn| Ok(find_live_session(conn, &id_hash, crate::db::now())?)).await?;
     Ok(found.map(|(_, user)| user))
+}
+
+/// The signed-in user and what they reach, if the session cookie names a live session of
+/// an active user: what every dashboard page starts from.
+pub async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Option<(User, SignedInUser)>, AppError> {
+    let Some(value) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
+        return Ok(None);
+    };
+    let id_hash = state.hasher.hash(&value).into_string();
+    crate::db::run(&state.pool, move |conn| match find_live_session(conn, &id_hash, crate::db::now())? {
+        Some((_, user)) => {
+            let acting = SignedInUser::load(conn, &user)?;
+            Ok(Some((user, acting)))
+        }
+        None => Ok(None),
+    })
+    .await
 }
 
 /// Records a new session for `user_id` (from a blocking context) and returns its cookie.

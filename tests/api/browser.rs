@@ -19,7 +19,7 @@ use crate::helpers::{API, Backend, TestApp, spawn_app, verify_with_jwks};
 use crate::login::{EMAIL, PASSWORD};
 
 /// A chromedriver of this test's own, stopped when dropped.
-struct Driver {
+pub(crate) struct Driver {
     process: Child,
     port: u16,
 }
@@ -36,7 +36,7 @@ fn chromedriver_path() -> Option<PathBuf> {
 }
 
 /// A headless Chromium session, or `None` (with a note) where none is installed.
-async fn browser() -> Option<(Driver, Client)> {
+pub(crate) async fn browser() -> Option<(Driver, Client)> {
     let Some(chromedriver) = chromedriver_path() else {
         assert!(std::env::var_os("LATCHKEY_REQUIRE_BROWSER").is_none(), "chromedriver is required but not installed");
         eprintln!("chromedriver is not installed: browser test skipped");
@@ -73,7 +73,7 @@ async fn browser() -> Option<(Driver, Client)> {
     panic!("chromedriver did not answer");
 }
 
-async fn screenshot(client: &Client, name: &str) {
+pub(crate) async fn screenshot(client: &Client, name: &str) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     for (label, width, height) in [("desktop", 1280, 900), ("phone", 390, 844)] {
@@ -108,13 +108,13 @@ fn query_param(url: &url::Url, name: &str) -> Option<String> {
     url.query_pairs().find(|(n, _)| n == name).map(|(_, v)| v.into_owned())
 }
 
-async fn click(client: &Client, css: &str) {
+pub(crate) async fn click(client: &Client, css: &str) {
     client.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("{css} on the page")).click().await.unwrap();
 }
 
 /// Waits for the page (after a click, the next page) to show `expected`; tolerates the
 /// old page's nodes going stale mid-navigation.
-async fn wait_for_text(client: &Client, expected: &str) -> String {
+pub(crate) async fn wait_for_text(client: &Client, expected: &str) -> String {
     let mut last = String::new();
     for _ in 0..100 {
         if let Ok(body) = client.find(Locator::Css("body")).await
@@ -131,7 +131,7 @@ async fn wait_for_text(client: &Client, expected: &str) -> String {
 }
 
 /// Waits until the browser is at a URL starting with `prefix`.
-async fn wait_for_url(client: &Client, prefix: &str) -> url::Url {
+pub(crate) async fn wait_for_url(client: &Client, prefix: &str) -> url::Url {
     for _ in 0..100 {
         if let Ok(url) = client.current_url().await
             && url.as_str().starts_with(prefix)

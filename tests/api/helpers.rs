@@ -131,6 +131,8 @@ pub struct TestApp {
     pub pool: DbPool,
     pub state: web::Data<AppState>,
     pub db: TestDb,
+    /// The first-start link the server logged (there is nobody yet in a fresh database).
+    pub setup_link: Option<String>,
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -146,9 +148,10 @@ pub async fn spawn_app_with(db: TestDb, configure: impl FnOnce(&mut Settings)) -
     let app = Application::build(settings).await.expect("the application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
+    let setup_link = app.setup_link().map(str::to_owned);
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    TestApp { address, http, pool: state.pool.clone(), state, db }
+    TestApp { address, http, pool: state.pool.clone(), state, db, setup_link }
 }
 
 pub const API: &str = "https://api.example.com";

@@ -81,7 +81,7 @@ async fn signing_in_starts_a_session_and_returns_to_the_page_asked_for(backend: 
 }
 
 /// A browser at the server's root lands on a page, never on a JSON 404.
-async fn the_root_leads_to_the_account_page_or_to_sign_in(backend: Backend) {
+async fn the_root_leads_to_the_dashboard_or_to_sign_in(backend: Backend) {
     // Arrange
     let app = spawn_app(backend).await;
     app.create_user(EMAIL, PASSWORD);
@@ -95,9 +95,9 @@ async fn the_root_leads_to_the_account_page_or_to_sign_in(backend: Backend) {
 
     // Assert
     assert_eq!(signed_out.status(), 303);
-    assert_eq!(signed_out.headers()["location"], "/login?return_to=/account");
+    assert_eq!(signed_out.headers()["location"], "/login?return_to=/dashboard");
     assert_eq!(signed_in.status(), 303);
-    assert_eq!(signed_in.headers()["location"], "/account");
+    assert_eq!(signed_in.headers()["location"], "/dashboard");
     assert_eq!(posted.status(), 405, "only GET");
 }
 
@@ -153,7 +153,7 @@ async fn an_offsite_return_address_is_ignored(backend: Backend) {
     let response = sign_in(&app, &app.browser(), EMAIL, PASSWORD, "https://evil.example.com/").await;
 
     assert_eq!(response.status(), 303);
-    assert_eq!(response.headers()["location"], "/account");
+    assert_eq!(response.headers()["location"], "/dashboard");
 }
 
 async fn repeated_failures_lock_an_account_whether_or_not_it_exists(backend: Backend) {
@@ -233,7 +233,7 @@ async fn the_stylesheet_is_served_with_cache_headers(backend: Backend) {
 }
 
 crate::on_both_backends!(
-    the_root_leads_to_the_account_page_or_to_sign_in,
+    the_root_leads_to_the_dashboard_or_to_sign_in,
     the_sign_in_page_carries_a_csrf_token_and_forbids_framing,
     signing_in_starts_a_session_and_returns_to_the_page_asked_for,
     a_wrong_password_and_an_unknown_email_get_the_same_answer,

@@ -104,9 +104,9 @@ async fn after_sign_in_the_browser_only_goes_to_a_local_path(backend: Backend) {
 
         // Assert
         assert_eq!(signed_in.status(), 303, "{return_to:?}");
-        assert_eq!(signed_in.headers()["location"], "/account", "{return_to:?}");
+        assert_eq!(signed_in.headers()["location"], "/dashboard", "{return_to:?}");
         assert_eq!(page.status(), 303, "{return_to:?}");
-        assert_eq!(page.headers()["location"], "/account", "{return_to:?}");
+        assert_eq!(page.headers()["location"], "/dashboard", "{return_to:?}");
     }
 }
 

@@ -1,0 +1,206 @@
+//! The dashboard: what a signed-in person manages in the browser, through the same
+//! `manage::` calls as the management API and with the same reach as their personal key
+//! ([`SignedInUser`]), so that the two never disagree. Every page is server-rendered and
+//! works without JavaScript; every form carries a CSRF token; a new secret is shown once
+//! ([`secret`]).
+
+pub mod api_keys;
+pub mod apps;
+pub mod audit_log;
+pub mod overview;
+pub mod secret;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::csrf::{self, CsrfToken};
+use super::pages::error_page;
+use super::session::signed_in;
+use crate::access::{Reach, Resource};
+use crate::db::users::User;
+use crate::error::AppError;
+use crate::manage::SignedInUser;
+use crate::state::AppState;
+
+/// Where a signed-in person lands.
+pub const HOME: &str = "/dashboard";
+
+/// The parts of the dashboard, as the navigation lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Overview,
+    ApiKeys,
+    Apps,
+    AuditLog,
+    Account,
+}
+
+impl Section {
+    const ALL: [Section; 5] = [Self::Overview, Self::ApiKeys, Self::Apps, Self::AuditLog, Self::Account];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Overview => "Overview",
+            Self::ApiKeys => "API keys",
+            Self::Apps => "OAuth apps",
+            Self::AuditLog => "Audit log",
+            Self::Account => "Account",
+        }
+    }
+
+    fn href(self) -> &'static str {
+        match self {
+            Self::Overview => HOME,
+            Self::ApiKeys => api_keys::LIST,
+            Self::Apps => apps::LIST,
+            Self::AuditLog => audit_log::PATH,
+            Self::Account => "/account",
+        }
+    }
+
+    /// The part a dashboard path belongs to.
+    pub fn of_path(path: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .rev()
+            .find(|s| *s != Self::Overview && path.starts_with(s.href()))
+            .unwrap_or(Self::Overview)
+    }
+
+    /// Whether the person may see anything in this part: it is listed only then.
+    fn visible_to(self, reach: &Reach) -> bool {
+        match self {
+            Self::Overview | Self::Account => true,
+            Self::ApiKeys => sees_any(reach, Resource::ApiKeys),
+            Self::Apps => sees_any(reach, Resource::Clients),
+            Self::AuditLog => sees_any(reach, Resource::AuditLog),
+        }
+    }
+}
+
+/// Whether `reach` lists any of `resource`: all of it, a team's, or the person's own.
+pub fn sees_any(reach: &Reach, resource: Resource) -> bool {
+    reach.listing(resource).is_ok_and(|listing| listing.all || !listing.teams.is_empty() || listing.user.is_some())
+}
+
+pub struct NavItem {
+    pub label: &'static str,
+    pub href: &'static str,
+    pub current: bool,
+}
+
+/// What every dashboard page shows around its content.
+pub struct Shell {
+    pub user_name: String,
+    pub nav: Vec<NavItem>,
+    pub csrf_token: String,
+}
+
+/// A signed-in person on a dashboard page.
+pub struct Visitor {
+    pub user: User,
+    pub acting: SignedInUser,
+    csrf_cookie: Option<actix_web::cookie::Cookie<'static>>,
+    csrf_token: String,
+}
+
+impl Visitor {
+    /// The person signed in on `req`, or the response that sends them to sign in first and
+    /// then back here.
+    pub async fn of(req: &HttpRequest, state: &AppState) -> Result<Result<Self, HttpResponse>, AppError> {
+        let Some((user, acting)) = signed_in(req, state).await? else {
+            let here = match req.uri().path_and_query() {
+                Some(here) if req.method() == actix_web::http::Method::GET => here.as_str().to_owned(),
+                _ => HOME.to_owned(),
+            };
+            let location = format!("/login?return_to={}", utf8_percent_encode(&here, NON_ALPHANUMERIC));
+            return Ok(Err(HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()));
+        };
+        let CsrfToken { form_value, cookie } = csrf::issue(req, state);
+        Ok(Ok(Self { user, acting, csrf_cookie: cookie, csrf_token: form_value }))
+    }
+
+    pub fn reach(&self) -> &Reach {
+        self.acting.reach()
+    }
+
+    /// The frame of a page in `section`.
+    pub fn shell(&self, section: Section) -> Shell {
+        let nav = Section::ALL
+            .into_iter()
+            .filter(|s| s.visible_to(self.reach()))
+            .map(|s| NavItem { label: s.label(), href: s.href(), current: s == section })
+            .collect();
+        Shell { user_name: self.user.display_name().to_owned(), nav, csrf_token: self.csrf_token.clone() }
+    }
+
+    /// A rendered dashboard page, with the CSRF cookie when the browser had none.
+    pub fn page(&self, status: StatusCode, template: &impl askama::Template) -> Result<HttpResponse, AppError> {
+        super::pages::form_page(status, self.csrf_cookie.clone(), template)
+    }
+}
+
+/// A refusal from `manage`, as a page: 404 for what is outside the person's reach, 403 for
+/// what they see but may not do, 409 for a change that cannot happen now. Anything else is
+/// not the person's doing and stays an error.
+pub fn refusal_page(error: AppError) -> Result<HttpResponse, AppError> {
+    Ok(match error {
+        AppError::NotFound => not_found_page(),
+        AppError::Forbidden(message) => error_page(StatusCode::FORBIDDEN, "Not allowed", &sentence(&message)),
+        AppError::Conflict(message) => error_page(StatusCode::CONFLICT, "Not done", &sentence(&message)),
+        AppError::BadRequest(message) => error_page(StatusCode::BAD_REQUEST, "Not done", &sentence(&message)),
+        other => return Err(other),
+    })
+}
+
+pub fn not_found_page() -> HttpResponse {
+    error_page(StatusCode::NOT_FOUND, "Not found", "There is nothing here, or nothing you may see.")
+}
+
+/// `manage` words its refusals as API messages (lower case, no full stop); pages show sentences.
+pub fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut out: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+    out.push_str(chars.as_str());
+    if !out.is_empty() && !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+/// After a change: back to a list, with a notice the list shows.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+}
+
+/// "3 December 2026"; "—" for never.
+pub fn date(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    at.map_or_else(|| "—".to_owned(), |at| at.format("%-d %b %Y").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::TeamRole;
+
+    #[test]
+    fn a_member_without_teams_sees_their_keys_and_an_owner_everything() {
+        let member = Reach::of_person("u1", false, []);
+        assert!(Section::ApiKeys.visible_to(&member));
+        let nobody = Reach::default();
+        assert!(!Section::ApiKeys.visible_to(&nobody));
+        assert!(Section::Account.visible_to(&nobody));
+        let viewer = Reach::of_person("u2", false, [("t1".to_owned(), TeamRole::Viewer.as_str().to_owned())]);
+        assert!(sees_any(&viewer, Resource::Clients) && !sees_any(&viewer, Resource::AuditLog));
+        assert!(sees_any(&Reach::of_person("u3", true, []), Resource::AuditLog));
+    }
+
+    #[test]
+    fn refusals_read_as_sentences() {
+        assert_eq!(sentence("the key name is empty"), "The key name is empty.");
+        assert_eq!(sentence("Done."), "Done.");
+        assert_eq!(sentence(""), "");
+    }
+}

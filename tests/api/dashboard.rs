@@ -1,0 +1,431 @@
+//! The dashboard: the first-start setup link, and API keys made, shown once, rotated and
+//! revoked in a real browser; then who sees and makes which keys, over plain HTTP. Each key
+//! made in the browser is tried on the management API for exactly the access chosen.
+
+use fantoccini::{Client, Locator};
+use serde_json::{Value, json};
+
+use crate::browser::{browser, click, screenshot, wait_for_text, wait_for_url};
+use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::login::{PASSWORD, csrf_token, sign_in};
+use crate::on_both_backends;
+
+const OWNER_EMAIL: &str = "grace@example.com";
+
+async fn fill(browser: &Client, id: &str, value: &str) {
+    let field = browser.find(Locator::Id(id)).await.unwrap_or_else(|_| panic!("#{id} on the page"));
+    field.clear().await.unwrap();
+    field.send_keys(value).await.unwrap();
+}
+
+async fn choose(browser: &Client, select: &str, value: &str) {
+    click(browser, &format!("select#{select} option[value=\"{value}\"]")).await;
+}
+
+/// Fills the create form for `kind` (already open), submits it, and reads the key the next
+/// page shows.
+async fn create_key(browser: &Client, app: &TestApp, kind: &str, name: &str, extra: &[&str]) -> String {
+    browser.goto(&app.url(&format!("/dashboard/api-keys/new?kind={kind}"))).await.unwrap();
+    fill(browser, "name", name).await;
+    for css in extra {
+        click(browser, css).await;
+    }
+    click(browser, "form.wide-form button[type=submit]").await;
+    wait_for_url(browser, &app.url("/dashboard/secret")).await;
+    wait_for_text(browser, "It will not be shown again").await;
+    browser.find(Locator::Id("new-secret")).await.unwrap().prop("value").await.unwrap().expect("the key is shown")
+}
+
+async fn status(app: &TestApp, method: &str, path: &str, key: &str, body: Option<Value>) -> u16 {
+    app.api(method, path, key, body).await.0
+}
+
+async fn the_first_person_sets_up_latchkey_and_makes_every_kind_of_key(backend: Backend) {
+    let Some((_driver, browser)) = browser().await else { return };
+    let app = spawn_app(backend).await;
+    let link = app.setup_link.clone().expect("a fresh database offers a setup link");
+    assert!(link.contains("/setup?token="), "{link}");
+
+    // The link opens the setup page; a wrong token does not.
+    let forged = app.http.get(app.url("/setup?token=forged")).send().await.unwrap();
+    assert_eq!(forged.status(), 404);
+    browser.goto(&link).await.unwrap();
+    wait_for_text(&browser, "Create the owner account").await;
+    screenshot(&browser, "setup").await;
+    fill(&browser, "name", "Grace Hopper").await;
+    fill(&browser, "email", OWNER_EMAIL).await;
+    fill(&browser, "password", "short").await;
+    browser.execute("document.getElementById('password').removeAttribute('minlength')", vec![]).await.unwrap();
+    click(&browser, "button[type=submit]").await;
+    let text = wait_for_text(&browser, "at least").await;
+    assert!(text.contains("Set up Latchkey"), "a short password comes back to the form: {text}");
+    assert_eq!(
+        browser.find(Locator::Id("email")).await.unwrap().prop("value").await.unwrap().as_deref(),
+        Some(OWNER_EMAIL)
+    );
+    fill(&browser, "password", PASSWORD).await;
+    click(&browser, "button[type=submit]").await;
+    wait_for_url(&browser, &app.url("/dashboard")).await;
+    wait_for_text(&browser, "Welcome, Grace Hopper").await;
+    screenshot(&browser, "dashboard-overview").await;
+
+    // The link worked once; the owner signs out and in again, and lands on the dashboard.
+    assert_eq!(app.http.get(&link).send().await.unwrap().status(), 404, "the link works once");
+    click(&browser, ".who button[type=submit]").await;
+    wait_for_text(&browser, "You have signed out.").await;
+    browser.goto(&app.url("/")).await.unwrap();
+    wait_for_url(&browser, &app.url("/login")).await;
+    fill(&browser, "email", OWNER_EMAIL).await;
+    fill(&browser, "password", PASSWORD).await;
+    click(&browser, "button[type=submit]").await;
+    wait_for_url(&browser, &app.url("/dashboard")).await;
+
+    let ops = app.owner_key();
+    let (_, team) = app.api("POST", "/teams", &ops, Some(json!({ "name": "Payments" }))).await;
+    let team_id = team["id"].as_str().unwrap().to_owned();
+
+    // The kind chooser offers all five to an owner.
+    browser.goto(&app.url("/dashboard/api-keys/new")).await.unwrap();
+    let text = wait_for_text(&browser, "Which kind of key?").await;
+    for kind in ["Personal", "Service account", "Team", "Tenant owner", "Restricted"] {
+        assert!(text.contains(kind), "{kind} offered: {text}");
+    }
+    screenshot(&browser, "api-key-kinds").await;
+
+    // A restricted key with two boxes ticked: it does exactly that.
+    browser.goto(&app.url("/dashboard/api-keys/new?kind=restricted")).await.unwrap();
+    wait_for_text(&browser, "Create a restricted key").await;
+    screenshot(&browser, "api-key-new-restricted").await;
+    let restricted =
+        create_key(&browser, &app, "restricted", "Billing sync", &["#perm-clients-read", "#perm-audit_log-read"]).await;
+    assert!(restricted.starts_with("rk_test_"), "{restricted}");
+    screenshot(&browser, "api-key-shown-once").await;
+    assert_eq!(status(&app, "GET", "/clients", &restricted, None).await, 200);
+    assert_eq!(status(&app, "GET", "/audit-log", &restricted, None).await, 200);
+    assert_eq!(status(&app, "GET", "/users", &restricted, None).await, 403);
+    let client = json!({ "name": "x", "grant_types": ["client_credentials"], "scopes": [], "audiences": [] });
+    assert_eq!(status(&app, "POST", "/clients", &restricted, Some(client)).await, 403);
+    let (_, current) = app.api("GET", "/api-keys/current", &restricted, None).await;
+    assert_eq!(current["permissions"], json!(["clients:read", "audit_log:read"]));
+
+    // Reloading or going back never shows the key again.
+    browser.refresh().await.unwrap();
+    let text = wait_for_text(&browser, "Nothing to show").await;
+    assert!(!text.contains(&restricted));
+    browser.back().await.unwrap();
+    browser.goto(&app.url("/dashboard/secret")).await.unwrap();
+    let text = wait_for_text(&browser, "Nothing to show").await;
+    assert!(!text.contains(&restricted));
+
+    // A service key whose new service account may read everything.
+    let service = create_key(&browser, &app, "service", "Reporting", &["#perm-read"]).await;
+    assert_eq!(status(&app, "GET", "/users", &service, None).await, 200);
+    assert_eq!(status(&app, "POST", "/teams", &service, Some(json!({ "name": "No" }))).await, 403);
+
+    // A team key for Payments as viewer.
+    let team_key = create_key(&browser, &app, "team", "Payments CI", &["select#team_role option[value=viewer]"]).await;
+    assert_eq!(status(&app, "GET", &format!("/teams/{team_id}"), &team_key, None).await, 200);
+    let renamed = Some(json!({ "name": "Renamed" }));
+    assert_eq!(status(&app, "PATCH", &format!("/teams/{team_id}"), &team_key, renamed).await, 403);
+    assert_eq!(status(&app, "GET", "/users", &team_key, None).await, 403);
+
+    // A tenant-owner key and a personal key reach everything (the owner is an owner).
+    let owner_key = create_key(&browser, &app, "tenant_owner", "Break glass", &[]).await;
+    assert_eq!(status(&app, "GET", "/signing-keys", &owner_key, None).await, 200);
+    let personal = create_key(&browser, &app, "personal", "Laptop", &[]).await;
+    let (_, current) = app.api("GET", "/api-keys/current", &personal, None).await;
+    assert_eq!(current["kind"], "personal");
+    assert_eq!(status(&app, "GET", "/audit-log", &personal, None).await, 200);
+
+    // The list shows all five (and the CLI's) as prefix…last four, never a key.
+    browser.goto(&app.url("/dashboard/api-keys")).await.unwrap();
+    let text = wait_for_text(&browser, "Billing sync").await;
+    for (name, key) in
+        [("Billing sync", &restricted), ("Reporting", &service), ("Payments CI", &team_key), ("Laptop", &personal)]
+    {
+        assert!(text.contains(name), "{name} listed");
+        assert!(!text.contains(key.as_str()), "{name}'s key is not shown in the list");
+        assert!(text.contains(&key[key.len() - 4..]), "{name}'s last four are shown");
+    }
+    assert!(text.contains("viewer in Payments"), "{text}");
+    screenshot(&browser, "api-keys").await;
+
+    // Filters narrow the list.
+    browser.goto(&app.url("/dashboard/api-keys?kind=team")).await.unwrap();
+    let text = wait_for_text(&browser, "Payments CI").await;
+    assert!(!text.contains("Billing sync"));
+
+    // Revoke the restricted key on its confirmation page: it stops at once.
+    browser.goto(&app.url("/dashboard/api-keys?kind=restricted")).await.unwrap();
+    wait_for_text(&browser, "Billing sync").await;
+    click(&browser, "a.danger-link").await;
+    wait_for_text(&browser, "stops working at once").await;
+    screenshot(&browser, "api-key-revoke").await;
+    click(&browser, "button.danger").await;
+    wait_for_text(&browser, "The key was revoked").await;
+    assert_eq!(status(&app, "GET", "/clients", &restricted, None).await, 401);
+
+    // Rotate the personal key with no grace: the old one stops, the new one (shown once) works.
+    browser.goto(&app.url("/dashboard/api-keys?kind=personal")).await.unwrap();
+    wait_for_text(&browser, "Laptop").await;
+    click(&browser, ".row-actions a:not(.danger-link)").await;
+    wait_for_text(&browser, "The old key stops working").await;
+    screenshot(&browser, "api-key-rotate").await;
+    choose(&browser, "grace_secs", "0").await;
+    click(&browser, "button.primary").await;
+    wait_for_url(&browser, &app.url("/dashboard/secret")).await;
+    let rotated = browser.find(Locator::Id("new-secret")).await.unwrap().prop("value").await.unwrap().unwrap();
+    assert_ne!(rotated, personal);
+    assert_eq!(status(&app, "GET", "/api-keys/current", &personal, None).await, 401);
+    assert_eq!(status(&app, "GET", "/api-keys/current", &rotated, None).await, 200);
+
+    // Every change is in the audit log with the owner as actor.
+    let owner_id = {
+        let (_, users) = app.api("GET", "/users", &ops, None).await;
+        users["data"].as_array().or(users.as_array()).unwrap().iter().find(|u| u["email"] == OWNER_EMAIL).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (_, log) = app.api("GET", "/audit-log?limit=200", &ops, None).await;
+    let by_owner = |action: &str| {
+        log["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action && e["actor_id"] == owner_id.as_str())
+            .count()
+    };
+    assert_eq!(by_owner("setup.completed"), 1);
+    assert_eq!(by_owner("api_key.created"), 5);
+    assert_eq!(by_owner("api_key.deleted"), 1);
+    assert_eq!(by_owner("api_key.rotated"), 1);
+
+    // And on the dashboard's audit log, filtered by actor and action, named as people know them.
+    browser.goto(&app.url("/dashboard/audit-log")).await.unwrap();
+    wait_for_text(&browser, "setup.completed").await;
+    screenshot(&browser, "audit-log").await;
+    fill(&browser, "actor", OWNER_EMAIL).await;
+    fill(&browser, "action", "api_key.deleted").await;
+    click(&browser, ".filters button[type=submit]").await;
+    let text = wait_for_text(&browser, "api_key.deleted").await;
+    assert!(text.contains(OWNER_EMAIL) && text.contains("Billing sync (rk_test_"), "{text}");
+    assert!(!text.contains("api_key.created"), "{text}");
+    browser.close().await.unwrap();
+}
+
+/// A signed-in reqwest client for a new user with `role` in `team` (none: no team).
+async fn person(app: &TestApp, email: &str, team: Option<(&str, &str)>, ops: &str) -> reqwest::Client {
+    let user = app.create_user(email, PASSWORD);
+    if let Some((team, role)) = team {
+        let body = json!({ "role": role });
+        let (code, _) = app.api("PUT", &format!("/teams/{team}/members/{}", user.id), ops, Some(body)).await;
+        assert_eq!(code, 200);
+    }
+    let client = app.browser();
+    assert_eq!(sign_in(app, &client, email, PASSWORD, "/dashboard").await.status(), 303);
+    client
+}
+
+async fn page(app: &TestApp, client: &reqwest::Client, path: &str) -> (u16, String) {
+    let response = client.get(app.url(path)).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn team_admins_and_members_see_and_make_only_what_they_may(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ops = app.owner_key();
+    let mut teams = Vec::new();
+    for name in ["Payments", "Search"] {
+        let (_, team) = app.api("POST", "/teams", &ops, Some(json!({ "name": name }))).await;
+        teams.push(team["id"].as_str().unwrap().to_owned());
+    }
+    let mut team_keys = Vec::new();
+    for (team, name) in teams.iter().zip(["payments-ci", "search-ci"]) {
+        let body = json!({ "kind": "team", "name": name, "team_id": team, "team_role": "editor" });
+        let (code, key) = app.api("POST", "/api-keys", &ops, Some(body)).await;
+        assert_eq!(code, 201, "{key}");
+        team_keys.push(key["id"].as_str().unwrap().to_owned());
+    }
+
+    // A team admin sees their team's keys, not the other team's, and may make team and personal keys.
+    let admin = person(&app, "admin@example.com", Some((&teams[0], "admin")), &ops).await;
+    let (code, list) = page(&app, &admin, "/dashboard/api-keys").await;
+    assert_eq!(code, 200);
+    assert!(list.contains("payments-ci") && !list.contains("search-ci"), "{list}");
+    let (_, kinds) = page(&app, &admin, "/dashboard/api-keys/new").await;
+    assert!(kinds.contains("kind=team") && kinds.contains("kind=personal"), "{kinds}");
+    for refused in ["kind=service", "kind=restricted", "kind=tenant_owner"] {
+        assert!(!kinds.contains(refused), "{refused} is not offered to a team admin");
+    }
+    let (code, _) = page(&app, &admin, "/dashboard/api-keys/new?kind=tenant_owner").await;
+    assert_eq!(code, 404, "a kind not offered is not there");
+    let (_, form) = page(&app, &admin, "/dashboard/api-keys/new?kind=team").await;
+    assert!(form.contains("Payments") && !form.contains("Search"), "only their own team is offered");
+
+    // Forcing the other team's key by URL answers the 404 page; their own team's rotates.
+    let (code, body) = page(&app, &admin, &format!("/dashboard/api-keys/{}/revoke", team_keys[1])).await;
+    assert_eq!(code, 404);
+    assert!(body.contains("Not found") && !body.contains("search-ci"));
+    let (code, _) = page(&app, &admin, &format!("/dashboard/api-keys/{}/rotate", team_keys[0])).await;
+    assert_eq!(code, 200);
+
+    // A forged create for the other team is refused as the API would (404: not in reach).
+    let token = csrf_token(&form);
+    let forged = admin
+        .post(app.url("/dashboard/api-keys"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("kind", "team"),
+            ("name", "sneaky"),
+            ("team_id", &teams[1]),
+            ("team_role", "admin"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 404);
+
+    // A member without a team: only personal keys, and only their own in the list.
+    let member = person(&app, "member@example.com", None, &ops).await;
+    let (_, list) = page(&app, &member, "/dashboard/api-keys").await;
+    assert!(!list.contains("payments-ci") && !list.contains("search-ci"));
+    let (code, kinds) = page(&app, &member, "/dashboard/api-keys/new").await;
+    assert_eq!(code, 200);
+    assert!(kinds.contains("Create a personal key"), "a member goes straight to the one kind they may make");
+    let (code, _) = page(&app, &member, &format!("/dashboard/api-keys/{}/rotate", team_keys[0])).await;
+    assert_eq!(code, 404);
+    let (_, overview) = page(&app, &member, "/dashboard").await;
+    assert!(overview.contains(">API keys<") && !overview.contains(">Audit log<"), "the nav shows what they may see");
+    let (code, _) = page(&app, &member, "/dashboard/audit-log").await;
+    assert_eq!(code, 403, "the audit log takes audit_log:read");
+
+    // A bad name comes back next to its field, with the other input kept; no key is made.
+    let token = csrf_token(&kinds);
+    let response = member
+        .post(app.url("/dashboard/api-keys"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("kind", "personal"),
+            ("name", "   "),
+            ("expires", "date"),
+            ("expires_on", "2020-01-01"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body = response.text().await.unwrap();
+    assert!(body.contains(r#"id="name-error""#) && body.contains(r#"id="expires-error""#), "{body}");
+    assert!(body.contains(r#"value="2020-01-01""#), "the date typed is kept");
+    let (_, keys) = app.api("GET", "/api-keys", &ops, None).await;
+    assert_eq!(keys["data"].as_array().or(keys.as_array()).unwrap().len(), 3, "the CLI key and two team keys only");
+
+    // Without a session, every dashboard page leads to sign-in and back.
+    let (code, _) = page(&app, &app.browser(), "/dashboard/api-keys?kind=team").await;
+    assert_eq!(code, 303);
+    let response = app.browser().get(app.url("/dashboard/api-keys?kind=team")).send().await.unwrap();
+    assert_eq!(response.headers()["location"], "/login?return_to=%2Fdashboard%2Fapi%2Dkeys%3Fkind%3Dteam");
+}
+
+/// Registers an app on the dashboard, then the `oauth2` crate signs in through it with the
+/// client ID and secret the page showed; rotating the secret shows a new one, once.
+#[tokio::test]
+async fn an_app_registered_on_the_dashboard_completes_the_code_flow_with_what_the_page_showed() {
+    use oauth2::basic::BasicClient;
+    use oauth2::{
+        AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope,
+        TokenResponse, TokenUrl,
+    };
+
+    let Some((_driver, browser)) = browser().await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    app.create_api(crate::helpers::API, &["read", "write"], "RS256");
+    let owner_key = app.owner_key();
+    let (code, _) = app
+        .api("POST", "/users", &owner_key, Some(json!({ "email": OWNER_EMAIL, "password": PASSWORD, "role": "owner" })))
+        .await;
+    assert_eq!(code, 201);
+    browser.goto(&app.url("/dashboard/apps")).await.unwrap();
+    fill(&browser, "email", OWNER_EMAIL).await;
+    fill(&browser, "password", PASSWORD).await;
+    click(&browser, "button[type=submit]").await;
+    wait_for_text(&browser, "No OAuth apps yet.").await;
+
+    // Register a confidential app with the code flow, a loopback callback and the API.
+    click(&browser, ".page-head a.button").await;
+    wait_for_text(&browser, "Register an app").await;
+    let callback = app.url("/test-callback");
+    fill(&browser, "name", "Photo Printer").await;
+    fill(&browser, "redirect_uris", &callback).await;
+    fill(&browser, "scopes", "openid read").await;
+    click(&browser, "#api-1").await;
+    screenshot(&browser, "app-new").await;
+    click(&browser, "form.wide-form button[type=submit]").await;
+    wait_for_url(&browser, &app.url("/dashboard/secret")).await;
+    let text = wait_for_text(&browser, "Client ID").await;
+    let secret = browser.find(Locator::Id("new-secret")).await.unwrap().prop("value").await.unwrap().unwrap();
+    let client_id = text
+        .lines()
+        .skip_while(|line| !line.starts_with("Client ID"))
+        .nth(1)
+        .expect("the client ID follows its label")
+        .trim()
+        .to_owned();
+    screenshot(&browser, "app-secret").await;
+
+    // The oauth2 crate runs the code flow with them; the browser is signed in and consents.
+    let oauth = BasicClient::new(ClientId::new(client_id.clone()))
+        .set_client_secret(ClientSecret::new(secret.clone()))
+        .set_auth_uri(AuthUrl::new(app.url("/oauth2/authorize")).unwrap())
+        .set_token_uri(TokenUrl::new(app.url("/oauth2/token")).unwrap())
+        .set_redirect_uri(RedirectUrl::new(callback.clone()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, _) = oauth
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("read".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    browser.goto(url.as_str()).await.unwrap();
+    wait_for_text(&browser, "Photo Printer wants to access your account").await;
+    click(&browser, "button[value=approve]").await;
+    let landed = wait_for_url(&browser, &callback).await;
+    let code = landed.query_pairs().find(|(name, _)| name == "code").unwrap().1.into_owned();
+    let token = oauth
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&app.http)
+        .await
+        .expect("the code is exchanged with the secret the page showed");
+    assert!(!token.access_token().secret().is_empty());
+
+    // The app's page lists who let it in; rotating shows a new secret once.
+    browser.goto(&app.url(&format!("/dashboard/apps/{client_id}"))).await.unwrap();
+    let text = wait_for_text(&browser, "Who has let it in").await;
+    assert!(text.contains(OWNER_EMAIL), "{text}");
+    screenshot(&browser, "app").await;
+    browser.goto(&app.url(&format!("/dashboard/apps/{client_id}/rotate"))).await.unwrap();
+    wait_for_text(&browser, "The old secret stops working").await;
+    choose(&browser, "grace_secs", "0").await;
+    click(&browser, "button.primary").await;
+    wait_for_url(&browser, &app.url("/dashboard/secret")).await;
+    let rotated = browser.find(Locator::Id("new-secret")).await.unwrap().prop("value").await.unwrap().unwrap();
+    assert_ne!(rotated, secret);
+    let old =
+        app.post_form("/oauth2/token", &[("grant_type", "client_credentials")], Some((&client_id, &secret))).await;
+    assert_eq!(old.status(), 401, "the old secret stopped at once");
+
+    // Delete, behind its confirmation.
+    browser.goto(&app.url(&format!("/dashboard/apps/{client_id}/delete"))).await.unwrap();
+    wait_for_text(&browser, "cannot be undone").await;
+    click(&browser, "button.danger").await;
+    wait_for_text(&browser, "The app was deleted").await;
+    let (code, _) = app.api("GET", &format!("/clients/{client_id}"), &owner_key, None).await;
+    assert_eq!(code, 404);
+    browser.close().await.unwrap();
+}
+
+on_both_backends!(
+    the_first_person_sets_up_latchkey_and_makes_every_kind_of_key,
+    team_admins_and_members_see_and_make_only_what_they_may,
+);
