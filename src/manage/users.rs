@@ -211,6 +211,12 @@ fn user_for(conn: &mut DbConnection, caller: &Caller<'_>, id: &str, action: Acti
     Ok(user)
 }
 
+/// Whether the caller may do `action` to the user (for showing only the buttons that work).
+pub fn may(caller: &Caller<'_>, user: &UserView, action: Action) -> bool {
+    caller.check(Target::of(Resource::Users).of_user(Some(&user.id)), action).is_ok()
+        && (user.role != ROLE_OWNER || action == Action::Read || caller.reach.owner)
+}
+
 pub fn get_user(conn: &mut DbConnection, caller: &Caller<'_>, id: &str) -> Result<UserView, AppError> {
     user_for(conn, caller, id, Action::Read).map(|u| UserView::from(&u))
 }

@@ -83,6 +83,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             (Method::POST, web::post().to(dashboard::apps::post_delete)),
         ],
     ))
+    .service(only(dashboard::users::LIST, Method::GET, web::get().to(dashboard::users::get_list)))
+    .service(routes(
+        "/dashboard/users/invite",
+        vec![
+            (Method::GET, web::get().to(dashboard::users::get_invite)),
+            (Method::POST, web::post().to(dashboard::users::post_invite)),
+        ],
+    ))
+    .service(routes(
+        "/dashboard/users/{id}/{change}",
+        vec![
+            (Method::GET, web::get().to(dashboard::users::get_change)),
+            (Method::POST, web::post().to(dashboard::users::post_change)),
+        ],
+    ))
     .service(only(dashboard::audit_log::PATH, Method::GET, web::get().to(dashboard::audit_log::get_audit_log)))
     .service(only("/dashboard/api-keys/new", Method::GET, web::get().to(dashboard::api_keys::get_new)))
     .service(routes(

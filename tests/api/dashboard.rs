@@ -341,15 +341,7 @@ async fn an_app_registered_on_the_dashboard_completes_the_code_flow_with_what_th
     let Some((_driver, browser)) = browser().await else { return };
     let app = spawn_app(Backend::Sqlite).await;
     app.create_api(crate::helpers::API, &["read", "write"], "RS256");
-    let owner_key = app.owner_key();
-    let (code, _) = app
-        .api("POST", "/users", &owner_key, Some(json!({ "email": OWNER_EMAIL, "password": PASSWORD, "role": "owner" })))
-        .await;
-    assert_eq!(code, 201);
-    browser.goto(&app.url("/dashboard/apps")).await.unwrap();
-    fill(&browser, "email", OWNER_EMAIL).await;
-    fill(&browser, "password", PASSWORD).await;
-    click(&browser, "button[type=submit]").await;
+    let owner_key = owner_in_browser(&app, &browser, "/dashboard/apps").await;
     wait_for_text(&browser, "No OAuth apps yet.").await;
 
     // Register a confidential app with the code flow, a loopback callback and the API.
@@ -425,7 +417,79 @@ async fn an_app_registered_on_the_dashboard_completes_the_code_flow_with_what_th
     browser.close().await.unwrap();
 }
 
+/// An owner signed in to the dashboard in Chromium (made through the API, as an operator would).
+async fn owner_in_browser(app: &TestApp, browser: &Client, path: &str) -> String {
+    let ops = app.owner_key();
+    let body = json!({ "email": OWNER_EMAIL, "password": PASSWORD, "role": "owner" });
+    let (code, _) = app.api("POST", "/users", &ops, Some(body)).await;
+    assert_eq!(code, 201);
+    browser.goto(&app.url(path)).await.unwrap();
+    fill(browser, "email", OWNER_EMAIL).await;
+    fill(browser, "password", PASSWORD).await;
+    click(browser, "button[type=submit]").await;
+    wait_for_url(browser, &app.url(path)).await;
+    ops
+}
+
+async fn deactivating_a_user_on_the_dashboard_stops_their_key_at_once(backend: Backend) {
+    let Some((_driver, browser)) = browser().await else { return };
+    let app = spawn_app(backend).await;
+    let ops = owner_in_browser(&app, &browser, "/dashboard/users").await;
+    app.create_user("ada@example.com", PASSWORD);
+    let key = app.personal_key_from_account_page("ada@example.com", PASSWORD).await;
+    assert_eq!(status(&app, "GET", "/api-keys/current", &key, None).await, 200);
+
+    // Invite someone: the link is shown once and lets them in.
+    browser.goto(&app.url("/dashboard/users/invite")).await.unwrap();
+    fill(&browser, "email", "linus@example.com").await;
+    screenshot(&browser, "user-invite").await;
+    click(&browser, "form.wide-form button[type=submit]").await;
+    wait_for_url(&browser, &app.url("/dashboard/secret")).await;
+    let link = browser.find(Locator::Id("new-secret")).await.unwrap().prop("value").await.unwrap().unwrap();
+    assert!(link.starts_with(&app.url("/invitation?token=")), "{link}");
+    assert_eq!(app.http.get(&link).send().await.unwrap().status(), 200, "the link opens the invitation");
+
+    // Deactivate Ada behind the confirmation that says what happens.
+    browser.goto(&app.url("/dashboard/users")).await.unwrap();
+    wait_for_text(&browser, "ada@example.com").await;
+    screenshot(&browser, "users").await;
+    click(&browser, "a[aria-label='Deactivate ada@example.com']").await;
+    let text = wait_for_text(&browser, "Deactivate ada@example.com?").await;
+    assert!(text.contains("personal API keys stop working at once"), "{text}");
+    screenshot(&browser, "user-deactivate").await;
+    click(&browser, "button.danger").await;
+    wait_for_text(&browser, "The user was deactivated").await;
+    assert_eq!(status(&app, "GET", "/api-keys/current", &key, None).await, 401, "at once");
+
+    // Reactivating brings the key back; deleting ends it for good.
+    click(&browser, "a[aria-label='Reactivate ada@example.com']").await;
+    wait_for_text(&browser, "Reactivate ada@example.com?").await;
+    click(&browser, "button.primary").await;
+    wait_for_text(&browser, "The user was reactivated").await;
+    assert_eq!(status(&app, "GET", "/api-keys/current", &key, None).await, 200);
+    click(&browser, "a[aria-label='Delete ada@example.com']").await;
+    wait_for_text(&browser, "Delete ada@example.com?").await;
+    click(&browser, "button.danger").await;
+    let text = wait_for_text(&browser, "The user was deleted").await;
+    assert!(!text.contains("ada@example.com"));
+    assert_eq!(status(&app, "GET", "/api-keys/current", &key, None).await, 401);
+
+    // Each change is recorded with the owner as actor.
+    let (_, log) = app.api("GET", "/audit-log?target_type=user", &ops, None).await;
+    let actions: Vec<(&str, &str)> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["actor_type"].as_str().unwrap()))
+        .collect();
+    for action in ["user.invited", "user.deactivated", "user.reactivated", "user.deleted"] {
+        assert!(actions.contains(&(action, "user")), "{action} by the owner: {actions:?}");
+    }
+    browser.close().await.unwrap();
+}
+
 on_both_backends!(
     the_first_person_sets_up_latchkey_and_makes_every_kind_of_key,
     team_admins_and_members_see_and_make_only_what_they_may,
+    deactivating_a_user_on_the_dashboard_stops_their_key_at_once,
 );

@@ -9,6 +9,7 @@ pub mod apps;
 pub mod audit_log;
 pub mod overview;
 pub mod secret;
+pub mod users;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -33,18 +34,20 @@ pub enum Section {
     Overview,
     ApiKeys,
     Apps,
+    Users,
     AuditLog,
     Account,
 }
 
 impl Section {
-    const ALL: [Section; 5] = [Self::Overview, Self::ApiKeys, Self::Apps, Self::AuditLog, Self::Account];
+    const ALL: [Section; 6] = [Self::Overview, Self::ApiKeys, Self::Apps, Self::Users, Self::AuditLog, Self::Account];
 
     fn label(self) -> &'static str {
         match self {
             Self::Overview => "Overview",
             Self::ApiKeys => "API keys",
             Self::Apps => "OAuth apps",
+            Self::Users => "Users",
             Self::AuditLog => "Audit log",
             Self::Account => "Account",
         }
@@ -55,6 +58,7 @@ impl Section {
             Self::Overview => HOME,
             Self::ApiKeys => api_keys::LIST,
             Self::Apps => apps::LIST,
+            Self::Users => users::LIST,
             Self::AuditLog => audit_log::PATH,
             Self::Account => "/account",
         }
@@ -75,6 +79,8 @@ impl Section {
             Self::Overview | Self::Account => true,
             Self::ApiKeys => sees_any(reach, Resource::ApiKeys),
             Self::Apps => sees_any(reach, Resource::Clients),
+            // Everyone sees themselves; the list is for those who see others.
+            Self::Users => reach.can(Resource::Users, crate::access::Action::Read),
             Self::AuditLog => sees_any(reach, Resource::AuditLog),
         }
     }

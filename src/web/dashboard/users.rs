@@ -1,0 +1,335 @@
+//! Users in the dashboard: the list, inviting someone (the invitation link shown once),
+//! changing a role, deactivating, reactivating and deleting, each behind a confirmation
+//! that says what happens to the person's personal keys, sessions and refresh tokens.
+//! Each action is `manage::users`' own call, made as the signed-in person.
+
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::secret::{NewSecret, show_once};
+use super::{Section, Shell, Visitor, date, refusal_page, see_other};
+use crate::access::{Action, Resource};
+use crate::audit::Origin;
+use crate::db::users::{ROLE_MEMBER, ROLE_OWNER, STATUS_ACTIVE, STATUS_DEACTIVATED};
+use crate::error::AppError;
+use crate::manage::run_as;
+use crate::manage::users::{self, Invitation, Lifecycle, UserUpdate, UserView};
+use crate::state::AppState;
+
+pub const LIST: &str = "/dashboard/users";
+
+struct UserRow {
+    id: String,
+    email: String,
+    name: String,
+    role: String,
+    status: String,
+    joined: String,
+    is_you: bool,
+    may_role: bool,
+    may_deactivate: bool,
+    may_reactivate: bool,
+    may_delete: bool,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/users.html")]
+struct ListPage {
+    shell: Shell,
+    notice: Option<&'static str>,
+    users: Vec<UserRow>,
+    may_invite: bool,
+}
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    done: Option<String>,
+}
+
+pub async fn get_list(
+    req: HttpRequest,
+    query: web::Query<DoneQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let visitor = match Visitor::of(&req, &state).await? {
+        Ok(visitor) => visitor,
+        Err(to_login) => return Ok(to_login),
+    };
+    let me = visitor.user.id.clone();
+    let loaded = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, _| {
+        let rows = users::list_users(conn, caller)?
+            .iter()
+            .map(|user| {
+                let is_you = user.id == me;
+                let writable = !is_you && users::may(caller, user, Action::Write);
+                UserRow {
+                    id: user.id.clone(),
+                    email: user.email.clone(),
+                    name: user.name.clone().unwrap_or_default(),
+                    role: user.role.clone(),
+                    status: user.status.clone(),
+                    joined: date(Some(user.created_at)),
+                    is_you,
+                    may_role: writable && caller.reach.owner,
+                    may_deactivate: writable && user.status == STATUS_ACTIVE,
+                    may_reactivate: writable && user.status == STATUS_DEACTIVATED,
+                    may_delete: !is_you && users::may(caller, user, Action::Delete),
+                }
+            })
+            .collect::<Vec<_>>();
+        Ok((rows, caller.check_create(Resource::Users, None).is_ok()))
+    })
+    .await;
+    let (users, may_invite) = match loaded {
+        Ok(loaded) => loaded,
+        Err(refused) => return refusal_page(refused),
+    };
+    let notice = match query.done.as_deref() {
+        Some("role") => Some("The role was changed."),
+        Some("deactivate") => Some("The user was deactivated: signed out, and their personal keys stopped working."),
+        Some("reactivate") => Some("The user was reactivated."),
+        Some("delete") => Some("The user was deleted."),
+        _ => None,
+    };
+    visitor.page(StatusCode::OK, &ListPage { shell: visitor.shell(Section::Users), notice, users, may_invite })
+}
+
+// ---------------------------------------------------------------- inviting
+
+#[derive(Template)]
+#[template(path = "dashboard/user_invite.html")]
+struct InvitePage {
+    shell: Shell,
+    email: String,
+    name: String,
+    owner_role: bool,
+    may_make_owners: bool,
+    error: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct InviteForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+}
+
+pub async fn get_invite(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let visitor = match Visitor::of(&req, &state).await? {
+        Ok(visitor) => visitor,
+        Err(to_login) => return Ok(to_login),
+    };
+    if let Err(refused) = visitor_may_invite(&visitor) {
+        return refusal_page(refused);
+    }
+    let page = InvitePage {
+        shell: visitor.shell(Section::Users),
+        email: String::new(),
+        name: String::new(),
+        owner_role: false,
+        may_make_owners: visitor.reach().owner,
+        error: None,
+    };
+    visitor.page(StatusCode::OK, &page)
+}
+
+fn visitor_may_invite(visitor: &Visitor) -> Result<(), AppError> {
+    visitor
+        .reach()
+        .check_create(Resource::Users, None)
+        .map_err(|_| AppError::Forbidden("inviting people takes users:write".into()))
+}
+
+pub async fn post_invite(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let form = match crate::web::account::read_form::<InviteForm>(&req, payload, &state, |f| &f.csrf_token).await {
+        Ok(form) => form,
+        Err(page) => return Ok(page),
+    };
+    let visitor = match Visitor::of(&req, &state).await? {
+        Ok(visitor) => visitor,
+        Err(to_login) => return Ok(to_login),
+    };
+    let invitation = Invitation {
+        email: form.email.clone(),
+        name: Some(form.name.clone()).filter(|n| !n.trim().is_empty()),
+        role: Some(if form.role == ROLE_OWNER { ROLE_OWNER } else { ROLE_MEMBER }.to_owned()),
+    };
+    let invited = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, state| {
+        users::invite_user(conn, &state.hasher, &state.issuer, caller, invitation)
+    })
+    .await;
+    match invited {
+        Ok(invited) => {
+            let expires = invited.expires_at.format("%-d %B %Y, %H:%M UTC").to_string();
+            let secret = NewSecret::new(
+                "Invitation link",
+                "Send this link to the person you invited",
+                invited.invitation_url.clone(),
+                vec![
+                    ("Email".into(), invited.user.email.clone()),
+                    ("Role".into(), invited.user.role.clone()),
+                    ("The link works until".into(), expires),
+                ],
+                LIST,
+            );
+            show_once(&state, &visitor, &secret)
+        }
+        Err(AppError::BadRequest(message) | AppError::Conflict(message)) => {
+            let page = InvitePage {
+                shell: visitor.shell(Section::Users),
+                email: form.email,
+                name: form.name,
+                owner_role: form.role == ROLE_OWNER,
+                may_make_owners: visitor.reach().owner,
+                error: Some(super::sentence(&message)),
+            };
+            visitor.page(StatusCode::BAD_REQUEST, &page)
+        }
+        Err(refused) => refusal_page(refused),
+    }
+}
+
+// ---------------------------------------------------------------- changing a user
+
+/// The changes a confirmation page asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Role,
+    Deactivate,
+    Reactivate,
+    Delete,
+}
+
+impl Change {
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "role" => Some(Self::Role),
+            "deactivate" => Some(Self::Deactivate),
+            "reactivate" => Some(Self::Reactivate),
+            "delete" => Some(Self::Delete),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Role => "role",
+            Self::Deactivate => "deactivate",
+            Self::Reactivate => "reactivate",
+            Self::Delete => "delete",
+        }
+    }
+
+    fn action(self) -> Action {
+        if self == Self::Delete { Action::Delete } else { Action::Write }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/user_change.html")]
+struct ChangePage {
+    shell: Shell,
+    user: UserView,
+    change: &'static str,
+    is_owner: bool,
+}
+
+async fn user_to(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    visitor: &Visitor,
+    id: String,
+    change: Change,
+) -> Result<Result<UserView, HttpResponse>, AppError> {
+    let loaded = run_as(state, visitor.acting.clone(), Origin::of(req), move |conn, caller, _| {
+        let user = users::get_user(conn, caller, &id)?;
+        if !users::may(caller, &user, change.action()) || (change == Change::Role && !caller.reach.owner) {
+            return Err(AppError::Forbidden(format!("you may not {} this user", change.as_str())));
+        }
+        Ok(user)
+    })
+    .await;
+    match loaded {
+        Ok(user) => Ok(Ok(user)),
+        Err(refused) => refusal_page(refused).map(Err),
+    }
+}
+
+pub async fn get_change(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let visitor = match Visitor::of(&req, &state).await? {
+        Ok(visitor) => visitor,
+        Err(to_login) => return Ok(to_login),
+    };
+    let (id, change) = path.into_inner();
+    let Some(change) = Change::parse(&change) else {
+        return Ok(super::not_found_page());
+    };
+    let user = match user_to(&req, &state, &visitor, id, change).await? {
+        Ok(user) => user,
+        Err(page) => return Ok(page),
+    };
+    let page = ChangePage {
+        shell: visitor.shell(Section::Users),
+        is_owner: user.role == ROLE_OWNER,
+        user,
+        change: change.as_str(),
+    };
+    visitor.page(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+struct ChangeForm {
+    csrf_token: String,
+    #[serde(default)]
+    role: String,
+}
+
+pub async fn post_change(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let form = match crate::web::account::read_form::<ChangeForm>(&req, payload, &state, |f| &f.csrf_token).await {
+        Ok(form) => form,
+        Err(page) => return Ok(page),
+    };
+    let visitor = match Visitor::of(&req, &state).await? {
+        Ok(visitor) => visitor,
+        Err(to_login) => return Ok(to_login),
+    };
+    let (id, change) = path.into_inner();
+    let Some(change) = Change::parse(&change) else {
+        return Ok(super::not_found_page());
+    };
+    let done = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, _| match change {
+        Change::Role => {
+            let update = UserUpdate { name: None, role: Some(form.role) };
+            users::update_user(conn, caller, &id, update)
+        }
+        Change::Deactivate => users::change_lifecycle(conn, caller, &id, Lifecycle::Deactivate),
+        Change::Reactivate => users::change_lifecycle(conn, caller, &id, Lifecycle::Reactivate),
+        Change::Delete => users::change_lifecycle(conn, caller, &id, Lifecycle::Delete),
+    })
+    .await;
+    match done {
+        Ok(_) => Ok(see_other(&format!("{LIST}?done={}", change.as_str()))),
+        Err(refused) => refusal_page(refused),
+    }
+}
