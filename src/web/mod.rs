@@ -98,6 +98,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             (Method::POST, web::post().to(dashboard::users::post_change)),
         ],
     ))
+    .service(only(dashboard::signing_keys::LIST, Method::GET, web::get().to(dashboard::signing_keys::get_list)))
+    .service(routes(
+        "/dashboard/signing-keys/rotate",
+        vec![
+            (Method::GET, web::get().to(dashboard::signing_keys::get_rotate)),
+            (Method::POST, web::post().to(dashboard::signing_keys::post_rotate)),
+        ],
+    ))
+    .service(routes(
+        "/dashboard/signing-keys/{kid}/withdraw",
+        vec![
+            (Method::GET, web::get().to(dashboard::signing_keys::get_withdraw)),
+            (Method::POST, web::post().to(dashboard::signing_keys::post_withdraw)),
+        ],
+    ))
     .service(only(dashboard::audit_log::PATH, Method::GET, web::get().to(dashboard::audit_log::get_audit_log)))
     .service(only("/dashboard/api-keys/new", Method::GET, web::get().to(dashboard::api_keys::get_new)))
     .service(routes(

@@ -485,6 +485,25 @@ async fn deactivating_a_user_on_the_dashboard_stops_their_key_at_once(backend: B
     for action in ["user.invited", "user.deactivated", "user.reactivated", "user.deleted"] {
         assert!(actions.contains(&(action, "user")), "{action} by the owner: {actions:?}");
     }
+
+    // Signing keys: rotate RS256, then withdraw the retired key; the JWKS follows at once.
+    let first_kid = app.jwks().await.keys[0].common.key_id.clone().unwrap();
+    browser.goto(&app.url("/dashboard/signing-keys")).await.unwrap();
+    wait_for_text(&browser, "Signs now").await;
+    click(&browser, "a[href='/dashboard/signing-keys/rotate?algorithm=RS256']").await;
+    wait_for_text(&browser, "Rotate the RS256 signing key?").await;
+    click(&browser, "button.primary").await;
+    let text = wait_for_text(&browser, "A new key signs now").await;
+    assert!(text.contains("Retired, still published"), "{text}");
+    screenshot(&browser, "signing-keys").await;
+    assert_eq!(app.jwks().await.keys.len(), 2, "the retired key stays published");
+    click(&browser, &format!("a[aria-label='Withdraw {first_kid}']")).await;
+    wait_for_text(&browser, "stops verifying").await;
+    screenshot(&browser, "signing-key-withdraw").await;
+    click(&browser, "button.danger").await;
+    wait_for_text(&browser, "The key was withdrawn").await;
+    let kids: Vec<_> = app.jwks().await.keys.into_iter().filter_map(|k| k.common.key_id).collect();
+    assert!(!kids.contains(&first_kid), "{kids:?}");
     browser.close().await.unwrap();
 }
 

@@ -9,6 +9,7 @@ pub mod apps;
 pub mod audit_log;
 pub mod overview;
 pub mod secret;
+pub mod signing_keys;
 pub mod users;
 
 use actix_web::http::StatusCode;
@@ -36,11 +37,13 @@ pub enum Section {
     Apps,
     Users,
     AuditLog,
+    SigningKeys,
     Account,
 }
 
 impl Section {
-    const ALL: [Section; 6] = [Self::Overview, Self::ApiKeys, Self::Apps, Self::Users, Self::AuditLog, Self::Account];
+    const ALL: [Section; 7] =
+        [Self::Overview, Self::ApiKeys, Self::Apps, Self::Users, Self::AuditLog, Self::SigningKeys, Self::Account];
 
     fn label(self) -> &'static str {
         match self {
@@ -49,6 +52,7 @@ impl Section {
             Self::Apps => "OAuth apps",
             Self::Users => "Users",
             Self::AuditLog => "Audit log",
+            Self::SigningKeys => "Signing keys",
             Self::Account => "Account",
         }
     }
@@ -60,6 +64,7 @@ impl Section {
             Self::Apps => apps::LIST,
             Self::Users => users::LIST,
             Self::AuditLog => audit_log::PATH,
+            Self::SigningKeys => signing_keys::LIST,
             Self::Account => "/account",
         }
     }
@@ -82,6 +87,7 @@ impl Section {
             // Everyone sees themselves; the list is for those who see others.
             Self::Users => reach.can(Resource::Users, crate::access::Action::Read),
             Self::AuditLog => sees_any(reach, Resource::AuditLog),
+            Self::SigningKeys => sees_any(reach, Resource::SigningKeys),
         }
     }
 }

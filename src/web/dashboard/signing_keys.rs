@@ -1,0 +1,256 @@
+//! Signing keys in the dashboard: each key with its state, rotating an algorithm's key, and
+//! withdrawing a retired key that leaked (with the consequence spelled out). Each action is
+//! `manage::signing_keys`' own call; this instance reloads its keys at once, the others
+//! within `key_refresh_secs`, as after the API's calls.
+
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{Section, Shell, Visitor, date, refusal_page, see_other};
+use crate::access::{Action, Resource};
+use crate::audit::Origin;
+use crate::domain::SigningAlgorithm;
+use crate::error::AppError;
+use crate::manage::run_as;
+use crate::manage::signing_keys::{self, SigningKeyView};
+use crate::state::AppState;
+
+pub const LIST: &str = "/dashboard/signing-keys";
+
+const ALGORITHMS: [SigningAlgorithm; 3] = [SigningAlgorithm::RS256, SigningAlgorithm::ES256, SigningAlgorithm::EdDSA];
+
+struct KeyRow {
+    kid: String,
+    algorithm: String,
+    state: &'static str,
+    created: String,
+    published_until: String,
+    withdrawable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/signing_keys.html")]
+struct ListPage {
+    shell: Shell,
+    notice: Option<&'static str>,
+    keys: Vec<KeyRow>,
+    algorithms: Vec<&'static str>,
+    may_change: bool,
+}
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    done: Option<String>,
+}
+
+fn state_label(view: &SigningKeyView) -> &'static str {
+    match view.state {
+        "active" => "Signs now",
+        "retired" => "Retired, still published",
+        _ => "No longer published",
+    }
+}
+
+pub async fn get_list(
+    req: HttpRequest,
+    query: web::Query<DoneQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let visitor = match Visitor::of(&req, &state).await? {
+        Ok(visitor) => visitor,
+        Err(to_login) => return Ok(to_login),
+    };
+    let listed = run_as(&state, visitor.acting.clone(), Origin::of(&req), |conn, caller, _| {
+        signing_keys::list_signing_keys(conn, caller)
+    })
+    .await;
+    let views = match listed {
+        Ok(views) => views,
+        Err(refused) => return refusal_page(refused),
+    };
+    let may_change = visitor.reach().can(Resource::SigningKeys, Action::Write);
+    let keys = views
+        .iter()
+        .rev()
+        .map(|view| KeyRow {
+            kid: view.kid.clone(),
+            algorithm: view.algorithm.clone(),
+            state: state_label(view),
+            created: date(Some(view.created_at)),
+            published_until: match (view.state, view.published_until) {
+                ("active", _) => "While it signs".into(),
+                (_, Some(until)) => until.format("%-d %b %Y %H:%M UTC").to_string(),
+                (_, None) => "—".into(),
+            },
+            withdrawable: may_change && view.state == "retired",
+        })
+        .collect();
+    let page = ListPage {
+        shell: visitor.shell(Section::SigningKeys),
+        notice: match query.done.as_deref() {
+            Some("rotated") => Some("A new key signs now. The previous one stays published until its tokens expire."),
+            Some("withdrawn") => Some("The key was withdrawn: tokens it signed no longer verify."),
+            _ => None,
+        },
+        keys,
+        algorithms: ALGORITHMS.iter().map(|a| a.as_str()).collect(),
+        may_change,
+    };
+    visitor.page(StatusCode::OK, &page)
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/signing_key_confirm.html")]
+struct ConfirmPage {
+    shell: Shell,
+    /// `rotate` (of `subject`, an algorithm) or `withdraw` (of `subject`, a kid).
+    what: &'static str,
+    subject: String,
+}
+
+#[derive(Deserialize)]
+pub struct RotateQuery {
+    algorithm: Option<String>,
+}
+
+fn algorithm(value: Option<&str>) -> Result<SigningAlgorithm, AppError> {
+    let value = value.unwrap_or("RS256");
+    ALGORITHMS.into_iter().find(|a| a.as_str() == value).ok_or_else(|| {
+        AppError::BadRequest(format!("unknown signing algorithm `{value}` (expected RS256, ES256 or EdDSA)"))
+    })
+}
+
+fn may_change(visitor: &Visitor) -> Result<(), AppError> {
+    if visitor.reach().can(Resource::SigningKeys, Action::Write) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("changing signing keys takes signing_keys:write".into()))
+    }
+}
+
+pub async fn get_rotate(
+    req: HttpRequest,
+    query: web::Query<RotateQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let visitor = match Visitor::of(&req, &state).await? {
+        Ok(visitor) => visitor,
+        Err(to_login) => return Ok(to_login),
+    };
+    let algorithm = match may_change(&visitor).and_then(|()| algorithm(query.algorithm.as_deref())) {
+        Ok(algorithm) => algorithm,
+        Err(refused) => return refusal_page(refused),
+    };
+    let page = ConfirmPage {
+        shell: visitor.shell(Section::SigningKeys),
+        what: "rotate",
+        subject: algorithm.as_str().to_owned(),
+    };
+    visitor.page(StatusCode::OK, &page)
+}
+
+pub async fn get_withdraw(
+    req: HttpRequest,
+    kid: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let visitor = match Visitor::of(&req, &state).await? {
+        Ok(visitor) => visitor,
+        Err(to_login) => return Ok(to_login),
+    };
+    if let Err(refused) = may_change(&visitor) {
+        return refusal_page(refused);
+    }
+    let kid = kid.into_inner();
+    let wanted = kid.clone();
+    let listed = run_as(&state, visitor.acting.clone(), Origin::of(&req), |conn, caller, _| {
+        signing_keys::list_signing_keys(conn, caller)
+    })
+    .await;
+    match listed.map(|keys| keys.into_iter().find(|k| k.kid == wanted)) {
+        Ok(Some(key)) if key.state == "retired" => {
+            let page = ConfirmPage { shell: visitor.shell(Section::SigningKeys), what: "withdraw", subject: kid };
+            visitor.page(StatusCode::OK, &page)
+        }
+        Ok(Some(_)) => refusal_page(AppError::Conflict(
+            "only a retired key that is still published can be withdrawn; the key that signs is rotated first".into(),
+        )),
+        Ok(None) => Ok(super::not_found_page()),
+        Err(refused) => refusal_page(refused),
+    }
+}
+
+#[derive(Deserialize)]
+struct ConfirmForm {
+    csrf_token: String,
+    #[serde(default)]
+    algorithm: String,
+}
+
+pub async fn post_rotate(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let form = match crate::web::account::read_form::<ConfirmForm>(&req, payload, &state, |f| &f.csrf_token).await {
+        Ok(form) => form,
+        Err(page) => return Ok(page),
+    };
+    let visitor = match Visitor::of(&req, &state).await? {
+        Ok(visitor) => visitor,
+        Err(to_login) => return Ok(to_login),
+    };
+    let algorithm = match algorithm(Some(form.algorithm.as_str())) {
+        Ok(algorithm) => algorithm,
+        Err(refused) => return refusal_page(refused),
+    };
+    let rotated = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, state| {
+        let settings = &state.settings;
+        signing_keys::rotate_signing_key(
+            conn,
+            &state.sealer,
+            caller,
+            algorithm,
+            settings.access_token_ttl_secs,
+            settings.key_refresh_secs,
+        )
+    })
+    .await;
+    match rotated {
+        Ok(_) => {
+            state.reload_keys().await?;
+            Ok(see_other(&format!("{LIST}?done=rotated")))
+        }
+        Err(refused) => refusal_page(refused),
+    }
+}
+
+pub async fn post_withdraw(
+    req: HttpRequest,
+    kid: web::Path<String>,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    if let Err(page) = crate::web::account::read_form::<ConfirmForm>(&req, payload, &state, |f| &f.csrf_token).await {
+        return Ok(page);
+    }
+    let visitor = match Visitor::of(&req, &state).await? {
+        Ok(visitor) => visitor,
+        Err(to_login) => return Ok(to_login),
+    };
+    let kid = kid.into_inner();
+    let withdrawn = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, _| {
+        signing_keys::withdraw_signing_key(conn, caller, &kid)
+    })
+    .await;
+    match withdrawn {
+        Ok(_) => {
+            state.reload_keys().await?;
+            Ok(see_other(&format!("{LIST}?done=withdrawn")))
+        }
+        Err(refused) => refusal_page(refused),
+    }
+}
