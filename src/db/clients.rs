@@ -105,17 +105,40 @@ pub fn find_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<Opti
     clients::table.filter(clients::client_id.eq(client_id)).select(Client::as_select()).get_result(conn).optional()
 }
 
-/// Clients in the tenant, or only those of these teams, by creation.
 /// Names of clients, by client id.
 pub fn client_names(conn: &mut DbConnection, ids: &[String]) -> QueryResult<Vec<(String, String)>> {
     clients::table.filter(clients::client_id.eq_any(ids)).select((clients::client_id, clients::name)).load(conn)
 }
 
+/// Clients in the tenant, or only those of these teams, by creation.
 pub fn list_clients(conn: &mut DbConnection, teams: Option<&[String]>) -> QueryResult<Vec<Client>> {
     let mut query =
         clients::table.order((clients::created_at.asc(), clients::id.asc())).select(Client::as_select()).into_boxed();
     if let Some(teams) = teams {
         query = query.filter(clients::team_id.eq_any(teams));
+    }
+    query.load(conn)
+}
+
+/// A page of clients, newest first: all, or only those of these teams, strictly older than
+/// `after` (the previous page's last: its creation time and row id).
+pub fn page_of_clients(
+    conn: &mut DbConnection,
+    teams: Option<&[String]>,
+    after: Option<(NaiveDateTime, &str)>,
+    limit: i64,
+) -> QueryResult<Vec<Client>> {
+    let mut query = clients::table
+        .filter(clients::tenant_id.eq(super::DEFAULT_TENANT_ID))
+        .order((clients::created_at.desc(), clients::id.desc()))
+        .select(Client::as_select())
+        .limit(limit)
+        .into_boxed();
+    if let Some(teams) = teams {
+        query = query.filter(clients::team_id.eq_any(teams));
+    }
+    if let Some((at, id)) = after {
+        query = query.filter(clients::created_at.lt(at).or(clients::created_at.eq(at).and(clients::id.lt(id))));
     }
     query.load(conn)
 }

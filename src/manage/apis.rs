@@ -165,6 +165,11 @@ fn api_for(conn: &mut DbConnection, caller: &Caller<'_>, id: &str, action: Actio
     Ok(api)
 }
 
+/// Whether the caller may do `action` to the API (for showing only the buttons that work).
+pub fn may(caller: &Caller<'_>, api: &ApiView, action: Action) -> bool {
+    caller.check(Target::of(Resource::Apis).in_team(api.team_id.as_deref()), action).is_ok()
+}
+
 pub fn get_api(conn: &mut DbConnection, caller: &Caller<'_>, id: &str) -> Result<ApiView, AppError> {
     api_for(conn, caller, id, Action::Read).map(|api| ApiView::from(&api))
 }

@@ -258,20 +258,6 @@ pub fn may(caller: &Caller<'_>, client: &ClientView, action: Action) -> bool {
     caller.check(Target::of(Resource::Clients).in_team(client.team_id.as_deref()), action).is_ok()
 }
 
-/// Where the caller may register a client: tenant-wide (no team), and in which teams, by name.
-pub fn homes_for_new_clients(
-    conn: &mut DbConnection,
-    caller: &Caller<'_>,
-) -> Result<(bool, Vec<(String, String)>), AppError> {
-    let tenant_wide = caller.check_create(Resource::Clients, None).is_ok();
-    let teams = crate::db::teams::list_teams(conn, None)?
-        .into_iter()
-        .filter(|team| caller.check_create(Resource::Clients, Some(&team.id)).is_ok())
-        .map(|team| (team.id, team.name))
-        .collect();
-    Ok((tenant_wide, teams))
-}
-
 pub fn get_client(conn: &mut DbConnection, caller: &Caller<'_>, client_id: &str) -> Result<ClientView, AppError> {
     client_for(conn, caller, client_id, Action::Read).map(|c| ClientView::from(&c))
 }
@@ -280,6 +266,27 @@ pub fn list_clients(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<
     let listing = caller.listing(Resource::Clients)?;
     let teams = (!listing.all).then_some(listing.teams.as_slice());
     Ok(db_list_clients(conn, teams)?.iter().map(ClientView::from).collect())
+}
+
+/// A page of the clients the caller reaches, newest first, and where the next page starts.
+pub fn page_of_clients(
+    conn: &mut DbConnection,
+    caller: &Caller<'_>,
+    cursor: Option<&str>,
+    limit: i64,
+) -> Result<(Vec<ClientView>, Option<String>), AppError> {
+    let listing = caller.listing(Resource::Clients)?;
+    let teams = (!listing.all).then_some(listing.teams.as_slice());
+    let after = match cursor {
+        Some(cursor) => Some(super::cursor::decode(cursor).ok_or_else(|| bad("the cursor is not valid"))?),
+        None => None,
+    };
+    let mut rows =
+        crate::db::clients::page_of_clients(conn, teams, after.as_ref().map(|(at, id)| (*at, id.as_str())), limit + 1)?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let next = if more { rows.last().map(|c| super::cursor::encode(c.created_at, &c.id)) } else { None };
+    Ok((rows.iter().map(ClientView::from).collect(), next))
 }
 
 /// What an update may change; what is left out stays as it is.

@@ -79,6 +79,22 @@ pub fn create_team(conn: &mut DbConnection, caller: &Caller<'_>, name: &str) -> 
     get_team(conn, caller, &id)
 }
 
+/// Where the caller may create a `resource` (a client or an API): tenant-wide (no team),
+/// and in which teams, by name.
+pub fn homes_for(
+    conn: &mut DbConnection,
+    caller: &Caller<'_>,
+    resource: Resource,
+) -> Result<(bool, Vec<(String, String)>), AppError> {
+    let tenant_wide = caller.check_create(resource, None).is_ok();
+    let teams = db_list_teams(conn, None)?
+        .into_iter()
+        .filter(|team| caller.check_create(resource, Some(&team.id)).is_ok())
+        .map(|team| (team.id, team.name))
+        .collect();
+    Ok((tenant_wide, teams))
+}
+
 pub fn get_team(conn: &mut DbConnection, caller: &Caller<'_>, id: &str) -> Result<TeamView, AppError> {
     team_for(conn, caller, id, Action::Read).map(|t| TeamView::from(&t))
 }
@@ -152,6 +168,23 @@ pub fn set_member(
         Ok(())
     })?;
     members(conn, caller, team_id)
+}
+
+/// Adds the user who holds `email` (as sign-in compares emails) to the team, or changes
+/// their role: how people name a colleague on the dashboard.
+pub fn set_member_by_email(
+    conn: &mut DbConnection,
+    caller: &Caller<'_>,
+    team_id: &str,
+    email: &str,
+    role: TeamRole,
+) -> Result<Vec<MemberView>, AppError> {
+    team_for(conn, caller, team_id, Action::Admin)?;
+    let email = super::users::normalize_email(email)?;
+    let user = crate::db::users::find_user_by_email(conn, crate::db::DEFAULT_TENANT_ID, &email)?.ok_or_else(|| {
+        AppError::BadRequest(format!("nobody has an account with the email `{email}`; invite them first"))
+    })?;
+    set_member(conn, caller, team_id, &user.id, role)
 }
 
 pub fn remove_member(

@@ -3,12 +3,13 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::web::{self, Payload};
+use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
 use super::csrf::{self, CsrfToken};
+use super::form::PageForm;
 use super::pages::{error_page, form_page};
 use super::session::{SESSION_COOKIE, current_user, signed_in};
 use crate::audit::{self, Actor, AuditEntry, Origin, Outcome};
@@ -211,48 +212,22 @@ async fn render_account(
 }
 
 #[derive(Deserialize)]
-struct NewKeyForm {
+pub struct NewKeyForm {
     name: String,
-    csrf_token: String,
 }
 
 #[derive(Deserialize)]
-struct DeleteKeyForm {
+pub struct DeleteKeyForm {
     key_id: String,
-    csrf_token: String,
-}
-
-/// Reads a small form and checks its CSRF token; `Err` is the page to answer with.
-pub(super) async fn read_form<T: serde::de::DeserializeOwned>(
-    req: &HttpRequest,
-    payload: Payload,
-    state: &AppState,
-    token: impl Fn(&T) -> &str,
-) -> Result<T, HttpResponse> {
-    let body = payload.to_bytes_limited(16 * 1024).await.ok().and_then(Result::ok).unwrap_or_default();
-    let Ok(form) = serde_html_form::from_bytes::<T>(&body) else {
-        return Err(error_page(StatusCode::BAD_REQUEST, "Cannot continue", "The form was incomplete."));
-    };
-    if !csrf::verify(req, state, token(&form)) {
-        return Err(error_page(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "Go back, reload the page and try again.",
-        ));
-    }
-    Ok(form)
 }
 
 /// Creates a personal key for the signed-in user and shows it, once, on the account page.
 pub async fn post_create_key(
     req: HttpRequest,
-    payload: Payload,
+    form: PageForm<NewKeyForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let form = match read_form::<NewKeyForm>(&req, payload, &state, |f| &f.csrf_token).await {
-        Ok(form) => form,
-        Err(page) => return Ok(page),
-    };
+    let form = form.into_inner();
     let Some((user, acting)) = signed_in(&req, &state).await? else {
         return Ok(to_login());
     };
@@ -281,13 +256,10 @@ pub async fn post_create_key(
 
 pub async fn post_delete_key(
     req: HttpRequest,
-    payload: Payload,
+    form: PageForm<DeleteKeyForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let form = match read_form::<DeleteKeyForm>(&req, payload, &state, |f| &f.csrf_token).await {
-        Ok(form) => form,
-        Err(page) => return Ok(page),
-    };
+    let form = form.into_inner();
     let Some((_, acting)) = signed_in(&req, &state).await? else {
         return Ok(to_login());
     };
@@ -305,22 +277,18 @@ pub async fn post_delete_key(
 }
 
 #[derive(Deserialize)]
-struct RevokeForm {
+pub struct RevokeForm {
     client_id: String,
-    csrf_token: String,
 }
 
 /// Withdraws a consent: the remembered decision goes, and so does every token the app
 /// holds for this user (refresh token families and their access tokens).
 pub async fn post_revoke_consent(
     req: HttpRequest,
-    payload: Payload,
+    form: PageForm<RevokeForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let form = match read_form::<RevokeForm>(&req, payload, &state, |f| &f.csrf_token).await {
-        Ok(form) => form,
-        Err(page) => return Ok(page),
-    };
+    let form = form.into_inner();
     let Some(user) = current_user(&req, &state).await? else {
         return Ok(to_login());
     };

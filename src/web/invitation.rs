@@ -4,13 +4,14 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::web::{self, Payload};
+use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::csrf::{self, CsrfToken};
+use super::form::PageForm;
 use super::pages::{error_page, form_page};
 use crate::db::users::find_user_by_invitation;
 use crate::error::AppError;
@@ -34,10 +35,9 @@ pub struct InvitationQuery {
 }
 
 #[derive(Deserialize)]
-struct AcceptForm {
+pub struct AcceptForm {
     token: String,
     password: String,
-    csrf_token: String,
 }
 
 fn invalid_link() -> HttpResponse {
@@ -86,13 +86,10 @@ pub async fn get_invitation(
 
 pub async fn post_invitation(
     req: HttpRequest,
-    payload: Payload,
+    form: PageForm<AcceptForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let form = match super::account::read_form::<AcceptForm>(&req, payload, &state, |f| &f.csrf_token).await {
-        Ok(form) => form,
-        Err(page) => return Ok(page),
-    };
+    let form = form.into_inner();
     // The link is checked before the password is hashed: a made-up token costs no hashing.
     let (hasher, token) = (state.hasher.clone(), form.token.clone());
     match crate::db::run(&state.pool, move |conn| crate::manage::users::invited_user(conn, &hasher, &token)).await {

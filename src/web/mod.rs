@@ -8,6 +8,7 @@ pub mod account;
 pub mod consent;
 pub mod csrf;
 pub mod dashboard;
+pub mod form;
 pub mod invitation;
 pub mod login;
 pub mod pages;
@@ -81,6 +82,45 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         vec![
             (Method::GET, web::get().to(dashboard::apps::get_delete)),
             (Method::POST, web::post().to(dashboard::apps::post_delete)),
+        ],
+    ))
+    .service(routes(
+        dashboard::apis::LIST,
+        vec![
+            (Method::GET, web::get().to(dashboard::apis::get_list)),
+            (Method::POST, web::post().to(dashboard::apis::post_create)),
+        ],
+    ))
+    .service(only("/dashboard/apis/new", Method::GET, web::get().to(dashboard::apis::get_new)))
+    .service(routes(
+        "/dashboard/apis/{id}/edit",
+        vec![
+            (Method::GET, web::get().to(dashboard::apis::get_edit)),
+            (Method::POST, web::post().to(dashboard::apis::post_edit)),
+        ],
+    ))
+    .service(routes(
+        "/dashboard/apis/{id}/delete",
+        vec![
+            (Method::GET, web::get().to(dashboard::apis::get_delete)),
+            (Method::POST, web::post().to(dashboard::apis::post_delete)),
+        ],
+    ))
+    .service(routes(
+        dashboard::teams::LIST,
+        vec![
+            (Method::GET, web::get().to(dashboard::teams::get_list)),
+            (Method::POST, web::post().to(dashboard::teams::post_create)),
+        ],
+    ))
+    .service(only("/dashboard/teams/{id}", Method::GET, web::get().to(dashboard::teams::get_team)))
+    .service(only("/dashboard/teams/{id}/members", Method::POST, web::post().to(dashboard::teams::post_members)))
+    .service(only("/dashboard/teams/{id}/rename", Method::POST, web::post().to(dashboard::teams::post_rename)))
+    .service(routes(
+        "/dashboard/teams/{id}/delete",
+        vec![
+            (Method::GET, web::get().to(dashboard::teams::get_delete)),
+            (Method::POST, web::post().to(dashboard::teams::post_delete)),
         ],
     ))
     .service(only(dashboard::users::LIST, Method::GET, web::get().to(dashboard::users::get_list)))

@@ -4,13 +4,14 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::web::{self, Payload};
+use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::csrf::{self, CsrfToken};
+use super::form::PageForm;
 use super::pages::{busy_page, error_page, form_page};
 use super::session::start_session;
 use crate::audit::Origin;
@@ -36,13 +37,12 @@ pub struct SetupQuery {
 }
 
 #[derive(Deserialize)]
-struct SetupForm {
+pub struct SetupForm {
     token: String,
     #[serde(default)]
     name: String,
     email: String,
     password: String,
-    csrf_token: String,
 }
 
 fn closed() -> HttpResponse {
@@ -86,13 +86,10 @@ pub async fn get_setup(
 
 pub async fn post_setup(
     req: HttpRequest,
-    payload: Payload,
+    form: PageForm<SetupForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let form = match super::account::read_form::<SetupForm>(&req, payload, &state, |f| &f.csrf_token).await {
-        Ok(form) => form,
-        Err(page) => return Ok(page),
-    };
+    let form = form.into_inner();
     // The link is checked before the password is hashed: a made-up token costs no hashing.
     if !is_open(&state, &form.token).await? {
         return Ok(closed());

@@ -507,8 +507,86 @@ async fn deactivating_a_user_on_the_dashboard_stops_their_key_at_once(backend: B
     browser.close().await.unwrap();
 }
 
+async fn apis_and_teams_are_managed_on_the_dashboard(backend: Backend) {
+    let Some((_driver, browser)) = browser().await else { return };
+    let app = spawn_app(backend).await;
+    let ops = owner_in_browser(&app, &browser, "/dashboard/apis").await;
+    wait_for_text(&browser, "No APIs yet").await;
+
+    // An HS256 API: the secret the page shows once is the key its tokens are signed with.
+    browser.goto(&app.url("/dashboard/apis/new")).await.unwrap();
+    fill(&browser, "audience", "https://billing.example.com").await;
+    fill(&browser, "name", "Billing").await;
+    fill(&browser, "scopes", "read write").await;
+    click(&browser, "#alg-HS256").await;
+    screenshot(&browser, "api-new").await;
+    click(&browser, "form.wide-form button[type=submit]").await;
+    wait_for_url(&browser, &app.url("/dashboard/secret")).await;
+    let secret = browser.find(Locator::Id("new-secret")).await.unwrap().prop("value").await.unwrap().unwrap();
+    let body = json!({ "name": "sync", "grant_types": ["client_credentials"], "scopes": ["read"], "audiences": ["https://billing.example.com"] });
+    let (_, client) = app.api("POST", "/clients", &ops, Some(body)).await;
+    let (id, client_secret) = (client["client_id"].as_str().unwrap(), client["client_secret"].as_str().unwrap());
+    let form = [("grant_type", "client_credentials"), ("scope", "read"), ("resource", "https://billing.example.com")];
+    let token: Value = app.post_form("/oauth2/token", &form, Some((id, client_secret))).await.json().await.unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&["https://billing.example.com"]);
+    let key = jsonwebtoken::DecodingKey::from_secret(secret.as_bytes());
+    jsonwebtoken::decode::<Value>(token["access_token"].as_str().unwrap(), &key, &validation)
+        .expect("the token verifies with the secret the page showed");
+
+    // Edit its lifetime; the list shows it.
+    browser.goto(&app.url("/dashboard/apis")).await.unwrap();
+    click(&browser, "a[aria-label='Edit Billing']").await;
+    fill(&browser, "token_lifetime_secs", "600").await;
+    click(&browser, "form.wide-form button[type=submit]").await;
+    let text = wait_for_text(&browser, "The API was saved").await;
+    assert!(text.contains("10 min"), "{text}");
+    screenshot(&browser, "apis").await;
+
+    // A team: create, add a member by email, change the role, rename, delete.
+    app.create_user("ada@example.com", PASSWORD);
+    browser.goto(&app.url("/dashboard/teams")).await.unwrap();
+    fill(&browser, "name", "Payments").await;
+    click(&browser, "form.inline-fields button[type=submit]").await;
+    wait_for_text(&browser, "The team was created").await;
+    fill(&browser, "email", "ADA@example.com").await;
+    click(&browser, "form.inline-fields:not(.compact) button.primary").await;
+    let text = wait_for_text(&browser, "The members were changed").await;
+    assert!(text.contains("ada@example.com"), "{text}");
+    let team_id = browser.current_url().await.unwrap().path().rsplit('/').next().unwrap().to_owned();
+    let (_, members) = app.api("GET", &format!("/teams/{team_id}/members"), &ops, None).await;
+    let roles: Vec<&str> = members["data"]
+        .as_array()
+        .or(members.as_array())
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert!(roles.contains(&"viewer"), "added as a viewer, the first role offered: {roles:?}");
+    screenshot(&browser, "team").await;
+    choose(&browser, "role-1", "admin").await;
+    click(&browser, "form.compact button").await;
+    wait_for_text(&browser, "The members were changed").await;
+    let (_, members) = app.api("GET", &format!("/teams/{team_id}/members"), &ops, None).await;
+    assert!(members.to_string().contains(r#""role":"admin""#), "{members}");
+    fill(&browser, "name", "Payments EU").await;
+    click(&browser, "form[action$='/rename'] button").await;
+    wait_for_text(&browser, "The team was renamed").await;
+    fill(&browser, "email", "nobody@example.com").await;
+    click(&browser, "form.inline-fields:not(.compact) button.primary").await;
+    wait_for_text(&browser, "Nobody has an account with the email").await;
+    browser.goto(&app.url(&format!("/dashboard/teams/{team_id}/delete"))).await.unwrap();
+    wait_for_text(&browser, "Its team keys are deleted").await;
+    click(&browser, "button.danger").await;
+    wait_for_text(&browser, "The team was deleted").await;
+    let (code, _) = app.api("GET", &format!("/teams/{team_id}"), &ops, None).await;
+    assert_eq!(code, 404);
+    browser.close().await.unwrap();
+}
+
 on_both_backends!(
     the_first_person_sets_up_latchkey_and_makes_every_kind_of_key,
     team_admins_and_members_see_and_make_only_what_they_may,
     deactivating_a_user_on_the_dashboard_stops_their_key_at_once,
+    apis_and_teams_are_managed_on_the_dashboard,
 );

@@ -6,5 +6,6 @@ CREATE TABLE setup_tokens (
     expires_at TIMESTAMP NOT NULL
 );
 
--- The dashboard lists keys newest first, a page at a time, over many rows.
+-- The dashboard lists keys and clients newest first, a page at a time, over many rows.
 CREATE INDEX api_keys_by_time ON api_keys (tenant_id, created_at, id);
+CREATE INDEX clients_by_time ON clients (tenant_id, created_at, id);

@@ -5,26 +5,25 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use actix_web::web::{self, Payload};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::web::{self};
 use askama::Template;
 use chrono::{NaiveDate, TimeDelta, Utc};
 use serde::Deserialize;
 
 use super::secret::{NewSecret, show_once};
-use super::{Section, Shell, Visitor, date, not_found_page, refusal_page, see_other};
+use super::{PageResult, Section, Shell, Visitor, date, not_found_page, see_other};
 use crate::access::{Action, Permission, Resource, TeamRole};
-use crate::audit::Origin;
 use crate::config::Environment;
 use crate::db::DbConnection;
 use crate::domain::{ApiKeyKind, DisplayName};
 use crate::error::AppError;
+use crate::manage::Caller;
 use crate::manage::api_keys::{
     self, ApiKeyView, KeyListQuery, KeyRequest, MAX_ROTATION_GRACE, creatable_kinds, may_set_tier, teams_for_team_keys,
 };
-use crate::manage::{Caller, run_as};
 use crate::ratelimit::Tier;
 use crate::state::AppState;
+use crate::web::form::PageForm;
 
 pub const LIST: &str = "/dashboard/api-keys";
 
@@ -172,45 +171,34 @@ fn list_url(kind: Option<&str>, team: Option<&str>, environment: Option<&str>, c
     format!("{LIST}?{}", serde_html_form::to_string(pairs).unwrap_or_default())
 }
 
-pub async fn get_list(
-    req: HttpRequest,
-    query: web::Query<ListQuery>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn get_list(visitor: Visitor, query: web::Query<ListQuery>) -> PageResult {
     let query = query.into_inner();
     let kind = match given(&query.kind) {
         Some(kind) => match ApiKeyKind::from_stored(kind) {
             Some(kind) => Some(kind),
-            None => return refusal_page(AppError::BadRequest(format!("there is no kind of key called `{kind}`"))),
+            None => return Err(AppError::BadRequest(format!("there is no kind of key called `{kind}`")).into()),
         },
         None => None,
     };
     let environment = match given(&query.environment) {
         Some(value) => match parse_environment(value) {
             Some(environment) => Some(environment),
-            None => return refusal_page(AppError::BadRequest("the environment is live or test".into())),
+            None => return Err(AppError::BadRequest("the environment is live or test".into()).into()),
         },
         None => None,
     };
     let team = given(&query.team).map(str::to_owned);
     let cursor = given(&query.cursor).map(str::to_owned);
     let list_query = KeyListQuery { kind, team: team.clone(), environment, cursor: cursor.clone(), limit: None };
-    let loaded = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, _| {
-        let page = api_keys::page_of_keys(conn, caller, &list_query)?;
-        let (users, teams) = names_for(conn, &page.keys.iter().map(|k| &k.view).collect::<Vec<_>>())?;
-        let filter_teams = filter_teams(conn, caller)?;
-        let may_create = !creatable_kinds(conn, caller)?.is_empty();
-        Ok((page, users, teams, filter_teams, may_create))
-    })
-    .await;
-    let (page, users, teams, team_choices, may_create) = match loaded {
-        Ok(loaded) => loaded,
-        Err(refused) => return refusal_page(refused),
-    };
+    let (page, users, teams, team_choices, may_create) = visitor
+        .run(move |conn, caller, _| {
+            let page = api_keys::page_of_keys(conn, caller, &list_query)?;
+            let (users, teams) = names_for(conn, &page.keys.iter().map(|k| &k.view).collect::<Vec<_>>())?;
+            let filter_teams = filter_teams(conn, caller)?;
+            let may_create = !creatable_kinds(conn, caller)?.is_empty();
+            Ok((page, users, teams, filter_teams, may_create))
+        })
+        .await?;
     let now = Utc::now();
     let keys = page
         .keys
@@ -323,9 +311,7 @@ pub struct NewKeyQuery {
 
 /// What the person typed, kept when the form comes back with an error.
 #[derive(Deserialize, Default)]
-struct CreateForm {
-    #[serde(default)]
-    csrf_token: String,
+pub struct CreateForm {
     #[serde(default)]
     kind: String,
     #[serde(default)]
@@ -446,18 +432,10 @@ fn new_key_page(
     }
 }
 
-pub async fn get_new(
-    req: HttpRequest,
-    query: web::Query<NewKeyQuery>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
-    let offer = run_as(&state, visitor.acting.clone(), Origin::of(&req), |conn, caller, _| offer(conn, caller)).await?;
+pub async fn get_new(visitor: Visitor, query: web::Query<NewKeyQuery>, state: web::Data<AppState>) -> PageResult {
+    let offer = visitor.run(|conn, caller, _| offer(conn, caller)).await?;
     if offer.kinds.is_empty() {
-        return refusal_page(AppError::Forbidden("you may not create API keys".into()));
+        return Err(AppError::Forbidden("you may not create API keys".into()).into());
     }
     let kind = match given(&query.kind) {
         Some(value) => match ApiKeyKind::from_stored(value).filter(|k| offer.kinds.contains(k)) {
@@ -500,19 +478,8 @@ fn expiry(form: &CreateForm, today: NaiveDate) -> Result<Option<chrono::DateTime
     }
 }
 
-pub async fn post_create(
-    req: HttpRequest,
-    payload: Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let form = match crate::web::account::read_form::<CreateForm>(&req, payload, &state, |f| &f.csrf_token).await {
-        Ok(form) => form,
-        Err(page) => return Ok(page),
-    };
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn post_create(visitor: Visitor, form: PageForm<CreateForm>, state: web::Data<AppState>) -> PageResult {
+    let form = form.into_inner();
     let Some(kind) = ApiKeyKind::from_stored(form.kind.trim()) else {
         return Ok(not_found_page());
     };
@@ -555,16 +522,17 @@ pub async fn post_create(
         expires_at,
     };
     let fine = errors.form.is_none() && errors.name.is_none() && errors.expires.is_none();
-    let outcome = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, state| {
-        let offer = offer(conn, caller)?;
-        let created = if fine {
-            Some(api_keys::create_key(conn, &state.hasher, state.settings.environment, caller, request))
-        } else {
-            None
-        };
-        Ok((offer, created))
-    })
-    .await?;
+    let outcome = visitor
+        .run(move |conn, caller, state| {
+            let offer = offer(conn, caller)?;
+            let created = if fine {
+                Some(api_keys::create_key(conn, &state.hasher, state.settings.environment, caller, request))
+            } else {
+                None
+            };
+            Ok((offer, created))
+        })
+        .await?;
     let (offer, created) = outcome;
     let refused = match created {
         Some(Ok(created)) => {
@@ -583,10 +551,10 @@ pub async fn post_create(
                 ],
                 &format!("{LIST}?done=created"),
             );
-            return show_once(&state, &visitor, &secret);
+            return show_once(&visitor, &secret);
         }
         Some(Err(AppError::BadRequest(message) | AppError::Conflict(message))) => message,
-        Some(Err(other)) => return refusal_page(other),
+        Some(Err(other)) => return Err(other.into()),
         None => String::new(),
     };
     if !refused.is_empty() {
@@ -636,36 +604,12 @@ const GRACES: [(i64, &str); 4] =
     [(0, "Stop the old key now"), (3600, "In 1 hour"), (86_400, "In 24 hours"), (604_800, "In 7 days")];
 
 /// The key `id`, if the person may do `action` to it; `Err` is the page refusing.
-async fn key_to(
-    req: &HttpRequest,
-    state: &web::Data<AppState>,
-    visitor: &Visitor,
-    id: String,
-    action: Action,
-) -> Result<Result<ApiKeyView, HttpResponse>, AppError> {
-    let found = run_as(state, visitor.acting.clone(), Origin::of(req), move |conn, caller, _| {
-        api_keys::get_key_for(conn, caller, &id, action)
-    })
-    .await;
-    match found {
-        Ok(view) => Ok(Ok(view)),
-        Err(refused) => refusal_page(refused).map(Err),
-    }
+async fn key_to(visitor: &Visitor, id: String, action: Action) -> Result<ApiKeyView, AppError> {
+    visitor.run(move |conn, caller, _| api_keys::get_key_for(conn, caller, &id, action)).await
 }
 
-pub async fn get_rotate(
-    req: HttpRequest,
-    id: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
-    let view = match key_to(&req, &state, &visitor, id.into_inner(), Action::Write).await? {
-        Ok(view) => view,
-        Err(page) => return Ok(page),
-    };
+pub async fn get_rotate(visitor: Visitor, id: web::Path<String>) -> PageResult {
+    let view = key_to(&visitor, id.into_inner(), Action::Write).await?;
     let graces = GRACES
         .into_iter()
         .map(|(secs, label)| Choice { value: secs.to_string(), label: label.into(), selected: secs == 3600 })
@@ -677,34 +621,22 @@ pub async fn get_rotate(
 }
 
 #[derive(Deserialize)]
-struct RotateForm {
-    csrf_token: String,
+pub struct RotateForm {
     grace_secs: String,
 }
 
-pub async fn post_rotate(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let form = match crate::web::account::read_form::<RotateForm>(&req, payload, &state, |f| &f.csrf_token).await {
-        Ok(form) => form,
-        Err(page) => return Ok(page),
-    };
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn post_rotate(visitor: Visitor, id: web::Path<String>, form: PageForm<RotateForm>) -> PageResult {
+    let form = form.into_inner();
     let grace = match form.grace_secs.trim().parse::<i64>().map(TimeDelta::seconds) {
         Ok(grace) if grace >= TimeDelta::zero() && grace <= MAX_ROTATION_GRACE => grace,
-        _ => return refusal_page(AppError::BadRequest("choose one of the offered grace periods".into())),
+        _ => return Err(AppError::BadRequest("choose one of the offered grace periods".into()).into()),
     };
     let id = id.into_inner();
-    let rotated = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, state| {
-        api_keys::rotate_key(conn, &state.hasher, state.settings.environment, caller, &id, grace)
-    })
-    .await;
+    let rotated = visitor
+        .run(move |conn, caller, state| {
+            api_keys::rotate_key(conn, &state.hasher, state.settings.environment, caller, &id, grace)
+        })
+        .await;
     match rotated {
         Ok(created) => {
             let old_stops = if grace.is_zero() {
@@ -723,25 +655,14 @@ pub async fn post_rotate(
                 ],
                 &format!("{LIST}?done=rotated"),
             );
-            show_once(&state, &visitor, &secret)
+            show_once(&visitor, &secret)
         }
-        Err(refused) => refusal_page(refused),
+        Err(refused) => Err(refused.into()),
     }
 }
 
-pub async fn get_revoke(
-    req: HttpRequest,
-    id: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
-    let view = match key_to(&req, &state, &visitor, id.into_inner(), Action::Delete).await? {
-        Ok(view) => view,
-        Err(page) => return Ok(page),
-    };
+pub async fn get_revoke(visitor: Visitor, id: web::Path<String>) -> PageResult {
+    let view = key_to(&visitor, id.into_inner(), Action::Delete).await?;
     let page = RevokePage {
         shell: visitor.shell(Section::ApiKeys),
         is_personal: view.key_kind() == Some(ApiKeyKind::Personal),
@@ -751,32 +672,12 @@ pub async fn get_revoke(
 }
 
 #[derive(Deserialize)]
-struct RevokeForm {
-    csrf_token: String,
-}
+pub struct RevokeForm {}
 
-pub async fn post_revoke(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    if let Err(page) = crate::web::account::read_form::<RevokeForm>(&req, payload, &state, |f| &f.csrf_token).await {
-        return Ok(page);
-    }
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn post_revoke(visitor: Visitor, id: web::Path<String>, _form: PageForm<RevokeForm>) -> PageResult {
     let id = id.into_inner();
-    let revoked = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, _| {
-        api_keys::delete_key(conn, caller, &id)
-    })
-    .await;
-    match revoked {
-        Ok(()) => Ok(see_other(&format!("{LIST}?done=revoked"))),
-        Err(refused) => refusal_page(refused),
-    }
+    visitor.run(move |conn, caller, _| api_keys::delete_key(conn, caller, &id)).await?;
+    Ok(see_other(&format!("{LIST}?done=revoked")))
 }
 
 #[cfg(test)]

@@ -5,22 +5,20 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use actix_web::web::{self, Payload};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::web::{self};
 use askama::Template;
 use chrono::{TimeDelta, Utc};
 use serde::Deserialize;
 
 use super::secret::{NewSecret, show_once};
-use super::{Section, Shell, Visitor, date, refusal_page, see_other};
-use crate::access::Action;
-use crate::audit::Origin;
+use super::{PageResult, Section, Shell, Visitor, date, see_other};
+use crate::access::{Action, Resource};
 use crate::db::DbConnection;
 use crate::domain::GrantType;
 use crate::error::AppError;
 use crate::manage::clients::{self, ClientRegistration, ClientUpdate, ClientView, MAX_SECRET_GRACE};
-use crate::manage::{Caller, apis, consents, run_as};
-use crate::state::AppState;
+use crate::manage::{Caller, apis, consents, teams};
+use crate::web::form::PageForm;
 
 pub const LIST: &str = "/dashboard/apps";
 
@@ -51,6 +49,8 @@ struct ListPage {
     notice: Option<&'static str>,
     apps: Vec<AppRow>,
     may_create: bool,
+    next_page: Option<String>,
+    first_page: bool,
 }
 
 #[derive(Deserialize)]
@@ -58,54 +58,53 @@ pub struct DoneQuery {
     done: Option<String>,
 }
 
+#[derive(Deserialize)]
+pub struct ListQuery {
+    done: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Apps on a page of the list.
+const PAGE: i64 = 50;
+
 fn team_names(conn: &mut DbConnection) -> Result<HashMap<String, String>, AppError> {
     Ok(crate::db::teams::list_teams(conn, None)?.into_iter().map(|t| (t.id, t.name)).collect())
 }
 
-async fn visitor_or_login(req: &HttpRequest, state: &AppState) -> Result<Result<Visitor, HttpResponse>, AppError> {
-    Visitor::of(req, state).await
-}
-
-pub async fn get_list(
-    req: HttpRequest,
-    query: web::Query<DoneQuery>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let visitor = match visitor_or_login(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
-    let loaded = run_as(&state, visitor.acting.clone(), Origin::of(&req), |conn, caller, _| {
-        let apps = clients::list_clients(conn, caller)?;
-        let teams = team_names(conn)?;
-        let (tenant_wide, homes) = clients::homes_for_new_clients(conn, caller)?;
-        let rows: Vec<AppRow> = apps
-            .iter()
-            .map(|app| AppRow {
-                client_id: app.client_id.clone(),
-                name: app.name.clone(),
-                public: app.token_endpoint_auth_method == "none",
-                grants: app.grant_types.join(", "),
-                team: app.team_id.as_ref().and_then(|t| teams.get(t)).cloned().unwrap_or_else(|| "—".into()),
-                created: date(Some(app.created_at)),
-                may_write: clients::may(caller, app, Action::Write),
-                may_delete: clients::may(caller, app, Action::Delete),
-            })
-            .collect();
-        Ok((rows, tenant_wide || !homes.is_empty()))
-    })
-    .await;
-    let (apps, may_create) = match loaded {
-        Ok(loaded) => loaded,
-        Err(refused) => return refusal_page(refused),
-    };
+pub async fn get_list(visitor: Visitor, query: web::Query<ListQuery>) -> PageResult {
+    let cursor = query.cursor.clone().filter(|c| !c.is_empty());
+    let first_page = cursor.is_some();
+    let (apps, may_create, next) = visitor
+        .run(move |conn, caller, _| {
+            let (apps, next) = clients::page_of_clients(conn, caller, cursor.as_deref(), PAGE)?;
+            let teams = team_names(conn)?;
+            let (tenant_wide, homes) = teams::homes_for(conn, caller, Resource::Clients)?;
+            let rows: Vec<AppRow> = apps
+                .iter()
+                .map(|app| AppRow {
+                    client_id: app.client_id.clone(),
+                    name: app.name.clone(),
+                    public: app.token_endpoint_auth_method == "none",
+                    grants: app.grant_types.join(", "),
+                    team: app.team_id.as_ref().and_then(|t| teams.get(t)).cloned().unwrap_or_else(|| "—".into()),
+                    created: date(Some(app.created_at)),
+                    may_write: clients::may(caller, app, Action::Write),
+                    may_delete: clients::may(caller, app, Action::Delete),
+                })
+                .collect();
+            Ok((rows, tenant_wide || !homes.is_empty(), next))
+        })
+        .await?;
     let notice = match query.done.as_deref() {
         Some("created") => Some("The app was registered."),
         Some("updated") => Some("The app was saved."),
         Some("deleted") => Some("The app was deleted. Its tokens no longer work."),
         _ => None,
     };
-    visitor.page(StatusCode::OK, &ListPage { shell: visitor.shell(Section::Apps), notice, apps, may_create })
+    let next_page =
+        next.map(|next| format!("{LIST}?{}", serde_html_form::to_string([("cursor", next)]).unwrap_or_default()));
+    let page = ListPage { shell: visitor.shell(Section::Apps), notice, apps, may_create, next_page, first_page };
+    visitor.page(StatusCode::OK, &page)
 }
 
 // ---------------------------------------------------------------- registering and editing
@@ -134,9 +133,7 @@ struct FormPage {
 }
 
 #[derive(Deserialize, Default)]
-struct AppForm {
-    #[serde(default)]
-    csrf_token: String,
+pub struct AppForm {
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -158,7 +155,6 @@ struct AppForm {
 impl AppForm {
     fn from_view(view: &ClientView) -> Self {
         Self {
-            csrf_token: String::new(),
             name: view.name.clone(),
             team_id: view.team_id.clone().unwrap_or_default(),
             client_type: if view.token_endpoint_auth_method == "none" { "public" } else { "confidential" }.into(),
@@ -183,7 +179,7 @@ struct Offer {
 }
 
 fn offer(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Offer, AppError> {
-    let (tenant_wide, teams) = clients::homes_for_new_clients(conn, caller)?;
+    let (tenant_wide, teams) = teams::homes_for(conn, caller, Resource::Clients)?;
     // Naming an API takes seeing it; someone who sees none registers apps without one.
     let apis = match apis::list_apis(conn, caller) {
         Ok(apis) => apis,
@@ -243,14 +239,10 @@ fn form_page(
     }
 }
 
-pub async fn get_new(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let visitor = match visitor_or_login(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
-    let offer = run_as(&state, visitor.acting.clone(), Origin::of(&req), |conn, caller, _| offer(conn, caller)).await?;
+pub async fn get_new(visitor: Visitor) -> PageResult {
+    let offer = visitor.run(|conn, caller, _| offer(conn, caller)).await?;
     if !offer.tenant_wide && offer.teams.is_empty() {
-        return refusal_page(AppError::Forbidden("you may not register OAuth apps".into()));
+        return Err(AppError::Forbidden("you may not register OAuth apps".into()).into());
     }
     let form = AppForm {
         client_type: "confidential".into(),
@@ -261,19 +253,8 @@ pub async fn get_new(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
     visitor.page(StatusCode::OK, &form_page(&visitor, &offer, None, &form, None))
 }
 
-pub async fn post_create(
-    req: HttpRequest,
-    payload: Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let form = match crate::web::account::read_form::<AppForm>(&req, payload, &state, |f| &f.csrf_token).await {
-        Ok(form) => form,
-        Err(page) => return Ok(page),
-    };
-    let visitor = match visitor_or_login(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn post_create(visitor: Visitor, form: PageForm<AppForm>) -> PageResult {
+    let form = form.into_inner();
     let registration = ClientRegistration {
         name: form.name.clone(),
         team_id: Some(form.team_id.trim().to_owned()).filter(|t| !t.is_empty()),
@@ -285,11 +266,12 @@ pub async fn post_create(
         public: form.client_type == "public",
         token_endpoint_auth_method: None,
     };
-    let (offer, registered) = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, state| {
-        let offer = offer(conn, caller)?;
-        Ok((offer, clients::register_client(conn, &state.hasher, caller, registration)))
-    })
-    .await?;
+    let (offer, registered) = visitor
+        .run(move |conn, caller, state| {
+            let offer = offer(conn, caller)?;
+            Ok((offer, clients::register_client(conn, &state.hasher, caller, registration)))
+        })
+        .await?;
     match registered {
         Ok(app) => match &app.client_secret {
             Some(secret) => {
@@ -300,7 +282,7 @@ pub async fn post_create(
                     vec![("Name".into(), app.name.clone()), ("Client ID".into(), app.client_id.clone())],
                     &format!("{LIST}/{}", app.client_id),
                 );
-                show_once(&state, &visitor, &secret)
+                show_once(&visitor, &secret)
             }
             None => Ok(see_other(&format!("{LIST}/{}?done=created", app.client_id))),
         },
@@ -308,51 +290,27 @@ pub async fn post_create(
             let page = form_page(&visitor, &offer, None, &form, Some(super::sentence(&message)));
             visitor.page(StatusCode::BAD_REQUEST, &page)
         }
-        Err(refused) => refusal_page(refused),
+        Err(refused) => Err(refused.into()),
     }
 }
 
-pub async fn get_edit(
-    req: HttpRequest,
-    id: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let visitor = match visitor_or_login(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn get_edit(visitor: Visitor, id: web::Path<String>) -> PageResult {
     let id = id.into_inner();
-    let loaded = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, _| {
-        let app = clients::get_client(conn, caller, &id)?;
-        if !clients::may(caller, &app, Action::Write) {
-            return Err(AppError::Forbidden("you may see this app but not change it".into()));
-        }
-        Ok((app, offer(conn, caller)?))
-    })
-    .await;
-    match loaded {
-        Ok((app, offer)) => {
-            let page = form_page(&visitor, &offer, Some(app.client_id.clone()), &AppForm::from_view(&app), None);
-            visitor.page(StatusCode::OK, &page)
-        }
-        Err(refused) => refusal_page(refused),
-    }
+    let (app, offer) = visitor
+        .run(move |conn, caller, _| {
+            let app = clients::get_client(conn, caller, &id)?;
+            if !clients::may(caller, &app, Action::Write) {
+                return Err(AppError::Forbidden("you may see this app but not change it".into()));
+            }
+            Ok((app, offer(conn, caller)?))
+        })
+        .await?;
+    let page = form_page(&visitor, &offer, Some(app.client_id.clone()), &AppForm::from_view(&app), None);
+    visitor.page(StatusCode::OK, &page)
 }
 
-pub async fn post_edit(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let form = match crate::web::account::read_form::<AppForm>(&req, payload, &state, |f| &f.csrf_token).await {
-        Ok(form) => form,
-        Err(page) => return Ok(page),
-    };
-    let visitor = match visitor_or_login(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn post_edit(visitor: Visitor, id: web::Path<String>, form: PageForm<AppForm>) -> PageResult {
+    let form = form.into_inner();
     let id = id.into_inner();
     let update = ClientUpdate {
         name: Some(form.name.clone()),
@@ -363,18 +321,19 @@ pub async fn post_edit(
         post_logout_redirect_uris: Some(AppForm::lines(&form.post_logout_redirect_uris)),
     };
     let client_id = id.clone();
-    let (offer, updated) = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, _| {
-        let offer = offer(conn, caller)?;
-        Ok((offer, clients::update_client(conn, caller, &client_id, update)))
-    })
-    .await?;
+    let (offer, updated) = visitor
+        .run(move |conn, caller, _| {
+            let offer = offer(conn, caller)?;
+            Ok((offer, clients::update_client(conn, caller, &client_id, update)))
+        })
+        .await?;
     match updated {
         Ok(app) => Ok(see_other(&format!("{LIST}/{}?done=updated", app.client_id))),
         Err(AppError::BadRequest(message) | AppError::Conflict(message)) => {
             let page = form_page(&visitor, &offer, Some(id), &form, Some(super::sentence(&message)));
             visitor.page(StatusCode::BAD_REQUEST, &page)
         }
-        Err(refused) => refusal_page(refused),
+        Err(refused) => Err(refused.into()),
     }
 }
 
@@ -400,30 +359,21 @@ struct AppPage {
     may_delete: bool,
 }
 
-pub async fn get_app(
-    req: HttpRequest,
-    id: web::Path<String>,
-    query: web::Query<DoneQuery>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let visitor = match visitor_or_login(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn get_app(visitor: Visitor, id: web::Path<String>, query: web::Query<DoneQuery>) -> PageResult {
     let id = id.into_inner();
-    let loaded = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, _| {
-        let app = clients::get_client(conn, caller, &id)?;
-        let consents = consents::consents_for_client(conn, caller, &id)?;
-        let team = app.team_id.as_ref().and_then(|t| team_names(conn).ok()?.remove(t));
-        let (may_write, may_delete) =
-            (clients::may(caller, &app, Action::Write), clients::may(caller, &app, Action::Delete));
-        Ok((app, consents, team, may_write, may_delete))
-    })
-    .await;
-    let (app, consents, team, may_write, may_delete) = match loaded {
-        Ok(loaded) => loaded,
-        Err(refused) => return refusal_page(refused),
-    };
+    let (app, consents, team, may_write, may_delete) = visitor
+        .run(move |conn, caller, _| {
+            let app = clients::get_client(conn, caller, &id)?;
+            let consents = consents::consents_for_client(conn, caller, &id)?;
+            let team = match &app.team_id {
+                Some(team) => team_names(conn)?.remove(team),
+                None => None,
+            };
+            let (may_write, may_delete) =
+                (clients::may(caller, &app, Action::Write), clients::may(caller, &app, Action::Delete));
+            Ok((app, consents, team, may_write, may_delete))
+        })
+        .await?;
     let page = AppPage {
         shell: visitor.shell(Section::Apps),
         notice: match query.done.as_deref() {
@@ -465,32 +415,19 @@ struct ConfirmPage {
 const GRACES: [(i64, &str); 4] =
     [(0, "Stop the old secret now"), (3600, "In 1 hour"), (86_400, "In 24 hours"), (604_800, "In 7 days")];
 
-async fn confirm(
-    req: HttpRequest,
-    id: String,
-    state: web::Data<AppState>,
-    what: &'static str,
-    action: Action,
-) -> Result<HttpResponse, AppError> {
-    let visitor = match visitor_or_login(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
-    let loaded = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, _| {
-        let app = clients::get_client(conn, caller, &id)?;
-        if !clients::may(caller, &app, action) {
-            return Err(AppError::Forbidden(format!("you may see this app but not {what} it")));
-        }
-        if what == "rotate" && app.token_endpoint_auth_method == "none" {
-            return Err(AppError::BadRequest("a public app has no secret to rotate".into()));
-        }
-        Ok(app)
-    })
-    .await;
-    let app = match loaded {
-        Ok(app) => app,
-        Err(refused) => return refusal_page(refused),
-    };
+async fn confirm(visitor: Visitor, id: String, what: &'static str, action: Action) -> PageResult {
+    let app = visitor
+        .run(move |conn, caller, _| {
+            let app = clients::get_client(conn, caller, &id)?;
+            if !clients::may(caller, &app, action) {
+                return Err(AppError::Forbidden(format!("you may see this app but not {what} it")));
+            }
+            if what == "rotate" && app.token_endpoint_auth_method == "none" {
+                return Err(AppError::BadRequest("a public app has no secret to rotate".into()));
+            }
+            Ok(app)
+        })
+        .await?;
     let graces = GRACES
         .into_iter()
         .map(|(secs, label)| Choice { value: secs.to_string(), label: label.into(), selected: secs == 3600 })
@@ -498,51 +435,29 @@ async fn confirm(
     visitor.page(StatusCode::OK, &ConfirmPage { shell: visitor.shell(Section::Apps), app, what, graces })
 }
 
-pub async fn get_rotate(
-    req: HttpRequest,
-    id: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    confirm(req, id.into_inner(), state, "rotate", Action::Write).await
+pub async fn get_rotate(visitor: Visitor, id: web::Path<String>) -> PageResult {
+    confirm(visitor, id.into_inner(), "rotate", Action::Write).await
 }
 
-pub async fn get_delete(
-    req: HttpRequest,
-    id: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    confirm(req, id.into_inner(), state, "delete", Action::Delete).await
+pub async fn get_delete(visitor: Visitor, id: web::Path<String>) -> PageResult {
+    confirm(visitor, id.into_inner(), "delete", Action::Delete).await
 }
 
 #[derive(Deserialize)]
-struct RotateForm {
-    csrf_token: String,
+pub struct RotateForm {
     grace_secs: String,
 }
 
-pub async fn post_rotate(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let form = match crate::web::account::read_form::<RotateForm>(&req, payload, &state, |f| &f.csrf_token).await {
-        Ok(form) => form,
-        Err(page) => return Ok(page),
-    };
-    let visitor = match visitor_or_login(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn post_rotate(visitor: Visitor, id: web::Path<String>, form: PageForm<RotateForm>) -> PageResult {
+    let form = form.into_inner();
     let grace = match form.grace_secs.trim().parse::<i64>().map(TimeDelta::seconds) {
         Ok(grace) if grace >= TimeDelta::zero() && grace <= MAX_SECRET_GRACE => grace,
-        _ => return refusal_page(AppError::BadRequest("choose one of the offered grace periods".into())),
+        _ => return Err(AppError::BadRequest("choose one of the offered grace periods".into()).into()),
     };
     let id = id.into_inner();
-    let rotated = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, state| {
-        clients::rotate_client_secret(conn, &state.hasher, caller, &id, grace)
-    })
-    .await;
+    let rotated = visitor
+        .run(move |conn, caller, state| clients::rotate_client_secret(conn, &state.hasher, caller, &id, grace))
+        .await;
     match rotated {
         Ok(app) => {
             let old_stops = if grace.is_zero() {
@@ -561,37 +476,17 @@ pub async fn post_rotate(
                 ],
                 &format!("{LIST}/{}", app.client_id),
             );
-            show_once(&state, &visitor, &secret)
+            show_once(&visitor, &secret)
         }
-        Err(refused) => refusal_page(refused),
+        Err(refused) => Err(refused.into()),
     }
 }
 
 #[derive(Deserialize)]
-struct DeleteForm {
-    csrf_token: String,
-}
+pub struct DeleteForm {}
 
-pub async fn post_delete(
-    req: HttpRequest,
-    id: web::Path<String>,
-    payload: Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    if let Err(page) = crate::web::account::read_form::<DeleteForm>(&req, payload, &state, |f| &f.csrf_token).await {
-        return Ok(page);
-    }
-    let visitor = match visitor_or_login(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn post_delete(visitor: Visitor, id: web::Path<String>, _form: PageForm<DeleteForm>) -> PageResult {
     let id = id.into_inner();
-    let deleted = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, _| {
-        clients::delete_client(conn, caller, &id)
-    })
-    .await;
-    match deleted {
-        Ok(()) => Ok(see_other(&format!("{LIST}?done=deleted"))),
-        Err(refused) => refusal_page(refused),
-    }
+    visitor.run(move |conn, caller, _| clients::delete_client(conn, caller, &id)).await?;
+    Ok(see_other(&format!("{LIST}?done=deleted")))
 }

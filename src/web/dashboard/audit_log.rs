@@ -5,17 +5,13 @@ use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
 use actix_web::web;
-use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::{Section, Shell, Visitor, refusal_page};
-use crate::audit::Origin;
+use super::{PageResult, Section, Shell, Visitor};
 use crate::error::AppError;
 use crate::manage::audit::{self, AuditEventView, AuditQuery};
-use crate::manage::run_as;
-use crate::state::AppState;
 
 pub const PATH: &str = "/dashboard/audit-log";
 
@@ -115,19 +111,11 @@ fn named(names: &HashMap<String, String>, kind: &str, id: Option<&str>) -> Strin
     }
 }
 
-pub async fn get_audit_log(
-    req: HttpRequest,
-    filters: web::Query<Filters>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn get_audit_log(visitor: Visitor, filters: web::Query<Filters>) -> PageResult {
     let filters = filters.into_inner();
     let (since, until) = match (day(&filters.since, "from"), day(&filters.until, "to")) {
         (Ok(since), Ok(until)) => (since, until),
-        (Err(bad), _) | (_, Err(bad)) => return refusal_page(bad),
+        (Err(bad), _) | (_, Err(bad)) => return Err(bad.into()),
     };
     let actor = given(&filters.actor);
     let query = AuditQuery {
@@ -142,27 +130,24 @@ pub async fn get_audit_log(
         // The day named is included.
         until: until.and_then(|d| d.succ_opt()).map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc()),
     };
-    let loaded = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, _| {
-        // An actor is named by email or id, as people know them.
-        let actor_id = match actor {
-            Some(actor) if actor.contains('@') => {
-                let email = crate::manage::users::normalize_email(&actor).unwrap_or(actor);
-                crate::db::users::find_user_by_email(conn, crate::db::DEFAULT_TENANT_ID, &email)?
-                    .map_or_else(|| email.clone(), |user| user.id)
-            }
-            Some(actor) => actor,
-            None => String::new(),
-        };
-        let query = AuditQuery { actor_id: given(&actor_id), ..query };
-        let page = audit::list(conn, caller, query)?;
-        let names = audit::names(conn, &page.data)?;
-        Ok((page, names))
-    })
-    .await;
-    let (page, names) = match loaded {
-        Ok(loaded) => loaded,
-        Err(refused) => return refusal_page(refused),
-    };
+    let (page, names) = visitor
+        .run(move |conn, caller, _| {
+            // An actor is named by email or id, as people know them.
+            let actor_id = match actor {
+                Some(actor) if actor.contains('@') => {
+                    let email = crate::manage::users::normalize_email(&actor).unwrap_or(actor);
+                    crate::db::users::find_user_by_email(conn, crate::db::DEFAULT_TENANT_ID, &email)?
+                        .map_or_else(|| email.clone(), |user| user.id)
+                }
+                Some(actor) => actor,
+                None => String::new(),
+            };
+            let query = AuditQuery { actor_id: given(&actor_id), ..query };
+            let page = audit::list(conn, caller, query)?;
+            let names = audit::names(conn, &page.data)?;
+            Ok((page, names))
+        })
+        .await?;
     let row = |event: &AuditEventView| EventRow {
         when: event.occurred_at.format("%Y-%m-%d %H:%M:%S").to_string(),
         actor: named(&names, &event.actor_type, event.actor_id.as_deref()),

@@ -5,25 +5,33 @@
 //! ([`secret`]).
 
 pub mod api_keys;
+pub mod apis;
 pub mod apps;
 pub mod audit_log;
 pub mod overview;
 pub mod secret;
 pub mod signing_keys;
+pub mod teams;
 pub mod users;
 
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::csrf::{self, CsrfToken};
 use super::pages::error_page;
 use super::session::signed_in;
 use crate::access::{Reach, Resource};
+use crate::audit::Origin;
+use crate::db::DbConnection;
 use crate::db::users::User;
 use crate::error::AppError;
-use crate::manage::SignedInUser;
+use crate::manage::{Caller, SignedInUser, run_as};
 use crate::state::AppState;
 
 /// Where a signed-in person lands.
@@ -35,6 +43,8 @@ pub enum Section {
     Overview,
     ApiKeys,
     Apps,
+    Apis,
+    Teams,
     Users,
     AuditLog,
     SigningKeys,
@@ -42,14 +52,25 @@ pub enum Section {
 }
 
 impl Section {
-    const ALL: [Section; 7] =
-        [Self::Overview, Self::ApiKeys, Self::Apps, Self::Users, Self::AuditLog, Self::SigningKeys, Self::Account];
+    const ALL: [Section; 9] = [
+        Self::Overview,
+        Self::ApiKeys,
+        Self::Apps,
+        Self::Apis,
+        Self::Teams,
+        Self::Users,
+        Self::AuditLog,
+        Self::SigningKeys,
+        Self::Account,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Self::Overview => "Overview",
             Self::ApiKeys => "API keys",
             Self::Apps => "OAuth apps",
+            Self::Apis => "APIs",
+            Self::Teams => "Teams",
             Self::Users => "Users",
             Self::AuditLog => "Audit log",
             Self::SigningKeys => "Signing keys",
@@ -62,6 +83,8 @@ impl Section {
             Self::Overview => HOME,
             Self::ApiKeys => api_keys::LIST,
             Self::Apps => apps::LIST,
+            Self::Apis => apis::LIST,
+            Self::Teams => teams::LIST,
             Self::Users => users::LIST,
             Self::AuditLog => audit_log::PATH,
             Self::SigningKeys => signing_keys::LIST,
@@ -84,6 +107,8 @@ impl Section {
             Self::Overview | Self::Account => true,
             Self::ApiKeys => sees_any(reach, Resource::ApiKeys),
             Self::Apps => sees_any(reach, Resource::Clients),
+            Self::Apis => sees_any(reach, Resource::Apis),
+            Self::Teams => sees_any(reach, Resource::Teams) || reach.check_create(Resource::Teams, None).is_ok(),
             // Everyone sees themselves; the list is for those who see others.
             Self::Users => reach.can(Resource::Users, crate::access::Action::Read),
             Self::AuditLog => sees_any(reach, Resource::AuditLog),
@@ -110,32 +135,51 @@ pub struct Shell {
     pub csrf_token: String,
 }
 
-/// A signed-in person on a dashboard page.
+/// A signed-in person on a dashboard page: as an extractor, a handler that takes one runs
+/// only for someone signed in; anyone else is sent to sign in and brought back.
 pub struct Visitor {
     pub user: User,
     pub acting: SignedInUser,
+    state: web::Data<AppState>,
+    origin: Origin,
     csrf_cookie: Option<actix_web::cookie::Cookie<'static>>,
     csrf_token: String,
 }
 
 impl Visitor {
-    /// The person signed in on `req`, or the response that sends them to sign in first and
-    /// then back here.
-    pub async fn of(req: &HttpRequest, state: &AppState) -> Result<Result<Self, HttpResponse>, AppError> {
-        let Some((user, acting)) = signed_in(req, state).await? else {
+    async fn of(req: &HttpRequest) -> Result<Self, PageError> {
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .cloned()
+            .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("the application state is missing")))?;
+        let Some((user, acting)) = signed_in(req, &state).await? else {
             let here = match req.uri().path_and_query() {
                 Some(here) if req.method() == actix_web::http::Method::GET => here.as_str().to_owned(),
                 _ => HOME.to_owned(),
             };
-            let location = format!("/login?return_to={}", utf8_percent_encode(&here, NON_ALPHANUMERIC));
-            return Ok(Err(HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()));
+            return Err(PageError::SignIn(format!(
+                "/login?return_to={}",
+                utf8_percent_encode(&here, NON_ALPHANUMERIC)
+            )));
         };
-        let CsrfToken { form_value, cookie } = csrf::issue(req, state);
-        Ok(Ok(Self { user, acting, csrf_cookie: cookie, csrf_token: form_value }))
+        let CsrfToken { form_value, cookie } = csrf::issue(req, &state);
+        Ok(Self { user, acting, state, origin: Origin::of(req), csrf_cookie: cookie, csrf_token: form_value })
     }
 
     pub fn reach(&self) -> &Reach {
         self.acting.reach()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Runs `f` as this person, on the blocking pool: the one way pages reach `manage`.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut DbConnection, &Caller<'_>, &AppState) -> Result<T, AppError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        run_as(&self.state, self.acting.clone(), self.origin.clone(), f).await
     }
 
     /// The frame of a page in `section`.
@@ -149,22 +193,65 @@ impl Visitor {
     }
 
     /// A rendered dashboard page, with the CSRF cookie when the browser had none.
-    pub fn page(&self, status: StatusCode, template: &impl askama::Template) -> Result<HttpResponse, AppError> {
-        super::pages::form_page(status, self.csrf_cookie.clone(), template)
+    pub fn page(&self, status: StatusCode, template: &impl askama::Template) -> PageResult {
+        Ok(super::pages::form_page(status, self.csrf_cookie.clone(), template)?)
     }
 }
 
-/// A refusal from `manage`, as a page: 404 for what is outside the person's reach, 403 for
-/// what they see but may not do, 409 for a change that cannot happen now. Anything else is
-/// not the person's doing and stays an error.
-pub fn refusal_page(error: AppError) -> Result<HttpResponse, AppError> {
-    Ok(match error {
-        AppError::NotFound => not_found_page(),
-        AppError::Forbidden(message) => error_page(StatusCode::FORBIDDEN, "Not allowed", &sentence(&message)),
-        AppError::Conflict(message) => error_page(StatusCode::CONFLICT, "Not done", &sentence(&message)),
-        AppError::BadRequest(message) => error_page(StatusCode::BAD_REQUEST, "Not done", &sentence(&message)),
-        other => return Err(other),
-    })
+impl FromRequest for Visitor {
+    type Error = PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { Visitor::of(&req).await })
+    }
+}
+
+/// What a dashboard handler answers.
+pub type PageResult = Result<HttpResponse, PageError>;
+
+/// Why a dashboard page is not the one asked for, as a page: not signed in (to sign-in and
+/// back), or a refusal from `manage`: 404 for what is outside the person's reach, 403 for
+/// what they see but may not do, 409 for a change that cannot happen now, 400 for input that
+/// has no form to go back to. Anything else is not the person's doing: logged, and a 500 or
+/// 503 page with the request id.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("not signed in")]
+    SignIn(String),
+    #[error(transparent)]
+    Refused(#[from] AppError),
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::SignIn(_) => StatusCode::SEE_OTHER,
+            Self::Refused(error) => error.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        match self {
+            Self::SignIn(location) => see_other(location),
+            Self::Refused(AppError::NotFound) => not_found_page(),
+            Self::Refused(AppError::Forbidden(message)) => error_page(status, "Not allowed", &sentence(message)),
+            Self::Refused(AppError::Conflict(message) | AppError::BadRequest(message)) => {
+                error_page(status, "Not done", &sentence(message))
+            }
+            Self::Refused(AppError::Busy(busy)) => super::pages::busy_page(*busy),
+            Self::Refused(other) => {
+                other.log();
+                let message = format!(
+                    "Something went wrong on our side. If it goes on, give this request id to whoever runs Latchkey: {}.",
+                    crate::telemetry::current_request_id()
+                );
+                error_page(status, "Something went wrong", &message)
+            }
+        }
+    }
 }
 
 pub fn not_found_page() -> HttpResponse {

@@ -1,16 +1,11 @@
 //! `GET /dashboard`: who the person is here, their teams, and where to go next.
 
 use actix_web::http::StatusCode;
-use actix_web::web;
-use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::{Section, Shell, Visitor, sees_any};
+use super::{PageResult, Section, Shell, Visitor, sees_any};
 use crate::access::Resource;
-use crate::audit::Origin;
-use crate::error::AppError;
-use crate::manage::{api_keys, run_as};
-use crate::state::AppState;
+use crate::manage::api_keys;
 
 struct TeamRow {
     name: String,
@@ -28,27 +23,24 @@ struct OverviewPage {
     keys: Option<i64>,
 }
 
-pub async fn get_overview(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn get_overview(visitor: Visitor) -> PageResult {
     let sees_keys = sees_any(visitor.reach(), Resource::ApiKeys);
     let roles = visitor.reach().teams.clone();
-    let (keys, teams) = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, _| {
-        let keys = if sees_keys { Some(api_keys::count_keys(conn, caller)?) } else { None };
-        let ids: Vec<String> = roles.iter().map(|(id, _)| id.clone()).collect();
-        let names = crate::db::teams::list_teams(conn, Some(&ids))?;
-        let teams = names
-            .into_iter()
-            .filter_map(|team| {
-                let role = roles.iter().find(|(id, _)| *id == team.id)?.1;
-                Some(TeamRow { name: team.name, role: role.as_str() })
-            })
-            .collect();
-        Ok((keys, teams))
-    })
-    .await?;
+    let (keys, teams) = visitor
+        .run(move |conn, caller, _| {
+            let keys = if sees_keys { Some(api_keys::count_keys(conn, caller)?) } else { None };
+            let ids: Vec<String> = roles.iter().map(|(id, _)| id.clone()).collect();
+            let names = crate::db::teams::list_teams(conn, Some(&ids))?;
+            let teams = names
+                .into_iter()
+                .filter_map(|team| {
+                    let role = roles.iter().find(|(id, _)| *id == team.id)?.1;
+                    Some(TeamRow { name: team.name, role: role.as_str() })
+                })
+                .collect();
+            Ok((keys, teams))
+        })
+        .await?;
     let page = OverviewPage {
         shell: visitor.shell(Section::Overview),
         name: visitor.user.display_name().to_owned(),

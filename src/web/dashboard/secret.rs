@@ -4,18 +4,18 @@
 //! it and clears the cookie in the same response. Reloading, going back or opening the page
 //! later finds no cookie and shows nothing, and a reload never repeats the action.
 
+use actix_web::HttpRequest;
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web;
-use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use super::{Section, Shell, Visitor};
+use super::{PageResult, Section, Shell, Visitor};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -68,7 +68,8 @@ fn cookie(state: &AppState, value: String, max_age: CookieDuration) -> Cookie<'s
 }
 
 /// The answer to the action that made `secret`: on to the page that shows it, once.
-pub fn show_once(state: &AppState, visitor: &Visitor, secret: &NewSecret) -> Result<HttpResponse, AppError> {
+pub fn show_once(visitor: &Visitor, secret: &NewSecret) -> PageResult {
+    let state = visitor.state();
     let plain = serde_json::to_vec(secret).map_err(|e| AppError::Unexpected(e.into()))?;
     let sealed = URL_SAFE_NO_PAD.encode(state.sealer.seal(&plain, &context(&visitor.user.id)));
     let mut response = super::see_other(PATH);
@@ -86,11 +87,7 @@ struct SecretPage<'a> {
 }
 
 /// `GET /dashboard/secret`: the new secret, this once.
-pub async fn get_secret(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn get_secret(visitor: Visitor, req: HttpRequest, state: web::Data<AppState>) -> PageResult {
     let secret = req
         .cookie(COOKIE)
         .and_then(|c| URL_SAFE_NO_PAD.decode(c.value()).ok())

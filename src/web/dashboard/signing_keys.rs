@@ -4,19 +4,17 @@
 //! within `key_refresh_secs`, as after the API's calls.
 
 use actix_web::http::StatusCode;
-use actix_web::web::{self, Payload};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::web::{self};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{Section, Shell, Visitor, date, refusal_page, see_other};
+use super::{PageError, PageResult, Section, Shell, Visitor, date, see_other};
 use crate::access::{Action, Resource};
-use crate::audit::Origin;
 use crate::domain::SigningAlgorithm;
 use crate::error::AppError;
-use crate::manage::run_as;
 use crate::manage::signing_keys::{self, SigningKeyView};
 use crate::state::AppState;
+use crate::web::form::PageForm;
 
 pub const LIST: &str = "/dashboard/signing-keys";
 
@@ -54,23 +52,9 @@ fn state_label(view: &SigningKeyView) -> &'static str {
     }
 }
 
-pub async fn get_list(
-    req: HttpRequest,
-    query: web::Query<DoneQuery>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
-    let listed = run_as(&state, visitor.acting.clone(), Origin::of(&req), |conn, caller, _| {
-        signing_keys::list_signing_keys(conn, caller)
-    })
-    .await;
-    let views = match listed {
-        Ok(views) => views,
-        Err(refused) => return refusal_page(refused),
-    };
+pub async fn get_list(visitor: Visitor, query: web::Query<DoneQuery>) -> PageResult {
+    let listed = visitor.run(|conn, caller, _| signing_keys::list_signing_keys(conn, caller)).await;
+    let views = listed?;
     let may_change = visitor.reach().can(Resource::SigningKeys, Action::Write);
     let keys = views
         .iter()
@@ -131,18 +115,10 @@ fn may_change(visitor: &Visitor) -> Result<(), AppError> {
     }
 }
 
-pub async fn get_rotate(
-    req: HttpRequest,
-    query: web::Query<RotateQuery>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn get_rotate(visitor: Visitor, query: web::Query<RotateQuery>) -> PageResult {
     let algorithm = match may_change(&visitor).and_then(|()| algorithm(query.algorithm.as_deref())) {
         Ok(algorithm) => algorithm,
-        Err(refused) => return refusal_page(refused),
+        Err(refused) => return Err(refused.into()),
     };
     let page = ConfirmPage {
         shell: visitor.shell(Section::SigningKeys),
@@ -152,105 +128,73 @@ pub async fn get_rotate(
     visitor.page(StatusCode::OK, &page)
 }
 
-pub async fn get_withdraw(
-    req: HttpRequest,
-    kid: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn get_withdraw(visitor: Visitor, kid: web::Path<String>) -> PageResult {
     if let Err(refused) = may_change(&visitor) {
-        return refusal_page(refused);
+        return Err(refused.into());
     }
     let kid = kid.into_inner();
     let wanted = kid.clone();
-    let listed = run_as(&state, visitor.acting.clone(), Origin::of(&req), |conn, caller, _| {
-        signing_keys::list_signing_keys(conn, caller)
-    })
-    .await;
+    let listed = visitor.run(|conn, caller, _| signing_keys::list_signing_keys(conn, caller)).await;
     match listed.map(|keys| keys.into_iter().find(|k| k.kid == wanted)) {
         Ok(Some(key)) if key.state == "retired" => {
             let page = ConfirmPage { shell: visitor.shell(Section::SigningKeys), what: "withdraw", subject: kid };
             visitor.page(StatusCode::OK, &page)
         }
-        Ok(Some(_)) => refusal_page(AppError::Conflict(
+        Ok(Some(_)) => Err(PageError::from(AppError::Conflict(
             "only a retired key that is still published can be withdrawn; the key that signs is rotated first".into(),
-        )),
+        ))),
         Ok(None) => Ok(super::not_found_page()),
-        Err(refused) => refusal_page(refused),
+        Err(refused) => Err(refused.into()),
     }
 }
 
 #[derive(Deserialize)]
-struct ConfirmForm {
-    csrf_token: String,
+pub struct ConfirmForm {
     #[serde(default)]
     algorithm: String,
 }
 
-pub async fn post_rotate(
-    req: HttpRequest,
-    payload: Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let form = match crate::web::account::read_form::<ConfirmForm>(&req, payload, &state, |f| &f.csrf_token).await {
-        Ok(form) => form,
-        Err(page) => return Ok(page),
-    };
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn post_rotate(visitor: Visitor, form: PageForm<ConfirmForm>, state: web::Data<AppState>) -> PageResult {
+    let form = form.into_inner();
     let algorithm = match algorithm(Some(form.algorithm.as_str())) {
         Ok(algorithm) => algorithm,
-        Err(refused) => return refusal_page(refused),
+        Err(refused) => return Err(refused.into()),
     };
-    let rotated = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, state| {
-        let settings = &state.settings;
-        signing_keys::rotate_signing_key(
-            conn,
-            &state.sealer,
-            caller,
-            algorithm,
-            settings.access_token_ttl_secs,
-            settings.key_refresh_secs,
-        )
-    })
-    .await;
+    let rotated = visitor
+        .run(move |conn, caller, state| {
+            let settings = &state.settings;
+            signing_keys::rotate_signing_key(
+                conn,
+                &state.sealer,
+                caller,
+                algorithm,
+                settings.access_token_ttl_secs,
+                settings.key_refresh_secs,
+            )
+        })
+        .await;
     match rotated {
         Ok(_) => {
             state.reload_keys().await?;
             Ok(see_other(&format!("{LIST}?done=rotated")))
         }
-        Err(refused) => refusal_page(refused),
+        Err(refused) => Err(refused.into()),
     }
 }
 
 pub async fn post_withdraw(
-    req: HttpRequest,
+    visitor: Visitor,
     kid: web::Path<String>,
-    payload: Payload,
+    _form: PageForm<ConfirmForm>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    if let Err(page) = crate::web::account::read_form::<ConfirmForm>(&req, payload, &state, |f| &f.csrf_token).await {
-        return Ok(page);
-    }
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+) -> PageResult {
     let kid = kid.into_inner();
-    let withdrawn = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, _| {
-        signing_keys::withdraw_signing_key(conn, caller, &kid)
-    })
-    .await;
+    let withdrawn = visitor.run(move |conn, caller, _| signing_keys::withdraw_signing_key(conn, caller, &kid)).await;
     match withdrawn {
         Ok(_) => {
             state.reload_keys().await?;
             Ok(see_other(&format!("{LIST}?done=withdrawn")))
         }
-        Err(refused) => refusal_page(refused),
+        Err(refused) => Err(refused.into()),
     }
 }

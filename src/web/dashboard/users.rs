@@ -4,20 +4,17 @@
 //! Each action is `manage::users`' own call, made as the signed-in person.
 
 use actix_web::http::StatusCode;
-use actix_web::web::{self, Payload};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::web::{self};
 use askama::Template;
 use serde::Deserialize;
 
 use super::secret::{NewSecret, show_once};
-use super::{Section, Shell, Visitor, date, refusal_page, see_other};
+use super::{PageResult, Section, Shell, Visitor, date, see_other};
 use crate::access::{Action, Resource};
-use crate::audit::Origin;
 use crate::db::users::{ROLE_MEMBER, ROLE_OWNER, STATUS_ACTIVE, STATUS_DEACTIVATED};
 use crate::error::AppError;
-use crate::manage::run_as;
 use crate::manage::users::{self, Invitation, Lifecycle, UserUpdate, UserView};
-use crate::state::AppState;
+use crate::web::form::PageForm;
 
 pub const LIST: &str = "/dashboard/users";
 
@@ -49,44 +46,33 @@ pub struct DoneQuery {
     done: Option<String>,
 }
 
-pub async fn get_list(
-    req: HttpRequest,
-    query: web::Query<DoneQuery>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn get_list(visitor: Visitor, query: web::Query<DoneQuery>) -> PageResult {
     let me = visitor.user.id.clone();
-    let loaded = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, _| {
-        let rows = users::list_users(conn, caller)?
-            .iter()
-            .map(|user| {
-                let is_you = user.id == me;
-                let writable = !is_you && users::may(caller, user, Action::Write);
-                UserRow {
-                    id: user.id.clone(),
-                    email: user.email.clone(),
-                    name: user.name.clone().unwrap_or_default(),
-                    role: user.role.clone(),
-                    status: user.status.clone(),
-                    joined: date(Some(user.created_at)),
-                    is_you,
-                    may_role: writable && caller.reach.owner,
-                    may_deactivate: writable && user.status == STATUS_ACTIVE,
-                    may_reactivate: writable && user.status == STATUS_DEACTIVATED,
-                    may_delete: !is_you && users::may(caller, user, Action::Delete),
-                }
-            })
-            .collect::<Vec<_>>();
-        Ok((rows, caller.check_create(Resource::Users, None).is_ok()))
-    })
-    .await;
-    let (users, may_invite) = match loaded {
-        Ok(loaded) => loaded,
-        Err(refused) => return refusal_page(refused),
-    };
+    let (users, may_invite) = visitor
+        .run(move |conn, caller, _| {
+            let rows = users::list_users(conn, caller)?
+                .iter()
+                .map(|user| {
+                    let is_you = user.id == me;
+                    let writable = !is_you && users::may(caller, user, Action::Write);
+                    UserRow {
+                        id: user.id.clone(),
+                        email: user.email.clone(),
+                        name: user.name.clone().unwrap_or_default(),
+                        role: user.role.clone(),
+                        status: user.status.clone(),
+                        joined: date(Some(user.created_at)),
+                        is_you,
+                        may_role: writable && caller.reach.owner,
+                        may_deactivate: writable && user.status == STATUS_ACTIVE,
+                        may_reactivate: writable && user.status == STATUS_DEACTIVATED,
+                        may_delete: !is_you && users::may(caller, user, Action::Delete),
+                    }
+                })
+                .collect::<Vec<_>>();
+            Ok((rows, caller.check_create(Resource::Users, None).is_ok()))
+        })
+        .await?;
     let notice = match query.done.as_deref() {
         Some("role") => Some("The role was changed."),
         Some("deactivate") => Some("The user was deactivated: signed out, and their personal keys stopped working."),
@@ -111,9 +97,7 @@ struct InvitePage {
 }
 
 #[derive(Deserialize, Default)]
-struct InviteForm {
-    #[serde(default)]
-    csrf_token: String,
+pub struct InviteForm {
     #[serde(default)]
     email: String,
     #[serde(default)]
@@ -122,13 +106,9 @@ struct InviteForm {
     role: String,
 }
 
-pub async fn get_invite(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn get_invite(visitor: Visitor) -> PageResult {
     if let Err(refused) = visitor_may_invite(&visitor) {
-        return refusal_page(refused);
+        return Err(refused.into());
     }
     let page = InvitePage {
         shell: visitor.shell(Section::Users),
@@ -148,28 +128,16 @@ fn visitor_may_invite(visitor: &Visitor) -> Result<(), AppError> {
         .map_err(|_| AppError::Forbidden("inviting people takes users:write".into()))
 }
 
-pub async fn post_invite(
-    req: HttpRequest,
-    payload: Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let form = match crate::web::account::read_form::<InviteForm>(&req, payload, &state, |f| &f.csrf_token).await {
-        Ok(form) => form,
-        Err(page) => return Ok(page),
-    };
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn post_invite(visitor: Visitor, form: PageForm<InviteForm>) -> PageResult {
+    let form = form.into_inner();
     let invitation = Invitation {
         email: form.email.clone(),
         name: Some(form.name.clone()).filter(|n| !n.trim().is_empty()),
         role: Some(if form.role == ROLE_OWNER { ROLE_OWNER } else { ROLE_MEMBER }.to_owned()),
     };
-    let invited = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, state| {
-        users::invite_user(conn, &state.hasher, &state.issuer, caller, invitation)
-    })
-    .await;
+    let invited = visitor
+        .run(move |conn, caller, state| users::invite_user(conn, &state.hasher, &state.issuer, caller, invitation))
+        .await;
     match invited {
         Ok(invited) => {
             let expires = invited.expires_at.format("%-d %B %Y, %H:%M UTC").to_string();
@@ -184,7 +152,7 @@ pub async fn post_invite(
                 ],
                 LIST,
             );
-            show_once(&state, &visitor, &secret)
+            show_once(&visitor, &secret)
         }
         Err(AppError::BadRequest(message) | AppError::Conflict(message)) => {
             let page = InvitePage {
@@ -197,7 +165,7 @@ pub async fn post_invite(
             };
             visitor.page(StatusCode::BAD_REQUEST, &page)
         }
-        Err(refused) => refusal_page(refused),
+        Err(refused) => Err(refused.into()),
     }
 }
 
@@ -246,44 +214,24 @@ struct ChangePage {
     is_owner: bool,
 }
 
-async fn user_to(
-    req: &HttpRequest,
-    state: &web::Data<AppState>,
-    visitor: &Visitor,
-    id: String,
-    change: Change,
-) -> Result<Result<UserView, HttpResponse>, AppError> {
-    let loaded = run_as(state, visitor.acting.clone(), Origin::of(req), move |conn, caller, _| {
-        let user = users::get_user(conn, caller, &id)?;
-        if !users::may(caller, &user, change.action()) || (change == Change::Role && !caller.reach.owner) {
-            return Err(AppError::Forbidden(format!("you may not {} this user", change.as_str())));
-        }
-        Ok(user)
-    })
-    .await;
-    match loaded {
-        Ok(user) => Ok(Ok(user)),
-        Err(refused) => refusal_page(refused).map(Err),
-    }
+async fn user_to(visitor: &Visitor, id: String, change: Change) -> Result<UserView, AppError> {
+    visitor
+        .run(move |conn, caller, _| {
+            let user = users::get_user(conn, caller, &id)?;
+            if !users::may(caller, &user, change.action()) || (change == Change::Role && !caller.reach.owner) {
+                return Err(AppError::Forbidden(format!("you may not {} this user", change.as_str())));
+            }
+            Ok(user)
+        })
+        .await
 }
 
-pub async fn get_change(
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+pub async fn get_change(visitor: Visitor, path: web::Path<(String, String)>) -> PageResult {
     let (id, change) = path.into_inner();
     let Some(change) = Change::parse(&change) else {
         return Ok(super::not_found_page());
     };
-    let user = match user_to(&req, &state, &visitor, id, change).await? {
-        Ok(user) => user,
-        Err(page) => return Ok(page),
-    };
+    let user = user_to(&visitor, id, change).await?;
     let page = ChangePage {
         shell: visitor.shell(Section::Users),
         is_owner: user.role == ROLE_OWNER,
@@ -294,42 +242,31 @@ pub async fn get_change(
 }
 
 #[derive(Deserialize)]
-struct ChangeForm {
-    csrf_token: String,
+pub struct ChangeForm {
     #[serde(default)]
     role: String,
 }
 
 pub async fn post_change(
-    req: HttpRequest,
+    visitor: Visitor,
     path: web::Path<(String, String)>,
-    payload: Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let form = match crate::web::account::read_form::<ChangeForm>(&req, payload, &state, |f| &f.csrf_token).await {
-        Ok(form) => form,
-        Err(page) => return Ok(page),
-    };
-    let visitor = match Visitor::of(&req, &state).await? {
-        Ok(visitor) => visitor,
-        Err(to_login) => return Ok(to_login),
-    };
+    form: PageForm<ChangeForm>,
+) -> PageResult {
+    let form = form.into_inner();
     let (id, change) = path.into_inner();
     let Some(change) = Change::parse(&change) else {
         return Ok(super::not_found_page());
     };
-    let done = run_as(&state, visitor.acting.clone(), Origin::of(&req), move |conn, caller, _| match change {
-        Change::Role => {
-            let update = UserUpdate { name: None, role: Some(form.role) };
-            users::update_user(conn, caller, &id, update)
-        }
-        Change::Deactivate => users::change_lifecycle(conn, caller, &id, Lifecycle::Deactivate),
-        Change::Reactivate => users::change_lifecycle(conn, caller, &id, Lifecycle::Reactivate),
-        Change::Delete => users::change_lifecycle(conn, caller, &id, Lifecycle::Delete),
-    })
-    .await;
-    match done {
-        Ok(_) => Ok(see_other(&format!("{LIST}?done={}", change.as_str()))),
-        Err(refused) => refusal_page(refused),
-    }
+    visitor
+        .run(move |conn, caller, _| match change {
+            Change::Role => {
+                let update = UserUpdate { name: None, role: Some(form.role) };
+                users::update_user(conn, caller, &id, update)
+            }
+            Change::Deactivate => users::change_lifecycle(conn, caller, &id, Lifecycle::Deactivate),
+            Change::Reactivate => users::change_lifecycle(conn, caller, &id, Lifecycle::Reactivate),
+            Change::Delete => users::change_lifecycle(conn, caller, &id, Lifecycle::Delete),
+        })
+        .await?;
+    Ok(see_other(&format!("{LIST}?done={}", change.as_str())))
 }

@@ -1,0 +1,86 @@
+//! A form posted from one of our pages: read (at most 16 KiB), its CSRF token checked, then
+//! parsed into `T` (repeated fields such as checkboxes into a `Vec`). As an extractor, a
+//! handler that takes a [`PageForm`] never runs for a forged or unreadable form.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::csrf;
+use super::pages::error_page;
+use crate::state::AppState;
+
+const LIMIT: usize = 16 * 1024;
+
+pub struct PageForm<T>(pub T);
+
+impl<T> PageForm<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+/// Why a form was not taken: shown as a page.
+#[derive(Debug, thiserror::Error)]
+pub enum FormRefusal {
+    #[error("the form could not be read")]
+    Unreadable,
+    #[error("the form's CSRF token does not match this browser")]
+    Expired,
+}
+
+impl ResponseError for FormRefusal {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unreadable => StatusCode::BAD_REQUEST,
+            Self::Expired => StatusCode::FORBIDDEN,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Unreadable => error_page(self.status_code(), "Cannot continue", "The form was incomplete."),
+            Self::Expired => {
+                error_page(self.status_code(), "This form has expired", "Go back, reload the page and try again.")
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Token {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// Checks the CSRF token of `body`, then parses it.
+pub fn parse<T: DeserializeOwned>(req: &HttpRequest, state: &AppState, body: &[u8]) -> Result<T, FormRefusal> {
+    let token: Token = serde_html_form::from_bytes(body).map_err(|_| FormRefusal::Unreadable)?;
+    if !csrf::verify(req, state, &token.csrf_token) {
+        return Err(FormRefusal::Expired);
+    }
+    serde_html_form::from_bytes(body).map_err(|_| FormRefusal::Unreadable)
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for PageForm<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = web::Payload::from_request(&req, payload);
+        Box::pin(async move {
+            let state = req.app_data::<web::Data<AppState>>().cloned().ok_or(FormRefusal::Unreadable)?;
+            let body = match payload.await?.to_bytes_limited(LIMIT).await {
+                Ok(Ok(body)) => body,
+                _ => return Err(FormRefusal::Unreadable.into()),
+            };
+            Ok(PageForm(parse(&req, &state, &body)?))
+        })
+    }
+}
