@@ -215,6 +215,15 @@ pub fn service_account_names(conn: &mut DbConnection, ids: &[String]) -> QueryRe
         .load(conn)
 }
 
+/// Every service account, by name: (id, name).
+pub fn list_service_accounts(conn: &mut DbConnection) -> QueryResult<Vec<(String, String)>> {
+    service_accounts::table
+        .filter(service_accounts::tenant_id.eq(super::DEFAULT_TENANT_ID))
+        .order((service_accounts::name.asc(), service_accounts::id.asc()))
+        .select((service_accounts::id, service_accounts::name))
+        .load(conn)
+}
+
 /// Stops a key working at `at` (now, or the end of a rotation's grace period), unless it
 /// stops earlier already. Returns whether anything changed.
 pub fn revoke_api_key(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> QueryResult<bool> {

@@ -237,6 +237,18 @@ pub fn creatable_kinds(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<V
         .collect())
 }
 
+/// The service accounts the caller may add a key to, by name: all of them for an owner
+/// (only owners hand out service keys), none otherwise.
+pub fn service_accounts_for_keys(
+    conn: &mut DbConnection,
+    caller: &Caller<'_>,
+) -> Result<Vec<(String, String)>, AppError> {
+    if may_issue(caller, ApiKeyKind::Service, None, None, &Permissions::default()).is_err() {
+        return Ok(Vec::new());
+    }
+    Ok(crate::db::api_keys::list_service_accounts(conn)?)
+}
+
 /// The teams the caller may create team keys for, by name.
 pub fn teams_for_team_keys(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<(String, String)>, AppError> {
     let nothing = Permissions::default();

@@ -121,6 +121,12 @@ async fn the_first_person_sets_up_latchkey_and_makes_every_kind_of_key(backend: 
     let service = create_key(&browser, &app, "service", "Reporting", &["#perm-read"]).await;
     assert_eq!(status(&app, "GET", "/users", &service, None).await, 200);
     assert_eq!(status(&app, "POST", "/teams", &service, Some(json!({ "name": "No" }))).await, 403);
+    // A second key for the same service account: the account's permissions, none of its own.
+    let second = create_key(&browser, &app, "service", "Reporting (spare)", &["#account-1"]).await;
+    let (_, first_view) = app.api("GET", "/api-keys/current", &service, None).await;
+    let (_, second_view) = app.api("GET", "/api-keys/current", &second, None).await;
+    assert_eq!(first_view["service_account_id"], second_view["service_account_id"]);
+    assert_eq!(status(&app, "GET", "/users", &second, None).await, 200);
 
     // A team key for Payments as viewer.
     let team_key = create_key(&browser, &app, "team", "Payments CI", &["select#team_role option[value=viewer]"]).await;
@@ -197,7 +203,7 @@ async fn the_first_person_sets_up_latchkey_and_makes_every_kind_of_key(backend: 
             .count()
     };
     assert_eq!(by_owner("setup.completed"), 1);
-    assert_eq!(by_owner("api_key.created"), 5);
+    assert_eq!(by_owner("api_key.created"), 6);
     assert_eq!(by_owner("api_key.deleted"), 1);
     assert_eq!(by_owner("api_key.rotated"), 1);
 

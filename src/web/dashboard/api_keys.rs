@@ -294,6 +294,9 @@ struct NewKeyPage {
     name_error: Option<String>,
     teams: Vec<Choice>,
     roles: Vec<Choice>,
+    /// Existing service accounts a service key may join instead of making a new one.
+    accounts: Vec<Choice>,
+    new_account: bool,
     permissions: Vec<PermissionRow>,
     permissions_needed: bool,
     tiers: Vec<Choice>,
@@ -320,6 +323,8 @@ pub struct CreateForm {
     permissions: Vec<String>,
     team_id: Option<String>,
     team_role: Option<String>,
+    /// A service key's account: `new`, or an existing account's id.
+    service_account: Option<String>,
     tier: Option<String>,
     expires: Option<String>,
     expires_on: Option<String>,
@@ -338,6 +343,7 @@ const EXPIRIES: [(&str, &str); 6] = [
 struct Offer {
     kinds: Vec<ApiKeyKind>,
     teams: Vec<(String, String)>,
+    accounts: Vec<(String, String)>,
     tiers: bool,
 }
 
@@ -345,6 +351,7 @@ fn offer(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Offer, AppError
     Ok(Offer {
         kinds: creatable_kinds(conn, caller)?,
         teams: teams_for_team_keys(conn, caller)?,
+        accounts: api_keys::service_accounts_for_keys(conn, caller)?,
         tiers: may_set_tier(caller),
     })
 }
@@ -379,6 +386,16 @@ fn new_key_page(
             .iter()
             .map(|(id, name)| Choice { value: id.clone(), label: name.clone(), selected: selected(&form.team_id, id) })
             .collect(),
+        accounts: offer
+            .accounts
+            .iter()
+            .map(|(id, name)| Choice {
+                value: id.clone(),
+                label: name.clone(),
+                selected: selected(&form.service_account, id),
+            })
+            .collect(),
+        new_account: given(&form.service_account).is_none_or(|a| a == "new"),
         roles: [TeamRole::Viewer, TeamRole::Editor, TeamRole::Admin]
             .into_iter()
             .map(|r| Choice {
@@ -507,15 +524,17 @@ pub async fn post_create(visitor: Visitor, form: PageForm<CreateForm>, state: we
         }
         None => None,
     };
+    let existing_account =
+        given(&form.service_account).filter(|a| *a != "new" && kind == ApiKeyKind::Service).map(str::to_owned);
     let request = KeyRequest {
         kind,
         name: form.name.clone(),
-        permissions: if matches!(kind, ApiKeyKind::Restricted | ApiKeyKind::Service) {
-            form.permissions.clone()
-        } else {
-            vec![]
+        permissions: match kind {
+            ApiKeyKind::Restricted => form.permissions.clone(),
+            ApiKeyKind::Service if existing_account.is_none() => form.permissions.clone(),
+            _ => vec![],
         },
-        service_account_id: None,
+        service_account_id: existing_account,
         team_id: (kind == ApiKeyKind::Team).then(|| given(&form.team_id).map(str::to_owned)).flatten(),
         team_role: if kind == ApiKeyKind::Team { team_role } else { None },
         tier,

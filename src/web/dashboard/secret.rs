@@ -9,7 +9,6 @@ use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::web;
 use askama::Template;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -87,7 +86,8 @@ struct SecretPage<'a> {
 }
 
 /// `GET /dashboard/secret`: the new secret, this once.
-pub async fn get_secret(visitor: Visitor, req: HttpRequest, state: web::Data<AppState>) -> PageResult {
+pub async fn get_secret(visitor: Visitor, req: HttpRequest) -> PageResult {
+    let state = visitor.state();
     let secret = req
         .cookie(COOKIE)
         .and_then(|c| URL_SAFE_NO_PAD.decode(c.value()).ok())
@@ -97,11 +97,11 @@ pub async fn get_secret(visitor: Visitor, req: HttpRequest, state: web::Data<App
     let section = secret.as_ref().map_or(Section::Overview, |s| Section::of_path(&s.back));
     let page = SecretPage { shell: visitor.shell(section), secret: secret.as_ref() };
     let mut response = visitor.page(StatusCode::OK, &page)?;
-    let mut cleared = cookie(&state, String::new(), CookieDuration::ZERO);
+    let mut cleared = cookie(state, String::new(), CookieDuration::ZERO);
     cleared.make_removal();
     response.add_cookie(&cleared).map_err(|e| AppError::Unexpected(e.into()))?;
     // The copy button is a static script, the one this page runs.
-    if let Ok(policy) = HeaderValue::from_str(&super::super::pages::policy_with_script()) {
+    if let Ok(policy) = HeaderValue::from_str(&crate::web::pages::policy_with_script()) {
         response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, policy);
     }
     Ok(response)
