@@ -111,7 +111,7 @@ pub fn register_api(
 ) -> Result<RegisteredApi, AppError> {
     caller.check_create(Resource::Apis, registration.team_id.as_deref())?;
     super::clients::existing_team(conn, registration.team_id.as_deref())?;
-    let audience = ResourceUri::parse(&registration.audience).map_err(|e| bad(e.to_string()))?;
+    let audience = ResourceUri::parse(&registration.audience).map_err(|e| bad(format!("audience: {e}")))?;
     let scopes = Scopes::from_tokens(registration.scopes.iter().map(String::as_str)).map_err(|e| bad(e.to_string()))?;
     let lifetime = registration.token_lifetime_secs.unwrap_or(default_ttl_secs);
     check_lifetime(lifetime)?;

@@ -149,7 +149,7 @@ fn validate(conn: &mut DbConnection, registration: &ClientRegistration) -> Resul
     let scopes = Scopes::from_tokens(registration.scopes.iter().map(String::as_str)).map_err(|e| bad(e.to_string()))?;
     let mut audiences: Vec<String> = Vec::new();
     for audience in &registration.audiences {
-        let audience = ResourceUri::parse(audience).map_err(|e| bad(e.to_string()))?;
+        let audience = ResourceUri::parse(audience).map_err(|e| bad(format!("audience: {e}")))?;
         if find_api_by_audience(conn, audience.as_str())?.is_none() {
             return Err(bad(format!("no API has the audience `{audience}`; register it first")));
         }

@@ -276,6 +276,14 @@ async fn team_admins_and_members_see_and_make_only_what_they_may(backend: Backen
     let (code, _) = page(&app, &admin, &format!("/dashboard/api-keys/{}/rotate", team_keys[0])).await;
     assert_eq!(code, 200);
 
+    // A viewer of that team sees its key but may not rotate it: the 403 page, and no button.
+    let viewer = person(&app, "viewer@example.com", Some((&teams[0], "viewer")), &ops).await;
+    let (_, list) = page(&app, &viewer, "/dashboard/api-keys").await;
+    assert!(list.contains("payments-ci") && !list.contains("/rotate"), "{list}");
+    let (code, body) = page(&app, &viewer, &format!("/dashboard/api-keys/{}/rotate", team_keys[0])).await;
+    assert_eq!(code, 403);
+    assert!(body.contains("Not allowed"), "{body}");
+
     // A forged create for the other team is refused as the API would (404: not in reach).
     let token = csrf_token(&form);
     let forged = admin
@@ -336,8 +344,7 @@ async fn team_admins_and_members_see_and_make_only_what_they_may(backend: Backen
 
 /// Registers an app on the dashboard, then the `oauth2` crate signs in through it with the
 /// client ID and secret the page showed; rotating the secret shows a new one, once.
-#[tokio::test]
-async fn an_app_registered_on_the_dashboard_completes_the_code_flow_with_what_the_page_showed() {
+async fn an_app_registered_on_the_dashboard_completes_the_code_flow_with_what_the_page_showed(backend: Backend) {
     use oauth2::basic::BasicClient;
     use oauth2::{
         AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope,
@@ -345,7 +352,7 @@ async fn an_app_registered_on_the_dashboard_completes_the_code_flow_with_what_th
     };
 
     let Some((_driver, browser)) = browser().await else { return };
-    let app = spawn_app(Backend::Sqlite).await;
+    let app = spawn_app(backend).await;
     app.create_api(crate::helpers::API, &["read", "write"], "RS256");
     let owner_key = owner_in_browser(&app, &browser, "/dashboard/apps").await;
     wait_for_text(&browser, "No OAuth apps yet.").await;
@@ -413,13 +420,40 @@ async fn an_app_registered_on_the_dashboard_completes_the_code_flow_with_what_th
         app.post_form("/oauth2/token", &[("grant_type", "client_credentials")], Some((&client_id, &secret))).await;
     assert_eq!(old.status(), 401, "the old secret stopped at once");
 
+    // Edit it: a bad redirect URI comes back with the error and the rest kept.
+    browser.goto(&app.url(&format!("/dashboard/apps/{client_id}/edit"))).await.unwrap();
+    fill(&browser, "redirect_uris", "javascript:alert(1)").await;
+    click(&browser, "form.wide-form button[type=submit]").await;
+    let text = wait_for_text(&browser, "Redirect URI").await;
+    assert!(text.contains("Edit “Photo Printer”"), "{text}");
+    let next_to_field = browser.find(Locator::Id("redirect_uris-error")).await.unwrap().text().await.unwrap();
+    assert!(next_to_field.contains("javascript:alert(1)"), "the error sits by its field: {next_to_field}");
+    screenshot(&browser, "app-edit-error").await;
+    fill(&browser, "redirect_uris", &callback).await;
+    fill(&browser, "name", "Photo Printer Pro").await;
+    click(&browser, "form.wide-form button[type=submit]").await;
+    wait_for_text(&browser, "The app was saved").await;
+
     // Delete, behind its confirmation.
     browser.goto(&app.url(&format!("/dashboard/apps/{client_id}/delete"))).await.unwrap();
     wait_for_text(&browser, "cannot be undone").await;
+    screenshot(&browser, "app-delete").await;
     click(&browser, "button.danger").await;
     wait_for_text(&browser, "The app was deleted").await;
     let (code, _) = app.api("GET", &format!("/clients/{client_id}"), &owner_key, None).await;
     assert_eq!(code, 404);
+
+    // Each change is in the audit log with the signed-in owner as the actor.
+    let (_, log) = app.api("GET", &format!("/audit-log?target_id={client_id}"), &owner_key, None).await;
+    let actions: Vec<(&str, &str)> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["actor_type"].as_str().unwrap()))
+        .collect();
+    for action in ["client.created", "client.secret_rotated", "client.updated", "client.deleted"] {
+        assert!(actions.contains(&(action, "user")), "{action} by the owner: {actions:?}");
+    }
     browser.close().await.unwrap();
 }
 
@@ -455,6 +489,11 @@ async fn deactivating_a_user_on_the_dashboard_stops_their_key_at_once(backend: B
     assert!(link.starts_with(&app.url("/invitation?token=")), "{link}");
     assert_eq!(app.http.get(&link).send().await.unwrap().status(), 200, "the link opens the invitation");
 
+    // The role page, and the shown-once page once it has been shown.
+    browser.goto(&app.url("/dashboard/secret")).await.unwrap();
+    wait_for_text(&browser, "Nothing to show").await;
+    screenshot(&browser, "secret-gone").await;
+
     // Deactivate Ada behind the confirmation that says what happens.
     browser.goto(&app.url("/dashboard/users")).await.unwrap();
     wait_for_text(&browser, "ada@example.com").await;
@@ -473,6 +512,14 @@ async fn deactivating_a_user_on_the_dashboard_stops_their_key_at_once(backend: B
     click(&browser, "button.primary").await;
     wait_for_text(&browser, "The user was reactivated").await;
     assert_eq!(status(&app, "GET", "/api-keys/current", &key, None).await, 200);
+    click(&browser, "a[aria-label='Change the role of ada@example.com']").await;
+    wait_for_text(&browser, "Change the role of ada@example.com").await;
+    screenshot(&browser, "user-role").await;
+    click(&browser, "#role-owner").await;
+    click(&browser, "button.primary").await;
+    wait_for_text(&browser, "The role was changed").await;
+    let (_, current) = app.api("GET", "/api-keys/current", &key, None).await;
+    assert_eq!(current["permissions"], json!(["*"]), "her personal key follows her role: {current}");
     click(&browser, "a[aria-label='Delete ada@example.com']").await;
     wait_for_text(&browser, "Delete ada@example.com?").await;
     click(&browser, "button.danger").await;
@@ -498,6 +545,7 @@ async fn deactivating_a_user_on_the_dashboard_stops_their_key_at_once(backend: B
     wait_for_text(&browser, "Signs now").await;
     click(&browser, "a[href='/dashboard/signing-keys/rotate?algorithm=RS256']").await;
     wait_for_text(&browser, "Rotate the RS256 signing key?").await;
+    screenshot(&browser, "signing-key-rotate").await;
     click(&browser, "button.primary").await;
     let text = wait_for_text(&browser, "A new key signs now").await;
     assert!(text.contains("Retired, still published"), "{text}");
@@ -518,6 +566,16 @@ async fn apis_and_teams_are_managed_on_the_dashboard(backend: Backend) {
     let app = spawn_app(backend).await;
     let ops = owner_in_browser(&app, &browser, "/dashboard/apis").await;
     wait_for_text(&browser, "No APIs yet").await;
+
+    // An audience with a fragment comes back with the error by its field and the input kept.
+    browser.goto(&app.url("/dashboard/apis/new")).await.unwrap();
+    fill(&browser, "audience", "https://billing.example.com/#v1").await;
+    fill(&browser, "scopes", "read write").await;
+    click(&browser, "form.wide-form button[type=submit]").await;
+    let error = browser.wait().for_element(Locator::Id("audience-error")).await.unwrap().text().await.unwrap();
+    assert!(error.contains("must not contain a fragment"), "{error}");
+    let kept = browser.find(Locator::Id("scopes")).await.unwrap().prop("value").await.unwrap();
+    assert_eq!(kept.as_deref(), Some("read write"));
 
     // An HS256 API: the secret the page shows once is the key its tokens are signed with.
     browser.goto(&app.url("/dashboard/apis/new")).await.unwrap();
@@ -549,9 +607,19 @@ async fn apis_and_teams_are_managed_on_the_dashboard(backend: Backend) {
     assert!(text.contains("10 min"), "{text}");
     screenshot(&browser, "apis").await;
 
+    // Its delete page says what happens.
+    browser.goto(&app.url("/dashboard/apis")).await.unwrap();
+    click(&browser, "a[aria-label='Delete Billing']").await;
+    wait_for_text(&browser, "Latchkey refuses while an OAuth app may still ask tokens for it").await;
+    screenshot(&browser, "api-delete").await;
+    click(&browser, "button.danger").await;
+    wait_for_text(&browser, "remove its audience from them first").await;
+
     // A team: create, add a member by email, change the role, rename, delete.
     app.create_user("ada@example.com", PASSWORD);
     browser.goto(&app.url("/dashboard/teams")).await.unwrap();
+    wait_for_text(&browser, "Create a team").await;
+    screenshot(&browser, "teams").await;
     fill(&browser, "name", "Payments").await;
     click(&browser, "form.inline-fields button[type=submit]").await;
     wait_for_text(&browser, "The team was created").await;
@@ -583,6 +651,7 @@ async fn apis_and_teams_are_managed_on_the_dashboard(backend: Backend) {
     wait_for_text(&browser, "Nobody has an account with the email").await;
     browser.goto(&app.url(&format!("/dashboard/teams/{team_id}/delete"))).await.unwrap();
     wait_for_text(&browser, "Its team keys are deleted").await;
+    screenshot(&browser, "team-delete").await;
     click(&browser, "button.danger").await;
     wait_for_text(&browser, "The team was deleted").await;
     let (code, _) = app.api("GET", &format!("/teams/{team_id}"), &ops, None).await;
@@ -595,4 +664,5 @@ on_both_backends!(
     team_admins_and_members_see_and_make_only_what_they_may,
     deactivating_a_user_on_the_dashboard_stops_their_key_at_once,
     apis_and_teams_are_managed_on_the_dashboard,
+    an_app_registered_on_the_dashboard_completes_the_code_flow_with_what_the_page_showed,
 );

@@ -10,7 +10,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::secret::{NewSecret, show_once};
-use super::{PageResult, Section, Shell, Visitor, date, see_other};
+use super::{FieldError, PageResult, Section, Shell, Visitor, date, see_other};
 use crate::access::{Action, Resource};
 use crate::domain::ApiSigning;
 use crate::error::AppError;
@@ -116,7 +116,7 @@ struct FormPage {
     signing: String,
     homes: Vec<Choice>,
     algorithms: Vec<Choice>,
-    error: Option<String>,
+    error: Option<FieldError>,
 }
 
 #[derive(Deserialize, Default)]
@@ -135,13 +135,24 @@ pub struct ApiForm {
     token_lifetime_secs: String,
 }
 
+/// Which field a refusal of the API's settings is about.
+const FIELDS: [(&str, &str); 6] = [
+    ("audience", "audience"),
+    ("lifetime", "token_lifetime_secs"),
+    ("scope", "scopes"),
+    ("signing", "signing_alg"),
+    ("name", "name"),
+    ("team", "team_id"),
+];
+
 fn form_page(
     visitor: &Visitor,
     homes: (bool, Vec<(String, String)>),
     id: Option<String>,
     form: &ApiForm,
-    error: Option<String>,
+    error: Option<&str>,
 ) -> FormPage {
+    let error = error.map(|message| FieldError::place(message, &FIELDS));
     let (tenant_wide, teams) = homes;
     let mut choices = Vec::new();
     if tenant_wide {
@@ -236,7 +247,7 @@ pub async fn post_create(visitor: Visitor, form: PageForm<ApiForm>) -> PageResul
             None => Ok(see_other(&format!("{LIST}?done=created"))),
         },
         Err(AppError::BadRequest(message) | AppError::Conflict(message)) => {
-            let page = form_page(&visitor, homes, None, &form, Some(super::sentence(&message)));
+            let page = form_page(&visitor, homes, None, &form, Some(&message));
             visitor.page(StatusCode::BAD_REQUEST, &page)
         }
         Err(refused) => Err(refused.into()),
@@ -294,7 +305,7 @@ pub async fn post_edit(visitor: Visitor, id: web::Path<String>, form: PageForm<A
         Ok((current, Err(AppError::BadRequest(message) | AppError::Conflict(message)))) => {
             // Audience and signing cannot change; show them as they are.
             let form = ApiForm { audience: current.audience, signing_alg: current.signing_alg, ..form };
-            let page = form_page(&visitor, (false, Vec::new()), Some(id), &form, Some(super::sentence(&message)));
+            let page = form_page(&visitor, (false, Vec::new()), Some(id), &form, Some(&message));
             visitor.page(StatusCode::BAD_REQUEST, &page)
         }
         Ok((_, Err(refused))) | Err(refused) => Err(refused.into()),

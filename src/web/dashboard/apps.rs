@@ -11,7 +11,7 @@ use chrono::{TimeDelta, Utc};
 use serde::Deserialize;
 
 use super::secret::{NewSecret, show_once};
-use super::{PageResult, Section, Shell, Visitor, date, see_other};
+use super::{FieldError, PageResult, Section, Shell, Visitor, date, see_other};
 use crate::access::{Action, Resource};
 use crate::db::DbConnection;
 use crate::domain::GrantType;
@@ -129,7 +129,7 @@ struct FormPage {
     post_logout_redirect_uris: String,
     scopes: String,
     apis: Vec<Choice>,
-    error: Option<String>,
+    error: Option<FieldError>,
 }
 
 #[derive(Deserialize, Default)]
@@ -189,13 +189,25 @@ fn offer(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Offer, AppError
     Ok(Offer { tenant_wide, teams, apis: apis.into_iter().map(|a| (a.audience, a.name)).collect() })
 }
 
+/// Which field a refusal of the app's settings is about.
+const FIELDS: [(&str, &str); 7] = [
+    ("sign-out", "post_logout_redirect_uris"),
+    ("redirect uri", "redirect_uris"),
+    ("grant", "grant_types"),
+    ("audience", "audiences"),
+    ("scope", "scopes"),
+    ("name", "name"),
+    ("team", "team_id"),
+];
+
 fn form_page(
     visitor: &Visitor,
     offer: &Offer,
     client_id: Option<String>,
     form: &AppForm,
-    error: Option<String>,
+    error: Option<&str>,
 ) -> FormPage {
+    let error = error.map(|message| FieldError::place(message, &FIELDS));
     let mut homes: Vec<Choice> = Vec::new();
     if offer.tenant_wide {
         homes.push(Choice {
@@ -287,7 +299,7 @@ pub async fn post_create(visitor: Visitor, form: PageForm<AppForm>) -> PageResul
             None => Ok(see_other(&format!("{LIST}/{}?done=created", app.client_id))),
         },
         Err(AppError::BadRequest(message) | AppError::Conflict(message)) => {
-            let page = form_page(&visitor, &offer, None, &form, Some(super::sentence(&message)));
+            let page = form_page(&visitor, &offer, None, &form, Some(&message));
             visitor.page(StatusCode::BAD_REQUEST, &page)
         }
         Err(refused) => Err(refused.into()),
@@ -330,7 +342,7 @@ pub async fn post_edit(visitor: Visitor, id: web::Path<String>, form: PageForm<A
     match updated {
         Ok(app) => Ok(see_other(&format!("{LIST}/{}?done=updated", app.client_id))),
         Err(AppError::BadRequest(message) | AppError::Conflict(message)) => {
-            let page = form_page(&visitor, &offer, Some(id), &form, Some(super::sentence(&message)));
+            let page = form_page(&visitor, &offer, Some(id), &form, Some(&message));
             visitor.page(StatusCode::BAD_REQUEST, &page)
         }
         Err(refused) => Err(refused.into()),

@@ -94,11 +94,7 @@ impl Section {
 
     /// The part a dashboard path belongs to.
     pub fn of_path(path: &str) -> Self {
-        Self::ALL
-            .into_iter()
-            .rev()
-            .find(|s| *s != Self::Overview && path.starts_with(s.href()))
-            .unwrap_or(Self::Overview)
+        Self::ALL.into_iter().find(|s| *s != Self::Overview && path.starts_with(s.href())).unwrap_or(Self::Overview)
     }
 
     /// Whether the person may see anything in this part: it is listed only then.
@@ -269,6 +265,27 @@ pub fn sentence(message: &str) -> String {
     out
 }
 
+/// A refusal of a form's input, placed next to the field it is about when one is named.
+pub struct FieldError {
+    /// The form field's name; `""` for the form as a whole.
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    /// Places `message` (from `manage`) by the first of `rules` (a phrase, the field it is
+    /// about) that it contains.
+    pub fn place(message: &str, rules: &[(&str, &'static str)]) -> Self {
+        let lower = message.to_lowercase();
+        let field = rules.iter().find(|(phrase, _)| lower.contains(phrase)).map_or("", |(_, field)| field);
+        Self { field, message: sentence(message) }
+    }
+
+    pub fn is_for(&self, field: &str) -> bool {
+        self.field == field
+    }
+}
+
 /// After a change: back to a list, with a notice the list shows.
 pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
@@ -294,6 +311,25 @@ mod tests {
         let viewer = Reach::of_person("u2", false, [("t1".to_owned(), TeamRole::Viewer.as_str().to_owned())]);
         assert!(sees_any(&viewer, Resource::Clients) && !sees_any(&viewer, Resource::AuditLog));
         assert!(sees_any(&Reach::of_person("u3", true, []), Resource::AuditLog));
+    }
+
+    #[test]
+    fn a_path_belongs_to_its_section() {
+        assert_eq!(Section::of_path("/dashboard/api-keys?done=created"), Section::ApiKeys);
+        assert_eq!(Section::of_path("/dashboard/apis?done=created"), Section::Apis);
+        assert_eq!(Section::of_path("/dashboard/apps/abc"), Section::Apps);
+        assert_eq!(Section::of_path("/dashboard/users"), Section::Users);
+        assert_eq!(Section::of_path("/dashboard"), Section::Overview);
+        assert_eq!(Section::of_path("/elsewhere"), Section::Overview);
+    }
+
+    #[test]
+    fn a_refusal_goes_next_to_the_field_it_names() {
+        let rules = [("redirect uri", "redirect_uris"), ("name", "name")];
+        let placed = FieldError::place("redirect URI: `x` is not absolute", &rules);
+        assert!(placed.is_for("redirect_uris") && placed.message.starts_with("Redirect URI"));
+        assert!(FieldError::place("the client name is empty", &rules).is_for("name"));
+        assert!(FieldError::place("something else", &rules).is_for(""));
     }
 
     #[test]
