@@ -479,8 +479,14 @@ async fn deactivating_a_user_on_the_dashboard_stops_their_key_at_once(backend: B
     let key = app.personal_key_from_account_page("ada@example.com", PASSWORD).await;
     assert_eq!(status(&app, "GET", "/api-keys/current", &key, None).await, 200);
 
-    // Invite someone: the link is shown once and lets them in.
+    // Inviting someone who has an account already: the error by the email field.
     browser.goto(&app.url("/dashboard/users/invite")).await.unwrap();
+    fill(&browser, "email", "ada@example.com").await;
+    click(&browser, "form.wide-form button[type=submit]").await;
+    let error = browser.wait().for_element(Locator::Id("email-error")).await.unwrap().text().await.unwrap();
+    assert!(error.contains("already exists"), "{error}");
+
+    // Invite someone: the link is shown once and lets them in.
     fill(&browser, "email", "linus@example.com").await;
     screenshot(&browser, "user-invite").await;
     click(&browser, "form.wide-form button[type=submit]").await;

@@ -9,7 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::secret::{NewSecret, show_once};
-use super::{PageResult, Section, Shell, Visitor, date, see_other};
+use super::{FieldError, PageResult, Section, Shell, Visitor, date, see_other};
 use crate::access::{Action, Resource};
 use crate::db::users::{ROLE_MEMBER, ROLE_OWNER, STATUS_ACTIVE, STATUS_DEACTIVATED};
 use crate::error::AppError;
@@ -93,7 +93,7 @@ struct InvitePage {
     name: String,
     owner_role: bool,
     may_make_owners: bool,
-    error: Option<String>,
+    error: Option<FieldError>,
 }
 
 #[derive(Deserialize, Default)]
@@ -105,6 +105,11 @@ pub struct InviteForm {
     #[serde(default)]
     role: String,
 }
+
+/// Which field a refusal of an invitation is about: a name's problems name it; the rest are
+/// the address's.
+const INVITE_FIELDS: [(&str, &str); 4] =
+    [("email", "email"), ("address", "email"), ("name", "name"), ("characters", "email")];
 
 pub async fn get_invite(visitor: Visitor) -> PageResult {
     if let Err(refused) = visitor_may_invite(&visitor) {
@@ -161,7 +166,7 @@ pub async fn post_invite(visitor: Visitor, form: PageForm<InviteForm>) -> PageRe
                 name: form.name,
                 owner_role: form.role == ROLE_OWNER,
                 may_make_owners: visitor.reach().owner,
-                error: Some(super::sentence(&message)),
+                error: Some(FieldError::place(&message, &INVITE_FIELDS)),
             };
             visitor.page(StatusCode::BAD_REQUEST, &page)
         }
