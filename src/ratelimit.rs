@@ -103,6 +103,12 @@ impl Limits {
     }
 }
 
+/// What a 429 says, in the words our users' guides quote.
+pub fn exceeded_message(retry_after: u64) -> String {
+    let unit = if retry_after == 1 { "second" } else { "seconds" };
+    format!("Rate limit exceeded. Try again in {retry_after} {unit}.")
+}
+
 /// Who a caller is, for limits by address: its IP, or for IPv6 its /64, the block one
 /// subscriber is usually given, so that rotating addresses within it buys nothing.
 pub fn caller_address(ip: Option<std::net::IpAddr>) -> String {
@@ -373,7 +379,9 @@ impl Decision {
                 headers.insert(HeaderName::from_static(name), value);
             }
         };
-        set("x-ratelimit-limit", self.limits.burst.to_string());
+        // The quota of the caller's tier in its window, as the guides show it (1,000 for a
+        // free key); the burst is in the policy.
+        set("x-ratelimit-limit", self.limits.per_hour.unwrap_or(self.limits.burst).to_string());
         set("x-ratelimit-remaining", self.remaining.to_string());
         set("x-ratelimit-reset", self.reset_at.to_string());
         set("x-ratelimit-policy", self.limits.policy());

@@ -116,6 +116,7 @@ impl Application {
                         .add(("X-Content-Type-Options", "nosniff"))
                         .add(("Referrer-Policy", "no-referrer")),
                 )
+                .wrap(from_fn(crate::http::head_as_get))
                 .wrap(from_fn(count_requests))
                 .wrap(from_fn(crate::telemetry::request_context))
                 .configure(crate::oauth::configure)

@@ -50,7 +50,7 @@ async fn authenticate(req: &HttpRequest, state: &web::Data<AppState>) -> Result<
 fn rate_limited(req: &HttpRequest, decision: Decision) -> ApiError {
     let retry_after = decision.retry_after;
     req.extensions_mut().insert(decision);
-    ApiError::new(ApiErrorCode::RateLimitExceeded, format!("too many requests; try again in {retry_after} s"))
+    ApiError::new(ApiErrorCode::RateLimitExceeded, crate::ratelimit::exceeded_message(retry_after))
 }
 
 impl FromRequest for ApiKeyAuth {

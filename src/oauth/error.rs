@@ -59,7 +59,7 @@ impl OAuthError {
     pub fn rate_limited(retry_after: u64) -> Self {
         Self {
             retry_after: Some(retry_after),
-            ..Self::new(OAuthErrorCode::RateLimitExceeded, format!("too many requests; try again in {retry_after} s"))
+            ..Self::new(OAuthErrorCode::RateLimitExceeded, crate::ratelimit::exceeded_message(retry_after))
         }
     }
 

@@ -31,10 +31,16 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const USERINFO_PATH: &str = "/oauth2/userinfo";
 pub const REGISTRATION_PATH: &str = "/oauth2/register";
 
+/// The paths many guides write (`[AUTH_URL]/oauth/authorize`, `/oauth/token`): served the
+/// same as the `/oauth2/` ones. Metadata names only those.
+pub const GUIDES_AUTHORIZE_PATH: &str = "/oauth/authorize";
+pub const GUIDES_TOKEN_PATH: &str = "/oauth/token";
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use crate::http::only;
     // AUTHORIZE_PATH is served by `web::consent`, which carries out `authorize`'s decisions.
     cfg.service(only(TOKEN_PATH, Method::POST, web::post().to(token::post_token)))
+        .service(only(GUIDES_TOKEN_PATH, Method::POST, web::post().to(token::post_token)))
         // OIDC Core §5.3: GET and POST both.
         .service(
             web::resource(USERINFO_PATH)

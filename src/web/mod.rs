@@ -22,12 +22,18 @@ use actix_web::web;
 use crate::http::{only, routes};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    for path in [crate::oauth::AUTHORIZE_PATH, crate::oauth::GUIDES_AUTHORIZE_PATH] {
+        cfg.service(routes(
+            path,
+            vec![
+                (Method::GET, web::get().to(consent::get_authorize)),
+                (Method::POST, web::post().to(consent::post_authorize)),
+            ],
+        ));
+    }
     cfg.service(
-        web::resource(crate::oauth::AUTHORIZE_PATH)
-            .route(web::get().to(consent::get_authorize))
-            .route(web::post().to(consent::post_authorize)),
+        web::resource("/login").route(web::get().to(login::get_login)).route(web::post().to(login::post_login)),
     )
-    .service(web::resource("/login").route(web::get().to(login::get_login)).route(web::post().to(login::post_login)))
     .service(web::resource("/logout").route(web::get().to(login::get_logout)).route(web::post().to(login::post_logout)))
     .service(only("/", Method::GET, web::get().to(account::get_home)))
     .service(only("/account", Method::GET, web::get().to(account::get_account)))

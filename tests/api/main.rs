@@ -10,6 +10,7 @@ mod dashboard;
 mod cli;
 mod crash;
 mod discovery;
+mod guides;
 mod instances;
 mod introspect;
 mod keys;

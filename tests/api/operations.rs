@@ -50,7 +50,7 @@ async fn a_wrong_method_is_405_with_allow_not_404(backend: Backend) {
         (reqwest::Method::GET, "/oauth2/token", "POST"),
         (reqwest::Method::PUT, "/oauth2/introspect", "POST"),
         (reqwest::Method::DELETE, "/oauth2/revoke", "POST"),
-        (reqwest::Method::POST, "/.well-known/jwks.json", "GET"),
+        (reqwest::Method::POST, "/.well-known/jwks.json", "GET, HEAD"),
     ] {
         let response = app.http.request(method.clone(), app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 405, "{method} {path}");

@@ -37,7 +37,7 @@ async fn api_responses_carry_the_limit_and_429_comes_past_it(backend: Backend) {
     assert_eq!(remaining, ["2", "1", "0", "0"]);
     for response in &responses[..3] {
         assert_eq!(response.status(), 200);
-        assert_eq!(header(response.headers(), "x-ratelimit-limit"), "3");
+        assert_eq!(header(response.headers(), "x-ratelimit-limit"), "3600", "the hourly quota");
         assert_eq!(header(response.headers(), "x-ratelimit-policy"), "3600;w=3600;burst=3");
         let reset: i64 = header(response.headers(), "x-ratelimit-reset").parse().unwrap();
         assert!(reset >= chrono::Utc::now().timestamp(), "the reset time is ahead");
@@ -48,6 +48,10 @@ async fn api_responses_carry_the_limit_and_429_comes_past_it(backend: Backend) {
     assert!((1..=2).contains(&retry_after), "{retry_after}");
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"], "rate_limit_exceeded");
+    assert_eq!(
+        body["message"],
+        format!("Rate limit exceeded. Try again in {retry_after} second{}.", if retry_after == 1 { "" } else { "s" })
+    );
     assert!(body["request_id"].is_string());
 }
 
@@ -69,7 +73,11 @@ async fn a_tier_sets_a_keys_limits_and_refused_keys_count_against_the_address(ba
     let response = get(&app, &free).await;
 
     assert_eq!(response.status(), 200);
-    assert_eq!(header(response.headers(), "x-ratelimit-limit"), "50");
+    assert_eq!(
+        header(response.headers(), "x-ratelimit-limit"),
+        "1000",
+        "a free key's hourly limit, as the guides show"
+    );
     assert_eq!(header(response.headers(), "x-ratelimit-policy"), "1000;w=3600;burst=50");
     // Guessing keys from one address is limited like any caller.
     let statuses: Vec<u16> = {
