@@ -162,18 +162,18 @@ pub fn withdraw_signing_key(
     })
 }
 
-/// Rotates the signing key of `algorithm` for a caller with `signing_keys:write`.
+/// Rotates the signing key of `algorithm` for a caller with `signing_keys:write`; the
+/// retired key stays published as long as `settings` say tokens and key caches live.
 pub fn rotate_signing_key(
     conn: &mut DbConnection,
     sealer: &Sealer,
     caller: &Caller<'_>,
     algorithm: SigningAlgorithm,
-    default_ttl_secs: i64,
-    key_refresh_secs: u64,
+    settings: &crate::config::Settings,
 ) -> Result<RotatedKey, AppError> {
     if !caller.reach.can(Resource::SigningKeys, Action::Write) {
         return Err(AppError::Forbidden("rotating signing keys takes signing_keys:write".into()));
     }
-    let window = retirement_window(conn, default_ttl_secs, key_refresh_secs)?;
+    let window = retirement_window(conn, settings.access_token_ttl_secs, settings.key_refresh_secs)?;
     Ok(rotate_key(conn, sealer, &caller.audit, algorithm, window, crate::db::now())?)
 }

@@ -482,15 +482,7 @@ async fn rotate_signing_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, bod
         None => SigningAlgorithm::RS256,
     };
     let rotated = call(&req, &state, auth, move |conn, caller, state| {
-        let settings = &state.settings;
-        signing_keys::rotate_signing_key(
-            conn,
-            &state.sealer,
-            caller,
-            algorithm,
-            settings.access_token_ttl_secs,
-            settings.key_refresh_secs,
-        )
+        signing_keys::rotate_signing_key(conn, &state.sealer, caller, algorithm, &state.settings)
     })
     .await?;
     // This instance signs with the new key at once; the others within `key_refresh_secs`.

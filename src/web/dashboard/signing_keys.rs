@@ -162,15 +162,7 @@ pub async fn post_rotate(visitor: Visitor, form: PageForm<ConfirmForm>, state: w
     };
     let rotated = visitor
         .run(move |conn, caller, state| {
-            let settings = &state.settings;
-            signing_keys::rotate_signing_key(
-                conn,
-                &state.sealer,
-                caller,
-                algorithm,
-                settings.access_token_ttl_secs,
-                settings.key_refresh_secs,
-            )
+            signing_keys::rotate_signing_key(conn, &state.sealer, caller, algorithm, &state.settings)
         })
         .await;
     match rotated {
