@@ -67,6 +67,38 @@ pub fn parse<T: DeserializeOwned>(req: &HttpRequest, state: &AppState, body: &[u
     serde_html_form::from_bytes(body).map_err(|_| FormRefusal::Unreadable)
 }
 
+/// `manage` words its refusals as API messages (lower case, no full stop); pages show sentences.
+pub fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut out: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+    out.push_str(chars.as_str());
+    if !out.is_empty() && !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+/// A refusal of a form's input, placed next to the field it is about when one is named.
+pub struct FieldError {
+    /// The form field's name; `""` for the form as a whole.
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    /// Places `message` (from `manage`) by the first of `rules` (a phrase, the field it is
+    /// about) that it contains.
+    pub fn place(message: &str, rules: &[(&str, &'static str)]) -> Self {
+        let lower = message.to_lowercase();
+        let field = rules.iter().find(|(phrase, _)| lower.contains(phrase)).map_or("", |(_, field)| field);
+        Self { field, message: sentence(message) }
+    }
+
+    pub fn is_for(&self, field: &str) -> bool {
+        self.field == field
+    }
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for PageForm<T> {
     type Error = actix_web::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
@@ -82,5 +114,26 @@ impl<T: DeserializeOwned + 'static> FromRequest for PageForm<T> {
             };
             Ok(PageForm(parse(&req, &state, &body)?))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_goes_next_to_the_field_it_names() {
+        let rules = [("redirect uri", "redirect_uris"), ("name", "name")];
+        let placed = FieldError::place("redirect URI: `x` is not absolute", &rules);
+        assert!(placed.is_for("redirect_uris") && placed.message.starts_with("Redirect URI"));
+        assert!(FieldError::place("the client name is empty", &rules).is_for("name"));
+        assert!(FieldError::place("something else", &rules).is_for(""));
+    }
+
+    #[test]
+    fn refusals_read_as_sentences() {
+        assert_eq!(sentence("the key name is empty"), "The key name is empty.");
+        assert_eq!(sentence("Done."), "Done.");
+        assert_eq!(sentence(""), "");
     }
 }

@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::csrf::{self, CsrfToken};
-use super::form::PageForm;
+use super::form::{FieldError, PageForm};
 use super::pages::{busy_page, error_page, form_page};
 use super::session::start_session;
 use crate::audit::Origin;
@@ -27,9 +27,14 @@ struct SetupPage<'a> {
     name: &'a str,
     email: &'a str,
     csrf_token: &'a str,
-    error: Option<&'a str>,
+    error: Option<FieldError>,
     min_length: usize,
 }
+
+/// Which field a refusal is about: the password's rules name it, a name's problems name it,
+/// the rest are the address's.
+const FIELDS: [(&str, &str); 5] =
+    [("password", "password"), ("email", "email"), ("address", "email"), ("name", "name"), ("characters", "email")];
 
 #[derive(Deserialize)]
 pub struct SetupQuery {
@@ -100,7 +105,7 @@ pub async fn post_setup(
             name: &form.name,
             email: &form.email,
             csrf_token: "",
-            error: Some(error),
+            error: Some(FieldError::place(error, &FIELDS)),
             min_length: MIN_LENGTH,
         };
         show(&req, &state, page, StatusCode::BAD_REQUEST)

@@ -59,6 +59,8 @@ async fn the_first_person_sets_up_latchkey_and_makes_every_kind_of_key(backend: 
     click(&browser, "button[type=submit]").await;
     let text = wait_for_text(&browser, "at least").await;
     assert!(text.contains("Set up Latchkey"), "a short password comes back to the form: {text}");
+    let by_field = browser.find(Locator::Id("password-error")).await.unwrap().text().await.unwrap();
+    assert!(by_field.contains("at least 8 characters"), "the error sits by the password: {by_field}");
     assert_eq!(
         browser.find(Locator::Id("email")).await.unwrap().prop("value").await.unwrap().as_deref(),
         Some(OWNER_EMAIL)

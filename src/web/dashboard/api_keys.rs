@@ -502,7 +502,7 @@ pub async fn post_create(visitor: Visitor, form: PageForm<CreateForm>, state: we
     };
     let mut errors = FieldErrors::default();
     if let Err(problem) = DisplayName::parse(&form.name) {
-        errors.name = Some(super::sentence(&format!("the name {problem}")));
+        errors.name = Some(crate::web::form::sentence(&format!("the name {problem}")));
     }
     let expires_at = expiry(&form, Utc::now().date_naive()).unwrap_or_else(|message| {
         errors.expires = Some(message);
@@ -511,7 +511,7 @@ pub async fn post_create(visitor: Visitor, form: PageForm<CreateForm>, state: we
     let team_role = match given(&form.team_role).map(str::parse::<TeamRole>) {
         Some(Ok(role)) => Some(role),
         Some(Err(message)) => {
-            errors.form = Some(super::sentence(&message));
+            errors.form = Some(crate::web::form::sentence(&message));
             None
         }
         None => None,
@@ -519,7 +519,7 @@ pub async fn post_create(visitor: Visitor, form: PageForm<CreateForm>, state: we
     let tier = match given(&form.tier).map(str::parse::<Tier>) {
         Some(Ok(tier)) => Some(tier),
         Some(Err(message)) => {
-            errors.form = Some(super::sentence(&message));
+            errors.form = Some(crate::web::form::sentence(&message));
             None
         }
         None => None,
@@ -577,7 +577,7 @@ pub async fn post_create(visitor: Visitor, form: PageForm<CreateForm>, state: we
         None => String::new(),
     };
     if !refused.is_empty() {
-        errors.form = Some(super::sentence(&refused));
+        errors.form = Some(crate::web::form::sentence(&refused));
     }
     let page = new_key_page(&visitor, state.settings.environment, &offer, Some(kind), &form, errors);
     visitor.page(StatusCode::BAD_REQUEST, &page)

@@ -10,14 +10,14 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::secret::{NewSecret, show_once};
-use super::{FieldError, PageResult, Section, Shell, Visitor, date, see_other};
+use super::{PageResult, Section, Shell, Visitor, date, see_other};
 use crate::access::{Action, Resource};
 use crate::domain::ApiSigning;
 use crate::error::AppError;
 use crate::manage::apis::{self, ApiRegistration, ApiUpdate, ApiView};
 use crate::manage::teams;
 use crate::state::AppState;
-use crate::web::form::PageForm;
+use crate::web::form::{FieldError, PageForm};
 
 pub const LIST: &str = "/dashboard/apis";
 

@@ -11,14 +11,14 @@ use chrono::{TimeDelta, Utc};
 use serde::Deserialize;
 
 use super::secret::{NewSecret, show_once};
-use super::{FieldError, PageResult, Section, Shell, Visitor, date, see_other};
+use super::{PageResult, Section, Shell, Visitor, date, see_other};
 use crate::access::{Action, Resource};
 use crate::db::DbConnection;
 use crate::domain::GrantType;
 use crate::error::AppError;
 use crate::manage::clients::{self, ClientRegistration, ClientUpdate, ClientView, MAX_SECRET_GRACE};
 use crate::manage::{Caller, apis, consents, teams};
-use crate::web::form::PageForm;
+use crate::web::form::{FieldError, PageForm};
 
 pub const LIST: &str = "/dashboard/apps";
 

@@ -24,6 +24,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::csrf::{self, CsrfToken};
+use super::form::sentence;
 use super::pages::error_page;
 use super::session::signed_in;
 use crate::access::{Reach, Resource};
@@ -254,38 +255,6 @@ pub fn not_found_page() -> HttpResponse {
     error_page(StatusCode::NOT_FOUND, "Not found", "There is nothing here, or nothing you may see.")
 }
 
-/// `manage` words its refusals as API messages (lower case, no full stop); pages show sentences.
-pub fn sentence(message: &str) -> String {
-    let mut chars = message.chars();
-    let mut out: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
-    out.push_str(chars.as_str());
-    if !out.is_empty() && !out.ends_with('.') {
-        out.push('.');
-    }
-    out
-}
-
-/// A refusal of a form's input, placed next to the field it is about when one is named.
-pub struct FieldError {
-    /// The form field's name; `""` for the form as a whole.
-    pub field: &'static str,
-    pub message: String,
-}
-
-impl FieldError {
-    /// Places `message` (from `manage`) by the first of `rules` (a phrase, the field it is
-    /// about) that it contains.
-    pub fn place(message: &str, rules: &[(&str, &'static str)]) -> Self {
-        let lower = message.to_lowercase();
-        let field = rules.iter().find(|(phrase, _)| lower.contains(phrase)).map_or("", |(_, field)| field);
-        Self { field, message: sentence(message) }
-    }
-
-    pub fn is_for(&self, field: &str) -> bool {
-        self.field == field
-    }
-}
-
 /// After a change: back to a list, with a notice the list shows.
 pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
@@ -321,21 +290,5 @@ mod tests {
         assert_eq!(Section::of_path("/dashboard/users"), Section::Users);
         assert_eq!(Section::of_path("/dashboard"), Section::Overview);
         assert_eq!(Section::of_path("/elsewhere"), Section::Overview);
-    }
-
-    #[test]
-    fn a_refusal_goes_next_to_the_field_it_names() {
-        let rules = [("redirect uri", "redirect_uris"), ("name", "name")];
-        let placed = FieldError::place("redirect URI: `x` is not absolute", &rules);
-        assert!(placed.is_for("redirect_uris") && placed.message.starts_with("Redirect URI"));
-        assert!(FieldError::place("the client name is empty", &rules).is_for("name"));
-        assert!(FieldError::place("something else", &rules).is_for(""));
-    }
-
-    #[test]
-    fn refusals_read_as_sentences() {
-        assert_eq!(sentence("the key name is empty"), "The key name is empty.");
-        assert_eq!(sentence("Done."), "Done.");
-        assert_eq!(sentence(""), "");
     }
 }

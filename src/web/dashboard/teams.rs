@@ -100,7 +100,7 @@ pub async fn post_create(
     match created {
         Ok(team) => Ok(see_other(&format!("{LIST}/{}?done=created", team.id))),
         Err(AppError::BadRequest(message) | AppError::Conflict(message)) => {
-            list_page(&visitor, None, form.name, Some(super::sentence(&message))).await
+            list_page(&visitor, None, form.name, Some(crate::web::form::sentence(&message))).await
         }
         Err(refused) => Err(refused.into()),
     }
@@ -218,7 +218,7 @@ pub async fn post_members(
     match changed {
         Ok(()) => Ok(see_other(&format!("{LIST}/{id}?done=member"))),
         Err(AppError::BadRequest(message)) => {
-            team_page(&visitor, id, None, form.email, Some(super::sentence(&message))).await
+            team_page(&visitor, id, None, form.email, Some(crate::web::form::sentence(&message))).await
         }
         Err(refused) => Err(refused.into()),
     }
@@ -238,7 +238,7 @@ pub async fn post_rename(
     match renamed {
         Ok(_) => Ok(see_other(&format!("{LIST}/{id}?done=renamed"))),
         Err(AppError::BadRequest(message) | AppError::Conflict(message)) => {
-            team_page(&visitor, id, None, String::new(), Some(super::sentence(&message))).await
+            team_page(&visitor, id, None, String::new(), Some(crate::web::form::sentence(&message))).await
         }
         Err(refused) => Err(refused.into()),
     }

@@ -9,12 +9,12 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::secret::{NewSecret, show_once};
-use super::{FieldError, PageResult, Section, Shell, Visitor, date, see_other};
+use super::{PageResult, Section, Shell, Visitor, date, see_other};
 use crate::access::{Action, Resource};
 use crate::db::users::{ROLE_MEMBER, ROLE_OWNER, STATUS_ACTIVE, STATUS_DEACTIVATED};
 use crate::error::AppError;
 use crate::manage::users::{self, Invitation, Lifecycle, UserUpdate, UserView};
-use crate::web::form::PageForm;
+use crate::web::form::{FieldError, PageForm};
 
 pub const LIST: &str = "/dashboard/users";
 
