@@ -11,7 +11,10 @@ use chrono::{NaiveDate, TimeDelta, Utc};
 use serde::Deserialize;
 
 use super::secret::{NewSecret, show_once};
-use super::{PageResult, Section, Shell, Visitor, date, not_found_page, see_other};
+use super::{
+    Choice, PageResult, Section, Shell, Visitor, chosen_grace, date, grace_choices, not_found_page, see_other,
+    stops_after,
+};
 use crate::access::{Action, Permission, Resource, TeamRole};
 use crate::config::Environment;
 use crate::db::DbConnection;
@@ -83,12 +86,6 @@ struct KeyRow {
     stops: Option<String>,
     may_rotate: bool,
     may_delete: bool,
-}
-
-struct Choice {
-    value: String,
-    label: String,
-    selected: bool,
 }
 
 #[derive(Template)]
@@ -555,9 +552,7 @@ pub async fn post_create(visitor: Visitor, form: PageForm<CreateForm>, state: we
     let (offer, created) = outcome;
     let refused = match created {
         Some(Ok(created)) => {
-            let expires = created
-                .expires_at
-                .map_or_else(|| "Never".to_owned(), |at| at.format("%-d %B %Y, %H:%M UTC").to_string());
+            let expires = created.expires_at.map_or_else(|| "Never".to_owned(), super::moment);
             let secret = NewSecret::new(
                 "Your new API key",
                 "API key",
@@ -619,9 +614,6 @@ struct RevokePage {
     is_personal: bool,
 }
 
-const GRACES: [(i64, &str); 4] =
-    [(0, "Stop the old key now"), (3600, "In 1 hour"), (86_400, "In 24 hours"), (604_800, "In 7 days")];
-
 /// The key `id`, if the person may do `action` to it; `Err` is the page refusing.
 async fn key_to(visitor: &Visitor, id: String, action: Action) -> Result<ApiKeyView, AppError> {
     visitor.run(move |conn, caller, _| api_keys::get_key_for(conn, caller, &id, action)).await
@@ -629,10 +621,7 @@ async fn key_to(visitor: &Visitor, id: String, action: Action) -> Result<ApiKeyV
 
 pub async fn get_rotate(visitor: Visitor, id: web::Path<String>) -> PageResult {
     let view = key_to(&visitor, id.into_inner(), Action::Write).await?;
-    let graces = GRACES
-        .into_iter()
-        .map(|(secs, label)| Choice { value: secs.to_string(), label: label.into(), selected: secs == 3600 })
-        .collect();
+    let graces = grace_choices();
     visitor.page(
         StatusCode::OK,
         &RotatePage { shell: visitor.shell(Section::ApiKeys), key: KeySummary::from(&view), graces },
@@ -646,10 +635,7 @@ pub struct RotateForm {
 
 pub async fn post_rotate(visitor: Visitor, id: web::Path<String>, form: PageForm<RotateForm>) -> PageResult {
     let form = form.into_inner();
-    let grace = match form.grace_secs.trim().parse::<i64>().map(TimeDelta::seconds) {
-        Ok(grace) if grace >= TimeDelta::zero() && grace <= MAX_ROTATION_GRACE => grace,
-        _ => return Err(AppError::BadRequest("choose one of the offered grace periods".into()).into()),
-    };
+    let grace = chosen_grace(&form.grace_secs, MAX_ROTATION_GRACE)?;
     let id = id.into_inner();
     let rotated = visitor
         .run(move |conn, caller, state| {
@@ -658,11 +644,6 @@ pub async fn post_rotate(visitor: Visitor, id: web::Path<String>, form: PageForm
         .await;
     match rotated {
         Ok(created) => {
-            let old_stops = if grace.is_zero() {
-                "Now".to_owned()
-            } else {
-                (Utc::now() + grace).format("%-d %B %Y, %H:%M UTC").to_string()
-            };
             let secret = NewSecret::new(
                 "The rotated API key",
                 "New API key",
@@ -670,7 +651,7 @@ pub async fn post_rotate(visitor: Visitor, id: web::Path<String>, form: PageForm
                 vec![
                     ("Name".into(), created.name.clone()),
                     ("Kind".into(), created.key_kind().map_or("Unknown", kind_label).into()),
-                    ("The old key stops working".into(), old_stops),
+                    ("The old key stops working".into(), stops_after(grace)),
                 ],
                 &format!("{LIST}?done=rotated"),
             );

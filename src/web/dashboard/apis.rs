@@ -10,7 +10,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::secret::{NewSecret, show_once};
-use super::{PageResult, Section, Shell, Visitor, date, see_other};
+use super::{Choice, PageResult, Section, Shell, Visitor, date, see_other};
 use crate::access::{Action, Resource};
 use crate::domain::ApiSigning;
 use crate::error::AppError;
@@ -94,12 +94,6 @@ pub async fn get_list(visitor: Visitor, query: web::Query<DoneQuery>) -> PageRes
         _ => None,
     };
     visitor.page(StatusCode::OK, &ListPage { shell: visitor.shell(Section::Apis), notice, apis, may_create })
-}
-
-struct Choice {
-    value: String,
-    label: String,
-    selected: bool,
 }
 
 #[derive(Template)]

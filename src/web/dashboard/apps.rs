@@ -7,11 +7,10 @@ use std::collections::HashMap;
 use actix_web::http::StatusCode;
 use actix_web::web::{self};
 use askama::Template;
-use chrono::{TimeDelta, Utc};
 use serde::Deserialize;
 
 use super::secret::{NewSecret, show_once};
-use super::{PageResult, Section, Shell, Visitor, date, see_other};
+use super::{Choice, PageResult, Section, Shell, Visitor, chosen_grace, date, grace_choices, see_other, stops_after};
 use crate::access::{Action, Resource};
 use crate::db::DbConnection;
 use crate::domain::GrantType;
@@ -108,12 +107,6 @@ pub async fn get_list(visitor: Visitor, query: web::Query<ListQuery>) -> PageRes
 }
 
 // ---------------------------------------------------------------- registering and editing
-
-struct Choice {
-    value: String,
-    label: String,
-    selected: bool,
-}
 
 #[derive(Template)]
 #[template(path = "dashboard/app_form.html")]
@@ -395,7 +388,7 @@ pub async fn get_app(visitor: Visitor, id: web::Path<String>, query: web::Query<
         },
         public: app.token_endpoint_auth_method == "none",
         team: team.unwrap_or_else(|| "No team (tenant-wide)".into()),
-        previous_secret_until: app.previous_secret_expires_at.map(|at| at.format("%-d %B %Y, %H:%M UTC").to_string()),
+        previous_secret_until: app.previous_secret_expires_at.map(super::moment),
         consents: consents.map(|list| {
             list.into_iter()
                 .map(|(email, consent)| ConsentRow {
@@ -424,9 +417,6 @@ struct ConfirmPage {
     graces: Vec<Choice>,
 }
 
-const GRACES: [(i64, &str); 4] =
-    [(0, "Stop the old secret now"), (3600, "In 1 hour"), (86_400, "In 24 hours"), (604_800, "In 7 days")];
-
 async fn confirm(visitor: Visitor, id: String, what: &'static str, action: Action) -> PageResult {
     let app = visitor
         .run(move |conn, caller, _| {
@@ -440,10 +430,7 @@ async fn confirm(visitor: Visitor, id: String, what: &'static str, action: Actio
             Ok(app)
         })
         .await?;
-    let graces = GRACES
-        .into_iter()
-        .map(|(secs, label)| Choice { value: secs.to_string(), label: label.into(), selected: secs == 3600 })
-        .collect();
+    let graces = grace_choices();
     visitor.page(StatusCode::OK, &ConfirmPage { shell: visitor.shell(Section::Apps), app, what, graces })
 }
 
@@ -462,21 +449,13 @@ pub struct RotateForm {
 
 pub async fn post_rotate(visitor: Visitor, id: web::Path<String>, form: PageForm<RotateForm>) -> PageResult {
     let form = form.into_inner();
-    let grace = match form.grace_secs.trim().parse::<i64>().map(TimeDelta::seconds) {
-        Ok(grace) if grace >= TimeDelta::zero() && grace <= MAX_SECRET_GRACE => grace,
-        _ => return Err(AppError::BadRequest("choose one of the offered grace periods".into()).into()),
-    };
+    let grace = chosen_grace(&form.grace_secs, MAX_SECRET_GRACE)?;
     let id = id.into_inner();
     let rotated = visitor
         .run(move |conn, caller, state| clients::rotate_client_secret(conn, &state.hasher, caller, &id, grace))
         .await;
     match rotated {
         Ok(app) => {
-            let old_stops = if grace.is_zero() {
-                "Now".to_owned()
-            } else {
-                (Utc::now() + grace).format("%-d %B %Y, %H:%M UTC").to_string()
-            };
             let secret = NewSecret::new(
                 "The new client secret",
                 "Client secret",
@@ -484,7 +463,7 @@ pub async fn post_rotate(visitor: Visitor, id: web::Path<String>, form: PageForm
                 vec![
                     ("App".into(), app.name.clone()),
                     ("Client ID".into(), app.client_id.clone()),
-                    ("The old secret stops working".into(), old_stops),
+                    ("The old secret stops working".into(), stops_after(grace)),
                 ],
                 &format!("{LIST}/{}", app.client_id),
             );

@@ -9,7 +9,7 @@ use askama::Template;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::{PageResult, Section, Shell, Visitor};
+use super::{Choice, PageResult, Section, Shell, Visitor};
 use crate::error::AppError;
 use crate::manage::audit::{self, AuditEventView, AuditQuery};
 
@@ -37,12 +37,6 @@ struct EventRow {
     target: String,
     failed: bool,
     address: String,
-}
-
-struct Choice {
-    value: &'static str,
-    label: &'static str,
-    selected: bool,
 }
 
 #[derive(Template)]
@@ -174,11 +168,19 @@ pub async fn get_audit_log(visitor: Visitor, filters: web::Query<Filters>) -> Pa
         action: filters.action.clone(),
         outcomes: [("success", "Succeeded"), ("failure", "Failed")]
             .into_iter()
-            .map(|(value, label)| Choice { value, label, selected: filters.outcome == value })
+            .map(|(value, label)| Choice {
+                value: value.into(),
+                label: label.into(),
+                selected: filters.outcome == value,
+            })
             .collect(),
         resources: RESOURCES
             .into_iter()
-            .map(|(value, label)| Choice { value, label, selected: filters.resource == value })
+            .map(|(value, label)| Choice {
+                value: value.into(),
+                label: label.into(),
+                selected: filters.resource == value,
+            })
             .collect(),
         since: filters.since.clone(),
         until: filters.until.clone(),

@@ -255,6 +255,42 @@ pub fn not_found_page() -> HttpResponse {
     error_page(StatusCode::NOT_FOUND, "Not found", "There is nothing here, or nothing you may see.")
 }
 
+/// One option of a select or a set of radio buttons.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// How long a rotated-out key or secret may keep working, as rotation forms offer it.
+const GRACES: [(i64, &str); 4] = [(0, "Now"), (3600, "In 1 hour"), (86_400, "In 24 hours"), (604_800, "In 7 days")];
+
+/// The grace periods to choose from, an hour unless said otherwise.
+pub fn grace_choices() -> Vec<Choice> {
+    GRACES
+        .into_iter()
+        .map(|(secs, label)| Choice { value: secs.to_string(), label: label.into(), selected: secs == 3600 })
+        .collect()
+}
+
+/// The grace period a rotation form chose, up to `max`.
+pub fn chosen_grace(value: &str, max: chrono::TimeDelta) -> Result<chrono::TimeDelta, AppError> {
+    match value.trim().parse::<i64>().map(chrono::TimeDelta::seconds) {
+        Ok(grace) if grace >= chrono::TimeDelta::zero() && grace <= max => Ok(grace),
+        _ => Err(AppError::BadRequest("choose one of the offered grace periods".into())),
+    }
+}
+
+/// When a rotated-out key or secret stops working, for the page that shows its successor.
+pub fn stops_after(grace: chrono::TimeDelta) -> String {
+    if grace.is_zero() { "Now".to_owned() } else { moment(chrono::Utc::now() + grace) }
+}
+
+/// "3 December 2026, 14:05 UTC".
+pub fn moment(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%-d %B %Y, %H:%M UTC").to_string()
+}
+
 /// After a change: back to a list, with a notice the list shows.
 pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()

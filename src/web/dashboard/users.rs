@@ -145,7 +145,7 @@ pub async fn post_invite(visitor: Visitor, form: PageForm<InviteForm>) -> PageRe
         .await;
     match invited {
         Ok(invited) => {
-            let expires = invited.expires_at.format("%-d %B %Y, %H:%M UTC").to_string();
+            let expires = super::moment(invited.expires_at);
             let secret = NewSecret::new(
                 "Invitation link",
                 "Send this link to the person you invited",
