@@ -119,6 +119,7 @@ fn serve(runtime: &Runtime, rows: usize) -> Served {
                     post_logout_redirect_uris: "",
                     created_at: created,
                     updated_at: created,
+                    permissions: "",
                 },
             )?;
         }

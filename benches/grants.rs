@@ -92,6 +92,7 @@ async fn run() {
             redirect_uris: vec![CALLBACK.into()],
             post_logout_redirect_uris: vec![],
             public: true,
+            permissions: vec![],
         };
         let client =
             manage::clients::register_client(&mut conn, &state.hasher, &manage::Caller::system(), client).unwrap();

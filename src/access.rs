@@ -78,6 +78,17 @@ impl Action {
     pub fn covers(self, needed: Action) -> bool {
         self == needed || self == Self::Admin || (needed == Self::Read && self != Self::Read)
     }
+
+    /// What both allow: the narrower of the two, or `read` for `write` and `delete`.
+    fn meet(self, other: Action) -> Action {
+        if self.covers(other) {
+            other
+        } else if other.covers(self) {
+            self
+        } else {
+            Self::Read
+        }
+    }
 }
 
 /// One permission: an action on one resource, or on every resource (`read`, `admin`).
@@ -99,6 +110,15 @@ impl Permission {
             Some(resource) => self.allows(resource, other.action),
             None => self.resource.is_none() && self.action.covers(other.action),
         }
+    }
+
+    /// What both allow, if anything: `admin` and `clients:read` meet in `clients:read`.
+    fn meet(self, other: Permission) -> Option<Permission> {
+        let resource = match (self.resource, other.resource) {
+            (Some(mine), Some(theirs)) if mine != theirs => return None,
+            (mine, theirs) => mine.or(theirs),
+        };
+        Some(Permission { resource, action: self.action.meet(other.action) })
     }
 }
 
@@ -165,6 +185,38 @@ impl Permissions {
     /// Stored values were validated on write; anything unreadable grants nothing.
     pub fn from_stored(stored: &str) -> Self {
         Self(stored.split(' ').filter_map(|p| p.parse().ok()).collect())
+    }
+
+    /// The permissions an access token's scopes name (`read`, `clients:write` …); other
+    /// scopes (`openid`, `offline_access`, an API's own) grant nothing here.
+    pub fn from_scopes<'a>(scopes: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut set = Vec::new();
+        for permission in scopes.into_iter().filter_map(|s| s.parse::<Permission>().ok()) {
+            if !set.contains(&permission) {
+                set.push(permission);
+            }
+        }
+        Self(set)
+    }
+
+    /// What both sets allow.
+    pub fn intersection(&self, other: &Permissions) -> Permissions {
+        let mut set: Vec<Permission> = Vec::new();
+        for met in self.0.iter().flat_map(|mine| other.0.iter().filter_map(|theirs| mine.meet(*theirs))) {
+            if !set.iter().any(|kept| kept.includes(met)) {
+                set.retain(|kept| !met.includes(*kept));
+                set.push(met);
+            }
+        }
+        Self(set)
+    }
+
+    fn allows_everything(&self) -> bool {
+        self.allows_all(Permission { resource: None, action: Action::Admin })
+    }
+
+    fn allows_all(&self, permission: Permission) -> bool {
+        self.0.iter().any(|p| p.includes(permission))
     }
 
     pub fn allows(&self, resource: Resource, action: Action) -> bool {
@@ -296,6 +348,9 @@ pub struct Reach {
     pub teams: Vec<(String, TeamRole)>,
     /// The user a personal key acts as: its own record, keys and consents are in reach.
     pub user: Option<String>,
+    /// The most the credential may do, whatever its holder reaches: an access token's
+    /// scopes. `None` for API keys and sessions, which carry their holder's whole reach.
+    pub limit: Option<Permissions>,
 }
 
 /// What a user may do to their own things through a personal key.
@@ -324,17 +379,44 @@ impl Reach {
         Self { teams, user: Some(user.to_owned()), ..Self::default() }
     }
 
+    /// This reach, as far as `limit` (an access token's scopes) allows.
+    pub fn limited_to(mut self, limit: Permissions) -> Self {
+        self.limit = Some(match self.limit.take() {
+            Some(already) => already.intersection(&limit),
+            None => limit,
+        });
+        self
+    }
+
+    /// Full owner access, not narrowed by a limit: what handing out owner keys, roles and
+    /// tenant permissions takes.
+    pub fn is_owner(&self) -> bool {
+        self.owner && self.limit.as_ref().is_none_or(Permissions::allows_everything)
+    }
+
+    fn limit_allows(&self, resource: Resource, action: Action) -> bool {
+        self.limit.as_ref().is_none_or(|limit| limit.allows(resource, action))
+    }
+
     pub fn role_in(&self, team: &str) -> Option<TeamRole> {
         self.teams.iter().find(|(id, _)| id == team).map(|(_, role)| *role)
     }
 
     pub fn can(&self, resource: Resource, action: Action) -> bool {
-        self.owner || self.tenant.allows(resource, action)
+        (self.owner || self.tenant.allows(resource, action)) && self.limit_allows(resource, action)
     }
 
-    /// May the caller do `action` to `target`?
+    /// May the caller do `action` to `target`? What is out of reach stays out of sight
+    /// (404) whatever the limit; a limit only turns a yes into 403.
     pub fn check(&self, target: Target<'_>, action: Action) -> Result<(), Denied> {
-        if self.can(target.resource, action) {
+        match self.check_unlimited(target, action) {
+            Ok(()) if !self.limit_allows(target.resource, action) => Err(Denied::Forbidden),
+            verdict => verdict,
+        }
+    }
+
+    fn check_unlimited(&self, target: Target<'_>, action: Action) -> Result<(), Denied> {
+        if self.owner || self.tenant.allows(target.resource, action) {
             return Ok(());
         }
         let own = target.user.is_some() && target.user == self.user.as_deref();
@@ -344,12 +426,15 @@ impl Reach {
         if let Some(role) = target.team.and_then(|team| self.role_in(team)) {
             return if role.allows(action) { Ok(()) } else { Err(Denied::Forbidden) };
         }
-        let visible = own || self.can(target.resource, Action::Read);
+        let visible = own || self.owner || self.tenant.allows(target.resource, Action::Read);
         if visible { Err(Denied::Forbidden) } else { Err(Denied::NotFound) }
     }
 
     /// Which part of a collection the caller may list: 403 when none of it.
     pub fn listing(&self, resource: Resource) -> Result<Listing, Denied> {
+        if !self.limit_allows(resource, Action::Read) {
+            return Err(Denied::Forbidden);
+        }
         if self.can(resource, Action::Read) {
             return Ok(Listing { all: true, ..Listing::default() });
         }
@@ -364,20 +449,27 @@ impl Reach {
 
     /// Creating something in `team` (or tenant-wide when `None`).
     pub fn check_create(&self, resource: Resource, team: Option<&str>) -> Result<(), Denied> {
+        if !self.limit_allows(resource, Action::Write) {
+            return Err(Denied::Forbidden);
+        }
         if self.can(resource, Action::Write) {
             return Ok(());
         }
         match team.map(|team| self.role_in(team)) {
             Some(Some(role)) if role.allows(Action::Write) => Ok(()),
             // Naming a team the caller is not in reveals nothing about it.
-            Some(None) if !self.can(Resource::Teams, Action::Read) => Err(Denied::NotFound),
+            Some(None) if !(self.owner || self.tenant.allows(Resource::Teams, Action::Read)) => Err(Denied::NotFound),
             _ => Err(Denied::Forbidden),
         }
     }
 
     /// The permissions this caller holds tenant-wide, for bounding what it hands out.
     pub fn tenant_permissions(&self) -> Permissions {
-        if self.owner { Permissions::everything() } else { self.tenant.clone() }
+        let held = if self.owner { Permissions::everything() } else { self.tenant.clone() };
+        match &self.limit {
+            Some(limit) => held.intersection(limit),
+            None => held,
+        }
     }
 }
 
@@ -445,6 +537,57 @@ mod tests {
         assert_eq!(reach.check(client, Action::Write), Err(Denied::Forbidden));
         assert_eq!(reach.check(Target::of(Resource::Apis), Action::Read), Err(Denied::NotFound));
         assert_eq!(reach.listing(Resource::Apis), Err(Denied::Forbidden));
+    }
+
+    #[test]
+    fn permission_sets_meet_in_what_both_allow() {
+        let set = |s: &[&str]| Permissions::parse_list(s).unwrap();
+        assert_eq!(set(&["admin"]).intersection(&set(&["clients:read"])), set(&["clients:read"]));
+        assert_eq!(set(&["write"]).intersection(&set(&["delete"])), set(&["read"]));
+        assert_eq!(set(&["clients:admin"]).intersection(&set(&["apis:admin"])), set(&[]));
+        assert_eq!(set(&["read", "clients:write"]).intersection(&set(&["write"])), set(&["read", "clients:write"]));
+        assert_eq!(set(&["admin"]).intersection(&set(&["read", "read"])), set(&["read"]));
+        assert_eq!(
+            Permissions::from_scopes(["openid", "read", "clients:write", "x:y"]),
+            set(&["read", "clients:write"])
+        );
+    }
+
+    #[test]
+    fn a_limit_narrows_an_owner_without_revealing_more() {
+        let reach = Reach::owner().limited_to(Permissions::from_scopes(["clients:read"]));
+        let client = Target::of(Resource::Clients);
+        assert_eq!(reach.check(client, Action::Read), Ok(()));
+        assert_eq!(reach.check(client, Action::Write), Err(Denied::Forbidden));
+        assert_eq!(reach.listing(Resource::Apis), Err(Denied::Forbidden));
+        assert_eq!(reach.check_create(Resource::Clients, None), Err(Denied::Forbidden));
+        assert!(!reach.is_owner());
+        assert!(Reach::owner().limited_to(Permissions::everything()).is_owner());
+        assert_eq!(reach.tenant_permissions(), Permissions::parse_list(["clients:read"]).unwrap());
+
+        // A member's token never reaches past the member, whatever its scopes.
+        let member = Reach::of_person("u1", false, [("t1".to_owned(), "editor".to_owned())])
+            .limited_to(Permissions::from_scopes(["admin"]));
+        assert_eq!(
+            member.check(Target::of(Resource::Clients).in_team(Some("t2")), Action::Read),
+            Err(Denied::NotFound)
+        );
+        assert_eq!(member.check(Target::of(Resource::Clients).in_team(Some("t1")), Action::Write), Ok(()));
+        let reader = Reach::of_person("u1", false, [("t1".to_owned(), "editor".to_owned())])
+            .limited_to(Permissions::from_scopes(["read"]));
+        assert_eq!(
+            reader.check(Target::of(Resource::Clients).in_team(Some("t1")), Action::Write),
+            Err(Denied::Forbidden)
+        );
+        assert_eq!(
+            reader.check(Target::of(Resource::Clients).in_team(Some("t2")), Action::Write),
+            Err(Denied::NotFound)
+        );
+        assert_eq!(reader.check(Target::of(Resource::ApiKeys).of_user(Some("u1")), Action::Read), Ok(()));
+        assert_eq!(
+            reader.check(Target::of(Resource::ApiKeys).of_user(Some("u1")), Action::Delete),
+            Err(Denied::Forbidden)
+        );
     }
 
     #[test]

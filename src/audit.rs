@@ -62,17 +62,26 @@ pub struct Context<'a> {
     pub actor: Actor<'a>,
     /// The API key the actor used, when the actor is its user or service account.
     pub via_key: Option<&'a str>,
+    /// The client whose access token the actor (a user) used.
+    pub via_client: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub request_id: Option<&'a str>,
 }
 
 impl<'a> Context<'a> {
     /// The command line.
-    pub const SYSTEM: Context<'static> = Context { actor: Actor::System, via_key: None, ip: None, request_id: None };
+    pub const SYSTEM: Context<'static> =
+        Context { actor: Actor::System, via_key: None, via_client: None, ip: None, request_id: None };
+
+    /// `actor` acting on its own, from `ip`, in the request `request_id`.
+    pub fn of(actor: Actor<'a>, ip: Option<&'a str>, request_id: Option<&'a str>) -> Self {
+        Self { actor, via_key: None, via_client: None, ip, request_id }
+    }
 
     pub fn entry(&self, action: &'a str, outcome: Outcome) -> AuditEntry<'a> {
         let mut entry = AuditEntry::new(self.actor, action, outcome).from_request(self.ip, self.request_id);
         entry.via_key = self.via_key;
+        entry.via_client = self.via_client;
         entry
     }
 
@@ -92,12 +101,23 @@ pub struct AuditEntry<'a> {
     pub ip: Option<&'a str>,
     pub request_id: Option<&'a str>,
     pub via_key: Option<&'a str>,
+    pub via_client: Option<&'a str>,
     pub details: Value,
 }
 
 impl<'a> AuditEntry<'a> {
     pub fn new(actor: Actor<'a>, action: &'a str, outcome: Outcome) -> Self {
-        Self { actor, action, target: None, outcome, ip: None, request_id: None, via_key: None, details: Value::Null }
+        Self {
+            actor,
+            action,
+            target: None,
+            outcome,
+            ip: None,
+            request_id: None,
+            via_key: None,
+            via_client: None,
+            details: Value::Null,
+        }
     }
 
     pub fn target(mut self, kind: &'a str, id: &'a str) -> Self {
@@ -126,6 +146,9 @@ pub fn record(conn: &mut DbConnection, entry: &AuditEntry<'_>) -> diesel::QueryR
     };
     if let Some(key) = entry.via_key {
         details.insert("api_key_id".to_owned(), Value::from(key));
+    }
+    if let Some(client) = entry.via_client {
+        details.insert("through_client_id".to_owned(), Value::from(client));
     }
     let details = Value::Object(details).to_string();
     insert_audit_event(

@@ -118,6 +118,10 @@ pub struct ClientCreateArgs {
     /// A public client (no secret; authorization code with PKCE only).
     #[arg(long)]
     pub public: bool,
+    /// Tenant permissions of the client's own service principal, which its
+    /// client-credentials tokens for the management API carry (`AUDIT_LOG_READ`, `clients:read` …).
+    #[arg(long = "permission", num_args = 1..)]
+    pub permissions: Vec<String>,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
@@ -286,6 +290,7 @@ fn create_client(settings: &Settings, args: ClientCreateArgs) -> anyhow::Result<
         post_logout_redirect_uris: args.post_logout_redirect_uris,
         public: args.public,
         token_endpoint_auth_method: None,
+        permissions: args.permissions,
     };
     let client =
         manage::clients::register_client(&mut conn, &master_key.token_hasher(), &Caller::system(), registration)?;

@@ -36,6 +36,8 @@ pub mod oauth;
 #[cfg(feature = "server")]
 pub mod passwords;
 #[cfg(feature = "server")]
+pub mod principal;
+#[cfg(feature = "server")]
 pub mod ratelimit;
 #[cfg(feature = "server")]
 pub mod startup;

@@ -27,6 +27,18 @@ use crate::ratelimit::RateLimiter;
 use crate::state::AppState;
 use crate::tokens::{IssuanceProof, KeySet, KeyStore};
 
+/// Connections the kernel queues before they are accepted (as actix's own default).
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// The port, bound but not yet listening (with `SO_REUSEADDR`, as std's `bind` sets it).
+fn bind(address: std::net::SocketAddr) -> anyhow::Result<socket2::Socket> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into()).with_context(|| format!("could not listen on {address}"))?;
+    Ok(socket)
+}
+
 /// How long a stopping server waits for requests in flight.
 pub const SHUTDOWN_GRACE_SECS: u64 = 30;
 
@@ -38,8 +50,10 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the database (applying migrations), makes the first signing key if there is
-    /// none, binds the listener. Nothing is served until `run_until_stopped`.
+    /// Binds the port (which names the issuer when none is configured), opens the database
+    /// (applying migrations), makes the first signing key if there is none, registers the
+    /// management API, and only then listens: a connection is never taken before the state
+    /// to answer it exists. Nothing is served until `run_until_stopped`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::memory::return_large_blocks_when_freed();
         let (master_key, is_dev_key) = MasterKey::configured_or_dev(settings.master_key.as_ref())?;
@@ -54,10 +68,18 @@ impl Application {
         let (hasher, sealer) = (master_key.token_hasher(), master_key.sealer());
         let issuance = IssuanceProof::new(master_key.issuance_hasher());
 
+        let socket = bind(settings.bind)?;
+        let address = socket.local_addr()?.as_socket().context("the socket has an IP address")?;
+        let issuer = settings.issuer.clone().unwrap_or_else(|| {
+            let url = url::Url::parse(&format!("http://{address}")).expect("a socket address makes a valid URL");
+            Issuer::from_url(&url)
+        });
+
         let target = settings.database.clone();
         let pool_size = settings.database_pool_size;
         let init_sealer = sealer.clone();
         let setup_hasher = hasher.clone();
+        let (api_issuer, default_ttl) = (issuer.clone(), settings.access_token_ttl_secs);
         let (pool, keys, setup_token) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let pool = db::build_pool(&target, pool_size)?;
             let mut conn = pool.get().context("could not get a database connection")?;
@@ -65,6 +87,8 @@ impl Application {
                 tracing::info!(%kid, "generated the first RS256 signing key");
             }
             let keys = KeySet::load(&mut conn, &init_sealer, db::now())?;
+            crate::manage::apis::ensure_management_api(&mut conn, &api_issuer, default_ttl)
+                .context("could not register the management API")?;
             let setup_token = crate::manage::setup::offer_setup(&mut conn, &setup_hasher)?;
             Ok((pool, keys, setup_token))
         })
@@ -76,13 +100,22 @@ impl Application {
             None => RateLimiter::in_process(),
         };
 
-        let listener =
-            TcpListener::bind(settings.bind).with_context(|| format!("could not listen on {}", settings.bind))?;
-        let address = listener.local_addr()?;
-        let issuer = settings.issuer.clone().unwrap_or_else(|| {
-            let url = url::Url::parse(&format!("http://{address}")).expect("a socket address makes a valid URL");
-            Issuer::from_url(&url)
+        let state = web::Data::new(AppState {
+            pool,
+            metadata: crate::oauth::discovery::metadata_document(&issuer),
+            openapi: crate::management::openapi::document(&issuer),
+            issuer: issuer.clone(),
+            hasher,
+            sealer,
+            issuance,
+            keys: Arc::new(KeyStore::new(keys)),
+            settings: settings.clone(),
+            passwords: Passwords::for_this_machine(PasswordHasher::new()),
+            limiter,
+            metrics: Metrics::default(),
         });
+        socket.listen(LISTEN_BACKLOG).with_context(|| format!("could not listen on {}", settings.bind))?;
+        let listener = TcpListener::from(socket);
         tracing::info!(%issuer, database = %settings.database.describe(), %address, "Latchkey is listening");
         // The one secret Latchkey ever logs, by design: whoever reads the first start's log
         // is its operator. It works once, for a day, and only while nobody has an account.
@@ -94,19 +127,6 @@ impl Application {
             );
         }
 
-        let state = web::Data::new(AppState {
-            pool,
-            metadata: crate::oauth::discovery::metadata_document(&issuer),
-            issuer,
-            hasher,
-            sealer,
-            issuance,
-            keys: Arc::new(KeyStore::new(keys)),
-            settings: settings.clone(),
-            passwords: Passwords::for_this_machine(PasswordHasher::new()),
-            limiter,
-            metrics: Metrics::default(),
-        });
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()

@@ -27,6 +27,8 @@ pub struct AppState {
     pub issuance: IssuanceProof,
     pub keys: Arc<KeyStore>,
     pub metadata: Bytes,
+    /// The management API's OpenAPI document, with this deployment's endpoints.
+    pub openapi: Bytes,
     pub settings: Settings,
     pub passwords: Passwords,
     pub limiter: RateLimiter,

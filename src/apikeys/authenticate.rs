@@ -46,7 +46,7 @@ impl ApiKeyAuth {
     pub fn audit<'a>(&'a self, ip: Option<&'a str>, request_id: &'a str) -> Context<'a> {
         let actor = self.actor();
         let via_key = (!matches!(actor, Actor::ApiKey(_))).then_some(self.key.id.as_str());
-        Context { actor, via_key, ip, request_id: Some(request_id) }
+        Context { via_key, ..Context::of(actor, ip, Some(request_id)) }
     }
 }
 

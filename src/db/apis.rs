@@ -67,6 +67,28 @@ pub fn insert_api(conn: &mut DbConnection, api: &NewApi<'_>) -> QueryResult<()> 
     diesel::insert_into(apis::table).values(api).execute(conn).map(drop)
 }
 
+/// Inserts the row unless one with its id exists (several instances may start at once).
+pub fn insert_api_unless_present(conn: &mut DbConnection, api: &NewApi<'_>) -> QueryResult<()> {
+    // ON CONFLICT is not in diesel's multi-backend subset; the primary key says it as well.
+    match diesel::insert_into(apis::table).values(api).execute(conn) {
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => Ok(()),
+        inserted => inserted.map(drop),
+    }
+}
+
+/// A built-in API follows the deployment: its audience and scopes.
+pub fn update_built_in_api(
+    conn: &mut DbConnection,
+    id: &str,
+    audience: &str,
+    scopes: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(apis::table.find(id))
+        .set((apis::audience.eq(audience), apis::scopes.eq(scopes), apis::updated_at.eq(now)))
+        .execute(conn)
+}
+
 pub fn find_api_by_audience(conn: &mut DbConnection, audience: &str) -> QueryResult<Option<Api>> {
     apis::table.filter(apis::audience.eq(audience)).select(Api::as_select()).get_result(conn).optional()
 }

@@ -29,6 +29,8 @@ pub struct Client {
     pub post_logout_redirect_uris: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The tenant permissions of the client's own service principal, granted by an owner.
+    pub permissions: String,
 }
 
 impl Client {
@@ -95,6 +97,7 @@ pub struct NewClient<'a> {
     pub post_logout_redirect_uris: &'a str,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub permissions: &'a str,
 }
 
 pub fn insert_client(conn: &mut DbConnection, client: &NewClient<'_>) -> QueryResult<()> {
@@ -153,6 +156,7 @@ pub struct ClientChanges<'a> {
     pub audiences: &'a str,
     pub redirect_uris: &'a str,
     pub post_logout_redirect_uris: &'a str,
+    pub permissions: &'a str,
     pub updated_at: NaiveDateTime,
 }
 

@@ -88,6 +88,7 @@ diesel::table! {
         post_logout_redirect_uris -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        permissions -> Text,
     }
 }
 

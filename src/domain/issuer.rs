@@ -21,6 +21,12 @@ impl Issuer {
         format!("{}{path}", self.0)
     }
 
+    /// The audience of Latchkey's own management API, `{issuer}/api/v1`: what its access
+    /// tokens name in `aud`.
+    pub fn management_api_audience(&self) -> String {
+        self.endpoint("/api/v1")
+    }
+
     pub fn is_https(&self) -> bool {
         self.0.starts_with("https://")
     }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::Caller;
-use crate::access::{Action, Resource, Target};
+use crate::access::{Action, Permission, Resource, Target};
 use crate::audit;
 use crate::crypto::{Sealer, random_token};
 use crate::db::DbConnection;
@@ -11,7 +11,7 @@ use crate::db::apis::{
     Api, NewApi, delete_api as db_delete_api, find_api, find_api_by_audience, insert_api, list_apis as db_list_apis,
     update_api as db_update_api,
 };
-use crate::domain::{ApiSigning, SigningAlgorithm};
+use crate::domain::{ApiSigning, Issuer, SigningAlgorithm};
 use crate::domain::{ResourceUri, Scopes};
 use crate::error::AppError;
 
@@ -19,6 +19,77 @@ impl Api {
     pub fn signing(&self) -> ApiSigning {
         self.signing_alg.parse().unwrap_or(ApiSigning::Published(SigningAlgorithm::RS256))
     }
+
+    /// Latchkey's own management API, which nobody registered and nobody may change.
+    pub fn is_built_in(&self) -> bool {
+        self.id == MANAGEMENT_API_ID
+    }
+}
+
+/// The row that stands for Latchkey's own management API (`/api/v1`), so that clients are
+/// registered for it, users consent to it and tokens are issued for it like any API's.
+pub const MANAGEMENT_API_ID: &str = "latchkey-management-api";
+
+/// Its scopes: `read`, `write`, `delete`, `admin` and every `<resource>:<action>`, as API
+/// key permissions are written (docs/api-keys.md).
+pub fn management_scopes() -> Scopes {
+    let actions = [Action::Read, Action::Write, Action::Delete, Action::Admin];
+    let resources = std::iter::once(None).chain(Resource::ALL.into_iter().map(Some));
+    let names: Vec<String> = resources
+        .flat_map(|resource| actions.into_iter().map(move |action| Permission { resource, action }.to_string()))
+        .collect();
+    Scopes::from_tokens(names.iter().map(String::as_str)).expect("permission names are valid scope tokens")
+}
+
+/// Registers the management API on first start, and follows the issuer and the scopes if
+/// they changed since. Safe when several instances start at once (the insert does nothing
+/// if another instance made the row first).
+pub fn ensure_management_api(conn: &mut DbConnection, issuer: &Issuer, default_ttl_secs: i64) -> Result<(), AppError> {
+    let audience = issuer.management_api_audience();
+    let scopes = management_scopes().to_string();
+    let now = crate::db::now();
+    match find_api(conn, MANAGEMENT_API_ID)? {
+        Some(api) if api.audience == audience && api.scopes == scopes => Ok(()),
+        Some(_) => {
+            crate::db::apis::update_built_in_api(conn, MANAGEMENT_API_ID, &audience, &scopes, now)?;
+            Ok(())
+        }
+        None => {
+            if let Some(other) = find_api_by_audience(conn, &audience)? {
+                return Err(AppError::Conflict(format!(
+                    "the API `{}` was registered with the audience `{audience}`, which is the management API's own; \
+                     give it another audience or delete it",
+                    other.id
+                )));
+            }
+            crate::db::apis::insert_api_unless_present(
+                conn,
+                &NewApi {
+                    id: MANAGEMENT_API_ID,
+                    tenant_id: crate::db::DEFAULT_TENANT_ID,
+                    team_id: None,
+                    name: "Latchkey management API",
+                    audience: &audience,
+                    signing_alg: ApiSigning::Published(SigningAlgorithm::RS256).as_str(),
+                    secret_sealed: None,
+                    scopes: &scopes,
+                    token_lifetime_secs: default_ttl_secs,
+                    created_at: now,
+                    updated_at: now,
+                },
+            )?;
+            Ok(())
+        }
+    }
+}
+
+fn refuse_built_in(api: &Api) -> Result<(), AppError> {
+    if api.is_built_in() {
+        return Err(AppError::Conflict(
+            "the management API is built in: its audience, scopes and lifetime follow Latchkey's own settings".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +114,8 @@ pub struct ApiView {
     pub scope: String,
     pub signing_alg: String,
     pub token_lifetime_secs: i64,
+    /// Latchkey's own management API: listed for its audience and scopes, never changed.
+    pub built_in: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -57,6 +130,7 @@ impl From<&Api> for ApiView {
             scope: api.scopes.clone(),
             signing_alg: api.signing_alg.clone(),
             token_lifetime_secs: api.token_lifetime_secs,
+            built_in: api.is_built_in(),
             created_at: crate::db::utc(api.created_at),
             updated_at: crate::db::utc(api.updated_at),
         }
@@ -167,7 +241,8 @@ fn api_for(conn: &mut DbConnection, caller: &Caller<'_>, id: &str, action: Actio
 
 /// Whether the caller may do `action` to the API (for showing only the buttons that work).
 pub fn may(caller: &Caller<'_>, api: &ApiView, action: Action) -> bool {
-    caller.check(Target::of(Resource::Apis).in_team(api.team_id.as_deref()), action).is_ok()
+    (action == Action::Read || !api.built_in)
+        && caller.check(Target::of(Resource::Apis).in_team(api.team_id.as_deref()), action).is_ok()
 }
 
 pub fn get_api(conn: &mut DbConnection, caller: &Caller<'_>, id: &str) -> Result<ApiView, AppError> {
@@ -201,6 +276,7 @@ pub fn update_api(
     update: ApiUpdate,
 ) -> Result<ApiView, AppError> {
     let api = api_for(conn, caller, id, Action::Write)?;
+    refuse_built_in(&api)?;
     let name = update.name.as_deref().map(|n| super::clean_name(n, "API")).transpose()?.unwrap_or(api.name);
     let scopes = match &update.scopes {
         Some(scopes) => Scopes::from_tokens(scopes.iter().map(String::as_str)).map_err(|e| bad(e.to_string()))?,
@@ -218,6 +294,7 @@ pub fn update_api(
 
 pub fn delete_api(conn: &mut DbConnection, caller: &Caller<'_>, id: &str) -> Result<(), AppError> {
     let api = api_for(conn, caller, id, Action::Delete)?;
+    refuse_built_in(&api)?;
     let clients = crate::db::clients::list_clients(conn, None)?;
     let in_use = clients.iter().filter(|c| c.audiences().any(|a| a == api.audience)).count();
     if in_use > 0 {

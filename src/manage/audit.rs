@@ -18,7 +18,7 @@ pub struct AuditEventView {
     pub outcome: String,
     pub ip: Option<String>,
     pub request_id: Option<String>,
-    /// What changed, and through which key (`api_key_id`); never a secret.
+    /// What changed, and through which key (`api_key_id`) or app (`through_client_id`); never a secret.
     #[schema(value_type = Object)]
     pub details: Value,
 }

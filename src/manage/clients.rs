@@ -5,7 +5,7 @@ use serde::Serialize;
 use chrono::TimeDelta;
 
 use super::Caller;
-use crate::access::{Action, Resource, Target};
+use crate::access::{Action, Permissions, Resource, Target};
 use crate::audit;
 use crate::crypto::{TokenHasher, random_base62, random_token};
 use crate::db::DbConnection;
@@ -34,6 +34,9 @@ pub struct ClientRegistration {
     /// How a confidential client sends its secret (`client_secret_basic` unless said
     /// otherwise); informational, as the token endpoint accepts either.
     pub token_endpoint_auth_method: Option<String>,
+    /// Tenant permissions of the client's own service principal (what its
+    /// client-credentials tokens for the management API may do); only an owner grants them.
+    pub permissions: Vec<String>,
 }
 
 /// A client as the management API shows it: never a secret.
@@ -49,6 +52,9 @@ pub struct ClientView {
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub token_endpoint_auth_method: String,
+    /// What the client's own tokens for the management API may do (`AUDIT_LOG_READ`,
+    /// `clients:read` …), within their scopes.
+    pub permissions: Vec<String>,
     /// Until when the secret replaced by the last rotation still works.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -73,6 +79,7 @@ impl From<&Client> for ClientView {
             redirect_uris: words(&client.redirect_uris),
             post_logout_redirect_uris: words(&client.post_logout_redirect_uris),
             token_endpoint_auth_method: client.token_endpoint_auth_method.clone(),
+            permissions: Permissions::from_stored(&client.permissions).names(),
             previous_secret_expires_at: client.previous_secret_expires_at.filter(|at| *at > now).map(crate::db::utc),
             created_at: crate::db::utc(client.created_at),
             updated_at: crate::db::utc(client.updated_at),
@@ -118,6 +125,7 @@ struct ValidSettings {
     audiences: String,
     redirect_uris: String,
     post_logout_redirect_uris: String,
+    permissions: String,
 }
 
 fn validate(conn: &mut DbConnection, registration: &ClientRegistration) -> Result<ValidSettings, AppError> {
@@ -166,7 +174,12 @@ fn validate(conn: &mut DbConnection, registration: &ClientRegistration) -> Resul
         }
         out.join(" ")
     };
+    let permissions = Permissions::parse_list(&registration.permissions).map_err(|e| bad(e.to_string()))?;
+    if registration.public && !permissions.is_empty() {
+        return Err(bad("a public client has no service principal: it cannot hold tenant permissions"));
+    }
     Ok(ValidSettings {
+        permissions: permissions.to_stored(),
         name,
         grant_types: grants.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "),
         scopes: scopes.to_string(),
@@ -194,6 +207,9 @@ pub fn register_client(
     caller.check_create(Resource::Clients, registration.team_id.as_deref())?;
     existing_team(conn, registration.team_id.as_deref())?;
     let settings = validate(conn, &registration)?;
+    if !settings.permissions.is_empty() {
+        caller.require_owner("grant a client tenant permissions")?;
+    }
     let client_id = random_base62(24);
     let secret = (!registration.public).then(random_token::<32>);
     let secret_hash = secret.as_deref().map(|s| hasher.hash(s));
@@ -225,6 +241,7 @@ pub fn register_client(
                 post_logout_redirect_uris: &settings.post_logout_redirect_uris,
                 created_at: now,
                 updated_at: now,
+                permissions: &settings.permissions,
             },
         )?;
         audit::record(
@@ -302,6 +319,8 @@ pub struct ClientUpdate {
     pub audiences: Option<Vec<String>>,
     pub redirect_uris: Option<Vec<String>>,
     pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// Tenant permissions of the client's own service principal; only an owner changes them.
+    pub permissions: Option<Vec<String>>,
 }
 
 pub fn update_client(
@@ -323,8 +342,12 @@ pub fn update_client(
             .unwrap_or_else(|| words(&client.post_logout_redirect_uris)),
         public: client.is_public(),
         token_endpoint_auth_method: Some(client.token_endpoint_auth_method.clone()),
+        permissions: update.permissions.unwrap_or_else(|| words(&client.permissions)),
     };
     let settings = validate(conn, &merged)?;
+    if settings.permissions != client.permissions {
+        caller.require_owner("change a client's tenant permissions")?;
+    }
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
         db_update_client(
             conn,
@@ -336,6 +359,7 @@ pub fn update_client(
                 audiences: &settings.audiences,
                 redirect_uris: &settings.redirect_uris,
                 post_logout_redirect_uris: &settings.post_logout_redirect_uris,
+                permissions: &settings.permissions,
                 updated_at: crate::db::now(),
             },
         )?;

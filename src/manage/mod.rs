@@ -19,10 +19,10 @@ pub mod users;
 use std::sync::{Arc, LazyLock};
 
 use crate::access::{Action, Denied, Listing, Reach, Resource, Target};
-use crate::apikeys::authenticate::ApiKeyAuth;
 use crate::audit::{Actor, Context, Origin};
 use crate::db::DbConnection;
 use crate::error::AppError;
+use crate::principal::Principal;
 use crate::state::AppState;
 
 /// Who asks: what they reach, and how their changes are recorded.
@@ -47,11 +47,11 @@ pub trait Acting: Send + 'static {
     fn caller<'a>(&'a self, ip: Option<&'a str>, request_id: &'a str) -> Caller<'a>;
 }
 
-/// A management-API request: whatever its key reaches, recorded as the key's user, its
-/// service account, or the key itself.
-impl Acting for ApiKeyAuth {
+/// A management-API request: whatever its key or token reaches, recorded as
+/// [`Principal::audit`] says.
+impl Acting for Principal {
     fn caller<'a>(&'a self, ip: Option<&'a str>, request_id: &'a str) -> Caller<'a> {
-        Caller { reach: &self.reach, audit: self.audit(ip, request_id) }
+        Caller { reach: self.reach(), audit: self.audit(ip, request_id) }
     }
 }
 
@@ -82,7 +82,7 @@ impl SignedInUser {
 
 impl Acting for SignedInUser {
     fn caller<'a>(&'a self, ip: Option<&'a str>, request_id: &'a str) -> Caller<'a> {
-        let audit = Context { actor: Actor::User(&self.user_id), via_key: None, ip, request_id: Some(request_id) };
+        let audit = Context::of(Actor::User(&self.user_id), ip, Some(request_id));
         Caller { reach: &self.reach, audit }
     }
 }
@@ -128,7 +128,7 @@ impl Caller<'_> {
 
     /// Things only a full owner may do (handing out owner keys, granting tenant permissions).
     pub fn require_owner(&self, what: &str) -> Result<(), AppError> {
-        if self.reach.owner { Ok(()) } else { Err(AppError::Forbidden(format!("only a tenant owner may {what}"))) }
+        if self.reach.is_owner() { Ok(()) } else { Err(AppError::Forbidden(format!("only a tenant owner may {what}"))) }
     }
 }
 

@@ -214,7 +214,7 @@ fn user_for(conn: &mut DbConnection, caller: &Caller<'_>, id: &str, action: Acti
 /// Whether the caller may do `action` to the user (for showing only the buttons that work).
 pub fn may(caller: &Caller<'_>, user: &UserView, action: Action) -> bool {
     caller.check(Target::of(Resource::Users).of_user(Some(&user.id)), action).is_ok()
-        && (user.role != ROLE_OWNER || action == Action::Read || caller.reach.owner)
+        && (user.role != ROLE_OWNER || action == Action::Read || caller.reach.is_owner())
 }
 
 pub fn get_user(conn: &mut DbConnection, caller: &Caller<'_>, id: &str) -> Result<UserView, AppError> {
@@ -289,7 +289,7 @@ pub fn change_lifecycle(
     let action = if change == Lifecycle::Delete { Action::Delete } else { Action::Write };
     let user = user_for(conn, caller, id, action)?;
     // A user's own personal key could otherwise lock its user out or delete them.
-    if caller.reach.user.as_deref() == Some(&user.id) && !caller.reach.owner {
+    if caller.reach.user.as_deref() == Some(&user.id) && !caller.reach.is_owner() {
         return Err(AppError::Forbidden("a user cannot deactivate or delete themselves".into()));
     }
     if user.role == ROLE_OWNER {

@@ -7,13 +7,14 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::access::Denied;
-use crate::apikeys::authenticate::KeyRefusal;
 use crate::error::{AppError, json_error};
+use crate::principal::Refusal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApiErrorCode {
     MissingApiKey,
     InvalidApiKey,
+    InvalidToken,
     TokenExpired,
     Forbidden,
     NotFound,
@@ -30,6 +31,7 @@ impl ApiErrorCode {
         match self {
             Self::MissingApiKey => "missing_api_key",
             Self::InvalidApiKey => "invalid_api_key",
+            Self::InvalidToken => "invalid_token",
             Self::TokenExpired => "token_expired",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
@@ -44,7 +46,9 @@ impl ApiErrorCode {
 
     fn status(self) -> StatusCode {
         match self {
-            Self::MissingApiKey | Self::InvalidApiKey | Self::TokenExpired => StatusCode::UNAUTHORIZED,
+            Self::MissingApiKey | Self::InvalidApiKey | Self::InvalidToken | Self::TokenExpired => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
@@ -83,6 +87,26 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// RFC 6750 §3: a 401 names the scheme to use and, when a credential was presented,
+    /// says that it was not good (`invalid_token`, for keys as for tokens) and why.
+    fn challenge(&self) -> HeaderValue {
+        if self.code == ApiErrorCode::MissingApiKey {
+            return HeaderValue::from_static(r#"Bearer realm="latchkey""#);
+        }
+        // A quoted-string: the message is ours, but keep it safe whatever it becomes.
+        let description: String = self
+            .message
+            .chars()
+            .map(|c| if c == '"' || c == '\\' || !(' '..='~').contains(&c) { '\'' } else { c })
+            .collect();
+        HeaderValue::from_str(&format!(
+            r#"Bearer realm="latchkey", error="invalid_token", error_description="{description}""#
+        ))
+        .unwrap_or(HeaderValue::from_static(r#"Bearer realm="latchkey", error="invalid_token""#))
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.code.status()
@@ -91,10 +115,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut response = json_error(self.status_code(), self.code.as_str(), self.message.to_string());
         if self.status_code() == StatusCode::UNAUTHORIZED {
-            // RFC 6750 §3: a 401 names the scheme to use.
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="latchkey""#));
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, self.challenge());
         }
         if self.code == ApiErrorCode::ServiceUnavailable {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::error::BUSY_RETRY_AFTER_SECS));
@@ -130,15 +151,16 @@ impl From<Denied> for AppError {
     }
 }
 
-/// A refused key, in the API's words: 401 `invalid_api_key` or `token_expired`, or 429 once
-/// the address has used up its failed authentications.
-impl From<KeyRefusal> for ApiError {
-    fn from(refusal: KeyRefusal) -> Self {
+/// A refused credential, in the API's words: 401 `invalid_api_key`, `invalid_token` or
+/// `token_expired`, or 429 once the address has used up its failed authentications.
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
         let code = match refusal {
-            KeyRefusal::Invalid(_) => ApiErrorCode::InvalidApiKey,
-            KeyRefusal::Expired => ApiErrorCode::TokenExpired,
-            KeyRefusal::TooManyFailures { .. } => ApiErrorCode::RateLimitExceeded,
-            KeyRefusal::Unchecked(error) => return error.into(),
+            Refusal::InvalidKey(_) => ApiErrorCode::InvalidApiKey,
+            Refusal::InvalidToken(_) => ApiErrorCode::InvalidToken,
+            Refusal::Expired(_) => ApiErrorCode::TokenExpired,
+            Refusal::TooManyFailures { .. } => ApiErrorCode::RateLimitExceeded,
+            Refusal::Unchecked(error) => return error.into(),
         };
         Self::new(code, refusal.to_string())
     }

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod current;
+pub mod discovery;
 pub mod error;
 pub mod openapi;
 pub mod resources;
@@ -19,12 +20,12 @@ use actix_web::http::{Method, header};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
-use crate::apikeys::authenticate::ApiKeyAuth;
 use crate::audit::Origin;
 use crate::db::DbConnection;
 use crate::error::AppError;
 use crate::http::only;
 use crate::manage::{Caller, run_as};
+use crate::principal::Principal;
 use crate::ratelimit::Decision;
 use crate::state::AppState;
 use error::ApiError;
@@ -34,13 +35,14 @@ use error::ApiError;
 pub(crate) async fn call<T: Send + 'static>(
     req: &HttpRequest,
     state: &web::Data<AppState>,
-    auth: ApiKeyAuth,
+    auth: Principal,
     f: impl FnOnce(&mut DbConnection, &Caller<'_>, &AppState) -> Result<T, AppError> + Send + 'static,
 ) -> Result<T, ApiError> {
     run_as(state, auth, Origin::of(req), f).await.map_err(ApiError::from)
 }
 
-/// Every response to an authenticated (or refused) caller says where it stands.
+/// Every response to an authenticated (or refused) caller says where it stands, and a 401
+/// where to learn how to authenticate (RFC 9728 §5.1).
 async fn rate_limit_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -49,6 +51,19 @@ async fn rate_limit_headers(
     let decision = response.request().extensions().get::<Decision>().cloned();
     if let Some(decision) = decision {
         decision.write_headers(response.headers_mut());
+    }
+    let metadata = response
+        .request()
+        .app_data::<web::Data<AppState>>()
+        .map(|state| discovery::resource_metadata_url(&state.issuer));
+    if let (Some(metadata), Some(challenge)) = (metadata, response.headers().get(header::WWW_AUTHENTICATE)) {
+        let pointed = format!(
+            r#"{}, resource_metadata="{metadata}""#,
+            challenge.to_str().unwrap_or(r#"Bearer realm="latchkey""#)
+        );
+        if let Ok(value) = header::HeaderValue::from_str(&pointed) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
     }
     Ok(response)
 }
@@ -109,6 +124,7 @@ fn input_error(message: String) -> actix_web::Error {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(only(discovery::RESOURCE_METADATA_PATH, Method::GET, web::get().to(discovery::get_resource_metadata)));
     cfg.service(
         web::scope("/api/v1")
             .app_data(
@@ -126,9 +142,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(only("/api-keys/current", Method::GET, web::get().to(current::get_current_api_key)))
             .service(only("/users/me", Method::GET, web::get().to(current::get_me)))
             .configure(resources::configure)
-            .default_service(web::to(|_: ApiKeyAuth| async {
-                Err::<actix_web::HttpResponse, _>(ApiError::not_found())
-            }))
+            .default_service(web::to(|_: Principal| async { Err::<actix_web::HttpResponse, _>(ApiError::not_found()) }))
             .wrap(from_fn(rate_limit_headers)),
     );
 }

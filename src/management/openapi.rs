@@ -1,12 +1,19 @@
 //! `GET /api/v1/openapi.json`: the OpenAPI 3 document of the management API, generated
 //! from the handlers and types themselves, so it cannot drift from the code.
 
-use actix_web::HttpResponse;
 use actix_web::http::header;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use actix_web::web::Bytes;
+use actix_web::{HttpResponse, web};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, AuthorizationCode, ClientCredentials, Flow, Http, HttpAuthScheme, OAuth2, Scopes,
+    SecurityRequirement, SecurityScheme,
+};
 use utoipa::{Modify, OpenApi};
 
 use super::resources;
+use crate::access::{Action, Permission};
+use crate::domain::Issuer;
+use crate::state::AppState;
 
 /// Every operation takes a key, as a bearer token or in `X-User-Token`.
 struct ApiKeySecurity;
@@ -15,16 +22,67 @@ impl Modify for ApiKeySecurity {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         let mut bearer = Http::new(HttpAuthScheme::Bearer);
-        bearer.description = Some("An API key: sk_live_…, sk_test_…, rk_live_… or rk_test_…".into());
+        bearer.description = Some(
+            "An API key (sk_live_…, sk_test_…, rk_live_… or rk_test_…), or an access token Latchkey issued \
+             for this API's audience"
+                .into(),
+        );
         components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
         components.add_security_scheme(
             "user_token",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-User-Token",
-                "The same API key, in a header of its own",
+                "The same credential, in a header of its own",
             ))),
         );
     }
+}
+
+/// What a scope of the management API allows, in words.
+fn scope_description(permission: Permission) -> String {
+    let what = permission.resource.map_or("everything the caller reaches".to_owned(), |r| r.as_str().replace('_', " "));
+    match permission.action {
+        Action::Read => format!("see {what}"),
+        Action::Write => format!("see, create and change {what}"),
+        Action::Delete => format!("see and delete {what}"),
+        Action::Admin => format!("do anything to {what}, handing out access included"),
+    }
+}
+
+/// The OAuth 2.0 scheme, with this deployment's endpoints: a user's token through the
+/// authorization-code flow acts as the user; a client's through client credentials as the
+/// client's service principal. Either is limited to its scopes.
+fn oauth2_scheme(issuer: &Issuer) -> SecurityScheme {
+    let scopes = || {
+        crate::manage::apis::management_scopes()
+            .iter()
+            .filter_map(|scope| Some((scope.to_owned(), scope_description(scope.parse().ok()?))))
+            .collect::<Scopes>()
+    };
+    let token_url = issuer.endpoint(crate::oauth::TOKEN_PATH);
+    let mut oauth2 = OAuth2::new([
+        Flow::AuthorizationCode(AuthorizationCode::with_refresh_url(
+            issuer.endpoint(crate::oauth::AUTHORIZE_PATH),
+            token_url.clone(),
+            scopes(),
+            token_url.clone(),
+        )),
+        Flow::ClientCredentials(ClientCredentials::new(token_url, scopes())),
+    ]);
+    oauth2.description = Some(format!(
+        "Access tokens for the audience `{}`: pass it as `resource` (RFC 8707) and register the client for it.",
+        issuer.management_api_audience()
+    ));
+    SecurityScheme::OAuth2(oauth2)
+}
+
+/// The document for a deployment: the generated one, with the OAuth 2.0 scheme's real
+/// endpoints. Serialised once at start.
+pub fn document(issuer: &Issuer) -> Bytes {
+    let mut openapi = ManagementApi::openapi();
+    openapi.components.get_or_insert_with(Default::default).add_security_scheme("oauth2", oauth2_scheme(issuer));
+    openapi.security.get_or_insert_with(Vec::new).push(SecurityRequirement::new("oauth2", Vec::<String>::new()));
+    Bytes::from(openapi.to_json().expect("the OpenAPI document serialises"))
 }
 
 /// What any operation may answer whatever it does, added to every one: 401 without a good
@@ -132,12 +190,10 @@ impl utoipa::IntoResponses for TargetRefusals {
 )]
 pub struct ManagementApi;
 
-/// The document is built once; it is served to anyone, as it describes no tenant's data.
-pub async fn get_openapi() -> HttpResponse {
-    static DOCUMENT: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| ManagementApi::openapi().to_json().expect("the OpenAPI document serialises"));
+/// Served to anyone, as it describes no tenant's data.
+pub async fn get_openapi(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-        .body(DOCUMENT.as_str())
+        .body(state.openapi.clone())
 }

@@ -11,7 +11,6 @@ use super::error::ApiError;
 use super::openapi::{Refusals, TargetRefusals};
 use super::{Body, OptionalJson, call};
 use crate::access::TeamRole;
-use crate::apikeys::authenticate::ApiKeyAuth;
 use crate::domain::ApiSigning;
 use crate::domain::SigningAlgorithm;
 use crate::domain::{DisplayName, GrantType, OptionalDisplayName, Scopes};
@@ -29,6 +28,7 @@ use crate::manage::teams::{MemberView, TeamView};
 use crate::manage::users::{Invitation, Lifecycle, UserRegistration, UserUpdate};
 use crate::manage::users::{InvitedUser, UserView};
 use crate::manage::{api_keys, apis, audit, clients, consents, signing_keys, teams, users};
+use crate::principal::Principal;
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;
@@ -92,10 +92,15 @@ struct NewClient {
     /// `none` for a public one.
     #[schema(pattern = "^(client_secret_basic|client_secret_post|none)$")]
     token_endpoint_auth_method: Option<String>,
+    /// Tenant permissions of the client's own service principal (`AUDIT_LOG_READ`,
+    /// `clients:read` …): what its client-credentials tokens for the management API may do,
+    /// within their scopes. Only a tenant owner grants them.
+    #[serde(default)]
+    permissions: Vec<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/clients", tag = "clients", summary = "Register a client; the secret is in this answer only", request_body = NewClient, responses((status = 201, body = RegisteredClient), TargetRefusals))]
-async fn create_client(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<NewClient>) -> Reply {
+async fn create_client(req: HttpRequest, state: Data, auth: Principal, body: Body<NewClient>) -> Reply {
     let body = body.into_inner();
     let registration = ClientRegistration {
         name: body.name,
@@ -107,6 +112,7 @@ async fn create_client(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Bo
         post_logout_redirect_uris: body.post_logout_redirect_uris,
         public: body.public,
         token_endpoint_auth_method: body.token_endpoint_auth_method,
+        permissions: body.permissions,
     };
     let created = call(&req, &state, auth, move |conn, caller, state| {
         clients::register_client(conn, &state.hasher, caller, registration)
@@ -116,12 +122,12 @@ async fn create_client(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Bo
 }
 
 #[utoipa::path(get, path = "/api/v1/clients", tag = "clients", summary = "The clients in reach", responses((status = 200, body = List<ClientView>), Refusals))]
-async fn list_clients(req: HttpRequest, state: Data, auth: ApiKeyAuth) -> Reply {
+async fn list_clients(req: HttpRequest, state: Data, auth: Principal) -> Reply {
     call(&req, &state, auth, |conn, caller, _| clients::list_clients(conn, caller)).await.map(list)
 }
 
 #[utoipa::path(get, path = "/api/v1/clients/{client_id}", tag = "clients", summary = "A client (never its secret)", params(("client_id" = String, Path, description = "the OAuth client_id")), responses((status = 200, body = ClientView), TargetRefusals))]
-async fn get_client(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
+async fn get_client(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
     let client = call(&req, &state, auth, move |conn, caller, _| clients::get_client(conn, caller, &id)).await?;
     Ok(HttpResponse::Ok().json(client))
 }
@@ -130,7 +136,7 @@ async fn get_client(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Pa
 async fn update_client(
     req: HttpRequest,
     state: Data,
-    auth: ApiKeyAuth,
+    auth: Principal,
     id: web::Path<String>,
     body: Body<ClientUpdate>,
 ) -> Reply {
@@ -141,7 +147,7 @@ async fn update_client(
 }
 
 #[utoipa::path(delete, path = "/api/v1/clients/{client_id}", tag = "clients", summary = "Delete a client with its codes, refresh tokens and consents", params(("client_id" = String, Path, description = "the OAuth client_id")), responses((status = 204), TargetRefusals))]
-async fn delete_client(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
+async fn delete_client(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
     call(&req, &state, auth, move |conn, caller, _| clients::delete_client(conn, caller, &id)).await.map(no_content)
 }
 
@@ -149,7 +155,7 @@ async fn delete_client(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web:
 async fn rotate_client_secret(
     req: HttpRequest,
     state: Data,
-    auth: ApiKeyAuth,
+    auth: Principal,
     id: web::Path<String>,
     body: OptionalJson<Rotation>,
 ) -> Reply {
@@ -184,7 +190,7 @@ struct NewApi {
 }
 
 #[utoipa::path(post, path = "/api/v1/apis", tag = "apis", summary = "Register an API (resource server); an HS256 secret is in this answer only", request_body = NewApi, responses((status = 201, body = RegisteredApi), (status = 409, description = "the audience is taken", body = ErrorBody), TargetRefusals))]
-async fn create_api(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<NewApi>) -> Reply {
+async fn create_api(req: HttpRequest, state: Data, auth: Principal, body: Body<NewApi>) -> Reply {
     let body = body.into_inner();
     let signing: ApiSigning = body.signing_alg.as_deref().unwrap_or("RS256").parse().map_err(ApiError::invalid)?;
     let registration = ApiRegistration {
@@ -203,12 +209,12 @@ async fn create_api(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<
 }
 
 #[utoipa::path(get, path = "/api/v1/apis", tag = "apis", summary = "The APIs in reach", responses((status = 200, body = List<ApiView>), Refusals))]
-async fn list_apis(req: HttpRequest, state: Data, auth: ApiKeyAuth) -> Reply {
+async fn list_apis(req: HttpRequest, state: Data, auth: Principal) -> Reply {
     call(&req, &state, auth, |conn, caller, _| apis::list_apis(conn, caller)).await.map(list)
 }
 
 #[utoipa::path(get, path = "/api/v1/apis/{id}", tag = "apis", summary = "An API", params(("id" = String, Path, description = "the API's id")), responses((status = 200, body = ApiView), TargetRefusals))]
-async fn get_api(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
+async fn get_api(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
     let api = call(&req, &state, auth, move |conn, caller, _| apis::get_api(conn, caller, &id)).await?;
     Ok(HttpResponse::Ok().json(api))
 }
@@ -217,7 +223,7 @@ async fn get_api(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<
 async fn update_api(
     req: HttpRequest,
     state: Data,
-    auth: ApiKeyAuth,
+    auth: Principal,
     id: web::Path<String>,
     body: Body<ApiUpdate>,
 ) -> Reply {
@@ -227,7 +233,7 @@ async fn update_api(
 }
 
 #[utoipa::path(delete, path = "/api/v1/apis/{id}", tag = "apis", summary = "Delete an API no client uses", params(("id" = String, Path, description = "the API's id")), responses((status = 204), (status = 409, description = "clients still use it", body = ErrorBody), TargetRefusals))]
-async fn delete_api(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
+async fn delete_api(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
     call(&req, &state, auth, move |conn, caller, _| apis::delete_api(conn, caller, &id)).await.map(no_content)
 }
 
@@ -248,7 +254,7 @@ struct NewUser {
 }
 
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", summary = "Create a user with a password", request_body = NewUser, responses((status = 201, body = UserView), (status = 409, description = "the email is taken", body = ErrorBody), (status = 503, description = "too many passwords being hashed at once; see Retry-After", body = ErrorBody), Refusals))]
-async fn create_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<NewUser>) -> Reply {
+async fn create_user(req: HttpRequest, state: Data, auth: Principal, body: Body<NewUser>) -> Reply {
     let body = body.into_inner();
     // Hashed before the database trip, through the bounded door: a flood of creations
     // queues for the hasher instead of holding connections and memory.
@@ -261,7 +267,7 @@ async fn create_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body
 }
 
 #[utoipa::path(post, path = "/api/v1/users/invitations", tag = "users", summary = "Invite a user; the invitation link is in this answer only", request_body = Invitation, responses((status = 201, body = InvitedUser), (status = 409, description = "the email is taken", body = ErrorBody), Refusals))]
-async fn invite_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<Invitation>) -> Reply {
+async fn invite_user(req: HttpRequest, state: Data, auth: Principal, body: Body<Invitation>) -> Reply {
     let invitation = body.into_inner();
     let invited = call(&req, &state, auth, move |conn, caller, state| {
         users::invite_user(conn, &state.hasher, &state.issuer, caller, invitation)
@@ -271,12 +277,12 @@ async fn invite_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", summary = "The users in reach", responses((status = 200, body = List<UserView>), Refusals))]
-async fn list_users(req: HttpRequest, state: Data, auth: ApiKeyAuth) -> Reply {
+async fn list_users(req: HttpRequest, state: Data, auth: Principal) -> Reply {
     call(&req, &state, auth, |conn, caller, _| users::list_users(conn, caller)).await.map(list)
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", summary = "A user", params(("id" = String, Path, description = "the user's id")), responses((status = 200, body = UserView), TargetRefusals))]
-async fn get_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
+async fn get_user(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
     let user = call(&req, &state, auth, move |conn, caller, _| users::get_user(conn, caller, &id)).await?;
     Ok(HttpResponse::Ok().json(user))
 }
@@ -285,7 +291,7 @@ async fn get_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path
 async fn update_user(
     req: HttpRequest,
     state: Data,
-    auth: ApiKeyAuth,
+    auth: Principal,
     id: web::Path<String>,
     body: Body<UserUpdate>,
 ) -> Reply {
@@ -294,24 +300,24 @@ async fn update_user(
     Ok(HttpResponse::Ok().json(user))
 }
 
-async fn change_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: String, change: Lifecycle) -> Reply {
+async fn change_user(req: HttpRequest, state: Data, auth: Principal, id: String, change: Lifecycle) -> Reply {
     let user =
         call(&req, &state, auth, move |conn, caller, _| users::change_lifecycle(conn, caller, &id, change)).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
 #[utoipa::path(post, path = "/api/v1/users/{id}/deactivate", tag = "users", summary = "Sign a user out everywhere and stop their personal keys", params(("id" = String, Path, description = "the user's id")), responses((status = 200, body = UserView), (status = 409, description = "the user is not active, or is the tenant's last active owner", body = ErrorBody), TargetRefusals))]
-async fn deactivate_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
+async fn deactivate_user(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
     change_user(req, state, auth, id.into_inner(), Lifecycle::Deactivate).await
 }
 
 #[utoipa::path(post, path = "/api/v1/users/{id}/reactivate", tag = "users", summary = "Let a deactivated user back in", params(("id" = String, Path, description = "the user's id")), responses((status = 200, body = UserView), (status = 409, description = "the user is not deactivated", body = ErrorBody), TargetRefusals))]
-async fn reactivate_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
+async fn reactivate_user(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
     change_user(req, state, auth, id.into_inner(), Lifecycle::Reactivate).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", summary = "Delete a user for good: their personal keys never work again", params(("id" = String, Path, description = "the user's id")), responses((status = 204), (status = 409, description = "the tenant's last owner credential would go", body = ErrorBody), TargetRefusals))]
-async fn delete_user(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
+async fn delete_user(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
     change_user(req, state, auth, id.into_inner(), Lifecycle::Delete).await.map(|_| HttpResponse::NoContent().finish())
 }
 
@@ -325,19 +331,19 @@ struct TeamBody {
 }
 
 #[utoipa::path(post, path = "/api/v1/teams", tag = "teams", summary = "Create a team", request_body = TeamBody, responses((status = 201, body = TeamView), (status = 409, description = "the name is taken", body = ErrorBody), Refusals))]
-async fn create_team(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<TeamBody>) -> Reply {
+async fn create_team(req: HttpRequest, state: Data, auth: Principal, body: Body<TeamBody>) -> Reply {
     let name = body.into_inner().name;
     let team = call(&req, &state, auth, move |conn, caller, _| teams::create_team(conn, caller, &name)).await?;
     Ok(HttpResponse::Created().json(team))
 }
 
 #[utoipa::path(get, path = "/api/v1/teams", tag = "teams", summary = "The teams in reach", responses((status = 200, body = List<TeamView>), Refusals))]
-async fn list_teams(req: HttpRequest, state: Data, auth: ApiKeyAuth) -> Reply {
+async fn list_teams(req: HttpRequest, state: Data, auth: Principal) -> Reply {
     call(&req, &state, auth, |conn, caller, _| teams::list_teams(conn, caller)).await.map(list)
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", summary = "A team", params(("id" = String, Path, description = "the team's id")), responses((status = 200, body = TeamView), TargetRefusals))]
-async fn get_team(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
+async fn get_team(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
     let team = call(&req, &state, auth, move |conn, caller, _| teams::get_team(conn, caller, &id)).await?;
     Ok(HttpResponse::Ok().json(team))
 }
@@ -346,7 +352,7 @@ async fn get_team(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path
 async fn rename_team(
     req: HttpRequest,
     state: Data,
-    auth: ApiKeyAuth,
+    auth: Principal,
     id: web::Path<String>,
     body: Body<TeamBody>,
 ) -> Reply {
@@ -356,12 +362,12 @@ async fn rename_team(
 }
 
 #[utoipa::path(delete, path = "/api/v1/teams/{id}", tag = "teams", summary = "Delete a team, its memberships and its keys", params(("id" = String, Path, description = "the team's id")), responses((status = 204), TargetRefusals))]
-async fn delete_team(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
+async fn delete_team(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
     call(&req, &state, auth, move |conn, caller, _| teams::delete_team(conn, caller, &id)).await.map(no_content)
 }
 
 #[utoipa::path(get, path = "/api/v1/teams/{id}/members", tag = "teams", summary = "A team's members and their roles", params(("id" = String, Path, description = "the team's id")), responses((status = 200, body = List<MemberView>), TargetRefusals))]
-async fn list_members(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
+async fn list_members(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
     call(&req, &state, auth, move |conn, caller, _| teams::members(conn, caller, &id)).await.map(list)
 }
 
@@ -375,7 +381,7 @@ struct MemberBody {
 async fn put_member(
     req: HttpRequest,
     state: Data,
-    auth: ApiKeyAuth,
+    auth: Principal,
     path: web::Path<(String, String)>,
     body: Body<MemberBody>,
 ) -> Reply {
@@ -385,7 +391,7 @@ async fn put_member(
 }
 
 #[utoipa::path(delete, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams", summary = "Remove a member", params(("id" = String, Path, description = "the team's id"), ("user_id" = String, Path, description = "the user's id")), responses((status = 204), TargetRefusals))]
-async fn remove_member(req: HttpRequest, state: Data, auth: ApiKeyAuth, path: web::Path<(String, String)>) -> Reply {
+async fn remove_member(req: HttpRequest, state: Data, auth: Principal, path: web::Path<(String, String)>) -> Reply {
     let (team, user) = path.into_inner();
     call(&req, &state, auth, move |conn, caller, _| teams::remove_member(conn, caller, &team, &user))
         .await
@@ -395,7 +401,7 @@ async fn remove_member(req: HttpRequest, state: Data, auth: ApiKeyAuth, path: we
 // ---- API keys ----
 
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", summary = "Create a key; the key is in this answer only", request_body = api_keys::KeyRequest, responses((status = 201, body = CreatedApiKey), TargetRefusals))]
-async fn create_api_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: Body<api_keys::KeyRequest>) -> Reply {
+async fn create_api_key(req: HttpRequest, state: Data, auth: Principal, body: Body<api_keys::KeyRequest>) -> Reply {
     let request = body.into_inner();
     let created = call(&req, &state, auth, move |conn, caller, state| {
         api_keys::create_key(conn, &state.hasher, state.settings.environment, caller, request)
@@ -405,12 +411,12 @@ async fn create_api_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: B
 }
 
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", summary = "The keys in reach: prefix and last four only", responses((status = 200, body = List<ApiKeyView>), Refusals))]
-async fn list_api_keys(req: HttpRequest, state: Data, auth: ApiKeyAuth) -> Reply {
+async fn list_api_keys(req: HttpRequest, state: Data, auth: Principal) -> Reply {
     call(&req, &state, auth, |conn, caller, _| api_keys::list_keys(conn, caller)).await.map(list)
 }
 
 #[utoipa::path(get, path = "/api/v1/api-keys/{id}", tag = "api-keys", summary = "A key (never the key itself)", params(("id" = String, Path, description = "the key's id")), responses((status = 200, body = ApiKeyView), TargetRefusals))]
-async fn get_api_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
+async fn get_api_key(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
     let key = call(&req, &state, auth, move |conn, caller, _| api_keys::get_key(conn, caller, &id)).await?;
     Ok(HttpResponse::Ok().json(key))
 }
@@ -419,7 +425,7 @@ async fn get_api_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::P
 async fn rotate_api_key(
     req: HttpRequest,
     state: Data,
-    auth: ApiKeyAuth,
+    auth: Principal,
     id: web::Path<String>,
     body: OptionalJson<Rotation>,
 ) -> Reply {
@@ -432,7 +438,7 @@ async fn rotate_api_key(
 }
 
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", summary = "Revoke a key at once", params(("id" = String, Path, description = "the key's id")), responses((status = 204), (status = 409, description = "the tenant's last owner credential would go", body = ErrorBody), TargetRefusals))]
-async fn delete_api_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
+async fn delete_api_key(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
     call(&req, &state, auth, move |conn, caller, _| api_keys::delete_key(conn, caller, &id)).await.map(no_content)
 }
 
@@ -446,7 +452,7 @@ struct ConsentQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/consents", tag = "consents", summary = "The consents in reach", params(ConsentQuery), responses((status = 200, body = List<ConsentView>), Refusals))]
-async fn list_consents(req: HttpRequest, state: Data, auth: ApiKeyAuth, query: web::Query<ConsentQuery>) -> Reply {
+async fn list_consents(req: HttpRequest, state: Data, auth: Principal, query: web::Query<ConsentQuery>) -> Reply {
     let user = query.into_inner().user_id;
     call(&req, &state, auth, move |conn, caller, _| consents::list_consents(conn, caller, user.as_deref()))
         .await
@@ -454,14 +460,14 @@ async fn list_consents(req: HttpRequest, state: Data, auth: ApiKeyAuth, query: w
 }
 
 #[utoipa::path(delete, path = "/api/v1/consents/{id}", tag = "consents", summary = "Withdraw a consent and revoke the app's tokens for that user", params(("id" = String, Path, description = "the consent's id")), responses((status = 204), TargetRefusals))]
-async fn revoke_consent(req: HttpRequest, state: Data, auth: ApiKeyAuth, id: web::Path<String>) -> Reply {
+async fn revoke_consent(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
     call(&req, &state, auth, move |conn, caller, _| consents::revoke_consent(conn, caller, &id)).await.map(no_content)
 }
 
 // ---- signing keys ----
 
 #[utoipa::path(get, path = "/api/v1/signing-keys", tag = "signing-keys", summary = "The signing keys: active, retired (still published) and expired", responses((status = 200, body = List<SigningKeyView>), Refusals))]
-async fn list_signing_keys(req: HttpRequest, state: Data, auth: ApiKeyAuth) -> Reply {
+async fn list_signing_keys(req: HttpRequest, state: Data, auth: Principal) -> Reply {
     call(&req, &state, auth, |conn, caller, _| signing_keys::list_signing_keys(conn, caller)).await.map(list)
 }
 
@@ -474,7 +480,7 @@ struct KeyRotation {
 }
 
 #[utoipa::path(post, path = "/api/v1/signing-keys/rotate", tag = "signing-keys", summary = "Make a new key sign; the old one stays published until its tokens expire", request_body = Option<KeyRotation>, responses((status = 201, body = RotatedKey), Refusals))]
-async fn rotate_signing_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, body: OptionalJson<KeyRotation>) -> Reply {
+async fn rotate_signing_key(req: HttpRequest, state: Data, auth: Principal, body: OptionalJson<KeyRotation>) -> Reply {
     let algorithm: SigningAlgorithm = match body.0.and_then(|b| b.algorithm) {
         Some(name) => name.parse().map_err(|_| {
             ApiError::invalid(format!("unknown signing algorithm `{name}` (expected RS256, ES256 or EdDSA)"))
@@ -491,7 +497,7 @@ async fn rotate_signing_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, bod
 }
 
 #[utoipa::path(post, path = "/api/v1/signing-keys/{kid}/withdraw", tag = "signing-keys", summary = "Take a retired key out of the JWKS now: its tokens stop verifying (for a key that leaked)", params(("kid" = String, Path, description = "the key's kid")), responses((status = 200, body = SigningKeyView), (status = 409, description = "the key signs: rotate first", body = ErrorBody), TargetRefusals))]
-async fn withdraw_signing_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, kid: web::Path<String>) -> Reply {
+async fn withdraw_signing_key(req: HttpRequest, state: Data, auth: Principal, kid: web::Path<String>) -> Reply {
     let withdrawn =
         call(&req, &state, auth, move |conn, caller, _| signing_keys::withdraw_signing_key(conn, caller, &kid)).await?;
     // This instance stops publishing and honouring the key at once; the others within
@@ -503,12 +509,7 @@ async fn withdraw_signing_key(req: HttpRequest, state: Data, auth: ApiKeyAuth, k
 // ---- audit log ----
 
 #[utoipa::path(get, path = "/api/v1/audit-log", tag = "audit-log", summary = "The audit log, newest first, a page at a time", params(audit::AuditQuery), responses((status = 200, body = AuditPage), Refusals))]
-async fn list_audit_log(
-    req: HttpRequest,
-    state: Data,
-    auth: ApiKeyAuth,
-    query: web::Query<audit::AuditQuery>,
-) -> Reply {
+async fn list_audit_log(req: HttpRequest, state: Data, auth: Principal, query: web::Query<audit::AuditQuery>) -> Reply {
     let query = query.into_inner();
     let page = call(&req, &state, auth, move |conn, caller, _| audit::list(conn, caller, query)).await?;
     Ok(HttpResponse::Ok().json(page))

@@ -51,6 +51,9 @@ struct ServerMetadata<'a> {
     prompt_values_supported: &'a [&'a str],
     /// RFC 8707 resource indicators.
     resource_indicators_supported: bool,
+    /// RFC 9728 §4: the resources this server issues tokens for that publish their own
+    /// metadata: the management API.
+    protected_resources: [String; 1],
 }
 
 /// Serialised once at start: the document only changes with the code.
@@ -79,6 +82,7 @@ pub fn metadata_document(issuer: &Issuer) -> Bytes {
         claims_supported: CLAIMS_SUPPORTED,
         prompt_values_supported: &["none", "consent"],
         resource_indicators_supported: true,
+        protected_resources: [issuer.management_api_audience()],
     };
     Bytes::from(serde_json::to_vec(&document).expect("metadata always serialises"))
 }

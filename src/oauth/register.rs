@@ -100,6 +100,8 @@ fn to_registration(metadata: Metadata) -> Result<ClientRegistration, String> {
         post_logout_redirect_uris: metadata.post_logout_redirect_uris,
         public: method == AUTH_METHOD_NONE,
         token_endpoint_auth_method: Some(method.to_owned()),
+        // Tenant permissions are granted by an owner through the API or the dashboard.
+        permissions: Vec::new(),
     })
 }
 

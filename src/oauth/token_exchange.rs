@@ -64,6 +64,11 @@ pub async fn issue(state: &AppState, req: &HttpRequest, params: &OAuthParams) ->
         _ => return Err(OAuthError::invalid_target("request one API per token")),
     };
     let audience = ResourceUri::parse(named).map_err(|e| OAuthError::invalid_target(e.to_string()))?;
+    if audience.as_str() == state.issuer.management_api_audience() {
+        return Err(OAuthError::invalid_target(
+            "the management API takes the API key itself: send it as `Authorization: Bearer <key>`",
+        ));
+    }
 
     // RFC 8693 §2.2.2: an unusable subject token is invalid_request.
     let auth = authenticate_key(req, state, params.required("subject_token")?.to_owned()).await.map_err(|refusal| {

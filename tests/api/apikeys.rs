@@ -124,7 +124,15 @@ async fn bad_keys_are_refused_with_the_documented_codes(backend: Backend) {
 
         // Assert
         assert_eq!(response.status(), 401, "{name}");
-        assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="latchkey""#, "{name}");
+        // RFC 6750 §3.1: no error code without a credential; RFC 9728 §5.1: where to learn more.
+        let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        let expected = if code == "missing_api_key" {
+            r#"Bearer realm="latchkey", resource_metadata=""#
+        } else {
+            r#"Bearer realm="latchkey", error="invalid_token", error_description=""#
+        };
+        assert!(challenge.starts_with(expected), "{name}: {challenge}");
+        assert!(challenge.ends_with(r#"/.well-known/oauth-protected-resource/api/v1""#), "{name}: {challenge}");
         let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"], code, "{name}: {body}");

@@ -573,7 +573,7 @@ async fn apis_and_teams_are_managed_on_the_dashboard(backend: Backend) {
     let Some((_driver, browser)) = browser().await else { return };
     let app = spawn_app(backend).await;
     let ops = owner_in_browser(&app, &browser, "/dashboard/apis").await;
-    wait_for_text(&browser, "No APIs yet").await;
+    wait_for_text(&browser, "No APIs of your own yet").await;
 
     // An audience with a fragment comes back with the error by its field and the input kept.
     browser.goto(&app.url("/dashboard/apis/new")).await.unwrap();

@@ -236,6 +236,7 @@ impl TestApp {
             },
             post_logout_redirect_uris: vec![],
             public: false,
+            permissions: vec![],
         };
         self.register_client(registration)
     }

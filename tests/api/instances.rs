@@ -128,6 +128,31 @@ async fn a_key_rotated_by_the_operator_is_published_and_used_by_both() {
 }
 
 #[tokio::test]
+async fn a_token_revoked_on_one_is_refused_by_the_management_api_of_the_other() {
+    let Some(server_url) = postgres() else { return };
+    // Arrange: a client granted reading, for the management API, and its token from A.
+    let TwoInstances { db, master_key, issuer, a, b } = two_instances(&server_url, &[]);
+    let audience = format!("{issuer}/api/v1");
+    let args = ["client", "create", "--name", "Exporter", "--grant-type", "client_credentials", "--scope", "read"];
+    let tail = ["--audience", audience.as_str(), "--permission", "read", "--json"];
+    let client = json(&latchkey(&db, &master_key, &[], &[&args[..], &tail[..]].concat()));
+    let machine = (client["client_id"].as_str().unwrap(), client["client_secret"].as_str().unwrap());
+    let form = [("grant_type", "client_credentials"), ("scope", "read"), ("resource", audience.as_str())];
+    let issued: Value = post_form(&a, "/oauth2/token", &form, Some(machine)).await.json().await.unwrap();
+    let token = issued["access_token"].as_str().unwrap();
+    let list_on_b = || b.http().get(b.url("/api/v1/clients")).bearer_auth(token).send();
+    assert_eq!(list_on_b().await.unwrap().status(), 200, "B takes what A issued");
+
+    // Act
+    assert_eq!(post_form(&a, "/oauth2/revoke", &[("token", token)], Some(machine)).await.status(), 200);
+
+    // Assert: refused on B at once, not at the token's expiry.
+    let refused = list_on_b().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"], "invalid_token");
+}
+
+#[tokio::test]
 async fn one_rate_limit_budget_spans_both_through_redis() {
     let Some(server_url) = postgres() else { return };
     let Ok(redis) = std::env::var("LATCHKEY_TEST_REDIS_URL") else {

@@ -16,6 +16,7 @@ mod introspect;
 mod keys;
 mod login;
 mod management;
+mod management_tokens;
 mod operations;
 mod overload;
 mod permissions;

@@ -38,7 +38,7 @@ async fn migrations_go_up_down_and_up_again(backend: Backend) {
 
     // Assert
     assert_eq!(after_down, 0);
-    assert_eq!(applied.len(), 6);
+    assert_eq!(applied.len(), 7);
     assert_eq!(table_count(&mut conn), 16);
     assert!(db::run_migrations(&mut conn).unwrap().is_empty(), "nothing left to apply");
 }
@@ -64,6 +64,7 @@ async fn foreign_keys_and_unique_constraints_are_enforced(backend: Backend) {
         post_logout_redirect_uris: "",
         created_at: now,
         updated_at: now,
+        permissions: "",
     };
 
     let orphan = insert_client(&mut conn, &client("1", "no-such-tenant"));

@@ -39,6 +39,7 @@ struct ApiRow {
     created: String,
     may_write: bool,
     may_delete: bool,
+    built_in: bool,
 }
 
 #[derive(Template)]
@@ -47,6 +48,8 @@ struct ListPage {
     shell: Shell,
     notice: Option<&'static str>,
     apis: Vec<ApiRow>,
+    /// Whether any API besides the built-in one is in reach.
+    has_own: bool,
     may_create: bool,
 }
 
@@ -74,13 +77,21 @@ pub async fn get_list(visitor: Visitor, query: web::Query<DoneQuery>) -> PageRes
                     id: api.id.clone(),
                     name: api.name.clone(),
                     audience: api.audience.clone(),
-                    scopes: if api.scope.is_empty() { "—".into() } else { api.scope.clone() },
+                    scopes: match api.scope.as_str() {
+                        // Thirty-six of them: say what they are rather than list them.
+                        _ if api.built_in => {
+                            "read, write, delete, admin, and <resource>:<action> as for API keys".into()
+                        }
+                        "" => "—".into(),
+                        scope => scope.to_owned(),
+                    },
                     signing: api.signing_alg.clone(),
                     lifetime: lifetime(api.token_lifetime_secs),
                     team: api.team_id.as_ref().and_then(|t| names.get(t)).cloned().unwrap_or_else(|| "—".into()),
                     created: date(Some(api.created_at)),
                     may_write: apis::may(caller, api, Action::Write),
                     may_delete: apis::may(caller, api, Action::Delete),
+                    built_in: api.built_in,
                 })
                 .collect::<Vec<_>>();
             let (tenant_wide, homes) = teams::homes_for(conn, caller, Resource::Apis)?;
@@ -93,7 +104,8 @@ pub async fn get_list(visitor: Visitor, query: web::Query<DoneQuery>) -> PageRes
         Some("deleted") => Some("The API was deleted."),
         _ => None,
     };
-    visitor.page(StatusCode::OK, &ListPage { shell: visitor.shell(Section::Apis), notice, apis, may_create })
+    let has_own = apis.iter().any(|api| !api.built_in);
+    visitor.page(StatusCode::OK, &ListPage { shell: visitor.shell(Section::Apis), notice, apis, has_own, may_create })
 }
 
 #[derive(Template)]

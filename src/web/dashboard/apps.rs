@@ -270,6 +270,7 @@ pub async fn post_create(visitor: Visitor, form: PageForm<AppForm>) -> PageResul
         post_logout_redirect_uris: AppForm::lines(&form.post_logout_redirect_uris),
         public: form.client_type == "public",
         token_endpoint_auth_method: None,
+        permissions: Vec::new(),
     };
     let (offer, registered) = visitor
         .run(move |conn, caller, state| {
@@ -324,6 +325,7 @@ pub async fn post_edit(visitor: Visitor, id: web::Path<String>, form: PageForm<A
         audiences: Some(form.audiences.clone()),
         redirect_uris: Some(AppForm::lines(&form.redirect_uris)),
         post_logout_redirect_uris: Some(AppForm::lines(&form.post_logout_redirect_uris)),
+        permissions: None,
     };
     let client_id = id.clone();
     let (offer, updated) = visitor

@@ -44,7 +44,7 @@ pub async fn get_overview(visitor: Visitor) -> PageResult {
     let page = OverviewPage {
         shell: visitor.shell(Section::Overview),
         name: visitor.user.display_name().to_owned(),
-        is_owner: visitor.reach().owner,
+        is_owner: visitor.reach().is_owner(),
         teams,
         keys,
     };

@@ -63,7 +63,7 @@ pub async fn get_list(visitor: Visitor, query: web::Query<DoneQuery>) -> PageRes
                         status: user.status.clone(),
                         joined: date(Some(user.created_at)),
                         is_you,
-                        may_role: writable && caller.reach.owner,
+                        may_role: writable && caller.reach.is_owner(),
                         may_deactivate: writable && user.status == STATUS_ACTIVE,
                         may_reactivate: writable && user.status == STATUS_DEACTIVATED,
                         may_delete: !is_you && users::may(caller, user, Action::Delete),
@@ -120,7 +120,7 @@ pub async fn get_invite(visitor: Visitor) -> PageResult {
         email: String::new(),
         name: String::new(),
         owner_role: false,
-        may_make_owners: visitor.reach().owner,
+        may_make_owners: visitor.reach().is_owner(),
         error: None,
     };
     visitor.page(StatusCode::OK, &page)
@@ -165,7 +165,7 @@ pub async fn post_invite(visitor: Visitor, form: PageForm<InviteForm>) -> PageRe
                 email: form.email,
                 name: form.name,
                 owner_role: form.role == ROLE_OWNER,
-                may_make_owners: visitor.reach().owner,
+                may_make_owners: visitor.reach().is_owner(),
                 error: Some(FieldError::place(&message, &INVITE_FIELDS)),
             };
             visitor.page(StatusCode::BAD_REQUEST, &page)
@@ -223,7 +223,7 @@ async fn user_to(visitor: &Visitor, id: String, change: Change) -> Result<UserVi
     visitor
         .run(move |conn, caller, _| {
             let user = users::get_user(conn, caller, &id)?;
-            if !users::may(caller, &user, change.action()) || (change == Change::Role && !caller.reach.owner) {
+            if !users::may(caller, &user, change.action()) || (change == Change::Role && !caller.reach.is_owner()) {
                 return Err(AppError::Forbidden(format!("you may not {} this user", change.as_str())));
             }
             Ok(user)
