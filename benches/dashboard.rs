@@ -120,6 +120,9 @@ fn serve(runtime: &Runtime, rows: usize) -> Served {
                     created_at: created,
                     updated_at: created,
                     permissions: "",
+                    secret_sealed: None,
+                    jwks: None,
+                    acts_for_users: false,
                 },
             )?;
         }

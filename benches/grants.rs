@@ -92,10 +92,16 @@ async fn run() {
             redirect_uris: vec![CALLBACK.into()],
             post_logout_redirect_uris: vec![],
             public: true,
-            permissions: vec![],
+            ..Default::default()
         };
-        let client =
-            manage::clients::register_client(&mut conn, &state.hasher, &manage::Caller::system(), client).unwrap();
+        let client = manage::clients::register_client(
+            &mut conn,
+            &state.hasher,
+            &state.sealer,
+            &manage::Caller::system(),
+            client,
+        )
+        .unwrap();
         let user = manage::users::UserRegistration {
             email: "bench@example.com".into(),
             name: None,

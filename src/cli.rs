@@ -122,6 +122,13 @@ pub struct ClientCreateArgs {
     /// client-credentials tokens for the management API carry (`AUDIT_LOG_READ`, `clients:read` …).
     #[arg(long = "permission", num_args = 1..)]
     pub permissions: Vec<String>,
+    /// How the client authenticates: client_secret_basic (default), client_secret_post,
+    /// client_secret_jwt (HS256 JWTs signed with its secret) or private_key_jwt (with --jwks-file).
+    #[arg(long = "auth-method")]
+    pub auth_method: Option<String>,
+    /// A JWK Set file with a private_key_jwt client's public keys.
+    #[arg(long = "jwks-file")]
+    pub jwks_file: Option<std::path::PathBuf>,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
@@ -289,11 +296,25 @@ fn create_client(settings: &Settings, args: ClientCreateArgs) -> anyhow::Result<
         redirect_uris: args.redirect_uris,
         post_logout_redirect_uris: args.post_logout_redirect_uris,
         public: args.public,
-        token_endpoint_auth_method: None,
+        token_endpoint_auth_method: args.auth_method,
         permissions: args.permissions,
+        jwks: args
+            .jwks_file
+            .map(|path| -> anyhow::Result<serde_json::Value> {
+                let text =
+                    std::fs::read_to_string(&path).with_context(|| format!("could not read {}", path.display()))?;
+                serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+            })
+            .transpose()?,
+        acts_for_users: false,
     };
-    let client =
-        manage::clients::register_client(&mut conn, &master_key.token_hasher(), &Caller::system(), registration)?;
+    let client = manage::clients::register_client(
+        &mut conn,
+        &master_key.token_hasher(),
+        &master_key.sealer(),
+        &Caller::system(),
+        registration,
+    )?;
     print(args.json, &client, || {
         let mut out = format!("Created client \"{}\"\n  client_id:     {}\n", client.name, client.client_id);
         if let Some(secret) = &client.client_secret {

@@ -321,6 +321,29 @@ impl RateLimiter {
         self.local.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(subject);
     }
 
+    /// Marks `name` as used until `expires_at` (Unix seconds) in Redis, shared by every
+    /// instance: `Some(true)` the first time, `Some(false)` after. `None` without Redis, or
+    /// while it is unavailable: the caller then asks the database.
+    pub async fn first_use(&self, name: &str, expires_at: i64) -> Option<bool> {
+        let redis = self.redis.as_ref()?;
+        let mut conn = redis.clone();
+        let set: redis::RedisResult<Option<String>> = redis::cmd("SET")
+            .arg(format!("latchkey:used:{name}"))
+            .arg(1)
+            .arg("NX")
+            .arg("EXAT")
+            .arg(expires_at.max(1))
+            .query_async(&mut conn)
+            .await;
+        match set {
+            Ok(reply) => Some(reply.is_some()),
+            Err(error) => {
+                tracing::warn!(%error, "Redis is unavailable; one-time use is checked in the database until it returns");
+                None
+            }
+        }
+    }
+
     fn redis_key(subject: &str) -> String {
         format!("latchkey:ratelimit:{subject}")
     }

@@ -198,13 +198,16 @@ async fn housekeeping(state: web::Data<AppState>) {
             let pruned = db::run(&state.pool, |conn| {
                 let now = db::now();
                 let revocations = db::revoked_tokens::prune_expired_revocations(conn, now)?;
-                Ok(revocations + db::sessions::prune_expired_sessions(conn, now)?)
+                let assertions = db::used_assertions::prune_used_assertions(conn, now)?;
+                Ok(revocations + assertions + db::sessions::prune_expired_sessions(conn, now)?)
             })
             .await;
             match pruned {
-                Ok(count) if count > 0 => tracing::info!(count, "pruned expired revocations and sessions"),
+                Ok(count) if count > 0 => tracing::info!(count, "pruned expired revocations, assertions and sessions"),
                 Ok(_) => {}
-                Err(error) => tracing::warn!(error = ?error, "could not prune expired revocations and sessions"),
+                Err(error) => {
+                    tracing::warn!(error = ?error, "could not prune expired revocations, assertions and sessions")
+                }
             }
         }
     }

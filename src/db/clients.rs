@@ -9,6 +9,10 @@ use crate::domain::{GrantType, RedirectUri, Scopes};
 
 /// `token_endpoint_auth_method` of a public client (RFC 7591 §2).
 pub const AUTH_METHOD_NONE: &str = "none";
+/// RFC 7523 §2.2: a JWT signed (HS256) with the client's secret.
+pub const AUTH_METHOD_SECRET_JWT: &str = "client_secret_jwt";
+/// RFC 7523 §2.2: a JWT signed with one of the client's registered keys.
+pub const AUTH_METHOD_PRIVATE_KEY_JWT: &str = "private_key_jwt";
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = clients)]
@@ -31,11 +35,27 @@ pub struct Client {
     pub updated_at: NaiveDateTime,
     /// The tenant permissions of the client's own service principal, granted by an owner.
     pub permissions: String,
+    /// A `client_secret_jwt` client's secret, sealed under the master key.
+    pub secret_sealed: Option<Vec<u8>>,
+    /// A `private_key_jwt` client's public keys: a JWK Set.
+    pub jwks: Option<String>,
+    /// Whether an owner let the client present JWTs that name a user.
+    pub acts_for_users: bool,
 }
 
 impl Client {
     pub fn is_public(&self) -> bool {
         self.token_endpoint_auth_method == AUTH_METHOD_NONE
+    }
+
+    /// Whether the client authenticates with a JWT it signs (RFC 7523).
+    pub fn signs_assertions(&self) -> bool {
+        matches!(self.token_endpoint_auth_method.as_str(), AUTH_METHOD_SECRET_JWT | AUTH_METHOD_PRIVATE_KEY_JWT)
+    }
+
+    /// The associated data that binds a sealed secret to this client's row.
+    pub fn seal_context(id: &str) -> String {
+        format!("clients/{id}")
     }
 
     pub fn allows_grant(&self, grant: GrantType) -> bool {
@@ -98,6 +118,9 @@ pub struct NewClient<'a> {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub permissions: &'a str,
+    pub secret_sealed: Option<&'a [u8]>,
+    pub jwks: Option<&'a str>,
+    pub acts_for_users: bool,
 }
 
 pub fn insert_client(conn: &mut DbConnection, client: &NewClient<'_>) -> QueryResult<()> {
@@ -157,6 +180,8 @@ pub struct ClientChanges<'a> {
     pub redirect_uris: &'a str,
     pub post_logout_redirect_uris: &'a str,
     pub permissions: &'a str,
+    pub jwks: Option<&'a str>,
+    pub acts_for_users: bool,
     pub updated_at: NaiveDateTime,
 }
 
@@ -164,17 +189,20 @@ pub fn update_client(conn: &mut DbConnection, client_id: &str, changes: &ClientC
     diesel::update(clients::table.filter(clients::client_id.eq(client_id))).set(changes).execute(conn)
 }
 
-/// Replaces the secret; the previous one keeps working until `previous_until`, if given.
+/// Replaces the secret (and, for a `client_secret_jwt` client, its sealed copy); the
+/// previous one keeps working until `previous_until`, if given.
 pub fn replace_client_secret(
     conn: &mut DbConnection,
     client_id: &str,
     secret_hash: &str,
+    secret_sealed: Option<&[u8]>,
     previous: Option<(&str, NaiveDateTime)>,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
     diesel::update(clients::table.filter(clients::client_id.eq(client_id)))
         .set((
             clients::secret_hash.eq(secret_hash),
+            clients::secret_sealed.eq(secret_sealed),
             clients::previous_secret_hash.eq(previous.map(|(hash, _)| hash)),
             clients::previous_secret_expires_at.eq(previous.map(|(_, until)| until)),
             clients::updated_at.eq(now),

@@ -21,6 +21,7 @@ pub mod sessions;
 pub mod setup_tokens;
 pub mod signing_keys;
 pub mod teams;
+pub mod used_assertions;
 pub mod users;
 
 use std::time::Duration;

@@ -89,6 +89,16 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         permissions -> Text,
+        secret_sealed -> Nullable<Binary>,
+        jwks -> Nullable<Text>,
+        acts_for_users -> Bool,
+    }
+}
+
+diesel::table! {
+    used_assertions (assertion_hash) {
+        assertion_hash -> Text,
+        expires_at -> Timestamp,
     }
 }
 
@@ -246,4 +256,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     audit_events,
     setup_tokens,
+    used_assertions,
 );

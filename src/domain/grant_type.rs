@@ -8,11 +8,13 @@ pub enum GrantType {
     ClientCredentials,
     RefreshToken,
     TokenExchange,
+    /// RFC 7523 §2.1: a JWT the client signed, exchanged for an access token.
+    JwtBearer,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 4] =
-        [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken, Self::TokenExchange];
+    pub const ALL: [GrantType; 5] =
+        [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken, Self::TokenExchange, Self::JwtBearer];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -20,6 +22,7 @@ impl GrantType {
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
             Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
+            Self::JwtBearer => "urn:ietf:params:oauth:grant-type:jwt-bearer",
         }
     }
 }

@@ -55,7 +55,8 @@ pub fn ensure_management_api(conn: &mut DbConnection, issuer: &Issuer, default_t
             Ok(())
         }
         None => {
-            if let Some(other) = find_api_by_audience(conn, &audience)? {
+            // Another instance starting at the same moment may have just made it.
+            if let Some(other) = find_api_by_audience(conn, &audience)?.filter(|api| !api.is_built_in()) {
                 return Err(AppError::Conflict(format!(
                     "the API `{}` was registered with the audience `{audience}`, which is the management API's own; \
                      give it another audience or delete it",

@@ -7,12 +7,13 @@ use chrono::TimeDelta;
 use super::Caller;
 use crate::access::{Action, Permissions, Resource, Target};
 use crate::audit;
-use crate::crypto::{TokenHasher, random_base62, random_token};
+use crate::crypto::{Sealer, TokenHasher, random_base62, random_token};
 use crate::db::DbConnection;
 use crate::db::apis::find_api_by_audience;
 use crate::db::clients::{
-    AUTH_METHOD_NONE, Client, ClientChanges, NewClient, delete_client as db_delete_client, find_client, insert_client,
-    list_clients as db_list_clients, replace_client_secret, update_client as db_update_client,
+    AUTH_METHOD_NONE, AUTH_METHOD_PRIVATE_KEY_JWT, AUTH_METHOD_SECRET_JWT, Client, ClientChanges, NewClient,
+    delete_client as db_delete_client, find_client, insert_client, list_clients as db_list_clients,
+    replace_client_secret, update_client as db_update_client,
 };
 use crate::db::teams::find_team;
 use crate::domain::{GrantType, RedirectUri, ResourceUri, Scopes};
@@ -31,12 +32,19 @@ pub struct ClientRegistration {
     /// Where RP-initiated logout may send the browser afterwards.
     pub post_logout_redirect_uris: Vec<String>,
     pub public: bool,
-    /// How a confidential client sends its secret (`client_secret_basic` unless said
-    /// otherwise); informational, as the token endpoint accepts either.
+    /// How a confidential client authenticates: `client_secret_basic` (the default) or
+    /// `client_secret_post` (either is accepted), `client_secret_jwt` (HS256 JWTs signed with
+    /// its secret, which is then kept sealed) or `private_key_jwt` (JWTs signed with a key of
+    /// `jwks`; no secret).
     pub token_endpoint_auth_method: Option<String>,
     /// Tenant permissions of the client's own service principal (what its
     /// client-credentials tokens for the management API may do); only an owner grants them.
     pub permissions: Vec<String>,
+    /// A `private_key_jwt` client's public keys (a JWK Set: RSA, P-256 or Ed25519).
+    pub jwks: Option<serde_json::Value>,
+    /// Whether the client may present JWTs naming a user (`sub`), within what that user
+    /// consented to; only an owner allows it.
+    pub acts_for_users: bool,
 }
 
 /// A client as the management API shows it: never a secret.
@@ -55,6 +63,12 @@ pub struct ClientView {
     /// What the client's own tokens for the management API may do (`AUDIT_LOG_READ`,
     /// `clients:read` …), within their scopes.
     pub permissions: Vec<String>,
+    /// A `private_key_jwt` client's public keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    /// Whether the client may present JWTs that name a user.
+    pub acts_for_users: bool,
     /// Until when the secret replaced by the last rotation still works.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -80,6 +94,8 @@ impl From<&Client> for ClientView {
             post_logout_redirect_uris: words(&client.post_logout_redirect_uris),
             token_endpoint_auth_method: client.token_endpoint_auth_method.clone(),
             permissions: Permissions::from_stored(&client.permissions).names(),
+            jwks: client.jwks.as_deref().and_then(|jwks| serde_json::from_str(jwks).ok()),
+            acts_for_users: client.acts_for_users,
             previous_secret_expires_at: client.previous_secret_expires_at.filter(|at| *at > now).map(crate::db::utc),
             created_at: crate::db::utc(client.created_at),
             updated_at: crate::db::utc(client.updated_at),
@@ -126,6 +142,8 @@ struct ValidSettings {
     redirect_uris: String,
     post_logout_redirect_uris: String,
     permissions: String,
+    auth_method: &'static str,
+    jwks: Option<String>,
 }
 
 fn validate(conn: &mut DbConnection, registration: &ClientRegistration) -> Result<ValidSettings, AppError> {
@@ -142,7 +160,7 @@ fn validate(conn: &mut DbConnection, registration: &ClientRegistration) -> Resul
     }
     if registration.public {
         // A public client has no secret, so nothing would authenticate these grants.
-        for grant in [GrantType::ClientCredentials, GrantType::TokenExchange] {
+        for grant in [GrantType::ClientCredentials, GrantType::TokenExchange, GrantType::JwtBearer] {
             if grants.contains(&grant) {
                 return Err(bad(format!("a public client cannot use the {grant} grant")));
             }
@@ -178,7 +196,48 @@ fn validate(conn: &mut DbConnection, registration: &ClientRegistration) -> Resul
     if registration.public && !permissions.is_empty() {
         return Err(bad("a public client has no service principal: it cannot hold tenant permissions"));
     }
+    let auth_method = match (registration.public, registration.token_endpoint_auth_method.as_deref()) {
+        (true, None | Some(AUTH_METHOD_NONE)) => AUTH_METHOD_NONE,
+        (true, Some(other)) => {
+            return Err(bad(format!("a public client has no credentials: it cannot use `{other}`")));
+        }
+        (false, None | Some("client_secret_basic")) => "client_secret_basic",
+        (false, Some("client_secret_post")) => "client_secret_post",
+        (false, Some(AUTH_METHOD_SECRET_JWT)) => AUTH_METHOD_SECRET_JWT,
+        (false, Some(AUTH_METHOD_PRIVATE_KEY_JWT)) => AUTH_METHOD_PRIVATE_KEY_JWT,
+        (false, Some(other)) => {
+            return Err(bad(format!(
+                "unknown token_endpoint_auth_method `{other}` (expected client_secret_basic, client_secret_post, \
+                 client_secret_jwt or private_key_jwt)"
+            )));
+        }
+    };
+    let jwks = match (&registration.jwks, auth_method) {
+        (Some(jwks), AUTH_METHOD_PRIVATE_KEY_JWT) => {
+            crate::principal::client_jwt::parse_jwks(jwks).map_err(bad)?;
+            Some(jwks.to_string())
+        }
+        (None, AUTH_METHOD_PRIVATE_KEY_JWT) => {
+            return Err(bad("a private_key_jwt client needs jwks: the public keys its JWTs are signed with"));
+        }
+        (Some(_), _) => return Err(bad("jwks is for private_key_jwt clients only")),
+        (None, _) => None,
+    };
+    if grants.contains(&GrantType::JwtBearer)
+        && !matches!(auth_method, AUTH_METHOD_SECRET_JWT | AUTH_METHOD_PRIVATE_KEY_JWT)
+    {
+        return Err(bad(format!(
+            "the {} grant takes JWTs the client signs: register it with token_endpoint_auth_method \
+             client_secret_jwt or private_key_jwt",
+            GrantType::JwtBearer
+        )));
+    }
+    if registration.acts_for_users && registration.public {
+        return Err(bad("a public client cannot sign JWTs, so it cannot act for users with them"));
+    }
     Ok(ValidSettings {
+        auth_method,
+        jwks,
         permissions: permissions.to_stored(),
         name,
         grant_types: grants.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "),
@@ -201,6 +260,7 @@ pub(crate) fn existing_team(conn: &mut DbConnection, team: Option<&str>) -> Resu
 pub fn register_client(
     conn: &mut DbConnection,
     hasher: &TokenHasher,
+    sealer: &Sealer,
     caller: &Caller<'_>,
     registration: ClientRegistration,
 ) -> Result<RegisteredClient, AppError> {
@@ -210,19 +270,20 @@ pub fn register_client(
     if !settings.permissions.is_empty() {
         caller.require_owner("grant a client tenant permissions")?;
     }
+    if registration.acts_for_users {
+        caller.require_owner("let a client act for users")?;
+    }
     let client_id = random_base62(24);
-    let secret = (!registration.public).then(random_token::<32>);
-    let secret_hash = secret.as_deref().map(|s| hasher.hash(s));
-    let auth_method = match (registration.public, registration.token_endpoint_auth_method.as_deref()) {
-        (true, _) => AUTH_METHOD_NONE,
-        (false, None | Some("client_secret_basic")) => "client_secret_basic",
-        (false, Some("client_secret_post")) => "client_secret_post",
-        (false, Some(other)) => {
-            return Err(bad(format!("a confidential client cannot use token_endpoint_auth_method `{other}`")));
-        }
-    };
-    let now = crate::db::now();
     let id = uuid::Uuid::new_v4().to_string();
+    let auth_method = settings.auth_method;
+    // A private_key_jwt client proves itself with its keys alone.
+    let secret = (!registration.public && auth_method != AUTH_METHOD_PRIVATE_KEY_JWT).then(random_token::<32>);
+    let secret_hash = secret.as_deref().map(|s| hasher.hash(s));
+    let sealed = secret
+        .as_deref()
+        .filter(|_| auth_method == AUTH_METHOD_SECRET_JWT)
+        .map(|s| sealer.seal(s.as_bytes(), &Client::seal_context(&id)));
+    let now = crate::db::now();
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
         insert_client(
             conn,
@@ -242,6 +303,9 @@ pub fn register_client(
                 created_at: now,
                 updated_at: now,
                 permissions: &settings.permissions,
+                secret_sealed: sealed.as_deref(),
+                jwks: settings.jwks.as_deref(),
+                acts_for_users: registration.acts_for_users,
             },
         )?;
         audit::record(
@@ -321,6 +385,11 @@ pub struct ClientUpdate {
     pub post_logout_redirect_uris: Option<Vec<String>>,
     /// Tenant permissions of the client's own service principal; only an owner changes them.
     pub permissions: Option<Vec<String>>,
+    /// A `private_key_jwt` client's public keys: replacing them is how its keys rotate.
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    /// Whether the client may present JWTs naming a user; only an owner changes it.
+    pub acts_for_users: Option<bool>,
 }
 
 pub fn update_client(
@@ -343,10 +412,15 @@ pub fn update_client(
         public: client.is_public(),
         token_endpoint_auth_method: Some(client.token_endpoint_auth_method.clone()),
         permissions: update.permissions.unwrap_or_else(|| words(&client.permissions)),
+        jwks: update.jwks.or_else(|| client.jwks.as_deref().and_then(|jwks| serde_json::from_str(jwks).ok())),
+        acts_for_users: update.acts_for_users.unwrap_or(client.acts_for_users),
     };
     let settings = validate(conn, &merged)?;
     if settings.permissions != client.permissions {
         caller.require_owner("change a client's tenant permissions")?;
+    }
+    if merged.acts_for_users != client.acts_for_users {
+        caller.require_owner("change whether a client acts for users")?;
     }
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
         db_update_client(
@@ -360,6 +434,8 @@ pub fn update_client(
                 redirect_uris: &settings.redirect_uris,
                 post_logout_redirect_uris: &settings.post_logout_redirect_uris,
                 permissions: &settings.permissions,
+                jwks: settings.jwks.as_deref(),
+                acts_for_users: merged.acts_for_users,
                 updated_at: crate::db::now(),
             },
         )?;
@@ -386,6 +462,7 @@ pub const MAX_SECRET_GRACE: TimeDelta = TimeDelta::days(7);
 pub fn rotate_client_secret(
     conn: &mut DbConnection,
     hasher: &TokenHasher,
+    sealer: &Sealer,
     caller: &Caller<'_>,
     client_id: &str,
     grace: TimeDelta,
@@ -394,15 +471,22 @@ pub fn rotate_client_secret(
     if client.is_public() {
         return Err(bad("a public client has no secret to rotate"));
     }
+    if client.token_endpoint_auth_method == AUTH_METHOD_PRIVATE_KEY_JWT {
+        return Err(bad("a private_key_jwt client has no secret: change its jwks to rotate its keys"));
+    }
     if grace < TimeDelta::zero() || grace > MAX_SECRET_GRACE {
         return Err(bad("the grace period must be between 0 and 604800 seconds (7 days)"));
     }
     let secret = random_token::<32>();
     let hash = hasher.hash(&secret);
+    // HMAC needs the secret itself; the one before it stops at once for JWTs (a grace
+    // period covers the hashed secret of Basic and post authentication only).
+    let sealed = (client.token_endpoint_auth_method == AUTH_METHOD_SECRET_JWT)
+        .then(|| sealer.seal(secret.as_bytes(), &Client::seal_context(&client.id)));
     let now = crate::db::now();
     let previous = client.secret_hash.as_deref().filter(|_| grace > TimeDelta::zero()).map(|old| (old, now + grace));
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
-        replace_client_secret(conn, client_id, hash.as_str(), previous, now)?;
+        replace_client_secret(conn, client_id, hash.as_str(), sealed.as_deref(), previous, now)?;
         audit::record(
             conn,
             &caller

@@ -88,10 +88,18 @@ struct NewClient {
     /// A public client (a browser or native app) has no secret and must use PKCE.
     #[serde(default)]
     public: bool,
-    /// `client_secret_basic` (default) or `client_secret_post` for a confidential client;
-    /// `none` for a public one.
-    #[schema(pattern = "^(client_secret_basic|client_secret_post|none)$")]
+    /// `client_secret_basic` (default) or `client_secret_post` for a confidential client,
+    /// `client_secret_jwt` (HS256 JWTs with its secret, kept sealed) or `private_key_jwt`
+    /// (JWTs signed with a key of `jwks`, no secret); `none` for a public one.
+    #[schema(pattern = "^(client_secret_basic|client_secret_post|client_secret_jwt|private_key_jwt|none)$")]
     token_endpoint_auth_method: Option<String>,
+    /// A private_key_jwt client's public keys: a JWK Set of RSA, P-256 or Ed25519 keys.
+    #[schema(value_type = Option<Object>)]
+    jwks: Option<serde_json::Value>,
+    /// Whether the client may present JWTs that name a user, within what that user
+    /// consented to. Only a tenant owner allows it.
+    #[serde(default)]
+    acts_for_users: bool,
     /// Tenant permissions of the client's own service principal (`AUDIT_LOG_READ`,
     /// `clients:read` …): what its client-credentials tokens for the management API may do,
     /// within their scopes. Only a tenant owner grants them.
@@ -113,9 +121,11 @@ async fn create_client(req: HttpRequest, state: Data, auth: Principal, body: Bod
         public: body.public,
         token_endpoint_auth_method: body.token_endpoint_auth_method,
         permissions: body.permissions,
+        jwks: body.jwks,
+        acts_for_users: body.acts_for_users,
     };
     let created = call(&req, &state, auth, move |conn, caller, state| {
-        clients::register_client(conn, &state.hasher, caller, registration)
+        clients::register_client(conn, &state.hasher, &state.sealer, caller, registration)
     })
     .await?;
     Ok(HttpResponse::Created().json(created))
@@ -161,7 +171,7 @@ async fn rotate_client_secret(
 ) -> Reply {
     let grace = Rotation::grace(body);
     let rotated = call(&req, &state, auth, move |conn, caller, state| {
-        clients::rotate_client_secret(conn, &state.hasher, caller, &id, grace)
+        clients::rotate_client_secret(conn, &state.hasher, &state.sealer, caller, &id, grace)
     })
     .await?;
     Ok(HttpResponse::Ok().json(rotated))

@@ -1,6 +1,7 @@
 //! Client authentication at the token, introspection and revocation endpoints:
-//! `client_secret_basic`, `client_secret_post` (RFC 6749 §2.3.1) and `none` for public
-//! clients (RFC 7591 §2). A client may use exactly one method per request.
+//! `client_secret_basic`, `client_secret_post` (RFC 6749 §2.3.1), `client_secret_jwt` and
+//! `private_key_jwt` (RFC 7523 §2.2, verified in `principal::client_jwt`), and `none` for
+//! public clients (RFC 7591 §2). A client may use exactly one method per request.
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -14,13 +15,19 @@ use crate::audit::{self, Actor, AuditEntry, Outcome};
 use crate::crypto::TokenHasher;
 use crate::db::DbConnection;
 use crate::db::clients::{Client, find_client};
+use crate::principal::client_jwt::{self, ASSERTION_TYPE, Expectations};
 use crate::ratelimit::FailureBudget;
 use crate::state::AppState;
+
+/// RFC 7523 §3: an assertion authenticating a client is short-lived.
+const MAX_ASSERTION_LIFETIME_SECS: i64 = 300;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT the client signed (`client_secret_jwt` or `private_key_jwt`, as registered).
+    ClientAssertion,
     None,
 }
 
@@ -29,6 +36,7 @@ impl AuthMethod {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::ClientAssertion => "client_assertion",
             Self::None => "none",
         }
     }
@@ -39,6 +47,8 @@ impl AuthMethod {
 pub struct PresentedClient {
     pub client_id: String,
     pub secret: Option<SecretString>,
+    /// A client assertion (RFC 7523 §2.2).
+    pub assertion: Option<SecretString>,
     pub method: AuthMethod,
 }
 
@@ -67,6 +77,28 @@ fn basic_credentials(value: &header::HeaderValue) -> Result<(String, SecretStrin
 pub fn presented_client(req: &HttpRequest, params: &OAuthParams) -> Result<PresentedClient, OAuthError> {
     let body_id = params.get("client_id")?;
     let body_secret = params.get("client_secret")?;
+    let assertion_type = params.get("client_assertion_type")?;
+    let assertion = params.get("client_assertion")?;
+    if assertion_type.is_some() || assertion.is_some() {
+        if req.headers().contains_key(header::AUTHORIZATION) || body_secret.is_some() {
+            return Err(OAuthError::invalid_request("use one client authentication method, not two"));
+        }
+        if assertion_type != Some(ASSERTION_TYPE) {
+            return Err(OAuthError::invalid_client(format!("client_assertion_type must be {ASSERTION_TYPE}")));
+        }
+        let assertion = assertion.ok_or_else(|| OAuthError::invalid_client("client_assertion is missing"))?;
+        let client_id = client_jwt::claimed_issuer(assertion)
+            .ok_or_else(|| OAuthError::invalid_client("client_assertion is not a JWT with an iss"))?;
+        if body_id.is_some_and(|id| id != client_id) {
+            return Err(OAuthError::invalid_request("`client_id` differs from the assertion's issuer"));
+        }
+        return Ok(PresentedClient {
+            client_id,
+            secret: None,
+            assertion: Some(SecretString::from(assertion.to_owned())),
+            method: AuthMethod::ClientAssertion,
+        });
+    }
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let (client_id, secret) = basic_credentials(value)?;
         if body_secret.is_some() {
@@ -75,21 +107,33 @@ pub fn presented_client(req: &HttpRequest, params: &OAuthParams) -> Result<Prese
         if body_id.is_some_and(|id| id != client_id) {
             return Err(OAuthError::invalid_request("`client_id` differs from the authenticated client"));
         }
-        return Ok(PresentedClient { client_id, secret: Some(secret), method: AuthMethod::ClientSecretBasic });
+        return Ok(PresentedClient {
+            client_id,
+            secret: Some(secret),
+            assertion: None,
+            method: AuthMethod::ClientSecretBasic,
+        });
     }
     match (body_id, body_secret) {
         (Some(id), Some(secret)) => Ok(PresentedClient {
             client_id: id.to_owned(),
             secret: Some(SecretString::from(secret.to_owned())),
+            assertion: None,
             method: AuthMethod::ClientSecretPost,
         }),
-        (Some(id), None) => Ok(PresentedClient { client_id: id.to_owned(), secret: None, method: AuthMethod::None }),
+        (Some(id), None) => {
+            Ok(PresentedClient { client_id: id.to_owned(), secret: None, assertion: None, method: AuthMethod::None })
+        }
         (None, _) => Err(OAuthError::invalid_client("client authentication is required")),
     }
 }
 
 /// Why authentication failed; recorded in the audit log, never told to the client.
 fn check(client: &Client, presented: &PresentedClient, hasher: &TokenHasher) -> Result<(), &'static str> {
+    if client.signs_assertions() {
+        // Its JWTs are checked apart (`authenticate_assertion_then`); nothing else will do.
+        return Err("a client registered for JWT authentication presented a secret");
+    }
     match (&presented.secret, client.is_public()) {
         (None, true) => Ok(()),
         (Some(_), true) => Err("secret presented for a public client"),
@@ -139,6 +183,9 @@ where
     // audited, so that one address cannot fill the audit log.
     let failures = FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), &state.settings);
     let audit_failure = failures.allows().await.allowed;
+    if presented.assertion.is_some() {
+        return authenticate_assertion_then(state, req, presented, then, failures, audit_failure).await;
+    }
     let hasher = state.hasher.clone();
     let ip = req.peer_addr().map(|addr| addr.ip().to_string());
     let request_id = crate::telemetry::current_request_id();
@@ -167,16 +214,113 @@ where
     match outcome {
         Authentication::Succeeded(client, result) => result.map(|value| (client, value)),
         Authentication::Failed(reason) => {
-            let counted = failures.spend().await;
-            state.metrics.authentication_failed("client", reason);
-            tracing::info!(%client_id, method = method.as_str(), reason, "client authentication failed");
-            if audit_failure {
-                Err(OAuthError::invalid_client("client authentication failed"))
-            } else {
-                Err(OAuthError::rate_limited(counted.retry_after.max(1)))
-            }
+            Err(answer_failure(state, &client_id, method, reason, failures, audit_failure).await)
         }
     }
+}
+
+/// A failed authentication, once audited: counted against the address and answered
+/// `invalid_client` (429 past the address's budget) — with the reason for a JWT, whose
+/// signer learns nothing about the secret from "expired" or "aud".
+async fn answer_failure(
+    state: &AppState,
+    client_id: &str,
+    method: AuthMethod,
+    reason: &'static str,
+    failures: FailureBudget<'_>,
+    audit_failure: bool,
+) -> OAuthError {
+    let counted = failures.spend().await;
+    state.metrics.authentication_failed("client", reason);
+    tracing::info!(%client_id, method = method.as_str(), reason, "client authentication failed");
+    if !audit_failure {
+        return OAuthError::rate_limited(counted.retry_after.max(1));
+    }
+    OAuthError::invalid_client(match method {
+        AuthMethod::ClientAssertion => format!("client authentication failed: {reason}"),
+        _ => "client authentication failed".to_owned(),
+    })
+}
+
+/// A failed JWT authentication: audited (while the address's budget allows) in a trip of
+/// its own, then answered as [`answer_failure`] says.
+async fn refuse<T>(
+    state: &AppState,
+    req: &HttpRequest,
+    client_id: &str,
+    method: AuthMethod,
+    reason: &'static str,
+    failures: FailureBudget<'_>,
+    audit_failure: bool,
+) -> Result<T, OAuthError> {
+    if audit_failure {
+        let ip = req.peer_addr().map(|addr| addr.ip().to_string());
+        let request_id = crate::telemetry::current_request_id();
+        let client = client_id.to_owned();
+        crate::db::run(&state.pool, move |conn| {
+            let entry = AuditEntry::new(Actor::Anonymous, "client.authentication_failed", Outcome::Failure)
+                .target("client", &client)
+                .from_request(ip.as_deref(), Some(&request_id))
+                .details(serde_json::json!({ "reason": reason, "method": method.as_str() }));
+            Ok(audit::record(conn, &entry)?)
+        })
+        .await?;
+    }
+    Err(answer_failure(state, client_id, method, reason, failures, audit_failure).await)
+}
+
+/// RFC 7523 §2.2 / §3: the client's JWT, checked against its registered key or sealed
+/// secret; its `aud` the issuer or the endpoint called; its `jti` never accepted twice within
+/// its lifetime, on any instance. Then `then`, as for the other methods.
+async fn authenticate_assertion_then<T, F>(
+    state: &AppState,
+    req: &HttpRequest,
+    presented: PresentedClient,
+    then: F,
+    failures: FailureBudget<'_>,
+    audit_failure: bool,
+) -> Result<(Client, T), OAuthError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection, &Client) -> Result<T, OAuthError> + Send + 'static,
+{
+    let assertion = presented.assertion.expect("called with an assertion");
+    let client_id = presented.client_id;
+    let audiences = [state.issuer.as_str().to_owned(), state.issuer.endpoint(req.path())];
+    let lookup = client_id.clone();
+    let found = crate::db::run(&state.pool, move |conn| Ok(find_client(conn, &lookup)?)).await?;
+    let checked = match found {
+        None => Err("unknown client"),
+        Some(client) => {
+            let secret = client_jwt::secret_of(&state.sealer, &client)?;
+            let audiences = [audiences[0].as_str(), audiences[1].as_str()];
+            let expect = Expectations {
+                audiences: &audiences,
+                max_lifetime_secs: MAX_ASSERTION_LIFETIME_SECS,
+                require_jti: true,
+            };
+            let now = chrono::Utc::now().timestamp();
+            match client_jwt::verify(assertion.expose_secret(), &client, secret.as_deref(), expect, now) {
+                Ok(claims) if claims.sub == client.client_id => Ok((client, claims)),
+                Ok(_) => Err("the JWT's sub is not the client"),
+                Err(reason) => Err(reason),
+            }
+        }
+    };
+    let (client, claims) = match checked {
+        Ok(pair) => pair,
+        Err(reason) => {
+            return refuse(state, req, &client_id, AuthMethod::ClientAssertion, reason, failures, audit_failure).await;
+        }
+    };
+    let jti = claims.jti.as_deref().unwrap_or_default();
+    if !client_jwt::first_use(state, &client.client_id, jti, claims.exp).await? {
+        let reason = "the JWT was used before (jti)";
+        return refuse(state, req, &client_id, AuthMethod::ClientAssertion, reason, failures, audit_failure).await;
+    }
+    let checked = client.clone();
+    let result = crate::db::run(&state.pool, move |conn| Ok(then(conn, &checked))).await?;
+    result.map(|value| (client, value))
 }
 
 #[cfg(test)]

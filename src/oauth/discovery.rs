@@ -15,10 +15,16 @@ pub const SCOPES_SUPPORTED: &[&str] =
     &["openid", "profile", "email", "offline_access", "read", "write", "delete", "admin"];
 
 /// What the token endpoint accepts: `none` is for public clients, which must use PKCE.
-const TOKEN_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
+const TOKEN_AUTH_METHODS: &[&str] =
+    &["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"];
 
 /// Introspection and revocation need a confidential client.
-const CLIENT_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post"];
+const CLIENT_AUTH_METHODS: &[&str] =
+    &["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"];
+
+/// What client assertions may be signed with: HS256 for `client_secret_jwt`, the others
+/// for `private_key_jwt`.
+const ASSERTION_ALGORITHMS: &[&str] = &["HS256", "RS256", "ES256", "EdDSA"];
 
 const CLAIMS_SUPPORTED: &[&str] = &["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "email", "name"];
 
@@ -43,8 +49,11 @@ struct ServerMetadata<'a> {
     /// RFC 9207: authorization responses carry `iss`.
     authorization_response_iss_parameter_supported: bool,
     token_endpoint_auth_methods_supported: &'a [&'a str],
+    token_endpoint_auth_signing_alg_values_supported: &'a [&'a str],
     introspection_endpoint_auth_methods_supported: &'a [&'a str],
+    introspection_endpoint_auth_signing_alg_values_supported: &'a [&'a str],
     revocation_endpoint_auth_methods_supported: &'a [&'a str],
+    revocation_endpoint_auth_signing_alg_values_supported: &'a [&'a str],
     subject_types_supported: &'a [&'a str],
     id_token_signing_alg_values_supported: &'a [&'a str],
     claims_supported: &'a [&'a str],
@@ -75,8 +84,11 @@ pub fn metadata_document(issuer: &Issuer) -> Bytes {
         code_challenge_methods_supported: &["S256"],
         authorization_response_iss_parameter_supported: true,
         token_endpoint_auth_methods_supported: TOKEN_AUTH_METHODS,
+        token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS,
         introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+        introspection_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS,
         revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+        revocation_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS,
         subject_types_supported: &["public"],
         id_token_signing_alg_values_supported: &["RS256"],
         claims_supported: CLAIMS_SUPPORTED,

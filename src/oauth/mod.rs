@@ -12,6 +12,7 @@ pub mod error;
 pub mod id_token;
 pub mod introspect;
 pub mod jwks;
+pub mod jwt_bearer;
 pub mod params;
 pub mod refresh;
 pub mod register;

@@ -38,6 +38,8 @@ struct Metadata {
     #[serde(default)]
     audiences: Vec<String>,
     team_id: Option<String>,
+    /// RFC 7591 §2: a private_key_jwt client's public keys, by value.
+    jwks: Option<serde_json::Value>,
 }
 
 /// RFC 7591 §3.2.1: the registered metadata, with the credentials.
@@ -73,9 +75,12 @@ fn metadata_error(error: &str, description: impl Into<String>) -> HttpResponse {
 /// `Err` is the `invalid_client_metadata` description.
 fn to_registration(metadata: Metadata) -> Result<ClientRegistration, String> {
     let method = metadata.token_endpoint_auth_method.as_deref().unwrap_or("client_secret_basic");
-    if !["client_secret_basic", "client_secret_post", AUTH_METHOD_NONE].contains(&method) {
+    let supported =
+        ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", AUTH_METHOD_NONE];
+    if !supported.contains(&method) {
         return Err(format!(
-            "token_endpoint_auth_method `{method}` is not supported (client_secret_basic, client_secret_post, none)"
+            "token_endpoint_auth_method `{method}` is not supported (client_secret_basic, client_secret_post, \
+             client_secret_jwt, private_key_jwt, none)"
         ));
     }
     if metadata.response_types.as_ref().is_some_and(|types| types.iter().any(|t| t != "code")) {
@@ -100,8 +105,9 @@ fn to_registration(metadata: Metadata) -> Result<ClientRegistration, String> {
         post_logout_redirect_uris: metadata.post_logout_redirect_uris,
         public: method == AUTH_METHOD_NONE,
         token_endpoint_auth_method: Some(method.to_owned()),
-        // Tenant permissions are granted by an owner through the API or the dashboard.
-        permissions: Vec::new(),
+        jwks: metadata.jwks,
+        // Tenant permissions and acting for users are granted by an owner through the API.
+        ..ClientRegistration::default()
     })
 }
 
@@ -135,7 +141,7 @@ pub async fn post_register(req: HttpRequest, payload: Payload, state: web::Data<
     let shared = state.clone();
     let registered = crate::db::run(&state.pool, move |conn| {
         let caller = Caller { reach: &auth.reach, audit: auth.audit(ip.as_deref(), &request_id) };
-        register_client(conn, &shared.hasher, &caller, registration)
+        register_client(conn, &shared.hasher, &shared.sealer, &caller, registration)
     })
     .await;
     match registered {

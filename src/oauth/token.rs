@@ -59,8 +59,7 @@ pub fn ensure_grant_allowed(client: &Client, grant: GrantType) -> Result<(), OAu
 }
 
 /// The grants this server can issue today; metadata lists exactly these.
-pub const SUPPORTED_GRANTS: &[GrantType] =
-    &[GrantType::AuthorizationCode, GrantType::ClientCredentials, GrantType::RefreshToken, GrantType::TokenExchange];
+pub const SUPPORTED_GRANTS: &[GrantType] = &GrantType::ALL;
 
 /// Rate limits at the token endpoint (INTERFACE §5), so that nobody can spend a client's
 /// budget by naming it:
@@ -149,6 +148,7 @@ async fn issue(
         }
         GrantType::RefreshToken => super::refresh::issue(state, req, client(presented)?, params).await?,
         GrantType::TokenExchange => super::token_exchange::issue(state, req, params).await?,
+        GrantType::JwtBearer => super::jwt_bearer::issue(state, req, presented, params).await?,
     };
     state.metrics.token_issued(grant.as_str());
     Ok(token_response(response))

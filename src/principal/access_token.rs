@@ -1,17 +1,23 @@
-//! An access token presented to the management API (RFC 6750 bearer use of an RFC 9068
-//! token). It counts only if Latchkey signed it with one of its own keys for the management
-//! API's audience, it has not expired or been revoked (checked in the database on every
-//! request, so a revocation holds on every instance at once), and its client, and its user
-//! for a user's token, still exist and are active.
+//! A JWT presented to the management API as a bearer credential, told apart by `iss`:
+//!
+//! - an access token Latchkey issued (RFC 9068): it counts only if Latchkey signed it with
+//!   one of its own keys for the management API's audience, it has not expired or been
+//!   revoked (checked in the database on every request, so a revocation holds on every
+//!   instance at once), and its client, and its user for a user's token, still exist and are
+//!   active;
+//! - a JWT a registered client signed itself, as the guides show (`iss` the client, `aud` the
+//!   management API, at most an hour long): checked against the client's sealed secret or
+//!   registered keys ([`client_jwt`]); the client must be registered for the management API.
 //!
 //! What it may do is what its holder reaches, narrowed by its scopes
-//! ([`Reach::limited_to`]): a user's token reaches what the user does; a client-credentials
-//! token (`sub` is the client) what an owner granted the client's service principal.
+//! ([`Reach::limited_to`]): a user's token reaches what the user does; a client's own token
+//! (`sub` is the client) what an owner granted the client's service principal.
 
 use actix_web::HttpRequest;
 use jsonwebtoken::errors::ErrorKind;
 
 use super::Refusal;
+use super::client_jwt::{self, Expectations};
 use crate::access::{Permissions, Reach};
 use crate::audit::{self, Actor, AuditEntry, Outcome};
 use crate::db::DbConnection;
@@ -132,20 +138,77 @@ fn load_principal(
     Ok(Ok(TokenPrincipal { holder, client_name: client.name, reach: reach.limited_to(limit), claims }))
 }
 
-/// Checks a presented access token. Refusals count against the caller's address
-/// ([`FailureBudget`]) and are audited as API-key refusals are, until the address has used
-/// up its failures.
+/// The longest a client's own JWT may live on the management API, as the guides sign it.
+const MAX_CLIENT_JWT_LIFETIME_SECS: i64 = 3600;
+
+/// A JWT the client signed: the client, its key, then whom it speaks for.
+fn load_client_jwt_principal(
+    conn: &mut DbConnection,
+    sealer: &crate::crypto::Sealer,
+    token: &str,
+    audience: &str,
+) -> Result<Result<TokenPrincipal, Refused>, AppError> {
+    let refused = |reason: &'static str| Refused::invalid(reason, reason);
+    let Some(client) = client_jwt::claimed_issuer(token).map(|iss| find_client(conn, &iss)).transpose()?.flatten()
+    else {
+        return Ok(Err(Refused::invalid("unknown issuer", NOT_OURS)));
+    };
+    if !client.audiences().any(|a| a == audience) {
+        return Ok(Err(refused("the JWT's client is not registered for the management API")));
+    }
+    let secret = client_jwt::secret_of(sealer, &client)?;
+    let expect =
+        Expectations { audiences: &[audience], max_lifetime_secs: MAX_CLIENT_JWT_LIFETIME_SECS, require_jti: false };
+    let now = chrono::Utc::now().timestamp();
+    let claims = match client_jwt::verify(token, &client, secret.as_deref(), expect, now) {
+        Ok(claims) => claims,
+        Err(reason) => return Ok(Err(Refused { expired: reason == client_jwt::EXPIRED, ..refused(reason) })),
+    };
+    let speaker = match client_jwt::speaks_for(conn, &client, &claims.sub, audience)? {
+        Ok(speaker) => speaker,
+        Err(reason) => return Ok(Err(refused(reason))),
+    };
+    let reach = match &speaker.user {
+        None => Reach { tenant: Permissions::from_stored(&client.permissions), ..Reach::default() },
+        Some(user) => {
+            let is_owner = user.role == ROLE_OWNER;
+            let memberships = if is_owner { Vec::new() } else { crate::db::teams::memberships(conn, &user.id)? };
+            Reach::of_person(&user.id, is_owner, memberships)
+        }
+    };
+    let scope = speaker.scopes.to_string();
+    let claims = AccessTokenClaims {
+        iss: client.client_id.clone(),
+        sub: claims.sub,
+        aud: audience.to_owned(),
+        exp: claims.exp,
+        iat: claims.iat.unwrap_or(now),
+        jti: claims.jti.unwrap_or_default(),
+        client_id: client.client_id.clone(),
+        scope: Some(scope),
+    };
+    let limit = Permissions::from_scopes(speaker.scopes.iter());
+    Ok(Ok(TokenPrincipal { holder: speaker.holder, client_name: client.name, reach: reach.limited_to(limit), claims }))
+}
+
+/// Checks a presented JWT: an access token Latchkey issued, or one a client signed.
+/// Refusals count against the caller's address ([`FailureBudget`]) and are audited as
+/// API-key refusals are, until the address has used up its failures.
 pub async fn authenticate_token(req: &HttpRequest, state: &AppState, token: &str) -> Result<TokenPrincipal, Refusal> {
     let failures = FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), &state.settings);
     let audit_refusal = failures.allows().await.allowed;
     let audience = state.issuer.management_api_audience();
-    let verified = verify_signature(state, token, &audience).await?;
+    // Latchkey's own tokens are checked before the database; a client's need its row first.
+    let issued_by_latchkey = client_jwt::claimed_issuer(token).as_deref() == Some(state.issuer.as_str());
+    let verified = if issued_by_latchkey { Some(verify_signature(state, token, &audience).await?) } else { None };
     let ip = req.peer_addr().map(|addr| addr.ip().to_string());
     let request_id = crate::telemetry::current_request_id();
+    let (sealer, token) = (state.sealer.clone(), token.to_owned());
     let outcome = crate::db::run(&state.pool, move |conn| -> Result<Result<TokenPrincipal, Refused>, AppError> {
         let verdict = match verified {
-            Ok(claims) => load_principal(conn, claims)?,
-            Err(refused) => Err(refused),
+            Some(Ok(claims)) => load_principal(conn, claims)?,
+            Some(Err(refused)) => Err(refused),
+            None => load_client_jwt_principal(conn, &sealer, &token, &audience)?,
         };
         if let (Err(refused), true) = (&verdict, audit_refusal) {
             let mut entry = AuditEntry::new(Actor::Anonymous, "access_token.authentication_failed", Outcome::Failure)

@@ -7,6 +7,7 @@
 //! [`Refusal`]; the management API words them in its own format.
 
 pub mod access_token;
+pub mod client_jwt;
 
 use actix_web::HttpRequest;
 

@@ -34,7 +34,7 @@ pub fn register_public_client(
         redirect_uris: vec![CALLBACK.into()],
         post_logout_redirect_uris: vec![],
         public: true,
-        permissions: vec![],
+        ..Default::default()
     };
     app.register_client(registration)
 }
@@ -176,7 +176,7 @@ async fn an_id_token_names_the_user_and_carries_the_nonce(backend: Backend) {
             redirect_uris: vec![CALLBACK.into()],
             post_logout_redirect_uris: vec![],
             public: false,
-            permissions: vec![],
+            ..Default::default()
         };
         app.register_client(registration)
     };
@@ -427,7 +427,7 @@ async fn a_code_is_bound_to_its_verifier_client_redirect_uri_and_lifetime(backen
             redirect_uris: vec![CALLBACK.into()],
             post_logout_redirect_uris: vec![],
             public: true,
-            permissions: vec![],
+            ..Default::default()
         };
         app.register_client(registration)
     };
@@ -569,7 +569,7 @@ async fn rp_initiated_logout_returns_to_a_registered_address_with_the_state(back
             redirect_uris: vec![CALLBACK.into()],
             post_logout_redirect_uris: vec!["https://app.example.com/signed-out".into()],
             public: true,
-            permissions: vec![],
+            ..Default::default()
         };
         app.register_client(registration)
     };

@@ -99,7 +99,7 @@ fn loopback_app(app: &TestApp) -> (String, String) {
         redirect_uris: vec![callback.clone()],
         post_logout_redirect_uris: vec![],
         public: true,
-        permissions: vec![],
+        ..Default::default()
     };
     let client = app.register_client(registration);
     (client.client_id.clone(), callback)

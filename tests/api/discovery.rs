@@ -26,7 +26,8 @@ async fn both_metadata_documents_list_exactly_the_implemented_endpoints(backend:
                 "authorization_code",
                 "client_credentials",
                 "refresh_token",
-                "urn:ietf:params:oauth:grant-type:token-exchange"
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer"
             ])
         );
         assert_eq!(metadata["response_types_supported"], serde_json::json!(["code"]));
@@ -35,7 +36,17 @@ async fn both_metadata_documents_list_exactly_the_implemented_endpoints(backend:
         assert_eq!(metadata["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
         assert_eq!(
             metadata["token_endpoint_auth_methods_supported"],
-            serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+            serde_json::json!([
+                "client_secret_basic",
+                "client_secret_post",
+                "client_secret_jwt",
+                "private_key_jwt",
+                "none"
+            ])
+        );
+        assert_eq!(
+            metadata["introspection_endpoint_auth_signing_alg_values_supported"],
+            serde_json::json!(["HS256", "RS256", "ES256", "EdDSA"])
         );
         // Every advertised endpoint answers (POST endpoints refuse GET with 404, not 500).
         for endpoint in ["token_endpoint", "introspection_endpoint", "revocation_endpoint"] {

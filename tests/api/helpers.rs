@@ -217,8 +217,14 @@ impl TestApp {
 
     pub fn register_client(&self, registration: ClientRegistration) -> RegisteredClient {
         let mut conn = self.pool.get().unwrap();
-        manage::clients::register_client(&mut conn, &self.state.hasher, &manage::Caller::system(), registration)
-            .expect("the client registers")
+        manage::clients::register_client(
+            &mut conn,
+            &self.state.hasher,
+            &self.state.sealer,
+            &manage::Caller::system(),
+            registration,
+        )
+        .expect("the client registers")
     }
 
     pub fn create_client(&self, grants: &[&str], scopes: &[&str], audiences: &[&str]) -> RegisteredClient {
@@ -236,7 +242,7 @@ impl TestApp {
             },
             post_logout_redirect_uris: vec![],
             public: false,
-            permissions: vec![],
+            ..Default::default()
         };
         self.register_client(registration)
     }

@@ -153,6 +153,43 @@ async fn a_token_revoked_on_one_is_refused_by_the_management_api_of_the_other() 
 }
 
 #[tokio::test]
+async fn a_client_assertion_used_on_one_is_refused_on_the_other() {
+    let Some(server_url) = postgres() else { return };
+    // Through the database, and through Redis when there is one.
+    let redis = std::env::var("LATCHKEY_TEST_REDIS_URL").ok();
+    let settings: Vec<Vec<(&str, &str)>> =
+        std::iter::once(vec![]).chain(redis.as_deref().map(|url| vec![("LATCHKEY_REDIS_URL", url)])).collect();
+    for env in settings {
+        // Arrange: a client that signs its assertions with its secret.
+        let TwoInstances { db, master_key, a, b, .. } = two_instances(&server_url, &env);
+        json(&latchkey(&db, &master_key, &[], &["api", "create", "--audience", API, "--scope", "read", "--json"]));
+        let args = ["client", "create", "--name", "Signer", "--grant-type", "client_credentials", "--scope", "read"];
+        let tail = ["--audience", API, "--auth-method", "client_secret_jwt", "--json"];
+        let client = json(&latchkey(&db, &master_key, &[], &[&args[..], &tail[..]].concat()));
+        let (id, secret) = (client["client_id"].as_str().unwrap(), client["client_secret"].as_str().unwrap());
+        let now = chrono::Utc::now().timestamp();
+        let claims = serde_json::json!({ "iss": id, "sub": id, "aud": a.url("/oauth2/token"), "iat": now,
+                                         "exp": now + 60, "jti": "once" });
+        let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+        let assertion = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", assertion.as_str()),
+        ];
+
+        // Act
+        let on_a = post_form(&a, "/oauth2/token", &form, None).await.status();
+        let on_b = post_form(&b, "/oauth2/token", &form, None).await;
+
+        // Assert: B knows A took it. (`aud` names A's address, the issuer both share.)
+        assert_eq!((on_a.as_u16(), on_b.status().as_u16()), (200, 401), "with {env:?}");
+        let refused: Value = on_b.json().await.unwrap();
+        assert!(refused["error_description"].as_str().unwrap().contains("used before"), "{refused}");
+    }
+}
+
+#[tokio::test]
 async fn one_rate_limit_budget_spans_both_through_redis() {
     let Some(server_url) = postgres() else { return };
     let Ok(redis) = std::env::var("LATCHKEY_TEST_REDIS_URL") else {

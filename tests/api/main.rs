@@ -8,6 +8,7 @@ mod browser;
 mod dashboard;
 
 mod cli;
+mod client_jwt;
 mod crash;
 mod discovery;
 mod guides;

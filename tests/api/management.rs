@@ -526,7 +526,7 @@ async fn the_openapi_document_describes_every_operation() {
     let name = schemas["DisplayName"]["pattern"].as_str().unwrap();
     assert!(name.contains("\\u202E") || name.contains("\\u2028-\\u202E"), "direction overrides are excluded: {name}");
     assert_eq!(schemas["Scopes"]["pattern"], r"^[ !#-\[\]-~]*$");
-    assert_eq!(schemas["GrantType"]["enum"].as_array().unwrap().len(), 4);
+    assert_eq!(schemas["GrantType"]["enum"].as_array().unwrap().len(), 5);
     assert_eq!(schemas["TeamBody"]["properties"]["name"]["$ref"], "#/components/schemas/DisplayName");
     let security = document["components"]["securitySchemes"].as_object().unwrap();
     assert_eq!(security["bearer"]["scheme"], "bearer");

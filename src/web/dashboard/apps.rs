@@ -27,6 +27,7 @@ fn grant_label(grant: GrantType) -> &'static str {
         GrantType::RefreshToken => "Refresh token",
         GrantType::ClientCredentials => "Client credentials (the app acts as itself)",
         GrantType::TokenExchange => "Token exchange (API key for a JWT)",
+        GrantType::JwtBearer => "JWT bearer (a JWT the app signs; needs JWT client authentication)",
     }
 }
 
@@ -270,12 +271,12 @@ pub async fn post_create(visitor: Visitor, form: PageForm<AppForm>) -> PageResul
         post_logout_redirect_uris: AppForm::lines(&form.post_logout_redirect_uris),
         public: form.client_type == "public",
         token_endpoint_auth_method: None,
-        permissions: Vec::new(),
+        ..ClientRegistration::default()
     };
     let (offer, registered) = visitor
         .run(move |conn, caller, state| {
             let offer = offer(conn, caller)?;
-            Ok((offer, clients::register_client(conn, &state.hasher, caller, registration)))
+            Ok((offer, clients::register_client(conn, &state.hasher, &state.sealer, caller, registration)))
         })
         .await?;
     match registered {
@@ -325,7 +326,7 @@ pub async fn post_edit(visitor: Visitor, id: web::Path<String>, form: PageForm<A
         audiences: Some(form.audiences.clone()),
         redirect_uris: Some(AppForm::lines(&form.redirect_uris)),
         post_logout_redirect_uris: Some(AppForm::lines(&form.post_logout_redirect_uris)),
-        permissions: None,
+        ..ClientUpdate::default()
     };
     let client_id = id.clone();
     let (offer, updated) = visitor
@@ -454,7 +455,9 @@ pub async fn post_rotate(visitor: Visitor, id: web::Path<String>, form: PageForm
     let grace = chosen_grace(&form.grace_secs, MAX_SECRET_GRACE)?;
     let id = id.into_inner();
     let rotated = visitor
-        .run(move |conn, caller, state| clients::rotate_client_secret(conn, &state.hasher, caller, &id, grace))
+        .run(move |conn, caller, state| {
+            clients::rotate_client_secret(conn, &state.hasher, &state.sealer, caller, &id, grace)
+        })
         .await;
     match rotated {
         Ok(app) => {
