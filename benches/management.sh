@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# What API-key authentication costs: wrk on loopback against a fresh Latchkey, comparing
-# an authenticated read of the management API with unauthenticated endpoints, run after
-# run in one session so the ratios hold on a shared machine. Every run is bounded in time.
+# What authentication on the management API costs: wrk on loopback against a fresh
+# Latchkey, comparing an authenticated read with unauthenticated endpoints, and the three
+# credentials with each other, run after run in one session so the ratios hold on a shared
+# machine. Every run is bounded in time.
 #
 #   benches/management.sh                 # 4 endpoints x 1 and 4 connections (about 2 minutes)
 #   DB=postgres benches/management.sh     # PostgreSQL (server from LATCHKEY_TEST_POSTGRES_URL)
@@ -12,9 +13,12 @@
 #   /readyz                      one database round trip, no key
 #   /api/v1/api-keys/current     the key's authentication alone (checksum, keyed hash, one
 #                                indexed query, rate-limit bucket)
-#   /api/v1/clients/{id}         authentication plus a client read
+#   /api/v1/clients/{id}         authentication plus a client read, with an API key, with an
+#                                access token Latchkey issued (RS256 signature, then one trip:
+#                                revocation, client), and with a JWT the client signed (HS256
+#                                with its sealed secret, then one trip: client)
 #
-# Needs: cargo build --release, wrk, curl, jq.
+# Needs: cargo build --release, wrk, curl, jq, openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,22 +80,48 @@ for _ in $(seq 1 50); do curl -sf "http://$HOST:$PORT/readyz" >/dev/null 2>&1 &&
 curl -sf -H "Authorization: Bearer $KEY" "http://$HOST:$PORT/api/v1/clients/$CLIENT_ID" >/dev/null \
   || { echo "the authenticated read fails; see $WORK/server.log" >&2; cat "$WORK/server.log" >&2; exit 1; }
 
+# A client for the management API (registered once the server has made that API), reading
+# clients: an access token by client credentials, and the guides' JWT signed with its secret.
+MANAGEMENT="http://$HOST:$PORT/api/v1"
+SIGNER=$("$BIN" client create --name signer --auth-method client_secret_jwt --grant-type client_credentials \
+           --scope read --audience "$MANAGEMENT" --permission clients:read --json)
+SIGNER_ID=$(jq -r .client_id <<<"$SIGNER")
+SIGNER_SECRET=$(jq -r .client_secret <<<"$SIGNER")
+b64() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+sign() { printf '%s' "$1" | openssl dgst -sha256 -hmac "$SIGNER_SECRET" -binary | b64; }
+HEADER=$(printf '{"alg":"HS256","typ":"JWT"}' | b64)
+NOW=$(date +%s)
+JWT_CLAIMS=$(printf '{"iss":"%s","sub":"%s","aud":"%s","iat":%d,"exp":%d}' "$SIGNER_ID" "$SIGNER_ID" "$MANAGEMENT" "$NOW" $((NOW + 3600)) | b64)
+CLIENT_JWT="$HEADER.$JWT_CLAIMS.$(sign "$HEADER.$JWT_CLAIMS")"
+ASSERTION_CLAIMS=$(printf '{"iss":"%s","sub":"%s","aud":"%s","iat":%d,"exp":%d,"jti":"%s"}' \
+  "$SIGNER_ID" "$SIGNER_ID" "http://$HOST:$PORT" "$NOW" $((NOW + 60)) "$(openssl rand -hex 16)" | b64)
+ACCESS_TOKEN=$(curl -sf -d grant_type=client_credentials -d scope=read -d resource="$MANAGEMENT" \
+  -d client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer \
+  -d client_assertion="$HEADER.$ASSERTION_CLAIMS.$(sign "$HEADER.$ASSERTION_CLAIMS")" \
+  "http://$HOST:$PORT/oauth2/token" | jq -r .access_token)
+for credential in "$ACCESS_TOKEN" "$CLIENT_JWT"; do
+  curl -sf -H "Authorization: Bearer $credential" "http://$HOST:$PORT/api/v1/clients/$CLIENT_ID" >/dev/null \
+    || { echo "the read with a token fails; see $WORK/server.log" >&2; cat "$WORK/server.log" >&2; exit 1; }
+done
+
 run() {
-  local path=$1 conns=$2 key=$3
+  local path=$1 conns=$2 key=$3 credential=$4
   local url="http://$HOST:$PORT$path"
   API_KEY=$key timeout $((WARMUP + 10)) wrk -t1 -c"$conns" -d"${WARMUP}s" -s "$WORK/report.lua" "$url" >/dev/null
   local out; out=$(API_KEY=$key timeout $((DURATION + 15)) wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$WORK/report.lua" "$url")
   local rps p50_us p99_us errors non2xx
   eval "$(grep '^RESULT' <<<"$out" | sed 's/^RESULT //' | tr ' ' '\n')"
-  printf '| %s | %s | %s | %s | %.0f | %s | %s | %s |\n' \
-    "$(date -u +%F)" "$DB" "${path/$CLIENT_ID/{id\}}" "$conns" "$rps" "$p50_us" "$p99_us" "$((errors + non2xx))"
+  printf '| %s | %s | %s | %s | %s | %.0f | %s | %s | %s |\n' \
+    "$(date -u +%F)" "$DB" "${path/$CLIENT_ID/{id\}}" "$credential" "$conns" "$rps" "$p50_us" "$p99_us" "$((errors + non2xx))"
 }
 
-echo "| date | db | endpoint | conns | req/s | p50 µs | p99 µs | errors |"
-echo "|---|---|---|---:|---:|---:|---:|---:|"
+echo "| date | db | endpoint | credential | conns | req/s | p50 µs | p99 µs | errors |"
+echo "|---|---|---|---|---:|---:|---:|---:|---:|"
 for conns in 1 4; do
-  run /healthz "$conns" ""
-  run /readyz "$conns" ""
-  run /api/v1/api-keys/current "$conns" "$KEY"
-  run "/api/v1/clients/$CLIENT_ID" "$conns" "$KEY"
+  run /healthz "$conns" "" none
+  run /readyz "$conns" "" none
+  run /api/v1/api-keys/current "$conns" "$KEY" "API key"
+  run "/api/v1/clients/$CLIENT_ID" "$conns" "$KEY" "API key"
+  run "/api/v1/clients/$CLIENT_ID" "$conns" "$ACCESS_TOKEN" "access token (RS256)"
+  run "/api/v1/clients/$CLIENT_ID" "$conns" "$CLIENT_JWT" "client JWT (HS256)"
 done
