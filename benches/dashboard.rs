@@ -123,6 +123,7 @@ fn serve(runtime: &Runtime, rows: usize) -> Served {
                     secret_sealed: None,
                     jwks: None,
                     acts_for_users: false,
+                    jwks_uri: None,
                 },
             )?;
         }

@@ -127,8 +127,11 @@ pub struct ClientCreateArgs {
     #[arg(long = "auth-method")]
     pub auth_method: Option<String>,
     /// A JWK Set file with a private_key_jwt client's public keys.
-    #[arg(long = "jwks-file")]
+    #[arg(long = "jwks-file", conflicts_with = "jwks_uri")]
     pub jwks_file: Option<std::path::PathBuf>,
+    /// Or the https URL where a private_key_jwt client publishes its public keys.
+    #[arg(long = "jwks-uri")]
+    pub jwks_uri: Option<String>,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
@@ -307,6 +310,7 @@ fn create_client(settings: &Settings, args: ClientCreateArgs) -> anyhow::Result<
             })
             .transpose()?,
         acts_for_users: false,
+        jwks_uri: args.jwks_uri,
     };
     let client = manage::clients::register_client(
         &mut conn,

@@ -35,6 +35,7 @@ const KEYS: &[&str] = &[
     "key_refresh_secs",
     "workers",
     "log_format",
+    "jwks_uri_allow_private",
 ];
 
 /// The configuration as written by the operator, before validation.
@@ -56,6 +57,7 @@ struct RawSettings {
     key_refresh_secs: u64,
     workers: Option<usize>,
     log_format: String,
+    jwks_uri_allow_private: bool,
 }
 
 impl Default for RawSettings {
@@ -76,6 +78,7 @@ impl Default for RawSettings {
             key_refresh_secs: 30,
             workers: None,
             log_format: "text".into(),
+            jwks_uri_allow_private: false,
         }
     }
 }
@@ -195,6 +198,9 @@ pub struct Settings {
     pub key_refresh_secs: u64,
     pub workers: Option<usize>,
     pub log_format: LogFormat,
+    /// Whether a client's `jwks_uri` may point at a loopback or private address (and then be
+    /// plain http): for a key server on the operator's own network, or development.
+    pub jwks_uri_allow_private: bool,
 }
 
 impl Settings {
@@ -274,6 +280,7 @@ impl Settings {
             key_refresh_secs: raw.key_refresh_secs,
             workers: raw.workers,
             log_format,
+            jwks_uri_allow_private: raw.jwks_uri_allow_private,
         })
     }
 
@@ -295,6 +302,7 @@ impl Settings {
             key_refresh_secs: 30,
             workers: Some(1),
             log_format: LogFormat::Text,
+            jwks_uri_allow_private: false,
         }
     }
 }

@@ -40,6 +40,8 @@ pub mod principal;
 #[cfg(feature = "server")]
 pub mod ratelimit;
 #[cfg(feature = "server")]
+pub mod remote_jwks;
+#[cfg(feature = "server")]
 pub mod startup;
 #[cfg(feature = "server")]
 pub mod state;

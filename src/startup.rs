@@ -112,6 +112,7 @@ impl Application {
             settings: settings.clone(),
             passwords: Passwords::for_this_machine(PasswordHasher::new()),
             limiter,
+            remote_jwks: crate::remote_jwks::RemoteJwks::new(settings.jwks_uri_allow_private),
             metrics: Metrics::default(),
         });
         socket.listen(LISTEN_BACKLOG).with_context(|| format!("could not listen on {}", settings.bind))?;

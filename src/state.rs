@@ -32,6 +32,8 @@ pub struct AppState {
     pub settings: Settings,
     pub passwords: Passwords,
     pub limiter: RateLimiter,
+    /// The key sets `private_key_jwt` clients publish at a `jwks_uri`, fetched and cached.
+    pub remote_jwks: crate::remote_jwks::RemoteJwks,
     pub metrics: Metrics,
 }
 

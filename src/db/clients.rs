@@ -41,6 +41,8 @@ pub struct Client {
     pub jwks: Option<String>,
     /// Whether an owner let the client present JWTs that name a user.
     pub acts_for_users: bool,
+    /// Or where a `private_key_jwt` client publishes its public keys.
+    pub jwks_uri: Option<String>,
 }
 
 impl Client {
@@ -121,6 +123,7 @@ pub struct NewClient<'a> {
     pub secret_sealed: Option<&'a [u8]>,
     pub jwks: Option<&'a str>,
     pub acts_for_users: bool,
+    pub jwks_uri: Option<&'a str>,
 }
 
 pub fn insert_client(conn: &mut DbConnection, client: &NewClient<'_>) -> QueryResult<()> {
@@ -182,6 +185,7 @@ pub struct ClientChanges<'a> {
     pub permissions: &'a str,
     pub jwks: Option<&'a str>,
     pub acts_for_users: bool,
+    pub jwks_uri: Option<&'a str>,
     pub updated_at: NaiveDateTime,
 }
 

@@ -92,6 +92,7 @@ diesel::table! {
         secret_sealed -> Nullable<Binary>,
         jwks -> Nullable<Text>,
         acts_for_users -> Bool,
+        jwks_uri -> Nullable<Text>,
     }
 }
 

@@ -40,8 +40,10 @@ pub struct ClientRegistration {
     /// Tenant permissions of the client's own service principal (what its
     /// client-credentials tokens for the management API may do); only an owner grants them.
     pub permissions: Vec<String>,
-    /// A `private_key_jwt` client's public keys (a JWK Set: RSA, P-256 or Ed25519).
+    /// A `private_key_jwt` client's public keys (a JWK Set: RSA, P-256 or Ed25519),
     pub jwks: Option<serde_json::Value>,
+    /// or where it publishes them (https; fetched, checked and cached when its JWTs arrive).
+    pub jwks_uri: Option<String>,
     /// Whether the client may present JWTs naming a user (`sub`), within what that user
     /// consented to; only an owner allows it.
     pub acts_for_users: bool,
@@ -63,10 +65,13 @@ pub struct ClientView {
     /// What the client's own tokens for the management API may do (`AUDIT_LOG_READ`,
     /// `clients:read` …), within their scopes.
     pub permissions: Vec<String>,
-    /// A `private_key_jwt` client's public keys.
+    /// A `private_key_jwt` client's public keys,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
+    /// or where it publishes them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
     /// Whether the client may present JWTs that name a user.
     pub acts_for_users: bool,
     /// Until when the secret replaced by the last rotation still works.
@@ -95,6 +100,7 @@ impl From<&Client> for ClientView {
             token_endpoint_auth_method: client.token_endpoint_auth_method.clone(),
             permissions: Permissions::from_stored(&client.permissions).names(),
             jwks: client.jwks.as_deref().and_then(|jwks| serde_json::from_str(jwks).ok()),
+            jwks_uri: client.jwks_uri.clone(),
             acts_for_users: client.acts_for_users,
             previous_secret_expires_at: client.previous_secret_expires_at.filter(|at| *at > now).map(crate::db::utc),
             created_at: crate::db::utc(client.created_at),
@@ -144,6 +150,7 @@ struct ValidSettings {
     permissions: String,
     auth_method: &'static str,
     jwks: Option<String>,
+    jwks_uri: Option<String>,
 }
 
 fn validate(conn: &mut DbConnection, registration: &ClientRegistration) -> Result<ValidSettings, AppError> {
@@ -212,16 +219,24 @@ fn validate(conn: &mut DbConnection, registration: &ClientRegistration) -> Resul
             )));
         }
     };
-    let jwks = match (&registration.jwks, auth_method) {
-        (Some(jwks), AUTH_METHOD_PRIVATE_KEY_JWT) => {
+    let (jwks, jwks_uri) = match (&registration.jwks, &registration.jwks_uri, auth_method) {
+        (Some(jwks), None, AUTH_METHOD_PRIVATE_KEY_JWT) => {
             crate::principal::client_jwt::parse_jwks(jwks).map_err(bad)?;
-            Some(jwks.to_string())
+            (Some(jwks.to_string()), None)
         }
-        (None, AUTH_METHOD_PRIVATE_KEY_JWT) => {
-            return Err(bad("a private_key_jwt client needs jwks: the public keys its JWTs are signed with"));
+        // The form is checked here; whether the address may be reached, where it resolves,
+        // each time the keys are fetched (`remote_jwks`).
+        (None, Some(uri), AUTH_METHOD_PRIVATE_KEY_JWT) => {
+            (None, Some(crate::remote_jwks::check_uri(uri, true).map_err(bad)?.to_string()))
         }
-        (Some(_), _) => return Err(bad("jwks is for private_key_jwt clients only")),
-        (None, _) => None,
+        (Some(_), Some(_), _) => return Err(bad("give jwks or jwks_uri, not both")),
+        (None, None, AUTH_METHOD_PRIVATE_KEY_JWT) => {
+            return Err(bad(
+                "a private_key_jwt client needs jwks (its public keys) or jwks_uri (where it publishes them)",
+            ));
+        }
+        (Some(_), _, _) | (_, Some(_), _) => return Err(bad("jwks and jwks_uri are for private_key_jwt clients only")),
+        (None, None, _) => (None, None),
     };
     if grants.contains(&GrantType::JwtBearer)
         && !matches!(auth_method, AUTH_METHOD_SECRET_JWT | AUTH_METHOD_PRIVATE_KEY_JWT)
@@ -238,6 +253,7 @@ fn validate(conn: &mut DbConnection, registration: &ClientRegistration) -> Resul
     Ok(ValidSettings {
         auth_method,
         jwks,
+        jwks_uri,
         permissions: permissions.to_stored(),
         name,
         grant_types: grants.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(" "),
@@ -306,6 +322,7 @@ pub fn register_client(
                 secret_sealed: sealed.as_deref(),
                 jwks: settings.jwks.as_deref(),
                 acts_for_users: registration.acts_for_users,
+                jwks_uri: settings.jwks_uri.as_deref(),
             },
         )?;
         audit::record(
@@ -388,6 +405,8 @@ pub struct ClientUpdate {
     /// A `private_key_jwt` client's public keys: replacing them is how its keys rotate.
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
+    /// Or where it publishes them (replaces `jwks`).
+    pub jwks_uri: Option<String>,
     /// Whether the client may present JWTs naming a user; only an owner changes it.
     pub acts_for_users: Option<bool>,
 }
@@ -399,6 +418,7 @@ pub fn update_client(
     update: ClientUpdate,
 ) -> Result<ClientView, AppError> {
     let client = client_for(conn, caller, client_id, Action::Write)?;
+    let keeps_keys = update.jwks.is_none() && update.jwks_uri.is_none();
     let merged = ClientRegistration {
         name: update.name.unwrap_or_else(|| client.name.clone()),
         team_id: client.team_id.clone(),
@@ -412,7 +432,13 @@ pub fn update_client(
         public: client.is_public(),
         token_endpoint_auth_method: Some(client.token_endpoint_auth_method.clone()),
         permissions: update.permissions.unwrap_or_else(|| words(&client.permissions)),
-        jwks: update.jwks.or_else(|| client.jwks.as_deref().and_then(|jwks| serde_json::from_str(jwks).ok())),
+        // Giving one of jwks and jwks_uri replaces whichever the client had.
+        jwks: if keeps_keys {
+            client.jwks.as_deref().and_then(|jwks| serde_json::from_str(jwks).ok())
+        } else {
+            update.jwks
+        },
+        jwks_uri: if keeps_keys { client.jwks_uri.clone() } else { update.jwks_uri },
         acts_for_users: update.acts_for_users.unwrap_or(client.acts_for_users),
     };
     let settings = validate(conn, &merged)?;
@@ -436,6 +462,7 @@ pub fn update_client(
                 permissions: &settings.permissions,
                 jwks: settings.jwks.as_deref(),
                 acts_for_users: merged.acts_for_users,
+                jwks_uri: settings.jwks_uri.as_deref(),
                 updated_at: crate::db::now(),
             },
         )?;
@@ -472,7 +499,7 @@ pub fn rotate_client_secret(
         return Err(bad("a public client has no secret to rotate"));
     }
     if client.token_endpoint_auth_method == AUTH_METHOD_PRIVATE_KEY_JWT {
-        return Err(bad("a private_key_jwt client has no secret: change its jwks to rotate its keys"));
+        return Err(bad("a private_key_jwt client has no secret: change its jwks (or what its jwks_uri serves)"));
     }
     if grace < TimeDelta::zero() || grace > MAX_SECRET_GRACE {
         return Err(bad("the grace period must be between 0 and 604800 seconds (7 days)"));

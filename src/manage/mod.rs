@@ -66,9 +66,7 @@ pub struct SignedInUser {
 impl SignedInUser {
     /// `user`, with their role and team memberships as they are now.
     pub fn load(conn: &mut DbConnection, user: &crate::db::users::User) -> Result<Self, AppError> {
-        let is_owner = user.role == crate::db::users::ROLE_OWNER;
-        let memberships = if is_owner { Vec::new() } else { crate::db::teams::memberships(conn, &user.id)? };
-        Ok(Self { reach: Reach::of_person(&user.id, is_owner, memberships), user_id: user.id.clone() })
+        Ok(Self { reach: crate::principal::person_reach(conn, user)?, user_id: user.id.clone() })
     }
 
     pub fn reach(&self) -> &Reach {

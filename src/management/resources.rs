@@ -93,9 +93,12 @@ struct NewClient {
     /// (JWTs signed with a key of `jwks`, no secret); `none` for a public one.
     #[schema(pattern = "^(client_secret_basic|client_secret_post|client_secret_jwt|private_key_jwt|none)$")]
     token_endpoint_auth_method: Option<String>,
-    /// A private_key_jwt client's public keys: a JWK Set of RSA, P-256 or Ed25519 keys.
+    /// A private_key_jwt client's public keys: a JWK Set of RSA, P-256 or Ed25519 keys;
     #[schema(value_type = Option<Object>)]
     jwks: Option<serde_json::Value>,
+    /// or the https URL where it publishes them (fetched with a timeout and size limit, cached,
+    /// never from a private address unless the operator allows it).
+    jwks_uri: Option<String>,
     /// Whether the client may present JWTs that name a user, within what that user
     /// consented to. Only a tenant owner allows it.
     #[serde(default)]
@@ -122,6 +125,7 @@ async fn create_client(req: HttpRequest, state: Data, auth: Principal, body: Bod
         token_endpoint_auth_method: body.token_endpoint_auth_method,
         permissions: body.permissions,
         jwks: body.jwks,
+        jwks_uri: body.jwks_uri,
         acts_for_users: body.acts_for_users,
     };
     let created = call(&req, &state, auth, move |conn, caller, state| {

@@ -289,10 +289,14 @@ where
     let audiences = [state.issuer.as_str().to_owned(), state.issuer.endpoint(req.path())];
     let lookup = client_id.clone();
     let found = crate::db::run(&state.pool, move |conn| Ok(find_client(conn, &lookup)?)).await?;
-    let checked = match found {
+    let material = match &found {
+        Some(client) => client_jwt::resolve_key_material(state, client, assertion.expose_secret()).await?,
         None => Err("unknown client"),
-        Some(client) => {
-            let secret = client_jwt::secret_of(&state.sealer, &client)?;
+    };
+    let checked = match (found, material) {
+        (None, _) => Err("unknown client"),
+        (Some(_), Err(reason)) => Err(reason),
+        (Some(client), Ok(material)) => {
             let audiences = [audiences[0].as_str(), audiences[1].as_str()];
             let expect = Expectations {
                 audiences: &audiences,
@@ -300,7 +304,7 @@ where
                 require_jti: true,
             };
             let now = chrono::Utc::now().timestamp();
-            match client_jwt::verify(assertion.expose_secret(), &client, secret.as_deref(), expect, now) {
+            match client_jwt::verify(assertion.expose_secret(), &client, &material, expect, now) {
                 Ok(claims) if claims.sub == client.client_id => Ok((client, claims)),
                 Ok(_) => Err("the JWT's sub is not the client"),
                 Err(reason) => Err(reason),

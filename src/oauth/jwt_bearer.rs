@@ -24,7 +24,7 @@ use crate::db::apis::{Api, find_api_by_audience};
 use crate::db::clients::{Client, find_client};
 use crate::domain::{GrantType, Scopes};
 use crate::error::AppError;
-use crate::principal::client_jwt::{self, ClientJwtClaims, Expectations, Speaker};
+use crate::principal::client_jwt::{self, ClientJwtClaims, Expectations, KeyMaterial, Speaker};
 use crate::state::AppState;
 
 /// As the guides sign it: `exp` an hour after `iat`.
@@ -67,26 +67,21 @@ fn target_audience(
 /// which API: one trip to the database. `Ok(Err(reason))` is a refusal.
 fn check(
     conn: &mut crate::db::DbConnection,
-    sealer: &crate::crypto::Sealer,
+    client: Client,
+    material: &KeyMaterial,
     assertion: &str,
     ours: &[String],
     named: Option<&str>,
 ) -> Result<Result<Grant, &'static str>, AppError> {
-    let Some(client) = client_jwt::claimed_issuer(assertion).map(|iss| find_client(conn, &iss)).transpose()?.flatten()
-    else {
-        return Ok(Err("the assertion's iss is not a registered client"));
-    };
     if !client.allows_grant(GrantType::JwtBearer) {
         return Ok(Err("the client is not registered for the jwt-bearer grant"));
     }
-    let secret = client_jwt::secret_of(sealer, &client)?;
     // `aud`: this server, or an API the client is registered for.
     let mut audiences: Vec<&str> = ours.iter().map(String::as_str).collect();
     audiences.extend(client.audiences());
     let expect =
         Expectations { audiences: &audiences, max_lifetime_secs: MAX_ASSERTION_LIFETIME_SECS, require_jti: false };
-    let claims = match client_jwt::verify(assertion, &client, secret.as_deref(), expect, chrono::Utc::now().timestamp())
-    {
+    let claims = match client_jwt::verify(assertion, &client, material, expect, chrono::Utc::now().timestamp()) {
         Ok(claims) => claims,
         Err(reason) => return Ok(Err(reason)),
     };
@@ -128,13 +123,24 @@ pub async fn issue(
     };
 
     let ours = [state.issuer.as_str().to_owned(), state.issuer.endpoint(req.path())];
-    let (sealer, audit_ip, request_id) = (
-        state.sealer.clone(),
-        req.peer_addr().map(|addr| addr.ip().to_string()),
-        crate::telemetry::current_request_id(),
-    );
+    let (audit_ip, request_id) =
+        (req.peer_addr().map(|addr| addr.ip().to_string()), crate::telemetry::current_request_id());
+    // The client first, then its keys (perhaps fetched from its jwks_uri), then the rest.
+    let claimed = client_jwt::claimed_issuer(&assertion);
+    let client = match claimed.clone() {
+        Some(iss) => crate::db::run(&state.pool, move |conn| Ok(find_client(conn, &iss)?)).await?,
+        None => None,
+    };
+    let material = match &client {
+        Some(client) => client_jwt::resolve_key_material(state, client, &assertion).await?,
+        None => Err("the assertion's iss is not a registered client"),
+    };
     let grant = crate::db::run(&state.pool, move |conn| {
-        let checked = check(conn, &sealer, &assertion, &ours, named.as_deref())?;
+        let checked = match (client, material) {
+            (Some(client), Ok(material)) => check(conn, client, &material, &assertion, &ours, named.as_deref())?,
+            (_, Err(reason)) => Err(reason),
+            (None, Ok(_)) => Err("the assertion's iss is not a registered client"),
+        };
         if let Err(reason) = &checked {
             let client = client_jwt::claimed_issuer(&assertion).unwrap_or_default();
             let entry = AuditEntry::new(Actor::Anonymous, "client.assertion_refused", Outcome::Failure)

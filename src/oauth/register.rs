@@ -38,8 +38,9 @@ struct Metadata {
     #[serde(default)]
     audiences: Vec<String>,
     team_id: Option<String>,
-    /// RFC 7591 §2: a private_key_jwt client's public keys, by value.
+    /// RFC 7591 §2: a private_key_jwt client's public keys, by value or by reference.
     jwks: Option<serde_json::Value>,
+    jwks_uri: Option<String>,
 }
 
 /// RFC 7591 §3.2.1: the registered metadata, with the credentials.
@@ -106,6 +107,7 @@ fn to_registration(metadata: Metadata) -> Result<ClientRegistration, String> {
         public: method == AUTH_METHOD_NONE,
         token_endpoint_auth_method: Some(method.to_owned()),
         jwks: metadata.jwks,
+        jwks_uri: metadata.jwks_uri,
         // Tenant permissions and acting for users are granted by an owner through the API.
         ..ClientRegistration::default()
     })

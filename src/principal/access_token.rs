@@ -16,14 +16,14 @@
 use actix_web::HttpRequest;
 use jsonwebtoken::errors::ErrorKind;
 
-use super::Refusal;
-use super::client_jwt::{self, Expectations};
+use super::client_jwt::{self, Expectations, KeyMaterial};
+use super::{Refusal, client_reach, person_reach};
 use crate::access::{Permissions, Reach};
-use crate::audit::{self, Actor, AuditEntry, Outcome};
+use crate::audit::{self, Actor, AuditEntry, Origin, Outcome};
 use crate::db::DbConnection;
-use crate::db::clients::find_client;
+use crate::db::clients::{Client, find_client};
 use crate::db::revoked_tokens::is_revoked;
-use crate::db::users::{ROLE_OWNER, User, find_user};
+use crate::db::users::{User, find_user};
 use crate::error::AppError;
 use crate::ratelimit::FailureBudget;
 use crate::state::AppState;
@@ -125,17 +125,43 @@ fn load_principal(
     };
     let limit = Permissions::from_scopes(claims.scope.as_deref().unwrap_or_default().split(' '));
     let (holder, reach) = if claims.sub == claims.client_id {
-        let reach = Reach { tenant: Permissions::from_stored(&client.permissions), ..Reach::default() };
-        (TokenHolder::Client, reach)
+        (TokenHolder::Client, client_reach(&client))
     } else {
         let Some(user) = find_user(conn, &claims.sub)?.filter(User::is_active) else {
             return Ok(Err(Refused::invalid("owner not active", "the access token's user is not active").of(&claims)));
         };
-        let is_owner = user.role == ROLE_OWNER;
-        let memberships = if is_owner { Vec::new() } else { crate::db::teams::memberships(conn, &user.id)? };
-        (TokenHolder::User(user.id.clone()), Reach::of_person(&user.id, is_owner, memberships))
+        (TokenHolder::User(user.id.clone()), person_reach(conn, &user)?)
     };
     Ok(Ok(TokenPrincipal { holder, client_name: client.name, reach: reach.limited_to(limit), claims }))
+}
+
+/// Where checking a token stands after the first trip to the database. Built once and
+/// moved once, out of the blocking call: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    Done(Result<TokenPrincipal, Refused>),
+    /// A client's JWT whose keys are at its `jwks_uri`: fetched between two trips.
+    FetchKeys(Client),
+}
+
+/// Audits a refusal while the caller's address may still be audited.
+fn record_refusal(
+    conn: &mut DbConnection,
+    verdict: &Result<TokenPrincipal, Refused>,
+    audit_refusal: bool,
+    origin: &Origin,
+) -> Result<(), AppError> {
+    let Err(refused) = verdict else { return Ok(()) };
+    if !audit_refusal {
+        return Ok(());
+    }
+    let mut entry = AuditEntry::new(Actor::Anonymous, "access_token.authentication_failed", Outcome::Failure)
+        .from_request(origin.ip.as_deref(), Some(&origin.request_id))
+        .details(serde_json::json!({ "reason": refused.reason }));
+    if let Some(jti) = &refused.jti {
+        entry = entry.target("access_token", jti);
+    }
+    Ok(audit::record(conn, &entry)?)
 }
 
 /// The longest a client's own JWT may live on the management API, as the guides sign it.
@@ -144,23 +170,19 @@ const MAX_CLIENT_JWT_LIFETIME_SECS: i64 = 3600;
 /// A JWT the client signed: the client, its key, then whom it speaks for.
 fn load_client_jwt_principal(
     conn: &mut DbConnection,
-    sealer: &crate::crypto::Sealer,
+    client: Client,
+    material: &KeyMaterial,
     token: &str,
     audience: &str,
 ) -> Result<Result<TokenPrincipal, Refused>, AppError> {
     let refused = |reason: &'static str| Refused::invalid(reason, reason);
-    let Some(client) = client_jwt::claimed_issuer(token).map(|iss| find_client(conn, &iss)).transpose()?.flatten()
-    else {
-        return Ok(Err(Refused::invalid("unknown issuer", NOT_OURS)));
-    };
     if !client.audiences().any(|a| a == audience) {
         return Ok(Err(refused("the JWT's client is not registered for the management API")));
     }
-    let secret = client_jwt::secret_of(sealer, &client)?;
     let expect =
         Expectations { audiences: &[audience], max_lifetime_secs: MAX_CLIENT_JWT_LIFETIME_SECS, require_jti: false };
     let now = chrono::Utc::now().timestamp();
-    let claims = match client_jwt::verify(token, &client, secret.as_deref(), expect, now) {
+    let claims = match client_jwt::verify(token, &client, material, expect, now) {
         Ok(claims) => claims,
         Err(reason) => return Ok(Err(Refused { expired: reason == client_jwt::EXPIRED, ..refused(reason) })),
     };
@@ -169,12 +191,8 @@ fn load_client_jwt_principal(
         Err(reason) => return Ok(Err(refused(reason))),
     };
     let reach = match &speaker.user {
-        None => Reach { tenant: Permissions::from_stored(&client.permissions), ..Reach::default() },
-        Some(user) => {
-            let is_owner = user.role == ROLE_OWNER;
-            let memberships = if is_owner { Vec::new() } else { crate::db::teams::memberships(conn, &user.id)? };
-            Reach::of_person(&user.id, is_owner, memberships)
-        }
+        None => client_reach(&client),
+        Some(user) => person_reach(conn, user)?,
     };
     let scope = speaker.scopes.to_string();
     let claims = AccessTokenClaims {
@@ -201,27 +219,47 @@ pub async fn authenticate_token(req: &HttpRequest, state: &AppState, token: &str
     // Latchkey's own tokens are checked before the database; a client's need its row first.
     let issued_by_latchkey = client_jwt::claimed_issuer(token).as_deref() == Some(state.issuer.as_str());
     let verified = if issued_by_latchkey { Some(verify_signature(state, token, &audience).await?) } else { None };
-    let ip = req.peer_addr().map(|addr| addr.ip().to_string());
-    let request_id = crate::telemetry::current_request_id();
-    let (sealer, token) = (state.sealer.clone(), token.to_owned());
-    let outcome = crate::db::run(&state.pool, move |conn| -> Result<Result<TokenPrincipal, Refused>, AppError> {
+    let origin = Origin::of(req);
+    let (sealer, owned) = (state.sealer.clone(), token.to_owned());
+    let (audit_origin, audit_audience) = (origin.clone(), audience.clone());
+    // One trip: a client's JWT needs no second one unless its keys are at a jwks_uri.
+    let step = crate::db::run(&state.pool, move |conn| -> Result<Step, AppError> {
         let verdict = match verified {
             Some(Ok(claims)) => load_principal(conn, claims)?,
             Some(Err(refused)) => Err(refused),
-            None => load_client_jwt_principal(conn, &sealer, &token, &audience)?,
-        };
-        if let (Err(refused), true) = (&verdict, audit_refusal) {
-            let mut entry = AuditEntry::new(Actor::Anonymous, "access_token.authentication_failed", Outcome::Failure)
-                .from_request(ip.as_deref(), Some(&request_id))
-                .details(serde_json::json!({ "reason": refused.reason }));
-            if let Some(jti) = &refused.jti {
-                entry = entry.target("access_token", jti);
+            None => {
+                match client_jwt::claimed_issuer(&owned).map(|iss| find_client(conn, &iss)).transpose()?.flatten() {
+                    None => Err(Refused::invalid("unknown issuer", NOT_OURS)),
+                    Some(client) => match client_jwt::local_key_material(&sealer, &client)? {
+                        None => return Ok(Step::FetchKeys(client)),
+                        Some(Err(reason)) => Err(Refused::invalid(reason, reason)),
+                        Some(Ok(material)) => {
+                            load_client_jwt_principal(conn, client, &material, &owned, &audit_audience)?
+                        }
+                    },
+                }
             }
-            audit::record(conn, &entry)?;
-        }
-        Ok(verdict)
+        };
+        record_refusal(conn, &verdict, audit_refusal, &audit_origin)?;
+        Ok(Step::Done(verdict))
     })
     .await?;
+    let outcome = match step {
+        Step::Done(verdict) => verdict,
+        Step::FetchKeys(client) => {
+            let material = client_jwt::resolve_key_material(state, &client, token).await?;
+            let owned = token.to_owned();
+            crate::db::run(&state.pool, move |conn| {
+                let verdict = match material {
+                    Ok(material) => load_client_jwt_principal(conn, client, &material, &owned, &audience)?,
+                    Err(reason) => Err(Refused::invalid(reason, reason)),
+                };
+                record_refusal(conn, &verdict, audit_refusal, &origin)?;
+                Ok(verdict)
+            })
+            .await?
+        }
+    };
     let refused = match outcome {
         Ok(principal) => return Ok(principal),
         Err(refused) => refused,

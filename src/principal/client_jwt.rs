@@ -87,14 +87,74 @@ pub type Refused = &'static str;
 /// The refusal of an expired JWT, which callers answer apart (`token_expired`).
 pub const EXPIRED: Refused = "the JWT has expired";
 
-fn decoding_key(client: &Client, secret: Option<&[u8]>, header: &jsonwebtoken::Header) -> Result<DecodingKey, Refused> {
-    match (client.token_endpoint_auth_method.as_str(), header.alg) {
-        (AUTH_METHOD_SECRET_JWT, Algorithm::HS256) => {
-            secret.map(DecodingKey::from_secret).ok_or("the client has no secret to check the JWT with")
+/// What a client's JWTs are checked with: a `client_secret_jwt` client's secret, or a
+/// `private_key_jwt` client's public keys (registered by value, or fetched from its
+/// `jwks_uri`). Callers resolve it with [`resolve_key_material`].
+pub enum KeyMaterial {
+    Secret(Vec<u8>),
+    Keys(std::sync::Arc<JwkSet>),
+    None,
+}
+
+/// Resolves what `client`'s JWT `token` is checked with: its secret opened, its key set
+/// parsed, or fetched from its `jwks_uri` (from the cache, or again for a `kid` the cached set
+/// lacks). A `jwks_uri` that cannot be used is a refusal; the detail goes to the log.
+pub async fn resolve_key_material(
+    state: &AppState,
+    client: &Client,
+    token: &str,
+) -> Result<Result<KeyMaterial, Refused>, AppError> {
+    use crate::remote_jwks::FetchError;
+    if let Some(local) = local_key_material(&state.sealer, client)? {
+        return Ok(local);
+    }
+    let Some(uri) = client.jwks_uri.as_deref() else { return Ok(Ok(KeyMaterial::None)) };
+    let kid = jsonwebtoken::decode_header(token).ok().and_then(|header| header.kid);
+    Ok(match state.remote_jwks.keys(uri, kid.as_deref()).await {
+        Ok(keys) => Ok(KeyMaterial::Keys(keys)),
+        Err(error) => {
+            tracing::warn!(client_id = %client.client_id, %error, "a client's jwks_uri could not be used");
+            Err(match error {
+                FetchError::NotAllowed(_) => "the client's jwks_uri is not allowed: https to a public address only",
+                FetchError::Unreachable(_) => "the client's jwks_uri could not be fetched",
+                FetchError::TooLarge => "the client's jwks_uri answered more than 64 KiB",
+                FetchError::NotAJwkSet => "the client's jwks_uri did not answer a JWK Set",
+            })
         }
+    })
+}
+
+/// The key material at hand without fetching anything (the sealed secret, registered keys,
+/// or none at all); `None` when the keys are at the client's `jwks_uri`.
+pub fn local_key_material(
+    sealer: &crate::crypto::Sealer,
+    client: &Client,
+) -> Result<Option<Result<KeyMaterial, Refused>>, AppError> {
+    if let Some(secret) = secret_of(sealer, client)? {
+        return Ok(Some(Ok(KeyMaterial::Secret(secret))));
+    }
+    if let Some(jwks) = client.jwks.as_deref() {
+        return Ok(Some(
+            serde_json::from_str(jwks)
+                .map(|keys| KeyMaterial::Keys(std::sync::Arc::new(keys)))
+                .map_err(|_| "the client has no usable keys"),
+        ));
+    }
+    Ok(client.jwks_uri.is_none().then_some(Ok(KeyMaterial::None)))
+}
+
+fn decoding_key(
+    client: &Client,
+    material: &KeyMaterial,
+    header: &jsonwebtoken::Header,
+) -> Result<DecodingKey, Refused> {
+    match (client.token_endpoint_auth_method.as_str(), header.alg) {
+        (AUTH_METHOD_SECRET_JWT, Algorithm::HS256) => match material {
+            KeyMaterial::Secret(secret) => Ok(DecodingKey::from_secret(secret)),
+            _ => Err("the client has no secret to check the JWT with"),
+        },
         (AUTH_METHOD_PRIVATE_KEY_JWT, alg) if KEY_ALGORITHMS.contains(&alg) => {
-            let keys: JwkSet = serde_json::from_str(client.jwks.as_deref().unwrap_or(""))
-                .map_err(|_| "the client has no usable keys")?;
+            let KeyMaterial::Keys(keys) = material else { return Err("the client has no usable keys") };
             let key = match &header.kid {
                 Some(kid) => keys.find(kid).ok_or("the JWT names a key (kid) the client has not registered")?,
                 None => match keys.keys.iter().filter(|k| suits(k, alg)).collect::<Vec<_>>()[..] {
@@ -134,7 +194,7 @@ pub fn suits(key: &Jwk, alg: Algorithm) -> bool {
 pub fn verify(
     token: &str,
     client: &Client,
-    secret: Option<&[u8]>,
+    material: &KeyMaterial,
     expect: Expectations<'_>,
     now: i64,
 ) -> Result<ClientJwtClaims, Refused> {
@@ -142,7 +202,7 @@ pub fn verify(
     if header.crit.is_some() {
         return Err("the JWT has critical header extensions, which Latchkey does not understand");
     }
-    let key = decoding_key(client, secret, &header)?;
+    let key = decoding_key(client, material, &header)?;
     let mut validation = Validation::new(header.alg);
     validation.leeway = LEEWAY_SECS.unsigned_abs();
     validation.validate_nbf = true;
@@ -294,6 +354,7 @@ mod tests {
             secret_sealed: None,
             jwks: jwks.map(str::to_owned),
             acts_for_users: false,
+            jwks_uri: None,
         }
     }
 
@@ -312,12 +373,17 @@ mod tests {
     fn a_secret_jwt_verifies_with_the_secret_and_its_claims_are_checked() {
         let now = chrono::Utc::now().timestamp();
         let secret_client = client(AUTH_METHOD_SECRET_JWT, None);
-        assert_eq!(verify(&hs256(&claims(now)), &secret_client, Some(SECRET), EXPECT, now).unwrap().sub, "c1");
+        assert_eq!(
+            verify(&hs256(&claims(now)), &secret_client, &KeyMaterial::Secret(SECRET.to_vec()), EXPECT, now)
+                .unwrap()
+                .sub,
+            "c1"
+        );
 
         let wrong = |change: &dyn Fn(&mut serde_json::Value)| {
             let mut c = claims(now);
             change(&mut c);
-            verify(&hs256(&c), &secret_client, Some(SECRET), EXPECT, now).unwrap_err()
+            verify(&hs256(&c), &secret_client, &KeyMaterial::Secret(SECRET.to_vec()), EXPECT, now).unwrap_err()
         };
         assert_eq!(wrong(&|c| c["exp"] = json!(now - 60)), "the JWT has expired");
         assert!(wrong(&|c| c["exp"] = json!(now + 3600)).contains("lives too long"));
@@ -326,9 +392,21 @@ mod tests {
         assert!(wrong(&|c| c["iat"] = json!(now + 600)).contains("future"));
         assert!(wrong(&|c| c["nbf"] = json!(now + 600)).contains("nbf"));
         assert!(wrong(&|c| c.as_object_mut().unwrap().remove("jti").map(drop).unwrap()).contains("jti"));
-        assert!(verify(&hs256(&claims(now)), &secret_client, Some(b"another secret"), EXPECT, now).is_err());
+        assert!(
+            verify(&hs256(&claims(now)), &secret_client, &KeyMaterial::Secret(b"another secret".to_vec()), EXPECT, now)
+                .is_err()
+        );
         // The same JWT against a client that does not sign with a secret.
-        assert!(verify(&hs256(&claims(now)), &client("client_secret_basic", None), Some(SECRET), EXPECT, now).is_err());
+        assert!(
+            verify(
+                &hs256(&claims(now)),
+                &client("client_secret_basic", None),
+                &KeyMaterial::Secret(SECRET.to_vec()),
+                EXPECT,
+                now
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -338,13 +416,31 @@ mod tests {
         let smuggled = client(AUTH_METHOD_PRIVATE_KEY_JWT, Some(&oct));
         let header = Header { kid: Some("k".into()), ..Header::new(Algorithm::HS256) };
         let token = jsonwebtoken::encode(&header, &claims(now), &EncodingKey::from_secret(b"secret")).unwrap();
-        assert!(verify(&token, &smuggled, None, EXPECT, now).is_err());
+        assert!(
+            verify(
+                &token,
+                &smuggled,
+                &KeyMaterial::Keys(std::sync::Arc::new(serde_json::from_str(&oct).unwrap())),
+                EXPECT,
+                now
+            )
+            .is_err()
+        );
         assert!(parse_jwks(&serde_json::from_str(&oct).unwrap()).is_err());
 
         use base64::Engine;
         let b64 = |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
         let unsigned = format!("{}.{}.", b64(json!({ "alg": "none" })), b64(claims(now)));
-        assert!(verify(&unsigned, &client(AUTH_METHOD_SECRET_JWT, None), Some(SECRET), EXPECT, now).is_err());
+        assert!(
+            verify(
+                &unsigned,
+                &client(AUTH_METHOD_SECRET_JWT, None),
+                &KeyMaterial::Secret(SECRET.to_vec()),
+                EXPECT,
+                now
+            )
+            .is_err()
+        );
         assert_eq!(claimed_issuer(&unsigned).as_deref(), Some("c1"));
     }
 }

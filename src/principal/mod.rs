@@ -102,6 +102,20 @@ impl From<KeyRefusal> for Refusal {
     }
 }
 
+/// A person's reach as it stands now: an owner reaches everything; a member their own things
+/// and, through their roles, their teams' ([`Reach::of_person`]). Signed in, or through a
+/// token: the pages, the API and every credential agree.
+pub fn person_reach(conn: &mut crate::db::DbConnection, user: &crate::db::users::User) -> diesel::QueryResult<Reach> {
+    let is_owner = user.role == crate::db::users::ROLE_OWNER;
+    let memberships = if is_owner { Vec::new() } else { crate::db::teams::memberships(conn, &user.id)? };
+    Ok(Reach::of_person(&user.id, is_owner, memberships))
+}
+
+/// A client's own service principal: the tenant permissions an owner granted it.
+pub fn client_reach(client: &crate::db::clients::Client) -> Reach {
+    Reach { tenant: crate::access::Permissions::from_stored(&client.permissions), ..Reach::default() }
+}
+
 /// A compact JWS has three dot-separated parts; an API key has none.
 fn looks_like_a_jwt(credential: &str) -> bool {
     credential.bytes().filter(|&b| b == b'.').count() == 2

@@ -349,10 +349,90 @@ async fn a_client_may_act_for_a_user_only_within_what_they_consented_to(backend:
     assert_eq!(status, 403);
 }
 
+/// A key server on loopback: `/jwks` serves `keys`, `/big` 100 KiB, `/html` a web page.
+async fn key_server(keys: Value) -> String {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let body = keys.to_string();
+    let server = HttpServer::new(move || {
+        let body = body.clone();
+        App::new()
+            .route(
+                "/jwks",
+                web::get().to(move || {
+                    let body = body.clone();
+                    async move { HttpResponse::Ok().content_type("application/json").body(body) }
+                }),
+            )
+            .route("/big", web::get().to(|| async { HttpResponse::Ok().body(vec![b' '; 100 * 1024]) }))
+            .route("/html", web::get().to(|| async { HttpResponse::Ok().body("<html>hello</html>") }))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    address
+}
+
+async fn register_at(app: &TestApp, owner: &str, uri: String) -> Value {
+    register(app, owner, json!({ "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": uri })).await
+}
+
+async fn private_key_jwt_keys_are_fetched_from_a_jwks_uri_only_where_allowed(backend: Backend) {
+    // Arrange: a key server on loopback, and two deployments: one that allows private
+    // addresses for jwks_uri, one that does not (the default).
+    let key = latchkey::tokens::keys::generate_key(SigningAlgorithm::ES256).unwrap();
+    let keys = key_server(json!({ "keys": [key.jwk] })).await;
+    let allowing = crate::helpers::spawn_app_with(crate::helpers::TestDb::new(&backend), |settings| {
+        settings.jwks_uri_allow_private = true;
+    })
+    .await;
+    let strict = spawn_app(backend).await;
+    allowing.create_api(API, &["read"], "RS256");
+    strict.create_api(API, &["read"], "RS256");
+
+    let allowing_owner = allowing.owner_key();
+
+    // Act and assert: fetched, checked and used where allowed.
+    let client = register_at(&allowing, &allowing_owner, format!("{keys}/jwks")).await;
+    let id = client["client_id"].as_str().unwrap();
+    assert_eq!(client["jwks_uri"], format!("{keys}/jwks"));
+    let (status, body) =
+        token_with_assertion(&allowing, &signed_with(&key, &assertion_claims(id, &allowing.issuer()))).await;
+    assert_eq!(status, 200, "{body}");
+    for (path, reason) in
+        [("/big", "more than 64 KiB"), ("/html", "did not answer a JWK Set"), ("/nothing", "could not be fetched")]
+    {
+        let other = register_at(&allowing, &allowing_owner, format!("{keys}{path}")).await;
+        let other_id = other["client_id"].as_str().unwrap();
+        let (status, body) =
+            token_with_assertion(&allowing, &signed_with(&key, &assertion_claims(other_id, &allowing.issuer()))).await;
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(body["error_description"].as_str().unwrap().contains(reason), "{path}: {body}");
+    }
+
+    // Refused where not: a loopback address is never fetched.
+    let client = register_at(&strict, &strict.owner_key(), format!("{keys}/jwks")).await;
+    let id = client["client_id"].as_str().unwrap();
+    let (status, body) =
+        token_with_assertion(&strict, &signed_with(&key, &assertion_claims(id, &strict.issuer()))).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("not allowed"), "{body}");
+    // And a URI that is not http(s), or carries credentials, is not registered at all.
+    for bad in ["file:///etc/passwd", "https://user:pw@keys.example.com/jwks"] {
+        let owner = strict.owner_key();
+        let body = json!({ "name": "x", "grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": bad });
+        assert_eq!(strict.api("POST", "/clients", &owner, Some(body)).await.0, 400, "{bad}");
+    }
+}
+
 on_both_backends!(
     client_secret_jwt_authenticates_at_the_token_introspection_and_revocation_endpoints,
     bad_client_assertions_are_refused_with_the_reason,
     private_key_jwt_verifies_against_the_registered_keys,
     the_guides_jwt_is_exchanged_by_the_jwt_bearer_grant_and_taken_by_the_management_api,
     a_client_may_act_for_a_user_only_within_what_they_consented_to,
+    private_key_jwt_keys_are_fetched_from_a_jwks_uri_only_where_allowed,
 );

@@ -68,6 +68,7 @@ async fn foreign_keys_and_unique_constraints_are_enforced(backend: Backend) {
         secret_sealed: None,
         jwks: None,
         acts_for_users: false,
+        jwks_uri: None,
     };
 
     let orphan = insert_client(&mut conn, &client("1", "no-such-tenant"));

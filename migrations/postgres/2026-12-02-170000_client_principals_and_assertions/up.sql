@@ -8,6 +8,8 @@ ALTER TABLE clients ADD COLUMN permissions TEXT NOT NULL DEFAULT '';
 -- only the keyed hash. A private_key_jwt client keeps its public keys (a JWK Set).
 ALTER TABLE clients ADD COLUMN secret_sealed BYTEA;
 ALTER TABLE clients ADD COLUMN jwks TEXT;
+-- Or where to fetch them (https; cached; never a private address unless the operator allows).
+ALTER TABLE clients ADD COLUMN jwks_uri TEXT;
 -- Whether a tenant owner let the client present a JWT that names a user (`sub`), within
 -- what that user consented to.
 ALTER TABLE clients ADD COLUMN acts_for_users BOOLEAN NOT NULL DEFAULT FALSE;
