@@ -152,6 +152,8 @@ pub fn names(
     keys.extend(events.iter().filter_map(|e| e.details.get("api_key_id")?.as_str().map(str::to_owned)));
     names.extend(crate::db::api_keys::key_names(conn, &keys)?);
     names.extend(crate::db::api_keys::service_account_names(conn, &ids_of("service_account"))?);
-    names.extend(crate::db::clients::client_names(conn, &ids_of("client"))?);
+    let mut clients = ids_of("client");
+    clients.extend(events.iter().filter_map(|e| e.details.get("through_client_id")?.as_str().map(str::to_owned)));
+    names.extend(crate::db::clients::client_names(conn, &clients)?);
     Ok(names)
 }

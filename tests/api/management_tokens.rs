@@ -113,6 +113,15 @@ async fn a_users_token_acts_as_the_user_within_its_scopes(backend: Backend) {
     assert_eq!(entry["actor_type"], "user", "{log}");
     assert_eq!(entry["actor_id"], ada.id.as_str());
     assert_eq!(entry["details"]["through_client_id"], cli.as_str(), "{entry}");
+    // The dashboard says so in words.
+    let body = json!({ "email": "grace@example.com", "password": PASSWORD, "role": "owner" });
+    assert_eq!(app.api("POST", "/users", &owner, Some(body)).await.0, 201);
+    let browser = crate::helpers::browser();
+    let signed_in = crate::login::sign_in(&app, &browser, "grace@example.com", PASSWORD, "/dashboard").await;
+    assert_eq!(signed_in.status(), 303);
+    let page = browser.get(app.url("/dashboard/audit-log?action=client.updated")).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("· through Ops CLI"), "{page}");
 
     // A refreshed token acts the same way.
     let refreshed = oauth
@@ -353,7 +362,45 @@ async fn the_management_api_is_a_built_in_api_clients_find_described(backend: Ba
     assert_eq!(response.json::<Value>().await.unwrap()["error"], "invalid_target");
 }
 
+async fn a_users_tokens_share_one_rate_limit_bucket(backend: Backend) {
+    // Arrange: five requests at once, then one a minute; Ada's two tokens from two sign-ins.
+    let db = crate::helpers::TestDb::new(&backend);
+    let app = crate::helpers::spawn_app_with(db, |settings| {
+        settings.rate_limit_per_hour = 60;
+        settings.rate_limit_burst = 5;
+    })
+    .await;
+    let owner = app.owner_key();
+    app.create_user(EMAIL, PASSWORD);
+    let cli = management_app(&app, &owner, "read clients:write").await;
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let (code, verifier) = crate::authorize::obtain_code_for(&app, &cli, &["read", "clients:write"]).await;
+        let granted: Value = crate::authorize::exchange(&app, &cli, &code, &verifier).await.json().await.unwrap();
+        tokens.push(granted["access_token"].as_str().unwrap().to_owned());
+    }
+    let remaining =
+        |response: &reqwest::Response| response.headers()["x-ratelimit-remaining"].to_str().unwrap().to_owned();
+
+    // Act: three requests with the first token, then two with the second.
+    let mut seen = Vec::new();
+    for token in [&tokens[0], &tokens[0], &tokens[0], &tokens[1], &tokens[1]] {
+        let response = app.http.get(app.url("/api/v1/users/me")).bearer_auth(token).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        seen.push(remaining(&response));
+    }
+    let refused = app.http.get(app.url("/api/v1/users/me")).bearer_auth(&tokens[1]).send().await.unwrap();
+
+    // Assert: one bucket for Ada, whichever token; then 429 in the API's words.
+    assert_eq!(seen, ["4", "3", "2", "1", "0"]);
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limit_exceeded");
+    assert!(body["message"].as_str().unwrap().starts_with("Rate limit exceeded. Try again in "), "{body}");
+}
+
 on_both_backends!(
+    a_users_tokens_share_one_rate_limit_bucket,
     a_users_token_acts_as_the_user_within_its_scopes,
     a_client_credentials_token_acts_as_the_clients_service_principal,
     bad_tokens_are_refused_in_the_apis_format_with_a_bearer_challenge,

@@ -33,6 +33,8 @@ struct EventRow {
     actor: String,
     actor_kind: String,
     via: Option<String>,
+    /// The app whose access token a person acted through.
+    through: Option<String>,
     action: String,
     target: String,
     failed: bool,
@@ -150,6 +152,11 @@ pub async fn get_audit_log(visitor: Visitor, filters: web::Query<Filters>) -> Pa
             kind => kind.replace('_', " "),
         },
         via: event.details.get("api_key_id").and_then(|k| k.as_str()).map(|key| named(&names, "api_key", Some(key))),
+        through: event
+            .details
+            .get("through_client_id")
+            .and_then(|c| c.as_str())
+            .map(|client| named(&names, "client", Some(client))),
         action: event.action.clone(),
         target: match (&event.target_type, &event.target_id) {
             (Some(kind), Some(id)) if !id.is_empty() => {
