@@ -175,11 +175,13 @@ struct Offer {
 fn offer(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Offer, AppError> {
     let (tenant_wide, teams) = teams::homes_for(conn, caller, Resource::Clients)?;
     // Naming an API takes seeing it; someone who sees none registers apps without one.
-    let apis = match apis::list_apis(conn, caller) {
+    let mut apis = match apis::list_apis(conn, caller) {
         Ok(apis) => apis,
         Err(AppError::Forbidden(_)) => Vec::new(),
         Err(other) => return Err(other),
     };
+    // Apps are mostly for the tenant's own APIs: Latchkey's own comes last.
+    apis.sort_by_key(|api| api.built_in);
     Ok(Offer { tenant_wide, teams, apis: apis.into_iter().map(|a| (a.audience, a.name)).collect() })
 }
 
