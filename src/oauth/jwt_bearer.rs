@@ -63,8 +63,8 @@ fn target_audience(
     Ok(chosen.to_owned())
 }
 
-/// Finds the client the assertion names, verifies it, and judges whom it speaks for and for
-/// which API: one trip to the database. `Ok(Err(reason))` is a refusal.
+/// Verifies the assertion of `client` (whose key material is resolved), and judges whom it
+/// speaks for and for which API. `Ok(Err(reason))` is a refusal.
 fn check(
     conn: &mut crate::db::DbConnection,
     client: Client,
