@@ -233,7 +233,7 @@ async fn get_api(req: HttpRequest, state: Data, auth: Principal, id: web::Path<S
     Ok(HttpResponse::Ok().json(api))
 }
 
-#[utoipa::path(patch, path = "/api/v1/apis/{id}", tag = "apis", summary = "Change an API's name, scopes or token lifetime", params(("id" = String, Path, description = "the API's id")), request_body = ApiUpdate, responses((status = 200, body = ApiView), TargetRefusals))]
+#[utoipa::path(patch, path = "/api/v1/apis/{id}", tag = "apis", summary = "Change an API's name, scopes or token lifetime", params(("id" = String, Path, description = "the API's id")), request_body = ApiUpdate, responses((status = 200, body = ApiView), (status = 409, description = "the built-in management API, which follows Latchkey's own settings", body = ErrorBody), TargetRefusals))]
 async fn update_api(
     req: HttpRequest,
     state: Data,
@@ -246,7 +246,7 @@ async fn update_api(
     Ok(HttpResponse::Ok().json(api))
 }
 
-#[utoipa::path(delete, path = "/api/v1/apis/{id}", tag = "apis", summary = "Delete an API no client uses", params(("id" = String, Path, description = "the API's id")), responses((status = 204), (status = 409, description = "clients still use it", body = ErrorBody), TargetRefusals))]
+#[utoipa::path(delete, path = "/api/v1/apis/{id}", tag = "apis", summary = "Delete an API no client uses", params(("id" = String, Path, description = "the API's id")), responses((status = 204), (status = 409, description = "clients still use it, or it is the built-in management API", body = ErrorBody), TargetRefusals))]
 async fn delete_api(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
     call(&req, &state, auth, move |conn, caller, _| apis::delete_api(conn, caller, &id)).await.map(no_content)
 }
