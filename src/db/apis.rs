@@ -69,11 +69,7 @@ pub fn insert_api(conn: &mut DbConnection, api: &NewApi<'_>) -> QueryResult<()> 
 
 /// Inserts the row unless one with its id exists (several instances may start at once).
 pub fn insert_api_unless_present(conn: &mut DbConnection, api: &NewApi<'_>) -> QueryResult<()> {
-    // ON CONFLICT is not in diesel's multi-backend subset; the primary key says it as well.
-    match diesel::insert_into(apis::table).values(api).execute(conn) {
-        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => Ok(()),
-        inserted => inserted.map(drop),
-    }
+    super::first_insert(diesel::insert_into(apis::table).values(api).execute(conn)).map(drop)
 }
 
 /// A built-in API follows the deployment: its audience and scopes.

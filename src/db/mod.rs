@@ -225,5 +225,17 @@ pub fn now() -> chrono::NaiveDateTime {
     now.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(now)
 }
 
+/// Whether an insert made the row (`true`) or met one with the same key (`false`): "insert
+/// unless present" for both backends, as ON CONFLICT is not in diesel's multi-backend
+/// subset. Outside a transaction only: PostgreSQL aborts a transaction on the violation.
+pub fn first_insert(inserted: diesel::QueryResult<usize>) -> diesel::QueryResult<bool> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
 /// The only tenant of a single-tenant deployment, created by the first migration.
 pub const DEFAULT_TENANT_ID: &str = "default";

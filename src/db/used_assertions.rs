@@ -9,14 +9,11 @@ use super::schema::used_assertions;
 
 /// Records the assertion; `false` if it was recorded before (a replay).
 pub fn claim_assertion(conn: &mut DbConnection, assertion_hash: &str, expires_at: NaiveDateTime) -> QueryResult<bool> {
-    let inserted = diesel::insert_into(used_assertions::table)
-        .values((used_assertions::assertion_hash.eq(assertion_hash), used_assertions::expires_at.eq(expires_at)))
-        .execute(conn);
-    match inserted {
-        Ok(_) => Ok(true),
-        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
-        Err(e) => Err(e),
-    }
+    super::first_insert(
+        diesel::insert_into(used_assertions::table)
+            .values((used_assertions::assertion_hash.eq(assertion_hash), used_assertions::expires_at.eq(expires_at)))
+            .execute(conn),
+    )
 }
 
 /// Forgets assertions that have expired since: they would be refused for their `exp` anyway.

@@ -52,14 +52,13 @@ async fn rate_limit_headers(
     if let Some(decision) = decision {
         decision.write_headers(response.headers_mut());
     }
-    let metadata = response
-        .request()
-        .app_data::<web::Data<AppState>>()
-        .map(|state| discovery::resource_metadata_url(&state.issuer));
-    if let (Some(metadata), Some(challenge)) = (metadata, response.headers().get(header::WWW_AUTHENTICATE)) {
+    let challenge = response.headers().get(header::WWW_AUTHENTICATE);
+    let state = response.request().app_data::<web::Data<AppState>>();
+    if let (Some(challenge), Some(state)) = (challenge, state) {
         let pointed = format!(
-            r#"{}, resource_metadata="{metadata}""#,
-            challenge.to_str().unwrap_or(r#"Bearer realm="latchkey""#)
+            r#"{}, resource_metadata="{}""#,
+            challenge.to_str().unwrap_or(r#"Bearer realm="latchkey""#),
+            discovery::resource_metadata_url(&state.issuer)
         );
         if let Ok(value) = header::HeaderValue::from_str(&pointed) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, value);

@@ -202,11 +202,7 @@ where
             },
         };
         if audit_failure {
-            let entry = AuditEntry::new(Actor::Anonymous, "client.authentication_failed", Outcome::Failure)
-                .target("client", &presented.client_id)
-                .from_request(ip.as_deref(), Some(&request_id))
-                .details(serde_json::json!({ "reason": failure, "method": presented.method.as_str() }));
-            audit::record(conn, &entry)?;
+            record_failure(conn, &presented.client_id, presented.method, failure, ip.as_deref(), &request_id)?;
         }
         Ok(Authentication::Failed(failure))
     })
@@ -217,6 +213,23 @@ where
             Err(answer_failure(state, &client_id, method, reason, failures, audit_failure).await)
         }
     }
+}
+
+/// The audit entry of a failed client authentication: who was named, how, why; never what
+/// was presented.
+fn record_failure(
+    conn: &mut DbConnection,
+    client_id: &str,
+    method: AuthMethod,
+    reason: &str,
+    ip: Option<&str>,
+    request_id: &str,
+) -> diesel::QueryResult<()> {
+    let entry = AuditEntry::new(Actor::Anonymous, "client.authentication_failed", Outcome::Failure)
+        .target("client", client_id)
+        .from_request(ip, Some(request_id))
+        .details(serde_json::json!({ "reason": reason, "method": method.as_str() }));
+    audit::record(conn, &entry)
 }
 
 /// A failed authentication, once audited: counted against the address and answered
@@ -258,11 +271,7 @@ async fn refuse<T>(
         let request_id = crate::telemetry::current_request_id();
         let client = client_id.to_owned();
         crate::db::run(&state.pool, move |conn| {
-            let entry = AuditEntry::new(Actor::Anonymous, "client.authentication_failed", Outcome::Failure)
-                .target("client", &client)
-                .from_request(ip.as_deref(), Some(&request_id))
-                .details(serde_json::json!({ "reason": reason, "method": method.as_str() }));
-            Ok(audit::record(conn, &entry)?)
+            Ok(record_failure(conn, &client, method, reason, ip.as_deref(), &request_id)?)
         })
         .await?;
     }

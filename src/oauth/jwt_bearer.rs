@@ -127,7 +127,8 @@ pub async fn issue(
         (req.peer_addr().map(|addr| addr.ip().to_string()), crate::telemetry::current_request_id());
     // The client first, then its keys (perhaps fetched from its jwks_uri), then the rest.
     let claimed = client_jwt::claimed_issuer(&assertion);
-    let client = match claimed.clone() {
+    let audit_target = claimed.clone().unwrap_or_default();
+    let client = match claimed {
         Some(iss) => crate::db::run(&state.pool, move |conn| Ok(find_client(conn, &iss)?)).await?,
         None => None,
     };
@@ -142,9 +143,8 @@ pub async fn issue(
             (None, Ok(_)) => Err("the assertion's iss is not a registered client"),
         };
         if let Err(reason) = &checked {
-            let client = client_jwt::claimed_issuer(&assertion).unwrap_or_default();
             let entry = AuditEntry::new(Actor::Anonymous, "client.assertion_refused", Outcome::Failure)
-                .target("client", &client)
+                .target("client", &audit_target)
                 .from_request(audit_ip.as_deref(), Some(&request_id))
                 .details(serde_json::json!({ "reason": reason, "grant_type": GrantType::JwtBearer.as_str() }));
             audit::record(conn, &entry)?;

@@ -1,7 +1,8 @@
 //! Who a management-API request acts for, from the credential it presents (INTERFACE §5):
-//! an API key ([`crate::apikeys`]), or an access token Latchkey issued for the management
-//! API's own audience ([`access_token`]): a user's token acts as the user within its scopes,
-//! a client-credentials token as the client's service principal.
+//! an API key ([`crate::apikeys`]), or a JWT ([`access_token`]): an access token Latchkey
+//! issued for the management API's own audience, or one a registered client signed
+//! ([`client_jwt`]). A user's token acts as the user within its scopes; a client's own, as
+//! the client's service principal.
 //!
 //! Floor: credential (beside `apikeys`, which it names); names no HTTP family. Refusals are a
 //! [`Refusal`]; the management API words them in its own format.

@@ -330,22 +330,9 @@ async fn a_client_may_act_for_a_user_only_within_what_they_consented_to(backend:
     assert_eq!((wider_status, wider["error"].as_str()), (400, Some("invalid_scope")), "{wider}");
 
     // Only an owner lets a client act for users.
-    let (_, restricted) = app
-        .api(
-            "POST",
-            "/api-keys",
-            &owner,
-            Some(json!({ "kind": "restricted", "name": "r", "permissions": ["clients:admin"] })),
-        )
-        .await;
-    let (status, _) = app
-        .api(
-            "PATCH",
-            &format!("/clients/{id}"),
-            restricted["key"].as_str().unwrap(),
-            Some(json!({ "acts_for_users": false })),
-        )
-        .await;
+    let restricted = app.restricted_key(&owner, &["clients:admin"]).await;
+    let change = json!({ "acts_for_users": false });
+    let (status, _) = app.api("PATCH", &format!("/clients/{id}"), &restricted, Some(change)).await;
     assert_eq!(status, 403);
 }
 

@@ -61,6 +61,10 @@ async fn the_first_person_sets_up_latchkey_and_makes_every_kind_of_key(backend: 
     assert!(text.contains("Set up Latchkey"), "a short password comes back to the form: {text}");
     let by_field = browser.find(Locator::Id("password-error")).await.unwrap().text().await.unwrap();
     assert!(by_field.contains("at least 8 characters"), "the error sits by the password: {by_field}");
+    let password = browser.find(Locator::Id("password")).await.unwrap();
+    assert_eq!(password.attr("aria-invalid").await.unwrap().as_deref(), Some("true"));
+    assert_eq!(password.attr("aria-describedby").await.unwrap().as_deref(), Some("password-hint password-error"));
+    screenshot(&browser, "setup-error").await;
     assert_eq!(
         browser.find(Locator::Id("email")).await.unwrap().prop("value").await.unwrap().as_deref(),
         Some(OWNER_EMAIL)
@@ -671,7 +675,34 @@ async fn apis_and_teams_are_managed_on_the_dashboard(backend: Backend) {
     browser.close().await.unwrap();
 }
 
+async fn the_audit_log_names_the_app_a_person_acted_through(backend: Backend) {
+    // Arrange: Ada, an owner, renames a client with a token she gave a command-line tool.
+    let Some((_driver, browser)) = browser().await else { return };
+    let app = spawn_app(backend).await;
+    let ops = owner_in_browser(&app, &browser, "/dashboard").await;
+    let ada = json!({ "email": crate::login::EMAIL, "password": PASSWORD, "role": "owner" });
+    assert_eq!(status(&app, "POST", "/users", &ops, Some(ada)).await, 201);
+    let cli = crate::management_tokens::management_app(&app, &ops, "read clients:write").await;
+    let (code, verifier) = crate::authorize::obtain_code_for(&app, &cli, &["clients:write"]).await;
+    let granted: Value = crate::authorize::exchange(&app, &cli, &code, &verifier).await.json().await.unwrap();
+    let token = granted["access_token"].as_str().unwrap();
+    let ledger = json!({ "name": "Ledger", "grant_types": ["client_credentials"] });
+    let (_, ledger) = app.api("POST", "/clients", &ops, Some(ledger)).await;
+    let ledger = ledger["client_id"].as_str().unwrap();
+    let rename = json!({ "name": "Ledger 2" });
+    assert_eq!(status(&app, "PATCH", &format!("/clients/{ledger}"), token, Some(rename)).await, 200);
+
+    // Act
+    browser.goto(&app.url("/dashboard/audit-log?action=client.updated")).await.unwrap();
+
+    // Assert: the person, and the app she acted through, by name.
+    let text = wait_for_text(&browser, "through Ops CLI").await;
+    assert!(text.contains(crate::login::EMAIL), "{text}");
+    screenshot(&browser, "audit-log-through").await;
+}
+
 on_both_backends!(
+    the_audit_log_names_the_app_a_person_acted_through,
     the_first_person_sets_up_latchkey_and_makes_every_kind_of_key,
     team_admins_and_members_see_and_make_only_what_they_may,
     deactivating_a_user_on_the_dashboard_stops_their_key_at_once,

@@ -15,7 +15,7 @@ use latchkey::manage::apis::{ApiRegistration, RegisteredApi};
 use latchkey::manage::clients::{ClientRegistration, RegisteredClient};
 use latchkey::startup::Application;
 use latchkey::state::AppState;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
@@ -321,6 +321,14 @@ impl TestApp {
         let mut conn = self.pool.get().unwrap();
         let environment = self.state.settings.environment;
         manage::api_keys::create_tenant_owner_key(&mut conn, &self.state.hasher, environment, "ops").unwrap().key
+    }
+
+    /// A restricted key with `permissions`, made with `owner`.
+    pub async fn restricted_key(&self, owner: &str, permissions: &[&str]) -> String {
+        let body = json!({ "kind": "restricted", "name": "restricted", "permissions": permissions });
+        let (status, made) = self.api("POST", "/api-keys", owner, Some(body)).await;
+        assert_eq!(status, 201, "{made}");
+        made["key"].as_str().unwrap().to_owned()
     }
 
     /// Calls the management API with `key`; answers the status and the JSON body (`null`
