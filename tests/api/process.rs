@@ -57,8 +57,11 @@ pub fn latchkey_with_input(db: &TestDb, master_key: &str, args: &[&str], input: 
 
 /// The JSON a successful `--json` command printed.
 pub fn json(output: &Output) -> Value {
-    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "failed ({}): {stderr}", output.status);
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("no JSON on stdout ({e}): {}\nstderr: {stderr}", String::from_utf8_lossy(&output.stdout))
+    })
 }
 
 /// One `latchkey serve` process.
