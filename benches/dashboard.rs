@@ -124,6 +124,7 @@ fn serve(runtime: &Runtime, rows: usize) -> Served {
                     jwks: None,
                     acts_for_users: false,
                     jwks_uri: None,
+                    refresh_retry_secs: 30,
                 },
             )?;
         }

@@ -70,8 +70,9 @@ async fn run() {
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
 
-    // An API, a public client, a user: what a real sign-in would have produced.
-    let (client_id, user_id) = {
+    // An API, public clients (retries on, as by default, and off), a user: what a real
+    // sign-in would have produced.
+    let (client_id, no_retries_id, user_id) = {
         let mut conn = state.pool.get().unwrap();
         let api = manage::apis::ApiRegistration {
             team_id: None,
@@ -82,8 +83,8 @@ async fn run() {
             token_lifetime_secs: None,
         };
         manage::apis::register_api(&mut conn, &state.sealer, &manage::Caller::system(), api, 3600).unwrap();
-        let client = manage::clients::ClientRegistration {
-            name: "bench".into(),
+        let client = |name: &str, retry_window: i64| manage::clients::ClientRegistration {
+            name: name.into(),
             team_id: None,
             token_endpoint_auth_method: None,
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
@@ -92,16 +93,17 @@ async fn run() {
             redirect_uris: vec![CALLBACK.into()],
             post_logout_redirect_uris: vec![],
             public: true,
+            refresh_retry_window_secs: Some(retry_window),
             ..Default::default()
         };
-        let client = manage::clients::register_client(
-            &mut conn,
-            &state.hasher,
-            &state.sealer,
-            &manage::Caller::system(),
-            client,
-        )
-        .unwrap();
+        let mut register = |registration| {
+            let system = manage::Caller::system();
+            manage::clients::register_client(&mut conn, &state.hasher, &state.sealer, &system, registration)
+                .unwrap()
+                .client_id
+                .clone()
+        };
+        let (client, no_retries) = (register(client("bench", 30)), register(client("bench, no retries", 0)));
         let user = manage::users::UserRegistration {
             email: "bench@example.com".into(),
             name: None,
@@ -109,7 +111,7 @@ async fn run() {
             role: None,
         };
         let user = manage::users::register_user(&mut conn, &manage::Caller::system(), user).unwrap();
-        (client.client_id.clone(), user.id)
+        (client, no_retries, user.id)
     };
 
     let challenge = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, VERIFIER.as_bytes()));
@@ -144,7 +146,7 @@ async fn run() {
         .unwrap();
         codes
     };
-    let seed_refresh_tokens = || {
+    let seed_refresh_tokens = |client_id: &str| {
         let mut conn = state.pool.get().unwrap();
         let now = latchkey::db::now();
         let mut tokens = Vec::with_capacity(seed);
@@ -155,7 +157,7 @@ async fn run() {
                 let member = FamilyMember {
                     family_id: &family,
                     parent_id: None,
-                    client_id: &client_id,
+                    client_id,
                     user_id: &user_id,
                     scope: "offline_access read",
                     audience: API,
@@ -182,9 +184,18 @@ async fn run() {
     // Seeding blocks this runtime's one thread; the server runs on its own workers.
     let codes = seed_codes();
     drive("authorization_code (PKCE, RS256)", port, &code_prefix, &codes, duration, connections);
-    let refresh_prefix = format!("grant_type=refresh_token&client_id={client_id}&refresh_token=");
-    let tokens = seed_refresh_tokens();
-    drive("refresh_token (rotation, RS256)", port, &refresh_prefix, &tokens, duration, connections);
+    let refresh_prefix = |client_id: &str| format!("grant_type=refresh_token&client_id={client_id}&refresh_token=");
+    let tokens = seed_refresh_tokens(&no_retries_id);
+    let name = "refresh_token (rotation, RS256), retries off";
+    drive(name, port, &refresh_prefix(&no_retries_id), &tokens, duration, connections);
+    let tokens = seed_refresh_tokens(&client_id);
+    let name = "refresh_token (rotation, RS256), 30 s retry window";
+    drive(name, port, &refresh_prefix(&client_id), &tokens, duration, connections);
+    // Every token twice in a row: half the requests are retries, most of them concurrent
+    // with the rotation they repeat (the next connection sends the twin at once).
+    let twice: Vec<String> = seed_refresh_tokens(&client_id).into_iter().flat_map(|t| [t.clone(), t]).collect();
+    let name = "refresh_token, every token sent twice (half retries)";
+    drive(name, port, &refresh_prefix(&client_id), &twice, duration, connections);
 }
 
 /// The bench's own database: a SQLite file, or with `DB=postgres` a fresh PostgreSQL

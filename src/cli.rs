@@ -132,6 +132,10 @@ pub struct ClientCreateArgs {
     /// Or the https URL where a private_key_jwt client publishes its public keys.
     #[arg(long = "jwks-uri")]
     pub jwks_uri: Option<String>,
+    /// Seconds after a rotation in which a retried refresh gets the same answer instead of
+    /// revoking the grant (0 to 300, default 30; 0 turns retries off).
+    #[arg(long = "refresh-retry-window", value_name = "SECONDS")]
+    pub refresh_retry_window: Option<i64>,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
@@ -311,6 +315,7 @@ fn create_client(settings: &Settings, args: ClientCreateArgs) -> anyhow::Result<
             .transpose()?,
         acts_for_users: false,
         jwks_uri: args.jwks_uri,
+        refresh_retry_window_secs: args.refresh_retry_window,
     };
     let client = manage::clients::register_client(
         &mut conn,

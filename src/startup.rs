@@ -193,6 +193,11 @@ async fn housekeeping(state: web::Data<AppState>) {
         }
         // What a burst (a flood of sign-ins, many connections at once) left free goes back.
         crate::memory::release_free_memory();
+        // A refresh's answer is kept for retries only for its window.
+        let erased = db::run(&state.pool, |conn| Ok(db::refresh_tokens::erase_expired_retry_answers(conn, db::now())?));
+        if let Err(error) = erased.await {
+            tracing::warn!(error = ?error, "could not erase the refresh answers kept past their retry window");
+        }
         // About every ten minutes, whatever the reload period.
         if ticks.is_multiple_of((600 / state.settings.key_refresh_secs).max(1)) {
             state.limiter.prune();
@@ -200,11 +205,19 @@ async fn housekeeping(state: web::Data<AppState>) {
                 let now = db::now();
                 let revocations = db::revoked_tokens::prune_expired_revocations(conn, now)?;
                 let assertions = db::used_assertions::prune_used_assertions(conn, now)?;
-                Ok(revocations + assertions + db::sessions::prune_expired_sessions(conn, now)?)
+                // A device polling with an expired code is told so for an hour, then that
+                // the code is unknown.
+                let devices = db::device_authorizations::prune_expired_device_authorizations(
+                    conn,
+                    now - chrono::TimeDelta::hours(1),
+                )?;
+                Ok(revocations + assertions + devices + db::sessions::prune_expired_sessions(conn, now)?)
             })
             .await;
             match pruned {
-                Ok(count) if count > 0 => tracing::info!(count, "pruned expired revocations, assertions and sessions"),
+                Ok(count) if count > 0 => {
+                    tracing::info!(count, "pruned expired revocations, assertions, device requests and sessions")
+                }
                 Ok(_) => {}
                 Err(error) => {
                     tracing::warn!(error = ?error, "could not prune expired revocations, assertions and sessions")

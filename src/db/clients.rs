@@ -43,6 +43,8 @@ pub struct Client {
     pub acts_for_users: bool,
     /// Or where a `private_key_jwt` client publishes its public keys.
     pub jwks_uri: Option<String>,
+    /// Seconds after a rotation in which a retried refresh gets the same answer; 0: never.
+    pub refresh_retry_secs: i64,
 }
 
 impl Client {
@@ -124,6 +126,7 @@ pub struct NewClient<'a> {
     pub jwks: Option<&'a str>,
     pub acts_for_users: bool,
     pub jwks_uri: Option<&'a str>,
+    pub refresh_retry_secs: i64,
 }
 
 pub fn insert_client(conn: &mut DbConnection, client: &NewClient<'_>) -> QueryResult<()> {
@@ -186,6 +189,7 @@ pub struct ClientChanges<'a> {
     pub jwks: Option<&'a str>,
     pub acts_for_users: bool,
     pub jwks_uri: Option<&'a str>,
+    pub refresh_retry_secs: i64,
     pub updated_at: NaiveDateTime,
 }
 

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod authorization_codes;
 pub mod clients;
 pub mod consents;
+pub mod device_authorizations;
 pub mod refresh_tokens;
 pub mod revoked_tokens;
 pub mod schema;

@@ -26,6 +26,10 @@ pub struct RefreshToken {
     pub expires_at: NaiveDateTime,
     pub used_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
+    /// The answer the rotation of this token gave, sealed, kept for its client's retries
+    /// until `retry_until`.
+    pub retry_answer_sealed: Option<Vec<u8>>,
+    pub retry_until: Option<NaiveDateTime>,
 }
 
 impl RefreshToken {
@@ -73,9 +77,21 @@ pub fn find_refresh_token(conn: &mut DbConnection, token_hash: &str) -> QueryRes
         .optional()
 }
 
-/// Retires the token if it is still usable. Of concurrent callers exactly one gets `true`:
-/// the condition and the write are one statement.
-pub fn retire_refresh_token(conn: &mut DbConnection, token_hash: &str, now: NaiveDateTime) -> QueryResult<bool> {
+/// The sealed answer a rotation keeps for retries, and until when.
+#[derive(Clone, Copy)]
+pub struct RetryAnswer<'a> {
+    pub sealed: &'a [u8],
+    pub until: NaiveDateTime,
+}
+
+/// Retires the token if it is still usable, keeping `retry` with it. Of concurrent callers
+/// exactly one gets `true`: the condition and the write are one statement.
+pub fn retire_refresh_token(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    now: NaiveDateTime,
+    retry: Option<RetryAnswer<'_>>,
+) -> QueryResult<bool> {
     diesel::update(
         refresh_tokens::table
             .filter(refresh_tokens::token_hash.eq(token_hash))
@@ -83,9 +99,23 @@ pub fn retire_refresh_token(conn: &mut DbConnection, token_hash: &str, now: Naiv
             .filter(refresh_tokens::revoked_at.is_null())
             .filter(refresh_tokens::expires_at.gt(now)),
     )
-    .set(refresh_tokens::used_at.eq(now))
+    .set((
+        refresh_tokens::used_at.eq(now),
+        refresh_tokens::retry_answer_sealed.eq(retry.map(|r| r.sealed)),
+        refresh_tokens::retry_until.eq(retry.map(|r| r.until)),
+    ))
     .execute(conn)
     .map(|rows| rows == 1)
+}
+
+/// Erases the retry answers whose window has passed; returns how many.
+pub fn erase_expired_retry_answers(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(refresh_tokens::table.filter(refresh_tokens::retry_until.le(now)))
+        .set((
+            refresh_tokens::retry_answer_sealed.eq(None::<Vec<u8>>),
+            refresh_tokens::retry_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)
 }
 
 /// Revokes every token of `families` and the access tokens
@@ -104,7 +134,12 @@ fn revoke_families(conn: &mut DbConnection, families: Vec<String>, now: NaiveDat
             .filter(refresh_tokens::family_id.eq_any(&families))
             .filter(refresh_tokens::revoked_at.is_null()),
     )
-    .set(refresh_tokens::revoked_at.eq(now))
+    .set((
+        refresh_tokens::revoked_at.eq(now),
+        // A revoked grant's answers are never given again.
+        refresh_tokens::retry_answer_sealed.eq(None::<Vec<u8>>),
+        refresh_tokens::retry_until.eq(None::<NaiveDateTime>),
+    ))
     .execute(conn)
 }
 

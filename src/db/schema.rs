@@ -93,6 +93,7 @@ diesel::table! {
         jwks -> Nullable<Text>,
         acts_for_users -> Bool,
         jwks_uri -> Nullable<Text>,
+        refresh_retry_secs -> BigInt,
     }
 }
 
@@ -148,6 +149,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    device_authorizations (device_code_hash) {
+        device_code_hash -> Text,
+        user_code_hash -> Text,
+        client_id -> Text,
+        scope -> Text,
+        audience -> Text,
+        requested_from -> Nullable<Text>,
+        requested_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        interval_secs -> BigInt,
+        last_polled_at -> Nullable<Timestamp>,
+        status -> Text,
+        user_id -> Nullable<Text>,
+        auth_time -> Nullable<Timestamp>,
+        decided_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     refresh_tokens (id) {
         id -> Text,
         token_hash -> Text,
@@ -164,6 +185,8 @@ diesel::table! {
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
+        retry_answer_sealed -> Nullable<Binary>,
+        retry_until -> Nullable<Timestamp>,
     }
 }
 
@@ -258,4 +281,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     setup_tokens,
     used_assertions,
+    device_authorizations,
 );

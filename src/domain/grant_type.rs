@@ -10,11 +10,19 @@ pub enum GrantType {
     TokenExchange,
     /// RFC 7523 §2.1: a JWT the client signed, exchanged for an access token.
     JwtBearer,
+    /// RFC 8628 §3.4: a device polls with its device code while a person approves.
+    DeviceCode,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 5] =
-        [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken, Self::TokenExchange, Self::JwtBearer];
+    pub const ALL: [GrantType; 6] = [
+        Self::AuthorizationCode,
+        Self::ClientCredentials,
+        Self::RefreshToken,
+        Self::TokenExchange,
+        Self::JwtBearer,
+        Self::DeviceCode,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -23,6 +31,7 @@ impl GrantType {
             Self::RefreshToken => "refresh_token",
             Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
             Self::JwtBearer => "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
         }
     }
 }

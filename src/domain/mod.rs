@@ -12,6 +12,7 @@ mod pkce;
 mod return_to;
 mod scopes;
 mod uri;
+mod user_code;
 mod whole_number;
 
 pub use api_key_kind::ApiKeyKind;
@@ -24,4 +25,5 @@ pub use pkce::{CodeChallenge, PkceError};
 pub use return_to::ReturnTo;
 pub use scopes::{ScopeError, Scopes};
 pub use uri::{RedirectUri, ResourceUri, UriError};
+pub use user_code::UserCode;
 pub use whole_number::{optional_whole_number, whole_number};

@@ -19,6 +19,13 @@ use crate::db::teams::find_team;
 use crate::domain::{GrantType, RedirectUri, ResourceUri, Scopes};
 use crate::error::AppError;
 
+/// Seconds after a rotation in which a client's retried refresh gets the same answer, unless
+/// registered otherwise: long enough for a mobile app's retry after a timeout, short enough
+/// that a copied token is still detected at the next rotation.
+pub const DEFAULT_REFRESH_RETRY_SECS: i64 = 30;
+/// The longest retry window a client may have: the sealed answer lives as long.
+pub const MAX_REFRESH_RETRY_SECS: i64 = 300;
+
 /// What an operator asks for.
 #[derive(Debug, Default, Clone)]
 pub struct ClientRegistration {
@@ -47,6 +54,9 @@ pub struct ClientRegistration {
     /// Whether the client may present JWTs naming a user (`sub`), within what that user
     /// consented to; only an owner allows it.
     pub acts_for_users: bool,
+    /// Seconds after a rotation in which retrying the refresh returns the same answer
+    /// (0 to 300; [`DEFAULT_REFRESH_RETRY_SECS`] when not given; 0 turns retries off).
+    pub refresh_retry_window_secs: Option<i64>,
 }
 
 /// A client as the management API shows it: never a secret.
@@ -74,11 +84,20 @@ pub struct ClientView {
     pub jwks_uri: Option<String>,
     /// Whether the client may present JWTs that name a user.
     pub acts_for_users: bool,
+    /// Seconds after a rotation in which a retried refresh gets the same answer (0: never).
+    pub refresh_retry_window_secs: i64,
     /// Until when the secret replaced by the last rotation still works.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl ClientView {
+    /// Whether the client may use refresh tokens (and so has a retry window that matters).
+    pub fn refreshes(&self) -> bool {
+        self.grant_types.iter().any(|grant| grant == GrantType::RefreshToken.as_str())
+    }
 }
 
 fn words(stored: &str) -> Vec<String> {
@@ -102,6 +121,7 @@ impl From<&Client> for ClientView {
             jwks: client.jwks.as_deref().and_then(|jwks| serde_json::from_str(jwks).ok()),
             jwks_uri: client.jwks_uri.clone(),
             acts_for_users: client.acts_for_users,
+            refresh_retry_window_secs: client.refresh_retry_secs,
             previous_secret_expires_at: client.previous_secret_expires_at.filter(|at| *at > now).map(crate::db::utc),
             created_at: crate::db::utc(client.created_at),
             updated_at: crate::db::utc(client.updated_at),
@@ -151,6 +171,7 @@ struct ValidSettings {
     auth_method: &'static str,
     jwks: Option<String>,
     jwks_uri: Option<String>,
+    refresh_retry_secs: i64,
 }
 
 fn validate(conn: &mut DbConnection, registration: &ClientRegistration) -> Result<ValidSettings, AppError> {
@@ -250,6 +271,12 @@ fn validate(conn: &mut DbConnection, registration: &ClientRegistration) -> Resul
     if registration.acts_for_users && registration.public {
         return Err(bad("a public client cannot sign JWTs, so it cannot act for users with them"));
     }
+    let refresh_retry_secs = registration.refresh_retry_window_secs.unwrap_or(DEFAULT_REFRESH_RETRY_SECS);
+    if !(0..=MAX_REFRESH_RETRY_SECS).contains(&refresh_retry_secs) {
+        return Err(bad(format!(
+            "refresh_retry_window_secs must be between 0 (no retries) and {MAX_REFRESH_RETRY_SECS} seconds"
+        )));
+    }
     Ok(ValidSettings {
         auth_method,
         jwks,
@@ -261,6 +288,7 @@ fn validate(conn: &mut DbConnection, registration: &ClientRegistration) -> Resul
         audiences: audiences.join(" "),
         redirect_uris: unique(&registration.redirect_uris),
         post_logout_redirect_uris: unique(&registration.post_logout_redirect_uris),
+        refresh_retry_secs,
     })
 }
 
@@ -323,6 +351,7 @@ pub fn register_client(
                 jwks: settings.jwks.as_deref(),
                 acts_for_users: registration.acts_for_users,
                 jwks_uri: settings.jwks_uri.as_deref(),
+                refresh_retry_secs: settings.refresh_retry_secs,
             },
         )?;
         audit::record(
@@ -409,6 +438,10 @@ pub struct ClientUpdate {
     pub jwks_uri: Option<String>,
     /// Whether the client may present JWTs naming a user; only an owner changes it.
     pub acts_for_users: Option<bool>,
+    /// Seconds after a rotation in which a retried refresh gets the same answer (0 to 300;
+    /// 0 turns retries off).
+    #[schema(minimum = 0, maximum = 300)]
+    pub refresh_retry_window_secs: Option<i64>,
 }
 
 pub fn update_client(
@@ -440,6 +473,7 @@ pub fn update_client(
         },
         jwks_uri: if keeps_keys { client.jwks_uri.clone() } else { update.jwks_uri },
         acts_for_users: update.acts_for_users.unwrap_or(client.acts_for_users),
+        refresh_retry_window_secs: Some(update.refresh_retry_window_secs.unwrap_or(client.refresh_retry_secs)),
     };
     let settings = validate(conn, &merged)?;
     if settings.permissions != client.permissions {
@@ -463,6 +497,7 @@ pub fn update_client(
                 jwks: settings.jwks.as_deref(),
                 acts_for_users: merged.acts_for_users,
                 jwks_uri: settings.jwks_uri.as_deref(),
+                refresh_retry_secs: settings.refresh_retry_secs,
                 updated_at: crate::db::now(),
             },
         )?;

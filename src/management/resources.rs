@@ -103,6 +103,10 @@ struct NewClient {
     /// consented to. Only a tenant owner allows it.
     #[serde(default)]
     acts_for_users: bool,
+    /// Seconds after a rotation in which a retried refresh (same token, same client, same
+    /// request) gets the same answer instead of revoking the grant; 0 turns retries off.
+    #[schema(minimum = 0, maximum = 300, default = 30)]
+    refresh_retry_window_secs: Option<i64>,
     /// Tenant permissions of the client's own service principal (`AUDIT_LOG_READ`,
     /// `clients:read` …): what its client-credentials tokens for the management API may do,
     /// within their scopes. Only a tenant owner grants them.
@@ -127,6 +131,7 @@ async fn create_client(req: HttpRequest, state: Data, auth: Principal, body: Bod
         jwks: body.jwks,
         jwks_uri: body.jwks_uri,
         acts_for_users: body.acts_for_users,
+        refresh_retry_window_secs: body.refresh_retry_window_secs,
     };
     let created = call(&req, &state, auth, move |conn, caller, state| {
         clients::register_client(conn, &state.hasher, &state.sealer, caller, registration)

@@ -1,8 +1,12 @@
 //! Minting and inspecting our JWT access tokens (RFC 9068).
 
+use std::sync::Arc;
+
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 use super::error::OAuthError;
+use crate::crypto::Sealer;
+use crate::db::DbConnection;
 use crate::db::apis::{Api, find_api, find_api_by_audience};
 use crate::db::revoked_tokens::is_revoked;
 use crate::db::users::{User, find_user};
@@ -12,7 +16,8 @@ use crate::domain::SigningAlgorithm;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::tokens::jwt::{self, ACCESS_TOKEN_TYP};
-use crate::tokens::{AccessTokenClaims, IssuanceProof};
+use crate::tokens::keyset::ActiveKey;
+use crate::tokens::{AccessTokenClaims, IssuanceProof, KeySet, KeyStore};
 
 pub struct IssuedAccessToken {
     pub token: String,
@@ -112,6 +117,42 @@ pub fn draft_access_token(
     claims
 }
 
+/// What signs a token for an audience, found before signing so that signing itself is
+/// the same in async and blocking contexts.
+enum SigningMaterial {
+    /// An HS256 API's shared secret; the API's id is the token's `kid`.
+    SharedSecret { secret: Vec<u8>, api_id: String },
+    /// One of the tenant's keys: of the API's algorithm, or RS256 for Latchkey itself.
+    Key(Arc<ActiveKey>),
+}
+
+/// The algorithm of the tenant key that signs for `audience`; `None` for an API that
+/// shares a secret.
+fn key_algorithm(audience: TokenAudience<'_>) -> Option<SigningAlgorithm> {
+    match audience {
+        TokenAudience::Api(api) => match api.signing() {
+            ApiSigning::SharedSecret => None,
+            ApiSigning::Published(algorithm) => Some(algorithm),
+        },
+        TokenAudience::Issuer => Some(SigningAlgorithm::RS256),
+    }
+}
+
+fn sign_with(material: &SigningMaterial, claims: AccessTokenClaims) -> IssuedAccessToken {
+    let token = match material {
+        SigningMaterial::SharedSecret { secret, api_id } => jwt::sign_hs256(secret, api_id, ACCESS_TOKEN_TYP, &claims),
+        SigningMaterial::Key(key) => jwt::sign(key, ACCESS_TOKEN_TYP, &claims),
+    };
+    IssuedAccessToken { token, expires_in: claims.exp - claims.iat, claims }
+}
+
+fn shared_secret_of(audience: TokenAudience<'_>, sealer: &Sealer) -> Result<SigningMaterial, AppError> {
+    let TokenAudience::Api(api) = audience else {
+        return Err(AppError::Unexpected(anyhow::anyhow!("Latchkey's own tokens are never HS256")));
+    };
+    Ok(SigningMaterial::SharedSecret { secret: shared_secret(sealer, api)?, api_id: api.id.clone() })
+}
+
 /// Signs drafted claims as their audience asks: HS256 with the API's shared secret, the
 /// tenant's key of the API's algorithm, or RS256 for Latchkey itself.
 pub async fn sign_access_token(
@@ -119,22 +160,54 @@ pub async fn sign_access_token(
     audience: TokenAudience<'_>,
     claims: AccessTokenClaims,
 ) -> Result<IssuedAccessToken, AppError> {
-    let token = match audience {
-        TokenAudience::Api(api) if api.signing() == ApiSigning::SharedSecret => {
-            jwt::sign_hs256(&shared_secret(state, api)?, &api.id, ACCESS_TOKEN_TYP, &claims)
-        }
-        TokenAudience::Api(api) => {
-            let algorithm = match api.signing() {
-                ApiSigning::Published(algorithm) => algorithm,
-                ApiSigning::SharedSecret => SigningAlgorithm::RS256,
-            };
-            jwt::sign(&*state.active_key(algorithm).await?, ACCESS_TOKEN_TYP, &claims)
-        }
-        TokenAudience::Issuer => {
-            jwt::sign(&*state.active_key(SigningAlgorithm::RS256).await?, ACCESS_TOKEN_TYP, &claims)
-        }
+    let material = match key_algorithm(audience) {
+        Some(algorithm) => SigningMaterial::Key(state.active_key(algorithm).await?),
+        None => shared_secret_of(audience, &state.sealer)?,
     };
-    Ok(IssuedAccessToken { token, expires_in: claims.exp - claims.iat, claims })
+    Ok(sign_with(&material, claims))
+}
+
+/// Signs access tokens from a blocking context, with the database connection at hand: for
+/// a grant whose answer is stored in the same transaction as what it records (a refresh's
+/// answer is kept for its retries), so the token must exist before the commit.
+#[derive(Clone)]
+pub struct BlockingSigner {
+    keys: Arc<KeyStore>,
+    sealer: Sealer,
+}
+
+impl BlockingSigner {
+    pub fn of(state: &AppState) -> Self {
+        Self { keys: state.keys.clone(), sealer: state.sealer.clone() }
+    }
+
+    pub fn sign(
+        &self,
+        conn: &mut DbConnection,
+        audience: TokenAudience<'_>,
+        claims: AccessTokenClaims,
+    ) -> Result<IssuedAccessToken, AppError> {
+        let material = match key_algorithm(audience) {
+            Some(algorithm) => SigningMaterial::Key(self.active_key(conn, algorithm)?),
+            None => shared_secret_of(audience, &self.sealer)?,
+        };
+        Ok(sign_with(&material, claims))
+    }
+
+    /// As [`AppState::active_key`]: a key made since the last reload (by the CLI or another
+    /// instance) is read here, on the connection the caller holds.
+    fn active_key(&self, conn: &mut DbConnection, algorithm: SigningAlgorithm) -> Result<Arc<ActiveKey>, AppError> {
+        if let Some(key) = self.keys.current().active(algorithm) {
+            return Ok(key.clone());
+        }
+        let generation = self.keys.begin_load();
+        self.keys.install(generation, KeySet::load(conn, &self.sealer, crate::db::now())?);
+        self.keys
+            .current()
+            .active(algorithm)
+            .cloned()
+            .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("there is no active {algorithm} signing key")))
+    }
 }
 
 /// Drafts and signs an access token that nothing records (client credentials, token
@@ -152,10 +225,9 @@ pub async fn mint_access_token(
     sign_access_token(state, audience, claims).await
 }
 
-fn shared_secret(state: &AppState, api: &Api) -> Result<Vec<u8>, AppError> {
+fn shared_secret(sealer: &Sealer, api: &Api) -> Result<Vec<u8>, AppError> {
     let sealed = api.secret_sealed.as_deref().ok_or_else(|| anyhow::anyhow!("HS256 API {} has no secret", api.id))?;
-    state
-        .sealer
+    sealer
         .open(sealed, &Api::seal_context(&api.id))
         .map_err(|e| AppError::Unexpected(anyhow::Error::new(e).context(format!("the secret of API {}", api.id))))
 }
@@ -198,7 +270,7 @@ pub async fn inspect_access_token(state: &AppState, token: &str) -> Result<Acces
         let api = crate::db::run(&state.pool, move |conn| Ok(find_api(conn, &lookup)?)).await?;
         match api.filter(|api| api.signing() == ApiSigning::SharedSecret) {
             Some(api) => {
-                let key = DecodingKey::from_secret(&shared_secret(state, &api)?);
+                let key = DecodingKey::from_secret(&shared_secret(&state.sealer, &api)?);
                 jwt::verify_access_token(token, Algorithm::HS256, &key, &issuer)
                     .ok()
                     .filter(|claims| claims.aud == api.audience && state.issuance.verify(claims))

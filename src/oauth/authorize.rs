@@ -122,40 +122,9 @@ pub fn validate_request(
     let Some(scope) = scope else {
         return back("invalid_scope", "scope is required".into());
     };
-    let scope = match Scopes::parse(scope) {
-        Ok(scope) if !scope.is_empty() => scope,
-        Ok(_) => return back("invalid_scope", "scope is required".into()),
-        Err(e) => return back("invalid_scope", e.to_string()),
-    };
-    let allowed = client.allowed_scopes();
-    if !scope.is_subset(&allowed) {
-        return back("invalid_scope", format!("not allowed for this client: {}", scope.not_in(&allowed).join(" ")));
-    }
-
-    // A request for identity scopes alone is for Latchkey itself (userinfo), whatever API
-    // the client uses by default: a token for an API is refused at userinfo.
-    let identity = Scopes::from_tokens(IDENTITY_SCOPES.iter().copied()).unwrap_or_default();
-    let for_latchkey = resource.is_none() && scope.is_subset(&identity);
-    let audience = match resource.or_else(|| client.audiences().next()).filter(|_| !for_latchkey) {
-        Some(asked) => {
-            let Ok(uri) = ResourceUri::parse(asked) else {
-                return back("invalid_target", format!("`{asked}` is not an absolute URI"));
-            };
-            if !client.audiences().any(|a| a == uri.as_str()) {
-                return back("invalid_target", format!("this client may not request tokens for `{uri}`"));
-            }
-            let Some(api) = find_api_by_audience(conn, uri.as_str())? else {
-                return back("invalid_target", format!("no API has the audience `{uri}`"));
-            };
-            let api_scopes = api.scopes();
-            let unknown: Vec<&str> =
-                scope.iter().filter(|s| !identity.contains(s) && !api_scopes.contains(s)).collect();
-            if !unknown.is_empty() {
-                return back("invalid_scope", format!("the API does not define: {}", unknown.join(" ")));
-            }
-            uri.to_string()
-        }
-        None => issuer.to_owned(),
+    let (scope, audience) = match resolve_target(conn, &client, scope, resource, issuer)? {
+        Ok(target) => target,
+        Err(refusal) => return back(refusal.error, refusal.description),
     };
     let prompts: Vec<&str> = prompt.unwrap_or_default().split(' ').filter(|p| !p.is_empty()).collect();
     Ok(Ok(AuthorizationRequest {
@@ -170,6 +139,63 @@ pub fn validate_request(
         prompt_none: prompts.contains(&"none"),
         prompt_consent: prompts.contains(&"consent"),
     }))
+}
+
+/// Why a request's scope or resource was refused: an RFC 6749 error code and what to fix.
+#[derive(Debug)]
+pub struct TargetRefusal {
+    pub error: &'static str,
+    pub description: String,
+}
+
+/// Checks the scope a client asks for and finds the audience its tokens will be for: the
+/// API named by `resource` (RFC 8707), else the client's first API, else Latchkey itself
+/// when only identity scopes are asked for. Shared by the authorization and device
+/// authorization endpoints.
+pub fn resolve_target(
+    conn: &mut DbConnection,
+    client: &Client,
+    scope: &str,
+    resource: Option<&str>,
+    issuer: &str,
+) -> Result<Result<(Scopes, String), TargetRefusal>, AppError> {
+    let refuse = |error: &'static str, description: String| Ok(Err(TargetRefusal { error, description }));
+    let scope = match Scopes::parse(scope) {
+        Ok(scope) if !scope.is_empty() => scope,
+        Ok(_) => return refuse("invalid_scope", "scope is required".into()),
+        Err(e) => return refuse("invalid_scope", e.to_string()),
+    };
+    let allowed = client.allowed_scopes();
+    if !scope.is_subset(&allowed) {
+        return refuse("invalid_scope", format!("not allowed for this client: {}", scope.not_in(&allowed).join(" ")));
+    }
+
+    // A request for identity scopes alone is for Latchkey itself (userinfo), whatever API
+    // the client uses by default: a token for an API is refused at userinfo.
+    let identity = Scopes::from_tokens(IDENTITY_SCOPES.iter().copied()).unwrap_or_default();
+    let for_latchkey = resource.is_none() && scope.is_subset(&identity);
+    let audience = match resource.or_else(|| client.audiences().next()).filter(|_| !for_latchkey) {
+        Some(asked) => {
+            let Ok(uri) = ResourceUri::parse(asked) else {
+                return refuse("invalid_target", format!("`{asked}` is not an absolute URI"));
+            };
+            if !client.audiences().any(|a| a == uri.as_str()) {
+                return refuse("invalid_target", format!("this client may not request tokens for `{uri}`"));
+            }
+            let Some(api) = find_api_by_audience(conn, uri.as_str())? else {
+                return refuse("invalid_target", format!("no API has the audience `{uri}`"));
+            };
+            let api_scopes = api.scopes();
+            let unknown: Vec<&str> =
+                scope.iter().filter(|s| !identity.contains(s) && !api_scopes.contains(s)).collect();
+            if !unknown.is_empty() {
+                return refuse("invalid_scope", format!("the API does not define: {}", unknown.join(" ")));
+            }
+            uri.to_string()
+        }
+        None => issuer.to_owned(),
+    };
+    Ok(Ok((scope, audience)))
 }
 
 /// What becomes of an authorization request, for the page layer to carry out.

@@ -41,6 +41,8 @@ struct ServerMetadata<'a> {
     end_session_endpoint: String,
     /// RFC 7591, with an API key as the initial access token.
     registration_endpoint: String,
+    /// RFC 8628 §4.
+    device_authorization_endpoint: String,
     scopes_supported: &'a [&'a str],
     response_types_supported: &'a [&'a str],
     response_modes_supported: &'a [&'a str],
@@ -77,6 +79,7 @@ pub fn metadata_document(issuer: &Issuer) -> Bytes {
         userinfo_endpoint: issuer.endpoint(super::USERINFO_PATH),
         end_session_endpoint: issuer.endpoint("/logout"),
         registration_endpoint: issuer.endpoint(super::REGISTRATION_PATH),
+        device_authorization_endpoint: issuer.endpoint(super::DEVICE_AUTHORIZATION_PATH),
         scopes_supported: SCOPES_SUPPORTED,
         response_types_supported: &["code"],
         response_modes_supported: &["query"],

@@ -35,6 +35,14 @@ pub enum OAuthErrorCode {
     ServerError,
     /// The server is temporarily unable to handle the request.
     TemporarilyUnavailable,
+    /// RFC 8628 §3.5: the person has not decided yet; poll again after the interval.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polled too soon; the interval grows by 5 seconds.
+    SlowDown,
+    /// RFC 8628 §3.5: the person denied the request.
+    AccessDenied,
+    /// RFC 8628 §3.5: the device code expired; start again.
+    ExpiredToken,
     /// The client has made too many requests (429 with `Retry-After`); not in RFC 6749,
     /// named as in the management API.
     RateLimitExceeded,

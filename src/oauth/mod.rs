@@ -7,6 +7,7 @@ pub mod authorization_code;
 pub mod authorize;
 pub mod client_auth;
 pub mod client_credentials;
+pub mod device;
 pub mod discovery;
 pub mod error;
 pub mod id_token;
@@ -31,6 +32,7 @@ pub const REVOCATION_PATH: &str = "/oauth2/revoke";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const USERINFO_PATH: &str = "/oauth2/userinfo";
 pub const REGISTRATION_PATH: &str = "/oauth2/register";
+pub const DEVICE_AUTHORIZATION_PATH: &str = "/oauth2/device_authorization";
 
 /// The paths many guides write (`[AUTH_URL]/oauth/authorize`, `/oauth/token`): served the
 /// same as the `/oauth2/` ones. Metadata names only those.
@@ -51,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(only(INTROSPECTION_PATH, Method::POST, web::post().to(introspect::post_introspect)))
         .service(only(REVOCATION_PATH, Method::POST, web::post().to(revoke::post_revoke)))
         .service(only(REGISTRATION_PATH, Method::POST, web::post().to(register::post_register)))
+        .service(only(DEVICE_AUTHORIZATION_PATH, Method::POST, web::post().to(device::post_device_authorization)))
         .service(only(JWKS_PATH, Method::GET, web::get().to(jwks::get_jwks)))
         .service(only(
             "/.well-known/oauth-authorization-server",

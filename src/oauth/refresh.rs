@@ -2,25 +2,34 @@
 //! §4.14.2): every use retires the token and issues its successor in the same family; a
 //! retired token presented again means it was copied, and the whole family is revoked,
 //! the newest token included. A refresh may narrow the scope, never widen it.
+//!
+//! Except a retry: two tabs refreshing at once, or an app that timed out and asks again,
+//! would otherwise sign their user out. Within the client's window after a rotation
+//! (`refresh_retry_window_secs`, default 30 s), the same client asking the same way, while
+//! the successor is unused, gets the rotation's answer again, byte for byte: the same
+//! access and refresh token, not a second branch of the family.
 
 use actix_web::HttpRequest;
 use chrono::{NaiveDateTime, TimeDelta};
 
-use super::access_tokens::{GrantTarget, draft_access_token, load_grant_target, sign_access_token};
+use serde::{Deserialize, Serialize};
+
+use super::access_tokens::{BlockingSigner, draft_access_token, load_grant_target};
 use super::client_auth::{PresentedClient, authenticate_client_then};
 use super::error::OAuthError;
 use super::params::OAuthParams;
 use super::token::{TokenResponse, ensure_grant_allowed};
-use crate::crypto::{TokenHasher, random_token};
+use crate::audit::{self, Origin};
+use crate::crypto::{Sealer, TokenHasher, random_token};
 use crate::db::DbConnection;
 use crate::db::clients::Client;
 use crate::db::refresh_tokens::{
-    FamilyMember, NewRefreshToken, RefreshToken, find_refresh_token, insert_refresh_token, retire_refresh_token,
-    revoke_refresh_family,
+    FamilyMember, NewRefreshToken, RefreshToken, RetryAnswer, find_refresh_token, insert_refresh_token,
+    retire_refresh_token, revoke_refresh_family,
 };
 use crate::domain::{GrantType, Scopes};
 use crate::state::AppState;
-use crate::tokens::{AccessTokenClaims, IssuanceProof};
+use crate::tokens::IssuanceProof;
 
 /// A family lives this long from its first token, however often it is refreshed.
 pub const REFRESH_TOKEN_LIFETIME: TimeDelta = TimeDelta::days(30);
@@ -41,25 +50,76 @@ pub fn store_refresh_token(
     Ok(token)
 }
 
-struct Rotated {
+/// A rotation's answer as kept for retries, with what makes a request a retry of it: the
+/// same client (checked against the token's row) authenticating the same way and asking
+/// for the same scope. Tokens in the clear: only ever sealed, never logged.
+#[derive(Serialize, Deserialize)]
+struct RetryRecord {
+    auth_method: String,
+    requested_scope: Option<String>,
+    access_token: String,
+    expires_in: i64,
+    scope: Option<String>,
     refresh_token: String,
-    scope: Scopes,
-    target: GrantTarget,
-    /// The access token's claims, recorded with the new refresh token before it is signed.
-    claims: AccessTokenClaims,
+}
+
+impl RetryRecord {
+    fn of(response: &TokenResponse, request: &RetryKey) -> Self {
+        Self {
+            auth_method: request.auth_method.to_owned(),
+            requested_scope: request.requested_scope.clone(),
+            access_token: response.access_token.clone(),
+            expires_in: response.expires_in,
+            scope: response.scope.clone(),
+            refresh_token: response.refresh_token.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The answer exactly as first given: serialising it again yields the same bytes.
+    fn answer(self) -> TokenResponse {
+        TokenResponse {
+            access_token: self.access_token,
+            token_type: "Bearer",
+            expires_in: self.expires_in,
+            scope: self.scope,
+            refresh_token: Some(self.refresh_token),
+            id_token: None,
+            issued_token_type: None,
+        }
+    }
+
+    /// The associated data that binds a sealed answer to the token it answered.
+    fn seal_context(token_hash: &str) -> String {
+        format!("refresh_tokens/{token_hash}/retry")
+    }
+}
+
+/// What a retry must repeat of the request that rotated the token.
+struct RetryKey {
+    auth_method: &'static str,
+    requested_scope: Option<String>,
 }
 
 struct Presented {
     token_hash: String,
     requested_scope: Option<Scopes>,
+    retry_key: RetryKey,
     issuer: String,
     proof: IssuanceProof,
     default_ttl_secs: i64,
     hasher: TokenHasher,
+    sealer: Sealer,
+    signer: BlockingSigner,
+    origin: Origin,
 }
 
-/// Checks, retires and replaces the token (from a blocking context).
-fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Result<Rotated, OAuthError> {
+/// Checks, retires and replaces the token, or answers a retry (from a blocking context).
+///
+/// The access token is signed and the answer sealed before the transaction, so that the
+/// answer commits with the rotation: a retry after a crash between commit and response gets
+/// it too. Of concurrent requests with one token, one rotates it; the others, finding it
+/// retired, are answered as retries.
+fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Result<TokenResponse, OAuthError> {
     ensure_grant_allowed(client, GrantType::RefreshToken)?;
     let now = crate::db::now();
     let Some(current) = find_refresh_token(conn, &presented.token_hash)? else {
@@ -68,15 +128,18 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
     if current.client_id != client.client_id {
         return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
     }
+    if !current.is_usable(now) {
+        return retry_or_refuse(conn, client, &current, &presented, now);
+    }
     let original = Scopes::parse(&current.scope).unwrap_or_default();
-    let scope = match presented.requested_scope {
+    let scope = match &presented.requested_scope {
         Some(requested) if !requested.is_subset(&original) => {
             return Err(OAuthError::invalid_scope(format!(
                 "a refresh cannot add scopes: {}",
                 requested.not_in(&original).join(" ")
             )));
         }
-        Some(requested) => requested,
+        Some(requested) => requested.clone(),
         None => original,
     };
     let target =
@@ -90,12 +153,26 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
         &client.client_id,
         &scope,
     );
+    let (jti, access_expires_at) = (claims.jti.clone(), claims.expires_at());
+    let access = presented.signer.sign(conn, target.audience(), claims)?;
+    let refresh_token = random_token::<32>();
+    let mut response = TokenResponse::bearer(access.token, access.expires_in, &scope);
+    response.refresh_token = Some(refresh_token);
+    let sealed = (client.refresh_retry_secs > 0).then(|| {
+        let record = serde_json::to_vec(&RetryRecord::of(&response, &presented.retry_key))
+            .expect("a record of strings and integers serialises");
+        presented.sealer.seal(&record, &RetryRecord::seal_context(&presented.token_hash))
+    });
+    let retry = sealed
+        .as_deref()
+        .map(|sealed| RetryAnswer { sealed, until: now + TimeDelta::seconds(client.refresh_retry_secs) });
 
     // Retiring the old token and storing its successor commit together; the family's
     // revocation on reuse must not be rolled back with an error, so it comes after.
-    let successor = crate::db::write_transaction(conn, |conn| -> diesel::QueryResult<Option<String>> {
-        if !retire_refresh_token(conn, &presented.token_hash, now)? {
-            return Ok(None);
+    let successor_hash = presented.hasher.hash(response.refresh_token.as_deref().unwrap_or_default());
+    let rotated = crate::db::write_transaction(conn, |conn| -> diesel::QueryResult<bool> {
+        if !retire_refresh_token(conn, &presented.token_hash, now, retry)? {
+            return Ok(false);
         }
         let member = FamilyMember {
             family_id: &current.family_id,
@@ -106,30 +183,100 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
             scope: &current.scope,
             audience: &current.audience,
             auth_code_hash: current.auth_code_hash.as_deref(),
-            access_token_jti: &claims.jti,
-            access_token_expires_at: claims.expires_at(),
+            access_token_jti: &jti,
+            access_token_expires_at: access_expires_at,
             expires_at: current.expires_at,
         };
-        store_refresh_token(conn, &presented.hasher, &member, now).map(Some)
+        let id = uuid::Uuid::new_v4().to_string();
+        insert_refresh_token(
+            conn,
+            &NewRefreshToken { id: &id, token_hash: successor_hash.as_str(), created_at: now, member },
+        )?;
+        Ok(true)
     })?;
-    match successor {
-        Some(refresh_token) => Ok(Rotated { refresh_token, scope, target, claims }),
-        None => Err(refuse_retired(conn, &presented.token_hash, now)?),
+    if rotated {
+        return Ok(response);
     }
+    // Another request rotated it between our read and our write: most likely this one's
+    // twin (two tabs, a retry after a timeout), answered as a retry of it.
+    let current = find_refresh_token(conn, &presented.token_hash)?
+        .ok_or_else(|| OAuthError::invalid_grant("the refresh token is unknown"))?;
+    retry_or_refuse(conn, client, &current, &presented, now)
 }
 
-/// The token could not be retired: expired, or already used or revoked, which means a
-/// copy is in someone else's hands.
-fn refuse_retired(conn: &mut DbConnection, token_hash: &str, now: NaiveDateTime) -> Result<OAuthError, OAuthError> {
-    let Some(token) = find_refresh_token(conn, token_hash)? else {
-        return Ok(OAuthError::invalid_grant("the refresh token is unknown"));
-    };
-    if token.used_at.is_none() && token.revoked_at.is_none() {
-        return Ok(OAuthError::invalid_grant("the refresh token has expired"));
+/// The token was not usable: expired, revoked, or already rotated. A retry of its rotation
+/// within the client's window, while the successor is still unused, gets that rotation's
+/// answer again; any other use means a copy is in someone else's hands, and revokes the
+/// whole family.
+fn retry_or_refuse(
+    conn: &mut DbConnection,
+    client: &Client,
+    current: &RefreshToken,
+    presented: &Presented,
+    now: NaiveDateTime,
+) -> Result<TokenResponse, OAuthError> {
+    match (current.used_at, current.revoked_at) {
+        (None, None) => return Err(OAuthError::invalid_grant("the refresh token has expired")),
+        (None, Some(_)) => return Err(OAuthError::invalid_grant("the refresh token was revoked")),
+        (Some(_), _) => {}
     }
-    let revoked = revoke_refresh_family(conn, &token.family_id, now)?;
-    tracing::warn!(client_id = %token.client_id, family = %token.family_id, revoked, "a retired refresh token was reused; its family is revoked");
-    Ok(OAuthError::invalid_grant("the refresh token was already used; every token of its grant is now revoked"))
+    if let Some(answer) = retry_answer(conn, current, presented, now)? {
+        tracing::info!(client_id = %client.client_id, family = %current.family_id, "a refresh was retried; it got the answer its rotation gave");
+        return Ok(answer);
+    }
+    let revoked = crate::db::write_transaction(conn, |conn| -> diesel::QueryResult<usize> {
+        let revoked = revoke_refresh_family(conn, &current.family_id, now)?;
+        audit::record(
+            conn,
+            &audit::Context::of(
+                audit::Actor::Client(&client.client_id),
+                presented.origin.ip.as_deref(),
+                Some(&presented.origin.request_id),
+            )
+            .entry("refresh_token.reused", audit::Outcome::Failure)
+            .target("refresh_token_family", &current.family_id)
+            .details(serde_json::json!({ "user_id": current.user_id, "revoked": revoked })),
+        )?;
+        Ok(revoked)
+    })?;
+    tracing::warn!(client_id = %client.client_id, family = %current.family_id, revoked, "a retired refresh token was reused; its family is revoked");
+    Err(OAuthError::invalid_grant("the refresh token was already used; every token of its grant is now revoked"))
+}
+
+/// The answer kept for a retry of `current`'s rotation, if this request is one: within the
+/// window, from the same client the same way, for the same scope, and nobody has used the
+/// successor yet (once the app has moved on, an old token is a copy, not a retry).
+fn retry_answer(
+    conn: &mut DbConnection,
+    current: &RefreshToken,
+    presented: &Presented,
+    now: NaiveDateTime,
+) -> Result<Option<TokenResponse>, OAuthError> {
+    let (Some(sealed), Some(until)) = (&current.retry_answer_sealed, current.retry_until) else {
+        return Ok(None);
+    };
+    if current.revoked_at.is_some() || until <= now || current.expires_at <= now {
+        return Ok(None);
+    }
+    let record = presented
+        .sealer
+        .open(sealed, &RetryRecord::seal_context(&current.token_hash))
+        .ok()
+        .and_then(|plain| serde_json::from_slice::<RetryRecord>(&plain).ok());
+    let Some(record) = record else {
+        tracing::warn!(family = %current.family_id, "a kept refresh answer could not be opened; taken as a reuse");
+        return Ok(None);
+    };
+    if record.auth_method != presented.retry_key.auth_method
+        || record.requested_scope != presented.retry_key.requested_scope
+    {
+        return Ok(None);
+    }
+    let successor = find_refresh_token(conn, presented.hasher.hash(&record.refresh_token).as_str())?;
+    if !successor.is_some_and(|successor| successor.is_usable(now)) {
+        return Ok(None);
+    }
+    Ok(Some(record.answer()))
 }
 
 pub async fn issue(
@@ -138,25 +285,26 @@ pub async fn issue(
     presented_client: PresentedClient,
     params: &OAuthParams,
 ) -> Result<TokenResponse, OAuthError> {
+    let requested_scope =
+        params.get("scope")?.map(Scopes::parse).transpose().map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
     let presented = Presented {
         token_hash: state.hasher.hash(params.required("refresh_token")?).into_string(),
-        requested_scope: params
-            .get("scope")?
-            .map(Scopes::parse)
-            .transpose()
-            .map_err(|e| OAuthError::invalid_scope(e.to_string()))?,
+        retry_key: RetryKey {
+            auth_method: presented_client.method.as_str(),
+            requested_scope: requested_scope.as_ref().map(ToString::to_string),
+        },
+        requested_scope,
         issuer: state.issuer.to_string(),
         proof: state.issuance.clone(),
         default_ttl_secs: state.settings.access_token_ttl_secs,
         hasher: state.hasher.clone(),
+        sealer: state.sealer.clone(),
+        signer: BlockingSigner::of(state),
+        origin: Origin::of(req),
     };
-    let (_, rotated) =
+    let (_, response) =
         authenticate_client_then(state, req, presented_client, move |conn, client| rotate(conn, client, presented))
             .await?;
-    let target = &rotated.target;
-    let access = sign_access_token(state, target.audience(), rotated.claims).await?;
-    let mut response = TokenResponse::bearer(access.token, access.expires_in, &rotated.scope);
-    response.refresh_token = Some(rotated.refresh_token);
     Ok(response)
 }
 

@@ -68,6 +68,8 @@ pub const SUPPORTED_GRANTS: &[GrantType] = &GrantType::ALL;
 /// - failed client authentications count against the caller's address (`client_auth` sees
 ///   to that, and past the address's budget answers 429 without writing an audit row); so
 ///   do failed grants of public clients, which anyone can name;
+/// - a device polling while its person decides (`authorization_pending`, `slow_down`)
+///   spends its address's budget, not failures;
 /// - a request naming no client (token exchange, whose API key is the credential and
 ///   counts its own refusals, or a body that cannot be read) spends the address's budget.
 ///
@@ -97,6 +99,11 @@ pub async fn post_token(req: HttpRequest, payload: web::Payload, state: web::Dat
                 // Counted by client authentication already.
                 Err(error) if error.error == OAuthErrorCode::InvalidClient => failures.allows().await,
                 Err(error) if error.error == OAuthErrorCode::RateLimitExceeded => failures.allows().await,
+                // A device polling while its person decides is no failure; each device
+                // polls from its own address, while a public CLI's client id is everyone's.
+                Err(error) if super::device::is_pending(error) => {
+                    state.limiter.check(&format!("ip:{}", caller_address(ip)), limits).await
+                }
                 Err(_) if public => failures.spend().await,
                 Err(_) => state.limiter.check(&budget, limits).await,
             };
@@ -149,6 +156,7 @@ async fn issue(
         GrantType::RefreshToken => super::refresh::issue(state, req, client(presented)?, params).await?,
         GrantType::TokenExchange => super::token_exchange::issue(state, req, params).await?,
         GrantType::JwtBearer => super::jwt_bearer::issue(state, req, presented, params).await?,
+        GrantType::DeviceCode => super::device::issue(state, req, client(presented)?, params).await?,
     };
     state.metrics.token_issued(grant.as_str());
     Ok(token_response(response))

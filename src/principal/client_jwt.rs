@@ -355,6 +355,7 @@ mod tests {
             jwks: jwks.map(str::to_owned),
             acts_for_users: false,
             jwks_uri: None,
+            refresh_retry_secs: 0,
         }
     }
 

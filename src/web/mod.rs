@@ -8,6 +8,7 @@ pub mod account;
 pub mod consent;
 pub mod csrf;
 pub mod dashboard;
+pub mod device;
 pub mod form;
 pub mod invitation;
 pub mod login;
@@ -36,6 +37,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/logout").route(web::get().to(login::get_logout)).route(web::post().to(login::post_logout)))
     .service(only("/", Method::GET, web::get().to(account::get_home)))
+    .service(routes(
+        crate::oauth::device::DEVICE_PATH,
+        vec![(Method::GET, web::get().to(device::get_device)), (Method::POST, web::post().to(device::post_device))],
+    ))
+    .service(only("/device/decide", Method::POST, web::post().to(device::post_decide)))
+    .service(only("/device/qr", Method::GET, web::get().to(device::get_qr)))
     .service(only("/account", Method::GET, web::get().to(account::get_account)))
     .service(only("/account/consents/revoke", Method::POST, web::post().to(account::post_revoke_consent)))
     .service(routes(

@@ -53,6 +53,8 @@ async fn the_bootstrap_commands_print_their_secrets_once_as_json(backend: Backen
             "--redirect-uri",
             "https://app.example.com/cb",
             "--public",
+            "--refresh-retry-window",
+            "5",
             "--json",
         ],
     ));
@@ -80,6 +82,8 @@ async fn the_bootstrap_commands_print_their_secrets_once_as_json(backend: Backen
     assert_eq!(client["scope"], "read");
     assert!(public.get("client_secret").is_none());
     assert_eq!(public["token_endpoint_auth_method"], "none");
+    assert_eq!(public["refresh_retry_window_secs"], 5);
+    assert_eq!(client["refresh_retry_window_secs"], 30);
     let owner_key = owner["key"].as_str().unwrap();
     assert!(owner_key.starts_with("sk_test_"), "{owner_key}");
     assert!(latchkey::apikeys::parse(owner_key).is_ok());
@@ -120,9 +124,9 @@ async fn keys_rotate_withdraw_and_list_report_each_keys_state(backend: Backend) 
         .iter()
         .map(|k| (k["kid"].as_str().unwrap(), k["state"].as_str().unwrap()))
         .collect();
-    assert_eq!(states.len(), 3);
-    assert!(states.contains(&(second["kid"].as_str().unwrap(), "active")));
-    assert!(states.contains(&(first_kid, "expired")), "withdrawn: no longer published");
+    assert_eq!(states.len(), 3, "{listing:#}");
+    assert!(states.contains(&(second["kid"].as_str().unwrap(), "active")), "{listing:#}");
+    assert!(states.contains(&(first_kid, "expired")), "withdrawn: no longer published: {listing:#}");
     assert_eq!(withdrawn["kid"], first_kid);
     assert!(!active_withdrawal.status.success(), "the key that signs is not withdrawn");
     let refusal = String::from_utf8_lossy(&active_withdrawal.stderr);

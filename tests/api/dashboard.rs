@@ -412,12 +412,13 @@ async fn an_app_registered_on_the_dashboard_completes_the_code_flow_with_what_th
 
     // The app's page lists who let it in, and what an owner granted the app itself;
     // rotating shows a new secret once.
-    let grant = json!({ "permissions": ["AUDIT_LOG_READ"] });
+    let grant = json!({ "permissions": ["AUDIT_LOG_READ"], "refresh_retry_window_secs": 10 });
     assert_eq!(app.api("PATCH", &format!("/clients/{client_id}"), &owner_key, Some(grant)).await.0, 200);
     browser.goto(&app.url(&format!("/dashboard/apps/{client_id}"))).await.unwrap();
     let text = wait_for_text(&browser, "Who has let it in").await;
     assert!(text.contains(OWNER_EMAIL), "{text}");
     assert!(text.contains("Its own permissions") && text.contains("audit_log:read"), "{text}");
+    assert!(text.contains("The same answer for 10 s after each refresh"), "{text}");
     screenshot(&browser, "app").await;
     browser.goto(&app.url(&format!("/dashboard/apps/{client_id}/rotate"))).await.unwrap();
     wait_for_text(&browser, "The old secret stops working").await;

@@ -20,6 +20,7 @@ async fn both_metadata_documents_list_exactly_the_implemented_endpoints(backend:
         assert_eq!(metadata["authorization_endpoint"], format!("{issuer}/oauth2/authorize"));
         assert_eq!(metadata["userinfo_endpoint"], format!("{issuer}/oauth2/userinfo"));
         assert_eq!(metadata["end_session_endpoint"], format!("{issuer}/logout"));
+        assert_eq!(metadata["device_authorization_endpoint"], format!("{issuer}/oauth2/device_authorization"));
         assert_eq!(
             metadata["grant_types_supported"],
             serde_json::json!([
@@ -27,7 +28,8 @@ async fn both_metadata_documents_list_exactly_the_implemented_endpoints(backend:
                 "client_credentials",
                 "refresh_token",
                 "urn:ietf:params:oauth:grant-type:token-exchange",
-                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "urn:ietf:params:oauth:grant-type:device_code"
             ])
         );
         assert_eq!(metadata["response_types_supported"], serde_json::json!(["code"]));
@@ -49,7 +51,9 @@ async fn both_metadata_documents_list_exactly_the_implemented_endpoints(backend:
             serde_json::json!(["HS256", "RS256", "ES256", "EdDSA"])
         );
         // Every advertised endpoint answers (POST endpoints refuse GET with 404, not 500).
-        for endpoint in ["token_endpoint", "introspection_endpoint", "revocation_endpoint"] {
+        for endpoint in
+            ["token_endpoint", "introspection_endpoint", "revocation_endpoint", "device_authorization_endpoint"]
+        {
             let url = metadata[endpoint].as_str().unwrap();
             let response = app.http.post(url).send().await.unwrap();
             assert!(response.status().is_client_error(), "{endpoint}: {}", response.status());

@@ -6,6 +6,7 @@ mod apikeys;
 mod authorize;
 mod browser;
 mod dashboard;
+mod device;
 
 mod cli;
 mod client_jwt;

@@ -44,6 +44,7 @@ async fn clients_are_created_read_updated_rotated_and_deleted(backend: Backend) 
     let fetched = ok(&app, "GET", &format!("/clients/{id}"), &key, None).await;
     assert_eq!(fetched["name"], "Billing");
     assert!(fetched.get("client_secret").is_none(), "{fetched}");
+    assert_eq!(fetched["refresh_retry_window_secs"], 30, "retries on by default");
     let listed = ok(&app, "GET", "/clients", &key, None).await;
     assert_eq!(listed["data"].as_array().unwrap().len(), 1);
     assert!(!listed.to_string().contains(&first_secret));
@@ -58,6 +59,11 @@ async fn clients_are_created_read_updated_rotated_and_deleted(backend: Backend) 
     )
     .await;
     assert_eq!((updated["name"].as_str(), updated["scope"].as_str()), (Some("Billing v2"), Some("read write")));
+    let off = ok(&app, "PATCH", &format!("/clients/{id}"), &key, Some(json!({ "refresh_retry_window_secs": 0 }))).await;
+    assert_eq!(off["refresh_retry_window_secs"], 0);
+    let (status, error) =
+        app.api("PATCH", &format!("/clients/{id}"), &key, Some(json!({ "refresh_retry_window_secs": 301 }))).await;
+    assert_eq!((status, error["error"].as_str()), (400, Some("invalid_request")), "{error}");
     let (status, error) = app
         .api("PATCH", &format!("/clients/{id}"), &key, Some(json!({ "redirect_uris": ["http://evil.example/cb"] })))
         .await;
@@ -526,7 +532,8 @@ async fn the_openapi_document_describes_every_operation() {
     let name = schemas["DisplayName"]["pattern"].as_str().unwrap();
     assert!(name.contains("\\u202E") || name.contains("\\u2028-\\u202E"), "direction overrides are excluded: {name}");
     assert_eq!(schemas["Scopes"]["pattern"], r"^[ !#-\[\]-~]*$");
-    assert_eq!(schemas["GrantType"]["enum"].as_array().unwrap().len(), 5);
+    assert_eq!(schemas["GrantType"]["enum"].as_array().unwrap().len(), 6);
+    assert_eq!(schemas["ClientUpdate"]["properties"]["refresh_retry_window_secs"]["maximum"], 300);
     assert_eq!(schemas["TeamBody"]["properties"]["name"]["$ref"], "#/components/schemas/DisplayName");
     let security = document["components"]["securitySchemes"].as_object().unwrap();
     assert_eq!(security["bearer"]["scheme"], "bearer");

@@ -1,5 +1,6 @@
-//! Refresh tokens: issued for offline_access, rotated on every use, a reuse revokes the
-//! family, a refresh never widens scope.
+//! Refresh tokens: issued for offline_access, rotated on every use, a retry within the
+//! window gets the same answer, any other reuse revokes the family, a refresh never widens
+//! scope.
 
 use serde_json::Value;
 
@@ -66,16 +67,19 @@ async fn every_refresh_returns_a_new_refresh_token(backend: Backend) {
 }
 
 async fn reusing_a_retired_refresh_token_revokes_the_whole_family(backend: Backend) {
-    // Arrange: rotate once, so that the first token is retired.
+    // Arrange: the app rotates twice, so the first token is retired and its successor used.
     let app = spawn_app(backend).await;
     let grant = grant(&app, &["read", "offline_access"]).await;
     let introspector = app.create_client(&["client_credentials"], &[], &[]);
-    let rotated: Value = refresh(&app, &grant.client_id, &grant.refresh_token, None).await.json().await.unwrap();
+    let second: Value = refresh(&app, &grant.client_id, &grant.refresh_token, None).await.json().await.unwrap();
+    let second = second["refresh_token"].as_str().unwrap();
+    let rotated: Value = refresh(&app, &grant.client_id, second, None).await.json().await.unwrap();
     let newest = rotated["refresh_token"].as_str().unwrap().to_owned();
     let newest_access = rotated["access_token"].as_str().unwrap().to_owned();
     assert_eq!(app.introspect(&newest_access, &introspector).await["active"], true);
 
-    // Act: someone presents the retired token.
+    // Act: someone presents the first token, inside the retry window but after the app
+    // moved on: a copy, not a retry.
     let reuse = refresh(&app, &grant.client_id, &grant.refresh_token, None).await;
 
     // Assert: refused, and the newest token and every access token of the family are dead.
@@ -84,6 +88,125 @@ async fn reusing_a_retired_refresh_token_revokes_the_whole_family(backend: Backe
     assert_eq!(app.introspect(&newest_access, &introspector).await["active"], false);
     assert_eq!(app.introspect(&grant.access_token, &introspector).await["active"], false);
     assert_eq!(app.introspect(&newest, &introspector).await["active"], false);
+    assert!(app.audit_actions().contains(&("refresh_token.reused".into(), "failure".into())));
+}
+
+/// How many tokens the family of `token` holds.
+fn family_size(app: &TestApp, token: &str) -> i64 {
+    use diesel::prelude::*;
+    use latchkey::db::schema::refresh_tokens;
+    let mut conn = app.pool.get().unwrap();
+    let stored = latchkey::db::refresh_tokens::find_refresh_token(&mut conn, app.state.hasher.hash(token).as_str())
+        .unwrap()
+        .expect("stored");
+    refresh_tokens::table.filter(refresh_tokens::family_id.eq(stored.family_id)).count().get_result(&mut conn).unwrap()
+}
+
+async fn a_retry_within_the_window_gets_the_same_answer_and_nothing_else_does(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let grant = grant(&app, &["read", "write", "offline_access"]).await;
+    let first = refresh(&app, &grant.client_id, &grant.refresh_token, None).await;
+    assert_eq!(first.status(), 200);
+    let first = first.bytes().await.unwrap();
+
+    // Act: the app did not hear the answer and asks again; then asks for something else.
+    let retried = refresh(&app, &grant.client_id, &grant.refresh_token, None).await;
+    assert_eq!(retried.status(), 200);
+    let retried = retried.bytes().await.unwrap();
+    let other_request = refresh(&app, &grant.client_id, &grant.refresh_token, Some("read")).await;
+
+    // Assert: the same bytes, one successor; a different request is a reuse.
+    assert_eq!(retried, first, "byte for byte: the same access and refresh token");
+    let answer: Value = serde_json::from_slice(&first).unwrap();
+    let successor = answer["refresh_token"].as_str().unwrap();
+    assert_eq!(family_size(&app, successor), 2, "the grant's token and one successor");
+    assert_eq!(error_of(other_request).await, (400, "invalid_grant".into()));
+    assert_eq!(
+        error_of(refresh(&app, &grant.client_id, successor, None).await).await,
+        (400, "invalid_grant".into()),
+        "the reuse revoked the family"
+    );
+}
+
+async fn a_retry_must_authenticate_as_the_rotation_did(backend: Backend) {
+    // Arrange: a confidential app's grant, rotated with HTTP Basic.
+    let app = spawn_app(backend).await;
+    app.create_user(EMAIL, PASSWORD);
+    app.create_api(crate::helpers::API, &["read"], "RS256");
+    let client = app.register_client(latchkey::manage::clients::ClientRegistration {
+        name: "Server app".into(),
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        scopes: vec!["read offline_access".into()],
+        audiences: vec![crate::helpers::API.into()],
+        redirect_uris: vec![crate::authorize::CALLBACK.into()],
+        ..Default::default()
+    });
+    let (id, secret) = (client.client_id.as_str(), client.client_secret.as_deref().unwrap());
+    let (code, verifier) = obtain_code_for(&app, id, &["read", "offline_access"]).await;
+    let exchange_form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("code_verifier", verifier.as_str()),
+        ("redirect_uri", crate::authorize::CALLBACK),
+    ];
+    let granted: Value = app.post_form("/oauth2/token", &exchange_form, Some((id, secret))).await.json().await.unwrap();
+    let token = granted["refresh_token"].as_str().unwrap();
+    let form = [("grant_type", "refresh_token"), ("refresh_token", token)];
+    let rotated = app.post_form("/oauth2/token", &form, Some((id, secret))).await;
+    assert_eq!(rotated.status(), 200);
+    let successor = rotated.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_owned();
+
+    // Act: the "retry" sends the secret in the body instead.
+    let posted = [form[0], form[1], ("client_id", id), ("client_secret", secret)];
+    let other_way = app.post_form("/oauth2/token", &posted, None).await;
+
+    // Assert
+    assert_eq!(error_of(other_way).await, (400, "invalid_grant".into()));
+    let after = app.post_form("/oauth2/token", &[form[0], ("refresh_token", &successor)], Some((id, secret))).await;
+    assert_eq!(error_of(after).await, (400, "invalid_grant".into()), "the family is revoked");
+}
+
+async fn with_the_window_off_or_past_a_reuse_revokes_the_family(backend: Backend) {
+    // Arrange: two apps, one with retries off and one with a one-second window.
+    let app = spawn_app(backend).await;
+    let grant = grant(&app, &["read", "offline_access"]).await;
+    let update = |secs: i64| latchkey::manage::clients::ClientUpdate {
+        refresh_retry_window_secs: Some(secs),
+        ..Default::default()
+    };
+    let mut conn = app.pool.get().unwrap();
+    let caller = latchkey::manage::Caller::system();
+    let view = latchkey::manage::clients::update_client(&mut conn, &caller, &grant.client_id, update(0)).unwrap();
+    assert_eq!(view.refresh_retry_window_secs, 0);
+    let off: Value = refresh(&app, &grant.client_id, &grant.refresh_token, None).await.json().await.unwrap();
+    let off_successor = off["refresh_token"].as_str().unwrap().to_owned();
+
+    // Act and assert: with retries off, the first repeat revokes.
+    let repeated = refresh(&app, &grant.client_id, &grant.refresh_token, None).await;
+    assert_eq!(error_of(repeated).await, (400, "invalid_grant".into()));
+    assert_eq!(error_of(refresh(&app, &grant.client_id, &off_successor, None).await).await.0, 400);
+
+    // A one-second window, and a repeat two seconds later.
+    latchkey::manage::clients::update_client(&mut conn, &caller, &grant.client_id, update(1)).unwrap();
+    let (code, verifier) = obtain_code_for(&app, &grant.client_id, &["read", "offline_access"]).await;
+    let granted: Value = exchange(&app, &grant.client_id, &code, &verifier).await.json().await.unwrap();
+    let token = granted["refresh_token"].as_str().unwrap();
+    let rotated: Value = refresh(&app, &grant.client_id, token, None).await.json().await.unwrap();
+    let kept = |conn: &mut latchkey::db::DbConnection| {
+        latchkey::db::refresh_tokens::find_refresh_token(conn, app.state.hasher.hash(token).as_str()).unwrap().unwrap()
+    };
+    let sealed = kept(&mut conn).retry_answer_sealed.expect("the answer is kept for the window");
+    let successor = rotated["refresh_token"].as_str().unwrap();
+    assert!(!String::from_utf8_lossy(&sealed).contains(successor), "sealed, not in the clear");
+    tokio::time::sleep(std::time::Duration::from_millis(2_000)).await;
+    // Housekeeping erases what was kept past its window.
+    let erased = latchkey::db::refresh_tokens::erase_expired_retry_answers(&mut conn, latchkey::db::now()).unwrap();
+    assert!(erased >= 1);
+    assert!(kept(&mut conn).retry_answer_sealed.is_none() && kept(&mut conn).retry_until.is_none());
+    let late = refresh(&app, &grant.client_id, token, None).await;
+    assert_eq!(error_of(late).await, (400, "invalid_grant".into()));
+    assert_eq!(error_of(refresh(&app, &grant.client_id, successor, None).await).await.0, 400);
 }
 
 async fn a_refresh_may_narrow_the_scope_but_never_widen_it(backend: Backend) {
@@ -102,18 +225,33 @@ async fn a_refresh_may_narrow_the_scope_but_never_widen_it(backend: Backend) {
     assert_eq!(error_of(widened).await, (400, "invalid_scope".into()));
 }
 
-async fn of_two_concurrent_refreshes_exactly_one_succeeds(backend: Backend) {
+async fn a_hundred_concurrent_refreshes_of_one_token_get_one_identical_answer(backend: Backend) {
+    // Arrange
     let app = spawn_app(backend).await;
     let grant = grant(&app, &["read", "offline_access"]).await;
 
-    let (a, b) = tokio::join!(
-        refresh(&app, &grant.client_id, &grant.refresh_token, None),
-        refresh(&app, &grant.client_id, &grant.refresh_token, None)
-    );
+    // Act: tabs, retries and a flaky network, all at once.
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let request = app.http.post(app.url("/oauth2/token")).form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", grant.client_id.as_str()),
+            ("refresh_token", grant.refresh_token.as_str()),
+        ]);
+        requests.spawn(async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.bytes().await.unwrap())
+        });
+    }
+    let answers = requests.join_all().await;
 
-    let mut statuses = vec![a.status().as_u16(), b.status().as_u16()];
-    statuses.sort();
-    assert_eq!(statuses, vec![200, 400]);
+    // Assert: every one 200 with the same bytes, and exactly one successor stored.
+    assert!(answers.iter().all(|(status, _)| *status == 200), "{:?}", answers.iter().map(|a| a.0).collect::<Vec<_>>());
+    assert!(answers.iter().all(|(_, body)| *body == answers[0].1), "byte-identical answers");
+    let answer: Value = serde_json::from_slice(&answers[0].1).unwrap();
+    assert_eq!(family_size(&app, answer["refresh_token"].as_str().unwrap()), 2);
+    let next = refresh(&app, &grant.client_id, answer["refresh_token"].as_str().unwrap(), None).await;
+    assert_eq!(next.status(), 200, "the one successor works");
 }
 
 async fn refresh_tokens_introspect_and_revoking_one_ends_its_grant(backend: Backend) {
@@ -228,7 +366,10 @@ crate::on_both_backends!(
     every_refresh_returns_a_new_refresh_token,
     reusing_a_retired_refresh_token_revokes_the_whole_family,
     a_refresh_may_narrow_the_scope_but_never_widen_it,
-    of_two_concurrent_refreshes_exactly_one_succeeds,
+    a_hundred_concurrent_refreshes_of_one_token_get_one_identical_answer,
+    a_retry_within_the_window_gets_the_same_answer_and_nothing_else_does,
+    a_retry_must_authenticate_as_the_rotation_did,
+    with_the_window_off_or_past_a_reuse_revokes_the_family,
     refresh_tokens_introspect_and_revoking_one_ends_its_grant,
     replaying_the_code_revokes_the_refresh_tokens_it_produced,
 );

@@ -28,6 +28,7 @@ fn grant_label(grant: GrantType) -> &'static str {
         GrantType::ClientCredentials => "Client credentials (the app acts as itself)",
         GrantType::TokenExchange => "Token exchange (API key for a JWT)",
         GrantType::JwtBearer => "JWT bearer (a JWT the app signs; needs JWT client authentication)",
+        GrantType::DeviceCode => "Device code (a CLI or TV; people approve at /device)",
     }
 }
 

@@ -1,0 +1,399 @@
+//! The device authorization grant (RFC 8628), for CLIs, TVs and coding agents: the device
+//! asks at the device authorization endpoint, shows the person a short user code (and a QR
+//! code of the page), and polls the token endpoint while the person signs in at `/device`
+//! and allows or denies it. The pages are `web::device`'s; this is the protocol.
+//!
+//! Both codes are stored as keyed hashes. A device code is redeemed once. A device that
+//! polls faster than its interval is told `slow_down`, and its interval grows by 5 seconds.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use chrono::{DateTime, NaiveDateTime, TimeDelta};
+use serde::Serialize;
+
+use super::access_tokens::{GrantTarget, draft_access_token, load_grant_target, sign_access_token};
+use super::authorize::resolve_target;
+use super::client_auth::{PresentedClient, authenticate_client_then, presented_client};
+use super::error::{OAuthError, OAuthErrorCode};
+use super::id_token::mint_id_token;
+use super::params::OAuthParams;
+use super::refresh::{REFRESH_TOKEN_LIFETIME, store_refresh_token};
+use super::token::{TokenResponse, ensure_grant_allowed};
+use crate::audit;
+use crate::crypto::{TokenHasher, random_bytes, random_token};
+use crate::db::DbConnection;
+use crate::db::clients::{Client, find_client};
+use crate::db::device_authorizations::{
+    DeviceAuthorization, STATUS_APPROVED, STATUS_DENIED, STATUS_PENDING, STATUS_REDEEMED, decide as record_decision,
+    find_by_device_code, find_by_user_code, insert_device_authorization, record_poll, redeem,
+};
+use crate::db::refresh_tokens::FamilyMember;
+use crate::db::users::User;
+use crate::domain::{GrantType, Issuer, Scopes, UserCode};
+use crate::manage::consents::record_approval;
+use crate::ratelimit::{Limits, caller_address};
+use crate::state::AppState;
+use crate::tokens::{AccessTokenClaims, IssuanceProof};
+
+/// RFC 8628 §3.2's `expires_in`: long enough to find a phone and sign in.
+pub const DEVICE_CODE_LIFETIME: TimeDelta = TimeDelta::minutes(10);
+/// Seconds a device waits between polls, until told to slow down.
+pub const POLL_INTERVAL_SECS: i64 = 5;
+/// What each `slow_down` adds to the interval (RFC 8628 §3.5).
+pub const SLOW_DOWN_STEP_SECS: i64 = 5;
+/// Where people enter the code.
+pub const DEVICE_PATH: &str = "/device";
+
+/// RFC 8628 §3.2.
+#[derive(Serialize)]
+pub struct DeviceAuthorizationResponse {
+    pub device_code: String,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: String,
+    pub expires_in: i64,
+    pub interval: i64,
+}
+
+impl std::fmt::Debug for DeviceAuthorizationResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceAuthorizationResponse").field("expires_in", &self.expires_in).finish()
+    }
+}
+
+/// The page a person opens with the code already filled in: what the QR code holds.
+pub fn verification_uri_complete(issuer: &Issuer, code: &UserCode) -> String {
+    format!("{}?user_code={}", issuer.endpoint(DEVICE_PATH), code.display())
+}
+
+/// The keyed hash a user code is stored and looked up by.
+pub fn user_code_hash(hasher: &TokenHasher, code: &UserCode) -> String {
+    hasher.hash(code.as_str()).into_string()
+}
+
+/// What the device asked for, and where from.
+struct Request {
+    scope: Option<String>,
+    resource: Option<String>,
+    issuer: Issuer,
+    hasher: TokenHasher,
+    requested_from: Option<String>,
+    requested_by: Option<String>,
+}
+
+/// Checks the request and stores it (from a blocking context).
+fn start(
+    conn: &mut DbConnection,
+    client: &Client,
+    request: Request,
+) -> Result<DeviceAuthorizationResponse, OAuthError> {
+    ensure_grant_allowed(client, GrantType::DeviceCode)?;
+    // RFC 8628 §3.1: scope is optional; without one, everything the client may ask for.
+    let scope = request.scope.unwrap_or_else(|| client.scopes.clone());
+    let (scope, audience) =
+        match resolve_target(conn, client, &scope, request.resource.as_deref(), request.issuer.as_str())? {
+            Ok(target) => target,
+            Err(refusal) if refusal.error == "invalid_target" => {
+                return Err(OAuthError::invalid_target(refusal.description));
+            }
+            Err(refusal) => return Err(OAuthError::invalid_scope(refusal.description)),
+        };
+    let device_code = random_token::<32>();
+    let now = crate::db::now();
+    // 2^34.6 user codes: a collision with a live one is rare, and answered with another.
+    for _ in 0..4 {
+        let Some(user_code) = UserCode::from_random(&random_bytes::<32>()) else { continue };
+        let row = DeviceAuthorization {
+            device_code_hash: request.hasher.hash(&device_code).into_string(),
+            user_code_hash: user_code_hash(&request.hasher, &user_code),
+            client_id: client.client_id.clone(),
+            scope: scope.to_string(),
+            audience: audience.clone(),
+            requested_from: request.requested_from.clone(),
+            requested_by: request.requested_by.clone(),
+            created_at: now,
+            expires_at: now + DEVICE_CODE_LIFETIME,
+            interval_secs: POLL_INTERVAL_SECS,
+            last_polled_at: None,
+            status: STATUS_PENDING.to_owned(),
+            user_id: None,
+            auth_time: None,
+            decided_at: None,
+        };
+        if insert_device_authorization(conn, &row)? {
+            return Ok(DeviceAuthorizationResponse {
+                device_code,
+                verification_uri: request.issuer.endpoint(DEVICE_PATH),
+                verification_uri_complete: verification_uri_complete(&request.issuer, &user_code),
+                user_code: user_code.display(),
+                expires_in: DEVICE_CODE_LIFETIME.num_seconds(),
+                interval: POLL_INTERVAL_SECS,
+            });
+        }
+    }
+    Err(crate::error::AppError::Unexpected(anyhow::anyhow!("no free user code after four tries")).into())
+}
+
+/// `POST /oauth2/device_authorization` (RFC 8628 §3.1): client authentication as at the
+/// token endpoint, public clients by `client_id`. Counted against the caller's address.
+#[tracing::instrument(name = "device_authorization", skip_all, fields(client_id))]
+pub async fn post_device_authorization(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let limits = Limits::configured(&state.settings);
+    let address = state.limiter.check(&format!("ip:{}", caller_address(req.peer_addr().map(|a| a.ip()))), limits).await;
+    let mut response = if address.allowed {
+        match authorize_device(&req, payload, &state).await {
+            Ok(answer) => HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+                .json(answer),
+            Err(error) => error.error_response(),
+        }
+    } else {
+        OAuthError::rate_limited(address.retry_after).error_response()
+    };
+    address.write_headers(response.headers_mut());
+    response
+}
+
+async fn authorize_device(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<DeviceAuthorizationResponse, OAuthError> {
+    let params = OAuthParams::from_request(req, payload).await?;
+    let presented = presented_client(req, &params)?;
+    tracing::Span::current().record("client_id", presented.client_id.as_str());
+    let request = Request {
+        scope: params.get("scope")?.map(str::to_owned),
+        resource: params.get("resource")?.map(str::to_owned),
+        issuer: state.issuer.clone(),
+        hasher: state.hasher.clone(),
+        requested_from: req.peer_addr().map(|addr| addr.ip().to_string()),
+        requested_by: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|agent| agent.to_str().ok())
+            .map(|agent| agent.chars().take(200).collect()),
+    };
+    let (_, answer) =
+        authenticate_client_then(state, req, presented, move |conn, client| start(conn, client, request)).await?;
+    Ok(answer)
+}
+
+/// Whether an error is the device being told to keep waiting, which is no failure.
+pub fn is_pending(error: &OAuthError) -> bool {
+    matches!(error.error, OAuthErrorCode::AuthorizationPending | OAuthErrorCode::SlowDown)
+}
+
+struct Presented {
+    device_code_hash: String,
+    issuer: String,
+    proof: IssuanceProof,
+    default_ttl_secs: i64,
+    hasher: TokenHasher,
+}
+
+struct Redeemed {
+    request: DeviceAuthorization,
+    target: GrantTarget,
+    claims: AccessTokenClaims,
+    refresh_token: Option<String>,
+}
+
+/// Answers one poll (from a blocking context): wait, slow down, denied, expired, or the
+/// tokens, once.
+fn poll(conn: &mut DbConnection, client: &Client, presented: Presented) -> Result<Redeemed, OAuthError> {
+    ensure_grant_allowed(client, GrantType::DeviceCode)?;
+    let now = crate::db::now();
+    let Some(request) = find_by_device_code(conn, &presented.device_code_hash)? else {
+        return Err(OAuthError::invalid_grant("the device code is unknown"));
+    };
+    if request.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant("the device code was issued to another client"));
+    }
+    if request.status == STATUS_REDEEMED {
+        return Err(OAuthError::invalid_grant("the device code was already used"));
+    }
+    if request.expires_at <= now {
+        return Err(OAuthError::new(OAuthErrorCode::ExpiredToken, "the device code has expired; start again"));
+    }
+    match request.status.as_str() {
+        STATUS_DENIED => Err(OAuthError::new(OAuthErrorCode::AccessDenied, "the person denied the request")),
+        STATUS_APPROVED => redeem_approved(conn, client, request, presented, now),
+        _ => Err(keep_waiting(conn, &request, now)?),
+    }
+}
+
+/// A poll before the person decided: `slow_down` if it came sooner than the interval
+/// allows (which grows the interval), else `authorization_pending`.
+fn keep_waiting(
+    conn: &mut DbConnection,
+    request: &DeviceAuthorization,
+    now: NaiveDateTime,
+) -> Result<OAuthError, OAuthError> {
+    let too_soon = request.last_polled_at.is_some_and(|last| now < last + TimeDelta::seconds(request.interval_secs));
+    let interval = if too_soon { request.interval_secs + SLOW_DOWN_STEP_SECS } else { request.interval_secs };
+    record_poll(conn, &request.device_code_hash, interval, now)?;
+    Ok(if too_soon {
+        OAuthError::new(OAuthErrorCode::SlowDown, format!("polled too soon: wait {interval} seconds between polls"))
+    } else {
+        OAuthError::new(OAuthErrorCode::AuthorizationPending, "the person has not decided yet")
+    })
+}
+
+fn redeem_approved(
+    conn: &mut DbConnection,
+    client: &Client,
+    request: DeviceAuthorization,
+    presented: Presented,
+    now: NaiveDateTime,
+) -> Result<Redeemed, OAuthError> {
+    let Some(user_id) = request.user_id.clone() else {
+        return Err(
+            crate::error::AppError::Unexpected(anyhow::anyhow!("an approved device request names no user")).into()
+        );
+    };
+    let target = load_grant_target(conn, &user_id, &request.audience, &presented.issuer, presented.default_ttl_secs)?;
+    let scope = Scopes::parse(&request.scope).unwrap_or_default();
+    let claims = draft_access_token(
+        &presented.issuer,
+        &presented.proof,
+        target.audience(),
+        target.lifetime_secs,
+        &user_id,
+        &client.client_id,
+        &scope,
+    );
+    let wants_refresh = scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken);
+    let outcome = crate::db::write_transaction(conn, |conn| -> diesel::QueryResult<Option<Option<String>>> {
+        if !redeem(conn, &presented.device_code_hash, now)? {
+            return Ok(None);
+        }
+        if !wants_refresh {
+            return Ok(Some(None));
+        }
+        let family_id = uuid::Uuid::new_v4().to_string();
+        let member = FamilyMember {
+            family_id: &family_id,
+            parent_id: None,
+            client_id: &client.client_id,
+            user_id: &user_id,
+            scope: &request.scope,
+            audience: &request.audience,
+            auth_code_hash: None,
+            access_token_jti: &claims.jti,
+            access_token_expires_at: claims.expires_at(),
+            expires_at: now + REFRESH_TOKEN_LIFETIME,
+        };
+        store_refresh_token(conn, &presented.hasher, &member, now).map(|token| Some(Some(token)))
+    })?;
+    match outcome {
+        Some(refresh_token) => Ok(Redeemed { request, target, claims, refresh_token }),
+        // Another poll redeemed it between our read and our write.
+        None => Err(OAuthError::invalid_grant("the device code was already used")),
+    }
+}
+
+/// The device code grant at the token endpoint (RFC 8628 §3.4).
+pub async fn issue(
+    state: &AppState,
+    req: &HttpRequest,
+    presented_client: PresentedClient,
+    params: &OAuthParams,
+) -> Result<TokenResponse, OAuthError> {
+    let presented = Presented {
+        device_code_hash: state.hasher.hash(params.required("device_code")?).into_string(),
+        issuer: state.issuer.to_string(),
+        proof: state.issuance.clone(),
+        default_ttl_secs: state.settings.access_token_ttl_secs,
+        hasher: state.hasher.clone(),
+    };
+    let (client, redeemed) =
+        authenticate_client_then(state, req, presented_client, move |conn, client| poll(conn, client, presented))
+            .await?;
+    let scope = Scopes::parse(&redeemed.request.scope).unwrap_or_default();
+    let target = &redeemed.target;
+    let access = sign_access_token(state, target.audience(), redeemed.claims).await?;
+    let mut response = TokenResponse::bearer(access.token, access.expires_in, &scope);
+    response.refresh_token = redeemed.refresh_token;
+    if scope.contains("openid") {
+        let auth_time = redeemed.request.auth_time.unwrap_or(redeemed.request.created_at);
+        let auth_time = DateTime::<chrono::Utc>::from_naive_utc_and_offset(auth_time, chrono::Utc).timestamp();
+        response.id_token = Some(mint_id_token(state, &target.user, &client.client_id, &scope, None, auth_time).await?);
+    }
+    Ok(response)
+}
+
+/// A request waiting for a person's decision, with the client that made it.
+pub struct PendingRequest {
+    pub request: DeviceAuthorization,
+    pub client: Client,
+}
+
+/// The pending, unexpired request `code` names (from a blocking context).
+pub fn find_pending(
+    conn: &mut DbConnection,
+    hasher: &TokenHasher,
+    code: &UserCode,
+) -> Result<Option<PendingRequest>, crate::error::AppError> {
+    let now = crate::db::now();
+    let Some(request) = find_by_user_code(conn, &user_code_hash(hasher, code))? else {
+        return Ok(None);
+    };
+    if request.status != STATUS_PENDING || request.expires_at <= now {
+        return Ok(None);
+    }
+    Ok(find_client(conn, &request.client_id)?.map(|client| PendingRequest { request, client }))
+}
+
+/// What the person chose at `/device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceDecision {
+    Allow,
+    Deny,
+}
+
+/// Records `user`'s decision on the request `code` names, with the consent an allowed
+/// request gives (listed on the account page, where it can be withdrawn) and an audit
+/// entry; `None` if the request is no longer pending (decided elsewhere, or expired).
+pub fn decide(
+    conn: &mut DbConnection,
+    hasher: &TokenHasher,
+    code: &UserCode,
+    user: &User,
+    decision: DeviceDecision,
+    origin: &audit::Origin,
+) -> Result<Option<PendingRequest>, crate::error::AppError> {
+    let Some(pending) = find_pending(conn, hasher, code)? else {
+        return Ok(None);
+    };
+    let now = crate::db::now();
+    let (status, action) = match decision {
+        DeviceDecision::Allow => (STATUS_APPROVED, "device.approved"),
+        DeviceDecision::Deny => (STATUS_DENIED, "device.denied"),
+    };
+    let decided = crate::db::write_transaction(conn, |conn| -> Result<bool, crate::error::AppError> {
+        if !record_decision(conn, &pending.request.user_code_hash, status, &user.id, now, now)? {
+            return Ok(false);
+        }
+        if decision == DeviceDecision::Allow {
+            let scope = Scopes::parse(&pending.request.scope).unwrap_or_default();
+            record_approval(conn, &user.id, &pending.client.client_id, &pending.request.audience, &scope, false)?;
+        }
+        audit::record(
+            conn,
+            &audit::Context::of(audit::Actor::User(&user.id), origin.ip.as_deref(), Some(&origin.request_id))
+                .change(action)
+                .target("client", &pending.client.client_id)
+                .details(serde_json::json!({
+                    "scope": pending.request.scope,
+                    "requested_from": pending.request.requested_from,
+                })),
+        )?;
+        Ok(true)
+    })?;
+    Ok(decided.then_some(pending))
+}

@@ -1,0 +1,271 @@
+//! `/device`, where a person approves a device (RFC 8628 §3.3): signed in (the same session
+//! and sign-in throttling as everywhere), they type or confirm the code, see which app asks,
+//! for what, from where and when (device-code phishing sends people a code someone else
+//! started), and allow or deny it. `/device/qr` draws the page's address with the code as a
+//! QR code, for a device that can show an image. The protocol is `oauth::device`'s.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{StatusCode, header::CACHE_CONTROL};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::consent::scopes_for_people;
+use super::csrf::{self, CsrfToken};
+use super::form::PageForm;
+use super::pages::{error_page, form_page};
+use super::session::current_user;
+use crate::audit::Origin;
+use crate::db::users::User;
+use crate::domain::{Scopes, UserCode};
+use crate::error::AppError;
+use crate::oauth::device::{self, DEVICE_PATH, DeviceDecision, PendingRequest};
+use crate::ratelimit::{Decision, Limits, caller_address};
+use crate::state::AppState;
+
+/// Wrong codes one address may enter: ten at once, then one every minute.
+const GUESSES_PER_ADDRESS: Limits = Limits { per_hour: Some(60), burst: 10 };
+/// Wrong codes everyone together may enter, so that many addresses cannot search the
+/// 2^34.6 codes either: with a thousand requests pending, a day at this rate finds one
+/// with a chance of about 1 in 100,000.
+const GUESSES_IN_ALL: Limits = Limits { per_hour: Some(10_000), burst: 500 };
+
+#[derive(Template)]
+#[template(path = "device.html")]
+struct EntryPage<'a> {
+    user_name: &'a str,
+    csrf_token: &'a str,
+    typed: &'a str,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "device_confirm.html")]
+struct ConfirmPage<'a> {
+    client_name: &'a str,
+    user_name: &'a str,
+    user_code: String,
+    asked_at: String,
+    asked_from: &'a str,
+    asked_by: Option<&'a str>,
+    scopes: Vec<String>,
+    csrf_token: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "device_done.html")]
+struct DonePage<'a> {
+    title: &'a str,
+    message: String,
+}
+
+#[derive(Deserialize)]
+pub struct CodeQuery {
+    user_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    user_code: String,
+}
+
+#[derive(Deserialize)]
+pub struct DecisionForm {
+    #[serde(default)]
+    user_code: String,
+    #[serde(default)]
+    decision: String,
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+}
+
+/// To the sign-in page, and back here (with the code, if the link carried one) after.
+fn sign_in_first(code: Option<&UserCode>) -> HttpResponse {
+    let here = match code {
+        Some(code) => format!("{DEVICE_PATH}?user_code={}", code.display()),
+        None => DEVICE_PATH.to_owned(),
+    };
+    let return_to = url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>();
+    see_other(&format!("/login?return_to={return_to}"))
+}
+
+fn entry_page(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &User,
+    typed: &str,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let CsrfToken { form_value, cookie } = csrf::issue(req, state);
+    let page = EntryPage { user_name: user.display_name(), csrf_token: &form_value, typed, error };
+    form_page(status, cookie, &page)
+}
+
+fn confirm_page(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &User,
+    code: &UserCode,
+    pending: &PendingRequest,
+) -> Result<HttpResponse, AppError> {
+    let CsrfToken { form_value, cookie } = csrf::issue(req, state);
+    let request = &pending.request;
+    let page = ConfirmPage {
+        client_name: &pending.client.name,
+        user_name: user.display_name(),
+        user_code: code.display(),
+        asked_at: request.created_at.format("%Y-%m-%d %H:%M").to_string(),
+        asked_from: request.requested_from.as_deref().unwrap_or("an unknown address"),
+        asked_by: request.requested_by.as_deref(),
+        scopes: scopes_for_people(&Scopes::parse(&request.scope).unwrap_or_default()),
+        csrf_token: &form_value,
+    };
+    form_page(StatusCode::OK, cookie, &page)
+}
+
+/// The budgets a wrong code spends: the address's and everyone's.
+fn guess_budgets(req: &HttpRequest) -> [(String, Limits); 2] {
+    let address = caller_address(req.peer_addr().map(|a| a.ip()));
+    [(format!("device-code:{address}"), GUESSES_PER_ADDRESS), ("device-code:*".to_owned(), GUESSES_IN_ALL)]
+}
+
+/// Looks `typed` up, within the guessing budgets: the confirmation page for a pending
+/// request, else the entry page saying why not.
+async fn look_up(req: &HttpRequest, state: &AppState, user: &User, typed: &str) -> Result<HttpResponse, AppError> {
+    let budgets = guess_budgets(req);
+    for (subject, limits) in &budgets {
+        let decision = state.limiter.peek(subject, *limits).await;
+        if !decision.allowed {
+            return too_many_guesses(req, state, user, typed, &decision);
+        }
+    }
+    let pending = match UserCode::parse(typed) {
+        Some(code) => {
+            let hasher = state.hasher.clone();
+            let lookup = code.clone();
+            crate::db::run(&state.pool, move |conn| device::find_pending(conn, &hasher, &lookup))
+                .await?
+                .map(|pending| (code, pending))
+        }
+        None => None,
+    };
+    match pending {
+        Some((code, pending)) => confirm_page(req, state, user, &code, &pending),
+        None => {
+            for (subject, limits) in &budgets {
+                state.limiter.check(subject, *limits).await;
+            }
+            let error = "That code is not valid, or it has expired. Check the code on your device.".to_owned();
+            entry_page(req, state, user, typed, Some(error), StatusCode::BAD_REQUEST)
+        }
+    }
+}
+
+fn too_many_guesses(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &User,
+    typed: &str,
+    decision: &Decision,
+) -> Result<HttpResponse, AppError> {
+    let error = format!("Too many wrong codes. Try again in {} seconds.", decision.retry_after.max(1));
+    let mut response = entry_page(req, state, user, typed, Some(error), StatusCode::TOO_MANY_REQUESTS)?;
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after.max(1)));
+    Ok(response)
+}
+
+/// `GET /device`, or `/device?user_code=…` from the device's link or QR code.
+pub async fn get_device(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<CodeQuery>,
+) -> Result<HttpResponse, AppError> {
+    let typed = query.into_inner().user_code.unwrap_or_default();
+    let Some(user) = current_user(&req, &state).await? else {
+        return Ok(sign_in_first(UserCode::parse(&typed).as_ref()));
+    };
+    if typed.is_empty() {
+        return entry_page(&req, &state, &user, "", None, StatusCode::OK);
+    }
+    look_up(&req, &state, &user, &typed).await
+}
+
+/// `POST /device`: the code a person typed.
+pub async fn post_device(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: PageForm<CodeForm>,
+) -> Result<HttpResponse, AppError> {
+    let typed = form.into_inner().user_code;
+    let Some(user) = current_user(&req, &state).await? else {
+        return Ok(sign_in_first(UserCode::parse(&typed).as_ref()));
+    };
+    look_up(&req, &state, &user, &typed).await
+}
+
+/// `POST /device/decide`: Allow or Deny, for the code on the confirmation page.
+pub async fn post_decide(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: PageForm<DecisionForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let code = UserCode::parse(&form.user_code);
+    let Some(user) = current_user(&req, &state).await? else {
+        return Ok(sign_in_first(code.as_ref()));
+    };
+    let decision = match form.decision.as_str() {
+        "allow" => DeviceDecision::Allow,
+        "deny" => DeviceDecision::Deny,
+        _ => return Ok(error_page(StatusCode::BAD_REQUEST, "Cannot continue", "Choose Allow or Deny.")),
+    };
+    let Some(code) = code else {
+        return Ok(error_page(StatusCode::BAD_REQUEST, "Cannot continue", "The form lost its code. Start again."));
+    };
+    let (hasher, origin, person) = (state.hasher.clone(), Origin::of(&req), user.clone());
+    let decided =
+        crate::db::run(&state.pool, move |conn| device::decide(conn, &hasher, &code, &person, decision, &origin))
+            .await?;
+    let page = match (decided, decision) {
+        (None, _) => DonePage {
+            title: "This request is over",
+            message: "It was already answered, or it expired. Start again on your device if you still need to.".into(),
+        },
+        (Some(pending), DeviceDecision::Allow) => DonePage {
+            title: "Device connected",
+            message: format!("{} now has access. Go back to your device: it continues by itself.", pending.client.name),
+        },
+        (Some(pending), DeviceDecision::Deny) => {
+            DonePage { title: "Request denied", message: format!("{} was not given access.", pending.client.name) }
+        }
+    };
+    form_page(StatusCode::OK, None, &page)
+}
+
+/// `GET /device/qr?user_code=XXXX-XXXX`: the address to approve that code, as an SVG QR
+/// code. It draws only this server's `/device` address with a well-formed code, so it is no
+/// general-purpose image generator; it reveals nothing (any code draws).
+pub async fn get_qr(state: web::Data<AppState>, query: web::Query<CodeQuery>) -> HttpResponse {
+    let Some(code) = query.into_inner().user_code.as_deref().and_then(UserCode::parse) else {
+        return error_page(StatusCode::BAD_REQUEST, "No code", "The address needs user_code=XXXX-XXXX.");
+    };
+    let address = device::verification_uri_complete(&state.issuer, &code);
+    match qrcode::QrCode::with_error_correction_level(address.as_bytes(), qrcode::EcLevel::M) {
+        Ok(qr) => {
+            let svg = qr.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build();
+            HttpResponse::Ok()
+                .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml")))
+                .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
+                .insert_header((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+                .body(svg)
+        }
+        Err(error) => {
+            AppError::Unexpected(anyhow::anyhow!("could not draw a QR code of {} bytes: {error}", address.len()))
+                .error_response()
+        }
+    }
+}
