@@ -16,6 +16,11 @@ const MIB: u64 = 1024 * 1024;
 /// release build's absolute figures (resting, peak, settled RSS) are in docs/benchmarks.md;
 /// this test runs the debug build, whose code alone is larger.
 const SETTLED_ABOVE_RESTING: u64 = 16 * MIB;
+/// What the flood may add to the resting RSS at its peak: an argon2id block (19 MiB) per
+/// core at once, plus 700 connections' buffers. Measured from the server's own resting RSS,
+/// not as a total: the debug binary's resident code grows with every feature (the unbounded
+/// server of before reached 3,300 MiB).
+const PEAK_ABOVE_RESTING: u64 = 72 * MIB;
 
 /// A figure from `/proc/<pid>/status`, in bytes: `VmHWM` the peak RSS, `RssAnon` the part
 /// of RSS that is memory the process allocated (not the pages of its binary it has run).
@@ -132,7 +137,7 @@ async fn a_flood_of_password_work_is_bounded_and_its_memory_comes_back() {
     assert!(statuses.iter().all(|s| [201, 401, 429, 503].contains(s)), "{statuses:?}");
     assert!(count(401) + count(201) > 0, "some work was done");
     assert!(count(503) > 0, "and the rest was refused, not queued without end");
-    assert!(peak < 100 * MIB, "peak RSS {} MiB", peak / MIB);
+    assert!(peak < resting_rss + PEAK_ABOVE_RESTING, "peak RSS {} MiB", peak / MIB);
     assert!(settled < resting + SETTLED_ABOVE_RESTING, "{} MiB still allocated a minute later", settled / MIB);
     assert!(probes.load(Ordering::Acquire) > 0);
     assert_eq!(probe_failures.load(Ordering::Acquire), 0, "/healthz answered throughout");
