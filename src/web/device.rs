@@ -133,15 +133,29 @@ fn guess_budgets(req: &HttpRequest) -> [(String, Limits); 2] {
     [(format!("device-code:{address}"), GUESSES_PER_ADDRESS), ("device-code:*".to_owned(), GUESSES_IN_ALL)]
 }
 
+/// The refusal, if this address or everyone together has used up the wrong codes allowed.
+async fn guessing_refused(req: &HttpRequest, state: &AppState) -> Option<Decision> {
+    for (subject, limits) in guess_budgets(req) {
+        let decision = state.limiter.peek(&subject, limits).await;
+        if !decision.allowed {
+            return Some(decision);
+        }
+    }
+    None
+}
+
+/// A code that led nowhere: it counts against both budgets.
+async fn spend_a_guess(req: &HttpRequest, state: &AppState) {
+    for (subject, limits) in guess_budgets(req) {
+        state.limiter.check(&subject, limits).await;
+    }
+}
+
 /// Looks `typed` up, within the guessing budgets: the confirmation page for a pending
 /// request, else the entry page saying why not.
 async fn look_up(req: &HttpRequest, state: &AppState, user: &User, typed: &str) -> Result<HttpResponse, AppError> {
-    let budgets = guess_budgets(req);
-    for (subject, limits) in &budgets {
-        let decision = state.limiter.peek(subject, *limits).await;
-        if !decision.allowed {
-            return too_many_guesses(req, state, user, typed, &decision);
-        }
+    if let Some(refusal) = guessing_refused(req, state).await {
+        return too_many_guesses(req, state, user, typed, &refusal);
     }
     let pending = match UserCode::parse(typed) {
         Some(code) => {
@@ -156,9 +170,7 @@ async fn look_up(req: &HttpRequest, state: &AppState, user: &User, typed: &str) 
     match pending {
         Some((code, pending)) => confirm_page(req, state, user, &code, &pending),
         None => {
-            for (subject, limits) in &budgets {
-                state.limiter.check(subject, *limits).await;
-            }
+            spend_a_guess(req, state).await;
             let error = "That code is not valid, or it has expired. Check the code on your device.".to_owned();
             entry_page(req, state, user, typed, Some(error), StatusCode::BAD_REQUEST)
         }
@@ -226,10 +238,22 @@ pub async fn post_decide(
     let Some(code) = code else {
         return Ok(error_page(StatusCode::BAD_REQUEST, "Cannot continue", "The form lost its code. Start again."));
     };
+    // Deciding names a code too: without the budgets, posting here would be a way to guess
+    // codes (and to approve someone else's device into one's own account).
+    if let Some(refusal) = guessing_refused(&req, &state).await {
+        let wait = refusal.retry_after.max(1);
+        let mut page =
+            error_page(StatusCode::TOO_MANY_REQUESTS, "Too many wrong codes", &format!("Try again in {wait} seconds."));
+        page.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return Ok(page);
+    }
     let (hasher, origin, person) = (state.hasher.clone(), Origin::of(&req), user.clone());
     let decided =
         crate::db::run(&state.pool, move |conn| device::decide(conn, &hasher, &code, &person, decision, &origin))
             .await?;
+    if decided.is_none() {
+        spend_a_guess(&req, &state).await;
+    }
     let page = match (decided, decision) {
         (None, _) => DonePage {
             title: "This request is over",

@@ -242,22 +242,33 @@ async fn guessing_user_codes_is_throttled(backend: Backend) {
     let page = person.get(app.url("/device")).send().await.unwrap().text().await.unwrap();
     let token = csrf_token(&page);
 
-    // Act: ten wrong codes, then the right one.
+    // Act: ten wrong codes, typed or posted straight to the decision, then the right one.
     let mut statuses = Vec::new();
     for guess in 0..11 {
         let code = format!("BBBB-BB{}", ["BB", "BC", "BD", "BF", "BG", "BH", "BJ", "BK", "BL", "BM", "BN"][guess]);
-        let form = [("csrf_token", token.as_str()), ("user_code", code.as_str())];
-        statuses.push(person.post(app.url("/device")).form(&form).send().await.unwrap().status().as_u16());
+        let (path, form) = if guess % 2 == 0 {
+            ("/device", vec![("csrf_token", token.as_str()), ("user_code", code.as_str())])
+        } else {
+            ("/device/decide", vec![("csrf_token", token.as_str()), ("user_code", &code), ("decision", "allow")])
+        };
+        statuses.push(person.post(app.url(path)).form(&form).send().await.unwrap().status().as_u16());
     }
-    let form = [("csrf_token", token.as_str()), ("user_code", real["user_code"].as_str().unwrap())];
+    let user_code = real["user_code"].as_str().unwrap();
+    let form = [("csrf_token", token.as_str()), ("user_code", user_code)];
     let right = person.post(app.url("/device")).form(&form).send().await.unwrap();
+    let form = [("csrf_token", token.as_str()), ("user_code", user_code), ("decision", "allow")];
+    let right_decision = person.post(app.url("/device/decide")).form(&form).send().await.unwrap();
 
-    // Assert: each wrong code said so; then the address waits, even with the right code.
-    assert_eq!(statuses[..10], [400; 10]);
+    // Assert: each wrong code said so; then the address waits, even with the right code, and
+    // nothing was approved.
+    assert_eq!(statuses[..10], [400, 200, 400, 200, 400, 200, 400, 200, 400, 200]);
     assert_eq!(statuses[10], 429);
     assert_eq!(right.status(), 429);
     assert!(right.headers().contains_key("retry-after"));
     assert!(right.text().await.unwrap().contains("Too many wrong codes"));
+    assert_eq!(right_decision.status(), 429);
+    let (status, pending) = poll(&app, &client_id, real["device_code"].as_str().unwrap()).await;
+    assert_eq!((status, pending["error"].as_str()), (400, Some("authorization_pending")));
 }
 
 crate::on_both_backends!(
