@@ -3,15 +3,13 @@
 //! tokens the first use produced (RFC 9700 §4.5.1).
 
 use actix_web::HttpRequest;
-use chrono::DateTime;
 
-use super::access_tokens::{GrantTarget, draft_access_token, load_grant_target, sign_access_token};
+use super::access_tokens::{GrantTarget, draft_access_token, load_grant_target};
 use super::client_auth::{PresentedClient, authenticate_client_then};
 use super::error::OAuthError;
-use super::id_token::mint_id_token;
 use super::params::OAuthParams;
 use super::refresh::{REFRESH_TOKEN_LIFETIME, store_refresh_token};
-use super::token::{TokenResponse, ensure_grant_allowed};
+use super::token::{PersonGrant, TokenResponse, answer_person_grant, ensure_grant_allowed};
 use crate::crypto::TokenHasher;
 use crate::db::DbConnection;
 use crate::db::authorization_codes::{AuthorizationCode, consume_code, find_code, record_code_access_token};
@@ -166,18 +164,13 @@ pub async fn issue(
         authenticate_client_then(state, req, presented_client, move |conn, client| redeem(conn, client, presented))
             .await?;
 
-    let scope = Scopes::parse(&redeemed.code.scope).unwrap_or_default();
-    let target = &redeemed.target;
-    let access = sign_access_token(state, target.audience(), redeemed.claims).await?;
-    let mut response = TokenResponse::bearer(access.token, access.expires_in, &scope);
-    response.refresh_token = redeemed.refresh_token;
-    if scope.contains("openid") {
-        let auth_time =
-            DateTime::<chrono::Utc>::from_naive_utc_and_offset(redeemed.code.auth_time, chrono::Utc).timestamp();
-        response.id_token = Some(
-            mint_id_token(state, &target.user, &client.client_id, &scope, redeemed.code.nonce.clone(), auth_time)
-                .await?,
-        );
-    }
-    Ok(response)
+    let grant = PersonGrant {
+        scope: Scopes::parse(&redeemed.code.scope).unwrap_or_default(),
+        nonce: redeemed.code.nonce.clone(),
+        auth_time: redeemed.code.auth_time,
+        target: redeemed.target,
+        claims: redeemed.claims,
+        refresh_token: redeemed.refresh_token,
+    };
+    answer_person_grant(state, &client.client_id, grant).await
 }

@@ -8,17 +8,16 @@
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use chrono::{DateTime, NaiveDateTime, TimeDelta};
+use chrono::{NaiveDateTime, TimeDelta};
 use serde::Serialize;
 
-use super::access_tokens::{GrantTarget, draft_access_token, load_grant_target, sign_access_token};
+use super::access_tokens::{GrantTarget, draft_access_token, load_grant_target};
 use super::authorize::resolve_target;
 use super::client_auth::{PresentedClient, authenticate_client_then, presented_client};
 use super::error::{OAuthError, OAuthErrorCode};
-use super::id_token::mint_id_token;
 use super::params::OAuthParams;
 use super::refresh::{REFRESH_TOKEN_LIFETIME, store_refresh_token};
-use super::token::{TokenResponse, ensure_grant_allowed};
+use super::token::{PersonGrant, TokenResponse, answer_person_grant, ensure_grant_allowed};
 use crate::audit;
 use crate::crypto::{TokenHasher, random_bytes, random_token};
 use crate::db::DbConnection;
@@ -314,17 +313,15 @@ pub async fn issue(
     let (client, redeemed) =
         authenticate_client_then(state, req, presented_client, move |conn, client| poll(conn, client, presented))
             .await?;
-    let scope = Scopes::parse(&redeemed.request.scope).unwrap_or_default();
-    let target = &redeemed.target;
-    let access = sign_access_token(state, target.audience(), redeemed.claims).await?;
-    let mut response = TokenResponse::bearer(access.token, access.expires_in, &scope);
-    response.refresh_token = redeemed.refresh_token;
-    if scope.contains("openid") {
-        let auth_time = redeemed.request.auth_time.unwrap_or(redeemed.request.created_at);
-        let auth_time = DateTime::<chrono::Utc>::from_naive_utc_and_offset(auth_time, chrono::Utc).timestamp();
-        response.id_token = Some(mint_id_token(state, &target.user, &client.client_id, &scope, None, auth_time).await?);
-    }
-    Ok(response)
+    let grant = PersonGrant {
+        scope: Scopes::parse(&redeemed.request.scope).unwrap_or_default(),
+        nonce: None,
+        auth_time: redeemed.request.auth_time.unwrap_or(redeemed.request.created_at),
+        target: redeemed.target,
+        claims: redeemed.claims,
+        refresh_token: redeemed.refresh_token,
+    };
+    answer_person_grant(state, &client.client_id, grant).await
 }
 
 /// A request waiting for a person's decision, with the client that made it.

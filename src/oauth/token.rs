@@ -4,13 +4,16 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
+use super::access_tokens::{GrantTarget, sign_access_token};
 use super::client_auth::{AuthMethod, PresentedClient, presented_client};
 use super::error::{OAuthError, OAuthErrorCode};
+use super::id_token::mint_id_token;
 use super::params::OAuthParams;
 use crate::db::clients::Client;
-use crate::domain::GrantType;
+use crate::domain::{GrantType, Scopes};
 use crate::ratelimit::{Decision, FailureBudget, Limits, caller_address};
 use crate::state::AppState;
+use crate::tokens::AccessTokenClaims;
 
 /// RFC 6749 §5.1, with OpenID Connect's `id_token`.
 #[derive(Serialize)]
@@ -47,6 +50,36 @@ impl std::fmt::Debug for TokenResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenResponse").field("expires_in", &self.expires_in).field("scope", &self.scope).finish()
     }
+}
+
+/// What a person's grant (a code, an approved device) issues, once its records are written.
+pub struct PersonGrant {
+    pub target: GrantTarget,
+    /// The access token's claims, already recorded with the grant.
+    pub claims: AccessTokenClaims,
+    pub scope: Scopes,
+    pub refresh_token: Option<String>,
+    /// For the id token: the authorization request's `nonce` and when the person signed in.
+    pub nonce: Option<String>,
+    pub auth_time: chrono::NaiveDateTime,
+}
+
+/// The answer to a person's grant: the access token signed as its audience asks, the refresh
+/// token stored with it, and an id token when `openid` was granted.
+pub async fn answer_person_grant(
+    state: &AppState,
+    client_id: &str,
+    grant: PersonGrant,
+) -> Result<TokenResponse, OAuthError> {
+    let access = sign_access_token(state, grant.target.audience(), grant.claims).await?;
+    let mut response = TokenResponse::bearer(access.token, access.expires_in, &grant.scope);
+    response.refresh_token = grant.refresh_token;
+    if grant.scope.contains("openid") {
+        let auth_time = grant.auth_time.and_utc().timestamp();
+        response.id_token =
+            Some(mint_id_token(state, &grant.target.user, client_id, &grant.scope, grant.nonce, auth_time).await?);
+    }
+    Ok(response)
 }
 
 /// Refuses a grant the authenticated client is not registered for (RFC 6749 §5.2).
