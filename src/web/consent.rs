@@ -3,13 +3,13 @@
 //! and the error pages. What the request means and what to do with it is the protocol's
 //! ([`crate::oauth::authorize`]); this module only carries out its [`Decision`].
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::csrf::{self, CsrfToken};
-use super::pages::{error_page, form_page_leading_to};
+use super::pages::{error_page, form_page_leading_to, see_other, sign_in_then};
 use super::session::current_user;
 use crate::db::users::User;
 use crate::domain::Scopes;
@@ -84,19 +84,11 @@ fn consent_page(
     form_page_leading_to(cookie, &page, &request.redirect_uri)
 }
 
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
-}
-
 /// A decision that needs no page of its own.
 fn carry_out(decision: Decision, req: &HttpRequest) -> HttpResponse {
     match decision {
         Decision::Issue { location } | Decision::RedirectError { location } => see_other(&location),
-        Decision::NeedsLogin => {
-            let here = format!("{AUTHORIZE_PATH}?{}", req.query_string());
-            let return_to = url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>();
-            see_other(&format!("/login?return_to={return_to}"))
-        }
+        Decision::NeedsLogin => see_other(&sign_in_then(&format!("{AUTHORIZE_PATH}?{}", req.query_string()))),
         Decision::PageError(message) => error_page(StatusCode::BAD_REQUEST, "This sign-in link is not valid", &message),
         // Callers render the consent page themselves; a decision asking for it here has
         // nowhere else to go.

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::consent::scopes_for_people;
 use super::csrf::{self, CsrfToken};
 use super::form::PageForm;
-use super::pages::{error_page, form_page};
+use super::pages::{error_page, form_page, see_other, sign_in_then};
 use super::session::current_user;
 use crate::audit::Origin;
 use crate::db::users::User;
@@ -78,18 +78,13 @@ pub struct DecisionForm {
     decision: String,
 }
 
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
-}
-
 /// To the sign-in page, and back here (with the code, if the link carried one) after.
 fn sign_in_first(code: Option<&UserCode>) -> HttpResponse {
     let here = match code {
         Some(code) => format!("{DEVICE_PATH}?user_code={}", code.display()),
         None => DEVICE_PATH.to_owned(),
     };
-    let return_to = url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>();
-    see_other(&format!("/login?return_to={return_to}"))
+    see_other(&sign_in_then(&here))
 }
 
 fn entry_page(

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::csrf::{self, CsrfToken};
-use super::pages::{busy_page, error_page, form_page, form_page_leading_to};
+use super::pages::{busy_page, error_page, form_page, form_page_leading_to, see_other};
 use super::session::{current_user, end_session, start_session};
 use super::throttle::{self, SignInSubjects};
 use crate::audit::{self, Actor, AuditEntry, Outcome};
@@ -113,10 +113,6 @@ struct LoginForm {
     csrf_token: String,
     #[serde(default)]
     return_to: String,
-}
-
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
 }
 
 pub async fn get_login(

@@ -71,6 +71,18 @@ pub fn form_page_leading_to(
     Ok(response)
 }
 
+/// `303 See Other` to `location`: after a form, so a browser never posts it again
+/// (RFC 9700 §4.12).
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+}
+
+/// The sign-in page's address, leading back to `here` (a path on this server) afterwards.
+pub fn sign_in_then(here: &str) -> String {
+    let return_to = percent_encoding::utf8_percent_encode(here, percent_encoding::NON_ALPHANUMERIC);
+    format!("/login?return_to={return_to}")
+}
+
 /// Renders `template`; a template that fails to render is our bug, logged and shown as 500.
 pub fn render(template: &impl Template) -> Result<String, AppError> {
     template.render().map_err(|e| AppError::Unexpected(anyhow::Error::new(e).context("a page failed to render")))

@@ -19,9 +19,7 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::csrf::{self, CsrfToken};
 use super::form::sentence;
@@ -154,10 +152,7 @@ impl Visitor {
                 Some(here) if req.method() == actix_web::http::Method::GET => here.as_str().to_owned(),
                 _ => HOME.to_owned(),
             };
-            return Err(PageError::SignIn(format!(
-                "/login?return_to={}",
-                utf8_percent_encode(&here, NON_ALPHANUMERIC)
-            )));
+            return Err(PageError::SignIn(super::pages::sign_in_then(&here)));
         };
         let CsrfToken { form_value, cookie } = csrf::issue(req, &state);
         Ok(Self { user, acting, state, origin: Origin::of(req), csrf_cookie: cookie, csrf_token: form_value })
@@ -292,9 +287,7 @@ pub fn moment(at: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// After a change: back to a list, with a notice the list shows.
-pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
-}
+pub use super::pages::see_other;
 
 /// "3 December 2026"; "—" for never.
 pub fn date(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
