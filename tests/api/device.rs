@@ -10,7 +10,7 @@ use oauth2::{ClientId, DeviceAuthorizationUrl, Scope, StandardDeviceAuthorizatio
 use serde_json::Value;
 
 use crate::browser::{browser, click, screenshot, wait_for_text, wait_for_url};
-use crate::helpers::{API, Backend, TestApp, post_form, spawn_app, verify_with_jwks};
+use crate::helpers::{API, Backend, TestApp, TestDb, post_form, spawn_app, spawn_app_with, verify_with_jwks};
 use crate::login::{EMAIL, PASSWORD, csrf_token, sign_in};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -271,7 +271,34 @@ async fn guessing_user_codes_is_throttled(backend: Backend) {
     assert_eq!((status, pending["error"].as_str()), (400, Some("authorization_pending")));
 }
 
+/// A public CLI's polls are answered `authorization_pending` or `slow_down` while the person
+/// decides: answers, not failures, so they do not spend the address's failure budget, and a
+/// mistyped secret from the same address afterwards is still answered, not refused.
+async fn waiting_polls_are_not_failed_authentications(backend: Backend) {
+    let app = spawn_app_with(TestDb::new(&backend), |settings| {
+        settings.failed_auth_burst = 2;
+        settings.failed_auth_per_hour = 2;
+    })
+    .await;
+    let client_id = cli_app(&app, &[DEVICE_GRANT]);
+    let started = start(&app, &client_id, "read").await;
+
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let (status, body) = poll(&app, &client_id, started["device_code"].as_str().unwrap()).await;
+        answers.push((status, body["error"].as_str().unwrap_or_default().to_owned()));
+    }
+
+    assert_eq!(answers[0], (400, "authorization_pending".to_owned()));
+    assert!(answers[1..].iter().all(|a| *a == (400, "slow_down".to_owned())), "{answers:?}");
+    let machine = app.create_client(&["client_credentials"], &[], &[]);
+    let form = [("grant_type", "client_credentials")];
+    let wrong_secret = post_form(&app, "/oauth2/token", &form, Some((&machine.client_id, "not the secret"))).await;
+    assert_eq!(wrong_secret.status(), 401, "the failure budget is untouched by the polls");
+}
+
 crate::on_both_backends!(
+    waiting_polls_are_not_failed_authentications,
     polling_says_wait_slow_down_denied_expired_and_gives_tokens_once,
     a_client_must_be_registered_for_the_device_grant,
     guessing_user_codes_is_throttled,
