@@ -40,7 +40,7 @@ impl GrantTarget {
 
 /// Loads a grant's user and API (from a blocking context): the user must still be active
 /// and the API must still exist; `audience` equal to the issuer means Latchkey itself.
-pub fn load_grant_target(
+fn load_grant_target(
     conn: &mut crate::db::DbConnection,
     user_id: &str,
     audience: &str,
@@ -58,6 +58,48 @@ pub fn load_grant_target(
     };
     let lifetime_secs = api.as_ref().map_or(default_ttl_secs, |api| api.token_lifetime_secs);
     Ok(GrantTarget { user, api, lifetime_secs })
+}
+
+/// What a person's grant (a code, a refresh, an approved device) needs in its database trip
+/// to check whom and what it mints for, and to draft the access token it records.
+#[derive(Clone)]
+pub struct GrantDrafter {
+    issuer: String,
+    proof: IssuanceProof,
+    default_ttl_secs: i64,
+}
+
+impl GrantDrafter {
+    pub fn of(state: &AppState) -> Self {
+        Self {
+            issuer: state.issuer.to_string(),
+            proof: state.issuance.clone(),
+            default_ttl_secs: state.settings.access_token_ttl_secs,
+        }
+    }
+
+    /// The grant's user and API (as [`load_grant_target`] checks them) and the claims of the
+    /// access token for `scope` that `client_id` receives.
+    pub fn draft(
+        &self,
+        conn: &mut crate::db::DbConnection,
+        user_id: &str,
+        audience: &str,
+        client_id: &str,
+        scope: &Scopes,
+    ) -> Result<(GrantTarget, AccessTokenClaims), OAuthError> {
+        let target = load_grant_target(conn, user_id, audience, &self.issuer, self.default_ttl_secs)?;
+        let claims = draft_access_token(
+            &self.issuer,
+            &self.proof,
+            target.audience(),
+            target.lifetime_secs,
+            user_id,
+            client_id,
+            scope,
+        );
+        Ok((target, claims))
+    }
 }
 
 /// Who an access token is for.

@@ -4,7 +4,7 @@
 
 use actix_web::HttpRequest;
 
-use super::access_tokens::{GrantTarget, draft_access_token, load_grant_target};
+use super::access_tokens::{GrantDrafter, GrantTarget};
 use super::client_auth::{PresentedClient, authenticate_client_then};
 use super::error::OAuthError;
 use super::params::OAuthParams;
@@ -19,7 +19,7 @@ use crate::db::refresh_tokens::revoke_families_of_code;
 use crate::db::revoked_tokens::revoke_token;
 use crate::domain::{CodeChallenge, GrantType, Scopes};
 use crate::state::AppState;
-use crate::tokens::{AccessTokenClaims, IssuanceProof};
+use crate::tokens::AccessTokenClaims;
 
 struct Redeemed {
     code: AuthorizationCode,
@@ -33,9 +33,7 @@ struct Presented {
     code_hash: String,
     redirect_uri: Option<String>,
     verifier: Option<String>,
-    issuer: String,
-    proof: IssuanceProof,
-    default_ttl_secs: i64,
+    drafter: GrantDrafter,
     hasher: TokenHasher,
 }
 
@@ -74,17 +72,8 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
         (None, Some(_)) => return Err(OAuthError::invalid_grant("the authorization request had no code_challenge")),
         (None, None) => {}
     }
-    let target = load_grant_target(conn, &code.user_id, &code.audience, &presented.issuer, presented.default_ttl_secs)?;
     let scope = Scopes::parse(&code.scope).unwrap_or_default();
-    let claims = draft_access_token(
-        &presented.issuer,
-        &presented.proof,
-        target.audience(),
-        target.lifetime_secs,
-        &code.user_id,
-        &client.client_id,
-        &scope,
-    );
+    let (target, claims) = presented.drafter.draft(conn, &code.user_id, &code.audience, &client.client_id, &scope)?;
     let access_expires_at = claims.expires_at();
     let wants_refresh = scope.contains("offline_access");
 
@@ -155,9 +144,7 @@ pub async fn issue(
         code_hash: state.hasher.hash(params.required("code")?).into_string(),
         redirect_uri: params.get("redirect_uri")?.map(str::to_owned),
         verifier: params.get("code_verifier")?.map(str::to_owned),
-        issuer: state.issuer.to_string(),
-        proof: state.issuance.clone(),
-        default_ttl_secs: state.settings.access_token_ttl_secs,
+        drafter: GrantDrafter::of(state),
         hasher: state.hasher.clone(),
     };
     let (client, redeemed) =

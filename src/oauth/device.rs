@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use chrono::{NaiveDateTime, TimeDelta};
 use serde::Serialize;
 
-use super::access_tokens::{GrantTarget, draft_access_token, load_grant_target};
+use super::access_tokens::{GrantDrafter, GrantTarget};
 use super::authorize::resolve_target;
 use super::client_auth::{PresentedClient, authenticate_client_then, presented_client};
 use super::error::{OAuthError, OAuthErrorCode};
@@ -32,7 +32,7 @@ use crate::domain::{GrantType, Issuer, Scopes, UserCode};
 use crate::manage::consents::record_approval;
 use crate::ratelimit::{Limits, caller_address};
 use crate::state::AppState;
-use crate::tokens::{AccessTokenClaims, IssuanceProof};
+use crate::tokens::AccessTokenClaims;
 
 /// RFC 8628 §3.2's `expires_in`: long enough to find a phone and sign in.
 pub const DEVICE_CODE_LIFETIME: TimeDelta = TimeDelta::minutes(10);
@@ -189,9 +189,7 @@ pub fn is_pending(error: &OAuthError) -> bool {
 
 struct Presented {
     device_code_hash: String,
-    issuer: String,
-    proof: IssuanceProof,
-    default_ttl_secs: i64,
+    drafter: GrantDrafter,
     hasher: TokenHasher,
 }
 
@@ -255,17 +253,8 @@ fn redeem_approved(
             crate::error::AppError::Unexpected(anyhow::anyhow!("an approved device request names no user")).into()
         );
     };
-    let target = load_grant_target(conn, &user_id, &request.audience, &presented.issuer, presented.default_ttl_secs)?;
     let scope = Scopes::parse(&request.scope).unwrap_or_default();
-    let claims = draft_access_token(
-        &presented.issuer,
-        &presented.proof,
-        target.audience(),
-        target.lifetime_secs,
-        &user_id,
-        &client.client_id,
-        &scope,
-    );
+    let (target, claims) = presented.drafter.draft(conn, &user_id, &request.audience, &client.client_id, &scope)?;
     let wants_refresh = scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken);
     let outcome = crate::db::write_transaction(conn, |conn| -> diesel::QueryResult<Option<Option<String>>> {
         if !redeem(conn, &presented.device_code_hash, now)? {
@@ -305,9 +294,7 @@ pub async fn issue(
 ) -> Result<TokenResponse, OAuthError> {
     let presented = Presented {
         device_code_hash: state.hasher.hash(params.required("device_code")?).into_string(),
-        issuer: state.issuer.to_string(),
-        proof: state.issuance.clone(),
-        default_ttl_secs: state.settings.access_token_ttl_secs,
+        drafter: GrantDrafter::of(state),
         hasher: state.hasher.clone(),
     };
     let (client, redeemed) =

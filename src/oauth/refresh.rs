@@ -14,7 +14,7 @@ use chrono::{NaiveDateTime, TimeDelta};
 
 use serde::{Deserialize, Serialize};
 
-use super::access_tokens::{BlockingSigner, draft_access_token, load_grant_target};
+use super::access_tokens::{BlockingSigner, GrantDrafter};
 use super::client_auth::{PresentedClient, authenticate_client_then};
 use super::error::OAuthError;
 use super::params::OAuthParams;
@@ -29,7 +29,6 @@ use crate::db::refresh_tokens::{
 };
 use crate::domain::{GrantType, Scopes};
 use crate::state::AppState;
-use crate::tokens::IssuanceProof;
 
 /// A family lives this long from its first token, however often it is refreshed.
 pub const REFRESH_TOKEN_LIFETIME: TimeDelta = TimeDelta::days(30);
@@ -104,9 +103,7 @@ struct Presented {
     token_hash: String,
     requested_scope: Option<Scopes>,
     retry_key: RetryKey,
-    issuer: String,
-    proof: IssuanceProof,
-    default_ttl_secs: i64,
+    drafter: GrantDrafter,
     hasher: TokenHasher,
     sealer: Sealer,
     signer: BlockingSigner,
@@ -142,17 +139,8 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
         Some(requested) => requested.clone(),
         None => original,
     };
-    let target =
-        load_grant_target(conn, &current.user_id, &current.audience, &presented.issuer, presented.default_ttl_secs)?;
-    let claims = draft_access_token(
-        &presented.issuer,
-        &presented.proof,
-        target.audience(),
-        target.lifetime_secs,
-        &current.user_id,
-        &client.client_id,
-        &scope,
-    );
+    let (target, claims) =
+        presented.drafter.draft(conn, &current.user_id, &current.audience, &client.client_id, &scope)?;
     let (jti, access_expires_at) = (claims.jti.clone(), claims.expires_at());
     let access = presented.signer.sign(conn, target.audience(), claims)?;
     let refresh_token = random_token::<32>();
@@ -294,9 +282,7 @@ pub async fn issue(
             requested_scope: requested_scope.as_ref().map(ToString::to_string),
         },
         requested_scope,
-        issuer: state.issuer.to_string(),
-        proof: state.issuance.clone(),
-        default_ttl_secs: state.settings.access_token_ttl_secs,
+        drafter: GrantDrafter::of(state),
         hasher: state.hasher.clone(),
         sealer: state.sealer.clone(),
         signer: BlockingSigner::of(state),
