@@ -137,6 +137,8 @@ async fn run() {
                         created_at: now,
                         expires_at: now + chrono::TimeDelta::minutes(10),
                         redirect_uri_given: true,
+                        requested_token_type: None,
+                        key_request: None,
                     },
                 )?;
                 codes.push(code);

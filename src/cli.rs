@@ -1,14 +1,23 @@
 //! The `latchkey` command line (INTERFACE §1). `main.rs` only parses and dispatches here.
+//! Management commands act on the configured database, or with `--server` (or
+//! `LATCHKEY_SERVER`) on a running server through its management API, signed in with
+//! `latchkey login` ([`remote`]). Both print the same JSON.
 //!
 //! Floor: entry (docs/architecture.md); wires the CLI onto `manage`.
+
+pub mod remote;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, anyhow, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use serde_json::{Value, json};
+
+use self::remote::{CredentialStore, Remote, ServerUrl};
 
 use crate::config::Settings;
 use crate::crypto::MasterKey;
@@ -36,6 +45,10 @@ pub struct Cli {
     /// Configuration file; it may be absent.
     #[arg(long, global = true, env = "LATCHKEY_CONFIG", default_value = "latchkey.toml")]
     pub config: PathBuf,
+    /// A running server to manage through its management API instead of the local
+    /// database, with the key `latchkey login` kept for it (e.g. https://auth.example.com).
+    #[arg(long, global = true, env = "LATCHKEY_SERVER")]
+    pub server: Option<String>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -46,7 +59,7 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Register OAuth clients.
+    /// Register and list OAuth clients.
     #[command(subcommand)]
     Client(ClientCommand),
     /// Register APIs (resource servers): audience, scopes, signing algorithm.
@@ -61,6 +74,22 @@ pub enum Command {
     /// Create users who sign in through the browser.
     #[command(subcommand)]
     User(UserCommand),
+    /// Sign in to a running server (--server) in the browser; the API key you choose there is
+    /// kept in your configuration directory, readable by you only.
+    Login {
+        /// The client that asks for the key; Latchkey's built-in command-line client by default.
+        #[arg(long)]
+        client_id: Option<String>,
+        /// Print JSON for scripts (the key itself is never printed).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke the key kept for the server (--server) and forget it.
+    Logout {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,9 +118,16 @@ pub struct UserCreateArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per process")]
 pub enum ClientCommand {
     /// Register a client; its secret is printed once and never again.
     Create(ClientCreateArgs),
+    /// List the clients (never their secrets).
+    List {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +255,12 @@ pub struct ApiKeyCreateArgs {
     pub json: bool,
 }
 
+/// Where a management command acts: the configured database, or a running server.
+enum Place {
+    Local(Settings),
+    Remote(Remote),
+}
+
 /// Runs a parsed command line; the exit code is 2 for bad configuration, 1 for failures.
 pub fn run(cli: Cli) -> ExitCode {
     let settings = match Settings::load(&cli.config) {
@@ -229,24 +271,88 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     };
     crate::telemetry::init_tracing(settings.log_format);
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings),
-        Command::Migrate => migrate(&settings),
-        Command::Client(ClientCommand::Create(args)) => create_client(&settings, args),
-        Command::Api(ApiCommand::Create(args)) => create_api(&settings, args),
-        Command::Keys(KeysCommand::Rotate { alg, json }) => rotate_keys(&settings, &alg, json),
-        Command::Keys(KeysCommand::List { json }) => list_keys(&settings, json),
-        Command::Keys(KeysCommand::Withdraw { kid, json }) => withdraw_key(&settings, &kid, json),
-        Command::ApiKey(ApiKeyCommand::Create(args)) => create_api_key(&settings, args),
-        Command::User(UserCommand::Create(args)) => create_user(&settings, args),
+    let server = match cli.server.as_deref().filter(|s| !s.trim().is_empty()).map(ServerUrl::parse).transpose() {
+        Ok(server) => server,
+        Err(error) => {
+            eprintln!("latchkey: {error:#}");
+            return ExitCode::from(2);
+        }
     };
-    match result {
+    match dispatch(cli.command.unwrap_or(Command::Serve), settings, server) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("latchkey: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn dispatch(command: Command, settings: Settings, server: Option<ServerUrl>) -> anyhow::Result<()> {
+    let here_only = |what: &str| -> anyhow::Result<()> {
+        match &server {
+            Some(server) => {
+                bail!("`latchkey {what}` acts on this machine; --server {server} is for management commands")
+            }
+            None => Ok(()),
+        }
+    };
+    match command {
+        Command::Serve => here_only("serve").and_then(|()| serve(settings)),
+        Command::Migrate => here_only("migrate").and_then(|()| migrate(&settings)),
+        Command::Login { client_id, json } => login(server, client_id.as_deref(), json),
+        Command::Logout { json } => logout(server, json),
+        command => {
+            let place = match server {
+                Some(server) => Place::Remote(Remote::signed_in(&server, &CredentialStore::default_location()?)?),
+                None => Place::Local(settings),
+            };
+            manage_command(&place, command)
+        }
+    }
+}
+
+fn manage_command(place: &Place, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Client(ClientCommand::Create(args)) => create_client(place, args),
+        Command::Client(ClientCommand::List { json }) => list_clients(place, json),
+        Command::Api(ApiCommand::Create(args)) => create_api(place, args),
+        Command::Keys(KeysCommand::Rotate { alg, json }) => rotate_keys(place, &alg, json),
+        Command::Keys(KeysCommand::List { json }) => list_keys(place, json),
+        Command::Keys(KeysCommand::Withdraw { kid, json }) => withdraw_key(place, &kid, json),
+        Command::ApiKey(ApiKeyCommand::Create(args)) => create_api_key(place, args),
+        Command::User(UserCommand::Create(args)) => create_user(place, args),
+        Command::Serve | Command::Migrate | Command::Login { .. } | Command::Logout { .. } => {
+            unreachable!("dispatched before")
+        }
+    }
+}
+
+fn needs_server(server: Option<ServerUrl>) -> anyhow::Result<ServerUrl> {
+    server.ok_or_else(|| anyhow!("which server? give --server https://… (or set LATCHKEY_SERVER)"))
+}
+
+fn login(server: Option<ServerUrl>, client_id: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let server = needs_server(server)?;
+    let store = CredentialStore::default_location()?;
+    let signed_in = remote::login(&server, client_id, &store, |message| eprintln!("{message}"))?;
+    print(json, &signed_in, || {
+        format!(
+            "Signed in to {} with the {} key \"{}\" ({}), kept in {}.",
+            signed_in.server,
+            signed_in.kind.replace('_', " "),
+            signed_in.name,
+            signed_in.shown_as,
+            signed_in.credentials.display()
+        )
+    })
+}
+
+fn logout(server: Option<ServerUrl>, json: bool) -> anyhow::Result<()> {
+    let server = needs_server(server)?;
+    let signed_out = remote::logout(&server, &CredentialStore::default_location()?)?;
+    print(json, &signed_out, || {
+        format!("Signed out of {}: key {} is revoked and forgotten.", signed_out.server, signed_out.key_id)
+    })
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -292,156 +398,306 @@ fn print(json: bool, value: &impl Serialize, human: impl FnOnce() -> String) -> 
     Ok(())
 }
 
-fn create_client(settings: &Settings, args: ClientCreateArgs) -> anyhow::Result<()> {
-    let (mut conn, master_key) = open(settings)?;
-    let registration = ClientRegistration {
-        name: args.name,
-        team_id: None,
-        grant_types: args.grant_types,
-        scopes: args.scopes,
-        audiences: args.audiences,
-        redirect_uris: args.redirect_uris,
-        post_logout_redirect_uris: args.post_logout_redirect_uris,
-        public: args.public,
-        token_endpoint_auth_method: args.auth_method,
-        permissions: args.permissions,
-        jwks: args
-            .jwks_file
-            .map(|path| -> anyhow::Result<serde_json::Value> {
-                let text =
-                    std::fs::read_to_string(&path).with_context(|| format!("could not read {}", path.display()))?;
-                serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
-            })
-            .transpose()?,
-        acts_for_users: false,
-        jwks_uri: args.jwks_uri,
-        refresh_retry_window_secs: args.refresh_retry_window,
+/// A field of a command's JSON answer, for the human-readable summary.
+fn text<'a>(value: &'a Value, field: &str) -> &'a str {
+    value[field].as_str().unwrap_or_default()
+}
+
+/// A list answer of the management API is `{"data": […]}`; the command prints the list.
+fn data(answer: Value) -> Value {
+    match answer {
+        Value::Object(mut fields) => fields.remove("data").unwrap_or(Value::Array(Vec::new())),
+        other => other,
+    }
+}
+
+fn create_client(place: &Place, args: ClientCreateArgs) -> anyhow::Result<()> {
+    let jwks = args
+        .jwks_file
+        .as_ref()
+        .map(|path| -> anyhow::Result<serde_json::Value> {
+            let text = std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+        })
+        .transpose()?;
+    let client = match place {
+        Place::Local(settings) => {
+            let (mut conn, master_key) = open(settings)?;
+            let registration = ClientRegistration {
+                name: args.name,
+                team_id: None,
+                grant_types: args.grant_types,
+                scopes: args.scopes,
+                audiences: args.audiences,
+                redirect_uris: args.redirect_uris,
+                post_logout_redirect_uris: args.post_logout_redirect_uris,
+                public: args.public,
+                token_endpoint_auth_method: args.auth_method,
+                permissions: args.permissions,
+                jwks,
+                acts_for_users: false,
+                jwks_uri: args.jwks_uri,
+                refresh_retry_window_secs: args.refresh_retry_window,
+            };
+            serde_json::to_value(manage::clients::register_client(
+                &mut conn,
+                &master_key.token_hasher(),
+                &master_key.sealer(),
+                &Caller::system(),
+                registration,
+            )?)?
+        }
+        Place::Remote(remote) => {
+            let mut body = json!({
+                "name": args.name,
+                "grant_types": args.grant_types,
+                "scopes": args.scopes,
+                "audiences": args.audiences,
+                "redirect_uris": args.redirect_uris,
+                "post_logout_redirect_uris": args.post_logout_redirect_uris,
+                "public": args.public,
+                "permissions": args.permissions,
+            });
+            for (field, value) in [
+                ("token_endpoint_auth_method", args.auth_method.map(Value::from)),
+                ("jwks", jwks),
+                ("jwks_uri", args.jwks_uri.map(Value::from)),
+                ("refresh_retry_window_secs", args.refresh_retry_window.map(Value::from)),
+            ] {
+                if let Some(value) = value {
+                    body[field] = value;
+                }
+            }
+            remote.call(Method::POST, "/clients", Some(body))?
+        }
     };
-    let client = manage::clients::register_client(
-        &mut conn,
-        &master_key.token_hasher(),
-        &master_key.sealer(),
-        &Caller::system(),
-        registration,
-    )?;
     print(args.json, &client, || {
-        let mut out = format!("Created client \"{}\"\n  client_id:     {}\n", client.name, client.client_id);
-        if let Some(secret) = &client.client_secret {
+        let mut out =
+            format!("Created client \"{}\"\n  client_id:     {}\n", text(&client, "name"), text(&client, "client_id"));
+        if let Some(secret) = client["client_secret"].as_str() {
             out += &format!("  client_secret: {secret}\n\nStore the secret now: it is not shown again.");
         }
         out
     })
 }
 
-fn create_api(settings: &Settings, args: ApiCreateArgs) -> anyhow::Result<()> {
-    let (mut conn, master_key) = open(settings)?;
-    let signing: ApiSigning = args.alg.parse().map_err(anyhow::Error::msg)?;
-    let registration = ApiRegistration {
-        name: args.name,
-        team_id: None,
-        audience: args.audience,
-        scopes: args.scopes,
-        signing,
-        token_lifetime_secs: args.token_lifetime,
+fn list_clients(place: &Place, json: bool) -> anyhow::Result<()> {
+    let clients = match place {
+        Place::Local(settings) => {
+            let (mut conn, _) = open(settings)?;
+            serde_json::to_value(manage::clients::list_clients(&mut conn, &Caller::system())?)?
+        }
+        Place::Remote(remote) => data(remote.call(Method::GET, "/clients", None)?),
     };
-    let api = manage::apis::register_api(
-        &mut conn,
-        &master_key.sealer(),
-        &Caller::system(),
-        registration,
-        settings.access_token_ttl_secs,
-    )?;
+    print(json, &clients, || {
+        let rows = clients.as_array().map(Vec::as_slice).unwrap_or_default();
+        if rows.is_empty() {
+            return "No clients.".to_owned();
+        }
+        rows.iter()
+            .map(|c| {
+                let grants: Vec<&str> =
+                    c["grant_types"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                format!("{:<36} {:<30} {}", text(c, "client_id"), text(c, "name"), grants.join(" "))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+fn create_api(place: &Place, args: ApiCreateArgs) -> anyhow::Result<()> {
+    let api = match place {
+        Place::Local(settings) => {
+            let (mut conn, master_key) = open(settings)?;
+            let signing: ApiSigning = args.alg.parse().map_err(anyhow::Error::msg)?;
+            let registration = ApiRegistration {
+                name: args.name,
+                team_id: None,
+                audience: args.audience,
+                scopes: args.scopes,
+                signing,
+                token_lifetime_secs: args.token_lifetime,
+            };
+            serde_json::to_value(manage::apis::register_api(
+                &mut conn,
+                &master_key.sealer(),
+                &Caller::system(),
+                registration,
+                settings.access_token_ttl_secs,
+            )?)?
+        }
+        Place::Remote(remote) => {
+            let mut body = json!({ "audience": args.audience, "scopes": args.scopes, "signing_alg": args.alg });
+            if let Some(name) = args.name {
+                body["name"] = name.into();
+            }
+            if let Some(lifetime) = args.token_lifetime {
+                body["token_lifetime_secs"] = lifetime.into();
+            }
+            remote.call(Method::POST, "/apis", Some(body))?
+        }
+    };
     print(args.json, &api, || {
         let mut out = format!(
             "Created API {} ({}, tokens live {} s)\n  id:    {}\n  scope: {}\n",
-            api.audience, api.signing_alg, api.token_lifetime_secs, api.id, api.scope
+            text(&api, "audience"),
+            text(&api, "signing_alg"),
+            api["token_lifetime_secs"],
+            text(&api, "id"),
+            text(&api, "scope")
         );
-        if let Some(secret) = &api.secret {
+        if let Some(secret) = api["secret"].as_str() {
             out += &format!("  secret: {secret}\n\nStore the secret now: it is not shown again.");
         }
         out
     })
 }
 
-fn rotate_keys(settings: &Settings, alg: &str, json: bool) -> anyhow::Result<()> {
+fn rotate_keys(place: &Place, alg: &str, json: bool) -> anyhow::Result<()> {
     let algorithm: SigningAlgorithm = alg.parse().map_err(anyhow::Error::msg)?;
-    let (mut conn, master_key) = open(settings)?;
-    let window =
-        manage::signing_keys::retirement_window(&mut conn, settings.access_token_ttl_secs, settings.key_refresh_secs)?;
-    let rotated = manage::signing_keys::rotate_key(
-        &mut conn,
-        &master_key.sealer(),
-        &crate::audit::Context::SYSTEM,
-        algorithm,
-        window,
-        db::now(),
-    )?;
+    let (rotated, switch) = match place {
+        Place::Local(settings) => {
+            let (mut conn, master_key) = open(settings)?;
+            let window = manage::signing_keys::retirement_window(
+                &mut conn,
+                settings.access_token_ttl_secs,
+                settings.key_refresh_secs,
+            )?;
+            let rotated = manage::signing_keys::rotate_key(
+                &mut conn,
+                &master_key.sealer(),
+                &crate::audit::Context::SYSTEM,
+                algorithm,
+                window,
+                db::now(),
+            )?;
+            (serde_json::to_value(rotated)?, format!("within {} seconds", settings.key_refresh_secs))
+        }
+        Place::Remote(remote) => (
+            remote.call(Method::POST, "/signing-keys/rotate", Some(json!({ "algorithm": alg })))?,
+            "within their key refresh interval".to_owned(),
+        ),
+    };
     print(json, &rotated, || {
         format!(
             "New {} signing key {}; {} previous key(s) stay published until {}.\n\
-             Running servers switch to it within {} seconds.",
-            rotated.algorithm, rotated.kid, rotated.retired, rotated.retired_published_until, settings.key_refresh_secs
+             Running servers switch to it {switch}.",
+            text(&rotated, "algorithm"),
+            text(&rotated, "kid"),
+            rotated["retired"],
+            text(&rotated, "retired_published_until"),
         )
     })
 }
 
-fn withdraw_key(settings: &Settings, kid: &str, json: bool) -> anyhow::Result<()> {
-    let (mut conn, _) = open(settings)?;
-    let withdrawn =
-        manage::signing_keys::withdraw_signing_key(&mut conn, &Caller::system(), kid).map_err(|e| match e {
-            AppError::NotFound => anyhow::anyhow!("there is no signing key {kid} (`latchkey keys list` shows them)"),
-            other => other.into(),
-        })?;
+fn withdraw_key(place: &Place, kid: &str, json: bool) -> anyhow::Result<()> {
+    let (withdrawn, drop_within) = match place {
+        Place::Local(settings) => {
+            let (mut conn, _) = open(settings)?;
+            let withdrawn =
+                manage::signing_keys::withdraw_signing_key(&mut conn, &Caller::system(), kid).map_err(|e| match e {
+                    AppError::NotFound => {
+                        anyhow::anyhow!("there is no signing key {kid} (`latchkey keys list` shows them)")
+                    }
+                    other => other.into(),
+                })?;
+            (serde_json::to_value(withdrawn)?, format!("within {} seconds", settings.key_refresh_secs))
+        }
+        Place::Remote(remote) => (
+            remote.call(Method::POST, &format!("/signing-keys/{kid}/withdraw"), None)?,
+            "within their key refresh interval".to_owned(),
+        ),
+    };
     print(json, &withdrawn, || {
         format!(
             "Withdrew {} key {}: it is no longer published, and tokens it signed no longer verify.\n\
-             Running servers drop it within {} seconds; services that cache the JWKS, within their \
+             Running servers drop it {drop_within}; services that cache the JWKS, within their \
              cache lifetime (Latchkey sends max-age=300).",
-            withdrawn.algorithm, withdrawn.kid, settings.key_refresh_secs
+            text(&withdrawn, "algorithm"),
+            text(&withdrawn, "kid"),
         )
     })
 }
 
-fn list_keys(settings: &Settings, json: bool) -> anyhow::Result<()> {
-    let (mut conn, _) = open(settings)?;
-    let keys = manage::signing_keys::list_signing_keys(&mut conn, &Caller::system())?;
+fn list_keys(place: &Place, json: bool) -> anyhow::Result<()> {
+    let keys = match place {
+        Place::Local(settings) => {
+            let (mut conn, _) = open(settings)?;
+            serde_json::to_value(manage::signing_keys::list_signing_keys(&mut conn, &Caller::system())?)?
+        }
+        Place::Remote(remote) => data(remote.call(Method::GET, "/signing-keys", None)?),
+    };
     print(json, &keys, || {
-        keys.iter()
-            .map(|k| format!("{:<44} {:<6} {:<19} created {}", k.kid, k.algorithm, k.state, k.created_at))
+        keys.as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|k| {
+                format!(
+                    "{:<44} {:<6} {:<19} created {}",
+                    text(k, "kid"),
+                    text(k, "algorithm"),
+                    text(k, "state"),
+                    text(k, "created_at")
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     })
 }
 
-fn create_api_key(settings: &Settings, args: ApiKeyCreateArgs) -> anyhow::Result<()> {
-    let (mut conn, master_key): (_, MasterKey) = open(settings)?;
-    let conn: &mut DbConnection = &mut conn;
-    let created = match args.kind {
-        BootstrapKeyKind::TenantOwner => manage::api_keys::create_tenant_owner_key(
-            conn,
-            &master_key.token_hasher(),
-            settings.environment,
-            &args.name,
-        )?,
+fn create_api_key(place: &Place, args: ApiKeyCreateArgs) -> anyhow::Result<()> {
+    let created = match place {
+        Place::Local(settings) => {
+            let (mut conn, master_key): (_, MasterKey) = open(settings)?;
+            let conn: &mut DbConnection = &mut conn;
+            serde_json::to_value(match args.kind {
+                BootstrapKeyKind::TenantOwner => manage::api_keys::create_tenant_owner_key(
+                    conn,
+                    &master_key.token_hasher(),
+                    settings.environment,
+                    &args.name,
+                )?,
+            })?
+        }
+        Place::Remote(remote) => {
+            let kind = match args.kind {
+                BootstrapKeyKind::TenantOwner => crate::domain::ApiKeyKind::TenantOwner,
+            };
+            remote.call(Method::POST, "/api-keys", Some(json!({ "kind": kind, "name": args.name })))?
+        }
     };
     print(args.json, &created, || {
         format!(
             "Created {} key \"{}\" ({})\n  {}\n\nStore the key now: it is not shown again.",
-            created.kind.as_str(),
-            created.name,
-            created.id,
-            created.key
+            text(&created, "kind"),
+            text(&created, "name"),
+            text(&created, "id"),
+            text(&created, "key")
         )
     })
 }
 
-fn create_user(settings: &Settings, args: UserCreateArgs) -> anyhow::Result<()> {
+fn create_user(place: &Place, args: UserCreateArgs) -> anyhow::Result<()> {
     let mut password = String::new();
     std::io::stdin().read_line(&mut password).context("could not read the password from standard input")?;
     let password = SecretString::from(password.trim_end_matches(['\r', '\n']).to_owned());
-    let (mut conn, _) = open(settings)?;
-    let password = PasswordHasher::new().hash(password.expose_secret())?;
-    let registration = UserRegistration { email: args.email, name: args.name, password, role: Some(args.role) };
-    let user = manage::users::register_user(&mut conn, &Caller::system(), registration)?;
-    print(args.json, &user, || format!("Created user {} ({})", user.email, user.id))
+    let user = match place {
+        Place::Local(settings) => {
+            let (mut conn, _) = open(settings)?;
+            let password = PasswordHasher::new().hash(password.expose_secret())?;
+            let registration = UserRegistration { email: args.email, name: args.name, password, role: Some(args.role) };
+            serde_json::to_value(manage::users::register_user(&mut conn, &Caller::system(), registration)?)?
+        }
+        Place::Remote(remote) => {
+            let body = json!({
+                "email": args.email,
+                "name": args.name,
+                "password": password.expose_secret(),
+                "role": args.role,
+            });
+            remote.call(Method::POST, "/users", Some(body))?
+        }
+    };
+    print(args.json, &user, || format!("Created user {} ({})", text(&user, "email"), text(&user, "id")))
 }

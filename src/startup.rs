@@ -89,6 +89,8 @@ impl Application {
             let keys = KeySet::load(&mut conn, &init_sealer, db::now())?;
             crate::manage::apis::ensure_management_api(&mut conn, &api_issuer, default_ttl)
                 .context("could not register the management API")?;
+            crate::manage::clients::ensure_cli_client(&mut conn, &api_issuer.management_api_audience())
+                .context("could not register the command line's client")?;
             let setup_token = crate::manage::setup::offer_setup(&mut conn, &setup_hasher)?;
             Ok((pool, keys, setup_token))
         })

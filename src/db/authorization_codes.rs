@@ -27,6 +27,12 @@ pub struct AuthorizationCode {
     /// Whether the authorization request named `redirect_uri` (then the token request must
     /// repeat it, RFC 6749 §4.1.3) or left it to the client's one registered URI.
     pub redirect_uri_given: bool,
+    /// The connect flow: RFC 8693's `requested_token_type` when it asked for an API key,
+    pub requested_token_type: Option<String>,
+    /// the key the person chose (JSON), kept until the code is exchanged,
+    pub key_request: Option<String>,
+    /// and the key made then, revoked if the code is replayed.
+    pub issued_key_id: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -44,6 +50,8 @@ pub struct NewAuthorizationCode<'a> {
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
     pub redirect_uri_given: bool,
+    pub requested_token_type: Option<&'a str>,
+    pub key_request: Option<&'a str>,
 }
 
 pub fn insert_code(conn: &mut DbConnection, code: &NewAuthorizationCode<'_>) -> QueryResult<()> {
@@ -79,6 +87,15 @@ pub fn record_code_access_token(
             authorization_codes::access_token_jti.eq(jti),
             authorization_codes::access_token_expires_at.eq(expires_at),
         ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Remembers the key made from a code (for revocation on replay); the choice it was made
+/// from has served its purpose.
+pub fn record_code_key(conn: &mut DbConnection, code_hash: &str, key_id: &str) -> QueryResult<()> {
+    diesel::update(authorization_codes::table.find(code_hash))
+        .set((authorization_codes::issued_key_id.eq(key_id), authorization_codes::key_request.eq(None::<String>)))
         .execute(conn)
         .map(drop)
 }

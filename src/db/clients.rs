@@ -133,6 +133,23 @@ pub fn insert_client(conn: &mut DbConnection, client: &NewClient<'_>) -> QueryRe
     diesel::insert_into(clients::table).values(client).execute(conn).map(drop)
 }
 
+/// Inserts a built-in client unless another instance made it first.
+pub fn insert_client_unless_present(conn: &mut DbConnection, client: &NewClient<'_>) -> QueryResult<bool> {
+    super::first_insert(diesel::insert_into(clients::table).values(client).execute(conn))
+}
+
+/// A built-in client follows the deployment's management API audience.
+pub fn set_audiences(
+    conn: &mut DbConnection,
+    client_id: &str,
+    audiences: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(clients::table.filter(clients::client_id.eq(client_id)))
+        .set((clients::audiences.eq(audiences), clients::updated_at.eq(now)))
+        .execute(conn)
+}
+
 pub fn find_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<Option<Client>> {
     clients::table.filter(clients::client_id.eq(client_id)).select(Client::as_select()).get_result(conn).optional()
 }

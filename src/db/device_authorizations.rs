@@ -30,6 +30,11 @@ pub struct DeviceAuthorization {
     pub user_id: Option<String>,
     pub auth_time: Option<NaiveDateTime>,
     pub decided_at: Option<NaiveDateTime>,
+    /// RFC 8693's `requested_token_type`, when the device asked for something other than
+    /// tokens: an API key (the connect flow).
+    pub requested_token_type: Option<String>,
+    /// The key the person chose for it (JSON), when they allowed it: made at redemption.
+    pub key_request: Option<String>,
 }
 
 /// Stores a new request; `false` if its user code is already taken by another.
@@ -49,14 +54,21 @@ pub fn find_by_user_code(conn: &mut DbConnection, hash: &str) -> QueryResult<Opt
         .optional()
 }
 
+/// A person's decision on a request.
+pub struct Decision<'a> {
+    pub status: &'a str,
+    pub user_id: &'a str,
+    pub auth_time: NaiveDateTime,
+    /// The key chosen for a connect-flow request.
+    pub key_request: Option<&'a str>,
+}
+
 /// Records the person's decision on a pending, unexpired request; `false` if it was no
 /// longer pending (decided in another tab) or has expired.
 pub fn decide(
     conn: &mut DbConnection,
     user_code_hash: &str,
-    status: &str,
-    user_id: &str,
-    auth_time: NaiveDateTime,
+    decision: &Decision<'_>,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
     diesel::update(
@@ -66,10 +78,11 @@ pub fn decide(
             .filter(device_authorizations::expires_at.gt(now)),
     )
     .set((
-        device_authorizations::status.eq(status),
-        device_authorizations::user_id.eq(user_id),
-        device_authorizations::auth_time.eq(auth_time),
+        device_authorizations::status.eq(decision.status),
+        device_authorizations::user_id.eq(decision.user_id),
+        device_authorizations::auth_time.eq(decision.auth_time),
         device_authorizations::decided_at.eq(now),
+        device_authorizations::key_request.eq(decision.key_request),
     ))
     .execute(conn)
     .map(|rows| rows == 1)
@@ -91,7 +104,12 @@ pub fn redeem(conn: &mut DbConnection, hash: &str, now: NaiveDateTime) -> QueryR
             .filter(device_authorizations::status.eq(STATUS_APPROVED))
             .filter(device_authorizations::expires_at.gt(now)),
     )
-    .set((device_authorizations::status.eq(STATUS_REDEEMED), device_authorizations::last_polled_at.eq(now)))
+    .set((
+        device_authorizations::status.eq(STATUS_REDEEMED),
+        device_authorizations::last_polled_at.eq(now),
+        // The choice has served its purpose once the key exists.
+        device_authorizations::key_request.eq(None::<String>),
+    ))
     .execute(conn)
     .map(|rows| rows == 1)
 }

@@ -145,6 +145,9 @@ diesel::table! {
         access_token_jti -> Nullable<Text>,
         access_token_expires_at -> Nullable<Timestamp>,
         redirect_uri_given -> Bool,
+        requested_token_type -> Nullable<Text>,
+        key_request -> Nullable<Text>,
+        issued_key_id -> Nullable<Text>,
     }
 }
 
@@ -165,6 +168,8 @@ diesel::table! {
         user_id -> Nullable<Text>,
         auth_time -> Nullable<Timestamp>,
         decided_at -> Nullable<Timestamp>,
+        requested_token_type -> Nullable<Text>,
+        key_request -> Nullable<Text>,
     }
 }
 

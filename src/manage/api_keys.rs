@@ -135,7 +135,7 @@ impl fmt::Debug for CreatedApiKey {
 }
 
 /// What a caller asks for.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRequest {
     pub kind: ApiKeyKind,
@@ -274,9 +274,26 @@ pub fn create_key(
     caller: &Caller<'_>,
     request: KeyRequest,
 ) -> Result<CreatedApiKey, AppError> {
+    let vetted = vet_key(conn, caller, request)?;
+    crate::db::write_transaction(conn, |conn| vetted.create(conn, hasher, environment, caller))
+}
+
+/// A key request that passed every rule for its caller: what [`create_key`] checks before it
+/// writes. The connect flow vets the person's choice when they approve and creates the key
+/// (vetting again) when the tool collects it.
+#[derive(Debug)]
+pub struct VettedKey {
+    request: KeyRequest,
+    name: String,
+    user: Option<String>,
+    permissions: Permissions,
+    expires_at: Option<NaiveDateTime>,
+}
+
+/// Checks `request` against what `caller` may hand out, without writing anything.
+pub fn vet_key(conn: &mut DbConnection, caller: &Caller<'_>, request: KeyRequest) -> Result<VettedKey, AppError> {
     let name = clean_name(&request.name, "key")?;
-    let now = crate::db::now();
-    let expires_at = parse_expiry(request.expires_at, now)?;
+    let expires_at = parse_expiry(request.expires_at, crate::db::now())?;
     let permissions = Permissions::parse_list(&request.permissions).map_err(|e| bad(e.to_string()))?;
     let kind = request.kind;
     let user = (kind == ApiKeyKind::Personal).then(|| caller.reach.user.clone()).flatten();
@@ -314,21 +331,28 @@ pub fn create_key(
     if let Some((team, _)) = team {
         super::clients::existing_team(conn, Some(team))?;
     }
-    let new = IssuedKey {
-        kind,
-        name: &name,
-        user: user.as_deref(),
-        service_account: request.service_account_id.as_deref(),
-        team,
-        permissions: if kind == ApiKeyKind::Restricted { permissions.to_stored() } else { String::new() },
-        tier: request.tier,
-        expires_at,
-    };
-    crate::db::write_transaction(conn, |conn| -> Result<CreatedApiKey, AppError> {
-        let service_account = match (kind, new.service_account) {
+    Ok(VettedKey { name, user, permissions, expires_at, request })
+}
+
+impl VettedKey {
+    pub fn kind(&self) -> ApiKeyKind {
+        self.request.kind
+    }
+
+    /// Writes the key, its new service account if it asks for one, and the audit entry.
+    /// Call it inside a write transaction (`create_key` opens one).
+    pub fn create(
+        &self,
+        conn: &mut DbConnection,
+        hasher: &TokenHasher,
+        environment: Environment,
+        caller: &Caller<'_>,
+    ) -> Result<CreatedApiKey, AppError> {
+        let (kind, name, now) = (self.request.kind, self.name.as_str(), crate::db::now());
+        let service_account = match (kind, self.request.service_account_id.as_deref()) {
             (ApiKeyKind::Service, None) => {
                 let id = uuid::Uuid::new_v4().to_string();
-                insert_service_account(conn, &id, &name, &permissions.to_stored(), now)?;
+                insert_service_account(conn, &id, name, &self.permissions.to_stored(), now)?;
                 Some(id)
             }
             (_, existing) => existing.map(str::to_owned),
@@ -338,14 +362,17 @@ pub fn create_key(
         {
             return Err(bad(format!("there is no service account `{account}`")));
         }
-        let created = issue(
-            conn,
-            hasher,
-            environment,
-            caller,
-            &IssuedKey { service_account: service_account.as_deref(), ..new },
-            now,
-        )?;
+        let new = IssuedKey {
+            kind,
+            name,
+            user: self.user.as_deref(),
+            service_account: service_account.as_deref(),
+            team: self.request.team_id.as_deref().zip(self.request.team_role),
+            permissions: if kind == ApiKeyKind::Restricted { self.permissions.to_stored() } else { String::new() },
+            tier: self.request.tier,
+            expires_at: self.expires_at,
+        };
+        let created = issue(conn, hasher, environment, caller, &new, now)?;
         audit::record(
             conn,
             &caller
@@ -355,7 +382,7 @@ pub fn create_key(
                 .details(serde_json::json!({ "kind": kind.as_str(), "name": name })),
         )?;
         Ok(created)
-    })
+    }
 }
 
 /// A key to store: everything but its secret.
@@ -598,6 +625,27 @@ pub fn rotate_key(
                 .details(serde_json::json!({ "replaced_by": created.id, "grace_secs": grace.num_seconds() })),
         )?;
         Ok(created)
+    })
+}
+
+/// Revokes the key the caller presented, which needs no permission: holding a key is
+/// reason enough to be rid of it. Only the tenant's last owner credential is kept.
+pub fn give_up_key(conn: &mut DbConnection, caller: &Caller<'_>, id: &str) -> Result<(), AppError> {
+    let key = find_api_key(conn, id)?.ok_or(AppError::NotFound)?;
+    crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
+        if key.key_kind() == Some(ApiKeyKind::TenantOwner) {
+            super::ensure_an_owner_remains(conn, Some(&key.id), None)?;
+        }
+        revoke_api_key(conn, &key.id, crate::db::now())?;
+        audit::record(
+            conn,
+            &caller
+                .audit
+                .change("api_key.deleted")
+                .target("api_key", &key.id)
+                .details(serde_json::json!({ "by": "itself" })),
+        )?;
+        Ok(())
     })
 }
 

@@ -26,6 +26,59 @@ pub const DEFAULT_REFRESH_RETRY_SECS: i64 = 30;
 /// The longest retry window a client may have: the sealed answer lives as long.
 pub const MAX_REFRESH_RETRY_SECS: i64 = 300;
 
+/// Latchkey's own command line (`latchkey login`): a public client that may only ask, through
+/// the device flow, for an API key a person then chooses and approves. Built in, so that
+/// every deployment can be signed in to from a terminal; it holds nothing by itself.
+pub const CLI_CLIENT_ID: &str = "latchkey-cli";
+
+/// Registers the command line's client on first start and keeps its one audience, the
+/// management API, following the issuer. Safe when several instances start at once.
+pub fn ensure_cli_client(conn: &mut DbConnection, management_audience: &str) -> Result<(), AppError> {
+    let now = crate::db::now();
+    match find_client(conn, CLI_CLIENT_ID)? {
+        Some(client) if client.audiences == management_audience => Ok(()),
+        Some(_) => Ok(crate::db::clients::set_audiences(conn, CLI_CLIENT_ID, management_audience, now).map(drop)?),
+        None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            crate::db::clients::insert_client_unless_present(
+                conn,
+                &NewClient {
+                    id: &id,
+                    tenant_id: crate::db::DEFAULT_TENANT_ID,
+                    team_id: None,
+                    client_id: CLI_CLIENT_ID,
+                    name: "Latchkey command line",
+                    secret_hash: None,
+                    token_endpoint_auth_method: AUTH_METHOD_NONE,
+                    grant_types: GrantType::DeviceCode.as_str(),
+                    scopes: "",
+                    audiences: management_audience,
+                    redirect_uris: "",
+                    post_logout_redirect_uris: "",
+                    created_at: now,
+                    updated_at: now,
+                    permissions: "",
+                    secret_sealed: None,
+                    jwks: None,
+                    acts_for_users: false,
+                    jwks_uri: None,
+                    refresh_retry_secs: 0,
+                },
+            )?;
+            Ok(())
+        }
+    }
+}
+
+fn refuse_built_in(client: &Client) -> Result<(), AppError> {
+    if client.client_id == CLI_CLIENT_ID {
+        return Err(AppError::Conflict(
+            "the command line's client is built in: it can only ask for API keys that a person approves".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// What an operator asks for.
 #[derive(Debug, Default, Clone)]
 pub struct ClientRegistration {
@@ -91,6 +144,8 @@ pub struct ClientView {
     pub previous_secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Latchkey's own command-line client (`latchkey-cli`), which nobody may change.
+    pub built_in: bool,
 }
 
 impl ClientView {
@@ -125,6 +180,7 @@ impl From<&Client> for ClientView {
             previous_secret_expires_at: client.previous_secret_expires_at.filter(|at| *at > now).map(crate::db::utc),
             created_at: crate::db::utc(client.created_at),
             updated_at: crate::db::utc(client.updated_at),
+            built_in: client.client_id == CLI_CLIENT_ID,
         }
     }
 }
@@ -382,7 +438,8 @@ fn client_for(
 
 /// Whether the caller may do `action` to the client (for showing only the buttons that work).
 pub fn may(caller: &Caller<'_>, client: &ClientView, action: Action) -> bool {
-    caller.check(Target::of(Resource::Clients).in_team(client.team_id.as_deref()), action).is_ok()
+    (action == Action::Read || !client.built_in)
+        && caller.check(Target::of(Resource::Clients).in_team(client.team_id.as_deref()), action).is_ok()
 }
 
 pub fn get_client(conn: &mut DbConnection, caller: &Caller<'_>, client_id: &str) -> Result<ClientView, AppError> {
@@ -451,6 +508,7 @@ pub fn update_client(
     update: ClientUpdate,
 ) -> Result<ClientView, AppError> {
     let client = client_for(conn, caller, client_id, Action::Write)?;
+    refuse_built_in(&client)?;
     let keeps_keys = update.jwks.is_none() && update.jwks_uri.is_none();
     let merged = ClientRegistration {
         name: update.name.unwrap_or_else(|| client.name.clone()),
@@ -508,7 +566,7 @@ pub fn update_client(
 }
 
 pub fn delete_client(conn: &mut DbConnection, caller: &Caller<'_>, client_id: &str) -> Result<(), AppError> {
-    client_for(conn, caller, client_id, Action::Delete)?;
+    refuse_built_in(&client_for(conn, caller, client_id, Action::Delete)?)?;
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
         db_delete_client(conn, client_id)?;
         audit::record(conn, &caller.audit.change("client.deleted").target("client", client_id))?;

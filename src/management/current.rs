@@ -27,6 +27,33 @@ pub async fn get_current_api_key(auth: Principal) -> Result<HttpResponse, ApiErr
     }
 }
 
+/// Any key may give itself up, whatever it may otherwise do: whoever holds it could use it
+/// anyway, and a tool signing out (`latchkey logout`) should not need `api_keys:delete`.
+#[utoipa::path(delete, path = "/api/v1/api-keys/current", tag = "api-keys", summary = "Revoke the presented key: it stops working at once",
+    responses((status = 204, description = "revoked"),
+        (status = 400, description = "the request carried an access token, not a key", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired credential", body = ErrorBody),
+        (status = 409, description = "the tenant's last owner credential cannot give itself up", body = ErrorBody)))]
+pub async fn delete_current_api_key(
+    auth: Principal,
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let Principal::Key(key) = auth else {
+        return Err(ApiError::new(
+            ApiErrorCode::InvalidRequest,
+            "this request carries an access token, not an API key: revoke a token at the revocation endpoint",
+        ));
+    };
+    let id = key.key.id.clone();
+    let state = state.into_inner();
+    crate::manage::run_as(&state, Principal::Key(key), crate::audit::Origin::of(&req), move |conn, caller, _| {
+        crate::manage::api_keys::give_up_key(conn, caller, &id)
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// The caller: the user a personal key or a user's token acts as, the service account a
 /// service key acts as, the client a client's own token acts as, or else the key itself.
 #[utoipa::path(get, path = "/api/v1/users/me", tag = "users", summary = "Who the caller is: a user, a service account, a client, or the key",

@@ -23,7 +23,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use crate::audit::Origin;
 use crate::db::DbConnection;
 use crate::error::AppError;
-use crate::http::only;
+use crate::http::{only, routes};
 use crate::manage::{Caller, run_as};
 use crate::principal::Principal;
 use crate::ratelimit::Decision;
@@ -138,7 +138,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::PathConfig::default().error_handler(|e, _| input_error(format!("the path is not valid: {e}"))),
             )
             .service(only("/openapi.json", Method::GET, web::get().to(openapi::get_openapi)))
-            .service(only("/api-keys/current", Method::GET, web::get().to(current::get_current_api_key)))
+            .service(routes(
+                "/api-keys/current",
+                vec![
+                    (Method::GET, web::get().to(current::get_current_api_key)),
+                    (Method::DELETE, web::delete().to(current::delete_current_api_key)),
+                ],
+            ))
             .service(only("/users/me", Method::GET, web::get().to(current::get_me)))
             .configure(resources::configure)
             .default_service(web::to(|_: Principal| async { Err::<actix_web::HttpResponse, _>(ApiError::not_found()) }))

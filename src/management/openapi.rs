@@ -147,6 +147,7 @@ impl utoipa::IntoResponses for TargetRefusals {
     security(("bearer" = []), ("user_token" = [])),
     paths(
         super::current::get_current_api_key,
+        super::current::delete_current_api_key,
         super::current::get_me,
         resources::list_clients,
         resources::create_client,

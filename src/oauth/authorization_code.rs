@@ -6,27 +6,42 @@ use actix_web::HttpRequest;
 
 use super::access_tokens::{GrantDrafter, GrantTarget};
 use super::client_auth::{PresentedClient, authenticate_client_then};
+use super::connect::{Collection, key_response};
 use super::error::OAuthError;
 use super::params::OAuthParams;
 use super::refresh::{REFRESH_TOKEN_LIFETIME, store_refresh_token};
 use super::token::{PersonGrant, TokenResponse, answer_person_grant, ensure_grant_allowed};
+use super::token_exchange::API_KEY_TOKEN_TYPE;
+use crate::audit::Origin;
+use crate::config::Environment;
 use crate::crypto::TokenHasher;
 use crate::db::DbConnection;
-use crate::db::authorization_codes::{AuthorizationCode, consume_code, find_code, record_code_access_token};
+use crate::db::api_keys::revoke_api_key;
+use crate::db::authorization_codes::{
+    AuthorizationCode, consume_code, find_code, record_code_access_token, record_code_key,
+};
 use crate::db::clients::Client;
 use crate::db::refresh_tokens::FamilyMember;
 use crate::db::refresh_tokens::revoke_families_of_code;
 use crate::db::revoked_tokens::revoke_token;
 use crate::domain::{CodeChallenge, GrantType, Scopes};
+use crate::error::AppError;
+use crate::manage::api_keys::CreatedApiKey;
 use crate::state::AppState;
 use crate::tokens::AccessTokenClaims;
 
-struct Redeemed {
+struct TokensRedeemed {
     code: AuthorizationCode,
     target: GrantTarget,
     /// The access token's claims, recorded with the code before it is signed.
     claims: AccessTokenClaims,
     refresh_token: Option<String>,
+}
+
+enum Redeemed {
+    Tokens(Box<TokensRedeemed>),
+    /// The connect flow's answer: the key the person chose, made now and shown only here.
+    Key(Box<CreatedApiKey>),
 }
 
 struct Presented {
@@ -35,6 +50,8 @@ struct Presented {
     verifier: Option<String>,
     drafter: GrantDrafter,
     hasher: TokenHasher,
+    environment: Environment,
+    origin: Origin,
 }
 
 /// Checks and consumes the code (from a blocking context).
@@ -72,6 +89,9 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
         (None, Some(_)) => return Err(OAuthError::invalid_grant("the authorization request had no code_challenge")),
         (None, None) => {}
     }
+    if code.requested_token_type.as_deref() == Some(API_KEY_TOKEN_TYPE) {
+        return redeem_key(conn, client, &code, presented, now).map(|key| Redeemed::Key(Box::new(key)));
+    }
     let scope = Scopes::parse(&code.scope).unwrap_or_default();
     let (target, claims) = presented.drafter.draft(conn, &code.user_id, &code.audience, &client.client_id, &scope)?;
     let access_expires_at = claims.expires_at();
@@ -103,9 +123,33 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
         store_refresh_token(conn, &presented.hasher, &member, now).map(|token| Some(Some(token)))
     })?;
     match outcome {
-        Some(refresh_token) => Ok(Redeemed { code, target, claims, refresh_token }),
+        Some(refresh_token) => Ok(Redeemed::Tokens(Box::new(TokensRedeemed { code, target, claims, refresh_token }))),
         // Another request consumed it between our read and our write.
         None => Err(replayed(conn, &code, now)?),
+    }
+}
+
+/// Makes the key the person chose ([`Collection`]) in the transaction that consumes the
+/// code, and records it with the code for revocation should the code be replayed.
+fn redeem_key(
+    conn: &mut DbConnection,
+    client: &Client,
+    code: &AuthorizationCode,
+    presented: Presented,
+    now: chrono::NaiveDateTime,
+) -> Result<CreatedApiKey, OAuthError> {
+    let collection = Collection::prepare(conn, client, &code.user_id, code.key_request.as_deref(), presented.origin)?;
+    let created = crate::db::write_transaction(conn, |conn| -> Result<Option<CreatedApiKey>, AppError> {
+        if !consume_code(conn, &presented.code_hash, now)? {
+            return Ok(None);
+        }
+        let created = collection.make(conn, &presented.hasher, presented.environment)?;
+        record_code_key(conn, &presented.code_hash, &created.id)?;
+        Ok(Some(created))
+    })?;
+    match created {
+        Some(created) => Ok(created),
+        None => Err(replayed(conn, code, now)?),
     }
 }
 
@@ -131,6 +175,9 @@ fn revoke_issued_from(
     if let (Some(jti), Some(expires_at)) = (&code.access_token_jti, code.access_token_expires_at) {
         revoke_token(conn, jti, expires_at, now)?;
     }
+    if let Some(key_id) = &code.issued_key_id {
+        revoke_api_key(conn, key_id, now)?;
+    }
     revoke_families_of_code(conn, &code.code_hash, now).map(drop)
 }
 
@@ -146,11 +193,16 @@ pub async fn issue(
         verifier: params.get("code_verifier")?.map(str::to_owned),
         drafter: GrantDrafter::of(state),
         hasher: state.hasher.clone(),
+        environment: state.settings.environment,
+        origin: Origin::of(req),
     };
     let (client, redeemed) =
         authenticate_client_then(state, req, presented_client, move |conn, client| redeem(conn, client, presented))
             .await?;
-
+    let redeemed = match redeemed {
+        Redeemed::Key(created) => return Ok(key_response(*created)),
+        Redeemed::Tokens(tokens) => *tokens,
+    };
     let grant = PersonGrant {
         scope: Scopes::parse(&redeemed.code.scope).unwrap_or_default(),
         nonce: redeemed.code.nonce.clone(),

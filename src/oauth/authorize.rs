@@ -9,7 +9,9 @@
 
 use chrono::TimeDelta;
 
+use super::connect::{keep_choice, key_audience, wants_api_key};
 use super::params::OAuthParams;
+use super::token_exchange::API_KEY_TOKEN_TYPE;
 use crate::audit::{self, Actor, AuditEntry, Outcome};
 use crate::crypto::{TokenHasher, random_token};
 use crate::db::DbConnection;
@@ -17,8 +19,9 @@ use crate::db::apis::find_api_by_audience;
 use crate::db::authorization_codes::{NewAuthorizationCode, insert_code};
 use crate::db::clients::{Client, find_client};
 use crate::db::users::User;
-use crate::domain::{CodeChallenge, GrantType, RedirectUri, ResourceUri, Scopes};
+use crate::domain::{CodeChallenge, GrantType, Issuer, RedirectUri, ResourceUri, Scopes};
 use crate::error::AppError;
+use crate::manage::api_keys::KeyRequest;
 use crate::manage::consents::{is_remembered, record_approval};
 use crate::state::AppState;
 
@@ -43,6 +46,8 @@ pub struct AuthorizationRequest {
     pub nonce: Option<String>,
     pub prompt_none: bool,
     pub prompt_consent: bool,
+    /// The connect flow: the client asks for an API key the person chooses, not for tokens.
+    pub wants_api_key: bool,
 }
 
 #[derive(Debug)]
@@ -57,7 +62,7 @@ pub enum AuthorizeError {
 pub fn validate_request(
     conn: &mut DbConnection,
     params: &OAuthParams,
-    issuer: &str,
+    issuer: &Issuer,
 ) -> Result<Result<AuthorizationRequest, AuthorizeError>, AppError> {
     let page = |message: &str| Ok(Err(AuthorizeError::Page(message.to_owned())));
     let Ok(Some(client_id)) = params.get("client_id") else {
@@ -119,12 +124,23 @@ pub fn validate_request(
         }
         None => None,
     };
-    let Some(scope) = scope else {
-        return back("invalid_scope", "scope is required".into());
+    let wants_api_key = match wants_api_key(one("requested_token_type")) {
+        Ok(wants) => wants,
+        Err(description) => return back("invalid_request", description),
     };
-    let (scope, audience) = match resolve_target(conn, &client, scope, resource, issuer)? {
-        Ok(target) => target,
-        Err(refusal) => return back(refusal.error, refusal.description),
+    let (scope, audience) = if wants_api_key {
+        match key_audience(&client, scope, resource, issuer) {
+            Ok(audience) => (Scopes::default(), audience),
+            Err(refusal) => return back(refusal.error, refusal.description),
+        }
+    } else {
+        let Some(scope) = scope else {
+            return back("invalid_scope", "scope is required".into());
+        };
+        match resolve_target(conn, &client, scope, resource, issuer.as_str())? {
+            Ok(target) => target,
+            Err(refusal) => return back(refusal.error, refusal.description),
+        }
     };
     let prompts: Vec<&str> = prompt.unwrap_or_default().split(' ').filter(|p| !p.is_empty()).collect();
     Ok(Ok(AuthorizationRequest {
@@ -138,6 +154,7 @@ pub fn validate_request(
         nonce: nonce.map(str::to_owned),
         prompt_none: prompts.contains(&"none"),
         prompt_consent: prompts.contains(&"consent"),
+        wants_api_key,
     }))
 }
 
@@ -146,6 +163,17 @@ pub fn validate_request(
 pub struct TargetRefusal {
     pub error: &'static str,
     pub description: String,
+}
+
+/// The same refusal at an endpoint that answers in JSON (the device authorization endpoint).
+impl From<TargetRefusal> for super::error::OAuthError {
+    fn from(refusal: TargetRefusal) -> Self {
+        match refusal.error {
+            "invalid_target" => Self::invalid_target(refusal.description),
+            "unauthorized_client" => Self::unauthorized_client(refusal.description),
+            _ => Self::invalid_scope(refusal.description),
+        }
+    }
 }
 
 /// Checks the scope a client asks for and finds the audience its tokens will be for: the
@@ -261,12 +289,14 @@ fn back_to_client(request: &AuthorizationRequest, error: &'static str, descripti
     }
 }
 
-/// Issues a code for `user` (from a blocking context) and returns it.
+/// Issues a code for `user` (from a blocking context) and returns it; for the connect flow,
+/// with the key the person chose (JSON), made when the code is exchanged.
 fn issue_code(
     conn: &mut DbConnection,
     hasher: &TokenHasher,
     request: &AuthorizationRequest,
     user: &User,
+    key_request: Option<&str>,
 ) -> Result<String, AppError> {
     let code = random_token::<32>();
     let now = crate::db::now();
@@ -285,6 +315,8 @@ fn issue_code(
             created_at: now,
             expires_at: now + CODE_LIFETIME,
             redirect_uri_given: request.redirect_uri_given,
+            requested_token_type: request.wants_api_key.then_some(API_KEY_TOKEN_TYPE),
+            key_request,
         },
     )?;
     Ok(code)
@@ -301,7 +333,7 @@ pub async fn validate(
     state: &AppState,
     params: OAuthParams,
 ) -> Result<(Result<AuthorizationRequest, AuthorizeError>, OAuthParams), AppError> {
-    let issuer = state.issuer.to_string();
+    let issuer = state.issuer.clone();
     crate::db::run(&state.pool, move |conn| {
         let result = validate_request(conn, &params, &issuer)?;
         Ok((result, params))
@@ -337,11 +369,12 @@ pub async fn decide(
         }
         return Ok((Decision::NeedsLogin, params));
     };
-    if !request.prompt_consent && remembered(state, &user, &request).await? {
+    // A key is chosen each time: no remembered consent stands for one.
+    if !request.prompt_consent && !request.wants_api_key && remembered(state, &user, &request).await? {
         let hasher = state.hasher.clone();
         let (request_for_code, user_for_code) = (request.clone(), user.clone());
         let code =
-            crate::db::run(&state.pool, move |conn| issue_code(conn, &hasher, &request_for_code, &user_for_code))
+            crate::db::run(&state.pool, move |conn| issue_code(conn, &hasher, &request_for_code, &user_for_code, None))
                 .await?;
         return Ok((issued(&request, &issuer, &code), params));
     }
@@ -358,22 +391,38 @@ pub fn login_required(request: &AuthorizationRequest) -> AuthorizeError {
     back_to_client(request, "login_required", "the user is not signed in")
 }
 
-/// The person allowed `request`: the consent is recorded (remembered if they ticked the
-/// box), and a code issued.
+/// What the person allowed: tokens (the consent remembered if they ticked the box), or the
+/// API key they chose for a connect-flow request (vetted as them already).
+#[derive(Debug)]
+pub enum Approval {
+    Tokens { remember: bool },
+    Key(KeyRequest),
+}
+
+/// The person allowed `request`: the consent is recorded, and a code issued. A key is its
+/// own record, made when the code is exchanged; no consent stands for it.
 pub async fn approve(
     state: &AppState,
     request: AuthorizationRequest,
     user: User,
-    remember: bool,
+    approval: Approval,
 ) -> Result<Decision, AppError> {
     let issuer = state.issuer.to_string();
     let request_id = crate::telemetry::current_request_id();
     let hasher = state.hasher.clone();
+    let key_request = match &approval {
+        Approval::Key(chosen) if request.wants_api_key => Some(keep_choice(chosen)?),
+        Approval::Tokens { .. } if !request.wants_api_key => None,
+        _ => return Err(AppError::BadRequest("the approval does not match what the request asks for".into())),
+    };
+    let remember = matches!(approval, Approval::Tokens { remember: true });
     let (request_for_code, user_for_code) = (request.clone(), user);
     let code = crate::db::run(&state.pool, move |conn| {
         let (request, user) = (request_for_code, user_for_code);
         let client_id = &request.client.client_id;
-        record_approval(conn, &user.id, client_id, &request.audience, &request.scope, remember)?;
+        if !request.wants_api_key {
+            record_approval(conn, &user.id, client_id, &request.audience, &request.scope, remember)?;
+        }
         let entry = AuditEntry::new(Actor::User(&user.id), "consent.granted", Outcome::Success)
             .target("client", &request.client.client_id)
             .from_request(None, Some(&request_id))
@@ -381,9 +430,10 @@ pub async fn approve(
                 "scope": request.scope.to_string(),
                 "audience": request.audience,
                 "remembered": remember,
+                "requested_token_type": request.wants_api_key.then_some(API_KEY_TOKEN_TYPE),
             }));
         audit::record(conn, &entry)?;
-        issue_code(conn, &hasher, &request, &user)
+        issue_code(conn, &hasher, &request, &user, key_request.as_deref())
     })
     .await?;
     Ok(issued(&request, &issuer, &code))

@@ -14,21 +14,27 @@ use serde::Serialize;
 use super::access_tokens::{GrantDrafter, GrantTarget};
 use super::authorize::resolve_target;
 use super::client_auth::{PresentedClient, authenticate_client_then, presented_client};
+use super::connect::{Collection, keep_choice, key_audience, key_response, wants_api_key};
 use super::error::{OAuthError, OAuthErrorCode};
 use super::params::OAuthParams;
 use super::refresh::{REFRESH_TOKEN_LIFETIME, store_refresh_token};
 use super::token::{PersonGrant, TokenResponse, answer_person_grant, ensure_grant_allowed};
-use crate::audit;
+use super::token_exchange::API_KEY_TOKEN_TYPE;
+use crate::audit::{self, Origin};
+use crate::config::Environment;
 use crate::crypto::{TokenHasher, random_bytes, random_token};
 use crate::db::DbConnection;
 use crate::db::clients::{Client, find_client};
 use crate::db::device_authorizations::{
-    DeviceAuthorization, STATUS_APPROVED, STATUS_DENIED, STATUS_PENDING, STATUS_REDEEMED, decide as record_decision,
-    find_by_device_code, find_by_user_code, insert_device_authorization, record_poll, redeem,
+    Decision, DeviceAuthorization, STATUS_APPROVED, STATUS_DENIED, STATUS_PENDING, STATUS_REDEEMED,
+    decide as record_decision, find_by_device_code, find_by_user_code, insert_device_authorization, record_poll,
+    redeem,
 };
 use crate::db::refresh_tokens::FamilyMember;
 use crate::db::users::User;
 use crate::domain::{GrantType, Issuer, Scopes, UserCode};
+use crate::error::AppError;
+use crate::manage::api_keys::{CreatedApiKey, KeyRequest};
 use crate::manage::consents::record_approval;
 use crate::ratelimit::{Limits, caller_address};
 use crate::state::AppState;
@@ -72,6 +78,9 @@ pub fn user_code_hash(hasher: &TokenHasher, code: &UserCode) -> String {
 
 /// What the device asked for, and where from.
 struct Request {
+    /// RFC 8693's `requested_token_type`: tokens (absent, or the access-token type) or an
+    /// API key ([`API_KEY_TOKEN_TYPE`], the connect flow).
+    requested_token_type: Option<String>,
     scope: Option<String>,
     resource: Option<String>,
     issuer: Issuer,
@@ -87,16 +96,17 @@ fn start(
     request: Request,
 ) -> Result<DeviceAuthorizationResponse, OAuthError> {
     ensure_grant_allowed(client, GrantType::DeviceCode)?;
-    // RFC 8628 §3.1: scope is optional; without one, everything the client may ask for.
-    let scope = request.scope.unwrap_or_else(|| client.scopes.clone());
-    let (scope, audience) =
-        match resolve_target(conn, client, &scope, request.resource.as_deref(), request.issuer.as_str())? {
-            Ok(target) => target,
-            Err(refusal) if refusal.error == "invalid_target" => {
-                return Err(OAuthError::invalid_target(refusal.description));
-            }
-            Err(refusal) => return Err(OAuthError::invalid_scope(refusal.description)),
-        };
+    let wants_key = wants_api_key(request.requested_token_type.as_deref()).map_err(OAuthError::invalid_request)?;
+    let (scope, audience) = if wants_key {
+        (
+            Scopes::default(),
+            key_audience(client, request.scope.as_deref(), request.resource.as_deref(), &request.issuer)?,
+        )
+    } else {
+        // RFC 8628 §3.1: scope is optional; without one, everything the client may ask for.
+        let scope = request.scope.clone().unwrap_or_else(|| client.scopes.clone());
+        resolve_target(conn, client, &scope, request.resource.as_deref(), request.issuer.as_str())??
+    };
     let device_code = random_token::<32>();
     let now = crate::db::now();
     // 2^34.6 user codes: a collision with a live one is rare, and answered with another.
@@ -118,6 +128,8 @@ fn start(
             user_id: None,
             auth_time: None,
             decided_at: None,
+            requested_token_type: wants_key.then(|| API_KEY_TOKEN_TYPE.to_owned()),
+            key_request: None,
         };
         if insert_device_authorization(conn, &row)? {
             return Ok(DeviceAuthorizationResponse {
@@ -166,6 +178,7 @@ async fn authorize_device(
     let presented = presented_client(req, &params)?;
     tracing::Span::current().record("client_id", presented.client_id.as_str());
     let request = Request {
+        requested_token_type: params.get("requested_token_type")?.map(str::to_owned),
         scope: params.get("scope")?.map(str::to_owned),
         resource: params.get("resource")?.map(str::to_owned),
         issuer: state.issuer.clone(),
@@ -191,13 +204,22 @@ struct Presented {
     device_code_hash: String,
     drafter: GrantDrafter,
     hasher: TokenHasher,
+    environment: Environment,
+    origin: Origin,
 }
 
-struct Redeemed {
+/// An approved request for tokens, redeemed: what the answer is made of.
+struct TokensRedeemed {
     request: DeviceAuthorization,
     target: GrantTarget,
     claims: AccessTokenClaims,
     refresh_token: Option<String>,
+}
+
+enum Redeemed {
+    Tokens(Box<TokensRedeemed>),
+    /// The connect flow's answer: the key the person chose, made now and shown only here.
+    Key(Box<CreatedApiKey>),
 }
 
 /// Answers one poll (from a blocking context): wait, slow down, denied, expired, or the
@@ -253,6 +275,9 @@ fn redeem_approved(
             crate::error::AppError::Unexpected(anyhow::anyhow!("an approved device request names no user")).into()
         );
     };
+    if request.requested_token_type.as_deref() == Some(API_KEY_TOKEN_TYPE) {
+        return redeem_key(conn, client, &request, &user_id, presented, now).map(|key| Redeemed::Key(Box::new(key)));
+    }
     let scope = Scopes::parse(&request.scope).unwrap_or_default();
     let (target, claims) = presented.drafter.draft(conn, &user_id, &request.audience, &client.client_id, &scope)?;
     let wants_refresh = scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken);
@@ -279,10 +304,32 @@ fn redeem_approved(
         store_refresh_token(conn, &presented.hasher, &member, now).map(|token| Some(Some(token)))
     })?;
     match outcome {
-        Some(refresh_token) => Ok(Redeemed { request, target, claims, refresh_token }),
+        Some(refresh_token) => {
+            Ok(Redeemed::Tokens(Box::new(TokensRedeemed { request, target, claims, refresh_token })))
+        }
         // Another poll redeemed it between our read and our write.
         None => Err(OAuthError::invalid_grant("the device code was already used")),
     }
+}
+
+/// Makes the key the person chose ([`Collection`]) in the transaction that redeems the
+/// device code, so that of concurrent polls one makes a key.
+fn redeem_key(
+    conn: &mut DbConnection,
+    client: &Client,
+    request: &DeviceAuthorization,
+    user_id: &str,
+    presented: Presented,
+    now: NaiveDateTime,
+) -> Result<CreatedApiKey, OAuthError> {
+    let collection = Collection::prepare(conn, client, user_id, request.key_request.as_deref(), presented.origin)?;
+    let created = crate::db::write_transaction(conn, |conn| -> Result<Option<CreatedApiKey>, AppError> {
+        if !redeem(conn, &presented.device_code_hash, now)? {
+            return Ok(None);
+        }
+        collection.make(conn, &presented.hasher, presented.environment).map(Some)
+    })?;
+    created.ok_or_else(|| OAuthError::invalid_grant("the device code was already used"))
 }
 
 /// The device code grant at the token endpoint (RFC 8628 §3.4).
@@ -296,17 +343,23 @@ pub async fn issue(
         device_code_hash: state.hasher.hash(params.required("device_code")?).into_string(),
         drafter: GrantDrafter::of(state),
         hasher: state.hasher.clone(),
+        environment: state.settings.environment,
+        origin: Origin::of(req),
     };
     let (client, redeemed) =
         authenticate_client_then(state, req, presented_client, move |conn, client| poll(conn, client, presented))
             .await?;
+    let TokensRedeemed { request, target, claims, refresh_token } = match redeemed {
+        Redeemed::Key(created) => return Ok(key_response(*created)),
+        Redeemed::Tokens(tokens) => *tokens,
+    };
     let grant = PersonGrant {
-        scope: Scopes::parse(&redeemed.request.scope).unwrap_or_default(),
+        scope: Scopes::parse(&request.scope).unwrap_or_default(),
         nonce: None,
-        auth_time: redeemed.request.auth_time.unwrap_or(redeemed.request.created_at),
-        target: redeemed.target,
-        claims: redeemed.claims,
-        refresh_token: redeemed.refresh_token,
+        auth_time: request.auth_time.unwrap_or(request.created_at),
+        target,
+        claims,
+        refresh_token,
     };
     answer_person_grant(state, &client.client_id, grant).await
 }
@@ -334,10 +387,19 @@ pub fn find_pending(
 }
 
 /// What the person chose at `/device`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum DeviceDecision {
     Allow,
+    /// Allow a connect-flow request, with the key the person chose (already vetted as them).
+    AllowKey(KeyRequest),
     Deny,
+}
+
+impl PendingRequest {
+    /// Whether the device asked for an API key (the connect flow) rather than tokens.
+    pub fn wants_api_key(&self) -> bool {
+        self.request.requested_token_type.as_deref() == Some(API_KEY_TOKEN_TYPE)
+    }
 }
 
 /// Records `user`'s decision on the request `code` names, with the consent an allowed
@@ -355,15 +417,25 @@ pub fn decide(
         return Ok(None);
     };
     let now = crate::db::now();
-    let (status, action) = match decision {
-        DeviceDecision::Allow => (STATUS_APPROVED, "device.approved"),
+    let (status, action) = match &decision {
+        DeviceDecision::Allow | DeviceDecision::AllowKey(_) => (STATUS_APPROVED, "device.approved"),
         DeviceDecision::Deny => (STATUS_DENIED, "device.denied"),
     };
+    let key_request = match &decision {
+        DeviceDecision::AllowKey(chosen) if pending.wants_api_key() => Some(keep_choice(chosen)?),
+        DeviceDecision::Allow if pending.wants_api_key() => {
+            return Err(AppError::BadRequest("choose the key this request is for".into()));
+        }
+        DeviceDecision::AllowKey(_) => return Err(AppError::BadRequest("this request is not for an API key".into())),
+        _ => None,
+    };
+    let recorded = Decision { status, user_id: &user.id, auth_time: now, key_request: key_request.as_deref() };
     let decided = crate::db::write_transaction(conn, |conn| -> Result<bool, crate::error::AppError> {
-        if !record_decision(conn, &pending.request.user_code_hash, status, &user.id, now, now)? {
+        if !record_decision(conn, &pending.request.user_code_hash, &recorded, now)? {
             return Ok(false);
         }
-        if decision == DeviceDecision::Allow {
+        // A key is its own record (made at redemption); tokens come with a consent.
+        if matches!(decision, DeviceDecision::Allow) {
             let scope = Scopes::parse(&pending.request.scope).unwrap_or_default();
             record_approval(conn, &user.id, &pending.client.client_id, &pending.request.audience, &scope, false)?;
         }
@@ -375,6 +447,7 @@ pub fn decide(
                 .details(serde_json::json!({
                     "scope": pending.request.scope,
                     "requested_from": pending.request.requested_from,
+                    "requested_token_type": pending.request.requested_token_type,
                 })),
         )?;
         Ok(true)

@@ -7,6 +7,7 @@ pub mod authorization_code;
 pub mod authorize;
 pub mod client_auth;
 pub mod client_credentials;
+pub mod connect;
 pub mod device;
 pub mod discovery;
 pub mod error;

@@ -49,6 +49,12 @@ impl OAuthParams {
     }
 
     /// Every parameter as received, in order.
+    /// These parameters without the fields `names` (a page's own, posted beside them).
+    pub fn without(mut self, names: &[&str]) -> Self {
+        self.values.retain(|(name, _)| !names.contains(&name.as_str()));
+        self
+    }
+
     pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.values.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }

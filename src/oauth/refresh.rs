@@ -68,7 +68,7 @@ impl RetryRecord {
             auth_method: request.auth_method.to_owned(),
             requested_scope: request.requested_scope.clone(),
             access_token: response.access_token.clone(),
-            expires_in: response.expires_in,
+            expires_in: response.expires_in.unwrap_or_default(),
             scope: response.scope.clone(),
             refresh_token: response.refresh_token.clone().unwrap_or_default(),
         }
@@ -79,7 +79,7 @@ impl RetryRecord {
         TokenResponse {
             access_token: self.access_token,
             token_type: "Bearer",
-            expires_in: self.expires_in,
+            expires_in: Some(self.expires_in),
             scope: self.scope,
             refresh_token: Some(self.refresh_token),
             id_token: None,

@@ -20,7 +20,9 @@ use crate::tokens::AccessTokenClaims;
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
-    pub expires_in: i64,
+    /// Absent only for an API key that does not expire (the connect flow).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -37,7 +39,7 @@ impl TokenResponse {
         Self {
             access_token,
             token_type: "Bearer",
-            expires_in,
+            expires_in: Some(expires_in),
             scope: (!scope.is_empty()).then(|| scope.to_string()),
             refresh_token: None,
             id_token: None,

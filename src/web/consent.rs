@@ -9,13 +9,15 @@ use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::csrf::{self, CsrfToken};
+use super::key_form::{self, KeyChoice, KeyDraft, KeyForm};
 use super::pages::{error_page, form_page_leading_to, see_other, sign_in_then};
 use super::session::current_user;
+use crate::audit::Origin;
 use crate::db::users::User;
 use crate::domain::Scopes;
 use crate::error::AppError;
 use crate::oauth::AUTHORIZE_PATH;
-use crate::oauth::authorize::{self, AuthorizationRequest, Decision, login_required};
+use crate::oauth::authorize::{self, Approval, AuthorizationRequest, Decision, login_required};
 use crate::oauth::params::OAuthParams;
 use crate::state::AppState;
 
@@ -57,31 +59,72 @@ struct ConsentPage<'a> {
     scopes: Vec<String>,
     hidden: Vec<(String, String)>,
     csrf_token: &'a str,
+    /// A connect-flow request: the key to choose instead of scopes.
+    connect: Option<KeyChoice>,
+    form_action: &'static str,
+    allow_value: &'static str,
+    recipient: &'static str,
 }
 
 /// The page asking `user` to allow or deny `request`. The request's own parameters ride in
-/// hidden fields, to be checked again when the form comes back.
+/// hidden fields, to be checked again when the form comes back; a connect-flow request's
+/// page also offers the key (`draft`).
 fn consent_page(
     req: &HttpRequest,
     state: &AppState,
     request: &AuthorizationRequest,
     user: &User,
     params: &OAuthParams,
+    draft: Option<KeyDraft>,
 ) -> Result<HttpResponse, AppError> {
     let CsrfToken { form_value, cookie } = csrf::issue(req, state);
     let hidden: Vec<(String, String)> = params
         .pairs()
         .filter(|(name, _)| !matches!(*name, "csrf_token" | "decision" | "remember"))
+        .filter(|(name, _)| !key_form::FIELDS.contains(name))
         .map(|(n, v)| (n.to_owned(), v.to_owned()))
         .collect();
+    let fix = draft.as_ref().is_some_and(KeyDraft::has_errors);
+    let connect = draft.map(|draft| {
+        let mut here = url::form_urlencoded::Serializer::new(String::new());
+        here.extend_pairs(hidden.iter());
+        draft.choice(state.settings.environment, format!("{AUTHORIZE_PATH}?{}&kind=", here.finish()))
+    });
     let page = ConsentPage {
         client_name: &request.client.name,
         user_name: user.display_name(),
         scopes: scopes_for_people(&request.scope),
         hidden,
         csrf_token: &form_value,
+        connect,
+        form_action: AUTHORIZE_PATH,
+        allow_value: "approve",
+        recipient: "application",
     };
-    form_page_leading_to(cookie, &page, &request.redirect_uri)
+    let mut response = form_page_leading_to(cookie, &page, &request.redirect_uri)?;
+    if fix {
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    Ok(response)
+}
+
+/// The consent page for `request`: for a connect-flow request, with the kinds of key the
+/// person may create (`kind`, from the page's address, chosen).
+async fn ask(
+    req: &HttpRequest,
+    state: &AppState,
+    request: &AuthorizationRequest,
+    user: &User,
+    params: &OAuthParams,
+) -> Result<HttpResponse, AppError> {
+    let draft = if request.wants_api_key {
+        let (person, origin) = (user.clone(), Origin::of(req));
+        let offer = crate::db::run(&state.pool, move |conn| key_form::offer_to(conn, &person, &origin)).await?;
+        Some(KeyDraft::new(offer, params.get("kind").ok().flatten()))
+    } else {
+        None
+    };
+    consent_page(req, state, request, user, params, draft)
 }
 
 /// A decision that needs no page of its own.
@@ -105,7 +148,7 @@ pub async fn get_authorize(req: HttpRequest, state: web::Data<AppState>) -> Resu
     };
     let user = current_user(&req, &state).await?;
     match authorize::decide(&state, params, user).await? {
-        (Decision::NeedsConsent { request, user }, params) => consent_page(&req, &state, &request, &user, &params),
+        (Decision::NeedsConsent { request, user }, params) => ask(&req, &state, &request, &user, &params).await,
         (decision, _) => Ok(carry_out(decision, &req)),
     }
 }
@@ -145,6 +188,9 @@ pub async fn post_authorize(
     };
     let submitted_csrf = params.get("csrf_token").ok().flatten().unwrap_or_default().to_owned();
     let choice = ConsentDecision::from_form(&params);
+    // A connect-flow page posts the key's fields beside the request's own parameters.
+    let key: KeyForm = serde_html_form::from_bytes(&body).unwrap_or_default();
+    let params = params.without(&key_form::FIELDS);
     if !csrf::verify(&req, &state, &submitted_csrf) {
         return Ok(error_page(
             StatusCode::FORBIDDEN,
@@ -152,7 +198,8 @@ pub async fn post_authorize(
             "Go back to the application and start again.",
         ));
     }
-    let request = match authorize::validate(&state, params).await?.0 {
+    let (request, params) = authorize::validate(&state, params).await?;
+    let request = match request {
         Ok(request) => request,
         Err(error) => return Ok(carry_out(error.into_decision(&issuer), &req)),
     };
@@ -160,7 +207,18 @@ pub async fn post_authorize(
         return Ok(carry_out(login_required(&request).into_decision(&issuer), &req));
     };
     let decision = match choice {
-        Some(ConsentDecision::Approve { remember }) => authorize::approve(&state, request, user, remember).await?,
+        Some(ConsentDecision::Approve { .. }) if request.wants_api_key => {
+            let (person, origin) = (user.clone(), Origin::of(&req));
+            let vetted =
+                crate::db::run(&state.pool, move |conn| key_form::vet_choice(conn, &person, &origin, key)).await?;
+            match vetted {
+                Ok(chosen) => authorize::approve(&state, request, user, Approval::Key(chosen)).await?,
+                Err(draft) => return consent_page(&req, &state, &request, &user, &params, Some(draft)),
+            }
+        }
+        Some(ConsentDecision::Approve { remember }) => {
+            authorize::approve(&state, request, user, Approval::Tokens { remember }).await?
+        }
         Some(ConsentDecision::Deny) => authorize::deny(&state, request, user).await?,
         None => return Ok(error_page(StatusCode::BAD_REQUEST, "Cannot continue", "Choose Allow or Deny.")),
     };

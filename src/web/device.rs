@@ -12,10 +12,13 @@ use serde::Deserialize;
 
 use super::consent::scopes_for_people;
 use super::csrf::{self, CsrfToken};
-use super::form::PageForm;
+use super::form::{PageForm, PageForms};
+use super::key_form::{self, KeyChoice, KeyDraft, KeyForm};
 use super::pages::{error_page, form_page, see_other, sign_in_then};
 use super::session::current_user;
 use crate::audit::Origin;
+use crate::crypto::TokenHasher;
+use crate::db::DbConnection;
 use crate::db::users::User;
 use crate::domain::{Scopes, UserCode};
 use crate::error::AppError;
@@ -50,6 +53,12 @@ struct ConfirmPage<'a> {
     asked_by: Option<&'a str>,
     scopes: Vec<String>,
     csrf_token: &'a str,
+    /// A connect-flow request: the key to choose instead of scopes.
+    connect: Option<KeyChoice>,
+    hidden: Vec<(String, String)>,
+    form_action: &'static str,
+    allow_value: &'static str,
+    recipient: &'static str,
 }
 
 #[derive(Template)]
@@ -62,6 +71,8 @@ struct DonePage<'a> {
 #[derive(Deserialize)]
 pub struct CodeQuery {
     user_code: Option<String>,
+    /// A connect-flow request's chosen kind of key.
+    kind: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +88,9 @@ pub struct DecisionForm {
     #[serde(default)]
     decision: String,
 }
+
+/// Where the confirmation page posts the person's decision.
+pub const DECIDE_PATH: &str = "/device/decide";
 
 /// To the sign-in page, and back here (with the code, if the link carried one) after.
 fn sign_in_first(code: Option<&UserCode>) -> HttpResponse {
@@ -106,9 +120,14 @@ fn confirm_page(
     user: &User,
     code: &UserCode,
     pending: &PendingRequest,
+    draft: Option<KeyDraft>,
 ) -> Result<HttpResponse, AppError> {
     let CsrfToken { form_value, cookie } = csrf::issue(req, state);
     let request = &pending.request;
+    let status = match &draft {
+        Some(draft) if draft.has_errors() => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    };
     let page = ConfirmPage {
         client_name: &pending.client.name,
         user_name: user.display_name(),
@@ -118,8 +137,15 @@ fn confirm_page(
         asked_by: request.requested_by.as_deref(),
         scopes: scopes_for_people(&Scopes::parse(&request.scope).unwrap_or_default()),
         csrf_token: &form_value,
+        connect: draft.map(|draft| {
+            draft.choice(state.settings.environment, format!("{DEVICE_PATH}?user_code={}&kind=", code.display()))
+        }),
+        hidden: vec![("user_code".to_owned(), code.display())],
+        form_action: DECIDE_PATH,
+        allow_value: "allow",
+        recipient: "device",
     };
-    form_page(StatusCode::OK, cookie, &page)
+    form_page(status, cookie, &page)
 }
 
 /// The budgets a wrong code spends: the address's and everyone's.
@@ -148,22 +174,35 @@ async fn spend_a_guess(req: &HttpRequest, state: &AppState) {
 
 /// Looks `typed` up, within the guessing budgets: the confirmation page for a pending
 /// request, else the entry page saying why not.
-async fn look_up(req: &HttpRequest, state: &AppState, user: &User, typed: &str) -> Result<HttpResponse, AppError> {
+async fn look_up(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &User,
+    typed: &str,
+    kind: Option<String>,
+) -> Result<HttpResponse, AppError> {
     if let Some(refusal) = guessing_refused(req, state).await {
         return too_many_guesses(req, state, user, typed, &refusal);
     }
     let pending = match UserCode::parse(typed) {
         Some(code) => {
-            let hasher = state.hasher.clone();
-            let lookup = code.clone();
-            crate::db::run(&state.pool, move |conn| device::find_pending(conn, &hasher, &lookup))
-                .await?
-                .map(|pending| (code, pending))
+            let (hasher, lookup, person, origin) = (state.hasher.clone(), code.clone(), user.clone(), Origin::of(req));
+            crate::db::run(&state.pool, move |conn| {
+                let Some(pending) = device::find_pending(conn, &hasher, &lookup)? else { return Ok(None) };
+                let draft = if pending.wants_api_key() {
+                    Some(KeyDraft::new(key_form::offer_to(conn, &person, &origin)?, kind.as_deref()))
+                } else {
+                    None
+                };
+                Ok(Some((pending, draft)))
+            })
+            .await?
+            .map(|found| (code, found))
         }
         None => None,
     };
     match pending {
-        Some((code, pending)) => confirm_page(req, state, user, &code, &pending),
+        Some((code, (pending, draft))) => confirm_page(req, state, user, &code, &pending, draft),
         None => {
             spend_a_guess(req, state).await;
             let error = "That code is not valid, or it has expired. Check the code on your device.".to_owned();
@@ -191,14 +230,15 @@ pub async fn get_device(
     state: web::Data<AppState>,
     query: web::Query<CodeQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let typed = query.into_inner().user_code.unwrap_or_default();
+    let CodeQuery { user_code, kind } = query.into_inner();
+    let typed = user_code.unwrap_or_default();
     let Some(user) = current_user(&req, &state).await? else {
         return Ok(sign_in_first(UserCode::parse(&typed).as_ref()));
     };
     if typed.is_empty() {
         return entry_page(&req, &state, &user, "", None, StatusCode::OK);
     }
-    look_up(&req, &state, &user, &typed).await
+    look_up(&req, &state, &user, &typed, kind).await
 }
 
 /// `POST /device`: the code a person typed.
@@ -211,23 +251,54 @@ pub async fn post_device(
     let Some(user) = current_user(&req, &state).await? else {
         return Ok(sign_in_first(UserCode::parse(&typed).as_ref()));
     };
-    look_up(&req, &state, &user, &typed).await
+    look_up(&req, &state, &user, &typed, None).await
+}
+
+/// What deciding came to.
+enum Decided {
+    /// Recorded; `None` if the request was no longer pending.
+    Recorded(Option<PendingRequest>),
+    /// The chosen key cannot be had as chosen: the form again, with what to fix.
+    FixKey(PendingRequest, Box<KeyDraft>),
+}
+
+/// Decides (from a blocking context): for a connect-flow request, the chosen key is read and
+/// vetted as the person first, so that a refusal comes back to the form rather than to the
+/// device; the key itself is made when the device collects it.
+fn decide(
+    conn: &mut DbConnection,
+    hasher: &TokenHasher,
+    code: &UserCode,
+    user: &User,
+    allow: bool,
+    key: KeyForm,
+    origin: &Origin,
+) -> Result<Decided, AppError> {
+    let decision = match device::find_pending(conn, hasher, code)? {
+        Some(pending) if allow && pending.wants_api_key() => match key_form::vet_choice(conn, user, origin, key)? {
+            Ok(chosen) => DeviceDecision::AllowKey(chosen),
+            Err(draft) => return Ok(Decided::FixKey(pending, Box::new(draft))),
+        },
+        _ if allow => DeviceDecision::Allow,
+        _ => DeviceDecision::Deny,
+    };
+    device::decide(conn, hasher, code, user, decision, origin).map(Decided::Recorded)
 }
 
 /// `POST /device/decide`: Allow or Deny, for the code on the confirmation page.
 pub async fn post_decide(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: PageForm<DecisionForm>,
+    form: PageForms<DecisionForm, KeyForm>,
 ) -> Result<HttpResponse, AppError> {
-    let form = form.into_inner();
+    let PageForms(form, key) = form;
     let code = UserCode::parse(&form.user_code);
     let Some(user) = current_user(&req, &state).await? else {
         return Ok(sign_in_first(code.as_ref()));
     };
-    let decision = match form.decision.as_str() {
-        "allow" => DeviceDecision::Allow,
-        "deny" => DeviceDecision::Deny,
+    let allow = match form.decision.as_str() {
+        "allow" => true,
+        "deny" => false,
         _ => return Ok(error_page(StatusCode::BAD_REQUEST, "Cannot continue", "Choose Allow or Deny.")),
     };
     let Some(code) = code else {
@@ -242,23 +313,34 @@ pub async fn post_decide(
         page.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
         return Ok(page);
     }
-    let (hasher, origin, person) = (state.hasher.clone(), Origin::of(&req), user.clone());
+    let (hasher, origin, person, lookup) = (state.hasher.clone(), Origin::of(&req), user.clone(), code.clone());
     let decided =
-        crate::db::run(&state.pool, move |conn| device::decide(conn, &hasher, &code, &person, decision, &origin))
-            .await?;
+        crate::db::run(&state.pool, move |conn| decide(conn, &hasher, &lookup, &person, allow, key, &origin)).await?;
+    let decided = match decided {
+        Decided::Recorded(decided) => decided,
+        Decided::FixKey(pending, draft) => return confirm_page(&req, &state, &user, &code, &pending, Some(*draft)),
+    };
     if decided.is_none() {
         spend_a_guess(&req, &state).await;
     }
-    let page = match (decided, decision) {
-        (None, _) => DonePage {
+    let page = match decided {
+        None => DonePage {
             title: "This request is over",
             message: "It was already answered, or it expired. Start again on your device if you still need to.".into(),
         },
-        (Some(pending), DeviceDecision::Allow) => DonePage {
+        Some(pending) if allow && pending.wants_api_key() => DonePage {
+            title: "Key on its way",
+            message: format!(
+                "{} receives the key you chose when it next checks in; it is shown nowhere else. \
+                 It is listed with your API keys, where you can revoke it.",
+                pending.client.name
+            ),
+        },
+        Some(pending) if allow => DonePage {
             title: "Device connected",
             message: format!("{} now has access. Go back to your device: it continues by itself.", pending.client.name),
         },
-        (Some(pending), DeviceDecision::Deny) => {
+        Some(pending) => {
             DonePage { title: "Request denied", message: format!("{} was not given access.", pending.client.name) }
         }
     };

@@ -58,15 +58,6 @@ struct Token {
     csrf_token: String,
 }
 
-/// Checks the CSRF token of `body`, then parses it.
-pub fn parse<T: DeserializeOwned>(req: &HttpRequest, state: &AppState, body: &[u8]) -> Result<T, FormRefusal> {
-    let token: Token = serde_html_form::from_bytes(body).map_err(|_| FormRefusal::Unreadable)?;
-    if !csrf::verify(req, state, &token.csrf_token) {
-        return Err(FormRefusal::Expired);
-    }
-    serde_html_form::from_bytes(body).map_err(|_| FormRefusal::Unreadable)
-}
-
 /// `manage` words its refusals as API messages (lower case, no full stop); pages show sentences.
 pub fn sentence(message: &str) -> String {
     let mut chars = message.chars();
@@ -76,6 +67,13 @@ pub fn sentence(message: &str) -> String {
         out.push('.');
     }
     out
+}
+
+/// One option of a select or a set of radio buttons.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
 }
 
 /// A refusal of a form's input, placed next to the field it is about when one is named.
@@ -99,21 +97,53 @@ impl FieldError {
     }
 }
 
+/// A form read as two parts that ignore each other's fields: a page's own fields and a
+/// group several pages share (the key fields of `web::key_form`).
+pub struct PageForms<A, B>(pub A, pub B);
+
+type FormFuture<T> = Pin<Box<dyn Future<Output = Result<T, actix_web::Error>>>>;
+
+/// Reads a form's body (within the limit), checks its CSRF token, and parses it with `parse`.
+fn extract<T: 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    parse: impl FnOnce(&[u8]) -> Result<T, FormRefusal> + 'static,
+) -> FormFuture<T> {
+    let req = req.clone();
+    let payload = web::Payload::from_request(&req, payload);
+    Box::pin(async move {
+        let state = req.app_data::<web::Data<AppState>>().cloned().ok_or(FormRefusal::Unreadable)?;
+        let body = match payload.await?.to_bytes_limited(LIMIT).await {
+            Ok(Ok(body)) => body,
+            _ => return Err(FormRefusal::Unreadable.into()),
+        };
+        let token: Token = serde_html_form::from_bytes(&body).map_err(|_| FormRefusal::Unreadable)?;
+        if !csrf::verify(&req, &state, &token.csrf_token) {
+            return Err(FormRefusal::Expired.into());
+        }
+        Ok(parse(&body)?)
+    })
+}
+
+fn fields<T: DeserializeOwned>(body: &[u8]) -> Result<T, FormRefusal> {
+    serde_html_form::from_bytes(body).map_err(|_| FormRefusal::Unreadable)
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for PageForm<T> {
     type Error = actix_web::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+    type Future = FormFuture<Self>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        let payload = web::Payload::from_request(&req, payload);
-        Box::pin(async move {
-            let state = req.app_data::<web::Data<AppState>>().cloned().ok_or(FormRefusal::Unreadable)?;
-            let body = match payload.await?.to_bytes_limited(LIMIT).await {
-                Ok(Ok(body)) => body,
-                _ => return Err(FormRefusal::Unreadable.into()),
-            };
-            Ok(PageForm(parse(&req, &state, &body)?))
-        })
+        extract(req, payload, |body| Ok(PageForm(fields(body)?)))
+    }
+}
+
+impl<A: DeserializeOwned + 'static, B: DeserializeOwned + 'static> FromRequest for PageForms<A, B> {
+    type Error = actix_web::Error;
+    type Future = FormFuture<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        extract(req, payload, |body| Ok(PageForms(fields(body)?, fields(body)?)))
     }
 }
 

@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod device;
 pub mod form;
 pub mod invitation;
+pub mod key_form;
 pub mod login;
 pub mod pages;
 pub mod session;
@@ -41,7 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         crate::oauth::device::DEVICE_PATH,
         vec![(Method::GET, web::get().to(device::get_device)), (Method::POST, web::post().to(device::post_device))],
     ))
-    .service(only("/device/decide", Method::POST, web::post().to(device::post_decide)))
+    .service(only(device::DECIDE_PATH, Method::POST, web::post().to(device::post_decide)))
     .service(only("/device/qr", Method::GET, web::get().to(device::get_qr)))
     .service(only("/account", Method::GET, web::get().to(account::get_account)))
     .service(only("/account/consents/revoke", Method::POST, web::post().to(account::post_revoke_consent)))

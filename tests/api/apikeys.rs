@@ -322,7 +322,28 @@ async fn introspect_with_new_client(app: &TestApp, token: &str) -> Value {
     app.introspect(token, &client).await
 }
 
+async fn any_key_may_give_itself_up_but_the_last_owner_key(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let owner = tenant_owner_key(&app);
+    // A key that may do nothing with keys still revokes itself.
+    let reader = app.restricted_key(&owner, &["clients:read"]).await;
+    let (_, current) = app.api("GET", "/api-keys/current", &reader, None).await;
+    assert_eq!(app.api("DELETE", "/api-keys/current", &reader, None).await.0, 204);
+    assert_eq!(app.api("GET", "/clients", &reader, None).await.0, 401, "it stopped working at once");
+    let mut conn = app.pool.get().unwrap();
+    let events = latchkey::db::audit::list_audit_events(&mut conn, 100).unwrap();
+    let given_up = events.iter().find(|e| e.action == "api_key.deleted").expect("audited");
+    assert_eq!(given_up.target_id.as_deref(), current["id"].as_str());
+    assert!(given_up.details.contains("itself"), "{}", given_up.details);
+
+    // The tenant's last owner credential stays: nobody could manage the tenant without it.
+    let (status, refused) = app.api("DELETE", "/api-keys/current", &owner, None).await;
+    assert_eq!((status, refused["error"].as_str()), (409, Some("conflict")), "{refused}");
+    assert_eq!(app.api("GET", "/api-keys/current", &owner, None).await.0, 200);
+}
+
 crate::on_both_backends!(
+    any_key_may_give_itself_up_but_the_last_owner_key,
     exchanged_tokens_carry_each_kinds_permissions_as_scopes,
     an_api_key_is_exchanged_for_a_short_lived_jwt,
     a_bad_exchange_gets_the_rfc_8693_error,

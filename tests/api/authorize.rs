@@ -65,7 +65,7 @@ fn unescape(html: &str) -> String {
 }
 
 /// The hidden fields of the consent form, plus the decision.
-fn consent_form(html: &str, decision: &str, remember: bool) -> Vec<(String, String)> {
+pub fn consent_form(html: &str, decision: &str, remember: bool) -> Vec<(String, String)> {
     let mut fields = vec![("csrf_token".to_owned(), csrf_token(html)), ("decision".to_owned(), decision.to_owned())];
     for input in html.split("<input type=\"hidden\" name=\"").skip(1) {
         let (name, rest) = input.split_once('"').unwrap();

@@ -10,6 +10,7 @@ mod device;
 
 mod cli;
 mod client_jwt;
+mod connect;
 mod crash;
 mod discovery;
 mod guides;

@@ -171,10 +171,10 @@ async fn lists_show_only_what_is_in_reach(backend: Backend) {
         async move { ok(app, "GET", path, &key, None).await["data"].as_array().unwrap().len() }
     };
 
-    assert_eq!(count("owner", "/clients").await, 3);
+    assert_eq!(count("owner", "/clients").await, 4, "three and the built-in latchkey-cli");
     assert_eq!(count("team viewer", "/clients").await, 1);
     assert_eq!(count("personal", "/clients").await, 1);
-    assert_eq!(count("rk clients:read", "/clients").await, 3);
+    assert_eq!(count("rk clients:read", "/clients").await, 4);
     assert_eq!(count("owner", "/teams").await, 2);
     assert_eq!(count("team viewer", "/teams").await, 1);
     assert_eq!(count("personal", "/users").await, 1, "a member sees themselves");

@@ -38,7 +38,7 @@ async fn migrations_go_up_down_and_up_again(backend: Backend) {
 
     // Assert
     assert_eq!(after_down, 0);
-    assert_eq!(applied.len(), 9);
+    assert_eq!(applied.len(), 10);
     assert_eq!(table_count(&mut conn), 18);
     assert!(db::run_migrations(&mut conn).unwrap().is_empty(), "nothing left to apply");
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use actix_web::http::StatusCode;
 use actix_web::web::{self};
 use askama::Template;
-use chrono::{NaiveDate, TimeDelta, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 
 use super::secret::{NewSecret, show_once};
@@ -15,57 +15,18 @@ use super::{
     Choice, PageResult, Section, Shell, Visitor, chosen_grace, date, grace_choices, not_found_page, see_other,
     stops_after,
 };
-use crate::access::{Action, Permission, Resource, TeamRole};
+use crate::access::{Action, Resource};
 use crate::config::Environment;
 use crate::db::DbConnection;
-use crate::domain::{ApiKeyKind, DisplayName};
+use crate::domain::ApiKeyKind;
 use crate::error::AppError;
 use crate::manage::Caller;
-use crate::manage::api_keys::{
-    self, ApiKeyView, KeyListQuery, KeyRequest, MAX_ROTATION_GRACE, creatable_kinds, may_set_tier, teams_for_team_keys,
-};
-use crate::ratelimit::Tier;
+use crate::manage::api_keys::{self, ApiKeyView, KeyListQuery, MAX_ROTATION_GRACE, creatable_kinds};
 use crate::state::AppState;
 use crate::web::form::PageForm;
+use crate::web::key_form::{self, FieldErrors, KeyFields, KeyForm, KindOption, Offer, given, kind_label};
 
 pub const LIST: &str = "/dashboard/api-keys";
-
-/// How people call each kind, and what it is for.
-fn kind_label(kind: ApiKeyKind) -> &'static str {
-    match kind {
-        ApiKeyKind::Personal => "Personal",
-        ApiKeyKind::Service => "Service account",
-        ApiKeyKind::Team => "Team",
-        ApiKeyKind::TenantOwner => "Tenant owner",
-        ApiKeyKind::Restricted => "Restricted",
-    }
-}
-
-fn kind_description(kind: ApiKeyKind) -> &'static str {
-    match kind {
-        ApiKeyKind::Personal => "Acts as you, with exactly your access. Stops working if your account is deactivated.",
-        ApiKeyKind::Service => "For a program: a new service account with the tenant permissions you choose.",
-        ApiKeyKind::Team => "Acts in one team with a role: viewer, editor or admin.",
-        ApiKeyKind::TenantOwner => "Reaches everything in the tenant. Keep it for bootstrapping and emergencies.",
-        ApiKeyKind::Restricted => "Only the permissions you tick (an rk_ key), for one script or integration.",
-    }
-}
-
-fn resource_label(resource: Option<Resource>) -> &'static str {
-    match resource {
-        None => "Every resource",
-        Some(Resource::Clients) => "OAuth apps",
-        Some(Resource::Apis) => "APIs",
-        Some(Resource::Users) => "Users",
-        Some(Resource::Teams) => "Teams",
-        Some(Resource::ApiKeys) => "API keys",
-        Some(Resource::Consents) => "Consents",
-        Some(Resource::SigningKeys) => "Signing keys",
-        Some(Resource::AuditLog) => "Audit log",
-    }
-}
-
-const ACTIONS: [Action; 4] = [Action::Read, Action::Write, Action::Delete, Action::Admin];
 
 // ---------------------------------------------------------------- the list
 
@@ -110,10 +71,6 @@ pub struct ListQuery {
     environment: Option<String>,
     cursor: Option<String>,
     done: Option<String>,
-}
-
-fn given(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 fn parse_environment(value: &str) -> Option<Environment> {
@@ -262,46 +219,14 @@ pub async fn get_list(visitor: Visitor, query: web::Query<ListQuery>) -> PageRes
 
 // ---------------------------------------------------------------- creating
 
-struct PermissionCell {
-    id: String,
-    value: String,
-    label: String,
-    checked: bool,
-}
-
-struct PermissionRow {
-    label: &'static str,
-    cells: Vec<PermissionCell>,
-}
-
-struct KindOption {
-    value: &'static str,
-    label: &'static str,
-    description: &'static str,
-}
-
 #[derive(Template)]
 #[template(path = "dashboard/api_key_new.html")]
 struct NewKeyPage {
     shell: Shell,
-    /// The kinds offered; the form shows once one is chosen.
+    /// The kinds offered, until one is chosen.
     kinds: Vec<KindOption>,
-    kind: Option<KindOption>,
-    name: String,
-    name_error: Option<String>,
-    teams: Vec<Choice>,
-    roles: Vec<Choice>,
-    /// Existing service accounts a service key may join instead of making a new one.
-    accounts: Vec<Choice>,
-    new_account: bool,
-    permissions: Vec<PermissionRow>,
-    permissions_needed: bool,
-    tiers: Vec<Choice>,
-    expiries: Vec<Choice>,
-    expires_on: String,
-    expires_error: Option<String>,
-    environment: &'static str,
-    error: Option<String>,
+    /// The chosen kind's fields.
+    key: Option<KeyFields>,
 }
 
 #[derive(Deserialize)]
@@ -309,150 +234,13 @@ pub struct NewKeyQuery {
     kind: Option<String>,
 }
 
-/// What the person typed, kept when the form comes back with an error.
-#[derive(Deserialize, Default)]
-pub struct CreateForm {
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    permissions: Vec<String>,
-    team_id: Option<String>,
-    team_role: Option<String>,
-    /// A service key's account: `new`, or an existing account's id.
-    service_account: Option<String>,
-    tier: Option<String>,
-    expires: Option<String>,
-    expires_on: Option<String>,
-}
-
-const EXPIRIES: [(&str, &str); 6] = [
-    ("never", "Never"),
-    ("30", "In 30 days"),
-    ("90", "In 90 days"),
-    ("180", "In 180 days"),
-    ("365", "In a year"),
-    ("date", "On a date (below)"),
-];
-
-/// What the create form needs from storage: the kinds, teams and tiers this person may use.
-struct Offer {
-    kinds: Vec<ApiKeyKind>,
-    teams: Vec<(String, String)>,
-    accounts: Vec<(String, String)>,
-    tiers: bool,
-}
-
-fn offer(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Offer, AppError> {
-    Ok(Offer {
-        kinds: creatable_kinds(conn, caller)?,
-        teams: teams_for_team_keys(conn, caller)?,
-        accounts: api_keys::service_accounts_for_keys(conn, caller)?,
-        tiers: may_set_tier(caller),
-    })
-}
-
-#[derive(Default)]
-struct FieldErrors {
-    form: Option<String>,
-    name: Option<String>,
-    expires: Option<String>,
-}
-
-fn new_key_page(
-    visitor: &Visitor,
-    environment: Environment,
-    offer: &Offer,
-    kind: Option<ApiKeyKind>,
-    form: &CreateForm,
-    errors: FieldErrors,
-) -> NewKeyPage {
-    let option =
-        |k: ApiKeyKind| KindOption { value: k.as_str(), label: kind_label(k), description: kind_description(k) };
-    let selected = |value: &Option<String>, candidate: &str| value.as_deref() == Some(candidate);
-    let rows = std::iter::once(None).chain(Resource::ALL.into_iter().map(Some));
-    NewKeyPage {
-        shell: visitor.shell(Section::ApiKeys),
-        kinds: offer.kinds.iter().copied().map(option).collect(),
-        kind: kind.map(option),
-        name: form.name.clone(),
-        name_error: errors.name,
-        teams: offer
-            .teams
-            .iter()
-            .map(|(id, name)| Choice { value: id.clone(), label: name.clone(), selected: selected(&form.team_id, id) })
-            .collect(),
-        accounts: offer
-            .accounts
-            .iter()
-            .map(|(id, name)| Choice {
-                value: id.clone(),
-                label: name.clone(),
-                selected: selected(&form.service_account, id),
-            })
-            .collect(),
-        new_account: given(&form.service_account).is_none_or(|a| a == "new"),
-        roles: [TeamRole::Viewer, TeamRole::Editor, TeamRole::Admin]
-            .into_iter()
-            .map(|r| Choice {
-                value: r.as_str().into(),
-                label: r.as_str().into(),
-                selected: selected(&form.team_role, r.as_str()),
-            })
-            .collect(),
-        permissions: rows
-            .map(|resource| PermissionRow {
-                label: resource_label(resource),
-                cells: ACTIONS
-                    .into_iter()
-                    .map(|action| {
-                        let value = Permission { resource, action }.to_string();
-                        PermissionCell {
-                            id: format!("perm-{}", value.replace(':', "-")),
-                            label: format!("{}: {}", resource_label(resource), action.as_str()),
-                            checked: form.permissions.contains(&value),
-                            value,
-                        }
-                    })
-                    .collect(),
-            })
-            .collect(),
-        permissions_needed: matches!(kind, Some(ApiKeyKind::Restricted | ApiKeyKind::Service)),
-        tiers: if offer.tiers {
-            [Tier::Free, Tier::Pro, Tier::Enterprise]
-                .into_iter()
-                .map(|t| Choice {
-                    value: t.as_str().into(),
-                    label: t.as_str().into(),
-                    selected: selected(&form.tier, t.as_str()),
-                })
-                .collect()
-        } else {
-            Vec::new()
-        },
-        expiries: EXPIRIES
-            .into_iter()
-            .map(|(value, label)| Choice {
-                value: value.into(),
-                label: label.into(),
-                selected: form.expires.as_deref().unwrap_or("never") == value,
-            })
-            .collect(),
-        expires_on: form.expires_on.clone().unwrap_or_default(),
-        expires_error: errors.expires,
-        environment: environment.as_str(),
-        error: errors.form,
-    }
-}
-
 pub async fn get_new(visitor: Visitor, query: web::Query<NewKeyQuery>, state: web::Data<AppState>) -> PageResult {
-    let offer = visitor.run(|conn, caller, _| offer(conn, caller)).await?;
+    let offer = visitor.run(|conn, caller, _| Offer::load(conn, caller)).await?;
     if offer.kinds.is_empty() {
         return Err(AppError::Forbidden("you may not create API keys".into()).into());
     }
     let kind = match given(&query.kind) {
-        Some(value) => match ApiKeyKind::from_stored(value).filter(|k| offer.kinds.contains(k)) {
+        Some(value) => match offer.kind(value) {
             Some(kind) => Some(kind),
             None => return Ok(not_found_page()),
         },
@@ -460,97 +248,31 @@ pub async fn get_new(visitor: Visitor, query: web::Query<NewKeyQuery>, state: we
         None if offer.kinds.len() == 1 => offer.kinds.first().copied(),
         None => None,
     };
-    let page = new_key_page(
-        &visitor,
-        state.settings.environment,
-        &offer,
-        kind,
-        &CreateForm::default(),
-        FieldErrors::default(),
-    );
+    let environment = state.settings.environment;
+    let page = NewKeyPage {
+        shell: visitor.shell(Section::ApiKeys),
+        kinds: offer.kind_options(),
+        key: kind.map(|kind| key_form::fields(environment, &offer, kind, &KeyForm::default(), FieldErrors::default())),
+    };
     visitor.page(StatusCode::OK, &page)
 }
 
-/// The expiry the form asks for: `Err` is the message for the field.
-fn expiry(form: &CreateForm, today: NaiveDate) -> Result<Option<chrono::DateTime<Utc>>, String> {
-    let now = Utc::now();
-    match form.expires.as_deref().map(str::trim).filter(|v| !v.is_empty()).unwrap_or("never") {
-        "never" => Ok(None),
-        "date" => {
-            let value = form.expires_on.as_deref().map(str::trim).unwrap_or_default();
-            let day =
-                NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| "Choose a date (YYYY-MM-DD).".to_owned())?;
-            if day <= today {
-                return Err("Choose a date after today.".into());
-            }
-            Ok(Some(day.and_time(chrono::NaiveTime::MIN).and_utc()))
-        }
-        days => match days.parse::<i64>() {
-            Ok(days) if (1..=3650).contains(&days) => Ok(Some(now + TimeDelta::days(days))),
-            _ => Err("Choose one of the offered expiries.".into()),
-        },
-    }
-}
-
-pub async fn post_create(visitor: Visitor, form: PageForm<CreateForm>, state: web::Data<AppState>) -> PageResult {
+pub async fn post_create(visitor: Visitor, form: PageForm<KeyForm>, state: web::Data<AppState>) -> PageResult {
     let form = form.into_inner();
     let Some(kind) = ApiKeyKind::from_stored(form.kind.trim()) else {
         return Ok(not_found_page());
     };
-    let mut errors = FieldErrors::default();
-    if let Err(problem) = DisplayName::parse(&form.name) {
-        errors.name = Some(crate::web::form::sentence(&format!("the name {problem}")));
-    }
-    let expires_at = expiry(&form, Utc::now().date_naive()).unwrap_or_else(|message| {
-        errors.expires = Some(message);
-        None
-    });
-    let team_role = match given(&form.team_role).map(str::parse::<TeamRole>) {
-        Some(Ok(role)) => Some(role),
-        Some(Err(message)) => {
-            errors.form = Some(crate::web::form::sentence(&message));
-            None
-        }
-        None => None,
-    };
-    let tier = match given(&form.tier).map(str::parse::<Tier>) {
-        Some(Ok(tier)) => Some(tier),
-        Some(Err(message)) => {
-            errors.form = Some(crate::web::form::sentence(&message));
-            None
-        }
-        None => None,
-    };
-    let existing_account =
-        given(&form.service_account).filter(|a| *a != "new" && kind == ApiKeyKind::Service).map(str::to_owned);
-    let request = KeyRequest {
-        kind,
-        name: form.name.clone(),
-        permissions: match kind {
-            ApiKeyKind::Restricted => form.permissions.clone(),
-            ApiKeyKind::Service if existing_account.is_none() => form.permissions.clone(),
-            _ => vec![],
-        },
-        service_account_id: existing_account,
-        team_id: (kind == ApiKeyKind::Team).then(|| given(&form.team_id).map(str::to_owned)).flatten(),
-        team_role: if kind == ApiKeyKind::Team { team_role } else { None },
-        tier,
-        expires_at,
-    };
-    let fine = errors.form.is_none() && errors.name.is_none() && errors.expires.is_none();
-    let outcome = visitor
+    let (request, mut errors) = key_form::read(&form, kind, Utc::now().date_naive());
+    let fine = !errors.any();
+    let (offer, created) = visitor
         .run(move |conn, caller, state| {
-            let offer = offer(conn, caller)?;
-            let created = if fine {
-                Some(api_keys::create_key(conn, &state.hasher, state.settings.environment, caller, request))
-            } else {
-                None
-            };
+            let offer = Offer::load(conn, caller)?;
+            let created =
+                fine.then(|| api_keys::create_key(conn, &state.hasher, state.settings.environment, caller, request));
             Ok((offer, created))
         })
         .await?;
-    let (offer, created) = outcome;
-    let refused = match created {
+    match created {
         Some(Ok(created)) => {
             let expires = created.expires_at.map_or_else(|| "Never".to_owned(), super::moment);
             let secret = NewSecret::new(
@@ -567,14 +289,17 @@ pub async fn post_create(visitor: Visitor, form: PageForm<CreateForm>, state: we
             );
             return show_once(&visitor, &secret);
         }
-        Some(Err(AppError::BadRequest(message) | AppError::Conflict(message))) => message,
+        Some(Err(AppError::BadRequest(message) | AppError::Conflict(message))) => {
+            errors = FieldErrors::refused(&message);
+        }
         Some(Err(other)) => return Err(other.into()),
-        None => String::new(),
-    };
-    if !refused.is_empty() {
-        errors.form = Some(crate::web::form::sentence(&refused));
+        None => {}
     }
-    let page = new_key_page(&visitor, state.settings.environment, &offer, Some(kind), &form, errors);
+    let page = NewKeyPage {
+        shell: visitor.shell(Section::ApiKeys),
+        kinds: offer.kind_options(),
+        key: Some(key_form::fields(state.settings.environment, &offer, kind, &form, errors)),
+    };
     visitor.page(StatusCode::BAD_REQUEST, &page)
 }
 
@@ -683,25 +408,6 @@ pub async fn post_revoke(visitor: Visitor, id: web::Path<String>, _form: PageFor
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn expiries_are_future_dates_or_offered_periods() {
-        let today = NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
-        let form = |expires: &str, on: &str| CreateForm {
-            expires: Some(expires.into()),
-            expires_on: Some(on.into()),
-            ..CreateForm::default()
-        };
-        assert_eq!(expiry(&form("never", ""), today), Ok(None));
-        assert_eq!(expiry(&CreateForm::default(), today), Ok(None));
-        let on = expiry(&form("date", "2027-01-31"), today).unwrap().unwrap();
-        assert_eq!(on.to_rfc3339(), "2027-01-31T00:00:00+00:00");
-        assert!(expiry(&form("date", "2026-12-02"), today).is_err());
-        assert!(expiry(&form("date", "31/01/2027"), today).is_err());
-        assert!(expiry(&form("0", ""), today).is_err());
-        assert!(expiry(&form("99999", ""), today).is_err());
-        assert!(expiry(&form("30", ""), today).unwrap().is_some());
-    }
 
     #[test]
     fn list_links_keep_the_filters() {

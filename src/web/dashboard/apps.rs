@@ -41,6 +41,7 @@ struct AppRow {
     created: String,
     may_write: bool,
     may_delete: bool,
+    built_in: bool,
 }
 
 #[derive(Template)]
@@ -49,6 +50,8 @@ struct ListPage {
     shell: Shell,
     notice: Option<&'static str>,
     apps: Vec<AppRow>,
+    /// Whether any app besides the built-in one is listed.
+    has_own: bool,
     may_create: bool,
     next_page: Option<String>,
     first_page: bool,
@@ -91,6 +94,7 @@ pub async fn get_list(visitor: Visitor, query: web::Query<ListQuery>) -> PageRes
                     created: date(Some(app.created_at)),
                     may_write: clients::may(caller, app, Action::Write),
                     may_delete: clients::may(caller, app, Action::Delete),
+                    built_in: app.built_in,
                 })
                 .collect();
             Ok((rows, tenant_wide || !homes.is_empty(), next))
@@ -104,7 +108,9 @@ pub async fn get_list(visitor: Visitor, query: web::Query<ListQuery>) -> PageRes
     };
     let next_page =
         next.map(|next| format!("{LIST}?{}", serde_html_form::to_string([("cursor", next)]).unwrap_or_default()));
-    let page = ListPage { shell: visitor.shell(Section::Apps), notice, apps, may_create, next_page, first_page };
+    let has_own = apps.iter().any(|app| !app.built_in);
+    let page =
+        ListPage { shell: visitor.shell(Section::Apps), notice, apps, has_own, may_create, next_page, first_page };
     visitor.page(StatusCode::OK, &page)
 }
 

@@ -250,12 +250,7 @@ pub fn not_found_page() -> HttpResponse {
     error_page(StatusCode::NOT_FOUND, "Not found", "There is nothing here, or nothing you may see.")
 }
 
-/// One option of a select or a set of radio buttons.
-pub struct Choice {
-    pub value: String,
-    pub label: String,
-    pub selected: bool,
-}
+pub use crate::web::form::Choice;
 
 /// How long a rotated-out key or secret may keep working, as rotation forms offer it.
 const GRACES: [(i64, &str); 4] = [(0, "Now"), (3600, "In 1 hour"), (86_400, "In 24 hours"), (604_800, "In 7 days")];
