@@ -99,6 +99,7 @@ fn serve(runtime: &Runtime, rows: usize) -> Served {
                     tier: None,
                     expires_at: None,
                     created_at: created,
+                    created_through_client_id: None,
                 },
             )?;
             let client_id = format!("client{i:05}");

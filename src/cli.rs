@@ -77,6 +77,10 @@ pub enum Command {
     /// Sign in to a running server (--server) in the browser; the API key you choose there is
     /// kept in your configuration directory, readable by you only.
     Login {
+        /// The kind of key the page offers first (you may choose another there): personal,
+        /// restricted, team, service or tenant-owner.
+        #[arg(long, default_value = "personal", value_parser = ["personal", "restricted", "team", "service", "tenant-owner"])]
+        kind: String,
         /// The client that asks for the key; Latchkey's built-in command-line client by default.
         #[arg(long)]
         client_id: Option<String>,
@@ -299,7 +303,7 @@ fn dispatch(command: Command, settings: Settings, server: Option<ServerUrl>) -> 
     match command {
         Command::Serve => here_only("serve").and_then(|()| serve(settings)),
         Command::Migrate => here_only("migrate").and_then(|()| migrate(&settings)),
-        Command::Login { client_id, json } => login(server, client_id.as_deref(), json),
+        Command::Login { kind, client_id, json } => login(server, &kind, client_id.as_deref(), json),
         Command::Logout { json } => logout(server, json),
         command => {
             let place = match server {
@@ -331,10 +335,11 @@ fn needs_server(server: Option<ServerUrl>) -> anyhow::Result<ServerUrl> {
     server.ok_or_else(|| anyhow!("which server? give --server https://… (or set LATCHKEY_SERVER)"))
 }
 
-fn login(server: Option<ServerUrl>, client_id: Option<&str>, json: bool) -> anyhow::Result<()> {
+fn login(server: Option<ServerUrl>, kind: &str, client_id: Option<&str>, json: bool) -> anyhow::Result<()> {
     let server = needs_server(server)?;
     let store = CredentialStore::default_location()?;
-    let signed_in = remote::login(&server, client_id, &store, |message| eprintln!("{message}"))?;
+    let kind = kind.replace('-', "_");
+    let signed_in = remote::login(&server, &kind, client_id, &store, |message| eprintln!("{message}"))?;
     print(json, &signed_in, || {
         format!(
             "Signed in to {} with the {} key \"{}\" ({}), kept in {}.",

@@ -283,10 +283,11 @@ struct Metadata {
 }
 
 /// Asks `server` for an API key through the device and connect flows, waits while the person
-/// approves it in the browser, and keeps it. A key kept from before is revoked once the new
-/// one works. `tell` shows the person where to go.
+/// chooses and approves it in the browser (the page offers `kind` first), and keeps it. A key
+/// kept from before is revoked once the new one works. `tell` shows the person where to go.
 pub fn login(
     server: &ServerUrl,
+    kind: &str,
     client_id: Option<&str>,
     store: &CredentialStore,
     tell: impl Fn(&str),
@@ -316,9 +317,11 @@ pub fn login(
             .request_async(&http)
             .await
             .map_err(|e| refused(server, "the sign-in request", e))?;
-        let page = details
-            .verification_uri_complete()
-            .map_or_else(|| details.verification_uri().to_string(), |complete| complete.secret().to_owned());
+        // The page's own `kind` parameter opens it on that kind's form.
+        let page = details.verification_uri_complete().map_or_else(
+            || details.verification_uri().to_string(),
+            |complete| format!("{}&kind={kind}", complete.secret()),
+        );
         tell(&format!(
             "To sign in, open this page in a browser:\n\n    {page}\n\n\
              Check that it shows the code {code}, choose the key, and allow it. Waiting…",

@@ -27,6 +27,8 @@ pub struct NewApiKey<'a> {
     pub tier: Option<&'a str>,
     pub expires_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
+    /// The client the key was made through, if any (the connect flow).
+    pub created_through_client_id: Option<&'a str>,
 }
 
 pub fn insert_api_key(conn: &mut DbConnection, key: &NewApiKey<'_>) -> QueryResult<()> {
@@ -55,6 +57,7 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<NaiveDateTime>,
     pub created_by_user_id: Option<String>,
     pub created_at: NaiveDateTime,
+    pub created_through_client_id: Option<String>,
 }
 
 impl ApiKeyRow {

@@ -246,6 +246,7 @@ diesel::table! {
         last_used_ip -> Nullable<Text>,
         revoked_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        created_through_client_id -> Nullable<Text>,
     }
 }
 

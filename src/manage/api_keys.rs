@@ -60,6 +60,10 @@ pub struct ApiKeyView {
     pub team_role: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by_user_id: Option<String>,
+    /// The client it was made through: the tool that asked for it (the connect flow), or
+    /// whose access token its creator used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_through_client_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     /// Set when the key is being rotated out: it stops working then.
@@ -103,6 +107,7 @@ impl ApiKeyView {
             team_id: key.team_id.clone(),
             team_role: key.team_role.clone(),
             created_by_user_id: key.created_by_user_id.clone(),
+            created_through_client_id: key.created_through_client_id.clone(),
             created_at: crate::db::utc(key.created_at),
             expires_at: key.expires_at.map(crate::db::utc),
             revoked_at: key.revoked_at.map(crate::db::utc),
@@ -428,6 +433,7 @@ fn issue(
             tier: new.tier.map(Tier::as_str),
             expires_at: new.expires_at,
             created_at: now,
+            created_through_client_id: caller.audit.via_client,
         },
     )?;
     let row = find_api_key(conn, &id)?.ok_or(AppError::NotFound)?;

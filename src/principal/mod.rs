@@ -22,6 +22,7 @@ pub use access_token::{TokenHolder, TokenPrincipal};
 
 /// The caller of a management-API request.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant, reason = "one per request, moved once onto the worker")]
 pub enum Principal {
     Key(ApiKeyAuth),
     Token(TokenPrincipal),

@@ -20,7 +20,7 @@ use crate::audit::Origin;
 use crate::crypto::TokenHasher;
 use crate::db::DbConnection;
 use crate::db::users::User;
-use crate::domain::{Scopes, UserCode};
+use crate::domain::{ApiKeyKind, Scopes, UserCode};
 use crate::error::AppError;
 use crate::oauth::device::{self, DEVICE_PATH, DeviceDecision, PendingRequest};
 use crate::ratelimit::{Decision, Limits, caller_address};
@@ -93,10 +93,12 @@ pub struct DecisionForm {
 pub const DECIDE_PATH: &str = "/device/decide";
 
 /// To the sign-in page, and back here (with the code, if the link carried one) after.
-fn sign_in_first(code: Option<&UserCode>) -> HttpResponse {
-    let here = match code {
-        Some(code) => format!("{DEVICE_PATH}?user_code={}", code.display()),
-        None => DEVICE_PATH.to_owned(),
+/// A connect-flow link's chosen kind of key (`latchkey login` asks for a personal one) is kept.
+fn sign_in_first(code: Option<&UserCode>, kind: Option<&str>) -> HttpResponse {
+    let here = match (code, kind.and_then(ApiKeyKind::from_stored)) {
+        (Some(code), Some(kind)) => format!("{DEVICE_PATH}?user_code={}&kind={}", code.display(), kind.as_str()),
+        (Some(code), None) => format!("{DEVICE_PATH}?user_code={}", code.display()),
+        (None, _) => DEVICE_PATH.to_owned(),
     };
     see_other(&sign_in_then(&here))
 }
@@ -233,7 +235,7 @@ pub async fn get_device(
     let CodeQuery { user_code, kind } = query.into_inner();
     let typed = user_code.unwrap_or_default();
     let Some(user) = current_user(&req, &state).await? else {
-        return Ok(sign_in_first(UserCode::parse(&typed).as_ref()));
+        return Ok(sign_in_first(UserCode::parse(&typed).as_ref(), kind.as_deref()));
     };
     if typed.is_empty() {
         return entry_page(&req, &state, &user, "", None, StatusCode::OK);
@@ -249,7 +251,7 @@ pub async fn post_device(
 ) -> Result<HttpResponse, AppError> {
     let typed = form.into_inner().user_code;
     let Some(user) = current_user(&req, &state).await? else {
-        return Ok(sign_in_first(UserCode::parse(&typed).as_ref()));
+        return Ok(sign_in_first(UserCode::parse(&typed).as_ref(), None));
     };
     look_up(&req, &state, &user, &typed, None).await
 }
@@ -294,7 +296,7 @@ pub async fn post_decide(
     let PageForms(form, key) = form;
     let code = UserCode::parse(&form.user_code);
     let Some(user) = current_user(&req, &state).await? else {
-        return Ok(sign_in_first(code.as_ref()));
+        return Ok(sign_in_first(code.as_ref(), None));
     };
     let allow = match form.decision.as_str() {
         "allow" => true,

@@ -40,6 +40,7 @@ fn personal_key(app: &TestApp, user_id: &str) -> String {
             tier: None,
             expires_at: None,
             created_at: latchkey::db::now(),
+            created_through_client_id: None,
         },
     )
     .unwrap();

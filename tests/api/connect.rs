@@ -12,6 +12,7 @@ use oauth2::basic::BasicClient;
 use oauth2::{ClientId, DeviceAuthorizationUrl, StandardDeviceAuthorizationResponse, TokenResponse, TokenUrl};
 use serde_json::{Value, json};
 
+use crate::authorize::query_param;
 use crate::browser::{browser, click, screenshot, wait_for_text, wait_for_url};
 use crate::helpers::{API, Backend, TestApp, post_form, spawn_app};
 use crate::login::{EMAIL, PASSWORD, csrf_token, sign_in};
@@ -128,6 +129,7 @@ async fn a_tool_receives_a_restricted_key_with_exactly_the_permissions_ticked_in
     permissions.sort_unstable();
     assert_eq!(permissions, ["audit_log:read", "clients:read"], "{current}");
     assert_eq!(current["created_by_user_id"], owner_id.as_str());
+    assert_eq!(current["created_through_client_id"], CLI_CLIENT);
     assert_eq!(app.api("GET", "/clients", &key, None).await.0, 200, "clients:read works");
     assert_eq!(app.api("GET", "/users", &key, None).await.0, 403, "nothing that was not ticked");
 
@@ -140,7 +142,9 @@ async fn a_tool_receives_a_restricted_key_with_exactly_the_permissions_ticked_in
     let details: Value = serde_json::from_str(&created.details).unwrap();
     assert_eq!(details["through_client_id"], CLI_CLIENT, "{details}");
     browser.goto(&app.url("/dashboard/api-keys")).await.unwrap();
-    wait_for_text(&browser, "deploy bot").await;
+    let listed = wait_for_text(&browser, "deploy bot").await;
+    assert!(listed.contains("by ada@example.com") && listed.contains("through Latchkey command line"), "{listed}");
+    screenshot(&browser, "connect-listed").await;
     pages.push(browser.source().await.unwrap());
 
     // The key was never on a page, nor anywhere but the tool's answer.
@@ -169,6 +173,13 @@ async fn a_member_chooses_only_among_the_kinds_they_may_create(backend: Backend)
     let member_id = person(&app, EMAIL, "member");
     let asked = ask_for_a_key(&app, CLI_CLIENT).await;
     let (user_code, device_code) = (asked["user_code"].as_str().unwrap(), asked["device_code"].as_str().unwrap());
+    // A link that names a kind keeps it through signing in.
+    let visitor = app.browser();
+    let to_login = visitor.get(app.url(&format!("/device?user_code={user_code}&kind=personal"))).send().await.unwrap();
+    assert_eq!(to_login.status(), 303);
+    let login = to_login.headers()["location"].to_str().unwrap();
+    let return_to = query_param(&app.url(login), "return_to").unwrap();
+    assert_eq!(return_to, format!("/device?user_code={user_code}&kind=personal"));
     let member = signed_in(&app, EMAIL).await;
 
     // A member may create personal keys only: that is the one kind offered, and its form shows.
@@ -385,10 +396,13 @@ async fn latchkey_login_then_manages_the_server_through_its_api_and_logout_revok
         .split_whitespace()
         .find(|word| word.contains("/device?user_code="))
         .unwrap_or_else(|| panic!("the address to open: {instructions}"));
+    assert!(address.ends_with("&kind=personal"), "the page opens on a personal key: {address}");
     let owner = signed_in(&app, EMAIL).await;
-    let (status, html) = page(&owner, &format!("{address}&kind=personal")).await;
+    let (status, html) = page(&owner, address).await;
     assert_eq!(status, 200, "{html}");
-    let user_code = address.rsplit('=').next().unwrap();
+    assert!(html.contains("A personal key"), "{html}");
+    let user_code = query_param(address, "user_code").unwrap();
+    let user_code = user_code.as_str();
     let token = csrf_token(&html);
     let form = [
         ("csrf_token", token.as_str()),
@@ -465,7 +479,7 @@ fn web_tool(app: &TestApp) -> latchkey::manage::clients::RegisteredClient {
 async fn a_web_tool_gets_a_key_through_the_code_flow_and_a_replayed_code_revokes_it(backend: Backend) {
     use oauth2::{AuthUrl, AuthorizationCode, ClientSecret, CsrfToken, PkceCodeChallenge, RedirectUrl};
 
-    use crate::authorize::{CALLBACK, consent_form, location, query_param, sign_in_and_authorize};
+    use crate::authorize::{CALLBACK, consent_form, location, sign_in_and_authorize};
 
     let app = spawn_app(backend).await;
     person(&app, EMAIL, "owner");

@@ -39,6 +39,8 @@ struct KeyRow {
     access: String,
     tier: String,
     created_by: String,
+    /// The app (a tool that asked for the key) it was made through.
+    created_through: Option<String>,
     created: String,
     expires: String,
     last_used: String,
@@ -107,6 +109,24 @@ fn names_for(conn: &mut DbConnection, views: &[&ApiKeyView]) -> Result<(Names, N
     Ok((users, teams))
 }
 
+/// The apps keys were made through, by client id: few (the tools people connected).
+fn apps_for(conn: &mut DbConnection, views: &[&ApiKeyView]) -> Result<Names, AppError> {
+    let mut apps = Names::new();
+    for id in views.iter().filter_map(|v| v.created_through_client_id.as_deref()) {
+        if !apps.contains_key(id) {
+            let name = crate::db::clients::find_client(conn, id)?.map_or_else(|| id.to_owned(), |client| client.name);
+            apps.insert(id.to_owned(), name);
+        }
+    }
+    Ok(apps)
+}
+
+/// The app a key was made through, by name (its id if it is gone).
+fn made_through(view: &ApiKeyView, apps: &Names) -> Option<String> {
+    let app = view.created_through_client_id.as_ref()?;
+    Some(apps.get(app).cloned().unwrap_or_else(|| app.clone()))
+}
+
 /// The teams a filter may name: every team for whoever reaches every key, else the person's.
 fn filter_teams(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<(String, String)>, AppError> {
     let listing = caller.listing(Resource::ApiKeys)?;
@@ -144,13 +164,15 @@ pub async fn get_list(visitor: Visitor, query: web::Query<ListQuery>) -> PageRes
     let team = given(&query.team).map(str::to_owned);
     let cursor = given(&query.cursor).map(str::to_owned);
     let list_query = KeyListQuery { kind, team: team.clone(), environment, cursor: cursor.clone(), limit: None };
-    let (page, users, teams, team_choices, may_create) = visitor
+    let (page, (users, teams, apps), team_choices, may_create) = visitor
         .run(move |conn, caller, _| {
             let page = api_keys::page_of_keys(conn, caller, &list_query)?;
-            let (users, teams) = names_for(conn, &page.keys.iter().map(|k| &k.view).collect::<Vec<_>>())?;
+            let views = page.keys.iter().map(|k| &k.view).collect::<Vec<_>>();
+            let (users, teams) = names_for(conn, &views)?;
+            let apps = apps_for(conn, &views)?;
             let filter_teams = filter_teams(conn, caller)?;
             let may_create = !creatable_kinds(conn, caller)?.is_empty();
-            Ok((page, users, teams, filter_teams, may_create))
+            Ok((page, (users, teams, apps), filter_teams, may_create))
         })
         .await?;
     let now = Utc::now();
@@ -173,6 +195,7 @@ pub async fn get_list(visitor: Visitor, query: web::Query<ListQuery>) -> PageRes
                     .and_then(|id| users.get(id))
                     .cloned()
                     .unwrap_or_else(|| "—".into()),
+                created_through: made_through(view, &apps),
                 created: date(Some(view.created_at)),
                 expires: if view.expires_at.is_some() { date(view.expires_at) } else { "Never".into() },
                 last_used: if view.last_used_at.is_some() { date(view.last_used_at) } else { "Never".into() },
