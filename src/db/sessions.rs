@@ -69,6 +69,12 @@ pub fn list_sessions_for_user(conn: &mut DbConnection, user_id: &str, now: Naive
         .load(conn)
 }
 
+/// Signs the user out everywhere but the session `keep` (by its hash).
+pub fn delete_other_sessions_of_user(conn: &mut DbConnection, user_id: &str, keep: &str) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::id_hash.ne(keep)))
+        .execute(conn)
+}
+
 /// Signs the user out everywhere.
 pub fn delete_sessions_of_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)

@@ -146,6 +146,14 @@ pub fn find_user_by_invitation(
         .optional()
 }
 
+/// Replaces an active user's password; `false` if the user is no longer active.
+pub fn set_password(conn: &mut DbConnection, id: &str, password_hash: &str, now: NaiveDateTime) -> QueryResult<bool> {
+    diesel::update(users::table.find(id).filter(users::status.eq(STATUS_ACTIVE)))
+        .set((users::password_hash.eq(password_hash), users::updated_at.eq(now)))
+        .execute(conn)
+        .map(|n| n == 1)
+}
+
 /// Accepts an invitation: the password is set, the token spent, the user active. Only one
 /// of two concurrent acceptances changes the row.
 pub fn accept_invitation(

@@ -323,6 +323,30 @@ pub fn change_lifecycle(
     Ok(UserView::from(&user))
 }
 
+/// A signed-in person replaced their password (the current one already checked): every
+/// other session of theirs ends, as someone who knew the old password may hold one.
+/// Answers how many sessions ended.
+pub fn change_password(
+    conn: &mut DbConnection,
+    user_id: &str,
+    password: &PasswordHash,
+    current_session_hash: &str,
+    origin: &audit::Origin,
+) -> Result<usize, AppError> {
+    crate::db::write_transaction(conn, |conn| -> Result<usize, AppError> {
+        if !crate::db::users::set_password(conn, user_id, password.as_str(), crate::db::now())? {
+            return Err(AppError::NotFound);
+        }
+        let ended = crate::db::sessions::delete_other_sessions_of_user(conn, user_id, current_session_hash)?;
+        let entry = audit::Context::of(audit::Actor::User(user_id), origin.ip.as_deref(), Some(&origin.request_id))
+            .change("user.password_changed")
+            .target("user", user_id)
+            .details(serde_json::json!({ "sessions_ended": ended }));
+        audit::record(conn, &entry)?;
+        Ok(ended)
+    })
+}
+
 /// The invited user an invitation link names, while it can still be accepted.
 pub fn invited_user(conn: &mut DbConnection, hasher: &TokenHasher, token: &str) -> Result<User, AppError> {
     let token_hash = hasher.hash(token);

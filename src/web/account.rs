@@ -1,17 +1,19 @@
 //! The account page: who is signed in, the apps the user let in (with a way to withdraw
-//! each), and where the user is signed in.
+//! each), personal API keys, changing the password, and where the user is signed in.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::csrf::{self, CsrfToken};
 use super::form::PageForm;
-use super::pages::{error_page, form_page};
+use super::pages::{busy_page, error_page, form_page};
 use super::session::{SESSION_COOKIE, current_user, signed_in};
+use super::throttle::{self, SignInSubjects};
 use crate::audit::{self, Actor, AuditEntry, Origin, Outcome};
 use crate::db::consents::{Consent, delete_consent, list_consents_for_user};
 use crate::db::refresh_tokens::revoke_families_of_user_client;
@@ -22,6 +24,7 @@ use crate::domain::Scopes;
 use crate::error::AppError;
 use crate::manage::api_keys::{self, KeyRequest};
 use crate::manage::{SignedInUser, run_as};
+use crate::passwords::PasswordHasher;
 use crate::state::AppState;
 
 struct AppAccess {
@@ -59,12 +62,15 @@ struct AccountPage<'a> {
     new_key: Option<&'a str>,
     csrf_token: &'a str,
     notice: Option<&'a str>,
+    /// Why the password was not changed.
+    password_error: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
 pub struct AccountQuery {
     revoked: Option<String>,
     key_deleted: Option<String>,
+    password_changed: Option<String>,
 }
 
 /// "Firefox on Windows" rather than a user-agent string: enough to recognise a device.
@@ -124,10 +130,21 @@ pub async fn get_account(
         Some("Access withdrawn. The app's tokens no longer work.")
     } else if query.key_deleted.is_some() {
         Some("API key deleted. It no longer works.")
+    } else if query.password_changed.is_some() {
+        Some("Password changed. You were signed out everywhere else.")
     } else {
         None
     };
-    render_account(&req, &state, user, acting, notice, None).await
+    render_account(&req, &state, user, acting, Shown { notice, ..Shown::default() }).await
+}
+
+/// What the account page shows besides the account: a notice, a key just created, or why the
+/// password was not changed.
+#[derive(Default)]
+struct Shown<'a> {
+    notice: Option<&'a str>,
+    new_key: Option<&'a str>,
+    password_error: Option<&'a str>,
 }
 
 async fn render_account(
@@ -135,8 +152,7 @@ async fn render_account(
     state: &web::Data<AppState>,
     user: User,
     acting: SignedInUser,
-    notice: Option<&str>,
-    new_key: Option<&str>,
+    shown: Shown<'_>,
 ) -> Result<HttpResponse, AppError> {
     let current_hash = req.cookie(SESSION_COOKIE).map(|c| state.hasher.hash(c.value()).into_string());
     let user_id = user.id.clone();
@@ -204,11 +220,13 @@ async fn render_account(
         apps,
         sessions,
         keys,
-        new_key,
+        new_key: shown.new_key,
         csrf_token: &form_value,
-        notice,
+        notice: shown.notice,
+        password_error: shown.password_error,
     };
-    form_page(StatusCode::OK, cookie, &page)
+    let status = if shown.password_error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    form_page(status, cookie, &page)
 }
 
 #[derive(Deserialize)]
@@ -237,15 +255,12 @@ pub async fn post_create_key(
     .await;
     match created {
         Ok(created) => {
-            render_account(
-                &req,
-                &state,
-                user,
-                acting,
-                Some("Copy your new key now: it is not shown again."),
-                Some(&created.key),
-            )
-            .await
+            let shown = Shown {
+                notice: Some("Copy your new key now: it is not shown again."),
+                new_key: Some(&created.key),
+                ..Shown::default()
+            };
+            render_account(&req, &state, user, acting, shown).await
         }
         Err(AppError::BadRequest(message)) => {
             Ok(error_page(StatusCode::BAD_REQUEST, "Cannot create the key", &message))
@@ -274,6 +289,104 @@ pub async fn post_delete_key(
         }
         Err(other) => Err(other),
     }
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    confirm_password: String,
+}
+
+/// How a password change ended.
+enum PasswordChange {
+    Changed,
+    /// What to fix, shown on the account page.
+    Refused(String),
+    Busy(crate::passwords::Busy),
+}
+
+/// `POST /account/password`: the current password, then the new one twice. A wrong current
+/// password costs what a wrong sign-in does (the same throttle, audited); a change ends every
+/// other session.
+pub async fn post_password(
+    req: HttpRequest,
+    form: PageForm<PasswordForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let Some((user, acting)) = signed_in(&req, &state).await? else {
+        return Ok(to_login());
+    };
+    match change_password(&req, &state, &user, form.into_inner()).await? {
+        PasswordChange::Changed => {
+            Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/account?password_changed=1")).finish())
+        }
+        PasswordChange::Busy(busy) => Ok(busy_page(busy)),
+        PasswordChange::Refused(problem) => {
+            let shown = Shown { password_error: Some(&problem), ..Shown::default() };
+            render_account(&req, &state, user, acting, shown).await
+        }
+    }
+}
+
+async fn change_password(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &User,
+    form: PasswordForm,
+) -> Result<PasswordChange, AppError> {
+    use PasswordChange::{Busy, Changed, Refused};
+    if form.new_password != form.confirm_password {
+        return Ok(Refused("The new passwords do not match.".into()));
+    }
+    if let Err(problem) = PasswordHasher::validate(&form.new_password) {
+        return Ok(Refused(super::form::sentence(&problem.to_string())));
+    }
+    let Some(session_hash) = req.cookie(SESSION_COOKIE).map(|c| state.hasher.hash(c.value()).into_string()) else {
+        return Ok(Refused("Your session has ended. Sign in again.".into()));
+    };
+    let address = req.peer_addr().map(|addr| addr.ip().to_string()).unwrap_or_default();
+    let throttled = SignInSubjects::new(&state.hasher, &user.email, &address);
+    if let Err(wait) = throttle::admit(&state.limiter, &throttled).await {
+        let minutes = wait.as_secs().div_ceil(60);
+        return Ok(Refused(format!("Too many attempts. Wait {minutes} minute(s) before trying again.")));
+    }
+    let current = SecretString::from(form.current_password);
+    let password_ok = match state.passwords.verify(current, user.password_hash.clone()).await {
+        Ok(ok) => ok,
+        Err(busy) => {
+            throttle::not_checked(&state.limiter, &throttled).await;
+            return Ok(Busy(busy));
+        }
+    };
+    let origin = Origin::of(req);
+    let user_id = user.id.clone();
+    if !password_ok {
+        state.metrics.authentication_failed("user", "wrong password");
+        crate::db::run(&state.pool, move |conn| {
+            let entry = audit::Context::of(Actor::User(&user_id), origin.ip.as_deref(), Some(&origin.request_id))
+                .entry("user.password_change_failed", Outcome::Failure)
+                .target("user", &user_id)
+                .details(serde_json::json!({ "reason": "wrong current password" }));
+            Ok(audit::record(conn, &entry)?)
+        })
+        .await?;
+        return Ok(Refused("The current password is incorrect.".into()));
+    }
+    let hashed = match state.passwords.hash(SecretString::from(form.new_password)).await {
+        Ok(Ok(hashed)) => hashed,
+        Ok(Err(problem)) => return Ok(Refused(super::form::sentence(&problem.to_string()))),
+        Err(busy) => return Ok(Busy(busy)),
+    };
+    throttle::succeeded(&state.limiter, &throttled).await;
+    crate::db::run(&state.pool, move |conn| {
+        crate::manage::users::change_password(conn, &user_id, &hashed, &session_hash, &origin)
+    })
+    .await?;
+    Ok(Changed)
 }
 
 #[derive(Deserialize)]

@@ -54,6 +54,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         ],
     ))
     .service(only("/account/api-keys", Method::POST, web::post().to(account::post_create_key)))
+    .service(only("/account/password", Method::POST, web::post().to(account::post_password)))
     .service(only("/account/api-keys/delete", Method::POST, web::post().to(account::post_delete_key)))
     .service(routes(
         crate::manage::setup::SETUP_PATH,

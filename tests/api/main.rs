@@ -22,6 +22,7 @@ mod management;
 mod management_tokens;
 mod operations;
 mod overload;
+mod password;
 mod permissions;
 mod process;
 mod ratelimits;
