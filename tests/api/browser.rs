@@ -5,6 +5,7 @@
 //! target/screenshots/ for people to look at.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -18,14 +19,23 @@ use oauth2::{
 use crate::helpers::{API, Backend, TestApp, spawn_app, verify_with_jwks};
 use crate::login::{EMAIL, PASSWORD};
 
-/// A chromedriver of this test's own, stopped when dropped.
+/// A chromedriver of this test's own, with the Chromium it starts, stopped when dropped.
+/// Both run in a process group of their own, so that dropping takes the browser down too
+/// (killing chromedriver alone would leave Chromium running), and the browser profile lives
+/// in a directory that goes with them.
 pub(crate) struct Driver {
     process: Child,
     port: u16,
+    _profile: tempfile::TempDir,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        if let Ok(group) = i32::try_from(self.process.id()) {
+            // SAFETY: kill(2) with a negative pid signals the process group that
+            // chromedriver leads (process_group(0) below); it touches no memory.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
@@ -43,13 +53,18 @@ pub(crate) async fn browser() -> Option<(Driver, Client)> {
         return None;
     };
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Chromium's profile and the scratch directories it makes for itself, all in here.
+    let profile = tempfile::tempdir().unwrap();
     let process = Command::new(chromedriver)
         .arg(format!("--port={port}"))
+        .env("TMPDIR", profile.path())
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver starts");
-    let driver = Driver { process, port };
+    let user_data_dir = format!("--user-data-dir={}", profile.path().display());
+    let driver = Driver { process, port, _profile: profile };
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".into(),
@@ -58,7 +73,7 @@ pub(crate) async fn browser() -> Option<(Driver, Client)> {
             "args": [
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--disable-quic", "--window-size=1280,900"
+                "--no-first-run", "--disable-quic", "--window-size=1280,900", user_data_dir
             ]
         }),
     );
