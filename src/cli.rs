@@ -10,7 +10,7 @@ pub mod remote;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -292,17 +292,21 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn dispatch(command: Command, settings: Settings, server: Option<ServerUrl>) -> anyhow::Result<()> {
-    let here_only = |what: &str| -> anyhow::Result<()> {
-        match &server {
-            Some(server) => {
-                bail!("`latchkey {what}` acts on this machine; --server {server} is for management commands")
-            }
-            None => Ok(()),
+    // LATCHKEY_SERVER may be exported for the management commands; serving here goes on.
+    let here_only = |what: &str| {
+        if let Some(server) = &server {
+            eprintln!("note: `latchkey {what}` acts on this machine; the server {server} is for management commands");
         }
     };
     match command {
-        Command::Serve => here_only("serve").and_then(|()| serve(settings)),
-        Command::Migrate => here_only("migrate").and_then(|()| migrate(&settings)),
+        Command::Serve => {
+            here_only("serve");
+            serve(settings)
+        }
+        Command::Migrate => {
+            here_only("migrate");
+            migrate(&settings)
+        }
         Command::Login { kind, client_id, json } => login(server, &kind, client_id.as_deref(), json),
         Command::Logout { json } => logout(server, json),
         command => {

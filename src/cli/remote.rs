@@ -54,6 +54,19 @@ impl ServerUrl {
     fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.0)
     }
+
+    /// Whether a key sent here crosses a network in the clear: plain http to anything but
+    /// this machine.
+    pub fn is_cleartext(&self) -> bool {
+        let Ok(url) = url::Url::parse(&self.0) else { return true };
+        let local = match url.host() {
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        url.scheme() == "http" && !local
+    }
 }
 
 impl std::fmt::Display for ServerUrl {
@@ -292,6 +305,9 @@ pub fn login(
     store: &CredentialStore,
     tell: impl Fn(&str),
 ) -> anyhow::Result<SignedIn> {
+    if server.is_cleartext() {
+        tell(&format!("Warning: {server} is not https: the key will cross the network in the clear."));
+    }
     let http = http_client()?;
     block_on(async {
         let metadata: Metadata = http
@@ -433,6 +449,10 @@ mod tests {
         for bad in ["auth.example.com", "ftp://example.com", "https://example.com/?x=1", "https://u@example.com"] {
             assert!(ServerUrl::parse(bad).is_err(), "{bad}");
         }
+        let cleartext = |url: &str| ServerUrl::parse(url).unwrap().is_cleartext();
+        assert!(cleartext("http://auth.example.com") && cleartext("http://10.0.0.5:8080"));
+        assert!(!cleartext("https://auth.example.com") && !cleartext("http://127.0.0.1:8080"));
+        assert!(!cleartext("http://localhost:8080") && !cleartext("http://[::1]:8080"));
     }
 
     #[test]
