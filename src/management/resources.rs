@@ -151,7 +151,7 @@ async fn get_client(req: HttpRequest, state: Data, auth: Principal, id: web::Pat
     Ok(HttpResponse::Ok().json(client))
 }
 
-#[utoipa::path(patch, path = "/api/v1/clients/{client_id}", tag = "clients", summary = "Change a client's settings", params(("client_id" = String, Path, description = "the OAuth client_id")), request_body = ClientUpdate, responses((status = 200, body = ClientView), TargetRefusals))]
+#[utoipa::path(patch, path = "/api/v1/clients/{client_id}", tag = "clients", summary = "Change a client's settings", params(("client_id" = String, Path, description = "the OAuth client_id")), request_body = ClientUpdate, responses((status = 200, body = ClientView), (status = 409, description = "the built-in command-line client (`latchkey-cli`) cannot be changed", body = ErrorBody), TargetRefusals))]
 async fn update_client(
     req: HttpRequest,
     state: Data,
@@ -165,7 +165,7 @@ async fn update_client(
     Ok(HttpResponse::Ok().json(client))
 }
 
-#[utoipa::path(delete, path = "/api/v1/clients/{client_id}", tag = "clients", summary = "Delete a client with its codes, refresh tokens and consents", params(("client_id" = String, Path, description = "the OAuth client_id")), responses((status = 204), TargetRefusals))]
+#[utoipa::path(delete, path = "/api/v1/clients/{client_id}", tag = "clients", summary = "Delete a client with its codes, refresh tokens and consents", params(("client_id" = String, Path, description = "the OAuth client_id")), responses((status = 204), (status = 409, description = "the built-in command-line client (`latchkey-cli`) cannot be deleted", body = ErrorBody), TargetRefusals))]
 async fn delete_client(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
     call(&req, &state, auth, move |conn, caller, _| clients::delete_client(conn, caller, &id)).await.map(no_content)
 }
