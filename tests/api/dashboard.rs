@@ -362,6 +362,7 @@ async fn an_app_registered_on_the_dashboard_completes_the_code_flow_with_what_th
     app.create_api(crate::helpers::API, &["read", "write"], "RS256");
     let owner_key = owner_in_browser(&app, &browser, "/dashboard/apps").await;
     wait_for_text(&browser, "No OAuth apps of your own yet.").await;
+    screenshot(&browser, "apps-built-in").await;
 
     // Register a confidential app with the code flow, a loopback callback and the API.
     click(&browser, ".page-head a.button").await;
