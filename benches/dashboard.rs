@@ -15,6 +15,7 @@ use latchkey::db::api_keys::{NewApiKey, insert_api_key};
 use latchkey::db::clients::{NewClient, insert_client};
 use latchkey::db::teams::{NewTeam, insert_team, upsert_member};
 use latchkey::db::users::{NewUser, ROLE_MEMBER, ROLE_OWNER, STATUS_ACTIVE, insert_user};
+use latchkey::domain::SignInMethods;
 use latchkey::startup::Application;
 use tokio::runtime::Runtime;
 
@@ -129,8 +130,10 @@ fn serve(runtime: &Runtime, rows: usize) -> Served {
                 },
             )?;
         }
-        let owner = latchkey::web::session::start_session(conn, &state, "owner", None, None)?;
-        let admin = latchkey::web::session::start_session(conn, &state, "admin", None, None)?;
+        let owner =
+            latchkey::web::session::start_session(conn, &state, "owner", &SignInMethods::password(), None, None)?;
+        let admin =
+            latchkey::web::session::start_session(conn, &state, "admin", &SignInMethods::password(), None, None)?;
         Ok((owner, admin))
     })
     .unwrap();

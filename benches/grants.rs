@@ -139,6 +139,7 @@ async fn run() {
                         redirect_uri_given: true,
                         requested_token_type: None,
                         key_request: None,
+                        amr: Some("pwd"),
                     },
                 )?;
                 codes.push(code);
@@ -167,6 +168,8 @@ async fn run() {
                     access_token_jti: &jti,
                     access_token_expires_at: now + chrono::TimeDelta::hours(1),
                     expires_at: now + chrono::TimeDelta::days(30),
+                    amr: Some("pwd"),
+                    auth_time: Some(now),
                 };
                 tokens.push(store_refresh_token(conn, &state.hasher, &member, now)?);
             }

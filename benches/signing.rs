@@ -28,6 +28,9 @@ fn claims() -> AccessTokenClaims {
         jti: "34b4cfcd-7e5c-4b68-9e7c-915a14306a40".into(),
         client_id: "vSI2P9TuE6eIpPThehEo12JX".into(),
         scope: Some("read write".into()),
+        auth_time: None,
+        acr: None,
+        amr: None,
     }
 }
 

@@ -213,7 +213,11 @@ async fn housekeeping(state: web::Data<AppState>) {
                     conn,
                     now - chrono::TimeDelta::hours(1),
                 )?;
-                Ok(revocations + assertions + devices + db::sessions::prune_expired_sessions(conn, now)?)
+                Ok(revocations
+                    + assertions
+                    + devices
+                    + db::sessions::prune_expired_sessions(conn, now)?
+                    + db::pending_sign_ins::prune_expired_pending_sign_ins(conn, now)?)
             })
             .await;
             match pruned {

@@ -33,6 +33,8 @@ pub struct AuthorizationCode {
     pub key_request: Option<String>,
     /// and the key made then, revoked if the code is replayed.
     pub issued_key_id: Option<String>,
+    /// How the person signed in (RFC 8176 methods); with `auth_time`, what the tokens report.
+    pub amr: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -52,6 +54,7 @@ pub struct NewAuthorizationCode<'a> {
     pub redirect_uri_given: bool,
     pub requested_token_type: Option<&'a str>,
     pub key_request: Option<&'a str>,
+    pub amr: Option<&'a str>,
 }
 
 pub fn insert_code(conn: &mut DbConnection, code: &NewAuthorizationCode<'_>) -> QueryResult<()> {

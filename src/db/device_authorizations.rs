@@ -35,6 +35,8 @@ pub struct DeviceAuthorization {
     pub requested_token_type: Option<String>,
     /// The key the person chose for it (JSON), when they allowed it: made at redemption.
     pub key_request: Option<String>,
+    /// How the person who decided had signed in (RFC 8176 methods), as of `auth_time`.
+    pub amr: Option<String>,
 }
 
 /// Stores a new request; `false` if its user code is already taken by another.
@@ -59,6 +61,7 @@ pub struct Decision<'a> {
     pub status: &'a str,
     pub user_id: &'a str,
     pub auth_time: NaiveDateTime,
+    pub amr: &'a str,
     /// The key chosen for a connect-flow request.
     pub key_request: Option<&'a str>,
 }
@@ -81,6 +84,7 @@ pub fn decide(
         device_authorizations::status.eq(decision.status),
         device_authorizations::user_id.eq(decision.user_id),
         device_authorizations::auth_time.eq(decision.auth_time),
+        device_authorizations::amr.eq(decision.amr),
         device_authorizations::decided_at.eq(now),
         device_authorizations::key_request.eq(decision.key_request),
     ))

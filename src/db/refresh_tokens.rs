@@ -30,6 +30,10 @@ pub struct RefreshToken {
     /// until `retry_until`.
     pub retry_answer_sealed: Option<Vec<u8>>,
     pub retry_until: Option<NaiveDateTime>,
+    /// The sign-in the family came from (methods and time); `None` in families from before
+    /// sign-ins were recorded.
+    pub amr: Option<String>,
+    pub auth_time: Option<NaiveDateTime>,
 }
 
 impl RefreshToken {
@@ -53,6 +57,8 @@ pub struct FamilyMember<'a> {
     pub access_token_jti: &'a str,
     pub access_token_expires_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
+    pub amr: Option<&'a str>,
+    pub auth_time: Option<NaiveDateTime>,
 }
 
 #[derive(Insertable)]

@@ -125,6 +125,7 @@ diesel::table! {
         expires_at -> Timestamp,
         ip -> Nullable<Text>,
         user_agent -> Nullable<Text>,
+        amr -> Text,
     }
 }
 
@@ -148,6 +149,7 @@ diesel::table! {
         requested_token_type -> Nullable<Text>,
         key_request -> Nullable<Text>,
         issued_key_id -> Nullable<Text>,
+        amr -> Nullable<Text>,
     }
 }
 
@@ -170,6 +172,7 @@ diesel::table! {
         decided_at -> Nullable<Timestamp>,
         requested_token_type -> Nullable<Text>,
         key_request -> Nullable<Text>,
+        amr -> Nullable<Text>,
     }
 }
 
@@ -192,6 +195,8 @@ diesel::table! {
         revoked_at -> Nullable<Timestamp>,
         retry_answer_sealed -> Nullable<Binary>,
         retry_until -> Nullable<Timestamp>,
+        amr -> Nullable<Text>,
+        auth_time -> Nullable<Timestamp>,
     }
 }
 
@@ -267,7 +272,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    totp_factors (user_id) {
+        user_id -> Text,
+        secret_sealed -> Binary,
+        created_at -> Timestamp,
+        confirmed_at -> Nullable<Timestamp>,
+        last_step -> Nullable<BigInt>,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (code_hash) {
+        code_hash -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    pending_sign_ins (id_hash) {
+        id_hash -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(pending_sign_ins -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -288,4 +325,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     setup_tokens,
     used_assertions,
     device_authorizations,
+    totp_factors,
+    recovery_codes,
+    pending_sign_ins,
 );

@@ -17,6 +17,8 @@ pub struct Session {
     pub expires_at: NaiveDateTime,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// How the person signed in: RFC 8176 methods, space-separated.
+    pub amr: String,
 }
 
 #[derive(Insertable)]
@@ -29,6 +31,7 @@ pub struct NewSession<'a> {
     pub expires_at: NaiveDateTime,
     pub ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    pub amr: &'a str,
 }
 
 pub fn insert_session(conn: &mut DbConnection, session: &NewSession<'_>) -> QueryResult<()> {

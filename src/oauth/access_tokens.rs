@@ -11,6 +11,7 @@ use crate::db::apis::{Api, find_api, find_api_by_audience};
 use crate::db::revoked_tokens::is_revoked;
 use crate::db::users::{User, find_user};
 use crate::domain::ApiSigning;
+use crate::domain::Authentication;
 use crate::domain::Scopes;
 use crate::domain::SigningAlgorithm;
 use crate::error::AppError;
@@ -87,16 +88,14 @@ impl GrantDrafter {
         audience: &str,
         client_id: &str,
         scope: &Scopes,
+        authentication: Option<&Authentication>,
     ) -> Result<(GrantTarget, AccessTokenClaims), OAuthError> {
         let target = load_grant_target(conn, user_id, audience, &self.issuer, self.default_ttl_secs)?;
         let claims = draft_access_token(
             &self.issuer,
             &self.proof,
             target.audience(),
-            target.lifetime_secs,
-            user_id,
-            client_id,
-            scope,
+            Drafted { lifetime_secs: target.lifetime_secs, subject: user_id, client_id, scope, authentication },
         );
         Ok((target, claims))
     }
@@ -126,6 +125,16 @@ impl TokenAudience<'_> {
     }
 }
 
+/// What an access token is about to say, besides its issuer and audience.
+pub struct Drafted<'a> {
+    pub lifetime_secs: i64,
+    pub subject: &'a str,
+    pub client_id: &'a str,
+    pub scope: &'a Scopes,
+    /// A person's sign-in, for the tokens of their grants; `None` for a client's own.
+    pub authentication: Option<&'a Authentication>,
+}
+
 /// The claims of an access token about to be issued, with a fresh `jti`; an HS256 token's
 /// `jti` carries the proof that Latchkey issued it. Pure and cheap, so that grants which
 /// record the token (a code or refresh token remembers its `jti`, to revoke it on replay)
@@ -134,11 +143,9 @@ pub fn draft_access_token(
     issuer: &str,
     proof: &IssuanceProof,
     audience: TokenAudience<'_>,
-    lifetime_secs: i64,
-    subject: &str,
-    client_id: &str,
-    scope: &Scopes,
+    drafted: Drafted<'_>,
 ) -> AccessTokenClaims {
+    let Drafted { lifetime_secs, subject, client_id, scope, authentication } = drafted;
     let now = chrono::Utc::now().timestamp();
     let mut claims = AccessTokenClaims {
         iss: issuer.to_owned(),
@@ -152,6 +159,9 @@ pub fn draft_access_token(
         jti: uuid::Uuid::new_v4().to_string(),
         client_id: client_id.to_owned(),
         scope: (!scope.is_empty()).then(|| scope.to_string()),
+        auth_time: authentication.map(Authentication::auth_time),
+        acr: authentication.map(|a| a.methods.acr().to_owned()),
+        amr: authentication.map(|a| a.methods.amr()),
     };
     if audience.shares_a_secret() {
         proof.seal(&mut claims);
@@ -262,8 +272,8 @@ pub async fn mint_access_token(
     scope: &Scopes,
 ) -> Result<IssuedAccessToken, AppError> {
     let lifetime = audience.lifetime_secs(state.settings.access_token_ttl_secs);
-    let claims =
-        draft_access_token(state.issuer.as_str(), &state.issuance, audience, lifetime, subject, client_id, scope);
+    let drafted = Drafted { lifetime_secs: lifetime, subject, client_id, scope, authentication: None };
+    let claims = draft_access_token(state.issuer.as_str(), &state.issuance, audience, drafted);
     sign_access_token(state, audience, claims).await
 }
 

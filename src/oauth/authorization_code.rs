@@ -24,7 +24,7 @@ use crate::db::clients::Client;
 use crate::db::refresh_tokens::FamilyMember;
 use crate::db::refresh_tokens::revoke_families_of_code;
 use crate::db::revoked_tokens::revoke_token;
-use crate::domain::{CodeChallenge, GrantType, Scopes};
+use crate::domain::{Authentication, CodeChallenge, GrantType, Scopes};
 use crate::error::AppError;
 use crate::manage::api_keys::CreatedApiKey;
 use crate::state::AppState;
@@ -36,6 +36,7 @@ struct TokensRedeemed {
     /// The access token's claims, recorded with the code before it is signed.
     claims: AccessTokenClaims,
     refresh_token: Option<String>,
+    authentication: Authentication,
 }
 
 enum Redeemed {
@@ -93,9 +94,18 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
         return redeem_key(conn, client, &code, presented, now).map(|key| Redeemed::Key(Box::new(key)));
     }
     let scope = Scopes::parse(&code.scope).unwrap_or_default();
-    let (target, claims) = presented.drafter.draft(conn, &code.user_id, &code.audience, &client.client_id, &scope)?;
+    let authentication = Authentication::from_stored(code.amr.as_deref(), code.auth_time);
+    let (target, claims) = presented.drafter.draft(
+        conn,
+        &code.user_id,
+        &code.audience,
+        &client.client_id,
+        &scope,
+        Some(&authentication),
+    )?;
     let access_expires_at = claims.expires_at();
     let wants_refresh = scope.contains("offline_access");
+    let stored_methods = authentication.methods.to_string();
 
     // Consuming the code, recording the access token it mints and storing the refresh
     // token commit together; exactly one of concurrent redemptions gets past the consume.
@@ -119,11 +129,15 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
             access_token_jti: &claims.jti,
             access_token_expires_at: access_expires_at,
             expires_at: now + REFRESH_TOKEN_LIFETIME,
+            amr: Some(&stored_methods),
+            auth_time: Some(code.auth_time),
         };
         store_refresh_token(conn, &presented.hasher, &member, now).map(|token| Some(Some(token)))
     })?;
     match outcome {
-        Some(refresh_token) => Ok(Redeemed::Tokens(Box::new(TokensRedeemed { code, target, claims, refresh_token }))),
+        Some(refresh_token) => {
+            Ok(Redeemed::Tokens(Box::new(TokensRedeemed { code, target, claims, refresh_token, authentication })))
+        }
         // Another request consumed it between our read and our write.
         None => Err(replayed(conn, &code, now)?),
     }
@@ -206,7 +220,7 @@ pub async fn issue(
     let grant = PersonGrant {
         scope: Scopes::parse(&redeemed.code.scope).unwrap_or_default(),
         nonce: redeemed.code.nonce.clone(),
-        auth_time: redeemed.code.auth_time,
+        authentication: redeemed.authentication,
         target: redeemed.target,
         claims: redeemed.claims,
         refresh_token: redeemed.refresh_token,

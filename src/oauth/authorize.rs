@@ -19,7 +19,7 @@ use crate::db::apis::find_api_by_audience;
 use crate::db::authorization_codes::{NewAuthorizationCode, insert_code};
 use crate::db::clients::{Client, find_client};
 use crate::db::users::User;
-use crate::domain::{CodeChallenge, GrantType, Issuer, RedirectUri, ResourceUri, Scopes};
+use crate::domain::{Authentication, CodeChallenge, GrantType, Issuer, RedirectUri, ResourceUri, Scopes};
 use crate::error::AppError;
 use crate::manage::api_keys::KeyRequest;
 use crate::manage::consents::{is_remembered, record_approval};
@@ -30,6 +30,14 @@ pub const CODE_LIFETIME: TimeDelta = TimeDelta::seconds(60);
 
 /// Scopes Latchkey itself understands, beyond those of the APIs.
 pub const IDENTITY_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+/// A live sign-in at the authorization endpoint: who, and how and when (what id and access
+/// tokens report as `amr`, `acr` and `auth_time`).
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    pub user: User,
+    pub authentication: Authentication,
+}
 
 /// A request whose every parameter has been checked against the client's registration.
 #[derive(Debug, Clone)]
@@ -295,28 +303,30 @@ fn issue_code(
     conn: &mut DbConnection,
     hasher: &TokenHasher,
     request: &AuthorizationRequest,
-    user: &User,
+    sign_in: &SignIn,
     key_request: Option<&str>,
 ) -> Result<String, AppError> {
     let code = random_token::<32>();
     let now = crate::db::now();
+    let amr = sign_in.authentication.methods.to_string();
     insert_code(
         conn,
         &NewAuthorizationCode {
             code_hash: hasher.hash(&code).as_str(),
             client_id: &request.client.client_id,
-            user_id: &user.id,
+            user_id: &sign_in.user.id,
             redirect_uri: request.redirect_uri.as_str(),
             scope: &request.scope.to_string(),
             audience: &request.audience,
             code_challenge: request.code_challenge.as_ref().map(CodeChallenge::as_str),
             nonce: request.nonce.as_deref(),
-            auth_time: now,
+            auth_time: sign_in.authentication.at,
             created_at: now,
             expires_at: now + CODE_LIFETIME,
             redirect_uri_given: request.redirect_uri_given,
             requested_token_type: request.wants_api_key.then_some(API_KEY_TOKEN_TYPE),
             key_request,
+            amr: Some(&amr),
         },
     )?;
     Ok(code)
@@ -355,7 +365,7 @@ async fn remembered(state: &AppState, user: &User, request: &AuthorizationReques
 pub async fn decide(
     state: &AppState,
     params: OAuthParams,
-    user: Option<User>,
+    sign_in: Option<SignIn>,
 ) -> Result<(Decision, OAuthParams), AppError> {
     let issuer = state.issuer.to_string();
     let (request, params) = validate(state, params).await?;
@@ -363,18 +373,18 @@ pub async fn decide(
         Ok(request) => request,
         Err(error) => return Ok((error.into_decision(&issuer), params)),
     };
-    let Some(user) = user else {
+    let Some(sign_in) = sign_in else {
         if request.prompt_none {
             return Ok((login_required(&request).into_decision(&issuer), params));
         }
         return Ok((Decision::NeedsLogin, params));
     };
     // A key is chosen each time: no remembered consent stands for one.
-    if !request.prompt_consent && !request.wants_api_key && remembered(state, &user, &request).await? {
+    if !request.prompt_consent && !request.wants_api_key && remembered(state, &sign_in.user, &request).await? {
         let hasher = state.hasher.clone();
-        let (request_for_code, user_for_code) = (request.clone(), user.clone());
+        let request_for_code = request.clone();
         let code =
-            crate::db::run(&state.pool, move |conn| issue_code(conn, &hasher, &request_for_code, &user_for_code, None))
+            crate::db::run(&state.pool, move |conn| issue_code(conn, &hasher, &request_for_code, &sign_in, None))
                 .await?;
         return Ok((issued(&request, &issuer, &code), params));
     }
@@ -382,7 +392,7 @@ pub async fn decide(
         let refusal = back_to_client(&request, "consent_required", "the user has not consented to these scopes");
         return Ok((refusal.into_decision(&issuer), params));
     }
-    Ok((Decision::NeedsConsent { request: Box::new(request), user: Box::new(user) }, params))
+    Ok((Decision::NeedsConsent { request: Box::new(request), user: Box::new(sign_in.user) }, params))
 }
 
 /// `prompt=none`, or a consent form posted after signing out: the client must sign the
@@ -404,7 +414,7 @@ pub enum Approval {
 pub async fn approve(
     state: &AppState,
     request: AuthorizationRequest,
-    user: User,
+    sign_in: SignIn,
     approval: Approval,
 ) -> Result<Decision, AppError> {
     let issuer = state.issuer.to_string();
@@ -416,9 +426,9 @@ pub async fn approve(
         _ => return Err(AppError::BadRequest("the approval does not match what the request asks for".into())),
     };
     let remember = matches!(approval, Approval::Tokens { remember: true });
-    let (request_for_code, user_for_code) = (request.clone(), user);
+    let request_for_code = request.clone();
     let code = crate::db::run(&state.pool, move |conn| {
-        let (request, user) = (request_for_code, user_for_code);
+        let (request, user) = (request_for_code, &sign_in.user);
         let client_id = &request.client.client_id;
         if !request.wants_api_key {
             record_approval(conn, &user.id, client_id, &request.audience, &request.scope, remember)?;
@@ -433,7 +443,7 @@ pub async fn approve(
                 "requested_token_type": request.wants_api_key.then_some(API_KEY_TOKEN_TYPE),
             }));
         audit::record(conn, &entry)?;
-        issue_code(conn, &hasher, &request, &user, key_request.as_deref())
+        issue_code(conn, &hasher, &request, &sign_in, key_request.as_deref())
     })
     .await?;
     Ok(issued(&request, &issuer, &code))

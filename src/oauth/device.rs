@@ -32,7 +32,7 @@ use crate::db::device_authorizations::{
 };
 use crate::db::refresh_tokens::FamilyMember;
 use crate::db::users::User;
-use crate::domain::{GrantType, Issuer, Scopes, UserCode};
+use crate::domain::{Authentication, GrantType, Issuer, Scopes, UserCode};
 use crate::error::AppError;
 use crate::manage::api_keys::{CreatedApiKey, KeyRequest};
 use crate::manage::consents::record_approval;
@@ -130,6 +130,7 @@ fn start(
             decided_at: None,
             requested_token_type: wants_key.then(|| API_KEY_TOKEN_TYPE.to_owned()),
             key_request: None,
+            amr: None,
         };
         if insert_device_authorization(conn, &row)? {
             return Ok(DeviceAuthorizationResponse {
@@ -214,6 +215,7 @@ struct TokensRedeemed {
     target: GrantTarget,
     claims: AccessTokenClaims,
     refresh_token: Option<String>,
+    authentication: Authentication,
 }
 
 enum Redeemed {
@@ -279,7 +281,11 @@ fn redeem_approved(
         return redeem_key(conn, client, &request, &user_id, presented, now).map(|key| Redeemed::Key(Box::new(key)));
     }
     let scope = Scopes::parse(&request.scope).unwrap_or_default();
-    let (target, claims) = presented.drafter.draft(conn, &user_id, &request.audience, &client.client_id, &scope)?;
+    let authentication =
+        Authentication::from_stored(request.amr.as_deref(), request.auth_time.unwrap_or(request.created_at));
+    let stored_methods = authentication.methods.to_string();
+    let (target, claims) =
+        presented.drafter.draft(conn, &user_id, &request.audience, &client.client_id, &scope, Some(&authentication))?;
     let wants_refresh = scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken);
     let outcome = crate::db::write_transaction(conn, |conn| -> diesel::QueryResult<Option<Option<String>>> {
         if !redeem(conn, &presented.device_code_hash, now)? {
@@ -300,12 +306,14 @@ fn redeem_approved(
             access_token_jti: &claims.jti,
             access_token_expires_at: claims.expires_at(),
             expires_at: now + REFRESH_TOKEN_LIFETIME,
+            amr: Some(&stored_methods),
+            auth_time: Some(authentication.at),
         };
         store_refresh_token(conn, &presented.hasher, &member, now).map(|token| Some(Some(token)))
     })?;
     match outcome {
         Some(refresh_token) => {
-            Ok(Redeemed::Tokens(Box::new(TokensRedeemed { request, target, claims, refresh_token })))
+            Ok(Redeemed::Tokens(Box::new(TokensRedeemed { request, target, claims, refresh_token, authentication })))
         }
         // Another poll redeemed it between our read and our write.
         None => Err(OAuthError::invalid_grant("the device code was already used")),
@@ -349,14 +357,14 @@ pub async fn issue(
     let (client, redeemed) =
         authenticate_client_then(state, req, presented_client, move |conn, client| poll(conn, client, presented))
             .await?;
-    let TokensRedeemed { request, target, claims, refresh_token } = match redeemed {
+    let TokensRedeemed { request, target, claims, refresh_token, authentication } = match redeemed {
         Redeemed::Key(created) => return Ok(key_response(*created)),
         Redeemed::Tokens(tokens) => *tokens,
     };
     let grant = PersonGrant {
         scope: Scopes::parse(&request.scope).unwrap_or_default(),
         nonce: None,
-        auth_time: request.auth_time.unwrap_or(request.created_at),
+        authentication,
         target,
         claims,
         refresh_token,
@@ -410,6 +418,7 @@ pub fn decide(
     hasher: &TokenHasher,
     code: &UserCode,
     user: &User,
+    authentication: &Authentication,
     decision: DeviceDecision,
     origin: &audit::Origin,
 ) -> Result<Option<PendingRequest>, crate::error::AppError> {
@@ -429,7 +438,14 @@ pub fn decide(
         DeviceDecision::AllowKey(_) => return Err(AppError::BadRequest("this request is not for an API key".into())),
         _ => None,
     };
-    let recorded = Decision { status, user_id: &user.id, auth_time: now, key_request: key_request.as_deref() };
+    let amr = authentication.methods.to_string();
+    let recorded = Decision {
+        status,
+        user_id: &user.id,
+        auth_time: authentication.at,
+        amr: &amr,
+        key_request: key_request.as_deref(),
+    };
     let decided = crate::db::write_transaction(conn, |conn| -> Result<bool, crate::error::AppError> {
         if !record_decision(conn, &pending.request.user_code_hash, &recorded, now)? {
             return Ok(false);

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::token::SUPPORTED_GRANTS;
-use crate::domain::Issuer;
+use crate::domain::{ACR_VALUES_SUPPORTED, Issuer};
 use crate::state::AppState;
 
 /// Latchkey's own scopes and those the built-in APIs understand; each API may define more.
@@ -26,7 +26,8 @@ const CLIENT_AUTH_METHODS: &[&str] =
 /// for `private_key_jwt`.
 const ASSERTION_ALGORITHMS: &[&str] = &["HS256", "RS256", "ES256", "EdDSA"];
 
-const CLAIMS_SUPPORTED: &[&str] = &["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "email", "name"];
+const CLAIMS_SUPPORTED: &[&str] =
+    &["iss", "sub", "aud", "exp", "iat", "auth_time", "acr", "amr", "nonce", "email", "name"];
 
 #[derive(Serialize)]
 struct ServerMetadata<'a> {
@@ -59,6 +60,8 @@ struct ServerMetadata<'a> {
     subject_types_supported: &'a [&'a str],
     id_token_signing_alg_values_supported: &'a [&'a str],
     claims_supported: &'a [&'a str],
+    /// What `acr` can say: one factor, or two.
+    acr_values_supported: &'a [&'a str],
     prompt_values_supported: &'a [&'a str],
     /// RFC 8707 resource indicators.
     resource_indicators_supported: bool,
@@ -95,6 +98,7 @@ pub fn metadata_document(issuer: &Issuer) -> Bytes {
         subject_types_supported: &["public"],
         id_token_signing_alg_values_supported: &["RS256"],
         claims_supported: CLAIMS_SUPPORTED,
+        acr_values_supported: ACR_VALUES_SUPPORTED,
         prompt_values_supported: &["none", "consent"],
         resource_indicators_supported: true,
         protected_resources: [issuer.management_api_audience()],

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::db::users::User;
-use crate::domain::Scopes;
 use crate::domain::SigningAlgorithm;
+use crate::domain::{Authentication, Scopes};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::tokens::jwt;
@@ -21,6 +21,11 @@ pub struct IdTokenClaims {
     pub exp: i64,
     pub iat: i64,
     pub auth_time: i64,
+    /// How the person signed in (OIDC Core §2, RFC 8176).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,7 +41,7 @@ pub async fn mint_id_token(
     client_id: &str,
     scope: &Scopes,
     nonce: Option<String>,
-    auth_time: i64,
+    authentication: &Authentication,
 ) -> Result<String, AppError> {
     let now = chrono::Utc::now().timestamp();
     let claims = IdTokenClaims {
@@ -45,7 +50,9 @@ pub async fn mint_id_token(
         aud: client_id.to_owned(),
         exp: now + ID_TOKEN_LIFETIME_SECS,
         iat: now,
-        auth_time,
+        auth_time: authentication.auth_time(),
+        acr: Some(authentication.methods.acr().to_owned()),
+        amr: Some(authentication.methods.amr()),
         nonce,
         email: scope.contains("email").then(|| user.email.clone()),
         name: if scope.contains("profile") { user.name.clone() } else { None },

@@ -12,7 +12,7 @@ use super::params::OAuthParams;
 use super::refresh::find_usable;
 use crate::apikeys::authenticate::authenticate_key;
 use crate::db::utc;
-use crate::domain::ApiKeyKind;
+use crate::domain::{ApiKeyKind, Authentication};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::tokens::AccessTokenClaims;
@@ -93,7 +93,10 @@ pub async fn post_introspect(
             let (hasher, lookup) = (state.hasher.clone(), token.to_owned());
             let refresh = crate::db::run(&state.pool, move |conn| Ok(find_usable(conn, &hasher, &lookup)?)).await?;
             match refresh {
-                Some(refresh) => serde_json::json!({
+                Some(refresh) => {
+                    let authentication =
+                        refresh.auth_time.map(|at| Authentication::from_stored(refresh.amr.as_deref(), at));
+                    let mut body = serde_json::json!({
                     "active": true,
                     "scope": refresh.scope,
                     "client_id": refresh.client_id,
@@ -103,7 +106,15 @@ pub async fn post_introspect(
                     "iat": utc(refresh.created_at).timestamp(),
                     "exp": utc(refresh.expires_at).timestamp(),
                     "token_type": "refresh_token",
-                }),
+                    });
+                    // The sign-in the family came from, as its access tokens report it.
+                    if let (Some(authentication), Some(fields)) = (authentication, body.as_object_mut()) {
+                        fields.insert("auth_time".into(), authentication.auth_time().into());
+                        fields.insert("acr".into(), authentication.methods.acr().into());
+                        fields.insert("amr".into(), authentication.methods.amr().into());
+                    }
+                    body
+                }
                 None => introspect_api_key(&state, &req, token).await,
             }
         }

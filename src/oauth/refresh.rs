@@ -27,7 +27,7 @@ use crate::db::refresh_tokens::{
     FamilyMember, NewRefreshToken, RefreshToken, RetryAnswer, find_refresh_token, insert_refresh_token,
     retire_refresh_token, revoke_refresh_family,
 };
-use crate::domain::{GrantType, Scopes};
+use crate::domain::{Authentication, GrantType, Scopes};
 use crate::state::AppState;
 
 /// A family lives this long from its first token, however often it is refreshed.
@@ -139,8 +139,16 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
         Some(requested) => requested.clone(),
         None => original,
     };
-    let (target, claims) =
-        presented.drafter.draft(conn, &current.user_id, &current.audience, &client.client_id, &scope)?;
+    // RFC 9470 §3: a refreshed token reports the original sign-in, never a fresh one.
+    let authentication = current.auth_time.map(|at| Authentication::from_stored(current.amr.as_deref(), at));
+    let (target, claims) = presented.drafter.draft(
+        conn,
+        &current.user_id,
+        &current.audience,
+        &client.client_id,
+        &scope,
+        authentication.as_ref(),
+    )?;
     let (jti, access_expires_at) = (claims.jti.clone(), claims.expires_at());
     let access = presented.signer.sign(conn, target.audience(), claims)?;
     let refresh_token = random_token::<32>();
@@ -174,6 +182,8 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
             access_token_jti: &jti,
             access_token_expires_at: access_expires_at,
             expires_at: current.expires_at,
+            amr: current.amr.as_deref(),
+            auth_time: current.auth_time,
         };
         let id = uuid::Uuid::new_v4().to_string();
         insert_refresh_token(

@@ -10,7 +10,7 @@ use super::error::{OAuthError, OAuthErrorCode};
 use super::id_token::mint_id_token;
 use super::params::OAuthParams;
 use crate::db::clients::Client;
-use crate::domain::{GrantType, Scopes};
+use crate::domain::{Authentication, GrantType, Scopes};
 use crate::ratelimit::{Decision, FailureBudget, Limits, caller_address};
 use crate::state::AppState;
 use crate::tokens::AccessTokenClaims;
@@ -61,9 +61,10 @@ pub struct PersonGrant {
     pub claims: AccessTokenClaims,
     pub scope: Scopes,
     pub refresh_token: Option<String>,
-    /// For the id token: the authorization request's `nonce` and when the person signed in.
+    /// For the id token: the authorization request's `nonce`, and when and how the person
+    /// signed in.
     pub nonce: Option<String>,
-    pub auth_time: chrono::NaiveDateTime,
+    pub authentication: Authentication,
 }
 
 /// The answer to a person's grant: the access token signed as its audience asks, the refresh
@@ -77,9 +78,10 @@ pub async fn answer_person_grant(
     let mut response = TokenResponse::bearer(access.token, access.expires_in, &grant.scope);
     response.refresh_token = grant.refresh_token;
     if grant.scope.contains("openid") {
-        let auth_time = grant.auth_time.and_utc().timestamp();
-        response.id_token =
-            Some(mint_id_token(state, &grant.target.user, client_id, &grant.scope, grant.nonce, auth_time).await?);
+        response.id_token = Some(
+            mint_id_token(state, &grant.target.user, client_id, &grant.scope, grant.nonce, &grant.authentication)
+                .await?,
+        );
     }
     Ok(response)
 }

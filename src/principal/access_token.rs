@@ -204,6 +204,9 @@ fn load_client_jwt_principal(
         jti: claims.jti.unwrap_or_default(),
         client_id: client.client_id.clone(),
         scope: Some(scope),
+        auth_time: None,
+        acr: None,
+        amr: None,
     };
     let limit = Permissions::from_scopes(speaker.scopes.iter());
     Ok(Ok(TokenPrincipal { holder: speaker.holder, client_name: client.name, reach: reach.limited_to(limit), claims }))

@@ -26,6 +26,11 @@ pub struct IssuanceProof(TokenHasher);
 #[derive(Serialize)]
 struct Covered<'a>(&'a str, &'a str, &'a str, &'a str, i64, i64, &'a str, Option<&'a str>);
 
+/// A person's token also vouches for their sign-in; tokens without one keep the shorter
+/// array, so that tags made before these claims existed still verify.
+#[derive(Serialize)]
+struct CoveredWithSignIn<'a>(Covered<'a>, Option<i64>, Option<&'a str>, Option<&'a [String]>);
+
 fn covered(id: &str, claims: &AccessTokenClaims) -> String {
     let covered = Covered(
         id,
@@ -37,7 +42,17 @@ fn covered(id: &str, claims: &AccessTokenClaims) -> String {
         &claims.client_id,
         claims.scope.as_deref(),
     );
-    serde_json::to_string(&covered).expect("strings and integers always serialise")
+    let serialised = if claims.auth_time.is_none() && claims.acr.is_none() && claims.amr.is_none() {
+        serde_json::to_string(&covered)
+    } else {
+        serde_json::to_string(&CoveredWithSignIn(
+            covered,
+            claims.auth_time,
+            claims.acr.as_deref(),
+            claims.amr.as_deref(),
+        ))
+    };
+    serialised.expect("strings and integers always serialise")
 }
 
 impl IssuanceProof {
@@ -82,6 +97,9 @@ mod tests {
             jti: "9f1c2d9e-6a55-4a0e-9a53-1c7d1c2f4b11".into(),
             client_id: "client-1".into(),
             scope: Some("read".into()),
+            auth_time: Some(1_999_990_000),
+            acr: Some("urn:latchkey:acr:mfa".into()),
+            amr: Some(vec!["pwd".into(), "otp".into(), "mfa".into()]),
         }
     }
 
@@ -101,7 +119,7 @@ mod tests {
         let proof = IssuanceProof::new(MasterKey::generate().issuance_hasher());
         let mut sealed = claims();
         proof.seal(&mut sealed);
-        let changes: [fn(&mut AccessTokenClaims); 8] = [
+        let changes: [fn(&mut AccessTokenClaims); 12] = [
             |c| c.sub = "user-2".into(),
             |c| c.aud = "https://other.example.com".into(),
             |c| c.exp += 1,
@@ -110,6 +128,10 @@ mod tests {
             |c| c.scope = Some("read admin".into()),
             |c| c.scope = None,
             |c| c.iss = "https://evil.example.com".into(),
+            |c| c.auth_time = Some(2_000_000_000),
+            |c| c.acr = Some("urn:latchkey:acr:pwd".into()),
+            |c| c.amr = Some(vec!["pwd".into()]),
+            |c| (c.auth_time, c.acr, c.amr) = (None, None, None),
         ];
 
         for (i, change) in changes.iter().enumerate() {
@@ -119,5 +141,15 @@ mod tests {
         }
         assert!(!IssuanceProof::new(MasterKey::generate().issuance_hasher()).verify(&sealed));
         assert!(!proof.verify(&claims()), "an unsealed jti proves nothing");
+    }
+
+    #[test]
+    fn a_token_without_a_sign_in_is_covered_as_before_sign_ins_were_claimed() {
+        let claims = AccessTokenClaims { auth_time: None, acr: None, amr: None, ..claims() };
+        let covered = covered("id", &claims);
+        assert_eq!(
+            covered,
+            r#"["id","https://id.example.com","user-1","https://api.example.com",2000000000,1999996400,"client-1","read"]"#
+        );
     }
 }

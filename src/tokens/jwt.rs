@@ -24,6 +24,13 @@ pub struct AccessTokenClaims {
     pub client_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// For a person's token: when they signed in, and how (RFC 9068 §2.2.1, RFC 8176).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
 }
 
 impl AccessTokenClaims {
@@ -122,6 +129,9 @@ mod tests {
             jti: "jti-1".into(),
             client_id: "client-1".into(),
             scope: Some("read".into()),
+            auth_time: None,
+            acr: None,
+            amr: None,
         }
     }
 

@@ -23,6 +23,7 @@ use crate::domain::ApiKeyKind;
 use crate::domain::Scopes;
 use crate::error::AppError;
 use crate::manage::api_keys::{self, KeyRequest};
+use crate::manage::second_factors;
 use crate::manage::{SignedInUser, run_as};
 use crate::passwords::PasswordHasher;
 use crate::state::AppState;
@@ -64,6 +65,18 @@ struct AccountPage<'a> {
     notice: Option<&'a str>,
     /// Why the password was not changed.
     password_error: Option<&'a str>,
+    factors: FactorsView,
+    /// Why a second factor was not changed.
+    factor_error: Option<&'a str>,
+}
+
+/// The two-step sign-in section.
+struct FactorsView {
+    /// Since when an authenticator app is on, and when it was last used; `None` when off.
+    app: Option<(String, String)>,
+    /// An app set up halfway (its page can be opened again).
+    app_being_set_up: bool,
+    recovery_codes_left: i64,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +84,10 @@ pub struct AccountQuery {
     revoked: Option<String>,
     key_deleted: Option<String>,
     password_changed: Option<String>,
+    totp_added: Option<String>,
+    totp_removed: Option<String>,
+    /// Signed in with a recovery code, and few are left.
+    recovery_codes_left: Option<u8>,
 }
 
 /// "Firefox on Windows" rather than a user-agent string: enough to recognise a device.
@@ -127,27 +144,34 @@ pub async fn get_account(
         return Ok(to_login());
     };
     let notice = if query.revoked.is_some() {
-        Some("Access withdrawn. The app's tokens no longer work.")
+        Some("Access withdrawn. The app's tokens no longer work.".to_owned())
     } else if query.key_deleted.is_some() {
-        Some("API key deleted. It no longer works.")
+        Some("API key deleted. It no longer works.".to_owned())
     } else if query.password_changed.is_some() {
-        Some("Password changed. You were signed out everywhere else.")
+        Some("Password changed. You were signed out everywhere else.".to_owned())
+    } else if query.totp_added.is_some() {
+        Some("Two-step sign-in is on: signing in now asks for a code from your app.".to_owned())
+    } else if query.totp_removed.is_some() {
+        Some("Authenticator app removed. Signing in asks only for your password.".to_owned())
     } else {
-        None
+        query.recovery_codes_left.map(|left| {
+            format!("You signed in with a recovery code; {left} unused left. Make new ones below before they run out.")
+        })
     };
-    render_account(&req, &state, user, acting, Shown { notice, ..Shown::default() }).await
+    render_account(&req, &state, user, acting, Shown { notice: notice.as_deref(), ..Shown::default() }).await
 }
 
 /// What the account page shows besides the account: a notice, a key just created, or why the
 /// password was not changed.
 #[derive(Default)]
-struct Shown<'a> {
-    notice: Option<&'a str>,
-    new_key: Option<&'a str>,
-    password_error: Option<&'a str>,
+pub(super) struct Shown<'a> {
+    pub notice: Option<&'a str>,
+    pub new_key: Option<&'a str>,
+    pub password_error: Option<&'a str>,
+    pub factor_error: Option<&'a str>,
 }
 
-async fn render_account(
+pub(super) async fn render_account(
     req: &HttpRequest,
     state: &web::Data<AppState>,
     user: User,
@@ -156,14 +180,25 @@ async fn render_account(
 ) -> Result<HttpResponse, AppError> {
     let current_hash = req.cookie(SESSION_COOKIE).map(|c| state.hasher.hash(c.value()).into_string());
     let user_id = user.id.clone();
-    let (consents, sessions, keys) = run_as(state, acting, Origin::of(req), move |conn, caller, _| {
+    let (consents, sessions, keys, factors) = run_as(state, acting, Origin::of(req), move |conn, caller, _| {
         Ok((
             list_consents_for_user(conn, &user_id)?,
             list_sessions_for_user(conn, &user_id, crate::db::now())?,
             api_keys::list_keys(conn, caller)?,
+            second_factors::factors(conn, &user_id)?,
         ))
     })
     .await?;
+    let factors = FactorsView {
+        app: factors.totp.as_ref().and_then(|app| {
+            let since = app.confirmed_at?;
+            let last_used =
+                app.last_used_at.map_or_else(|| "never used".to_owned(), |at| format!("last used {}", date(at)));
+            Some((date(since), last_used))
+        }),
+        app_being_set_up: factors.totp.as_ref().is_some_and(|app| !app.is_confirmed()),
+        recovery_codes_left: factors.recovery_codes_left,
+    };
     // One entry per app, whatever APIs its consents are for: access is revoked per app.
     let mut granted: Vec<(Consent, String, Vec<String>)> = Vec::new();
     for (consent, client_name) in consents {
@@ -224,8 +259,11 @@ async fn render_account(
         csrf_token: &form_value,
         notice: shown.notice,
         password_error: shown.password_error,
+        factors,
+        factor_error: shown.factor_error,
     };
-    let status = if shown.password_error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let refused = shown.password_error.is_some() || shown.factor_error.is_some();
+    let status = if refused { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     form_page(status, cookie, &page)
 }
 
@@ -332,6 +370,57 @@ pub async fn post_password(
     }
 }
 
+/// How asking for the current password again ended.
+pub(super) enum Reauthentication {
+    /// Right: the throttle's subjects, to clear once what it guards is done.
+    Confirmed(SignInSubjects),
+    /// What to tell the person.
+    Refused(String),
+    Busy(crate::passwords::Busy),
+}
+
+/// Asks the signed-in person for their password again before something that would let
+/// whoever holds the browser keep the account (a new password, a second factor changed). A
+/// wrong one costs what a wrong sign-in does: the same throttle, and an audit row `action`.
+pub(super) async fn confirm_password(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &User,
+    password: String,
+    action: &'static str,
+) -> Result<Reauthentication, AppError> {
+    let address = req.peer_addr().map(|addr| addr.ip().to_string()).unwrap_or_default();
+    let throttled = SignInSubjects::new(&state.hasher, &user.email, &address);
+    if let Err(wait) = throttle::admit(&state.limiter, &throttled).await {
+        let minutes = wait.as_secs().div_ceil(60);
+        return Ok(Reauthentication::Refused(format!(
+            "Too many attempts. Wait {minutes} minute(s) before trying again."
+        )));
+    }
+    let password_ok = match state.passwords.verify(SecretString::from(password), user.password_hash.clone()).await {
+        Ok(ok) => ok,
+        Err(busy) => {
+            throttle::not_checked(&state.limiter, &throttled).await;
+            return Ok(Reauthentication::Busy(busy));
+        }
+    };
+    if !password_ok {
+        state.metrics.authentication_failed("user", "wrong password");
+        let origin = Origin::of(req);
+        let user_id = user.id.clone();
+        crate::db::run(&state.pool, move |conn| {
+            let entry = audit::Context::of(Actor::User(&user_id), origin.ip.as_deref(), Some(&origin.request_id))
+                .entry(action, Outcome::Failure)
+                .target("user", &user_id)
+                .details(serde_json::json!({ "reason": "wrong current password" }));
+            Ok(audit::record(conn, &entry)?)
+        })
+        .await?;
+        return Ok(Reauthentication::Refused("The current password is incorrect.".into()));
+    }
+    Ok(Reauthentication::Confirmed(throttled))
+}
+
 async fn change_password(
     req: &HttpRequest,
     state: &AppState,
@@ -348,34 +437,14 @@ async fn change_password(
     let Some(session_hash) = req.cookie(SESSION_COOKIE).map(|c| state.hasher.hash(c.value()).into_string()) else {
         return Ok(Refused("Your session has ended. Sign in again.".into()));
     };
-    let address = req.peer_addr().map(|addr| addr.ip().to_string()).unwrap_or_default();
-    let throttled = SignInSubjects::new(&state.hasher, &user.email, &address);
-    if let Err(wait) = throttle::admit(&state.limiter, &throttled).await {
-        let minutes = wait.as_secs().div_ceil(60);
-        return Ok(Refused(format!("Too many attempts. Wait {minutes} minute(s) before trying again.")));
-    }
-    let current = SecretString::from(form.current_password);
-    let password_ok = match state.passwords.verify(current, user.password_hash.clone()).await {
-        Ok(ok) => ok,
-        Err(busy) => {
-            throttle::not_checked(&state.limiter, &throttled).await;
-            return Ok(Busy(busy));
-        }
-    };
+    let throttled =
+        match confirm_password(req, state, user, form.current_password, "user.password_change_failed").await? {
+            Reauthentication::Confirmed(throttled) => throttled,
+            Reauthentication::Refused(problem) => return Ok(Refused(problem)),
+            Reauthentication::Busy(busy) => return Ok(Busy(busy)),
+        };
     let origin = Origin::of(req);
     let user_id = user.id.clone();
-    if !password_ok {
-        state.metrics.authentication_failed("user", "wrong password");
-        crate::db::run(&state.pool, move |conn| {
-            let entry = audit::Context::of(Actor::User(&user_id), origin.ip.as_deref(), Some(&origin.request_id))
-                .entry("user.password_change_failed", Outcome::Failure)
-                .target("user", &user_id)
-                .details(serde_json::json!({ "reason": "wrong current password" }));
-            Ok(audit::record(conn, &entry)?)
-        })
-        .await?;
-        return Ok(Refused("The current password is incorrect.".into()));
-    }
     let hashed = match state.passwords.hash(SecretString::from(form.new_password)).await {
         Ok(Ok(hashed)) => hashed,
         Ok(Err(problem)) => return Ok(Refused(super::form::sentence(&problem.to_string()))),

@@ -11,7 +11,7 @@ use askama::Template;
 use super::csrf::{self, CsrfToken};
 use super::key_form::{self, KeyChoice, KeyDraft, KeyForm};
 use super::pages::{error_page, form_page_leading_to, see_other, sign_in_then};
-use super::session::current_user;
+use super::session::current_sign_in;
 use crate::audit::Origin;
 use crate::db::users::User;
 use crate::domain::Scopes;
@@ -146,8 +146,8 @@ pub async fn get_authorize(req: HttpRequest, state: web::Data<AppState>) -> Resu
     let Ok(params) = OAuthParams::from_query(req.query_string()) else {
         return Ok(error_page(StatusCode::BAD_REQUEST, "This sign-in link is not valid", "The link is malformed."));
     };
-    let user = current_user(&req, &state).await?;
-    match authorize::decide(&state, params, user).await? {
+    let sign_in = current_sign_in(&req, &state).await?;
+    match authorize::decide(&state, params, sign_in).await? {
         (Decision::NeedsConsent { request, user }, params) => ask(&req, &state, &request, &user, &params).await,
         (decision, _) => Ok(carry_out(decision, &req)),
     }
@@ -203,21 +203,22 @@ pub async fn post_authorize(
         Ok(request) => request,
         Err(error) => return Ok(carry_out(error.into_decision(&issuer), &req)),
     };
-    let Some(user) = current_user(&req, &state).await? else {
+    let Some(sign_in) = current_sign_in(&req, &state).await? else {
         return Ok(carry_out(login_required(&request).into_decision(&issuer), &req));
     };
+    let user = sign_in.user.clone();
     let decision = match choice {
         Some(ConsentDecision::Approve { .. }) if request.wants_api_key => {
             let (person, origin) = (user.clone(), Origin::of(&req));
             let vetted =
                 crate::db::run(&state.pool, move |conn| key_form::vet_choice(conn, &person, &origin, key)).await?;
             match vetted {
-                Ok(chosen) => authorize::approve(&state, request, user, Approval::Key(chosen)).await?,
+                Ok(chosen) => authorize::approve(&state, request, sign_in, Approval::Key(chosen)).await?,
                 Err(draft) => return consent_page(&req, &state, &request, &user, &params, Some(draft)),
             }
         }
         Some(ConsentDecision::Approve { remember }) => {
-            authorize::approve(&state, request, user, Approval::Tokens { remember }).await?
+            authorize::approve(&state, request, sign_in, Approval::Tokens { remember }).await?
         }
         Some(ConsentDecision::Deny) => authorize::deny(&state, request, user).await?,
         None => return Ok(error_page(StatusCode::BAD_REQUEST, "Cannot continue", "Choose Allow or Deny.")),

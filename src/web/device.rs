@@ -15,7 +15,7 @@ use super::csrf::{self, CsrfToken};
 use super::form::{PageForm, PageForms};
 use super::key_form::{self, KeyChoice, KeyDraft, KeyForm};
 use super::pages::{error_page, form_page, see_other, sign_in_then};
-use super::session::current_user;
+use super::session::{SignIn, current_sign_in, current_user};
 use crate::audit::Origin;
 use crate::crypto::TokenHasher;
 use crate::db::DbConnection;
@@ -271,11 +271,12 @@ fn decide(
     conn: &mut DbConnection,
     hasher: &TokenHasher,
     code: &UserCode,
-    user: &User,
+    sign_in: &SignIn,
     allow: bool,
     key: KeyForm,
     origin: &Origin,
 ) -> Result<Decided, AppError> {
+    let user = &sign_in.user;
     let decision = match device::find_pending(conn, hasher, code)? {
         Some(pending) if allow && pending.wants_api_key() => match key_form::vet_choice(conn, user, origin, key)? {
             Ok(chosen) => DeviceDecision::AllowKey(chosen),
@@ -284,7 +285,7 @@ fn decide(
         _ if allow => DeviceDecision::Allow,
         _ => DeviceDecision::Deny,
     };
-    device::decide(conn, hasher, code, user, decision, origin).map(Decided::Recorded)
+    device::decide(conn, hasher, code, user, &sign_in.authentication, decision, origin).map(Decided::Recorded)
 }
 
 /// `POST /device/decide`: Allow or Deny, for the code on the confirmation page.
@@ -295,9 +296,10 @@ pub async fn post_decide(
 ) -> Result<HttpResponse, AppError> {
     let PageForms(form, key) = form;
     let code = UserCode::parse(&form.user_code);
-    let Some(user) = current_user(&req, &state).await? else {
+    let Some(sign_in) = current_sign_in(&req, &state).await? else {
         return Ok(sign_in_first(code.as_ref(), None));
     };
+    let user = sign_in.user.clone();
     let allow = match form.decision.as_str() {
         "allow" => true,
         "deny" => false,
@@ -315,9 +317,9 @@ pub async fn post_decide(
         page.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
         return Ok(page);
     }
-    let (hasher, origin, person, lookup) = (state.hasher.clone(), Origin::of(&req), user.clone(), code.clone());
+    let (hasher, origin, lookup) = (state.hasher.clone(), Origin::of(&req), code.clone());
     let decided =
-        crate::db::run(&state.pool, move |conn| decide(conn, &hasher, &lookup, &person, allow, key, &origin)).await?;
+        crate::db::run(&state.pool, move |conn| decide(conn, &hasher, &lookup, &sign_in, allow, key, &origin)).await?;
     let decided = match decided {
         Decided::Recorded(decided) => decided,
         Decided::FixKey(pending, draft) => return confirm_page(&req, &state, &user, &code, &pending, Some(*draft)),
@@ -357,18 +359,12 @@ pub async fn get_qr(state: web::Data<AppState>, query: web::Query<CodeQuery>) ->
         return error_page(StatusCode::BAD_REQUEST, "No code", "The address needs user_code=XXXX-XXXX.");
     };
     let address = device::verification_uri_complete(&state.issuer, &code);
-    match qrcode::QrCode::with_error_correction_level(address.as_bytes(), qrcode::EcLevel::M) {
-        Ok(qr) => {
-            let svg = qr.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build();
-            HttpResponse::Ok()
-                .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml")))
-                .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
-                .insert_header((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-                .body(svg)
-        }
-        Err(error) => {
-            AppError::Unexpected(anyhow::anyhow!("could not draw a QR code of {} bytes: {error}", address.len()))
-                .error_response()
-        }
+    match super::pages::qr_svg(&address) {
+        Ok(svg) => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml")))
+            .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+            .body(svg),
+        Err(error) => error.error_response(),
     }
 }

@@ -10,12 +10,13 @@ use serde::Deserialize;
 
 use super::csrf::{self, CsrfToken};
 use super::pages::{busy_page, error_page, form_page, form_page_leading_to, see_other};
-use super::session::{current_user, end_session, start_session};
+use super::session::{begin_pending_sign_in, current_user, end_session, start_session};
 use super::throttle::{self, SignInSubjects};
 use crate::audit::{self, Actor, AuditEntry, Outcome};
 use crate::db::users::find_user_by_email;
-use crate::domain::{RedirectUri, ReturnTo};
+use crate::domain::{RedirectUri, ReturnTo, SignInMethods};
 use crate::error::AppError;
+use crate::manage::second_factors::has_second_factor;
 use crate::manage::users::normalize_email;
 use crate::oauth::params::OAuthParams;
 use crate::state::AppState;
@@ -140,7 +141,14 @@ pub async fn get_login(
 }
 
 enum Attempt {
-    SignedIn { user_id: String, cookie: actix_web::cookie::Cookie<'static> },
+    SignedIn {
+        user_id: String,
+        cookie: actix_web::cookie::Cookie<'static>,
+    },
+    /// The password was right; the second factor comes next, on its own page.
+    SecondFactorNeeded {
+        cookie: actix_web::cookie::Cookie<'static>,
+    },
     Refused,
 }
 
@@ -208,10 +216,25 @@ pub async fn post_login(
     let attempt = crate::db::run(&state.pool, move |conn| -> Result<Attempt, AppError> {
         match user {
             Some(user) if password_ok && user.is_active() => {
-                let cookie = start_session(conn, &worker_state, &user.id, Some(&address), user_agent.as_deref())?;
+                if has_second_factor(conn, &user.id)? {
+                    let cookie =
+                        begin_pending_sign_in(conn, &worker_state, &user.id, Some(&address), user_agent.as_deref())?;
+                    // Seen in the log, a right password never followed by its second factor
+                    // is what a stolen password looks like.
+                    let entry = AuditEntry::new(Actor::User(&user.id), "user.password_accepted", Outcome::Success)
+                        .target("user", &user.id)
+                        .from_request(Some(&address), Some(&request_id))
+                        .details(serde_json::json!({ "second_factor": "required" }));
+                    audit::record(conn, &entry)?;
+                    return Ok(Attempt::SecondFactorNeeded { cookie });
+                }
+                let methods = SignInMethods::password();
+                let cookie =
+                    start_session(conn, &worker_state, &user.id, &methods, Some(&address), user_agent.as_deref())?;
                 let entry = AuditEntry::new(Actor::User(&user.id), "user.signed_in", Outcome::Success)
                     .target("user", &user.id)
-                    .from_request(Some(&address), Some(&request_id));
+                    .from_request(Some(&address), Some(&request_id))
+                    .details(serde_json::json!({ "amr": methods.amr() }));
                 audit::record(conn, &entry)?;
                 Ok(Attempt::SignedIn { user_id: user.id, cookie })
             }
@@ -238,6 +261,13 @@ pub async fn post_login(
             throttle::succeeded(&state.limiter, &throttled).await;
             tracing::info!(%user_id, "signed in");
             let mut response = see_other(return_to.as_str());
+            response.add_cookie(&cookie).map_err(|e| AppError::Unexpected(e.into()))?;
+            Ok(response)
+        }
+        Attempt::SecondFactorNeeded { cookie } => {
+            // The throttle's count stays until the second factor is given: a right password
+            // must not buy more guesses at the code.
+            let mut response = see_other(&super::second_factor::page_then(return_to.as_str()));
             response.add_cookie(&cookie).map_err(|e| AppError::Unexpected(e.into()))?;
             Ok(response)
         }

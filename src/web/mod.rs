@@ -9,11 +9,13 @@ pub mod consent;
 pub mod csrf;
 pub mod dashboard;
 pub mod device;
+pub mod factors;
 pub mod form;
 pub mod invitation;
 pub mod key_form;
 pub mod login;
 pub mod pages;
+pub mod second_factor;
 pub mod session;
 pub mod setup;
 pub mod throttle;
@@ -36,6 +38,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/login").route(web::get().to(login::get_login)).route(web::post().to(login::post_login)),
     )
+    .service(routes(
+        second_factor::SECOND_FACTOR_PATH,
+        vec![
+            (Method::GET, web::get().to(second_factor::get_second_factor)),
+            (Method::POST, web::post().to(second_factor::post_second_factor)),
+        ],
+    ))
     .service(web::resource("/logout").route(web::get().to(login::get_logout)).route(web::post().to(login::post_logout)))
     .service(only("/", Method::GET, web::get().to(account::get_home)))
     .service(routes(
@@ -55,6 +64,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ))
     .service(only("/account/api-keys", Method::POST, web::post().to(account::post_create_key)))
     .service(only("/account/password", Method::POST, web::post().to(account::post_password)))
+    .service(routes(
+        "/account/totp",
+        vec![(Method::GET, web::get().to(factors::get_totp)), (Method::POST, web::post().to(factors::post_totp))],
+    ))
+    .service(only("/account/totp/confirm", Method::POST, web::post().to(factors::post_totp_confirm)))
+    .service(only("/account/totp/remove", Method::POST, web::post().to(factors::post_totp_remove)))
+    .service(only("/account/recovery-codes", Method::POST, web::post().to(factors::post_recovery_codes)))
     .service(only("/account/api-keys/delete", Method::POST, web::post().to(account::post_delete_key)))
     .service(routes(
         crate::manage::setup::SETUP_PATH,

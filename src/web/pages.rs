@@ -106,6 +106,15 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpRespons
     }
 }
 
+/// `text` as an SVG QR code (error correction M, quiet zone kept), drawn on the server: no
+/// image crates, no script.
+pub fn qr_svg(text: &str) -> Result<String, AppError> {
+    let qr = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M).map_err(|error| {
+        AppError::Unexpected(anyhow::anyhow!("could not draw a QR code of {} bytes: {error}", text.len()))
+    })?;
+    Ok(qr.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build())
+}
+
 /// Password checks are at capacity (`passwords::Busy`): come back in a second.
 pub fn busy_page(busy: crate::passwords::Busy) -> HttpResponse {
     let mut response = error_page(StatusCode::SERVICE_UNAVAILABLE, "Please try again", &format!("{busy}."));

@@ -7,13 +7,21 @@ use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::cookie::{Cookie, SameSite};
 use chrono::TimeDelta;
 
+use crate::db::pending_sign_ins::{NewPendingSignIn, PendingSignIn, find_pending_sign_in, insert_pending_sign_in};
 use crate::db::sessions::{NewSession, delete_session, find_live_session, insert_session};
 use crate::db::users::User;
+use crate::domain::{Authentication, SignInMethods};
 use crate::error::AppError;
 use crate::manage::SignedInUser;
+pub use crate::oauth::authorize::SignIn;
 use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "latchkey_session";
+/// A sign-in halfway: the password was right, the second factor is to come.
+pub const PENDING_SIGN_IN_COOKIE: &str = "latchkey_sign_in";
+
+/// How long the second factor may take after the password.
+pub const PENDING_SIGN_IN_LIFETIME: TimeDelta = TimeDelta::minutes(5);
 
 /// How long a sign-in lasts.
 pub const SESSION_LIFETIME: TimeDelta = TimeDelta::hours(12);
@@ -44,6 +52,20 @@ pub async fn current_user(req: &HttpRequest, state: &AppState) -> Result<Option<
     Ok(found.map(|(_, user)| user))
 }
 
+/// The browser's sign-in, if the session cookie names a live session of an active user.
+pub async fn current_sign_in(req: &HttpRequest, state: &AppState) -> Result<Option<SignIn>, AppError> {
+    let Some(value) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
+        return Ok(None);
+    };
+    let id_hash = state.hasher.hash(&value).into_string();
+    let found =
+        crate::db::run(&state.pool, move |conn| Ok(find_live_session(conn, &id_hash, crate::db::now())?)).await?;
+    Ok(found.map(|(session, user)| SignIn {
+        user,
+        authentication: Authentication::from_stored(Some(&session.amr), session.created_at),
+    }))
+}
+
 /// The signed-in user and what they reach, if the session cookie names a live session of
 /// an active user: what every dashboard page starts from.
 pub async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Option<(User, SignedInUser)>, AppError> {
@@ -66,11 +88,13 @@ pub fn start_session(
     conn: &mut crate::db::DbConnection,
     state: &AppState,
     user_id: &str,
+    methods: &SignInMethods,
     ip: Option<&str>,
     user_agent: Option<&str>,
 ) -> Result<Cookie<'static>, AppError> {
     let value = crate::crypto::random_token::<32>();
     let now = crate::db::now();
+    let amr = methods.to_string();
     insert_session(
         conn,
         &NewSession {
@@ -81,10 +105,53 @@ pub fn start_session(
             expires_at: now + SESSION_LIFETIME,
             ip,
             user_agent: user_agent.map(|ua| &ua[..ua.len().min(512)]),
+            amr: &amr,
         },
     )?;
     let max_age = CookieDuration::seconds(SESSION_LIFETIME.num_seconds());
     Ok(cookie(state, SESSION_COOKIE, value, Some(max_age)))
+}
+
+/// Records a sign-in whose password was right and whose second factor is to come (from a
+/// blocking context), and returns the cookie that carries it to the second-factor page.
+pub fn begin_pending_sign_in(
+    conn: &mut crate::db::DbConnection,
+    state: &AppState,
+    user_id: &str,
+    ip: Option<&str>,
+    user_agent: Option<&str>,
+) -> Result<Cookie<'static>, AppError> {
+    let value = crate::crypto::random_token::<32>();
+    let now = crate::db::now();
+    insert_pending_sign_in(
+        conn,
+        &NewPendingSignIn {
+            id_hash: state.hasher.hash(&value).as_str(),
+            user_id,
+            created_at: now,
+            expires_at: now + PENDING_SIGN_IN_LIFETIME,
+            ip,
+            user_agent: user_agent.map(|ua| &ua[..ua.len().min(512)]),
+        },
+    )?;
+    let max_age = CookieDuration::seconds(PENDING_SIGN_IN_LIFETIME.num_seconds());
+    Ok(cookie(state, PENDING_SIGN_IN_COOKIE, value, Some(max_age)))
+}
+
+/// The browser's pending sign-in, if its cookie names a live one of an active user.
+pub async fn pending_sign_in(req: &HttpRequest, state: &AppState) -> Result<Option<(PendingSignIn, User)>, AppError> {
+    let Some(value) = req.cookie(PENDING_SIGN_IN_COOKIE).map(|c| c.value().to_owned()) else {
+        return Ok(None);
+    };
+    let id_hash = state.hasher.hash(&value).into_string();
+    crate::db::run(&state.pool, move |conn| Ok(find_pending_sign_in(conn, &id_hash, crate::db::now())?)).await
+}
+
+/// The cookie that clears `name`.
+pub fn removal(state: &AppState, name: &'static str) -> Cookie<'static> {
+    let mut cleared = cookie(state, name, String::new(), Some(CookieDuration::ZERO));
+    cleared.make_removal();
+    cleared
 }
 
 /// Ends the browser's session, if any, and returns the cookie that clears it.
@@ -93,7 +160,5 @@ pub async fn end_session(req: &HttpRequest, state: &AppState) -> Result<Cookie<'
         let id_hash = state.hasher.hash(&value).into_string();
         crate::db::run(&state.pool, move |conn| Ok(delete_session(conn, &id_hash)?)).await?;
     }
-    let mut cleared = cookie(state, SESSION_COOKIE, String::new(), Some(CookieDuration::ZERO));
-    cleared.make_removal();
-    Ok(cleared)
+    Ok(removal(state, SESSION_COOKIE))
 }

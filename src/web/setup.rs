@@ -121,7 +121,14 @@ pub async fn post_setup(
     let created = crate::db::run(&state.pool, move |conn| {
         let owner = FirstOwner { email: &email, name: Some(&name), password: &password, origin: &origin };
         let user = create_first_owner(conn, &worker_state.hasher, &token, owner)?;
-        start_session(conn, &worker_state, &user.id, origin.ip.as_deref(), user_agent.as_deref())
+        start_session(
+            conn,
+            &worker_state,
+            &user.id,
+            &crate::domain::SignInMethods::password(),
+            origin.ip.as_deref(),
+            user_agent.as_deref(),
+        )
     })
     .await;
     match created {

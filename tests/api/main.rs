@@ -29,6 +29,7 @@ mod ratelimits;
 mod refresh;
 mod registration;
 mod revoke;
+mod second_factors;
 mod security;
 mod shutdown;
 mod storage;

@@ -1,0 +1,360 @@
+//! A person's second factors: an authenticator app (RFC 6238 TOTP) and single-use recovery
+//! codes. The app's secret is sealed under the master key for this person alone; recovery
+//! codes are kept as keyed hashes; every enrolment, removal and use is audited.
+//!
+//! Codes are checked here, in one transaction with what they unlock, so that a code is
+//! accepted once however many requests race with it.
+
+use totp_rs::{Builder, Totp};
+
+use crate::audit::{self, Actor, Origin, Outcome};
+use crate::crypto::{Sealer, TokenHasher, random_bytes};
+use crate::db::DbConnection;
+use crate::db::second_factors as store;
+use crate::db::users::User;
+use crate::domain::RecoveryCode;
+use crate::error::AppError;
+
+/// How many recovery codes a person gets at once.
+pub const RECOVERY_CODES: usize = 10;
+
+/// RFC 6238's defaults, which every authenticator app supports: HMAC-SHA-1, six digits, 30 s.
+const STEP_SECS: u64 = 30;
+/// One step either side of now (RFC 6238 §5.2): a clock a little off, a code typed late.
+const SKEW_STEPS: u16 = 1;
+/// 160 bits, as RFC 4226 §4 recommends.
+const SECRET_BYTES: usize = 20;
+
+/// An authenticator app being set up: what the person scans or types into it.
+pub struct TotpSetup {
+    /// The `otpauth://` link the QR code carries.
+    pub uri: String,
+    /// The secret in base32, for typing by hand.
+    pub secret: String,
+}
+
+/// Why a code was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeRefused {
+    /// Not a code of this person's app or an unused recovery code.
+    Wrong,
+    /// A right code, already used (RFC 6238 §5.2: each is accepted once).
+    Replayed,
+}
+
+/// The second factor a code proved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondFactor {
+    AuthenticatorApp,
+    /// A recovery code, with how many unused ones are left.
+    RecoveryCode {
+        left: i64,
+    },
+}
+
+/// What the account page shows of a person's factors.
+pub struct Factors {
+    pub totp: Option<store::TotpFactor>,
+    pub recovery_codes_left: i64,
+}
+
+impl Factors {
+    pub fn has_second_factor(&self) -> bool {
+        self.totp.as_ref().is_some_and(store::TotpFactor::is_confirmed)
+    }
+}
+
+fn seal_context(user_id: &str) -> String {
+    format!("totp-secret:{user_id}")
+}
+
+/// The app's parameters; `account` and `issuer` only label it in the app (neither may hold
+/// a colon, by the otpauth format).
+fn authenticator(secret: Vec<u8>, account: &str, issuer: &str) -> Result<Totp, AppError> {
+    let clean = |label: &str| label.replace(':', " ");
+    Builder::new()
+        .with_secret(secret)
+        .with_digits(6)
+        .with_skew(SKEW_STEPS)
+        .with_step_duration(STEP_SECS)
+        .with_account_name(clean(account))
+        .with_issuer(Some(clean(issuer)))
+        .build()
+        .map_err(|e| AppError::Unexpected(anyhow::anyhow!("authenticator parameters: {e}")))
+}
+
+/// The time step a six-digit `code` belongs to, if it is right for `secret` at `unix_time`
+/// or one step either side.
+fn step_of(totp: &Totp, code: &str, unix_time: u64) -> Option<i64> {
+    let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    totp.check(&digits, unix_time).and_then(|step| i64::try_from(step).ok())
+}
+
+fn unix_now() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp()).unwrap_or_default()
+}
+
+fn open_secret(sealer: &Sealer, factor: &store::TotpFactor) -> Result<Vec<u8>, AppError> {
+    sealer.open(&factor.secret_sealed, &seal_context(&factor.user_id)).map_err(|_| {
+        AppError::Unexpected(anyhow::anyhow!("an authenticator secret does not open under the master key"))
+    })
+}
+
+/// The setup of the app `factor` (being set up), to show again on a reload.
+pub fn setup_of(sealer: &Sealer, factor: &store::TotpFactor, user: &User, issuer: &str) -> Result<TotpSetup, AppError> {
+    let totp = authenticator(open_secret(sealer, factor)?, &user.email, issuer)?;
+    let uri = totp.to_url().map_err(|e| AppError::Unexpected(anyhow::anyhow!("otpauth link: {e}")))?;
+    Ok(TotpSetup { uri, secret: totp.secret().to_base32() })
+}
+
+pub fn factors(conn: &mut DbConnection, user_id: &str) -> Result<Factors, AppError> {
+    Ok(Factors {
+        totp: store::find_totp(conn, user_id)?,
+        recovery_codes_left: store::count_unused_recovery_codes(conn, user_id)?,
+    })
+}
+
+/// Whether signing in as this person takes a second factor.
+pub fn has_second_factor(conn: &mut DbConnection, user_id: &str) -> Result<bool, AppError> {
+    Ok(store::find_totp(conn, user_id)?.is_some_and(|factor| factor.is_confirmed()))
+}
+
+/// Starts setting up an authenticator app with a new secret (replacing one being set up).
+/// Refused while one is confirmed: it must be removed first.
+pub fn begin_totp(
+    conn: &mut DbConnection,
+    sealer: &Sealer,
+    user: &User,
+    issuer: &str,
+    origin: &Origin,
+) -> Result<TotpSetup, AppError> {
+    let secret = random_bytes::<SECRET_BYTES>();
+    let sealed = sealer.seal(&secret, &seal_context(&user.id));
+    crate::db::write_transaction(conn, |conn| {
+        if !store::begin_totp(conn, &user.id, &sealed, crate::db::now())? {
+            return Err(AppError::Conflict("An authenticator app is set up already. Remove it first.".into()));
+        }
+        let entry = audit::Context::of(Actor::User(&user.id), origin.ip.as_deref(), Some(&origin.request_id))
+            .change("user.totp_setup_started")
+            .target("user", &user.id);
+        audit::record(conn, &entry)?;
+        Ok(())
+    })?;
+    let totp = authenticator(secret.to_vec(), &user.email, issuer)?;
+    let uri = totp.to_url().map_err(|e| AppError::Unexpected(anyhow::anyhow!("otpauth link: {e}")))?;
+    Ok(TotpSetup { uri, secret: totp.secret().to_base32() })
+}
+
+/// New recovery codes for `user_id`, replacing all others; their hashes are stored, the
+/// codes themselves only returned.
+fn issue_recovery_codes(
+    conn: &mut DbConnection,
+    hasher: &TokenHasher,
+    user_id: &str,
+) -> Result<Vec<RecoveryCode>, AppError> {
+    let codes: Vec<RecoveryCode> =
+        (0..RECOVERY_CODES).map(|_| RecoveryCode::from_random(&random_bytes::<10>())).collect();
+    let hashes: Vec<String> = codes.iter().map(|code| hasher.hash(code.as_str()).into_string()).collect();
+    store::replace_recovery_codes(conn, user_id, &hashes, crate::db::now())?;
+    Ok(codes)
+}
+
+/// Confirms the app being set up with a first code from it. The person's first second factor
+/// comes with recovery codes, returned to be shown once.
+pub fn confirm_totp(
+    conn: &mut DbConnection,
+    sealer: &Sealer,
+    hasher: &TokenHasher,
+    user_id: &str,
+    code: &str,
+    origin: &Origin,
+) -> Result<Result<Vec<RecoveryCode>, CodeRefused>, AppError> {
+    let context = audit::Context::of(Actor::User(user_id), origin.ip.as_deref(), Some(&origin.request_id));
+    crate::db::write_transaction(conn, |conn| {
+        let factor = match store::find_totp(conn, user_id)? {
+            Some(factor) if !factor.is_confirmed() => factor,
+            _ => return Err(AppError::Conflict("There is no authenticator app being set up.".into())),
+        };
+        let totp = authenticator(open_secret(sealer, &factor)?, "", "Latchkey")?;
+        let Some(step) = step_of(&totp, code, unix_now()) else {
+            let entry = context
+                .entry("user.totp_setup_failed", Outcome::Failure)
+                .target("user", user_id)
+                .details(serde_json::json!({ "reason": "wrong code" }));
+            audit::record(conn, &entry)?;
+            return Ok(Err(CodeRefused::Wrong));
+        };
+        store::confirm_totp(conn, user_id, step, crate::db::now())?;
+        let first = store::count_unused_recovery_codes(conn, user_id)? == 0;
+        let codes = if first { issue_recovery_codes(conn, hasher, user_id)? } else { Vec::new() };
+        let entry = context
+            .change("user.totp_enrolled")
+            .target("user", user_id)
+            .details(serde_json::json!({ "recovery_codes_issued": codes.len() }));
+        audit::record(conn, &entry)?;
+        Ok(Ok(codes))
+    })
+}
+
+/// Checks a second factor given at sign-in: six digits are a code from the app (accepted
+/// once per time step), anything else is tried as a recovery code (accepted once). Failures
+/// are audited here; the caller counts them against the sign-in throttle.
+pub fn verify_second_factor(
+    conn: &mut DbConnection,
+    sealer: &Sealer,
+    hasher: &TokenHasher,
+    user_id: &str,
+    code: &str,
+    origin: &Origin,
+) -> Result<Result<SecondFactor, CodeRefused>, AppError> {
+    let context = audit::Context::of(Actor::User(user_id), origin.ip.as_deref(), Some(&origin.request_id));
+    crate::db::write_transaction(conn, |conn| {
+        let now = crate::db::now();
+        let looks_like_app_code = code.chars().filter(|c| !c.is_whitespace()).all(|c| c.is_ascii_digit());
+        let outcome = if looks_like_app_code {
+            match store::find_totp(conn, user_id)?.filter(store::TotpFactor::is_confirmed) {
+                None => Err(CodeRefused::Wrong),
+                Some(factor) => {
+                    let totp = authenticator(open_secret(sealer, &factor)?, "", "Latchkey")?;
+                    match step_of(&totp, code, unix_now()) {
+                        None => Err(CodeRefused::Wrong),
+                        Some(step) if store::spend_totp_step(conn, user_id, step, now)? => {
+                            Ok(SecondFactor::AuthenticatorApp)
+                        }
+                        Some(_) => Err(CodeRefused::Replayed),
+                    }
+                }
+            }
+        } else {
+            match RecoveryCode::parse(code) {
+                Some(recovery)
+                    if store::spend_recovery_code(conn, user_id, hasher.hash(recovery.as_str()).as_str(), now)? =>
+                {
+                    Ok(SecondFactor::RecoveryCode { left: store::count_unused_recovery_codes(conn, user_id)? })
+                }
+                _ => Err(CodeRefused::Wrong),
+            }
+        };
+        let entry = match outcome {
+            Ok(SecondFactor::AuthenticatorApp) => None,
+            Ok(SecondFactor::RecoveryCode { left }) => Some(
+                context
+                    .entry("user.recovery_code_used", Outcome::Success)
+                    .target("user", user_id)
+                    .details(serde_json::json!({ "left": left })),
+            ),
+            Err(refused) => {
+                Some(context.entry("user.second_factor_failed", Outcome::Failure).target("user", user_id).details(
+                    serde_json::json!({ "reason": match refused {
+                        CodeRefused::Wrong => "wrong code",
+                        CodeRefused::Replayed => "code already used",
+                    } }),
+                ))
+            }
+        };
+        if let Some(entry) = entry {
+            audit::record(conn, &entry)?;
+        }
+        Ok(outcome)
+    })
+}
+
+/// Removes the authenticator app. With it goes the last second factor, so the recovery codes
+/// go too.
+pub fn remove_totp(conn: &mut DbConnection, user_id: &str, origin: &Origin) -> Result<(), AppError> {
+    crate::db::write_transaction(conn, |conn| {
+        if store::delete_totp(conn, user_id)? == 0 {
+            return Err(AppError::NotFound);
+        }
+        let codes = store::delete_recovery_codes(conn, user_id)?;
+        let entry = audit::Context::of(Actor::User(user_id), origin.ip.as_deref(), Some(&origin.request_id))
+            .change("user.totp_removed")
+            .target("user", user_id)
+            .details(serde_json::json!({ "recovery_codes_deleted": codes }));
+        audit::record(conn, &entry)?;
+        Ok(())
+    })
+}
+
+/// Ten new recovery codes; every earlier one stops working. Only for a person with a second
+/// factor: without one there is nothing to recover.
+pub fn regenerate_recovery_codes(
+    conn: &mut DbConnection,
+    hasher: &TokenHasher,
+    user_id: &str,
+    origin: &Origin,
+) -> Result<Vec<RecoveryCode>, AppError> {
+    crate::db::write_transaction(conn, |conn| {
+        if !has_second_factor(conn, user_id)? {
+            return Err(AppError::Conflict("Set up an authenticator app first.".into()));
+        }
+        let codes = issue_recovery_codes(conn, hasher, user_id)?;
+        let entry = audit::Context::of(Actor::User(user_id), origin.ip.as_deref(), Some(&origin.request_id))
+            .change("user.recovery_codes_regenerated")
+            .target("user", user_id);
+        audit::record(conn, &entry)?;
+        Ok(codes)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 6238 Appendix B's SHA-1 secret and times. Its codes have eight digits; six-digit
+    /// codes are the same number modulo 10^6 (RFC 4226 §5.3), so their last six digits.
+    const RFC_SECRET: &[u8] = b"12345678901234567890";
+    const RFC_VECTORS: &[(u64, &str)] = &[
+        (59, "94287082"),
+        (1_111_111_109, "07081804"),
+        (1_111_111_111, "14050471"),
+        (1_234_567_890, "89005924"),
+        (2_000_000_000, "69279037"),
+        (20_000_000_000, "65353130"),
+    ];
+
+    fn rfc_app() -> Totp {
+        authenticator(RFC_SECRET.to_vec(), "ada@example.com", "Latchkey").unwrap()
+    }
+
+    #[test]
+    fn codes_match_rfc_6238_test_vectors() {
+        let app = rfc_app();
+        for (time, eight_digits) in RFC_VECTORS {
+            let code = &eight_digits[2..];
+            assert_eq!(app.generate(*time).to_string(), code, "at {time}");
+            assert_eq!(step_of(&app, code, *time), Some(i64::try_from(time / 30).unwrap()), "at {time}");
+        }
+    }
+
+    #[test]
+    fn a_code_is_good_one_step_either_side_and_no_further() {
+        let app = rfc_app();
+        let time = 1_111_111_111;
+        let code = app.generate(time).to_string();
+        assert!(step_of(&app, &code, time + 30).is_some());
+        assert!(step_of(&app, &code, time - 30).is_some());
+        assert_eq!(step_of(&app, &code, time + 90), None);
+        assert_eq!(step_of(&app, &code, time - 90), None);
+    }
+
+    #[test]
+    fn malformed_codes_are_wrong_not_errors() {
+        let app = rfc_app();
+        for code in ["", "12345", "1234567", "12a456", "١٢٣٤٥٦"] {
+            assert_eq!(step_of(&app, code, 59), None, "{code}");
+        }
+        assert!(step_of(&app, "287 082", 59).is_some());
+    }
+
+    #[test]
+    fn the_link_names_the_person_and_the_server_and_carries_the_secret() {
+        let app = authenticator(RFC_SECRET.to_vec(), "ada@example.com", "auth.example.com:8443").unwrap();
+        let uri = app.to_url().unwrap();
+        assert!(uri.starts_with("otpauth://totp/auth.example.com%208443:ada%40example.com?"), "{uri}");
+        assert!(uri.contains("secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"), "{uri}");
+    }
+}
