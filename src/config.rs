@@ -36,6 +36,8 @@ const KEYS: &[&str] = &[
     "workers",
     "log_format",
     "jwks_uri_allow_private",
+    "smtp_url",
+    "mail_from",
 ];
 
 /// The configuration as written by the operator, before validation.
@@ -58,6 +60,8 @@ struct RawSettings {
     workers: Option<usize>,
     log_format: String,
     jwks_uri_allow_private: bool,
+    smtp_url: Option<String>,
+    mail_from: Option<String>,
 }
 
 impl Default for RawSettings {
@@ -79,6 +83,8 @@ impl Default for RawSettings {
             workers: None,
             log_format: "text".into(),
             jwks_uri_allow_private: false,
+            smtp_url: None,
+            mail_from: None,
         }
     }
 }
@@ -198,6 +204,10 @@ pub struct Settings {
     pub key_refresh_secs: u64,
     pub workers: Option<usize>,
     pub log_format: LogFormat,
+    /// Where mail goes out (password-reset links); `None` writes it to the log instead.
+    pub smtp_url: Option<SecretString>,
+    /// The sender of that mail.
+    pub mail_from: Option<String>,
     /// Whether a client's `jwks_uri` may point at a loopback or private address (and then be
     /// plain http): for a key server on the operator's own network, or development.
     pub jwks_uri_allow_private: bool,
@@ -259,6 +269,19 @@ impl Settings {
         if raw.workers == Some(0) {
             return Err(invalid("workers", "must be at least 1"));
         }
+        let smtp_url = raw.smtp_url.as_deref().map(parse_smtp_url).transpose()?;
+        let mail_from = match (&smtp_url, raw.mail_from) {
+            (_, Some(from)) if !from.contains('@') => {
+                return Err(invalid(
+                    "mail_from",
+                    format!("`{from}` is not an address such as Latchkey <id@example.com>"),
+                ));
+            }
+            (Some(_), None) => {
+                return Err(invalid("mail_from", "is required with smtp_url: the address mail is sent from"));
+            }
+            (_, from) => from,
+        };
         let log_format = match raw.log_format.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -281,6 +304,8 @@ impl Settings {
             workers: raw.workers,
             log_format,
             jwks_uri_allow_private: raw.jwks_uri_allow_private,
+            smtp_url,
+            mail_from,
         })
     }
 
@@ -303,8 +328,20 @@ impl Settings {
             workers: Some(1),
             log_format: LogFormat::Text,
             jwks_uri_allow_private: false,
+            smtp_url: None,
+            mail_from: None,
         }
     }
+}
+
+/// `smtps://[user:pass@]host[:port]` (TLS), `smtp://…?tls=required` (STARTTLS), or plain
+/// `smtp://` for a server on the same machine. The URL may hold a password: kept secret.
+fn parse_smtp_url(value: &str) -> Result<SecretString, ConfigError> {
+    let url = Url::parse(value).map_err(|_| invalid("smtp_url", "is not a URL such as smtps://user:pass@host"))?;
+    if !matches!(url.scheme(), "smtp" | "smtps") || url.host_str().is_none() {
+        return Err(invalid("smtp_url", "must be smtps://host, smtp://host?tls=required or smtp://host"));
+    }
+    Ok(SecretString::from(value.to_owned()))
 }
 
 /// RFC 8414 §2: the issuer is a URL with no query or fragment; tokens carry it verbatim,
@@ -360,6 +397,28 @@ mod tests {
         assert_eq!(settings.environment, Environment::Test);
         assert_eq!(settings.rate_limit_per_hour, 10_000);
         assert_eq!(settings.rate_limit_burst, 200);
+    }
+
+    #[test]
+    fn mail_settings_are_checked_and_the_smtp_url_kept_secret() {
+        let with = |smtp: Option<&str>, from: Option<&str>| {
+            Settings::validate(RawSettings {
+                smtp_url: smtp.map(str::to_owned),
+                mail_from: from.map(str::to_owned),
+                ..RawSettings::default()
+            })
+        };
+        let settings =
+            with(Some("smtps://latchkey:hunter2@smtp.example.com"), Some("Latchkey <id@example.com>")).unwrap();
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        assert!(with(None, None).unwrap().smtp_url.is_none(), "without SMTP mail is logged");
+        let missing_from = with(Some("smtp://127.0.0.1:25"), None).unwrap_err().to_string();
+        assert!(missing_from.contains("mail_from"), "{missing_from}");
+        for url in ["http://smtp.example.com", "smtp://", "not a url"] {
+            let refused = with(Some(url), Some("id@example.com")).unwrap_err().to_string();
+            assert!(refused.contains("smtp_url"), "{url}: {refused}");
+        }
+        assert!(with(None, Some("nobody")).unwrap_err().to_string().contains("mail_from"));
     }
 
     #[test]

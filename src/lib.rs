@@ -24,6 +24,8 @@ pub mod health;
 #[cfg(feature = "server")]
 pub mod http;
 #[cfg(feature = "server")]
+pub mod mail;
+#[cfg(feature = "server")]
 pub mod manage;
 #[cfg(feature = "server")]
 pub mod management;

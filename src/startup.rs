@@ -113,6 +113,7 @@ impl Application {
             keys: Arc::new(KeyStore::new(keys)),
             settings: settings.clone(),
             passwords: Passwords::for_this_machine(PasswordHasher::new()),
+            mailer: crate::mail::Mailer::from_settings(&settings)?,
             limiter,
             remote_jwks: crate::remote_jwks::RemoteJwks::new(settings.jwks_uri_allow_private),
             metrics: Metrics::default(),
@@ -217,7 +218,8 @@ async fn housekeeping(state: web::Data<AppState>) {
                     + assertions
                     + devices
                     + db::sessions::prune_expired_sessions(conn, now)?
-                    + db::pending_sign_ins::prune_expired_pending_sign_ins(conn, now)?)
+                    + db::pending_sign_ins::prune_expired_pending_sign_ins(conn, now)?
+                    + db::password_resets::prune_expired_resets(conn, now)?)
             })
             .await;
             match pruned {

@@ -35,6 +35,8 @@ pub struct AppState {
     /// The key sets `private_key_jwt` clients publish at a `jwks_uri`, fetched and cached.
     pub remote_jwks: crate::remote_jwks::RemoteJwks,
     pub metrics: Metrics,
+    /// Sends mail (password-reset links), or logs it when no SMTP server is configured.
+    pub mailer: crate::mail::Mailer,
 }
 
 impl AppState {

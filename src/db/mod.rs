@@ -15,6 +15,7 @@ pub mod authorization_codes;
 pub mod clients;
 pub mod consents;
 pub mod device_authorizations;
+pub mod password_resets;
 pub mod pending_sign_ins;
 pub mod refresh_tokens;
 pub mod revoked_tokens;

@@ -60,3 +60,8 @@ pub fn delete_pending_sign_in(conn: &mut DbConnection, id_hash: &str) -> QueryRe
 pub fn prune_expired_pending_sign_ins(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::delete(pending_sign_ins::table.filter(pending_sign_ins::expires_at.le(now))).execute(conn)
 }
+
+/// Ends every pending sign-in of the user (their password changed under them).
+pub fn delete_pending_sign_ins_of_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<usize> {
+    diesel::delete(pending_sign_ins::table.filter(pending_sign_ins::user_id.eq(user_id))).execute(conn)
+}

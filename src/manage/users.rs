@@ -338,6 +338,8 @@ pub fn change_password(
             return Err(AppError::NotFound);
         }
         let ended = crate::db::sessions::delete_other_sessions_of_user(conn, user_id, current_session_hash)?;
+        // Whoever is half way through signing in with the old password stops there too.
+        crate::db::pending_sign_ins::delete_pending_sign_ins_of_user(conn, user_id)?;
         let entry = audit::Context::of(audit::Actor::User(user_id), origin.ip.as_deref(), Some(&origin.request_id))
             .change("user.password_changed")
             .target("user", user_id)

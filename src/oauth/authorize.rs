@@ -19,7 +19,9 @@ use crate::db::apis::find_api_by_audience;
 use crate::db::authorization_codes::{NewAuthorizationCode, insert_code};
 use crate::db::clients::{Client, find_client};
 use crate::db::users::User;
-use crate::domain::{Authentication, CodeChallenge, GrantType, Issuer, RedirectUri, ResourceUri, Scopes};
+use crate::domain::{
+    ACR_VALUES_SUPPORTED, Authentication, CodeChallenge, GrantType, Issuer, RedirectUri, ResourceUri, Scopes,
+};
 use crate::error::AppError;
 use crate::manage::api_keys::KeyRequest;
 use crate::manage::consents::{is_remembered, record_approval};
@@ -56,6 +58,11 @@ pub struct AuthorizationRequest {
     pub prompt_consent: bool,
     /// The connect flow: the client asks for an API key the person chooses, not for tokens.
     pub wants_api_key: bool,
+    /// OIDC `max_age`: a sign-in older than this many seconds must be made again.
+    pub max_age: Option<i64>,
+    /// OIDC `acr_values` Latchkey knows, in the client's order of preference: the sign-in
+    /// must meet one of them (RFC 9470's step-up). Unknown values are ignored.
+    pub acr_values: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -110,6 +117,17 @@ pub fn validate_request(
     let (response_type, scope, resource, nonce) = (one("response_type"), one("scope"), one("resource"), one("nonce"));
     let (challenge, method) = (one("code_challenge"), one("code_challenge_method"));
     let prompt = one("prompt");
+    let max_age = match one("max_age").map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(seconds)) if seconds >= 0 => Some(seconds),
+        Some(_) => return back("invalid_request", "max_age must be a whole number of seconds".into()),
+    };
+    let acr_values: Vec<String> = one("acr_values")
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|value| ACR_VALUES_SUPPORTED.contains(value))
+        .map(str::to_owned)
+        .collect();
     if response_type != Some("code") {
         return back("unsupported_response_type", "only response_type=code is supported".into());
     }
@@ -163,6 +181,8 @@ pub fn validate_request(
         prompt_none: prompts.contains(&"none"),
         prompt_consent: prompts.contains(&"consent"),
         wants_api_key,
+        max_age,
+        acr_values,
     }))
 }
 
@@ -243,6 +263,11 @@ pub enum Decision {
     NeedsConsent { request: Box<AuthorizationRequest>, user: Box<User> },
     /// Nobody is signed in: sign in, then come back to the same request.
     NeedsLogin,
+    /// The browser's sign-in is too old for `max_age`, or too weak for `acr_values` and the
+    /// person has a second factor to add: sign in again (then with it), and come back.
+    NeedsFreshSignIn,
+    /// The request asks for a second factor the person has not set up.
+    NeedsSecondFactorSetUp { client_name: String },
     /// Back to the client with an RFC 6749 §4.1.2.1 error, at `location`.
     RedirectError { location: String },
     /// The client or its redirect URI is not established: a page, never a redirect.
@@ -379,6 +404,23 @@ pub async fn decide(
         }
         return Ok((Decision::NeedsLogin, params));
     };
+    if let Some(shortfall) = shortfall(&request, &sign_in.authentication, crate::db::now()) {
+        if request.prompt_none {
+            let refusal = back_to_client(&request, "login_required", shortfall.description());
+            return Ok((refusal.into_decision(&issuer), params));
+        }
+        if shortfall == Shortfall::TooWeak {
+            let user_id = sign_in.user.id.clone();
+            let can_step_up = crate::db::run(&state.pool, move |conn| {
+                crate::manage::second_factors::has_second_factor(conn, &user_id)
+            })
+            .await?;
+            if !can_step_up {
+                return Ok((Decision::NeedsSecondFactorSetUp { client_name: request.client.name.clone() }, params));
+            }
+        }
+        return Ok((Decision::NeedsFreshSignIn, params));
+    }
     // A key is chosen each time: no remembered consent stands for one.
     if !request.prompt_consent && !request.wants_api_key && remembered(state, &sign_in.user, &request).await? {
         let hasher = state.hasher.clone();
@@ -393,6 +435,48 @@ pub async fn decide(
         return Ok((refusal.into_decision(&issuer), params));
     }
     Ok((Decision::NeedsConsent { request: Box::new(request), user: Box::new(sign_in.user) }, params))
+}
+
+/// Why the browser's sign-in does not do for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shortfall {
+    /// Older than the request's `max_age`.
+    TooOld,
+    /// Meets none of the request's `acr_values`.
+    TooWeak,
+}
+
+impl Shortfall {
+    fn description(self) -> &'static str {
+        match self {
+            Self::TooOld => "the user's sign-in is older than max_age",
+            Self::TooWeak => "the user's sign-in does not meet the requested acr_values",
+        }
+    }
+}
+
+/// A sign-in finished this recently meets any `max_age`: it is the sign-in the request just
+/// asked for (with `max_age=0` none could be recent enough once the browser is back).
+const FRESH_SIGN_IN: TimeDelta = TimeDelta::seconds(10);
+
+/// Whether `authentication` does for `request`: recent enough for its `max_age`, and strong
+/// enough for one of its `acr_values`.
+pub fn shortfall(
+    request: &AuthorizationRequest,
+    authentication: &Authentication,
+    now: chrono::NaiveDateTime,
+) -> Option<Shortfall> {
+    let age = now - authentication.at;
+    if let Some(max_age) = request.max_age
+        && age > TimeDelta::seconds(max_age)
+        && age > FRESH_SIGN_IN
+    {
+        return Some(Shortfall::TooOld);
+    }
+    if !request.acr_values.is_empty() && !request.acr_values.iter().any(|acr| authentication.methods.meets(acr)) {
+        return Some(Shortfall::TooWeak);
+    }
+    None
 }
 
 /// `prompt=none`, or a consent form posted after signing out: the client must sign the

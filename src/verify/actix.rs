@@ -17,7 +17,8 @@
 //! ```
 //!
 //! Refusals follow RFC 6750 §3: 401 with `WWW-Authenticate: Bearer error="invalid_token"`
-//! (no error code when no token was sent), 403 with `error="insufficient_scope"`. The
+//! (no error code when no token was sent), 403 with `error="insufficient_scope"`, and RFC
+//! 9470's 401 `error="insufficient_user_authentication"` with `acr_values` or `max_age`. The
 //! challenge points at the resource's metadata (RFC 9728), which `configure` serves at
 //! `/.well-known/oauth-protected-resource`, so clients find the authorization server.
 
@@ -98,7 +99,45 @@ impl Bearer {
             description: format!("the token lacks the {scope} scope"),
             scope: Some(scope.to_owned()),
             metadata_url: Some(self.metadata_url.clone()),
+            step_up: None,
         })
+    }
+
+    /// RFC 9470 step-up: 401 `insufficient_user_authentication` unless the person signed in
+    /// with one of `acr_values` (say `urn:latchkey:acr:mfa`). The challenge repeats them, and
+    /// the client's next authorization request with those `acr_values` makes the person add
+    /// the missing factor. A token with no person behind it (client credentials) never
+    /// meets this.
+    pub fn require_acr(&self, acr_values: &[&str]) -> Result<(), BearerError> {
+        if self.token.acr.as_deref().is_some_and(|acr| acr_values.contains(&acr)) {
+            return Ok(());
+        }
+        let mut refusal = self.insufficient_authentication("the sign-in behind this token is not strong enough");
+        refusal.step_up = Some(format!(r#"acr_values="{}""#, acr_values.join(" ")));
+        Err(refusal)
+    }
+
+    /// RFC 9470 step-up: 401 `insufficient_user_authentication` unless the person signed in
+    /// at most `seconds` ago. The challenge carries `max_age`, for the client to send on.
+    pub fn max_age(&self, seconds: u64) -> Result<(), BearerError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX));
+        let limit = i64::try_from(seconds).unwrap_or(i64::MAX);
+        if self.token.auth_time.is_some_and(|at| now.saturating_sub(at) <= limit) {
+            return Ok(());
+        }
+        let mut refusal = self.insufficient_authentication("the sign-in behind this token is too old");
+        refusal.step_up = Some(format!("max_age={seconds}"));
+        Err(refusal)
+    }
+
+    fn insufficient_authentication(&self, description: &str) -> BearerError {
+        BearerError::unauthorized(
+            Some("insufficient_user_authentication"),
+            description,
+            Some(self.metadata_url.clone()),
+        )
     }
 }
 
@@ -111,11 +150,20 @@ pub struct BearerError {
     description: String,
     scope: Option<String>,
     metadata_url: Option<String>,
+    /// RFC 9470 §3: what would be enough (`acr_values="…"` or `max_age=…`).
+    step_up: Option<String>,
 }
 
 impl BearerError {
     fn unauthorized(error: Option<&'static str>, description: impl Into<String>, metadata_url: Option<String>) -> Self {
-        Self { status: StatusCode::UNAUTHORIZED, error, description: description.into(), scope: None, metadata_url }
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            error,
+            description: description.into(),
+            scope: None,
+            metadata_url,
+            step_up: None,
+        }
     }
 }
 
@@ -136,6 +184,9 @@ impl ResponseError for BearerError {
         }
         if let Some(scope) = &self.scope {
             params.push(format!(r#"scope="{scope}""#));
+        }
+        if let Some(step_up) = &self.step_up {
+            params.push(step_up.clone());
         }
         if !params.is_empty() {
             challenge = format!("{challenge} {}", params.join(", "));

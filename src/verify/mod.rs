@@ -85,6 +85,11 @@ impl From<jsonwebtoken::errors::Error> for VerifyError {
     }
 }
 
+/// The `acr` of a person's token signed in with a password alone.
+pub const ACR_PASSWORD: &str = "urn:latchkey:acr:pwd";
+/// The `acr` of a person's token signed in with two factors (a password and a code).
+pub const ACR_MULTI_FACTOR: &str = "urn:latchkey:acr:mfa";
+
 /// A verified access token.
 #[derive(Debug, Clone)]
 pub struct AccessToken {
@@ -95,6 +100,10 @@ pub struct AccessToken {
     /// Unix seconds.
     pub expires_at: i64,
     pub jti: Option<String>,
+    /// For a person's token: how they signed in (`urn:latchkey:acr:pwd` for a password,
+    /// `urn:latchkey:acr:mfa` for two factors) and when (Unix seconds).
+    pub acr: Option<String>,
+    pub auth_time: Option<i64>,
     /// Every claim, for what this type does not name.
     pub claims: serde_json::Value,
 }
@@ -112,6 +121,8 @@ struct Claims {
     client_id: Option<String>,
     scope: Option<String>,
     jti: Option<String>,
+    acr: Option<String>,
+    auth_time: Option<i64>,
 }
 
 /// The keys a verifier trusts.
@@ -350,6 +361,8 @@ impl Verifier {
             scopes: claims.scope.unwrap_or_default().split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
             expires_at: claims.exp,
             jti: claims.jti,
+            acr: claims.acr,
+            auth_time: claims.auth_time,
             claims: data.claims,
         })
     }

@@ -5,12 +5,12 @@
 
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Payload};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
 
 use super::csrf::{self, CsrfToken};
 use super::key_form::{self, KeyChoice, KeyDraft, KeyForm};
-use super::pages::{error_page, form_page_leading_to, see_other, sign_in_then};
+use super::pages::{error_page, form_page_leading_to, page_response, render, see_other, sign_in_then};
 use super::session::current_sign_in;
 use crate::audit::Origin;
 use crate::db::users::User;
@@ -127,11 +127,27 @@ async fn ask(
     consent_page(req, state, request, user, params, draft)
 }
 
+#[derive(Template)]
+#[template(path = "second_factor_needed.html")]
+struct SecondFactorNeededPage<'a> {
+    client_name: &'a str,
+}
+
 /// A decision that needs no page of its own.
 fn carry_out(decision: Decision, req: &HttpRequest) -> HttpResponse {
     match decision {
         Decision::Issue { location } | Decision::RedirectError { location } => see_other(&location),
         Decision::NeedsLogin => see_other(&sign_in_then(&format!("{AUTHORIZE_PATH}?{}", req.query_string()))),
+        Decision::NeedsFreshSignIn => {
+            let again = sign_in_then(&format!("{AUTHORIZE_PATH}?{}", req.query_string()));
+            see_other(&format!("{again}&reauth=1"))
+        }
+        Decision::NeedsSecondFactorSetUp { client_name } => {
+            match render(&SecondFactorNeededPage { client_name: &client_name }) {
+                Ok(body) => page_response(StatusCode::FORBIDDEN).body(body),
+                Err(error) => error.error_response(),
+            }
+        }
         Decision::PageError(message) => error_page(StatusCode::BAD_REQUEST, "This sign-in link is not valid", &message),
         // Callers render the consent page themselves; a decision asking for it here has
         // nowhere else to go.
@@ -206,6 +222,11 @@ pub async fn post_authorize(
     let Some(sign_in) = current_sign_in(&req, &state).await? else {
         return Ok(carry_out(login_required(&request).into_decision(&issuer), &req));
     };
+    // Checked again: the form carries max_age and acr_values, and the sign-in may have aged
+    // since the page was shown. The client starts again, as after signing out.
+    if authorize::shortfall(&request, &sign_in.authentication, crate::db::now()).is_some() {
+        return Ok(carry_out(login_required(&request).into_decision(&issuer), &req));
+    }
     let user = sign_in.user.clone();
     let decision = match choice {
         Some(ConsentDecision::Approve { .. }) if request.wants_api_key => {

@@ -10,9 +10,10 @@ use serde::Deserialize;
 
 use super::csrf::{self, CsrfToken};
 use super::pages::{busy_page, error_page, form_page, form_page_leading_to, see_other};
-use super::session::{begin_pending_sign_in, current_user, end_session, start_session};
+use super::session::{begin_pending_sign_in, current_user, end_session, held_session_hash, start_session};
 use super::throttle::{self, SignInSubjects};
 use crate::audit::{self, Actor, AuditEntry, Outcome};
+use crate::db::sessions::delete_session;
 use crate::db::users::find_user_by_email;
 use crate::domain::{RedirectUri, ReturnTo, SignInMethods};
 use crate::error::AppError;
@@ -31,6 +32,8 @@ struct LoginPage<'a> {
     email: &'a str,
     error: Option<&'a str>,
     notice: Option<&'a str>,
+    /// "Forgot your password?", leading back to the same place.
+    forgot: String,
 }
 
 #[derive(Template)]
@@ -105,6 +108,10 @@ pub struct LoginQuery {
     signed_out: Option<String>,
     /// Arrived from accepting an invitation.
     welcome: Option<String>,
+    /// An app asked for a more recent or a stronger sign-in: the form, even when signed in.
+    reauth: Option<String>,
+    /// Back from choosing a new password.
+    reset: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -122,17 +129,23 @@ pub async fn get_login(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let return_to = ReturnTo::or_default(query.return_to.as_deref(), &state.issuer);
-    if current_user(&req, &state).await?.is_some() {
+    let signed_in = current_user(&req, &state).await?;
+    if signed_in.is_some() && query.reauth.is_none() {
         return Ok(see_other(return_to.as_str()));
     }
     let CsrfToken { form_value, cookie } = csrf::issue(&req, &state);
     let page = LoginPage {
         csrf_token: &form_value,
         return_to: return_to.as_str(),
-        email: "",
+        email: signed_in.as_ref().map_or("", |user| user.email.as_str()),
+        forgot: super::password_reset::forgot_then(return_to.as_str()),
         error: None,
         notice: if query.welcome.is_some() {
             Some("Your password is set. Sign in to continue.")
+        } else if query.reset.is_some() {
+            Some("Your password is changed, and you were signed out everywhere. Sign in with the new one.")
+        } else if query.reauth.is_some() {
+            Some("The app you came from asks you to sign in again before it continues.")
         } else {
             query.signed_out.is_some().then_some("You have signed out.")
         },
@@ -195,6 +208,7 @@ pub async fn post_login(
 
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let request_id = crate::telemetry::current_request_id();
+    let held = held_session_hash(&req, &state);
     let lookup_email = email.clone();
     let user = crate::db::run(&state.pool, move |conn| {
         Ok(find_user_by_email(conn, crate::db::DEFAULT_TENANT_ID, &lookup_email)?)
@@ -229,6 +243,9 @@ pub async fn post_login(
                     return Ok(Attempt::SecondFactorNeeded { cookie });
                 }
                 let methods = SignInMethods::password();
+                if let Some(held) = &held {
+                    delete_session(conn, held)?;
+                }
                 let cookie =
                     start_session(conn, &worker_state, &user.id, &methods, Some(&address), user_agent.as_deref())?;
                 let entry = AuditEntry::new(Actor::User(&user.id), "user.signed_in", Outcome::Success)
@@ -280,6 +297,7 @@ pub async fn post_login(
                 email: &email,
                 // One message for every cause: it must not reveal which emails exist.
                 error: Some("The email or password is incorrect."),
+                forgot: super::password_reset::forgot_then(return_to.as_str()),
                 notice: None,
             };
             form_page(StatusCode::UNAUTHORIZED, cookie, &page)

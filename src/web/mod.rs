@@ -15,6 +15,7 @@ pub mod invitation;
 pub mod key_form;
 pub mod login;
 pub mod pages;
+pub mod password_reset;
 pub mod second_factor;
 pub mod session;
 pub mod setup;
@@ -43,6 +44,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         vec![
             (Method::GET, web::get().to(second_factor::get_second_factor)),
             (Method::POST, web::post().to(second_factor::post_second_factor)),
+        ],
+    ))
+    .service(routes(
+        password_reset::FORGOT_PATH,
+        vec![
+            (Method::GET, web::get().to(password_reset::get_forgot)),
+            (Method::POST, web::post().to(password_reset::post_forgot)),
+        ],
+    ))
+    .service(routes(
+        password_reset::RESET_PATH,
+        vec![
+            (Method::GET, web::get().to(password_reset::get_reset)),
+            (Method::POST, web::post().to(password_reset::post_reset)),
         ],
     ))
     .service(web::resource("/logout").route(web::get().to(login::get_logout)).route(web::post().to(login::post_logout)))

@@ -12,10 +12,11 @@ use serde::Deserialize;
 use super::csrf::{self, CsrfToken};
 use super::form::PageForm;
 use super::pages::{error_page, form_page, see_other};
-use super::session::{PENDING_SIGN_IN_COOKIE, pending_sign_in, removal, start_session};
+use super::session::{PENDING_SIGN_IN_COOKIE, held_session_hash, pending_sign_in, removal, start_session};
 use super::throttle::{self, SignInSubjects};
 use crate::audit::{self, Actor, AuditEntry, Origin, Outcome};
 use crate::db::pending_sign_ins::delete_pending_sign_in;
+use crate::db::sessions::delete_session;
 use crate::domain::{ReturnTo, SignInMethod, SignInMethods};
 use crate::error::AppError;
 use crate::manage::second_factors::{CodeRefused, SecondFactor, verify_second_factor};
@@ -128,6 +129,7 @@ pub async fn post_second_factor(
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let worker_state = state.clone();
     let user_id = user.id.clone();
+    let held = held_session_hash(&req, &state);
     let step = crate::db::run(&state.pool, move |conn| -> Result<Step, AppError> {
         let factor = match verify_second_factor(
             conn,
@@ -143,6 +145,9 @@ pub async fn post_second_factor(
         crate::db::write_transaction(conn, |conn| {
             if !delete_pending_sign_in(conn, &pending.id_hash)? {
                 return Ok(Step::Gone);
+            }
+            if let Some(held) = &held {
+                delete_session(conn, held)?;
             }
             let methods = SignInMethods::password().and(SignInMethod::OneTimeCode);
             let cookie =

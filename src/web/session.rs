@@ -112,6 +112,12 @@ pub fn start_session(
     Ok(cookie(state, SESSION_COOKIE, value, Some(max_age)))
 }
 
+/// The keyed hash of the session the browser holds now, if any: a new sign-in in this
+/// browser (asked for again by an app) ends it rather than leaving it behind.
+pub fn held_session_hash(req: &HttpRequest, state: &AppState) -> Option<String> {
+    req.cookie(SESSION_COOKIE).map(|c| state.hasher.hash(c.value()).into_string())
+}
+
 /// Records a sign-in whose password was right and whose second factor is to come (from a
 /// blocking context), and returns the cookie that carries it to the second-factor page.
 pub fn begin_pending_sign_in(

@@ -55,12 +55,14 @@ pub fn oauth2_app(
         .set_redirect_uri(RedirectUrl::new(CALLBACK.into()).unwrap())
 }
 
-fn unescape(html: &str) -> String {
+pub fn unescape(html: &str) -> String {
     html.replace("&quot;", "\"")
         .replace("&#x27;", "'")
         .replace("&#39;", "'")
         .replace("&lt;", "<")
         .replace("&gt;", ">")
+        .replace("&#38;", "&")
+        .replace("&#34;", "\"")
         .replace("&amp;", "&")
 }
 

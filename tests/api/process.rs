@@ -77,12 +77,17 @@ impl Instance {
     /// Starts serving `db` on `port` with `env` on top of the database and master key, and
     /// waits until it listens.
     pub fn start(db: &TestDb, master_key: &str, port: u16, env: &[(&str, &str)]) -> Self {
+        Self::start_logging(db, master_key, port, env, Stdio::null())
+    }
+
+    /// As [`Instance::start`], with the log (standard error) going to `log`.
+    pub fn start_logging(db: &TestDb, master_key: &str, port: u16, env: &[(&str, &str)], log: Stdio) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let child = command(db, master_key, env, dir.path())
             .arg("serve")
             .env("LATCHKEY_BIND", format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("the binary starts");
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();

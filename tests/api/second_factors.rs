@@ -12,7 +12,7 @@ use crate::helpers::{Backend, TestApp, spawn_app};
 use crate::login::{EMAIL, PASSWORD, csrf_token, set_cookie, sign_in};
 
 /// The person's phone: the secret the setup page showed, as an authenticator app keeps it.
-struct Phone {
+pub(crate) struct Phone {
     app: Totp,
     key: String,
 }
@@ -33,7 +33,7 @@ impl Phone {
     /// The code of the next time step, which the server's one step of leeway accepts now:
     /// what a phone whose clock runs a little ahead shows. A sign-in right after the code
     /// that confirmed the app needs it, as each step's code is accepted once.
-    fn next_code(&self) -> String {
+    pub(crate) fn next_code(&self) -> String {
         self.app.generate(chrono::Utc::now().timestamp() as u64 + 30).to_string()
     }
 
@@ -45,7 +45,7 @@ impl Phone {
     }
 }
 
-async fn signed_in(app: &TestApp, email: &str) -> reqwest::Client {
+pub(crate) async fn signed_in(app: &TestApp, email: &str) -> reqwest::Client {
     let browser = app.browser();
     let response = sign_in(app, &browser, email, PASSWORD, "/account").await;
     assert_eq!(response.status(), 303, "{email} signs in");
@@ -68,7 +68,7 @@ async fn account_form(
 
 /// Sets up an authenticator app for the signed-in person: the phone, and the recovery codes
 /// shown once.
-async fn set_up_app(app: &TestApp, browser: &reqwest::Client) -> (Phone, Vec<String>) {
+pub(crate) async fn set_up_app(app: &TestApp, browser: &reqwest::Client) -> (Phone, Vec<String>) {
     let setup = account_form(app, browser, "/account/totp", &[("current_password", PASSWORD)]).await;
     assert_eq!(setup.status(), 200);
     assert_eq!(setup.headers()["cache-control"], "no-store", "the page with the secret is not cached");
@@ -93,7 +93,7 @@ fn recovery_codes(html: &str) -> Vec<String> {
 }
 
 /// Signs in with the password; answers the browser, now halfway, and where it was sent.
-async fn password_step(app: &TestApp, email: &str, return_to: &str) -> (reqwest::Client, String) {
+pub(crate) async fn password_step(app: &TestApp, email: &str, return_to: &str) -> (reqwest::Client, String) {
     let browser = app.browser();
     let response = sign_in(app, &browser, email, PASSWORD, return_to).await;
     assert_eq!(response.status(), 303);
@@ -101,9 +101,10 @@ async fn password_step(app: &TestApp, email: &str, return_to: &str) -> (reqwest:
     (browser, location(&response))
 }
 
-async fn second_step(app: &TestApp, browser: &reqwest::Client, page: &str, code: &str) -> reqwest::Response {
+pub(crate) async fn second_step(app: &TestApp, browser: &reqwest::Client, page: &str, code: &str) -> reqwest::Response {
     let html = browser.get(app.url(page)).send().await.unwrap().text().await.unwrap();
-    let return_to = html.split(r#"name="return_to" value=""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let return_to = html.split(r#"name="return_to" value=""#).nth(1).unwrap().split('"').next().unwrap();
+    let return_to = crate::authorize::unescape(return_to);
     let token = csrf_token(&html);
     browser
         .post(app.url("/login/second-factor"))
@@ -320,7 +321,7 @@ async fn code_flow_tokens(app: &TestApp, browser: &reqwest::Client, client_id: &
     response.json().await.unwrap()
 }
 
-fn payload(jwt: &str) -> Value {
+pub(crate) fn payload(jwt: &str) -> Value {
     use base64::Engine;
     let part = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
