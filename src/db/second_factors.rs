@@ -92,6 +92,11 @@ pub fn spend_totp_step(conn: &mut DbConnection, user_id: &str, step: i64, now: N
     Ok(updated == 1)
 }
 
+/// The people whose sign-in asks for a second factor.
+pub fn users_with_second_factor(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
+    totp_factors::table.filter(totp_factors::confirmed_at.is_not_null()).select(totp_factors::user_id).load(conn)
+}
+
 pub fn delete_totp(conn: &mut DbConnection, user_id: &str) -> QueryResult<usize> {
     diesel::delete(totp_factors::table.filter(totp_factors::user_id.eq(user_id))).execute(conn)
 }

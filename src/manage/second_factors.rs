@@ -12,8 +12,12 @@ use crate::crypto::{Sealer, TokenHasher, random_bytes};
 use crate::db::DbConnection;
 use crate::db::second_factors as store;
 use crate::db::users::User;
+use crate::domain::Issuer;
 use crate::domain::RecoveryCode;
 use crate::error::AppError;
+use crate::mail::Mail;
+use crate::manage::Caller;
+use crate::manage::users::UserView;
 
 /// How many recovery codes a person gets at once.
 pub const RECOVERY_CODES: usize = 10;
@@ -260,6 +264,45 @@ pub fn verify_second_factor(
         }
         Ok(outcome)
     })
+}
+
+/// An owner resets someone's second factors (they lost their phone and their recovery
+/// codes): the app and the codes go, and signing in asks only for the password until they
+/// set up a new app. Audited as the owner's change; answers the person, who is to be told.
+pub fn reset_for(conn: &mut DbConnection, caller: &Caller<'_>, user_id: &str) -> Result<UserView, AppError> {
+    let user = super::users::get_user(conn, caller, user_id)?;
+    caller.require_owner("reset someone's two-step sign-in")?;
+    crate::db::write_transaction(conn, |conn| {
+        let app = store::delete_totp(conn, user_id)?;
+        let codes = store::delete_recovery_codes(conn, user_id)?;
+        if app == 0 && codes == 0 {
+            return Err(AppError::Conflict("the user has no second factor to reset".into()));
+        }
+        crate::db::pending_sign_ins::delete_pending_sign_ins_of_user(conn, user_id)?;
+        let entry = caller
+            .audit
+            .change("user.second_factors_reset")
+            .target("user", user_id)
+            .details(serde_json::json!({ "authenticator_app_removed": app > 0, "recovery_codes_deleted": codes }));
+        audit::record(conn, &entry)?;
+        Ok(())
+    })?;
+    Ok(user)
+}
+
+/// The mail that tells someone an owner reset their second factors: a reset they did not
+/// ask for must not go unnoticed.
+pub fn reset_notice(issuer: &Issuer, user: &UserView) -> Mail {
+    Mail {
+        to: user.email.clone(),
+        subject: "Your two-step sign-in was reset".to_owned(),
+        body: format!(
+            "Hello {name},\n\n             an owner of {issuer} reset your two-step sign-in: your authenticator app and your \
+             recovery codes no longer work, and signing in asks only for your password.\n\n             Set up a new authenticator app on your account page: {account}\n\n             If you did not ask for this, tell the owners of {issuer} at once.\n",
+            name = user.name.as_deref().filter(|name| !name.is_empty()).unwrap_or(&user.email),
+            account = issuer.endpoint("/account"),
+        ),
+    }
 }
 
 /// Removes the authenticator app. With it goes the last second factor, so the recovery codes

@@ -167,6 +167,7 @@ impl utoipa::IntoResponses for TargetRefusals {
         resources::update_user,
         resources::deactivate_user,
         resources::reactivate_user,
+        resources::reset_second_factors,
         resources::delete_user,
         resources::list_teams,
         resources::create_team,

@@ -497,6 +497,7 @@ async fn the_openapi_document_describes_every_operation() {
         ("delete", "/api/v1/users/{id}"),
         ("post", "/api/v1/users/{id}/deactivate"),
         ("post", "/api/v1/users/{id}/reactivate"),
+        ("delete", "/api/v1/users/{id}/second-factors"),
         ("get", "/api/v1/teams"),
         ("post", "/api/v1/teams"),
         ("get", "/api/v1/teams/{id}"),

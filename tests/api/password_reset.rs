@@ -21,7 +21,7 @@ const NEW_PASSWORD: &str = "a brand new passphrase";
 
 /// An SMTP server that accepts every message and keeps it: enough of RFC 5321 for lettre.
 #[derive(Clone, Default)]
-struct MailSink {
+pub(crate) struct MailSink {
     messages: Arc<Mutex<Vec<String>>>,
 }
 
@@ -75,7 +75,7 @@ impl MailSink {
     }
 
     /// The next message, once it has arrived (mail goes out after the page answers).
-    async fn message(&self, index: usize) -> String {
+    pub(crate) async fn message(&self, index: usize) -> String {
         for _ in 0..100 {
             if let Some(message) = self.messages.lock().unwrap().get(index) {
                 return message.clone();
@@ -94,7 +94,7 @@ fn link_in(message: &str) -> String {
     unfolded[start..].split_whitespace().next().unwrap().to_owned()
 }
 
-async fn app_with_mail(backend: Backend) -> (TestApp, MailSink) {
+pub(crate) async fn app_with_mail(backend: Backend) -> (TestApp, MailSink) {
     let (sink, url) = MailSink::start().await;
     let app = spawn_app_with(TestDb::new(&backend), |settings| {
         settings.smtp_url = Some(SecretString::from(url));

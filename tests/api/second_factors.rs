@@ -400,7 +400,8 @@ crate::on_both_backends!(
     removing_the_app_takes_the_password_and_the_recovery_codes_with_it,
     the_second_factor_page_without_a_password_step_starts_again,
     tokens_say_how_the_person_signed_in,
-    metadata_lists_the_context_classes
+    metadata_lists_the_context_classes,
+    an_owner_resets_a_members_second_factors_and_the_member_is_told
 );
 
 /// The whole of it as a person does it, in Chromium: set up the app from the account page,
@@ -448,4 +449,59 @@ async fn two_step_sign_in_works_in_chromium() {
     click(&browser, "button[type=submit]").await;
     wait_for_url(&browser, &app.url("/account")).await;
     wait_for_text(&browser, "Hello, Ada Lovelace").await;
+}
+
+async fn an_owner_resets_a_members_second_factors_and_the_member_is_told(backend: Backend) {
+    let (app, sink) = crate::password_reset::app_with_mail(backend).await;
+    let member = app.create_user(EMAIL, PASSWORD);
+    let members_key = app.personal_key_from_account_page(EMAIL, PASSWORD).await;
+    set_up_app(&app, &signed_in(&app, EMAIL).await).await;
+    let owner = app.owner_key();
+    let path = format!("/users/{}/second-factors", member.id);
+
+    // Only an owner may; the member's own key may not undo their second factor.
+    let (status, body) = app.api("DELETE", &path, &members_key, None).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = app.api("DELETE", "/users/no-such-user/second-factors", &owner, None).await;
+    assert_eq!(status, 404);
+
+    let (status, body) = app.api("DELETE", &path, &owner, None).await;
+    assert_eq!(status, 204, "{body}");
+    let mail = sink.message(0).await;
+    assert!(mail.contains("To: ada@example.com") && mail.contains("Your two-step sign-in was reset"), "{mail}");
+    let (status, body) = app.api("DELETE", &path, &owner, None).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("conflict")));
+    assert!(app.audit_actions().contains(&("user.second_factors_reset".into(), "success".into())));
+
+    // The password alone signs in again, and the member can set up a new app.
+    let browser = signed_in(&app, EMAIL).await;
+    let (phone, codes) = set_up_app(&app, &browser).await;
+    assert_eq!(codes.len(), 10, "new recovery codes with the new app");
+    drop(phone);
+}
+
+/// An owner does it from the users page, after a confirmation that says what happens.
+#[tokio::test]
+async fn an_owner_resets_two_step_sign_in_on_the_dashboard_in_chromium() {
+    let Some((_driver, chromium)) = browser().await else { return };
+    let (app, sink) = crate::password_reset::app_with_mail(Backend::Sqlite).await;
+    app.create_user(EMAIL, PASSWORD);
+    set_up_app(&app, &signed_in(&app, EMAIL).await).await;
+    let ops = app.owner_key();
+    let body = serde_json::json!({ "email": "owner@example.com", "password": PASSWORD, "role": "owner" });
+    assert_eq!(app.api("POST", "/users", &ops, Some(body)).await.0, 201);
+    chromium.goto(&app.url("/dashboard/users")).await.unwrap();
+    chromium.find(Locator::Id("email")).await.unwrap().send_keys("owner@example.com").await.unwrap();
+    chromium.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    click(&chromium, "button[type=submit]").await;
+    wait_for_text(&chromium, "two-step sign-in").await;
+    screenshot(&chromium, "dashboard-users-two-step").await;
+    click(&chromium, "a[aria-label='Reset the two-step sign-in of ada@example.com']").await;
+    wait_for_text(&chromium, "Reset the two-step sign-in of ada@example.com?").await;
+    screenshot(&chromium, "dashboard-user-reset-two-step").await;
+    click(&chromium, "button.danger").await;
+    wait_for_text(&chromium, "Their two-step sign-in was reset").await;
+    assert!(sink.message(0).await.contains("Your two-step sign-in was reset"));
+    let page = chromium.source().await.unwrap();
+    assert!(!page.contains("Reset two-step"), "nothing left to reset");
 }

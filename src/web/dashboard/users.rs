@@ -13,6 +13,7 @@ use super::{PageResult, Section, Shell, Visitor, date, see_other};
 use crate::access::{Action, Resource};
 use crate::db::users::{ROLE_MEMBER, ROLE_OWNER, STATUS_ACTIVE, STATUS_DEACTIVATED};
 use crate::error::AppError;
+use crate::manage::second_factors;
 use crate::manage::users::{self, Invitation, Lifecycle, UserUpdate, UserView};
 use crate::web::form::{FieldError, PageForm};
 
@@ -30,6 +31,9 @@ struct UserRow {
     may_deactivate: bool,
     may_reactivate: bool,
     may_delete: bool,
+    /// Signing in asks for a second factor.
+    two_step: bool,
+    may_reset_two_step: bool,
 }
 
 #[derive(Template)]
@@ -50,11 +54,13 @@ pub async fn get_list(visitor: Visitor, query: web::Query<DoneQuery>) -> PageRes
     let me = visitor.user.id.clone();
     let (users, may_invite) = visitor
         .run(move |conn, caller, _| {
+            let two_step = crate::db::second_factors::users_with_second_factor(conn)?;
             let rows = users::list_users(conn, caller)?
                 .iter()
                 .map(|user| {
                     let is_you = user.id == me;
                     let writable = !is_you && users::may(caller, user, Action::Write);
+                    let has_two_step = two_step.contains(&user.id);
                     UserRow {
                         id: user.id.clone(),
                         email: user.email.clone(),
@@ -67,6 +73,8 @@ pub async fn get_list(visitor: Visitor, query: web::Query<DoneQuery>) -> PageRes
                         may_deactivate: writable && user.status == STATUS_ACTIVE,
                         may_reactivate: writable && user.status == STATUS_DEACTIVATED,
                         may_delete: !is_you && users::may(caller, user, Action::Delete),
+                        two_step: has_two_step,
+                        may_reset_two_step: has_two_step && caller.reach.is_owner(),
                     }
                 })
                 .collect::<Vec<_>>();
@@ -77,6 +85,9 @@ pub async fn get_list(visitor: Visitor, query: web::Query<DoneQuery>) -> PageRes
         Some("role") => Some("The role was changed."),
         Some("deactivate") => Some("The user was deactivated: signed out, and their personal keys stopped working."),
         Some("reactivate") => Some("The user was reactivated."),
+        Some("two-step") => {
+            Some("Their two-step sign-in was reset: they sign in with their password alone, and were told by email.")
+        }
         Some("delete") => Some("The user was deleted."),
         _ => None,
     };
@@ -183,6 +194,8 @@ enum Change {
     Deactivate,
     Reactivate,
     Delete,
+    /// Reset the person's second factors (owners only).
+    TwoStep,
 }
 
 impl Change {
@@ -192,6 +205,7 @@ impl Change {
             "deactivate" => Some(Self::Deactivate),
             "reactivate" => Some(Self::Reactivate),
             "delete" => Some(Self::Delete),
+            "two-step" => Some(Self::TwoStep),
             _ => None,
         }
     }
@@ -202,6 +216,7 @@ impl Change {
             Self::Deactivate => "deactivate",
             Self::Reactivate => "reactivate",
             Self::Delete => "delete",
+            Self::TwoStep => "two-step",
         }
     }
 
@@ -223,7 +238,8 @@ async fn user_to(visitor: &Visitor, id: String, change: Change) -> Result<UserVi
     visitor
         .run(move |conn, caller, _| {
             let user = users::get_user(conn, caller, &id)?;
-            if !users::may(caller, &user, change.action()) || (change == Change::Role && !caller.reach.is_owner()) {
+            let owners_only = matches!(change, Change::Role | Change::TwoStep);
+            if !users::may(caller, &user, change.action()) || (owners_only && !caller.reach.is_owner()) {
                 return Err(AppError::Forbidden(format!("you may not {} this user", change.as_str())));
             }
             Ok(user)
@@ -262,7 +278,7 @@ pub async fn post_change(
     let Some(change) = Change::parse(&change) else {
         return Ok(super::not_found_page());
     };
-    visitor
+    let user = visitor
         .run(move |conn, caller, _| match change {
             Change::Role => {
                 let update = UserUpdate { name: None, role: Some(form.role) };
@@ -271,7 +287,12 @@ pub async fn post_change(
             Change::Deactivate => users::change_lifecycle(conn, caller, &id, Lifecycle::Deactivate),
             Change::Reactivate => users::change_lifecycle(conn, caller, &id, Lifecycle::Reactivate),
             Change::Delete => users::change_lifecycle(conn, caller, &id, Lifecycle::Delete),
+            Change::TwoStep => second_factors::reset_for(conn, caller, &id),
         })
         .await?;
+    if change == Change::TwoStep {
+        let state = visitor.state();
+        state.mailer.send_later(second_factors::reset_notice(&state.issuer, &user));
+    }
     Ok(see_other(&format!("{LIST}?done={}", change.as_str())))
 }
