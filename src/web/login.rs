@@ -1,7 +1,7 @@
 //! Signing in and out with email and password.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::web::{self, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
@@ -194,16 +194,7 @@ pub async fn post_login(
     let throttled = SignInSubjects::new(&state.hasher, &email, &address);
     if let Err(wait) = throttle::admit(&state.limiter, &throttled).await {
         state.metrics.authentication_failed("user", "throttled");
-        let minutes = wait.as_secs().div_ceil(60);
-        let mut response = error_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many sign-in attempts",
-            &format!("Wait {minutes} minute(s) before trying again."),
-        );
-        if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return Ok(response);
+        return Ok(throttle::refused_page(wait));
     }
 
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);

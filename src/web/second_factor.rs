@@ -3,7 +3,7 @@
 //! passwords (per account and per address), and only a complete sign-in clears it.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::web;
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::csrf::{self, CsrfToken};
 use super::form::PageForm;
-use super::pages::{error_page, form_page, see_other};
+use super::pages::{form_page, see_other};
 use super::session::{PENDING_SIGN_IN_COOKIE, held_session_hash, pending_sign_in, removal, start_session};
 use super::throttle::{self, SignInSubjects};
 use crate::audit::{self, Actor, AuditEntry, Origin, Outcome};
@@ -115,16 +115,7 @@ pub async fn post_second_factor(
     let throttled = SignInSubjects::new(&state.hasher, &user.email, origin.ip.as_deref().unwrap_or_default());
     if let Err(wait) = throttle::admit(&state.limiter, &throttled).await {
         state.metrics.authentication_failed("user", "throttled");
-        let minutes = wait.as_secs().div_ceil(60);
-        let mut response = error_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many sign-in attempts",
-            &format!("Wait {minutes} minute(s) before trying again."),
-        );
-        if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return Ok(response);
+        return Ok(throttle::refused_page(wait));
     }
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let worker_state = state.clone();

@@ -49,6 +49,19 @@ pub async fn admit(limiter: &RateLimiter, subjects: &SignInSubjects) -> Result<(
     Ok(())
 }
 
+/// The page for an attempt [`admit`] refused, with `Retry-After`.
+pub fn refused_page(wait: Duration) -> actix_web::HttpResponse {
+    use actix_web::http::{StatusCode, header};
+    let minutes = wait.as_secs().div_ceil(60);
+    let mut response = super::pages::error_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many sign-in attempts",
+        &format!("Wait {minutes} minute(s) before trying again."),
+    );
+    response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(wait.as_secs().max(1)));
+    response
+}
+
 /// A successful sign-in clears the account's count and gives the address back this one
 /// attempt, not its earlier failures: one right password must not buy an address fifty
 /// more guesses at other accounts.
