@@ -2,8 +2,9 @@
 //! codes. The app's secret is sealed under the master key for this person alone; recovery
 //! codes are kept as keyed hashes; every enrolment, removal and use is audited.
 //!
-//! Codes are checked here, in one transaction with what they unlock, so that a code is
-//! accepted once however many requests race with it.
+//! Codes are spent here by conditional updates (a time step later than the last accepted
+//! one, a recovery code not yet used), so that a code is accepted once however many
+//! requests race with it.
 
 use totp_rs::{Builder, Totp};
 
