@@ -271,7 +271,7 @@ impl Settings {
         }
         let smtp_url = raw.smtp_url.as_deref().map(parse_smtp_url).transpose()?;
         let mail_from = match (&smtp_url, raw.mail_from) {
-            (_, Some(from)) if !from.contains('@') => {
+            (_, Some(from)) if from.parse::<lettre::message::Mailbox>().is_err() => {
                 return Err(invalid(
                     "mail_from",
                     format!("`{from}` is not an address such as Latchkey <id@example.com>"),
@@ -341,6 +341,11 @@ fn parse_smtp_url(value: &str) -> Result<SecretString, ConfigError> {
     if !matches!(url.scheme(), "smtp" | "smtps") || url.host_str().is_none() {
         return Err(invalid("smtp_url", "must be smtps://host, smtp://host?tls=required or smtp://host"));
     }
+    // What lettre itself refuses (an unknown `tls=` mode, say) is a bad setting too, said now
+    // rather than at the first mail.
+    lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(value).map_err(|e| {
+        invalid("smtp_url", format!("{e} (the URL itself is not repeated here: it may hold a password)"))
+    })?;
     Ok(SecretString::from(value.to_owned()))
 }
 
@@ -414,11 +419,15 @@ mod tests {
         assert!(with(None, None).unwrap().smtp_url.is_none(), "without SMTP mail is logged");
         let missing_from = with(Some("smtp://127.0.0.1:25"), None).unwrap_err().to_string();
         assert!(missing_from.contains("mail_from"), "{missing_from}");
-        for url in ["http://smtp.example.com", "smtp://", "not a url"] {
+        for url in ["http://smtp.example.com", "smtp://", "not a url", "smtp://smtp.example.com?tls=sometimes"] {
             let refused = with(Some(url), Some("id@example.com")).unwrap_err().to_string();
             assert!(refused.contains("smtp_url"), "{url}: {refused}");
         }
-        assert!(with(None, Some("nobody")).unwrap_err().to_string().contains("mail_from"));
+        let refused = with(Some("smtp://latchkey:hunter2@smtp.example.com?tls=sometimes"), Some("id@example.com"));
+        assert!(!refused.unwrap_err().to_string().contains("hunter2"), "the password stays out of the message");
+        for from in ["nobody", "Latchkey <not an address>", "a@b@c"] {
+            assert!(with(None, Some(from)).unwrap_err().to_string().contains("mail_from"), "{from}");
+        }
     }
 
     #[test]

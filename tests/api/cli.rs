@@ -229,6 +229,8 @@ async fn a_bad_configuration_names_the_setting_and_exits_2() {
         ("LATCHKEY_DATABASE_URL", "mysql://localhost/db"),
         ("LATCHKEY_MASTER_KEY", "short"),
         ("LATCHKEY_ISSUER", "https://id.example.com/?x=1"),
+        ("LATCHKEY_SMTP_URL", "smtp://mail.example.com?tls=sometimes"),
+        ("LATCHKEY_MAIL_FROM", "Latchkey <not an address>"),
     ] {
         let output = latchkey(&db, &key, &[(variable, value)], &["migrate"]);
         assert_eq!(output.status.code(), Some(2), "{variable}");
