@@ -108,11 +108,32 @@ fn open_secret(sealer: &Sealer, factor: &store::TotpFactor) -> Result<Vec<u8>, A
     })
 }
 
-/// The setup of the app `factor` (being set up), to show again on a reload.
-pub fn setup_of(sealer: &Sealer, factor: &store::TotpFactor, user: &User, issuer: &str) -> Result<TotpSetup, AppError> {
-    let totp = authenticator(open_secret(sealer, factor)?, &user.email, issuer)?;
+/// The step `code` belongs to if it is right for `factor`'s secret now (or one step either
+/// side).
+fn step_now(sealer: &Sealer, factor: &store::TotpFactor, code: &str) -> Result<Option<i64>, AppError> {
+    let totp = authenticator(open_secret(sealer, factor)?, "", "Latchkey")?;
+    Ok(step_of(&totp, code, unix_now()))
+}
+
+fn setup_of(totp: &Totp) -> Result<TotpSetup, AppError> {
     let uri = totp.to_url().map_err(|e| AppError::Unexpected(anyhow::anyhow!("otpauth link: {e}")))?;
     Ok(TotpSetup { uri, secret: totp.secret().to_base32() })
+}
+
+/// The app `user` is setting up (begun, not yet confirmed), to show again on a reload or
+/// after a wrong first code.
+pub fn setup_in_progress(
+    conn: &mut DbConnection,
+    sealer: &Sealer,
+    user: &User,
+    issuer: &str,
+) -> Result<Option<TotpSetup>, AppError> {
+    match store::find_totp(conn, &user.id)? {
+        Some(factor) if !factor.is_confirmed() => {
+            Ok(Some(setup_of(&authenticator(open_secret(sealer, &factor)?, &user.email, issuer)?)?))
+        }
+        _ => Ok(None),
+    }
 }
 
 pub fn factors(conn: &mut DbConnection, user_id: &str) -> Result<Factors, AppError> {
@@ -148,9 +169,7 @@ pub fn begin_totp(
         audit::record(conn, &entry)?;
         Ok(())
     })?;
-    let totp = authenticator(secret.to_vec(), &user.email, issuer)?;
-    let uri = totp.to_url().map_err(|e| AppError::Unexpected(anyhow::anyhow!("otpauth link: {e}")))?;
-    Ok(TotpSetup { uri, secret: totp.secret().to_base32() })
+    setup_of(&authenticator(secret.to_vec(), &user.email, issuer)?)
 }
 
 /// New recovery codes for `user_id`, replacing all others; their hashes are stored, the
@@ -183,8 +202,7 @@ pub fn confirm_totp(
             Some(factor) if !factor.is_confirmed() => factor,
             _ => return Err(AppError::Conflict("There is no authenticator app being set up.".into())),
         };
-        let totp = authenticator(open_secret(sealer, &factor)?, "", "Latchkey")?;
-        let Some(step) = step_of(&totp, code, unix_now()) else {
+        let Some(step) = step_now(sealer, &factor, code)? else {
             let entry = context
                 .entry("user.totp_setup_failed", Outcome::Failure)
                 .target("user", user_id)
@@ -222,16 +240,13 @@ pub fn verify_second_factor(
         let outcome = if looks_like_app_code {
             match store::find_totp(conn, user_id)?.filter(store::TotpFactor::is_confirmed) {
                 None => Err(CodeRefused::Wrong),
-                Some(factor) => {
-                    let totp = authenticator(open_secret(sealer, &factor)?, "", "Latchkey")?;
-                    match step_of(&totp, code, unix_now()) {
-                        None => Err(CodeRefused::Wrong),
-                        Some(step) if store::spend_totp_step(conn, user_id, step, now)? => {
-                            Ok(SecondFactor::AuthenticatorApp)
-                        }
-                        Some(_) => Err(CodeRefused::Replayed),
+                Some(factor) => match step_now(sealer, &factor, code)? {
+                    None => Err(CodeRefused::Wrong),
+                    Some(step) if store::spend_totp_step(conn, user_id, step, now)? => {
+                        Ok(SecondFactor::AuthenticatorApp)
                     }
-                }
+                    Some(_) => Err(CodeRefused::Replayed),
+                },
             }
         } else {
             match RecoveryCode::parse(code) {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::csrf::{self, CsrfToken};
 use super::form::PageForm;
 use super::pages::{busy_page, error_page, form_page};
-use super::session::{SESSION_COOKIE, current_user, signed_in};
+use super::session::{current_user, held_session_hash, signed_in};
 use super::throttle::{self, SignInSubjects};
 use crate::audit::{self, Actor, AuditEntry, Origin, Outcome};
 use crate::db::consents::{Consent, delete_consent, list_consents_for_user};
@@ -178,7 +178,7 @@ pub(super) async fn render_account(
     acting: SignedInUser,
     shown: Shown<'_>,
 ) -> Result<HttpResponse, AppError> {
-    let current_hash = req.cookie(SESSION_COOKIE).map(|c| state.hasher.hash(c.value()).into_string());
+    let current_hash = held_session_hash(req, state);
     let user_id = user.id.clone();
     let (consents, sessions, keys, factors) = run_as(state, acting, Origin::of(req), move |conn, caller, _| {
         Ok((
@@ -434,7 +434,7 @@ async fn change_password(
     if let Err(problem) = PasswordHasher::validate(&form.new_password) {
         return Ok(Refused(super::form::sentence(&problem.to_string())));
     }
-    let Some(session_hash) = req.cookie(SESSION_COOKIE).map(|c| state.hasher.hash(c.value()).into_string()) else {
+    let Some(session_hash) = held_session_hash(req, state) else {
         return Ok(Refused("Your session has ended. Sign in again.".into()));
     };
     let throttled =

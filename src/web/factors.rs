@@ -94,6 +94,15 @@ async fn refuse(
     render_account(req, state, user, acting, Shown { factor_error: Some(problem), ..Shown::default() }).await
 }
 
+/// The app `user` is setting up, if any (from the blocking pool).
+async fn setup_in_progress(state: &web::Data<AppState>, user: User) -> Result<Option<TotpSetup>, AppError> {
+    let (worker_state, label) = (state.clone(), app_label(state));
+    crate::db::run(&state.pool, move |conn| {
+        second_factors::setup_in_progress(conn, &worker_state.sealer, &user, &label)
+    })
+    .await
+}
+
 /// Runs `change` once the current password is confirmed; otherwise the account page says
 /// why, or the busy page asks to come back.
 macro_rules! after_password {
@@ -111,15 +120,9 @@ pub async fn get_totp(req: HttpRequest, state: web::Data<AppState>) -> Result<Ht
     let Some((user, _)) = signed_in(&req, &state).await? else {
         return Ok(see_other(&sign_in_then("/account")));
     };
-    let user_id = user.id.clone();
-    let factor =
-        crate::db::run(&state.pool, move |conn| Ok(crate::db::second_factors::find_totp(conn, &user_id)?)).await?;
-    match factor {
-        Some(factor) if !factor.is_confirmed() => {
-            let setup = second_factors::setup_of(&state.sealer, &factor, &user, &app_label(&state))?;
-            show_setup(&req, &state, StatusCode::OK, &setup, None)
-        }
-        _ => Ok(see_other("/account")),
+    match setup_in_progress(&state, user).await? {
+        Some(setup) => show_setup(&req, &state, StatusCode::OK, &setup, None),
+        None => Ok(see_other("/account")),
     }
 }
 
@@ -169,14 +172,9 @@ pub async fn post_totp_confirm(
             show_codes(&codes, Some("Two-step sign-in is on: signing in now asks for a code from your app."), false)
         }
         Ok(Err(refused)) => {
-            let user_id = user.id.clone();
-            let factor =
-                crate::db::run(&state.pool, move |conn| Ok(crate::db::second_factors::find_totp(conn, &user_id)?))
-                    .await?;
-            let Some(factor) = factor.filter(|factor| !factor.is_confirmed()) else {
+            let Some(setup) = setup_in_progress(&state, user).await? else {
                 return Ok(see_other("/account"));
             };
-            let setup = second_factors::setup_of(&state.sealer, &factor, &user, &app_label(&state))?;
             let problem = match refused {
                 CodeRefused::Wrong => {
                     "That code is not right. Check that the app's clock is correct, and enter the code it shows now."

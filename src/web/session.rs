@@ -43,21 +43,14 @@ pub fn cookie(state: &AppState, name: &'static str, value: String, max_age: Opti
 
 /// The signed-in user, if the session cookie names a live session of an active user.
 pub async fn current_user(req: &HttpRequest, state: &AppState) -> Result<Option<User>, AppError> {
-    let Some(value) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
-        return Ok(None);
-    };
-    let id_hash = state.hasher.hash(&value).into_string();
-    let found =
-        crate::db::run(&state.pool, move |conn| Ok(find_live_session(conn, &id_hash, crate::db::now())?)).await?;
-    Ok(found.map(|(_, user)| user))
+    Ok(current_sign_in(req, state).await?.map(|sign_in| sign_in.user))
 }
 
 /// The browser's sign-in, if the session cookie names a live session of an active user.
 pub async fn current_sign_in(req: &HttpRequest, state: &AppState) -> Result<Option<SignIn>, AppError> {
-    let Some(value) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
+    let Some(id_hash) = held_session_hash(req, state) else {
         return Ok(None);
     };
-    let id_hash = state.hasher.hash(&value).into_string();
     let found =
         crate::db::run(&state.pool, move |conn| Ok(find_live_session(conn, &id_hash, crate::db::now())?)).await?;
     Ok(found.map(|(session, user)| SignIn {
@@ -69,10 +62,9 @@ pub async fn current_sign_in(req: &HttpRequest, state: &AppState) -> Result<Opti
 /// The signed-in user and what they reach, if the session cookie names a live session of
 /// an active user: what every dashboard page starts from.
 pub async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Option<(User, SignedInUser)>, AppError> {
-    let Some(value) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
+    let Some(id_hash) = held_session_hash(req, state) else {
         return Ok(None);
     };
-    let id_hash = state.hasher.hash(&value).into_string();
     crate::db::run(&state.pool, move |conn| match find_live_session(conn, &id_hash, crate::db::now())? {
         Some((_, user)) => {
             let acting = SignedInUser::load(conn, &user)?;
@@ -112,8 +104,8 @@ pub fn start_session(
     Ok(cookie(state, SESSION_COOKIE, value, Some(max_age)))
 }
 
-/// The keyed hash of the session the browser holds now, if any: a new sign-in in this
-/// browser (asked for again by an app) ends it rather than leaving it behind.
+/// The keyed hash of the session cookie the browser holds, if any: what the table keys
+/// sessions by.
 pub fn held_session_hash(req: &HttpRequest, state: &AppState) -> Option<String> {
     req.cookie(SESSION_COOKIE).map(|c| state.hasher.hash(c.value()).into_string())
 }
@@ -162,8 +154,7 @@ pub fn removal(state: &AppState, name: &'static str) -> Cookie<'static> {
 
 /// Ends the browser's session, if any, and returns the cookie that clears it.
 pub async fn end_session(req: &HttpRequest, state: &AppState) -> Result<Cookie<'static>, AppError> {
-    if let Some(value) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()) {
-        let id_hash = state.hasher.hash(&value).into_string();
+    if let Some(id_hash) = held_session_hash(req, state) {
         crate::db::run(&state.pool, move |conn| Ok(delete_session(conn, &id_hash)?)).await?;
     }
     Ok(removal(state, SESSION_COOKIE))

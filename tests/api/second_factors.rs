@@ -6,7 +6,7 @@ use oauth2::{CsrfToken, PkceCodeChallenge, Scope};
 use serde_json::Value;
 use totp_rs::{Builder, Secret, Totp};
 
-use crate::authorize::{CALLBACK, consent, location, oauth2_app, query_param, register_public_client};
+use crate::authorize::{consent, exchange, location, oauth2_app, query_param, register_public_client};
 use crate::browser::{browser, click, screenshot, wait_for_text, wait_for_url};
 use crate::helpers::{Backend, TestApp, spawn_app};
 use crate::login::{EMAIL, PASSWORD, csrf_token, set_cookie, sign_in};
@@ -271,7 +271,11 @@ async fn removing_the_app_takes_the_password_and_the_recovery_codes_with_it(back
     let renew = account_form(&app, &here, "/account/recovery-codes", &[("current_password", PASSWORD)]).await;
     assert_eq!(renew.status(), 400);
     assert!(renew.text().await.unwrap().contains("Set up an authenticator app first."));
-    drop(codes);
+    // The old codes went with the app: a new app comes with new ones, and an old one is wrong.
+    let (_, new_codes) = set_up_app(&app, &here).await;
+    assert_eq!(new_codes.len(), 10);
+    let (browser, second) = password_step(&app, EMAIL, "/account").await;
+    assert_eq!(second_step(&app, &browser, &second, &codes[0]).await.status(), 401);
 }
 
 async fn the_second_factor_page_without_a_password_step_starts_again(backend: Backend) {
@@ -304,19 +308,7 @@ async fn code_flow_tokens(app: &TestApp, browser: &reqwest::Client, client_id: &
     let page = browser.get(authorize_url.as_str()).send().await.unwrap();
     let callback = consent(app, browser, page, "approve", false).await;
     let code = query_param(&callback, "code").unwrap();
-    let response = app
-        .post_form(
-            "/oauth2/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("client_id", client_id),
-                ("code", &code),
-                ("redirect_uri", CALLBACK),
-                ("code_verifier", verifier.secret()),
-            ],
-            None,
-        )
-        .await;
+    let response = exchange(app, client_id, &code, verifier.secret()).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
@@ -475,9 +467,8 @@ async fn an_owner_resets_a_members_second_factors_and_the_member_is_told(backend
 
     // The password alone signs in again, and the member can set up a new app.
     let browser = signed_in(&app, EMAIL).await;
-    let (phone, codes) = set_up_app(&app, &browser).await;
+    let (_, codes) = set_up_app(&app, &browser).await;
     assert_eq!(codes.len(), 10, "new recovery codes with the new app");
-    drop(phone);
 }
 
 /// An owner does it from the users page, after a confirmation that says what happens.

@@ -8,7 +8,7 @@ use latchkey::verify::actix::{Bearer, BearerError, ProtectedResource};
 use oauth2::{CsrfToken, PkceCodeChallenge, PkceCodeVerifier, Scope};
 use serde_json::Value;
 
-use crate::authorize::{CALLBACK, consent, location, oauth2_app, query_param, register_public_client};
+use crate::authorize::{consent, exchange, location, oauth2_app, query_param, register_public_client};
 use crate::helpers::{API, Backend, TestApp, spawn_app};
 use crate::login::{EMAIL, PASSWORD, csrf_token};
 use crate::second_factors::{payload, second_step, set_up_app, signed_in};
@@ -52,19 +52,7 @@ async fn approve_and_redeem(
 ) -> Value {
     let callback = consent(app, browser, page, "approve", false).await;
     let code = query_param(&callback, "code").expect("a code");
-    let response = app
-        .post_form(
-            "/oauth2/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("client_id", client_id),
-                ("code", &code),
-                ("redirect_uri", CALLBACK),
-                ("code_verifier", verifier.secret()),
-            ],
-            None,
-        )
-        .await;
+    let response = exchange(app, client_id, &code, verifier.secret()).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
