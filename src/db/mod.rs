@@ -15,6 +15,7 @@ pub mod authorization_codes;
 pub mod clients;
 pub mod consents;
 pub mod device_authorizations;
+pub mod passkeys;
 pub mod password_resets;
 pub mod pending_sign_ins;
 pub mod refresh_tokens;
@@ -25,6 +26,7 @@ pub mod sessions;
 pub mod setup_tokens;
 pub mod signing_keys;
 pub mod teams;
+pub mod tenants;
 pub mod used_assertions;
 pub mod users;
 
@@ -177,7 +179,8 @@ pub async fn run<T: Send + 'static>(
 static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs `f` in a transaction; on SQLite, after taking this process's writer turn, and
-/// holding the write lock from the start.
+/// holding the write lock from the start. Called inside another, it runs in a savepoint of
+/// that one.
 ///
 /// SQLite's default (deferred) transaction reads from a snapshot and asks for the write lock
 /// at its first write. If another connection (another process, or a writer that does not
@@ -195,6 +198,12 @@ where
     type Manager = <DbConnection as Connection>::TransactionManager;
 
     let DbConnection::Sqlite(sqlite) = conn else { return conn.transaction(f) };
+    // Inside a caller's write transaction (one change made of others): a savepoint in it.
+    // The caller holds the turn and the lock already; taking the turn again would wait on
+    // ourselves.
+    if matches!(AnsiTransactionManager::transaction_manager_status_mut(sqlite).transaction_depth(), Ok(Some(_))) {
+        return conn.transaction(f);
+    }
     let _turn = SQLITE_WRITER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
     // From here as diesel's own `transaction`: commit on success, roll back on failure.

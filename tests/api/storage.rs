@@ -132,6 +132,40 @@ async fn a_write_transaction_is_not_undone_by_a_writer_that_commits_meanwhile(ba
     assert_eq!(events(&mut conn), before + 2);
 }
 
+/// A change made of others (each its own write transaction) runs them inside its own: an
+/// inner failure undoes only the inner part, an outer failure undoes everything, and on
+/// SQLite the inner ones do not wait for the writer turn the outer one holds.
+async fn write_transactions_nest(backend: Backend) {
+    use latchkey::audit::{Context, record};
+    fn events(conn: &mut DbConnection) -> i64 {
+        latchkey::db::schema::audit_events::table.count().get_result(conn).unwrap()
+    }
+    let db = TestDb::new(&backend);
+    let pool = db::build_pool(&db.target(), 2).unwrap();
+    let mut conn = pool.get().unwrap();
+    let before = events(&mut conn);
+
+    db::write_transaction(&mut conn, |conn| -> QueryResult<()> {
+        record(conn, &Context::SYSTEM.change("outer"))?;
+        db::write_transaction(conn, |conn| record(conn, &Context::SYSTEM.change("inner")))?;
+        let failed = db::write_transaction(conn, |conn| -> QueryResult<()> {
+            record(conn, &Context::SYSTEM.change("undone"))?;
+            Err(diesel::result::Error::RollbackTransaction)
+        });
+        assert!(failed.is_err());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(events(&mut conn), before + 2, "the outer and the first inner change stay");
+
+    let failed = db::write_transaction(&mut conn, |conn| -> QueryResult<()> {
+        db::write_transaction(conn, |conn| record(conn, &Context::SYSTEM.change("inner")))?;
+        Err(diesel::result::Error::RollbackTransaction)
+    });
+    assert!(failed.is_err());
+    assert_eq!(events(&mut conn), before + 2, "a failed outer change undoes its inner ones");
+}
+
 #[tokio::test]
 async fn sqlite_connections_use_wal_and_foreign_keys() {
     #[derive(QueryableByName)]
@@ -160,4 +194,5 @@ crate::on_both_backends!(
     foreign_keys_and_unique_constraints_are_enforced,
     timestamps_round_trip_exactly,
     a_write_transaction_is_not_undone_by_a_writer_that_commits_meanwhile,
+    write_transactions_nest,
 );
