@@ -102,7 +102,12 @@ impl Application {
             None => RateLimiter::in_process(),
         };
 
+        let passkeys = crate::manage::passkeys::relying_party(&issuer)?;
+        if passkeys.is_none() {
+            tracing::warn!(%issuer, "passkeys are off: WebAuthn needs the issuer's host to be a domain name, not an address");
+        }
         let state = web::Data::new(AppState {
+            passkeys,
             pool,
             metadata: crate::oauth::discovery::metadata_document(&issuer),
             openapi: crate::management::openapi::document(&issuer),
@@ -219,7 +224,8 @@ async fn housekeeping(state: web::Data<AppState>) {
                     + devices
                     + db::sessions::prune_expired_sessions(conn, now)?
                     + db::pending_sign_ins::prune_expired_pending_sign_ins(conn, now)?
-                    + db::password_resets::prune_expired_resets(conn, now)?)
+                    + db::password_resets::prune_expired_resets(conn, now)?
+                    + db::passkeys::prune_expired_ceremonies(conn, now)?)
             })
             .await;
             match pruned {

@@ -37,6 +37,9 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Sends mail (password-reset links), or logs it when no SMTP server is configured.
     pub mailer: crate::mail::Mailer,
+    /// The WebAuthn relying party for passkeys; `None` when the issuer's host is an IP
+    /// address, for which browsers offer no passkeys.
+    pub passkeys: Option<webauthn_rs::Webauthn>,
 }
 
 impl AppState {

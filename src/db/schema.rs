@@ -6,6 +6,7 @@ diesel::table! {
         id -> Text,
         name -> Text,
         created_at -> Timestamp,
+        require_second_factor -> Bool,
     }
 }
 
@@ -313,7 +314,32 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    passkeys (id) {
+        id -> Text,
+        user_id -> Text,
+        credential_id -> Text,
+        user_handle -> Text,
+        name -> Text,
+        credential -> Text,
+        backup_eligible -> Bool,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    passkey_ceremonies (id_hash) {
+        id_hash -> Text,
+        purpose -> Text,
+        user_id -> Nullable<Text>,
+        state -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(passkeys -> users (user_id));
 diesel::joinable!(pending_sign_ins -> users (user_id));
 diesel::joinable!(password_resets -> users (user_id));
 
@@ -340,4 +366,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     recovery_codes,
     pending_sign_ins,
     password_resets,
+    passkeys,
+    passkey_ceremonies,
 );

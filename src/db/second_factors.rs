@@ -1,11 +1,11 @@
 //! Second factors: an authenticator app's sealed secret (`totp_factors`) and single-use
-//! recovery codes (`recovery_codes`, keyed hashes only).
+//! recovery codes (`recovery_codes`, keyed hashes only). Passkeys have their own file.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::DbConnection;
-use super::schema::{recovery_codes, totp_factors};
+use super::schema::{passkeys, recovery_codes, totp_factors};
 
 #[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = totp_factors)]
@@ -94,7 +94,15 @@ pub fn spend_totp_step(conn: &mut DbConnection, user_id: &str, step: i64, now: N
 
 /// The people whose sign-in asks for a second factor.
 pub fn users_with_second_factor(conn: &mut DbConnection) -> QueryResult<Vec<String>> {
-    totp_factors::table.filter(totp_factors::confirmed_at.is_not_null()).select(totp_factors::user_id).load(conn)
+    let mut users: Vec<String> = totp_factors::table
+        .filter(totp_factors::confirmed_at.is_not_null())
+        .select(totp_factors::user_id)
+        .load(conn)?;
+    let with_passkeys: Vec<String> = passkeys::table.select(passkeys::user_id).distinct().load(conn)?;
+    users.extend(with_passkeys);
+    users.sort_unstable();
+    users.dedup();
+    Ok(users)
 }
 
 pub fn delete_totp(conn: &mut DbConnection, user_id: &str) -> QueryResult<usize> {

@@ -7,8 +7,9 @@ use chrono::NaiveDateTime;
 
 /// The context class of a sign-in with one factor (a password).
 pub const ACR_PASSWORD: &str = "urn:latchkey:acr:pwd";
-/// The context class of a sign-in with two factors (a password and an authenticator app or a
-/// recovery code).
+/// The context class of a sign-in with two factors: a password and an authenticator app, a
+/// recovery code or a passkey; or a passkey alone, which proves possession of the key and,
+/// by its user verification, a PIN or biometric.
 pub const ACR_MULTI_FACTOR: &str = "urn:latchkey:acr:mfa";
 /// Weakest first: a request for one is met by it and by every class after it.
 pub const ACR_VALUES_SUPPORTED: &[&str] = &[ACR_PASSWORD, ACR_MULTI_FACTOR];
@@ -20,6 +21,10 @@ pub enum SignInMethod {
     Password,
     /// `otp`: a one-time code, from an authenticator app (RFC 6238) or a recovery code.
     OneTimeCode,
+    /// `hwk`: a passkey bound to one device (a security key, a platform authenticator).
+    HardwareKey,
+    /// `swk`: a passkey its provider syncs between devices (WebAuthn's backup-eligible flag).
+    SoftwareKey,
 }
 
 impl SignInMethod {
@@ -27,22 +32,42 @@ impl SignInMethod {
         match self {
             Self::Password => "pwd",
             Self::OneTimeCode => "otp",
+            Self::HardwareKey => "hwk",
+            Self::SoftwareKey => "swk",
         }
     }
 
+    /// The passkey method for a credential that is (or is not) synced between devices.
+    pub fn passkey(backup_eligible: bool) -> Self {
+        if backup_eligible { Self::SoftwareKey } else { Self::HardwareKey }
+    }
+
+    /// A passkey: Latchkey asks every passkey for user verification (a PIN or biometric on
+    /// the device), so one is two factors by itself.
+    fn is_passkey(self) -> bool {
+        matches!(self, Self::HardwareKey | Self::SoftwareKey)
+    }
+
     fn parse(value: &str) -> Option<Self> {
-        [Self::Password, Self::OneTimeCode].into_iter().find(|method| method.amr() == value)
+        [Self::Password, Self::OneTimeCode, Self::HardwareKey, Self::SoftwareKey]
+            .into_iter()
+            .find(|method| method.amr() == value)
     }
 }
 
 /// The methods a sign-in used, in the order given. Stored space-separated ("pwd otp"); `mfa`
-/// is not stored but reported whenever two methods were used.
+/// is not stored but reported whenever two factors were used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignInMethods(Vec<SignInMethod>);
 
 impl SignInMethods {
     pub fn password() -> Self {
         Self(vec![SignInMethod::Password])
+    }
+
+    /// One method alone (a passkey without a password).
+    pub fn only(method: SignInMethod) -> Self {
+        Self(vec![method])
     }
 
     /// These methods and one more (a second factor after the password).
@@ -67,10 +92,11 @@ impl SignInMethods {
     }
 
     pub fn is_multi_factor(&self) -> bool {
-        self.0.len() >= 2
+        self.0.len() >= 2 || self.0.iter().any(|method| method.is_passkey())
     }
 
-    /// The `amr` claim (RFC 8176): each method, then `mfa` if there were two or more.
+    /// The `amr` claim (RFC 8176): each method, then `mfa` if there were two factors or more
+    /// (a passkey counts as two: possession, and the PIN or biometric that unlocked it).
     pub fn amr(&self) -> Vec<String> {
         let mut amr: Vec<String> = self.0.iter().map(|method| method.amr().to_owned()).collect();
         if self.is_multi_factor() {
@@ -145,6 +171,18 @@ mod tests {
         assert!(!both.meets("urn:example:unknown"));
         // The same method twice is still one factor.
         assert!(!SignInMethods::password().and(SignInMethod::Password).is_multi_factor());
+    }
+
+    #[test]
+    fn a_passkey_is_two_factors_alone_and_says_whether_it_is_synced() {
+        let device_bound = SignInMethods::only(SignInMethod::passkey(false));
+        assert_eq!(device_bound.amr(), ["hwk", "mfa"]);
+        assert_eq!(device_bound.acr(), ACR_MULTI_FACTOR);
+        let synced = SignInMethods::only(SignInMethod::passkey(true));
+        assert_eq!(synced.amr(), ["swk", "mfa"]);
+        let after_password = SignInMethods::password().and(SignInMethod::passkey(false));
+        assert_eq!(after_password.amr(), ["pwd", "hwk", "mfa"]);
+        assert_eq!(SignInMethods::from_stored(&after_password.to_string()), after_password);
     }
 
     #[test]

@@ -60,12 +60,13 @@ pub enum SecondFactor {
 /// What the account page shows of a person's factors.
 pub struct Factors {
     pub totp: Option<store::TotpFactor>,
+    pub passkeys: Vec<crate::db::passkeys::PasskeyRow>,
     pub recovery_codes_left: i64,
 }
 
 impl Factors {
     pub fn has_second_factor(&self) -> bool {
-        self.totp.as_ref().is_some_and(store::TotpFactor::is_confirmed)
+        self.totp.as_ref().is_some_and(store::TotpFactor::is_confirmed) || !self.passkeys.is_empty()
     }
 }
 
@@ -139,13 +140,75 @@ pub fn setup_in_progress(
 pub fn factors(conn: &mut DbConnection, user_id: &str) -> Result<Factors, AppError> {
     Ok(Factors {
         totp: store::find_totp(conn, user_id)?,
+        passkeys: crate::db::passkeys::passkeys_of_user(conn, user_id)?,
         recovery_codes_left: store::count_unused_recovery_codes(conn, user_id)?,
     })
 }
 
-/// Whether signing in as this person takes a second factor.
+/// Whether signing in as this person with a password takes a second factor: an
+/// authenticator app or a passkey.
 pub fn has_second_factor(conn: &mut DbConnection, user_id: &str) -> Result<bool, AppError> {
-    Ok(store::find_totp(conn, user_id)?.is_some_and(|factor| factor.is_confirmed()))
+    Ok(store::find_totp(conn, user_id)?.is_some_and(|factor| factor.is_confirmed())
+        || crate::db::passkeys::count_passkeys(conn, user_id)? > 0)
+}
+
+/// The tenant's sign-in policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignInPolicy {
+    /// Every password sign-in ends with a second factor: people without one set one up
+    /// (an authenticator app or a passkey) before their sign-in finishes.
+    pub second_factor_required: bool,
+}
+
+/// Whether the owners of `user`'s tenant require a second factor of everyone.
+pub fn second_factor_required(conn: &mut DbConnection, user: &User) -> Result<bool, AppError> {
+    Ok(crate::db::tenants::requires_second_factor(conn, &user.tenant_id)?)
+}
+
+/// The policy, for anyone who may manage the tenant's users.
+pub fn sign_in_policy(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<SignInPolicy, AppError> {
+    caller.listing(crate::access::Resource::Users)?;
+    let required = crate::db::tenants::requires_second_factor(conn, crate::db::DEFAULT_TENANT_ID)?;
+    Ok(SignInPolicy { second_factor_required: required })
+}
+
+/// Sets the policy (owners only). It binds sign-ins from now on: sessions already open stay.
+pub fn set_sign_in_policy(
+    conn: &mut DbConnection,
+    caller: &Caller<'_>,
+    policy: SignInPolicy,
+) -> Result<SignInPolicy, AppError> {
+    caller.require_owner("set the sign-in policy")?;
+    crate::db::write_transaction(conn, |conn| {
+        let tenant = crate::db::DEFAULT_TENANT_ID;
+        if crate::db::tenants::requires_second_factor(conn, tenant)? == policy.second_factor_required {
+            return Ok(policy);
+        }
+        crate::db::tenants::set_requires_second_factor(conn, tenant, policy.second_factor_required)?;
+        let entry = caller
+            .audit
+            .change("tenant.sign_in_policy_changed")
+            .target("tenant", tenant)
+            .details(serde_json::json!({ "second_factor_required": policy.second_factor_required }));
+        audit::record(conn, &entry)?;
+        Ok(policy)
+    })
+}
+
+/// Refuses to take away `user_id`'s last second factor while the policy requires one: they
+/// could not sign in with a password again without setting one up, so they set up the new
+/// one first. Call it inside the removal's transaction, after the removal.
+pub(super) fn ensure_policy_still_met(conn: &mut DbConnection, user_id: &str) -> Result<(), AppError> {
+    let Some(user) = crate::db::users::find_user(conn, user_id)? else {
+        return Ok(());
+    };
+    if second_factor_required(conn, &user)? && !has_second_factor(conn, user_id)? {
+        return Err(AppError::Conflict(
+            "The owners require two-step sign-in: add another second factor before removing your last one.".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Starts setting up an authenticator app with a new secret (replacing one being set up).
@@ -174,7 +237,7 @@ pub fn begin_totp(
 
 /// New recovery codes for `user_id`, replacing all others; their hashes are stored, the
 /// codes themselves only returned.
-fn issue_recovery_codes(
+pub(super) fn issue_recovery_codes(
     conn: &mut DbConnection,
     hasher: &TokenHasher,
     user_id: &str,
@@ -290,16 +353,18 @@ pub fn reset_for(conn: &mut DbConnection, caller: &Caller<'_>, user_id: &str) ->
     caller.require_owner("reset someone's two-step sign-in")?;
     crate::db::write_transaction(conn, |conn| {
         let app = store::delete_totp(conn, user_id)?;
+        let passkeys = crate::db::passkeys::delete_passkeys_of_user(conn, user_id)?;
         let codes = store::delete_recovery_codes(conn, user_id)?;
-        if app == 0 && codes == 0 {
+        if app == 0 && passkeys == 0 && codes == 0 {
             return Err(AppError::Conflict("the user has no second factor to reset".into()));
         }
         crate::db::pending_sign_ins::delete_pending_sign_ins_of_user(conn, user_id)?;
-        let entry = caller
-            .audit
-            .change("user.second_factors_reset")
-            .target("user", user_id)
-            .details(serde_json::json!({ "authenticator_app_removed": app > 0, "recovery_codes_deleted": codes }));
+        let entry =
+            caller.audit.change("user.second_factors_reset").target("user", user_id).details(serde_json::json!({
+                "authenticator_app_removed": app > 0,
+                "passkeys_removed": passkeys,
+                "recovery_codes_deleted": codes,
+            }));
         audit::record(conn, &entry)?;
         Ok(())
     })?;
@@ -313,22 +378,26 @@ pub fn reset_notice(issuer: &Issuer, user: &UserView) -> Mail {
         to: user.email.clone(),
         subject: "Your two-step sign-in was reset".to_owned(),
         body: format!(
-            "Hello {name},\n\n             an owner of {issuer} reset your two-step sign-in: your authenticator app and your \
-             recovery codes no longer work, and signing in asks only for your password.\n\n             Set up a new authenticator app on your account page: {account}\n\n             If you did not ask for this, tell the owners of {issuer} at once.\n",
+            "Hello {name},\n\n\
+             an owner of {issuer} reset your two-step sign-in: your authenticator app, your passkeys \
+             and your recovery codes no longer work, and signing in asks only for your password.\n\n\
+             Set up a new second factor on your account page: {account}\n\n\
+             If you did not ask for this, tell the owners of {issuer} at once.\n",
             name = user.name.as_deref().filter(|name| !name.is_empty()).unwrap_or(&user.email),
             account = issuer.endpoint("/account"),
         ),
     }
 }
 
-/// Removes the authenticator app. With it goes the last second factor, so the recovery codes
-/// go too.
+/// Removes the authenticator app. If it was the last second factor (no passkey left), the
+/// recovery codes go too.
 pub fn remove_totp(conn: &mut DbConnection, user_id: &str, origin: &Origin) -> Result<(), AppError> {
     crate::db::write_transaction(conn, |conn| {
         if store::delete_totp(conn, user_id)? == 0 {
             return Err(AppError::NotFound);
         }
-        let codes = store::delete_recovery_codes(conn, user_id)?;
+        ensure_policy_still_met(conn, user_id)?;
+        let codes = if has_second_factor(conn, user_id)? { 0 } else { store::delete_recovery_codes(conn, user_id)? };
         let entry = audit::Context::of(Actor::User(user_id), origin.ip.as_deref(), Some(&origin.request_id))
             .change("user.totp_removed")
             .target("user", user_id)

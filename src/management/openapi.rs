@@ -168,6 +168,8 @@ impl utoipa::IntoResponses for TargetRefusals {
         resources::deactivate_user,
         resources::reactivate_user,
         resources::reset_second_factors,
+        resources::get_sign_in_policy,
+        resources::put_sign_in_policy,
         resources::delete_user,
         resources::list_teams,
         resources::create_team,

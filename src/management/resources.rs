@@ -23,7 +23,7 @@ use crate::manage::audit::AuditPage;
 use crate::manage::clients::{ClientRegistration, ClientUpdate};
 use crate::manage::clients::{ClientView, RegisteredClient};
 use crate::manage::consents::ConsentView;
-use crate::manage::second_factors;
+use crate::manage::second_factors::{self, SignInPolicy};
 use crate::manage::signing_keys::{RotatedKey, SigningKeyView};
 use crate::manage::teams::{MemberView, TeamView};
 use crate::manage::users::{Invitation, Lifecycle, UserRegistration, UserUpdate};
@@ -341,11 +341,26 @@ async fn delete_user(req: HttpRequest, state: Data, auth: Principal, id: web::Pa
     change_user(req, state, auth, id.into_inner(), Lifecycle::Delete).await.map(|_| HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(delete, path = "/api/v1/users/{id}/second-factors", tag = "users", summary = "Reset a user's two-step sign-in (owners only): their authenticator app and recovery codes stop working, and they are told by email", params(("id" = String, Path, description = "the user's id")), responses((status = 204), (status = 409, description = "the user has no second factor", body = ErrorBody), TargetRefusals))]
+#[utoipa::path(delete, path = "/api/v1/users/{id}/second-factors", tag = "users", summary = "Reset a user's two-step sign-in (owners only): their authenticator app, passkeys and recovery codes stop working, and they are told by email", params(("id" = String, Path, description = "the user's id")), responses((status = 204), (status = 409, description = "the user has no second factor", body = ErrorBody), TargetRefusals))]
 async fn reset_second_factors(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
     let user = call(&req, &state, auth, move |conn, caller, _| second_factors::reset_for(conn, caller, &id)).await?;
     state.mailer.send_later(second_factors::reset_notice(&state.issuer, &user));
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(get, path = "/api/v1/sign-in-policy", tag = "users", summary = "The sign-in policy: whether everyone must sign in with a second factor", responses((status = 200, body = SignInPolicy), Refusals))]
+async fn get_sign_in_policy(req: HttpRequest, state: Data, auth: Principal) -> Reply {
+    let policy = call(&req, &state, auth, |conn, caller, _| second_factors::sign_in_policy(conn, caller)).await?;
+    Ok(HttpResponse::Ok().json(policy))
+}
+
+#[utoipa::path(put, path = "/api/v1/sign-in-policy", tag = "users", summary = "Require a second factor of everyone, or make it optional (owners only); it binds sign-ins from now on", request_body = SignInPolicy, responses((status = 200, body = SignInPolicy), Refusals))]
+async fn put_sign_in_policy(req: HttpRequest, state: Data, auth: Principal, body: Body<SignInPolicy>) -> Reply {
+    let policy = body.into_inner();
+    let policy =
+        call(&req, &state, auth, move |conn, caller, _| second_factors::set_sign_in_policy(conn, caller, policy))
+            .await?;
+    Ok(HttpResponse::Ok().json(policy))
 }
 
 // ---- teams ----
@@ -579,6 +594,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(routes("/users/{id}/deactivate", vec![(M::POST, web::post().to(deactivate_user))]))
     .service(routes("/users/{id}/reactivate", vec![(M::POST, web::post().to(reactivate_user))]))
     .service(routes("/users/{id}/second-factors", vec![(M::DELETE, web::delete().to(reset_second_factors))]))
+    .service(routes(
+        "/sign-in-policy",
+        vec![(M::GET, web::get().to(get_sign_in_policy)), (M::PUT, web::put().to(put_sign_in_policy))],
+    ))
     .service(routes("/teams", vec![(M::GET, web::get().to(list_teams)), (M::POST, web::post().to(create_team))]))
     .service(routes(
         "/teams/{id}",

@@ -70,13 +70,34 @@ struct AccountPage<'a> {
     factor_error: Option<&'a str>,
 }
 
-/// The two-step sign-in section.
+/// The two-step sign-in and passkey sections.
 struct FactorsView {
     /// Since when an authenticator app is on, and when it was last used; `None` when off.
     app: Option<(String, String)>,
     /// An app set up halfway (its page can be opened again).
     app_being_set_up: bool,
     recovery_codes_left: i64,
+    passkeys: Vec<PasskeyView>,
+    /// This server can register passkeys (its issuer is a domain name).
+    passkeys_offered: bool,
+}
+
+impl FactorsView {
+    /// Signing in with the password takes a second factor.
+    fn on(&self) -> bool {
+        self.app.is_some() || !self.passkeys.is_empty()
+    }
+}
+
+struct PasskeyView {
+    id: String,
+    name: String,
+    added: String,
+    last_used: String,
+}
+
+fn last_used(at: Option<chrono::NaiveDateTime>) -> String {
+    at.map_or_else(|| "never used".to_owned(), |at| format!("last used {}", date(at)))
 }
 
 #[derive(Deserialize)]
@@ -86,6 +107,8 @@ pub struct AccountQuery {
     password_changed: Option<String>,
     totp_added: Option<String>,
     totp_removed: Option<String>,
+    passkey_added: Option<String>,
+    passkey_removed: Option<String>,
     /// Signed in with a recovery code, and few are left.
     recovery_codes_left: Option<u8>,
 }
@@ -152,7 +175,11 @@ pub async fn get_account(
     } else if query.totp_added.is_some() {
         Some("Two-step sign-in is on: signing in now asks for a code from your app.".to_owned())
     } else if query.totp_removed.is_some() {
-        Some("Authenticator app removed. Signing in asks only for your password.".to_owned())
+        Some("Authenticator app removed.".to_owned())
+    } else if query.passkey_added.is_some() {
+        Some("Passkey added: use it to sign in, or as the second step after your password.".to_owned())
+    } else if query.passkey_removed.is_some() {
+        Some("Passkey removed. It no longer signs you in.".to_owned())
     } else {
         query.recovery_codes_left.map(|left| {
             format!("You signed in with a recovery code; {left} unused left. Make new ones below before they run out.")
@@ -190,14 +217,20 @@ pub(super) async fn render_account(
     })
     .await?;
     let factors = FactorsView {
-        app: factors.totp.as_ref().and_then(|app| {
-            let since = app.confirmed_at?;
-            let last_used =
-                app.last_used_at.map_or_else(|| "never used".to_owned(), |at| format!("last used {}", date(at)));
-            Some((date(since), last_used))
-        }),
+        app: factors.totp.as_ref().and_then(|app| Some((date(app.confirmed_at?), last_used(app.last_used_at)))),
         app_being_set_up: factors.totp.as_ref().is_some_and(|app| !app.is_confirmed()),
         recovery_codes_left: factors.recovery_codes_left,
+        passkeys: factors
+            .passkeys
+            .into_iter()
+            .map(|passkey| PasskeyView {
+                added: date(passkey.created_at),
+                last_used: last_used(passkey.last_used_at),
+                id: passkey.id,
+                name: passkey.name,
+            })
+            .collect(),
+        passkeys_offered: state.passkeys.is_some(),
     };
     // One entry per app, whatever APIs its consents are for: access is revoked per app.
     let mut granted: Vec<(Consent, String, Vec<String>)> = Vec::new();

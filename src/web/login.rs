@@ -9,15 +9,18 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::csrf::{self, CsrfToken};
-use super::pages::{busy_page, error_page, form_page, form_page_leading_to, see_other};
-use super::session::{begin_pending_sign_in, current_user, end_session, held_session_hash, start_session};
+use super::pages::{busy_page, error_page, form_page, form_page_leading_to, passkey_page, see_other};
+use super::session::{
+    ENROLMENT_LIFETIME, PENDING_SIGN_IN_LIFETIME, begin_pending_sign_in, current_user, end_session, held_session_hash,
+    start_session,
+};
 use super::throttle::{self, SignInSubjects};
 use crate::audit::{self, Actor, AuditEntry, Outcome};
 use crate::db::sessions::delete_session;
 use crate::db::users::find_user_by_email;
 use crate::domain::{RedirectUri, ReturnTo, SignInMethods};
 use crate::error::AppError;
-use crate::manage::second_factors::has_second_factor;
+use crate::manage::second_factors::{has_second_factor, second_factor_required};
 use crate::manage::users::normalize_email;
 use crate::oauth::params::OAuthParams;
 use crate::state::AppState;
@@ -34,6 +37,31 @@ struct LoginPage<'a> {
     notice: Option<&'a str>,
     /// "Forgot your password?", leading back to the same place.
     forgot: String,
+    /// Offer "Sign in with a passkey" (the issuer is a domain name).
+    passkeys: bool,
+}
+
+/// The sign-in form, with the passkey script where passkeys are on.
+pub(super) fn show_login(
+    req: &HttpRequest,
+    state: &AppState,
+    status: StatusCode,
+    return_to: &ReturnTo,
+    email: &str,
+    error: Option<&str>,
+    notice: Option<&str>,
+) -> Result<HttpResponse, AppError> {
+    let CsrfToken { form_value, cookie } = csrf::issue(req, state);
+    let page = LoginPage {
+        csrf_token: &form_value,
+        return_to: return_to.as_str(),
+        email,
+        error,
+        notice,
+        forgot: super::password_reset::forgot_then(return_to.as_str()),
+        passkeys: state.passkeys.is_some(),
+    };
+    if page.passkeys { passkey_page(status, cookie, &page) } else { form_page(status, cookie, &page) }
 }
 
 #[derive(Template)]
@@ -133,24 +161,25 @@ pub async fn get_login(
     if signed_in.is_some() && query.reauth.is_none() {
         return Ok(see_other(return_to.as_str()));
     }
-    let CsrfToken { form_value, cookie } = csrf::issue(&req, &state);
-    let page = LoginPage {
-        csrf_token: &form_value,
-        return_to: return_to.as_str(),
-        email: signed_in.as_ref().map_or("", |user| user.email.as_str()),
-        forgot: super::password_reset::forgot_then(return_to.as_str()),
-        error: None,
-        notice: if query.welcome.is_some() {
-            Some("Your password is set. Sign in to continue.")
-        } else if query.reset.is_some() {
-            Some("Your password is changed, and you were signed out everywhere. Sign in with the new one.")
-        } else if query.reauth.is_some() {
-            Some("The app you came from asks you to sign in again before it continues.")
-        } else {
-            query.signed_out.is_some().then_some("You have signed out.")
-        },
+    let notice = if query.welcome.is_some() {
+        Some("Your password is set. Sign in to continue.")
+    } else if query.reset.is_some() {
+        Some("Your password is changed, and you were signed out everywhere. Sign in with the new one.")
+    } else if query.reauth.is_some() {
+        Some("The app you came from asks you to sign in again before it continues.")
+    } else {
+        query.signed_out.is_some().then_some("You have signed out.")
     };
-    form_page(StatusCode::OK, cookie, &page)
+    let email = signed_in.as_ref().map_or("", |user| user.email.as_str());
+    show_login(&req, &state, StatusCode::OK, &return_to, email, None, notice)
+}
+
+/// What a right password leads to before the sign-in finishes.
+enum NextStep {
+    /// The person's second factor.
+    SecondFactor,
+    /// The owners require a second factor this person has not set up: they set one up.
+    Enrolment,
 }
 
 enum Attempt {
@@ -158,9 +187,10 @@ enum Attempt {
         user_id: String,
         cookie: actix_web::cookie::Cookie<'static>,
     },
-    /// The password was right; the second factor comes next, on its own page.
-    SecondFactorNeeded {
+    /// The password was right; a second step comes next, on its own page.
+    Pending {
         cookie: actix_web::cookie::Cookie<'static>,
+        next: NextStep,
     },
     Refused,
 }
@@ -221,17 +251,29 @@ pub async fn post_login(
     let attempt = crate::db::run(&state.pool, move |conn| -> Result<Attempt, AppError> {
         match user {
             Some(user) if password_ok && user.is_active() => {
-                if has_second_factor(conn, &user.id)? {
+                let next = if has_second_factor(conn, &user.id)? {
+                    Some(NextStep::SecondFactor)
+                } else if second_factor_required(conn, &user)? {
+                    Some(NextStep::Enrolment)
+                } else {
+                    None
+                };
+                if let Some(next) = next {
+                    let (lifetime, second_factor) = match next {
+                        NextStep::SecondFactor => (PENDING_SIGN_IN_LIFETIME, "required"),
+                        NextStep::Enrolment => (ENROLMENT_LIFETIME, "to be set up"),
+                    };
+                    let ip = Some(address.as_str());
                     let cookie =
-                        begin_pending_sign_in(conn, &worker_state, &user.id, Some(&address), user_agent.as_deref())?;
+                        begin_pending_sign_in(conn, &worker_state, &user.id, ip, user_agent.as_deref(), lifetime)?;
                     // Seen in the log, a right password never followed by its second factor
                     // is what a stolen password looks like.
                     let entry = AuditEntry::new(Actor::User(&user.id), "user.password_accepted", Outcome::Success)
                         .target("user", &user.id)
-                        .from_request(Some(&address), Some(&request_id))
-                        .details(serde_json::json!({ "second_factor": "required" }));
+                        .from_request(ip, Some(&request_id))
+                        .details(serde_json::json!({ "second_factor": second_factor }));
                     audit::record(conn, &entry)?;
-                    return Ok(Attempt::SecondFactorNeeded { cookie });
+                    return Ok(Attempt::Pending { cookie, next });
                 }
                 let methods = SignInMethods::password();
                 if let Some(held) = &held {
@@ -272,26 +314,26 @@ pub async fn post_login(
             response.add_cookie(&cookie).map_err(|e| AppError::Unexpected(e.into()))?;
             Ok(response)
         }
-        Attempt::SecondFactorNeeded { cookie } => {
-            // The throttle's count stays until the second factor is given: a right password
-            // must not buy more guesses at the code.
-            let mut response = see_other(&super::second_factor::page_then(return_to.as_str()));
+        Attempt::Pending { cookie, next } => {
+            let page = match next {
+                // The throttle's count stays until the second factor is given: a right
+                // password must not buy more guesses at the code.
+                NextStep::SecondFactor => super::second_factor::page_then(return_to.as_str()),
+                // Nothing is left to guess: the password was the whole of the proof.
+                NextStep::Enrolment => {
+                    throttle::succeeded(&state.limiter, &throttled).await;
+                    super::enrolment::page_then(return_to.as_str())
+                }
+            };
+            let mut response = see_other(&page);
             response.add_cookie(&cookie).map_err(|e| AppError::Unexpected(e.into()))?;
             Ok(response)
         }
         Attempt::Refused => {
             state.metrics.authentication_failed("user", "wrong email or password");
-            let CsrfToken { form_value, cookie } = csrf::issue(&req, &state);
-            let page = LoginPage {
-                csrf_token: &form_value,
-                return_to: return_to.as_str(),
-                email: &email,
-                // One message for every cause: it must not reveal which emails exist.
-                error: Some("The email or password is incorrect."),
-                forgot: super::password_reset::forgot_then(return_to.as_str()),
-                notice: None,
-            };
-            form_page(StatusCode::UNAUTHORIZED, cookie, &page)
+            // One message for every cause: it must not reveal which emails exist.
+            let error = Some("The email or password is incorrect.");
+            show_login(&req, &state, StatusCode::UNAUTHORIZED, &return_to, &email, error, None)
         }
     }
 }

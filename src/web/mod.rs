@@ -1,6 +1,7 @@
 //! Latchkey's own pages: sign-in, sign-out, consent, the account page (the "http" floor,
 //! beside `oauth`, whose decisions the consent page carries out). HTML from askama
-//! templates, CSS from `static/`, no JavaScript needed.
+//! templates, CSS from `static/`; script only where the browser's APIs need it (passkeys)
+//! or for a convenience (copy buttons).
 //!
 //! Floor: http (docs/architecture.md); may name `oauth` (the consent page carries out its decisions); `oauth` never names it.
 
@@ -9,12 +10,14 @@ pub mod consent;
 pub mod csrf;
 pub mod dashboard;
 pub mod device;
+pub mod enrolment;
 pub mod factors;
 pub mod form;
 pub mod invitation;
 pub mod key_form;
 pub mod login;
 pub mod pages;
+pub mod passkey_sign_in;
 pub mod password_reset;
 pub mod second_factor;
 pub mod session;
@@ -46,6 +49,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             (Method::POST, web::post().to(second_factor::post_second_factor)),
         ],
     ))
+    .service(only(second_factor::PASSKEY_PATH, Method::POST, web::post().to(second_factor::post_second_factor_passkey)))
+    .service(only(enrolment::ENROL_PATH, Method::GET, web::get().to(enrolment::get_enrol)))
+    .service(only("/login/enrol/totp", Method::POST, web::post().to(enrolment::post_enrol_totp)))
+    .service(only("/login/enrol/totp/confirm", Method::POST, web::post().to(enrolment::post_enrol_totp_confirm)))
+    .service(only("/login/enrol/passkey", Method::POST, web::post().to(enrolment::post_enrol_passkey)))
+    .service(only("/login/enrol/passkey/confirm", Method::POST, web::post().to(enrolment::post_enrol_passkey_confirm)))
+    .service(only(passkey_sign_in::OPTIONS_PATH, Method::POST, web::post().to(passkey_sign_in::post_options)))
+    .service(only(passkey_sign_in::SIGN_IN_PATH, Method::POST, web::post().to(passkey_sign_in::post_sign_in)))
     .service(routes(
         password_reset::FORGOT_PATH,
         vec![
@@ -86,6 +97,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(only("/account/totp/confirm", Method::POST, web::post().to(factors::post_totp_confirm)))
     .service(only("/account/totp/remove", Method::POST, web::post().to(factors::post_totp_remove)))
     .service(only("/account/recovery-codes", Method::POST, web::post().to(factors::post_recovery_codes)))
+    .service(only("/account/passkeys", Method::POST, web::post().to(factors::post_passkey)))
+    .service(only("/account/passkeys/confirm", Method::POST, web::post().to(factors::post_passkey_confirm)))
+    .service(routes(
+        "/account/passkeys/{id}/remove",
+        vec![
+            (Method::GET, web::get().to(factors::get_passkey_remove)),
+            (Method::POST, web::post().to(factors::post_passkey_remove)),
+        ],
+    ))
     .service(only("/account/api-keys/delete", Method::POST, web::post().to(account::post_delete_key)))
     .service(routes(
         crate::manage::setup::SETUP_PATH,
@@ -170,6 +190,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         ],
     ))
     .service(only(dashboard::users::LIST, Method::GET, web::get().to(dashboard::users::get_list)))
+    .service(only("/dashboard/users/sign-in-policy", Method::POST, web::post().to(dashboard::users::post_policy)))
     .service(routes(
         "/dashboard/users/invite",
         vec![
@@ -216,5 +237,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         ],
     ))
     .service(only("/static/copy.js", Method::GET, web::get().to(pages::get_copy_script)))
+    .service(only("/static/passkey.js", Method::GET, web::get().to(pages::get_passkey_script)))
     .service(only("/static/style.css", Method::GET, web::get().to(pages::get_stylesheet)));
 }

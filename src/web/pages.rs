@@ -15,11 +15,28 @@ const CONTENT_SECURITY_POLICY: &str =
 
 const STYLESHEET: &str = include_str!("../../static/style.css");
 const COPY_SCRIPT: &str = include_str!("../../static/copy.js");
+const PASSKEY_SCRIPT: &str = include_str!("../../static/passkey.js");
 
 /// The policy for a page that runs our own static script (the copy button), and still no
 /// inline script.
 pub fn policy_with_script() -> String {
     CONTENT_SECURITY_POLICY.replace("default-src 'none';", "default-src 'none'; script-src 'self';")
+}
+
+/// The policy for a page that runs our passkey script: our own script, which may call back
+/// to us (`connect-src 'self'`, for a sign-in challenge) and nowhere else.
+const PASSKEY_POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; \
+     img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// A form page that offers passkeys: as [`form_page`], with the script allowed.
+pub fn passkey_page(
+    status: StatusCode,
+    csrf_cookie: Option<Cookie<'static>>,
+    template: &impl Template,
+) -> Result<HttpResponse, AppError> {
+    let mut response = form_page(status, csrf_cookie, template)?;
+    response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PASSKEY_POLICY));
+    Ok(response)
 }
 
 /// A builder with the page headers set: no caching (pages show who is signed in), no
@@ -122,12 +139,21 @@ pub fn busy_page(busy: crate::passwords::Busy) -> HttpResponse {
     response
 }
 
-/// Progressive enhancement only: every page works without it.
-pub async fn get_copy_script() -> HttpResponse {
+fn script(body: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8")))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")))
-        .body(COPY_SCRIPT)
+        .body(body)
+}
+
+/// Progressive enhancement only: every page works without it.
+pub async fn get_copy_script() -> HttpResponse {
+    script(COPY_SCRIPT)
+}
+
+/// WebAuthn is a script API: without script, a page offers passwords and codes only.
+pub async fn get_passkey_script() -> HttpResponse {
+    script(PASSKEY_SCRIPT)
 }
 
 pub async fn get_stylesheet() -> HttpResponse {

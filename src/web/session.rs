@@ -22,6 +22,9 @@ pub const PENDING_SIGN_IN_COOKIE: &str = "latchkey_sign_in";
 
 /// How long the second factor may take after the password.
 pub const PENDING_SIGN_IN_LIFETIME: TimeDelta = TimeDelta::minutes(5);
+/// How long setting up a first second factor may take after the password (the owners
+/// require one): long enough to install an authenticator app.
+pub const ENROLMENT_LIFETIME: TimeDelta = TimeDelta::minutes(20);
 
 /// How long a sign-in lasts.
 pub const SESSION_LIFETIME: TimeDelta = TimeDelta::hours(12);
@@ -39,6 +42,28 @@ pub fn cookie(state: &AppState, name: &'static str, value: String, max_age: Opti
         cookie.set_max_age(max_age);
     }
     cookie
+}
+
+/// Where a sign-in comes from: what the new session records, and the session the browser
+/// held before (which the new one replaces).
+pub struct Browser {
+    pub origin: crate::audit::Origin,
+    pub user_agent: Option<String>,
+    pub held: Option<String>,
+}
+
+impl Browser {
+    pub fn of(req: &HttpRequest, state: &AppState) -> Self {
+        Self {
+            origin: crate::audit::Origin::of(req),
+            user_agent: req
+                .headers()
+                .get(actix_web::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            held: held_session_hash(req, state),
+        }
+    }
 }
 
 /// The signed-in user, if the session cookie names a live session of an active user.
@@ -111,13 +136,15 @@ pub fn held_session_hash(req: &HttpRequest, state: &AppState) -> Option<String> 
 }
 
 /// Records a sign-in whose password was right and whose second factor is to come (from a
-/// blocking context), and returns the cookie that carries it to the second-factor page.
+/// blocking context), for `lifetime`, and returns the cookie that carries it to the
+/// second-factor page (or to setting one up).
 pub fn begin_pending_sign_in(
     conn: &mut crate::db::DbConnection,
     state: &AppState,
     user_id: &str,
     ip: Option<&str>,
     user_agent: Option<&str>,
+    lifetime: TimeDelta,
 ) -> Result<Cookie<'static>, AppError> {
     let value = crate::crypto::random_token::<32>();
     let now = crate::db::now();
@@ -127,12 +154,12 @@ pub fn begin_pending_sign_in(
             id_hash: state.hasher.hash(&value).as_str(),
             user_id,
             created_at: now,
-            expires_at: now + PENDING_SIGN_IN_LIFETIME,
+            expires_at: now + lifetime,
             ip,
             user_agent: user_agent.map(|ua| &ua[..ua.len().min(512)]),
         },
     )?;
-    let max_age = CookieDuration::seconds(PENDING_SIGN_IN_LIFETIME.num_seconds());
+    let max_age = CookieDuration::seconds(lifetime.num_seconds());
     Ok(cookie(state, PENDING_SIGN_IN_COOKIE, value, Some(max_age)))
 }
 

@@ -30,9 +30,49 @@ impl SignInSubjects {
     pub fn new(hasher: &TokenHasher, email: &str, address: &str) -> Self {
         Self {
             account: format!("signin:account:{}", hasher.hash(email).as_str()),
-            address: format!("signin:address:{}", hasher.hash(address).as_str()),
+            address: address_bucket(hasher, address),
         }
     }
+}
+
+fn address_bucket(hasher: &TokenHasher, address: &str) -> String {
+    format!("signin:address:{}", hasher.hash(address).as_str())
+}
+
+/// Passkey challenges for signing in without an email, per address: each is a row kept
+/// until it expires, and the sign-in page asks for one as it loads (for autofill).
+pub const CHALLENGE_LIMITS: Limits = Limits { per_hour: Some(600), burst: 60 };
+
+/// The address's buckets alone: a passkey sign-in names no account until it is checked.
+pub struct AddressSubjects {
+    attempts: String,
+    challenges: String,
+}
+
+impl AddressSubjects {
+    pub fn new(hasher: &TokenHasher, address: &str) -> Self {
+        Self {
+            attempts: address_bucket(hasher, address),
+            challenges: format!("passkey:challenge:{}", hasher.hash(address).as_str()),
+        }
+    }
+}
+
+/// Counts a passkey challenge against the address, or answers `Err(wait)`.
+pub async fn admit_challenge(limiter: &RateLimiter, subjects: &AddressSubjects) -> Result<(), Duration> {
+    let decision = limiter.check(&subjects.challenges, CHALLENGE_LIMITS).await;
+    if decision.allowed { Ok(()) } else { Err(Duration::from_secs(decision.retry_after)) }
+}
+
+/// Counts a passkey sign-in against the address, as a password attempt counts.
+pub async fn admit_address(limiter: &RateLimiter, subjects: &AddressSubjects) -> Result<(), Duration> {
+    let decision = limiter.check(&subjects.attempts, ADDRESS_LIMITS).await;
+    if decision.allowed { Ok(()) } else { Err(Duration::from_secs(decision.retry_after)) }
+}
+
+/// A passkey sign-in succeeded: the address gets this attempt back.
+pub async fn address_succeeded(limiter: &RateLimiter, subjects: &AddressSubjects) {
+    limiter.refund(&subjects.attempts, ADDRESS_LIMITS).await;
 }
 
 /// Counts an attempt against the address and the account and lets it go on to the password

@@ -498,6 +498,8 @@ async fn the_openapi_document_describes_every_operation() {
         ("post", "/api/v1/users/{id}/deactivate"),
         ("post", "/api/v1/users/{id}/reactivate"),
         ("delete", "/api/v1/users/{id}/second-factors"),
+        ("get", "/api/v1/sign-in-policy"),
+        ("put", "/api/v1/sign-in-policy"),
         ("get", "/api/v1/teams"),
         ("post", "/api/v1/teams"),
         ("get", "/api/v1/teams/{id}"),

@@ -18,7 +18,7 @@ pub(crate) struct Phone {
 }
 
 impl Phone {
-    fn from_page(html: &str) -> Self {
+    pub(crate) fn from_page(html: &str) -> Self {
         let marker = r#"id="totp-secret">"#;
         let start = html.find(marker).expect("the setup page shows the key") + marker.len();
         let typed: String = html[start..].split('<').next().unwrap().chars().filter(|c| !c.is_whitespace()).collect();
@@ -26,7 +26,7 @@ impl Phone {
         Self { app: Builder::new().with_secret(secret).build().expect("RFC 6238 parameters"), key: typed }
     }
 
-    fn code(&self) -> String {
+    pub(crate) fn code(&self) -> String {
         self.app.generate_current().to_string()
     }
 
@@ -86,7 +86,7 @@ pub(crate) async fn set_up_app(app: &TestApp, browser: &reqwest::Client) -> (Pho
     (phone, recovery_codes(&confirmed.text().await.unwrap()))
 }
 
-fn recovery_codes(html: &str) -> Vec<String> {
+pub(crate) fn recovery_codes(html: &str) -> Vec<String> {
     let list =
         html.split(r#"id="recovery-codes""#).nth(1).expect("the codes are listed").split("</ul>").next().unwrap();
     list.split("<code>").skip(1).map(|item| item.split('<').next().unwrap().to_owned()).collect()
@@ -296,7 +296,7 @@ async fn the_second_factor_page_without_a_password_step_starts_again(backend: Ba
 }
 
 /// The tokens of an authorization-code flow in `browser` (signed in already).
-async fn code_flow_tokens(app: &TestApp, browser: &reqwest::Client, client_id: &str) -> Value {
+pub(crate) async fn code_flow_tokens(app: &TestApp, browser: &reqwest::Client, client_id: &str) -> Value {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (authorize_url, _) = oauth2_app(app, client_id)
         .authorize_url(CsrfToken::new_random)

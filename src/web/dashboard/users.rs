@@ -43,6 +43,15 @@ struct ListPage {
     notice: Option<&'static str>,
     users: Vec<UserRow>,
     may_invite: bool,
+    /// The sign-in policy, for owners (who may change it).
+    policy: Option<PolicyView>,
+}
+
+struct PolicyView {
+    required: bool,
+    /// Active people with a second factor, and all active people.
+    with_second_factor: usize,
+    active: usize,
 }
 
 #[derive(Deserialize)]
@@ -52,7 +61,7 @@ pub struct DoneQuery {
 
 pub async fn get_list(visitor: Visitor, query: web::Query<DoneQuery>) -> PageResult {
     let me = visitor.user.id.clone();
-    let (users, may_invite) = visitor
+    let (users, may_invite, policy) = visitor
         .run(move |conn, caller, _| {
             let two_step = crate::db::second_factors::users_with_second_factor(conn)?;
             let rows = users::list_users(conn, caller)?
@@ -78,7 +87,17 @@ pub async fn get_list(visitor: Visitor, query: web::Query<DoneQuery>) -> PageRes
                     }
                 })
                 .collect::<Vec<_>>();
-            Ok((rows, caller.check_create(Resource::Users, None).is_ok()))
+            let policy = if caller.reach.is_owner() {
+                let active: Vec<&UserRow> = rows.iter().filter(|row| row.status == STATUS_ACTIVE).collect();
+                Some(PolicyView {
+                    required: second_factors::sign_in_policy(conn, caller)?.second_factor_required,
+                    with_second_factor: active.iter().filter(|row| row.two_step).count(),
+                    active: active.len(),
+                })
+            } else {
+                None
+            };
+            Ok((rows, caller.check_create(Resource::Users, None).is_ok(), policy))
         })
         .await?;
     let notice = match query.done.as_deref() {
@@ -89,9 +108,28 @@ pub async fn get_list(visitor: Visitor, query: web::Query<DoneQuery>) -> PageRes
             Some("Their two-step sign-in was reset: they sign in with their password alone, and were told by email.")
         }
         Some("delete") => Some("The user was deleted."),
+        Some("required") => Some(
+            "Two-step sign-in is now required: whoever has no second factor sets one up at their next password sign-in.",
+        ),
+        Some("optional") => Some("Two-step sign-in is now optional: each person decides."),
         _ => None,
     };
-    visitor.page(StatusCode::OK, &ListPage { shell: visitor.shell(Section::Users), notice, users, may_invite })
+    visitor.page(StatusCode::OK, &ListPage { shell: visitor.shell(Section::Users), notice, users, may_invite, policy })
+}
+
+#[derive(Deserialize)]
+pub struct PolicyForm {
+    #[serde(default)]
+    second_factor_required: String,
+}
+
+/// `POST /dashboard/users/sign-in-policy`: an owner requires two-step sign-in of everyone,
+/// or makes it optional again.
+pub async fn post_policy(visitor: Visitor, form: PageForm<PolicyForm>) -> PageResult {
+    let required = form.into_inner().second_factor_required == "true";
+    let policy = second_factors::SignInPolicy { second_factor_required: required };
+    visitor.run(move |conn, caller, _| second_factors::set_sign_in_policy(conn, caller, policy)).await?;
+    Ok(see_other(&format!("{LIST}?done={}", if required { "required" } else { "optional" })))
 }
 
 // ---------------------------------------------------------------- inviting

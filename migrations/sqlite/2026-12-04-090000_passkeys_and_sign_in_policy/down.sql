@@ -1,0 +1,3 @@
+ALTER TABLE tenants DROP COLUMN require_second_factor;
+DROP TABLE passkey_ceremonies;
+DROP TABLE passkeys;
