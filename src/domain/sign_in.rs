@@ -139,6 +139,12 @@ impl Authentication {
     pub fn auth_time(&self) -> i64 {
         self.at.and_utc().timestamp()
     }
+
+    /// Whether this sign-in used two factors at most `window` before `now`: proof enough,
+    /// for a few minutes, to stand in for the current password.
+    pub fn is_recent_multi_factor(&self, now: NaiveDateTime, window: chrono::TimeDelta) -> bool {
+        self.methods.is_multi_factor() && now - self.at <= window
+    }
 }
 
 impl fmt::Display for SignInMethods {
@@ -183,6 +189,17 @@ mod tests {
         let after_password = SignInMethods::password().and(SignInMethod::passkey(false));
         assert_eq!(after_password.amr(), ["pwd", "hwk", "mfa"]);
         assert_eq!(SignInMethods::from_stored(&after_password.to_string()), after_password);
+    }
+
+    #[test]
+    fn only_a_recent_two_factor_sign_in_is_recent_multi_factor() {
+        let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap().naive_utc();
+        let window = chrono::TimeDelta::minutes(10);
+        let two = Authentication { methods: SignInMethods::only(SignInMethod::passkey(false)), at };
+        assert!(two.is_recent_multi_factor(at + window, window));
+        assert!(!two.is_recent_multi_factor(at + window + chrono::TimeDelta::seconds(1), window));
+        let one = Authentication { methods: SignInMethods::password(), at };
+        assert!(!one.is_recent_multi_factor(at, window));
     }
 
     #[test]

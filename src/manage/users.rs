@@ -323,14 +323,16 @@ pub fn change_lifecycle(
     Ok(UserView::from(&user))
 }
 
-/// A signed-in person replaced their password (the current one already checked): every
-/// other session of theirs ends, as someone who knew the old password may hold one.
-/// Answers how many sessions ended.
+/// A signed-in person replaced their password (the current one, or a recent second factor,
+/// already checked; `confirmed_by` says which, for the audit log): every other session of
+/// theirs ends, as someone who knew the old password may hold one. Answers how many
+/// sessions ended.
 pub fn change_password(
     conn: &mut DbConnection,
     user_id: &str,
     password: &PasswordHash,
     current_session_hash: &str,
+    confirmed_by: &str,
     origin: &audit::Origin,
 ) -> Result<usize, AppError> {
     crate::db::write_transaction(conn, |conn| -> Result<usize, AppError> {
@@ -343,7 +345,7 @@ pub fn change_password(
         let entry = audit::Context::of(audit::Actor::User(user_id), origin.ip.as_deref(), Some(&origin.request_id))
             .change("user.password_changed")
             .target("user", user_id)
-            .details(serde_json::json!({ "sessions_ended": ended }));
+            .details(serde_json::json!({ "sessions_ended": ended, "confirmed_by": confirmed_by }));
         audit::record(conn, &entry)?;
         Ok(ended)
     })

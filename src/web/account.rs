@@ -12,15 +12,15 @@ use serde::Deserialize;
 use super::csrf::{self, CsrfToken};
 use super::form::PageForm;
 use super::pages::{busy_page, error_page, form_page};
-use super::session::{current_user, held_session_hash, signed_in};
+use super::session::{current_sign_in, current_user, held_session_hash, signed_in};
 use super::throttle::{self, SignInSubjects};
 use crate::audit::{self, Actor, AuditEntry, Origin, Outcome};
 use crate::db::consents::{Consent, delete_consent, list_consents_for_user};
 use crate::db::refresh_tokens::revoke_families_of_user_client;
 use crate::db::sessions::list_sessions_for_user;
 use crate::db::users::User;
-use crate::domain::ApiKeyKind;
 use crate::domain::Scopes;
+use crate::domain::{ApiKeyKind, Authentication};
 use crate::error::AppError;
 use crate::manage::api_keys::{self, KeyRequest};
 use crate::manage::second_factors;
@@ -68,6 +68,17 @@ struct AccountPage<'a> {
     factors: FactorsView,
     /// Why a second factor was not changed.
     factor_error: Option<&'a str>,
+    /// This browser signed in with two factors moments ago: the current password may be
+    /// left out of a password change.
+    recent_second_factor: bool,
+}
+
+/// How long a sign-in with two factors stands in for the current password when changing
+/// it: someone who signs in with a passkey may not remember the password at all.
+const RECENT_SECOND_FACTOR: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+fn is_recent_second_factor(amr: &str, signed_in_at: chrono::NaiveDateTime) -> bool {
+    Authentication::from_stored(Some(amr), signed_in_at).is_recent_multi_factor(crate::db::now(), RECENT_SECOND_FACTOR)
 }
 
 /// The two-step sign-in and passkey sections.
@@ -257,6 +268,10 @@ pub(super) async fn render_account(
             since: date(consent.created_at),
         })
         .collect();
+    let recent_second_factor = sessions
+        .iter()
+        .find(|session| current_hash.as_deref() == Some(session.id_hash.as_str()))
+        .is_some_and(|session| is_recent_second_factor(&session.amr, session.created_at));
     let sessions = sessions
         .into_iter()
         .map(|session| SignIn {
@@ -294,6 +309,7 @@ pub(super) async fn render_account(
         password_error: shown.password_error,
         factors,
         factor_error: shown.factor_error,
+        recent_second_factor,
     };
     let refused = shown.password_error.is_some() || shown.factor_error.is_some();
     let status = if refused { StatusCode::BAD_REQUEST } else { StatusCode::OK };
@@ -470,12 +486,20 @@ async fn change_password(
     let Some(session_hash) = held_session_hash(req, state) else {
         return Ok(Refused("Your session has ended. Sign in again.".into()));
     };
-    let throttled =
+    // A fresh two-factor sign-in stands in for the current password, when it is left out.
+    let recent_second_factor = form.current_password.is_empty()
+        && current_sign_in(req, state).await?.is_some_and(|sign_in| {
+            sign_in.authentication.is_recent_multi_factor(crate::db::now(), RECENT_SECOND_FACTOR)
+        });
+    let (throttled, confirmed_by) = if recent_second_factor {
+        (None, "recent second factor")
+    } else {
         match confirm_password(req, state, user, form.current_password, "user.password_change_failed").await? {
-            Reauthentication::Confirmed(throttled) => throttled,
+            Reauthentication::Confirmed(throttled) => (Some(throttled), "current password"),
             Reauthentication::Refused(problem) => return Ok(Refused(problem)),
             Reauthentication::Busy(busy) => return Ok(Busy(busy)),
-        };
+        }
+    };
     let origin = Origin::of(req);
     let user_id = user.id.clone();
     let hashed = match state.passwords.hash(SecretString::from(form.new_password)).await {
@@ -483,9 +507,11 @@ async fn change_password(
         Ok(Err(problem)) => return Ok(Refused(super::form::sentence(&problem.to_string()))),
         Err(busy) => return Ok(Busy(busy)),
     };
-    throttle::succeeded(&state.limiter, &throttled).await;
+    if let Some(throttled) = throttled {
+        throttle::succeeded(&state.limiter, &throttled).await;
+    }
     crate::db::run(&state.pool, move |conn| {
-        crate::manage::users::change_password(conn, &user_id, &hashed, &session_hash, &origin)
+        crate::manage::users::change_password(conn, &user_id, &hashed, &session_hash, confirmed_by, &origin)
     })
     .await?;
     Ok(Changed)

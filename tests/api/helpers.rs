@@ -374,6 +374,17 @@ impl TestApp {
             .map(|event| (event.action, event.outcome))
             .collect()
     }
+
+    /// The details of every audit event with this action, newest first.
+    pub fn audit_events_of(&self, action: &str) -> Vec<Value> {
+        let mut conn = self.pool.get().unwrap();
+        db::audit::list_audit_events(&mut conn, 1000)
+            .unwrap()
+            .into_iter()
+            .filter(|event| event.action == action)
+            .map(|event| serde_json::from_str(&event.details).unwrap())
+            .collect()
+    }
 }
 
 pub fn credentials(client: &RegisteredClient) -> (&str, &str) {

@@ -79,9 +79,53 @@ async fn wrong_current_passwords_are_throttled_like_sign_ins(backend: Backend) {
     assert!(page.contains("Too many attempts"), "{page}");
 }
 
+/// Someone who signed in with two factors moments ago may change the password without
+/// the current one (they may sign in with a passkey and not remember it); a password-only
+/// sign-in, or an older one, may not.
+async fn a_recent_second_factor_stands_in_for_the_current_password(backend: Backend) {
+    use diesel::prelude::*;
+    let app = spawn_app(backend).await;
+    let user = app.create_user(EMAIL, PASSWORD);
+    let password_only = signed_in(&app, PASSWORD).await;
+    let (phone, _) = crate::second_factors::set_up_app(&app, &password_only).await;
+    let hint = "You signed in with a second factor moments ago";
+    let page = password_only.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains(hint), "a password alone is not a second factor");
+    let (status, page) = change(&app, &password_only, "", NEW_PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("The current password is incorrect."), "{page}");
+
+    let (both, next) = crate::second_factors::password_step(&app, EMAIL, "/account").await;
+    let done = crate::second_factors::second_step(&app, &both, &next, &phone.next_code()).await;
+    assert_eq!(done.status(), 303);
+    let page = both.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(hint), "the form says the current password may be left out");
+    let (status, location) = change(&app, &both, "", NEW_PASSWORD, NEW_PASSWORD).await;
+    assert_eq!((status, location.as_str()), (303, "/account?password_changed=1"));
+    let audit = app.audit_events_of("user.password_changed");
+    assert_eq!(audit[0]["confirmed_by"], "recent second factor", "{audit:?}");
+    assert_eq!(sign_in(&app, &app.browser(), EMAIL, PASSWORD, "/account").await.status(), 401, "the old one is gone");
+
+    // Ten minutes on, the current password again.
+    {
+        use latchkey::db::schema::sessions;
+        let mut conn = app.pool.get().unwrap();
+        let then = latchkey::db::now() - chrono::TimeDelta::minutes(11);
+        diesel::update(sessions::table.filter(sessions::user_id.eq(&user.id)))
+            .set(sessions::created_at.eq(then))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let page = both.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains(hint));
+    let (status, _) = change(&app, &both, "", PASSWORD, PASSWORD).await;
+    assert_eq!(status, 400);
+}
+
 crate::on_both_backends!(
     changing_the_password_ends_every_other_session,
-    wrong_current_passwords_are_throttled_like_sign_ins
+    wrong_current_passwords_are_throttled_like_sign_ins,
+    a_recent_second_factor_stands_in_for_the_current_password
 );
 
 #[tokio::test]
