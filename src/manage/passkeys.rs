@@ -144,11 +144,6 @@ fn passkey_of(row: &PasskeyRow) -> Result<Passkey, AppError> {
     serde_json::from_str(&row.credential).map_err(|e| unexpected(format!("stored passkey {}: {e}", row.id)))
 }
 
-/// A person's passkeys, oldest first.
-pub fn passkeys(conn: &mut DbConnection, user_id: &str) -> Result<Vec<PasskeyRow>, AppError> {
-    Ok(store::passkeys_of_user(conn, user_id)?)
-}
-
 /// The name a person gave, trimmed; or why it will not do.
 pub fn passkey_name(name: &str) -> Result<String, String> {
     let name = name.trim();
@@ -203,7 +198,6 @@ fn creation_options(options: &CreationChallengeResponse) -> Result<String, AppEr
 /// What registering a passkey gave.
 #[derive(Debug)]
 pub struct Registered {
-    pub name: String,
     /// How the passkey signs in (`hwk`, or `swk` for one synced between devices).
     pub method: SignInMethod,
     /// Recovery codes, when this passkey is the person's first second factor (shown once).
@@ -276,7 +270,7 @@ pub fn finish_registration(
         }));
         audit::record(conn, &entry)?;
         let method = SignInMethod::passkey(backup_eligible);
-        Ok(Ok(Registered { name: registering.name, method, recovery_codes }))
+        Ok(Ok(Registered { method, recovery_codes }))
     })
 }
 
