@@ -42,9 +42,10 @@ use crate::startup::Application;
                   (optional) and LATCHKEY_* environment variables, which take precedence."
 )]
 pub struct Cli {
-    /// Configuration file; it may be absent.
-    #[arg(long, global = true, env = "LATCHKEY_CONFIG", default_value = "latchkey.toml")]
-    pub config: PathBuf,
+    /// Configuration file [default: latchkey.toml, read if present]. A file named here (or in
+    /// LATCHKEY_CONFIG) must exist.
+    #[arg(long, global = true, env = "LATCHKEY_CONFIG")]
+    pub config: Option<PathBuf>,
     /// A running server to manage through its management API instead of the local
     /// database, with the key `latchkey login` kept for it (e.g. https://auth.example.com).
     #[arg(long, global = true, env = "LATCHKEY_SERVER")]
@@ -259,6 +260,9 @@ pub struct ApiKeyCreateArgs {
     pub json: bool,
 }
 
+/// The configuration file read when none is named, if it exists.
+const DEFAULT_CONFIG_FILE: &str = "latchkey.toml";
+
 /// Where a management command acts: the configured database, or a running server.
 enum Place {
     Local(Settings),
@@ -267,7 +271,16 @@ enum Place {
 
 /// Runs a parsed command line; the exit code is 2 for bad configuration, 1 for failures.
 pub fn run(cli: Cli) -> ExitCode {
-    let settings = match Settings::load(&cli.config) {
+    let config = match cli.config {
+        // Named on purpose: a typo must not quietly mean "defaults".
+        Some(named) if !named.is_file() => {
+            eprintln!("latchkey: the configuration file {} does not exist", named.display());
+            return ExitCode::from(2);
+        }
+        Some(named) => named,
+        None => PathBuf::from(DEFAULT_CONFIG_FILE),
+    };
+    let settings = match Settings::load(&config) {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("latchkey: {error}");

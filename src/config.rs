@@ -269,6 +269,11 @@ impl Settings {
         if raw.workers == Some(0) {
             return Err(invalid("workers", "must be at least 1"));
         }
+        if let Some(url) = &raw.redis_url {
+            // Parsed only (no connection yet); the URL may hold a password, so it is not echoed.
+            redis::Client::open(url.as_str())
+                .map_err(|_| invalid("redis_url", "is not a Redis URL such as redis://127.0.0.1:6379"))?;
+        }
         let smtp_url = raw.smtp_url.as_deref().map(parse_smtp_url).transpose()?;
         let mail_from = match (&smtp_url, raw.mail_from) {
             (_, Some(from)) if from.parse::<lettre::message::Mailbox>().is_err() => {

@@ -256,14 +256,17 @@ impl RateLimiter {
     pub async fn with_redis(url: &str) -> anyhow::Result<Self> {
         use anyhow::Context;
         let client = redis::Client::open(url).context("LATCHKEY_REDIS_URL is not a valid Redis URL")?;
+        // Named by its address only: the URL may hold a password.
+        let address = client.get_connection_info().addr().to_string();
         // A request waits on Redis at most this long before counting locally instead.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(std::time::Duration::from_secs(1)))
             .set_response_timeout(Some(std::time::Duration::from_millis(500)))
             .set_number_of_retries(2);
+        // The error once, by its own words: its source repeats them.
         let manager = redis::aio::ConnectionManager::new_with_config(client, config)
             .await
-            .context("could not connect to Redis")?;
+            .map_err(|error| anyhow::anyhow!("could not connect to Redis at {address}: {error}"))?;
         Ok(Self { redis: Some(manager), ..Self::in_process() })
     }
 

@@ -126,11 +126,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(only(discovery::RESOURCE_METADATA_PATH, Method::GET, web::get().to(discovery::get_resource_metadata)));
     cfg.service(
         web::scope("/api/v1")
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(64 * 1024)
-                    .error_handler(|e, _| input_error(format!("the request body is not valid: {e}"))),
-            )
+            .app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(|e, _| match e {
+                actix_web::error::JsonPayloadError::ContentType => {
+                    input_error("the request body must be JSON, sent with `Content-Type: application/json`".into())
+                }
+                e => input_error(format!("the request body is not valid: {e}")),
+            }))
             .app_data(
                 web::QueryConfig::default().error_handler(|e, _| input_error(format!("the query is not valid: {e}"))),
             )

@@ -231,13 +231,52 @@ async fn a_bad_configuration_names_the_setting_and_exits_2() {
         ("LATCHKEY_ISSUER", "https://id.example.com/?x=1"),
         ("LATCHKEY_SMTP_URL", "smtp://mail.example.com?tls=sometimes"),
         ("LATCHKEY_MAIL_FROM", "Latchkey <not an address>"),
+        ("LATCHKEY_REDIS_URL", "redis://:hunter2@[not-a-host"),
     ] {
         let output = latchkey(&db, &key, &[(variable, value)], &["migrate"]);
         assert_eq!(output.status.code(), Some(2), "{variable}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         let setting = variable.trim_start_matches("LATCHKEY_").to_lowercase();
         assert!(stderr.contains(&setting), "{variable}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "no password echoed: {stderr}");
     }
+}
+
+/// A configuration file named on purpose must exist; the default one may be absent.
+#[tokio::test]
+async fn a_named_configuration_file_that_is_missing_is_an_error() {
+    let db = TestDb::new(&Backend::Sqlite);
+    let key = latchkey::crypto::MasterKey::generate().encode();
+
+    let by_flag = latchkey(&db, &key, &[], &["--config", "nope.toml", "migrate"]);
+    let by_variable = latchkey(&db, &key, &[("LATCHKEY_CONFIG", "nope.toml")], &["migrate"]);
+    let by_default = latchkey(&db, &key, &[], &["migrate"]);
+
+    for output in [by_flag, by_variable] {
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("the configuration file nope.toml does not exist"), "{stderr}");
+    }
+    assert!(by_default.status.success(), "{}", String::from_utf8_lossy(&by_default.stderr));
+}
+
+/// A Redis that does not answer at start is named by its address (never its password),
+/// and the cause is said once.
+#[tokio::test]
+async fn an_unreachable_redis_is_named_by_its_address() {
+    let db = TestDb::new(&Backend::Sqlite);
+    let key = latchkey::crypto::MasterKey::generate().encode();
+    let port = crate::process::free_port();
+    let url = format!("redis://:hunter2@127.0.0.1:{port}");
+
+    let output = latchkey(&db, &key, &[("LATCHKEY_REDIS_URL", &url), ("LATCHKEY_BIND", "127.0.0.1:0")], &["serve"]);
+
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr.lines().find(|line| line.starts_with("latchkey: ")).unwrap_or_default();
+    assert!(line.contains(&format!("could not connect to Redis at 127.0.0.1:{port}")), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert_eq!(line.matches("refused").count(), 1, "the cause once: {line}");
 }
 
 #[tokio::test]

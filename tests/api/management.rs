@@ -585,7 +585,27 @@ async fn changes_are_recorded_as_the_keys_user_or_service_account(backend: Backe
     assert_eq!(by_service["details"]["api_key_id"], service["id"]);
 }
 
+/// A body sent without its JSON content type is told what to send, in the API's format.
+async fn a_body_that_is_not_declared_json_is_told_what_to_send(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let response = app
+        .http
+        .post(app.url("/api/v1/teams"))
+        .bearer_auth(app.owner_key())
+        .header("content-type", "text/plain")
+        .body(r#"{"name": "Payments"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"], "invalid_request", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("Content-Type: application/json"), "{message}");
+}
+
 crate::on_both_backends!(
+    a_body_that_is_not_declared_json_is_told_what_to_send,
     changes_are_recorded_as_the_keys_user_or_service_account,
     an_invited_user_chooses_a_password_once_and_signs_in,
     clients_are_created_read_updated_rotated_and_deleted,
