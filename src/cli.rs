@@ -10,7 +10,7 @@ pub mod remote;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -31,6 +31,7 @@ use crate::manage::users::UserRegistration;
 use crate::manage::{self, Caller};
 use crate::passwords::PasswordHasher;
 use crate::startup::Application;
+use crate::tokens::KeySet;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -397,7 +398,9 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the database (migrating it) and the master key, for one command.
+/// Opens the database (bringing its schema up to date) and the master key, for one command,
+/// only with the master key that opens it, as `serve` insists. Says which database, and
+/// whether it had to be made, on standard error (the output stays the command's).
 fn open(settings: &Settings) -> anyhow::Result<(r2d2::PooledConnection<db::ConnectionManager>, MasterKey)> {
     let (master_key, is_dev_key) = MasterKey::configured_or_dev(settings.master_key.as_ref())?;
     if is_dev_key {
@@ -406,8 +409,36 @@ fn open(settings: &Settings) -> anyhow::Result<(r2d2::PooledConnection<db::Conne
             crate::crypto::DEV_MASTER_KEY_FILE
         );
     }
-    let pool = db::build_pool(&settings.database, 1)?;
-    let conn = pool.get().context("could not get a database connection")?;
+    let database = settings.database.describe();
+    let pool = match db::open_existing(&settings.database, 1)? {
+        Some(pool) => {
+            eprintln!("latchkey: using the database {database}");
+            pool
+        }
+        // INTERFACE §1's bootstrap (`latchkey api-key create` before anything else) works on
+        // a fresh machine, so a command may make the database; it never does so silently.
+        None => {
+            let pool = db::build_pool(&settings.database, 1)?;
+            eprintln!(
+                "latchkey: made a new database at {database}, as there was none; if your server uses another, \
+                 set LATCHKEY_DATABASE_URL (or run this where the server runs)"
+            );
+            pool
+        }
+    };
+    let mut conn = pool.get().context("could not get a database connection")?;
+    // What this command seals or hashes must be what the server opens and checks.
+    if let Err(error) = KeySet::load(&mut conn, &master_key.sealer(), db::now()) {
+        let which = if is_dev_key {
+            format!("no master key is set here, so the development key in {}", crate::crypto::DEV_MASTER_KEY_FILE)
+        } else {
+            "LATCHKEY_MASTER_KEY".to_owned()
+        };
+        bail!(
+            "the master key does not open this database ({which} is not the one it was made with; {error:#}): \
+             run the command with the LATCHKEY_MASTER_KEY that `latchkey serve` uses"
+        );
+    }
     Ok((conn, master_key))
 }
 

@@ -109,6 +109,50 @@ impl r2d2::ManageConnection for ConnectionManager {
 
 /// Builds the pool and applies pending migrations before anything else touches the data.
 pub fn build_pool(target: &DatabaseTarget, max_size: u32) -> anyhow::Result<DbPool> {
+    let pool = connect_pool(target, max_size)?;
+    let mut conn = pool.get().context("could not get a database connection")?;
+    run_migrations(&mut conn)?;
+    Ok(pool)
+}
+
+/// Opens the Latchkey database at `target` and brings its schema up to date, but does not
+/// make a new one: `None` when there is none there (no SQLite file, or a database without
+/// Latchkey's tables), so that the caller can say it is making one.
+pub fn open_existing(target: &DatabaseTarget, max_size: u32) -> anyhow::Result<Option<DbPool>> {
+    if let DatabaseTarget::Sqlite(path) = target
+        && !path.is_file()
+    {
+        return Ok(None);
+    }
+    let pool = connect_pool(target, max_size)?;
+    let mut conn = pool.get().context("could not get a database connection")?;
+    if !has_migrations_table(&mut conn).context("could not read the database's tables")? {
+        return Ok(None);
+    }
+    run_migrations(&mut conn)?;
+    Ok(Some(pool))
+}
+
+fn has_migrations_table(conn: &mut DbConnection) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        tables: i64,
+    }
+    let query = match conn {
+        DbConnection::Sqlite(_) => {
+            "SELECT COUNT(*) AS tables FROM sqlite_master WHERE type = 'table' AND name = '__diesel_schema_migrations'"
+        }
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(_) => {
+            "SELECT COUNT(*) AS tables FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = '__diesel_schema_migrations'"
+        }
+    };
+    Ok(diesel::sql_query(query).get_result::<Found>(conn)?.tables > 0)
+}
+
+fn connect_pool(target: &DatabaseTarget, max_size: u32) -> anyhow::Result<DbPool> {
     let manager = ConnectionManager { target: target.clone() };
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
@@ -118,8 +162,6 @@ pub fn build_pool(target: &DatabaseTarget, max_size: u32) -> anyhow::Result<DbPo
         .test_on_check_out(false)
         .build(manager)
         .with_context(|| format!("could not connect to the database at {}", target.describe()))?;
-    let mut conn = pool.get().context("could not get a database connection")?;
-    run_migrations(&mut conn)?;
     Ok(pool)
 }
 

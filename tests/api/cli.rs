@@ -1,12 +1,13 @@
 //! The `latchkey` command line, run as a user would (INTERFACE §1).
 
 use crate::helpers::{Backend, TestDb};
-use crate::process::{json, latchkey, latchkey_with_input};
+use crate::process::{json, latchkey, latchkey_with_input, migrated};
 
 async fn the_bootstrap_commands_print_their_secrets_once_as_json(backend: Backend) {
     // Arrange
     let db = TestDb::new(&backend);
     let key = latchkey::crypto::MasterKey::generate().encode();
+    migrated(&db, &key);
 
     // Act
     let api = json(&latchkey(
@@ -105,6 +106,7 @@ async fn the_bootstrap_commands_print_their_secrets_once_as_json(backend: Backen
 async fn keys_rotate_withdraw_and_list_report_each_keys_state(backend: Backend) {
     let db = TestDb::new(&backend);
     let key = latchkey::crypto::MasterKey::generate().encode();
+    migrated(&db, &key);
 
     let first = json(&latchkey(&db, &key, &[], &["keys", "rotate", "--json"]));
     let second = json(&latchkey(&db, &key, &[], &["keys", "rotate", "--json"]));
@@ -136,6 +138,7 @@ async fn keys_rotate_withdraw_and_list_report_each_keys_state(backend: Backend) 
 async fn invalid_input_fails_with_a_message_and_no_partial_state(backend: Backend) {
     let db = TestDb::new(&backend);
     let key = latchkey::crypto::MasterKey::generate().encode();
+    migrated(&db, &key);
 
     let unknown_audience = latchkey(
         &db,
@@ -189,6 +192,7 @@ async fn invalid_input_fails_with_a_message_and_no_partial_state(backend: Backen
 async fn user_create_reads_the_password_from_stdin_and_stores_only_argon2id(backend: Backend) {
     let db = TestDb::new(&backend);
     let key = latchkey::crypto::MasterKey::generate().encode();
+    migrated(&db, &key);
 
     let created = json(&latchkey_with_input(
         &db,
@@ -240,6 +244,59 @@ async fn a_bad_configuration_names_the_setting_and_exits_2() {
         assert!(stderr.contains(&setting), "{variable}: {stderr}");
         assert!(!stderr.contains("hunter2"), "no password echoed: {stderr}");
     }
+}
+
+/// Run where there is no database (the wrong directory, a wrong URL), a command says it made
+/// one and where (the bootstrap key of INTERFACE §1 comes first on a fresh machine); where
+/// there is one, it says which it uses. Never a password.
+async fn commands_say_which_database_they_use_and_when_they_made_one(backend: Backend) {
+    let db = TestDb::new(&backend);
+    let key = latchkey::crypto::MasterKey::generate().encode();
+
+    let fresh = latchkey(&db, &key, &[], &["client", "list", "--json"]);
+    assert_eq!(json(&fresh), serde_json::json!([]));
+    let stderr = String::from_utf8_lossy(&fresh.stderr);
+    assert!(stderr.contains("latchkey: made a new database at"), "{stderr}");
+    assert!(stderr.contains("LATCHKEY_DATABASE_URL"), "it says how to point at another: {stderr}");
+    match db.target() {
+        latchkey::config::DatabaseTarget::Sqlite(path) => {
+            assert!(stderr.contains(&path.display().to_string()), "the path is named: {stderr}")
+        }
+        latchkey::config::DatabaseTarget::Postgres(_) => {
+            assert!(stderr.contains("postgres://<redacted>"), "the URL's password is not shown: {stderr}")
+        }
+    }
+
+    let again = latchkey(&db, &key, &[], &["client", "list", "--json"]);
+    assert_eq!(json(&again), serde_json::json!([]));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("latchkey: using the database"), "{stderr}");
+    assert!(!stderr.contains("made a new database"), "{stderr}");
+}
+
+/// A master key other than the database's is refused before anything is written: a client
+/// secret hashed under it would never work, a signing key sealed under it would stop the
+/// server.
+async fn a_master_key_that_does_not_open_the_database_is_refused(backend: Backend) {
+    let db = TestDb::new(&backend);
+    let key = latchkey::crypto::MasterKey::generate().encode();
+    let other = latchkey::crypto::MasterKey::generate().encode();
+    migrated(&db, &key);
+    assert!(latchkey(&db, &key, &[], &["keys", "rotate"]).status.success());
+
+    let args = ["client", "create", "--name", "Reports", "--grant-type", "client_credentials", "--json"];
+    let refused = latchkey(&db, &other, &[], &args);
+    let rotated = latchkey(&db, &other, &[], &["keys", "rotate"]);
+
+    for output in [refused, rotated] {
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("the master key does not open this database"), "{stderr}");
+        assert!(!stderr.contains(&other), "the key is never printed: {stderr}");
+    }
+    assert_eq!(json(&latchkey(&db, &key, &[], &["client", "list", "--json"])), serde_json::json!([]));
+    let keys = json(&latchkey(&db, &key, &[], &["keys", "list", "--json"]));
+    assert_eq!(keys.as_array().unwrap().len(), 1, "nothing was sealed under the other key: {keys}");
 }
 
 /// A configuration file named on purpose must exist; the default one may be absent.
@@ -294,4 +351,6 @@ crate::on_both_backends!(
     the_bootstrap_commands_print_their_secrets_once_as_json,
     keys_rotate_withdraw_and_list_report_each_keys_state,
     invalid_input_fails_with_a_message_and_no_partial_state,
+    commands_say_which_database_they_use_and_when_they_made_one,
+    a_master_key_that_does_not_open_the_database_is_refused
 );

@@ -232,9 +232,10 @@ async fn with_a_second_factor_the_link_alone_is_not_enough(backend: Backend) {
 /// Without SMTP the mail is written to the log, with a warning, and its link works: trying
 /// Latchkey out needs no mail server. A real `latchkey serve`, its log read from a file.
 async fn without_smtp_the_link_is_in_the_log(backend: Backend) {
-    use crate::process::{Instance, free_port, latchkey_with_input};
+    use crate::process::{Instance, free_port, latchkey_with_input, migrated};
     let db = TestDb::new(&backend);
     let key = latchkey::crypto::MasterKey::generate().encode();
+    migrated(&db, &key);
     let created = latchkey_with_input(&db, &key, &["user", "create", "--email", EMAIL, "--password-stdin"], PASSWORD);
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     let log_dir = tempfile::tempdir().unwrap();

@@ -41,6 +41,13 @@ pub fn latchkey(db: &TestDb, master_key: &str, env: &[(&str, &str)], args: &[&st
     command(db, master_key, env, dir.path()).args(args).output().expect("the binary runs")
 }
 
+/// `latchkey migrate` on `db`: the database a server would have made, for the management
+/// commands, which never make one.
+pub fn migrated(db: &TestDb, master_key: &str) {
+    let output = latchkey(db, master_key, &[], &["migrate"]);
+    assert!(output.status.success(), "migrate: {}", String::from_utf8_lossy(&output.stderr));
+}
+
 /// Runs `latchkey ARGS` with `input` on standard input.
 pub fn latchkey_with_input(db: &TestDb, master_key: &str, args: &[&str], input: &str) -> Output {
     let dir = tempfile::tempdir().unwrap();
