@@ -172,13 +172,35 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
         #[cfg(feature = "postgres")]
         DbConnection::Postgres(conn) => {
             // Instances starting together must not run the same migration twice.
-            conn.batch_execute("SELECT pg_advisory_lock(7426117)").context("could not take the migration lock")?;
+            let (lock, unlock) = (
+                format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"),
+                format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"),
+            );
+            conn.batch_execute(&lock).context("could not take the migration lock")?;
             let result = conn.run_pending_migrations(POSTGRES_MIGRATIONS).map(versions);
-            conn.batch_execute("SELECT pg_advisory_unlock(7426117)").context("could not release the migration lock")?;
+            conn.batch_execute(&unlock).context("could not release the migration lock")?;
             result
         }
     };
     applied.map_err(|e| anyhow::anyhow!(e).context("could not apply database migrations"))
+}
+
+/// Advisory lock keys: one number per thing that instances starting together must do once.
+const MIGRATION_LOCK: i64 = 7_426_117;
+pub const FIRST_SIGNING_KEY_LOCK: i64 = 7_426_118;
+
+/// Serialises this transaction with every other that takes the same `lock`, on every
+/// instance, until it ends. On SQLite a write transaction holds the database's one write
+/// lock already.
+pub fn lock_for_this_transaction(conn: &mut DbConnection, lock: i64) -> QueryResult<()> {
+    match conn {
+        DbConnection::Sqlite(_) => Ok(()),
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(pg) => diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(lock)
+            .execute(pg)
+            .map(drop),
+    }
 }
 
 /// Reverts every migration, newest first (used to check that `down.sql` files work).

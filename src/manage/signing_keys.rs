@@ -42,6 +42,50 @@ pub fn retirement_window(
     Ok(TimeDelta::seconds(longest.saturating_add(refresh.saturating_mul(2))))
 }
 
+/// A key generated and sealed, not yet stored. Made before any transaction: RSA
+/// generation takes long enough to matter to every other writer waiting on SQLite's lock.
+struct PreparedKey {
+    kid: String,
+    algorithm: SigningAlgorithm,
+    sealed: Vec<u8>,
+    jwk: String,
+}
+
+fn prepare_key(sealer: &Sealer, algorithm: SigningAlgorithm) -> anyhow::Result<PreparedKey> {
+    let key = generate_key(algorithm)?;
+    let sealed = sealer.seal(&key.pkcs8, &SigningKeyRow::seal_context(&key.jwk.kid));
+    let jwk = serde_json::to_string(&key.jwk).context("could not serialise the public key")?;
+    Ok(PreparedKey { kid: key.jwk.kid, algorithm, sealed, jwk })
+}
+
+/// Stores `key` as the one that signs, retiring the previous (published until
+/// `publish_until`), and audits it; inside the caller's transaction. Answers how many
+/// keys stopped signing.
+fn store_key(
+    conn: &mut DbConnection,
+    key: &PreparedKey,
+    audit_context: &AuditContext<'_>,
+    publish_until: NaiveDateTime,
+    now: NaiveDateTime,
+) -> diesel::QueryResult<usize> {
+    let new_key = NewSigningKey {
+        kid: &key.kid,
+        algorithm: key.algorithm.as_str(),
+        private_key_sealed: &key.sealed,
+        public_jwk: &key.jwk,
+        created_at: now,
+    };
+    let retired = insert_and_activate_key(conn, &new_key, publish_until)?;
+    audit::record(
+        conn,
+        &audit_context
+            .change("signing_key.rotated")
+            .target("signing_key", &key.kid)
+            .details(serde_json::json!({ "algorithm": key.algorithm.as_str(), "retired": retired })),
+    )?;
+    Ok(retired)
+}
+
 /// Generates a key of `algorithm`, makes it the one that signs, and retires the previous.
 pub fn rotate_key(
     conn: &mut DbConnection,
@@ -51,35 +95,17 @@ pub fn rotate_key(
     window: TimeDelta,
     now: NaiveDateTime,
 ) -> anyhow::Result<RotatedKey> {
-    let key = generate_key(algorithm)?;
-    let sealed = sealer.seal(&key.pkcs8, &SigningKeyRow::seal_context(&key.jwk.kid));
-    let jwk = serde_json::to_string(&key.jwk).context("could not serialise the public key")?;
+    let key = prepare_key(sealer, algorithm)?;
     let publish_until = now + window;
-    // The key is made before the transaction: RSA generation takes long enough to matter
-    // to every other writer waiting on SQLite's lock.
-    let retired = crate::db::write_transaction(conn, |conn| {
-        let new_key = NewSigningKey {
-            kid: &key.jwk.kid,
-            algorithm: algorithm.as_str(),
-            private_key_sealed: &sealed,
-            public_jwk: &jwk,
-            created_at: now,
-        };
-        let retired = insert_and_activate_key(conn, &new_key, publish_until)?;
-        audit::record(
-            conn,
-            &audit_context
-                .change("signing_key.rotated")
-                .target("signing_key", &key.jwk.kid)
-                .details(serde_json::json!({ "algorithm": algorithm.as_str(), "retired": retired })),
-        )?;
-        diesel::QueryResult::Ok(retired)
-    })
-    .context("could not store the new signing key")?;
-    Ok(RotatedKey { kid: key.jwk.kid, algorithm, retired, retired_published_until: crate::db::utc(publish_until) })
+    let retired = crate::db::write_transaction(conn, |conn| store_key(conn, &key, audit_context, publish_until, now))
+        .context("could not store the new signing key")?;
+    Ok(RotatedKey { kid: key.kid, algorithm, retired, retired_published_until: crate::db::utc(publish_until) })
 }
 
-/// Makes sure `algorithm` has a key that signs; returns the new kid if one was made.
+/// Makes sure `algorithm` has a key that signs; returns the new kid if one was made. Once,
+/// however many instances start together on an empty database: the check is made again
+/// under a lock every instance takes (SQLite's write lock; on PostgreSQL an advisory lock
+/// held to the end of the transaction), and only the first stores its key.
 pub fn ensure_active_key(
     conn: &mut DbConnection,
     sealer: &Sealer,
@@ -89,10 +115,18 @@ pub fn ensure_active_key(
     if count_active_keys(conn, algorithm.as_str()).context("could not count signing keys")? > 0 {
         return Ok(None);
     }
-    // Nothing is retired, so the window is irrelevant; two instances racing here both
-    // insert, and the later one retires the earlier, which stays published.
-    let rotated = rotate_key(conn, sealer, &AuditContext::SYSTEM, algorithm, TimeDelta::hours(24), now)?;
-    Ok(Some(rotated.kid))
+    let key = prepare_key(sealer, algorithm)?;
+    let stored = crate::db::write_transaction(conn, |conn| {
+        crate::db::lock_for_this_transaction(conn, crate::db::FIRST_SIGNING_KEY_LOCK)?;
+        if count_active_keys(conn, algorithm.as_str())? > 0 {
+            return diesel::QueryResult::Ok(false);
+        }
+        // Nothing is retired, so how long it would stay published does not matter.
+        store_key(conn, &key, &AuditContext::SYSTEM, now, now)?;
+        Ok(true)
+    })
+    .context("could not store the first signing key")?;
+    Ok(stored.then_some(key.kid))
 }
 
 /// A signing key as operators see it: never the private half.

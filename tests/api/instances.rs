@@ -59,6 +59,23 @@ async fn jwks_kids(server: &impl Served) -> Vec<String> {
     jwks.keys.into_iter().filter_map(|key| key.common.key_id).collect()
 }
 
+/// Two instances started at the same moment on an empty database make one first signing
+/// key between them, and both publish and sign with it.
+#[tokio::test]
+async fn instances_started_together_make_one_first_signing_key() {
+    let Some(server_url) = postgres() else { return };
+    let TwoInstances { db, master_key, a, b, .. } = two_instances(&server_url, &[]);
+
+    let keys = json(&latchkey(&db, &master_key, &[], &["keys", "list", "--json"]));
+
+    let keys = keys.as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0]["state"], "active");
+    let kid = keys[0]["kid"].as_str().unwrap();
+    assert_eq!(jwks_kids(&a).await, [kid]);
+    assert_eq!(jwks_kids(&b).await, [kid]);
+}
+
 #[tokio::test]
 async fn what_one_process_issues_the_other_honours() {
     let Some(server_url) = postgres() else { return };
