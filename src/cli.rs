@@ -61,6 +61,12 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Print the effective settings and where each came from (default, file, environment);
+    /// secrets are never printed.
+    Config {
+        #[arg(long)]
+        json: bool,
+    },
     /// Register and list OAuth clients.
     #[command(subcommand)]
     Client(ClientCommand),
@@ -296,6 +302,15 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Config { json }) = cli.command {
+        return match show_config(&settings, &config, json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("latchkey: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match dispatch(cli.command.unwrap_or(Command::Serve), settings, server) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -343,7 +358,7 @@ fn manage_command(place: &Place, command: Command) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::Withdraw { kid, json }) => withdraw_key(place, &kid, json),
         Command::ApiKey(ApiKeyCommand::Create(args)) => create_api_key(place, args),
         Command::User(UserCommand::Create(args)) => create_user(place, args),
-        Command::Serve | Command::Migrate | Command::Login { .. } | Command::Logout { .. } => {
+        Command::Serve | Command::Migrate | Command::Config { .. } | Command::Login { .. } | Command::Logout { .. } => {
             unreachable!("dispatched before")
         }
     }
@@ -375,6 +390,20 @@ fn logout(server: Option<ServerUrl>, json: bool) -> anyhow::Result<()> {
     let signed_out = remote::logout(&server, &CredentialStore::default_location()?)?;
     print(json, &signed_out, || {
         format!("Signed out of {}: key {} is revoked and forgotten.", signed_out.server, signed_out.key_id)
+    })
+}
+
+/// `latchkey config`: what this process would run with, and why.
+fn show_config(settings: &Settings, config: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let sources = settings.explain(config);
+    print(json, &sources, || {
+        let width = sources.iter().map(|source| source.setting.len()).max().unwrap_or(0);
+        let value_width = sources.iter().map(|source| source.value.chars().count()).max().unwrap_or(0).min(40);
+        sources
+            .iter()
+            .map(|source| format!("{:width$}  {:value_width$}  {}", source.setting, source.value, source.from))
+            .collect::<Vec<_>>()
+            .join("\n")
     })
 }
 
@@ -442,13 +471,15 @@ fn open(settings: &Settings) -> anyhow::Result<(r2d2::PooledConnection<db::Conne
     Ok((conn, master_key))
 }
 
+/// A command's answer on standard output: JSON, or `human` text. A reader that stops early
+/// (`| head`) ends the output, not the command with a panic.
 fn print(json: bool, value: &impl Serialize, human: impl FnOnce() -> String) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(value)?);
-    } else {
-        println!("{}", human());
+    use std::io::Write;
+    let text = if json { serde_json::to_string_pretty(value)? } else { human() };
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// A field of a command's JSON answer, for the human-readable summary.

@@ -40,6 +40,32 @@ const KEYS: &[&str] = &[
     "mail_from",
 ];
 
+/// Settings whose values `latchkey config` never prints: keys and URLs that may hold a
+/// password.
+const SECRET_KEYS: &[&str] = &["master_key", "redis_url", "smtp_url"];
+
+/// The layers, lowest first: defaults in code, the file (if it exists), the environment.
+fn layers(config_file: &Path) -> Figment {
+    Figment::from(Serialized::defaults(RawSettings::default()))
+        .merge(Toml::file(config_file))
+        .merge(Env::prefixed("LATCHKEY_").only(KEYS))
+}
+
+/// An optional setting left out: figment keeps it as an empty value.
+fn is_unset(value: &figment::value::Value) -> bool {
+    matches!(value, figment::value::Value::Empty(..))
+}
+
+/// One setting as `latchkey config` shows it.
+#[derive(Debug, Serialize)]
+pub struct SettingSource {
+    pub setting: &'static str,
+    /// The effective value; `unset`, or `(set, not shown)` for a secret.
+    pub value: String,
+    /// `default`, `file PATH` or `environment LATCHKEY_…`.
+    pub from: String,
+}
+
 /// The configuration as written by the operator, before validation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,12 +242,39 @@ pub struct Settings {
 impl Settings {
     /// Reads `config_file` (when it exists) and the `LATCHKEY_*` environment.
     pub fn load(config_file: &Path) -> Result<Self, ConfigError> {
-        let raw: RawSettings = Figment::from(Serialized::defaults(RawSettings::default()))
-            .merge(Toml::file(config_file))
-            .merge(Env::prefixed("LATCHKEY_").only(KEYS))
-            .extract()
-            .map_err(Box::new)?;
+        let raw: RawSettings = layers(config_file).extract().map_err(Box::new)?;
         Self::validate(raw)
+    }
+
+    /// Every setting's effective value and where it came from (`latchkey config`). Secrets
+    /// are never shown, only whether they are set; a PostgreSQL URL shows its backend only.
+    pub fn explain(&self, config_file: &Path) -> Vec<SettingSource> {
+        let figment = layers(config_file);
+        KEYS.iter()
+            .map(|&setting| {
+                let value = match figment.find_value(setting).ok().filter(|value| !is_unset(value)) {
+                    None => "unset".to_owned(),
+                    Some(_) if SECRET_KEYS.contains(&setting) => "(set, not shown)".to_owned(),
+                    Some(_) if setting == "database_url" => self.database.describe(),
+                    Some(value) => match serde_json::to_value(&value) {
+                        Ok(serde_json::Value::String(text)) => text,
+                        Ok(other) => other.to_string(),
+                        Err(_) => "(unreadable)".to_owned(),
+                    },
+                };
+                let from = match figment.find_metadata(setting) {
+                    Some(metadata) => match metadata.source.as_ref().and_then(|source| source.file_path()) {
+                        Some(path) => format!("file {}", path.display()),
+                        None if metadata.name.contains("environment") => {
+                            format!("environment LATCHKEY_{}", setting.to_uppercase())
+                        }
+                        None => "default".to_owned(),
+                    },
+                    None => "default".to_owned(),
+                };
+                SettingSource { setting, value, from }
+            })
+            .collect()
     }
 
     fn validate(raw: RawSettings) -> Result<Self, ConfigError> {

@@ -299,6 +299,38 @@ async fn a_master_key_that_does_not_open_the_database_is_refused(backend: Backen
     assert_eq!(keys.as_array().unwrap().len(), 1, "nothing was sealed under the other key: {keys}");
 }
 
+/// `latchkey config` shows each effective setting and its layer, and no secret.
+#[tokio::test]
+async fn config_shows_each_setting_and_where_it_came_from_but_no_secret() {
+    let db = TestDb::new(&Backend::Sqlite);
+    let key = latchkey::crypto::MasterKey::generate().encode();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("latchkey.toml");
+    std::fs::write(&file, "bind = \"127.0.0.1:9999\"\n").unwrap();
+    let redis = "redis://:hunter2@127.0.0.1:6379";
+    let file_arg = file.display().to_string();
+
+    let shown = latchkey(&db, &key, &[("LATCHKEY_REDIS_URL", redis)], &["--config", &file_arg, "config", "--json"]);
+
+    assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+    let stdout = String::from_utf8_lossy(&shown.stdout);
+    assert!(!stdout.contains(&key) && !stdout.contains("hunter2"), "no secret printed: {stdout}");
+    let listed = json(&shown);
+    let setting = |name: &str| listed.as_array().unwrap().iter().find(|s| s["setting"] == name).cloned().unwrap();
+    assert_eq!(
+        setting("bind"),
+        serde_json::json!({ "setting": "bind", "value": "127.0.0.1:9999", "from": format!("file {file_arg}") })
+    );
+    assert_eq!(setting("master_key")["value"], "(set, not shown)");
+    assert_eq!(setting("master_key")["from"], "environment LATCHKEY_MASTER_KEY");
+    assert_eq!(setting("redis_url")["value"], "(set, not shown)");
+    assert_eq!(
+        setting("access_token_ttl_secs"),
+        serde_json::json!({ "setting": "access_token_ttl_secs", "value": "3600", "from": "default" })
+    );
+    assert_eq!(setting("smtp_url")["value"], "unset");
+}
+
 /// A configuration file named on purpose must exist; the default one may be absent.
 #[tokio::test]
 async fn a_named_configuration_file_that_is_missing_is_an_error() {
