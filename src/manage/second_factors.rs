@@ -64,12 +64,6 @@ pub struct Factors {
     pub recovery_codes_left: i64,
 }
 
-impl Factors {
-    pub fn has_second_factor(&self) -> bool {
-        self.totp.as_ref().is_some_and(store::TotpFactor::is_confirmed) || !self.passkeys.is_empty()
-    }
-}
-
 fn seal_context(user_id: &str) -> String {
     format!("totp-secret:{user_id}")
 }

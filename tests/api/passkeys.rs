@@ -174,6 +174,10 @@ async fn passkeys_sign_in_in_chromium(backend: Backend) {
     assert_eq!(claims["sub"], user.id.as_str());
     assert_eq!(claims["amr"], json!(["hwk", "mfa"]), "{claims}");
     assert_eq!(claims["acr"], "urn:latchkey:acr:mfa");
+    // Moments after a passkey sign-in, the password may change without the current one.
+    chromium.goto(&page(&app, "/account#password-form")).await.unwrap();
+    wait_for_text(&chromium, "You signed in with a second factor moments ago").await;
+    screenshot(&chromium, "account-password-after-passkey").await;
 
     // The password, then the passkey as the second step.
     sign_out(&chromium, &app).await;

@@ -105,9 +105,9 @@ async fn a_password_alone_never_adds_a_factor_to_an_account_that_has_one(backend
     let setup = enrol_form(&app, &browser, &next, "/login/enrol/totp", &[]).await;
     assert_eq!(setup.status(), 409);
     assert!(setup.text().await.unwrap().contains("You have a second factor already"));
-    let passkey = enrol_form(&app, &browser, &next, "/login/enrol/totp/confirm", &[("code", "123456")]).await;
-    assert_eq!(passkey.status(), 409);
-    assert!(set_cookie(passkey.headers(), "latchkey_session").is_none());
+    let confirm = enrol_form(&app, &browser, &next, "/login/enrol/totp/confirm", &[("code", "123456")]).await;
+    assert_eq!(confirm.status(), 409);
+    assert!(set_cookie(confirm.headers(), "latchkey_session").is_none());
 
     // Without a pending sign-in, back to the sign-in page.
     let stranger = app.browser();
