@@ -10,8 +10,11 @@ use crate::db::audit::{NewAuditEvent, insert_audit_event};
 /// Who did it.
 #[derive(Debug, Clone, Copy)]
 pub enum Actor<'a> {
-    /// The command line, run by whoever holds the database.
+    /// Latchkey itself (the first signing key, made at start).
     System,
+    /// Someone running the command line on the database, by their account name on that
+    /// machine when it is known. Whoever holds the database and master key may do anything.
+    Operator(Option<&'a str>),
     Client(&'a str),
     User(&'a str),
     ServiceAccount(&'a str),
@@ -23,6 +26,7 @@ impl Actor<'_> {
     fn parts(&self) -> (&'static str, Option<&str>) {
         match *self {
             Self::System => ("system", None),
+            Self::Operator(account) => ("operator", account),
             Self::Client(id) => ("client", Some(id)),
             Self::User(id) => ("user", Some(id)),
             Self::ServiceAccount(id) => ("service_account", Some(id)),
@@ -69,7 +73,7 @@ pub struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    /// The command line.
+    /// Latchkey itself.
     pub const SYSTEM: Context<'static> =
         Context { actor: Actor::System, via_key: None, via_client: None, ip: None, request_id: None };
 

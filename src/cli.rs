@@ -1,35 +1,39 @@
 //! The `latchkey` command line (INTERFACE §1). `main.rs` only parses and dispatches here.
-//! Management commands act on the configured database, or with `--server` (or
-//! `LATCHKEY_SERVER`) on a running server through its management API, signed in with
-//! `latchkey login` ([`remote`]). Both print the same JSON.
+//! Management commands act on the configured database as the operator, or with `--server`
+//! (or `LATCHKEY_SERVER`) on a running server through its management API, signed in with
+//! `latchkey login` ([`remote`]). Both print the same JSON with `--json`, a table or a
+//! summary without it, and end with the same exit codes ([`Failure`]).
+//!
+//! One module per family of commands; each command is one [`Place::act`]: the `manage`
+//! function it runs on the database, and the management API request it sends to a server.
 //!
 //! Floor: entry (docs/architecture.md); wires the CLI onto `manage`.
 
+mod apis;
+mod audit;
+mod clients;
+mod keys;
+mod output;
 pub mod remote;
+mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use reqwest::Method;
-use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use self::output::print;
 use self::remote::{CredentialStore, Remote, ServerUrl};
 
 use crate::config::Settings;
 use crate::crypto::MasterKey;
 use crate::db::{self, DbConnection};
-use crate::domain::ApiSigning;
-use crate::domain::SigningAlgorithm;
 use crate::error::AppError;
-use crate::manage::apis::ApiRegistration;
-use crate::manage::clients::ClientRegistration;
-use crate::manage::users::UserRegistration;
-use crate::manage::{self, Caller};
-use crate::passwords::PasswordHasher;
+use crate::manage::Caller;
 use crate::startup::Application;
 use crate::tokens::KeySet;
 
@@ -40,7 +44,10 @@ use crate::tokens::KeySet;
     about = "An OAuth 2.0 / OpenID Connect authorization server",
     long_about = "An OAuth 2.0 / OpenID Connect authorization server.\n\n\
                   Without a subcommand, `latchkey` serves. Settings come from the configuration file \
-                  (optional) and LATCHKEY_* environment variables, which take precedence."
+                  (optional) and LATCHKEY_* environment variables, which take precedence.\n\n\
+                  Management commands act on the configured database, or on a running server with \
+                  --server. Exit codes: 0 done, 1 failed, 2 bad usage, input or setting, 3 not found.",
+    after_help = "Exit codes: 0 done, 1 failed, 2 bad usage, input or setting, 3 not found."
 )]
 pub struct Cli {
     /// Configuration file [default: latchkey.toml, read if present]. A file named here (or in
@@ -51,6 +58,9 @@ pub struct Cli {
     /// database, with the key `latchkey login` kept for it (e.g. https://auth.example.com).
     #[arg(long, global = true, env = "LATCHKEY_SERVER")]
     pub server: Option<String>,
+    /// Print JSON for scripts instead of text for people.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -63,25 +73,30 @@ pub enum Command {
     Migrate,
     /// Print the effective settings and where each came from (default, file, environment);
     /// secrets are never printed.
-    Config {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Register and list OAuth clients.
+    Config,
+    /// OAuth clients: register, list, show, change, delete, rotate secrets.
     #[command(subcommand)]
-    Client(ClientCommand),
-    /// Register APIs (resource servers): audience, scopes, signing algorithm.
+    Client(clients::ClientCommand),
+    /// APIs (resource servers): audience, scopes, signing algorithm, token lifetime.
     #[command(subcommand)]
-    Api(ApiCommand),
-    /// List and rotate signing keys.
+    Api(apis::ApiCommand),
+    /// Signing keys: list, rotate, withdraw.
     #[command(subcommand)]
-    Keys(KeysCommand),
-    /// Create API keys for the management API.
+    Keys(keys::KeysCommand),
+    /// API keys for the management API: create, list, show, inspect, rotate, revoke.
     #[command(subcommand, name = "api-key")]
-    ApiKey(ApiKeyCommand),
-    /// Create users who sign in through the browser.
+    ApiKey(keys::ApiKeyCommand),
+    /// People who sign in through the browser.
     #[command(subcommand)]
-    User(UserCommand),
+    User(users::UserCommand),
+    /// Teams and their members.
+    #[command(subcommand)]
+    Team(users::TeamCommand),
+    /// What people allowed apps to do: list, withdraw.
+    #[command(subcommand)]
+    Consent(audit::ConsentCommand),
+    /// The audit log, newest first; --follow prints new events as they happen.
+    Audit(audit::AuditArgs),
     /// Sign in to a running server (--server) in the browser; the API key you choose there is
     /// kept in your configuration directory, readable by you only.
     Login {
@@ -92,191 +107,36 @@ pub enum Command {
         /// The client that asks for the key; Latchkey's built-in command-line client by default.
         #[arg(long)]
         client_id: Option<String>,
-        /// Print JSON for scripts (the key itself is never printed).
-        #[arg(long)]
-        json: bool,
     },
     /// Revoke the key kept for the server (--server) and forget it.
-    Logout {
-        /// Print JSON for scripts.
-        #[arg(long)]
-        json: bool,
-    },
+    Logout,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum UserCommand {
-    /// Create a user; the password is read from standard input, never from the command line.
-    Create(UserCreateArgs),
+/// Why a command failed, where that decides its exit code; any other error is a failure (1).
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// What the command names does not exist (exit 3).
+    #[error("{0}")]
+    NotFound(String),
+    /// The command's input is wrong (exit 2, as for bad usage).
+    #[error("{0}")]
+    Invalid(String),
 }
 
-#[derive(Debug, Args)]
-pub struct UserCreateArgs {
-    #[arg(long)]
-    pub email: String,
-    /// The name pages greet the user with.
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Read the password from the first line of standard input.
-    #[arg(long, required = true)]
-    pub password_stdin: bool,
-    /// `owner` reaches everything in the tenant (through the user's personal keys);
-    /// `member` reaches its own things and its teams'.
-    #[arg(long, default_value = "member", value_parser = ["member", "owner"])]
-    pub role: String,
-    /// Print JSON for scripts.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Subcommand)]
-#[allow(clippy::large_enum_variant, reason = "parsed once per process")]
-pub enum ClientCommand {
-    /// Register a client; its secret is printed once and never again.
-    Create(ClientCreateArgs),
-    /// List the clients (never their secrets).
-    List {
-        /// Print JSON for scripts.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Args)]
-pub struct ClientCreateArgs {
-    /// A name people will recognise (shown on consent pages).
-    #[arg(long)]
-    pub name: String,
-    /// Grants the client may use: client_credentials, authorization_code, refresh_token,
-    /// urn:ietf:params:oauth:grant-type:token-exchange.
-    #[arg(long = "grant-type", required = true, num_args = 1..)]
-    pub grant_types: Vec<String>,
-    /// Scopes the client may be granted.
-    #[arg(long = "scope", num_args = 1..)]
-    pub scopes: Vec<String>,
-    /// Audiences (registered APIs) the client may request tokens for; the first is the default.
-    #[arg(long = "audience", num_args = 1..)]
-    pub audiences: Vec<String>,
-    /// Redirect URIs, matched exactly.
-    #[arg(long = "redirect-uri", num_args = 1..)]
-    pub redirect_uris: Vec<String>,
-    /// Where RP-initiated logout may return the browser, matched exactly.
-    #[arg(long = "post-logout-redirect-uri", num_args = 1..)]
-    pub post_logout_redirect_uris: Vec<String>,
-    /// A public client (no secret; authorization code with PKCE only).
-    #[arg(long)]
-    pub public: bool,
-    /// Tenant permissions of the client's own service principal, which its
-    /// client-credentials tokens for the management API carry (`AUDIT_LOG_READ`, `clients:read` …).
-    #[arg(long = "permission", num_args = 1..)]
-    pub permissions: Vec<String>,
-    /// How the client authenticates: client_secret_basic (default), client_secret_post,
-    /// client_secret_jwt (HS256 JWTs signed with its secret) or private_key_jwt (with --jwks-file).
-    #[arg(long = "auth-method")]
-    pub auth_method: Option<String>,
-    /// A JWK Set file with a private_key_jwt client's public keys.
-    #[arg(long = "jwks-file", conflicts_with = "jwks_uri")]
-    pub jwks_file: Option<std::path::PathBuf>,
-    /// Or the https URL where a private_key_jwt client publishes its public keys.
-    #[arg(long = "jwks-uri")]
-    pub jwks_uri: Option<String>,
-    /// Seconds after a rotation in which a retried refresh gets the same answer instead of
-    /// revoking the grant (0 to 300, default 30; 0 turns retries off).
-    #[arg(long = "refresh-retry-window", value_name = "SECONDS")]
-    pub refresh_retry_window: Option<i64>,
-    /// Print JSON for scripts.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ApiCommand {
-    /// Register an API; an HS256 API's shared secret is printed once.
-    Create(ApiCreateArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ApiCreateArgs {
-    /// The audience identifier, an absolute URI such as `https://api.example.com`.
-    #[arg(long)]
-    pub audience: String,
-    /// Scopes the API defines.
-    #[arg(long = "scope", required = true, num_args = 1..)]
-    pub scopes: Vec<String>,
-    /// How its tokens are signed: RS256, ES256 or EdDSA (published keys) or HS256 (shared secret).
-    #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256", "EdDSA", "HS256"])]
-    pub alg: String,
-    /// A display name (defaults to the audience).
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Access-token lifetime in seconds (defaults to access_token_ttl_secs).
-    #[arg(long)]
-    pub token_lifetime: Option<i64>,
-    /// Print JSON for scripts.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// Make a new key the one that signs; the previous one stays published until its tokens expire.
-    Rotate {
-        #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256", "EdDSA"])]
-        alg: String,
-        /// Print JSON for scripts.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Take a retired key out of the JWKS now, for a key that leaked: its tokens stop verifying.
-    Withdraw {
-        /// The key's kid (`latchkey keys list`).
-        kid: String,
-        /// Print JSON for scripts.
-        #[arg(long)]
-        json: bool,
-    },
-    /// List every signing key with its state.
-    List {
-        /// Print JSON for scripts.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ApiKeyCommand {
-    /// Create a key; it is printed once and never again.
-    Create(ApiKeyCreateArgs),
-}
-
-/// Kinds the command line creates; the others are created through the management API.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum BootstrapKeyKind {
-    /// Full owner access to the tenant: the key that bootstraps everything else.
-    TenantOwner,
-}
-
-#[derive(Debug, Args)]
-pub struct ApiKeyCreateArgs {
-    #[arg(long, value_enum)]
-    pub kind: BootstrapKeyKind,
-    #[arg(long)]
-    pub name: String,
-    /// Print JSON for scripts.
-    #[arg(long)]
-    pub json: bool,
+impl Failure {
+    fn exit_code(error: &anyhow::Error) -> ExitCode {
+        match error.downcast_ref::<Failure>() {
+            Some(Failure::NotFound(_)) => ExitCode::from(3),
+            Some(Failure::Invalid(_)) => ExitCode::from(2),
+            None => ExitCode::FAILURE,
+        }
+    }
 }
 
 /// The configuration file read when none is named, if it exists.
 const DEFAULT_CONFIG_FILE: &str = "latchkey.toml";
 
-/// Where a management command acts: the configured database, or a running server.
-enum Place {
-    Local(Settings),
-    Remote(Remote),
-}
-
-/// Runs a parsed command line; the exit code is 2 for bad configuration, 1 for failures.
+/// Runs a parsed command line; see [`Failure`] for the exit codes.
 pub fn run(cli: Cli) -> ExitCode {
     let config = match cli.config {
         // Named on purpose: a typo must not quietly mean "defaults".
@@ -302,25 +162,20 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(Command::Config { json }) = cli.command {
-        return match show_config(&settings, &config, json) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("latchkey: {error:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    match dispatch(cli.command.unwrap_or(Command::Serve), settings, server) {
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Config => show_config(&settings, &config, cli.json),
+        command => dispatch(command, settings, server, cli.json),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("latchkey: {error:#}");
-            ExitCode::FAILURE
+            Failure::exit_code(&error)
         }
     }
 }
 
-fn dispatch(command: Command, settings: Settings, server: Option<ServerUrl>) -> anyhow::Result<()> {
+fn dispatch(command: Command, settings: Settings, server: Option<ServerUrl>, json: bool) -> anyhow::Result<()> {
     // LATCHKEY_SERVER may be exported for the management commands; serving here goes on.
     let here_only = |what: &str| {
         if let Some(server) = &server {
@@ -336,31 +191,41 @@ fn dispatch(command: Command, settings: Settings, server: Option<ServerUrl>) -> 
             here_only("migrate");
             migrate(&settings)
         }
-        Command::Login { kind, client_id, json } => login(server, &kind, client_id.as_deref(), json),
-        Command::Logout { json } => logout(server, json),
+        Command::Login { kind, client_id } => login(server, &kind, client_id.as_deref(), json),
+        Command::Logout => logout(server, json),
         command => {
             let place = match server {
                 Some(server) => Place::Remote(Remote::signed_in(&server, &CredentialStore::default_location()?)?),
-                None => Place::Local(settings),
+                None => Place::Local(Box::new(settings)),
             };
-            manage_command(&place, command)
+            let out = Out { json };
+            match command {
+                Command::Client(command) => clients::run(&place, command, out),
+                Command::Api(command) => apis::run(&place, command, out),
+                Command::Keys(command) => keys::run_signing(&place, command, out),
+                Command::ApiKey(command) => keys::run(&place, command, out),
+                Command::User(command) => users::run(&place, command, out),
+                Command::Team(command) => users::run_team(&place, command, out),
+                Command::Consent(command) => audit::run_consent(&place, command, out),
+                Command::Audit(args) => audit::run(&place, args, out),
+                Command::Serve | Command::Migrate | Command::Config | Command::Login { .. } | Command::Logout => {
+                    unreachable!("dispatched before")
+                }
+            }
         }
     }
 }
 
-fn manage_command(place: &Place, command: Command) -> anyhow::Result<()> {
-    match command {
-        Command::Client(ClientCommand::Create(args)) => create_client(place, args),
-        Command::Client(ClientCommand::List { json }) => list_clients(place, json),
-        Command::Api(ApiCommand::Create(args)) => create_api(place, args),
-        Command::Keys(KeysCommand::Rotate { alg, json }) => rotate_keys(place, &alg, json),
-        Command::Keys(KeysCommand::List { json }) => list_keys(place, json),
-        Command::Keys(KeysCommand::Withdraw { kid, json }) => withdraw_key(place, &kid, json),
-        Command::ApiKey(ApiKeyCommand::Create(args)) => create_api_key(place, args),
-        Command::User(UserCommand::Create(args)) => create_user(place, args),
-        Command::Serve | Command::Migrate | Command::Config { .. } | Command::Login { .. } | Command::Logout { .. } => {
-            unreachable!("dispatched before")
-        }
+/// How a command prints its answer.
+#[derive(Debug, Clone, Copy)]
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    /// `value` as JSON, or as `human` text.
+    fn print(self, value: &impl Serialize, human: impl FnOnce() -> String) -> anyhow::Result<()> {
+        print(self.json, value, human)
     }
 }
 
@@ -427,6 +292,108 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where a management command acts: the configured database, or a running server.
+enum Place {
+    Local(Box<Settings>),
+    Remote(Remote),
+}
+
+/// The database a local command acts on, opened for it.
+struct Local<'s> {
+    master_key: MasterKey,
+    settings: &'s Settings,
+}
+
+/// A management API request: the remote side of a command.
+struct Request {
+    method: Method,
+    /// Under `/api/v1`.
+    path: String,
+    body: Option<Value>,
+}
+
+impl Request {
+    fn get(path: impl Into<String>) -> Self {
+        Self { method: Method::GET, path: path.into(), body: None }
+    }
+
+    fn post(path: impl Into<String>, body: Option<Value>) -> Self {
+        Self { method: Method::POST, path: path.into(), body }
+    }
+
+    fn patch(path: impl Into<String>, body: Value) -> Self {
+        Self { method: Method::PATCH, path: path.into(), body: Some(body) }
+    }
+
+    fn put(path: impl Into<String>, body: Value) -> Self {
+        Self { method: Method::PUT, path: path.into(), body: Some(body) }
+    }
+
+    fn delete(path: impl Into<String>) -> Self {
+        Self { method: Method::DELETE, path: path.into(), body: None }
+    }
+}
+
+impl Place {
+    /// One management action: `local` on the database, as the operator, or `request` on the
+    /// server. `subject` names what the command is about ("client abc"), for "there is no …".
+    /// A list answer of the API (`{"data": […]}`) comes back as the list, as `local` gives it.
+    fn act<T: Serialize>(
+        &self,
+        subject: &str,
+        request: Request,
+        local: impl FnOnce(&mut DbConnection, &Caller<'_>, &Local<'_>) -> Result<T, AppError>,
+    ) -> anyhow::Result<Value> {
+        match self {
+            Place::Local(settings) => {
+                let (mut conn, master_key) = open(settings)?;
+                let account = operator_account();
+                let caller = Caller::operator(account.as_deref());
+                let answer = local(&mut conn, &caller, &Local { master_key, settings })
+                    .map_err(|error| local_failure(subject, error))?;
+                Ok(serde_json::to_value(answer)?)
+            }
+            Place::Remote(remote) => {
+                let answer = remote.call(request.method, &request.path, request.body)?;
+                Ok(match answer {
+                    Value::Object(mut fields) if fields.contains_key("data") && !fields.contains_key("next_cursor") => {
+                        fields.remove("data").unwrap_or_default()
+                    }
+                    other => other,
+                })
+            }
+        }
+    }
+}
+
+/// Who runs a local command, as the audit log records it: their account on this machine.
+fn operator_account() -> Option<String> {
+    ["USER", "LOGNAME", "USERNAME"].iter().find_map(|name| std::env::var(name).ok()).filter(|name| !name.is_empty())
+}
+
+/// A refusal of `manage` as the command line says it.
+fn local_failure(subject: &str, error: AppError) -> anyhow::Error {
+    match error {
+        AppError::NotFound => Failure::NotFound(format!("there is no {subject}")).into(),
+        AppError::BadRequest(message) => Failure::Invalid(message).into(),
+        AppError::Forbidden(message) | AppError::Conflict(message) => anyhow!(message),
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// `id` as one segment of a management API path: what would end or split it is escaped.
+fn segment(id: &str) -> String {
+    use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+    const SEGMENT: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'/').add(b'?').add(b'\\');
+    utf8_percent_encode(id, SEGMENT).to_string()
+}
+
+/// A request body for `manage` from the one the management API takes, so that both places
+/// read a command's flags the same way.
+fn body_as<T: serde::de::DeserializeOwned>(body: &Value) -> Result<T, AppError> {
+    serde_json::from_value(body.clone()).map_err(|error| AppError::BadRequest(error.to_string()))
+}
+
 /// Opens the database (bringing its schema up to date) and the master key, for one command,
 /// only with the master key that opens it, as `serve` insists. Says which database, and
 /// whether it had to be made, on standard error (the output stays the command's).
@@ -471,317 +438,21 @@ fn open(settings: &Settings) -> anyhow::Result<(r2d2::PooledConnection<db::Conne
     Ok((conn, master_key))
 }
 
-/// A command's answer on standard output: JSON, or `human` text. A reader that stops early
-/// (`| head`) ends the output, not the command with a panic.
-fn print(json: bool, value: &impl Serialize, human: impl FnOnce() -> String) -> anyhow::Result<()> {
-    use std::io::Write;
-    let text = if json { serde_json::to_string_pretty(value)? } else { human() };
-    match writeln!(std::io::stdout().lock(), "{text}") {
-        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
-        _ => Ok(()),
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_command_is_documented_and_its_flags_are_consistent() {
+        fn walk(command: &clap::Command, path: &str) {
+            for sub in command.get_subcommands().filter(|sub| sub.get_name() != "help") {
+                let path = format!("{path} {}", sub.get_name());
+                assert!(sub.get_about().is_some(), "`{path}` has no help text");
+                walk(sub, &path);
+            }
+        }
+        let cli = super::Cli::command();
+        cli.clone().debug_assert();
+        walk(&cli, "latchkey");
     }
-}
-
-/// A field of a command's JSON answer, for the human-readable summary.
-fn text<'a>(value: &'a Value, field: &str) -> &'a str {
-    value[field].as_str().unwrap_or_default()
-}
-
-/// A list answer of the management API is `{"data": […]}`; the command prints the list.
-fn data(answer: Value) -> Value {
-    match answer {
-        Value::Object(mut fields) => fields.remove("data").unwrap_or(Value::Array(Vec::new())),
-        other => other,
-    }
-}
-
-fn create_client(place: &Place, args: ClientCreateArgs) -> anyhow::Result<()> {
-    let jwks = args
-        .jwks_file
-        .as_ref()
-        .map(|path| -> anyhow::Result<serde_json::Value> {
-            let text = std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
-        })
-        .transpose()?;
-    let client = match place {
-        Place::Local(settings) => {
-            let (mut conn, master_key) = open(settings)?;
-            let registration = ClientRegistration {
-                name: args.name,
-                team_id: None,
-                grant_types: args.grant_types,
-                scopes: args.scopes,
-                audiences: args.audiences,
-                redirect_uris: args.redirect_uris,
-                post_logout_redirect_uris: args.post_logout_redirect_uris,
-                public: args.public,
-                token_endpoint_auth_method: args.auth_method,
-                permissions: args.permissions,
-                jwks,
-                acts_for_users: false,
-                jwks_uri: args.jwks_uri,
-                refresh_retry_window_secs: args.refresh_retry_window,
-            };
-            serde_json::to_value(manage::clients::register_client(
-                &mut conn,
-                &master_key.token_hasher(),
-                &master_key.sealer(),
-                &Caller::system(),
-                registration,
-            )?)?
-        }
-        Place::Remote(remote) => {
-            let mut body = json!({
-                "name": args.name,
-                "grant_types": args.grant_types,
-                "scopes": args.scopes,
-                "audiences": args.audiences,
-                "redirect_uris": args.redirect_uris,
-                "post_logout_redirect_uris": args.post_logout_redirect_uris,
-                "public": args.public,
-                "permissions": args.permissions,
-            });
-            for (field, value) in [
-                ("token_endpoint_auth_method", args.auth_method.map(Value::from)),
-                ("jwks", jwks),
-                ("jwks_uri", args.jwks_uri.map(Value::from)),
-                ("refresh_retry_window_secs", args.refresh_retry_window.map(Value::from)),
-            ] {
-                if let Some(value) = value {
-                    body[field] = value;
-                }
-            }
-            remote.call(Method::POST, "/clients", Some(body))?
-        }
-    };
-    print(args.json, &client, || {
-        let mut out =
-            format!("Created client \"{}\"\n  client_id:     {}\n", text(&client, "name"), text(&client, "client_id"));
-        if let Some(secret) = client["client_secret"].as_str() {
-            out += &format!("  client_secret: {secret}\n\nStore the secret now: it is not shown again.");
-        }
-        out
-    })
-}
-
-fn list_clients(place: &Place, json: bool) -> anyhow::Result<()> {
-    let clients = match place {
-        Place::Local(settings) => {
-            let (mut conn, _) = open(settings)?;
-            serde_json::to_value(manage::clients::list_clients(&mut conn, &Caller::system())?)?
-        }
-        Place::Remote(remote) => data(remote.call(Method::GET, "/clients", None)?),
-    };
-    print(json, &clients, || {
-        let rows = clients.as_array().map(Vec::as_slice).unwrap_or_default();
-        if rows.is_empty() {
-            return "No clients.".to_owned();
-        }
-        rows.iter()
-            .map(|c| {
-                let grants: Vec<&str> =
-                    c["grant_types"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-                format!("{:<36} {:<30} {}", text(c, "client_id"), text(c, "name"), grants.join(" "))
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    })
-}
-
-fn create_api(place: &Place, args: ApiCreateArgs) -> anyhow::Result<()> {
-    let api = match place {
-        Place::Local(settings) => {
-            let (mut conn, master_key) = open(settings)?;
-            let signing: ApiSigning = args.alg.parse().map_err(anyhow::Error::msg)?;
-            let registration = ApiRegistration {
-                name: args.name,
-                team_id: None,
-                audience: args.audience,
-                scopes: args.scopes,
-                signing,
-                token_lifetime_secs: args.token_lifetime,
-            };
-            serde_json::to_value(manage::apis::register_api(
-                &mut conn,
-                &master_key.sealer(),
-                &Caller::system(),
-                registration,
-                settings.access_token_ttl_secs,
-            )?)?
-        }
-        Place::Remote(remote) => {
-            let mut body = json!({ "audience": args.audience, "scopes": args.scopes, "signing_alg": args.alg });
-            if let Some(name) = args.name {
-                body["name"] = name.into();
-            }
-            if let Some(lifetime) = args.token_lifetime {
-                body["token_lifetime_secs"] = lifetime.into();
-            }
-            remote.call(Method::POST, "/apis", Some(body))?
-        }
-    };
-    print(args.json, &api, || {
-        let mut out = format!(
-            "Created API {} ({}, tokens live {} s)\n  id:    {}\n  scope: {}\n",
-            text(&api, "audience"),
-            text(&api, "signing_alg"),
-            api["token_lifetime_secs"],
-            text(&api, "id"),
-            text(&api, "scope")
-        );
-        if let Some(secret) = api["secret"].as_str() {
-            out += &format!("  secret: {secret}\n\nStore the secret now: it is not shown again.");
-        }
-        out
-    })
-}
-
-fn rotate_keys(place: &Place, alg: &str, json: bool) -> anyhow::Result<()> {
-    let algorithm: SigningAlgorithm = alg.parse().map_err(anyhow::Error::msg)?;
-    let (rotated, switch) = match place {
-        Place::Local(settings) => {
-            let (mut conn, master_key) = open(settings)?;
-            let window = manage::signing_keys::retirement_window(
-                &mut conn,
-                settings.access_token_ttl_secs,
-                settings.key_refresh_secs,
-            )?;
-            let rotated = manage::signing_keys::rotate_key(
-                &mut conn,
-                &master_key.sealer(),
-                &crate::audit::Context::SYSTEM,
-                algorithm,
-                window,
-                db::now(),
-            )?;
-            (serde_json::to_value(rotated)?, format!("within {} seconds", settings.key_refresh_secs))
-        }
-        Place::Remote(remote) => (
-            remote.call(Method::POST, "/signing-keys/rotate", Some(json!({ "algorithm": alg })))?,
-            "within their key refresh interval".to_owned(),
-        ),
-    };
-    print(json, &rotated, || {
-        format!(
-            "New {} signing key {}; {} previous key(s) stay published until {}.\n\
-             Running servers switch to it {switch}.",
-            text(&rotated, "algorithm"),
-            text(&rotated, "kid"),
-            rotated["retired"],
-            text(&rotated, "retired_published_until"),
-        )
-    })
-}
-
-fn withdraw_key(place: &Place, kid: &str, json: bool) -> anyhow::Result<()> {
-    let (withdrawn, drop_within) = match place {
-        Place::Local(settings) => {
-            let (mut conn, _) = open(settings)?;
-            let withdrawn =
-                manage::signing_keys::withdraw_signing_key(&mut conn, &Caller::system(), kid).map_err(|e| match e {
-                    AppError::NotFound => {
-                        anyhow::anyhow!("there is no signing key {kid} (`latchkey keys list` shows them)")
-                    }
-                    other => other.into(),
-                })?;
-            (serde_json::to_value(withdrawn)?, format!("within {} seconds", settings.key_refresh_secs))
-        }
-        Place::Remote(remote) => (
-            remote.call(Method::POST, &format!("/signing-keys/{kid}/withdraw"), None)?,
-            "within their key refresh interval".to_owned(),
-        ),
-    };
-    print(json, &withdrawn, || {
-        format!(
-            "Withdrew {} key {}: it is no longer published, and tokens it signed no longer verify.\n\
-             Running servers drop it {drop_within}; services that cache the JWKS, within their \
-             cache lifetime (Latchkey sends max-age=300).",
-            text(&withdrawn, "algorithm"),
-            text(&withdrawn, "kid"),
-        )
-    })
-}
-
-fn list_keys(place: &Place, json: bool) -> anyhow::Result<()> {
-    let keys = match place {
-        Place::Local(settings) => {
-            let (mut conn, _) = open(settings)?;
-            serde_json::to_value(manage::signing_keys::list_signing_keys(&mut conn, &Caller::system())?)?
-        }
-        Place::Remote(remote) => data(remote.call(Method::GET, "/signing-keys", None)?),
-    };
-    print(json, &keys, || {
-        keys.as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .map(|k| {
-                format!(
-                    "{:<44} {:<6} {:<19} created {}",
-                    text(k, "kid"),
-                    text(k, "algorithm"),
-                    text(k, "state"),
-                    text(k, "created_at")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    })
-}
-
-fn create_api_key(place: &Place, args: ApiKeyCreateArgs) -> anyhow::Result<()> {
-    let created = match place {
-        Place::Local(settings) => {
-            let (mut conn, master_key): (_, MasterKey) = open(settings)?;
-            let conn: &mut DbConnection = &mut conn;
-            serde_json::to_value(match args.kind {
-                BootstrapKeyKind::TenantOwner => manage::api_keys::create_tenant_owner_key(
-                    conn,
-                    &master_key.token_hasher(),
-                    settings.environment,
-                    &args.name,
-                )?,
-            })?
-        }
-        Place::Remote(remote) => {
-            let kind = match args.kind {
-                BootstrapKeyKind::TenantOwner => crate::domain::ApiKeyKind::TenantOwner,
-            };
-            remote.call(Method::POST, "/api-keys", Some(json!({ "kind": kind, "name": args.name })))?
-        }
-    };
-    print(args.json, &created, || {
-        format!(
-            "Created {} key \"{}\" ({})\n  {}\n\nStore the key now: it is not shown again.",
-            text(&created, "kind"),
-            text(&created, "name"),
-            text(&created, "id"),
-            text(&created, "key")
-        )
-    })
-}
-
-fn create_user(place: &Place, args: UserCreateArgs) -> anyhow::Result<()> {
-    let mut password = String::new();
-    std::io::stdin().read_line(&mut password).context("could not read the password from standard input")?;
-    let password = SecretString::from(password.trim_end_matches(['\r', '\n']).to_owned());
-    let user = match place {
-        Place::Local(settings) => {
-            let (mut conn, _) = open(settings)?;
-            let password = PasswordHasher::new().hash(password.expose_secret())?;
-            let registration = UserRegistration { email: args.email, name: args.name, password, role: Some(args.role) };
-            serde_json::to_value(manage::users::register_user(&mut conn, &Caller::system(), registration)?)?
-        }
-        Place::Remote(remote) => {
-            let body = json!({
-                "email": args.email,
-                "name": args.name,
-                "password": password.expose_secret(),
-                "role": args.role,
-            });
-            remote.call(Method::POST, "/users", Some(body))?
-        }
-    };
-    print(args.json, &user, || format!("Created user {} ({})", text(&user, "email"), text(&user, "id")))
 }

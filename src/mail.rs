@@ -63,7 +63,8 @@ impl Mailer {
         });
     }
 
-    async fn send(&self, mail: Mail) -> anyhow::Result<()> {
+    /// Sends `mail` now (the command line, which has no request to keep fast).
+    pub async fn send(&self, mail: Mail) -> anyhow::Result<()> {
         let Some(smtp) = &self.0 else {
             tracing::warn!(
                 to = %mail.to,

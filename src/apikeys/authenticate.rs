@@ -50,8 +50,33 @@ impl ApiKeyAuth {
     }
 }
 
+/// Whether a stored key works now, by itself and its owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    Live,
+    Revoked,
+    Expired,
+    /// A personal key acts as its user, so it lives only while the user is active.
+    OwnerNotActive,
+}
+
+impl Standing {
+    pub fn of(key: &ApiKeyRow, owner: &KeyOwner, now: chrono::NaiveDateTime) -> Self {
+        if key.revoked_at.is_some_and(|at| at <= now) {
+            Self::Revoked
+        } else if key.expires_at.is_some_and(|at| at <= now) {
+            Self::Expired
+        } else if key.key_kind() == Some(ApiKeyKind::Personal) && owner.user_status.as_deref() != Some(STATUS_ACTIVE) {
+            Self::OwnerNotActive
+        } else {
+            Self::Live
+        }
+    }
+}
+
 /// What a key reaches, from its kind and owner.
-fn load_reach(conn: &mut DbConnection, key: &ApiKeyRow, owner: &KeyOwner) -> diesel::QueryResult<Reach> {
+pub fn load_reach(conn: &mut DbConnection, key: &ApiKeyRow, owner: &KeyOwner) -> diesel::QueryResult<Reach> {
     Ok(match key.key_kind() {
         Some(ApiKeyKind::TenantOwner) => Reach::owner(),
         Some(ApiKeyKind::Service) => Reach {
@@ -157,31 +182,27 @@ pub async fn authenticate_key(
             Err(refusal) => Err(refusal),
             Ok(key_hash) => match find_api_key_with_owner(conn, &key_hash)? {
                 None => Err(Refusal::invalid("unknown", "the API key is unknown or has been revoked")),
-                Some((key, _)) if key.revoked_at.is_some_and(|at| at <= now) => Err(Refusal {
-                    key_id: Some(key.id),
-                    ..Refusal::invalid("revoked", "the API key is unknown or has been revoked")
-                }),
-                Some((key, _)) if key.expires_at.is_some_and(|at| at <= now) => {
-                    Err(Refusal { refusal: KeyRefusal::Expired, reason: "expired", key_id: Some(key.id) })
-                }
-                // A personal key acts as its user, so it lives only while the user is active.
-                Some((key, owner))
-                    if key.key_kind() == Some(ApiKeyKind::Personal)
-                        && owner.user_status.as_deref() != Some(STATUS_ACTIVE) =>
-                {
-                    Err(Refusal {
+                Some((key, owner)) => match Standing::of(&key, &owner, now) {
+                    Standing::Revoked => Err(Refusal {
+                        key_id: Some(key.id),
+                        ..Refusal::invalid("revoked", "the API key is unknown or has been revoked")
+                    }),
+                    Standing::Expired => {
+                        Err(Refusal { refusal: KeyRefusal::Expired, reason: "expired", key_id: Some(key.id) })
+                    }
+                    Standing::OwnerNotActive => Err(Refusal {
                         key_id: Some(key.id),
                         ..Refusal::invalid("owner not active", "the API key's user is not active")
-                    })
-                }
-                Some((key, owner)) => {
-                    // Even an UPDATE that matches nothing takes SQLite's write lock: look first.
-                    if key.last_used_at.is_none_or(|at| at < now - TOUCH_INTERVAL) {
-                        touch_api_key(conn, &key.id, ip.as_deref(), now, TOUCH_INTERVAL)?;
+                    }),
+                    Standing::Live => {
+                        // Even an UPDATE that matches nothing takes SQLite's write lock: look first.
+                        if key.last_used_at.is_none_or(|at| at < now - TOUCH_INTERVAL) {
+                            touch_api_key(conn, &key.id, ip.as_deref(), now, TOUCH_INTERVAL)?;
+                        }
+                        let reach = load_reach(conn, &key, &owner)?;
+                        Ok(ApiKeyAuth { key, reach })
                     }
-                    let reach = load_reach(conn, &key, &owner)?;
-                    Ok(ApiKeyAuth { key, reach })
-                }
+                },
             },
         };
         if let (Err(refusal), true) = (&verdict, audit_refusal) {

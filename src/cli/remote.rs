@@ -221,6 +221,8 @@ struct Api {
     server: ServerUrl,
     key: String,
     http: reqwest::Client,
+    /// Whether `key` is the one `latchkey login` kept (a refusal then says to sign in again).
+    kept: bool,
 }
 
 impl Api {
@@ -249,12 +251,18 @@ impl Api {
             ),
             Err(_) => ("error".to_owned(), format!("HTTP {status}")),
         };
-        let hint = if status == StatusCode::UNAUTHORIZED {
+        let hint = if status == StatusCode::UNAUTHORIZED && self.kept {
             format!("\nthe kept key no longer works: run `latchkey login --server {}` again", self.server)
         } else {
             String::new()
         };
-        Err(anyhow!("{} refused {method} {path}: {message} ({code}, HTTP {}){hint}", self.server, status.as_u16()))
+        let refusal =
+            format!("{} refused {method} {path}: {message} ({code}, HTTP {}){hint}", self.server, status.as_u16());
+        Err(match status {
+            StatusCode::NOT_FOUND => super::Failure::NotFound(refusal).into(),
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => super::Failure::Invalid(refusal).into(),
+            _ => anyhow!(refusal),
+        })
     }
 }
 
@@ -269,12 +277,20 @@ impl Remote {
         let saved = store
             .get(server)?
             .ok_or_else(|| anyhow!("not signed in to {server}: run `latchkey login --server {server}` first"))?;
-        Ok(Self { api: Api { server: server.clone(), key: saved.key, http: http_client()? } })
+        Ok(Self { api: Api { server: server.clone(), key: saved.key, http: http_client()?, kept: true } })
     }
 
     /// One management API request (`path` under `/api/v1`); its JSON answer, `Null` for none.
     pub fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         block_on(async { Ok(self.api.call(method, path, body.as_ref()).await?.unwrap_or(Value::Null)) })
+    }
+
+    /// What the server says of `key` when it is presented to it (`GET /api-keys/current`),
+    /// sent to this server only, as the kept key is.
+    pub fn inspect(&self, key: &str) -> anyhow::Result<Value> {
+        let api =
+            Api { server: self.api.server.clone(), key: key.to_owned(), http: self.api.http.clone(), kept: false };
+        block_on(async { Ok(api.call(Method::GET, "/api-keys/current", None).await?.unwrap_or(Value::Null)) })
     }
 }
 
@@ -348,7 +364,7 @@ pub fn login(
             .request_async(&http, tokio::time::sleep, Some(details.expires_in()))
             .await
             .map_err(|e| refused(server, "the sign-in", e))?;
-        let api = Api { server: server.clone(), key: answer.access_token().secret().to_owned(), http };
+        let api = Api { server: server.clone(), key: answer.access_token().secret().to_owned(), http, kept: true };
         let current = api
             .call(Method::GET, "/api-keys/current", None)
             .await?
@@ -414,7 +430,7 @@ pub struct SignedOut {
 pub fn logout(server: &ServerUrl, store: &CredentialStore) -> anyhow::Result<SignedOut> {
     let saved = store.forget(server)?.ok_or_else(|| anyhow!("not signed in to {server}"))?;
     let key_id = saved.key_id.clone();
-    let api = Api { server: server.clone(), key: saved.key, http: http_client()? };
+    let api = Api { server: server.clone(), key: saved.key, http: http_client()?, kept: true };
     let revoked = block_on(async {
         let answer = api.http.delete(server.endpoint("/api/v1/api-keys/current")).bearer_auth(&api.key).send().await;
         Ok(match answer {

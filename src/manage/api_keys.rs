@@ -18,15 +18,16 @@ use serde::{Deserialize, Serialize};
 
 use super::{Caller, clean_name};
 use crate::access::{Action, Permissions, Resource, Target, TeamRole};
-use crate::apikeys::authenticate::ApiKeyAuth;
+use crate::apikeys::authenticate::{ApiKeyAuth, Standing, load_reach};
 use crate::apikeys::{self, KeyClass};
 use crate::audit;
 use crate::config::Environment;
 use crate::crypto::TokenHasher;
 use crate::db::DbConnection;
 use crate::db::api_keys::{
-    ApiKeyRow, KeyFilter, KeyPageQuery, NewApiKey, count_api_keys, find_api_key, insert_api_key,
-    insert_service_account, list_api_keys, page_of_api_keys, revoke_api_key, service_account_permissions,
+    ApiKeyRow, KeyFilter, KeyPageQuery, NewApiKey, count_api_keys, find_api_key, find_api_key_with_owner,
+    insert_api_key, insert_service_account, list_api_keys, page_of_api_keys, revoke_api_key,
+    service_account_permissions,
 };
 use crate::domain::ApiKeyKind;
 use crate::error::AppError;
@@ -506,6 +507,65 @@ pub fn get_key_for(
 ) -> Result<ApiKeyView, AppError> {
     let key = key_for(conn, caller, id, action)?;
     Ok(views(conn, std::slice::from_ref(&key))?.remove(0))
+}
+
+/// What a key in hand is and may do (`latchkey api-key inspect`), read without using it: its
+/// last use stays as it was, and nothing is audited.
+#[derive(Debug, Serialize)]
+pub struct KeyInspection {
+    #[serde(flatten)]
+    pub view: ApiKeyView,
+    /// Whether it works now: `live`, `revoked`, `expired` or `owner_not_active`.
+    pub standing: Standing,
+    /// What it reaches now: everything (`owner`), tenant-wide permissions, and team roles.
+    pub reach: InspectedReach,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InspectedReach {
+    pub owner: bool,
+    pub permissions: Vec<String>,
+    pub teams: Vec<InspectedTeam>,
+    /// The user it acts as (a personal key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InspectedTeam {
+    pub team_id: String,
+    pub role: TeamRole,
+}
+
+/// Looks up `presented` by its hash. A malformed key or one of the other environment is
+/// refused as bad input, an unknown one is `NotFound`: the key is never echoed.
+pub fn inspect_key(
+    conn: &mut DbConnection,
+    hasher: &TokenHasher,
+    environment: Environment,
+    presented: &str,
+) -> Result<KeyInspection, AppError> {
+    let parsed = apikeys::parse(presented).map_err(|e| AppError::BadRequest(format!("this is not an API key: {e}")))?;
+    if parsed.environment != environment {
+        return Err(AppError::BadRequest(format!(
+            "this is a {} key; this database holds {environment} keys (LATCHKEY_ENVIRONMENT)",
+            parsed.environment
+        )));
+    }
+    let (key, owner) = find_api_key_with_owner(conn, hasher.hash(presented).as_str())?.ok_or(AppError::NotFound)?;
+    let standing = Standing::of(&key, &owner, crate::db::now());
+    let reach = load_reach(conn, &key, &owner)?;
+    let view = views(conn, std::slice::from_ref(&key))?.remove(0);
+    Ok(KeyInspection {
+        view,
+        standing,
+        reach: InspectedReach {
+            owner: reach.owner,
+            permissions: reach.tenant.names(),
+            teams: reach.teams.into_iter().map(|(team_id, role)| InspectedTeam { team_id, role }).collect(),
+            user_id: reach.user,
+        },
+    })
 }
 
 pub fn list_keys(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<ApiKeyView>, AppError> {

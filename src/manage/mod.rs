@@ -38,9 +38,17 @@ pub struct Caller<'a> {
 static SYSTEM_REACH: LazyLock<Reach> = LazyLock::new(Reach::owner);
 
 impl Caller<'static> {
-    /// The command line, run by whoever holds the database and master key.
+    /// Latchkey itself, acting on no one's behalf.
     pub fn system() -> Self {
         Caller { reach: &SYSTEM_REACH, audit: Context::SYSTEM }
+    }
+}
+
+impl<'a> Caller<'a> {
+    /// The command line on the database, run by whoever holds it and the master key, audited
+    /// as "operator (CLI)" with their account name on the machine (`account`) when known.
+    pub fn operator(account: Option<&'a str>) -> Self {
+        Caller { reach: &SYSTEM_REACH, audit: Context::of(crate::audit::Actor::Operator(account), None, None) }
     }
 }
 

@@ -33,7 +33,7 @@ pub struct UserRegistration {
 }
 
 /// A user as the management API shows it: never a password hash.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub email: String,

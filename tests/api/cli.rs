@@ -182,7 +182,7 @@ async fn invalid_input_fails_with_a_message_and_no_partial_state(backend: Backen
         ("public machine client", public_machine),
         ("http redirect", bad_redirect),
     ] {
-        assert_eq!(output.status.code(), Some(1), "{name}");
+        assert_eq!(output.status.code(), Some(2), "{name}: bad input is bad usage");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.starts_with("latchkey: "), "{name}: {stderr}");
         assert!(!stderr.contains("panicked"), "{name}: {stderr}");
@@ -211,7 +211,7 @@ async fn user_create_reads_the_password_from_stdin_and_stores_only_argon2id(back
 
     assert_eq!(created["email"], "grace@example.com");
     assert_eq!(created["status"], "active");
-    assert_eq!(too_short.status.code(), Some(1));
+    assert_eq!(too_short.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&too_short.stderr).contains("at least 8"));
     assert_eq!(duplicate.status.code(), Some(1));
     let pool = latchkey::db::build_pool(&db.target(), 1).unwrap();
@@ -373,7 +373,10 @@ async fn help_documents_every_subcommand() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey")).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success());
-    for subcommand in ["serve", "migrate", "client", "api", "keys", "api-key", "user"] {
+    for subcommand in [
+        "serve", "migrate", "config", "client", "api", "keys", "api-key", "user", "team", "consent", "audit", "login",
+        "logout",
+    ] {
         assert!(help.contains(subcommand), "{subcommand} missing from --help");
     }
 }

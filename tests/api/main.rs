@@ -21,6 +21,7 @@ mod login;
 mod management;
 mod management_tokens;
 mod operations;
+mod operator_cli;
 mod overload;
 mod passkeys;
 mod password;

@@ -100,7 +100,9 @@ fn given(value: &str) -> Option<String> {
 
 fn named(names: &HashMap<String, String>, kind: &str, id: Option<&str>) -> String {
     match (kind, id) {
-        ("system", _) => "Latchkey (command line)".into(),
+        ("system", _) => "Latchkey".into(),
+        ("operator", Some(account)) => format!("operator (CLI) {account}"),
+        ("operator", None) => "operator (CLI)".into(),
         ("anonymous", _) => "Anonymous".into(),
         (_, Some(id)) => names.get(id).cloned().unwrap_or_else(|| id.to_owned()),
         (kind, None) => kind.to_owned(),
@@ -148,7 +150,7 @@ pub async fn get_audit_log(visitor: Visitor, filters: web::Query<Filters>) -> Pa
         when: event.occurred_at.format("%Y-%m-%d %H:%M:%S").to_string(),
         actor: named(&names, &event.actor_type, event.actor_id.as_deref()),
         actor_kind: match event.actor_type.as_str() {
-            "system" | "anonymous" => String::new(),
+            "system" | "operator" | "anonymous" => String::new(),
             kind => kind.replace('_', " "),
         },
         via: event.details.get("api_key_id").and_then(|k| k.as_str()).map(|key| named(&names, "api_key", Some(key))),
