@@ -74,6 +74,12 @@ pub enum Command {
     /// Print the effective settings and where each came from (default, file, environment);
     /// secrets are never printed.
     Config,
+    /// Copy the SQLite database to FILE (a new file) while it serves: one consistent moment,
+    /// checked before it is reported. PostgreSQL is backed up with pg_dump instead.
+    Backup {
+        /// Where the copy goes; it must not exist yet.
+        file: PathBuf,
+    },
     /// OAuth clients: register, list, show, change, delete, rotate secrets.
     #[command(subcommand)]
     Client(clients::ClientCommand),
@@ -191,6 +197,10 @@ fn dispatch(command: Command, settings: Settings, server: Option<ServerUrl>, jso
             here_only("migrate");
             migrate(&settings)
         }
+        Command::Backup { file } => {
+            here_only("backup");
+            backup(&settings, &file, json)
+        }
         Command::Login { kind, client_id } => login(server, &kind, client_id.as_deref(), json),
         Command::Logout => logout(server, json),
         command => {
@@ -208,7 +218,12 @@ fn dispatch(command: Command, settings: Settings, server: Option<ServerUrl>, jso
                 Command::Team(command) => users::run_team(&place, command, out),
                 Command::Consent(command) => audit::run_consent(&place, command, out),
                 Command::Audit(args) => audit::run(&place, args, out),
-                Command::Serve | Command::Migrate | Command::Config | Command::Login { .. } | Command::Logout => {
+                Command::Serve
+                | Command::Migrate
+                | Command::Config
+                | Command::Backup { .. }
+                | Command::Login { .. }
+                | Command::Logout => {
                     unreachable!("dispatched before")
                 }
             }
@@ -290,6 +305,34 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
         if pending.is_empty() { "" } else { " (applied now)" }
     );
     Ok(())
+}
+
+/// `latchkey backup FILE`: a copy of the SQLite database, taken while it serves.
+fn backup(settings: &Settings, file: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    if !matches!(settings.database, crate::config::DatabaseTarget::Sqlite(_)) {
+        return Err(Failure::Invalid(
+            "`latchkey backup` copies a SQLite database; back up PostgreSQL with pg_dump \
+             (docs/deployment.md, \"Backups\")"
+                .into(),
+        )
+        .into());
+    }
+    if file.exists() {
+        return Err(
+            Failure::Invalid(format!("{} exists: a backup never overwrites; name a new file", file.display())).into()
+        );
+    }
+    let (mut conn, _) = open_database(settings, IfMissing::Refuse)?;
+    let report = db::back_up_sqlite(&mut conn, file)?;
+    print(json, &report, || {
+        format!(
+            "Backed up {} to {} ({} bytes, schema {}). To restore it, see docs/deployment.md, \"Backups\".",
+            settings.database.describe(),
+            report.file.display(),
+            report.bytes,
+            report.schema_version
+        )
+    })
 }
 
 /// Where a management command acts: the configured database, or a running server.
@@ -394,10 +437,26 @@ fn body_as<T: serde::de::DeserializeOwned>(body: &Value) -> Result<T, AppError> 
     serde_json::from_value(body.clone()).map_err(|error| AppError::BadRequest(error.to_string()))
 }
 
+/// What a command does when there is no database where the settings point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IfMissing {
+    /// Make it, and say so.
+    Create,
+    /// Fail, naming where it looked.
+    Refuse,
+}
+
 /// Opens the database (bringing its schema up to date) and the master key, for one command,
 /// only with the master key that opens it, as `serve` insists. Says which database, and
 /// whether it had to be made, on standard error (the output stays the command's).
 fn open(settings: &Settings) -> anyhow::Result<(r2d2::PooledConnection<db::ConnectionManager>, MasterKey)> {
+    open_database(settings, IfMissing::Create)
+}
+
+fn open_database(
+    settings: &Settings,
+    if_missing: IfMissing,
+) -> anyhow::Result<(r2d2::PooledConnection<db::ConnectionManager>, MasterKey)> {
     let (master_key, is_dev_key) = MasterKey::configured_or_dev(settings.master_key.as_ref())?;
     if is_dev_key {
         eprintln!(
@@ -410,6 +469,12 @@ fn open(settings: &Settings) -> anyhow::Result<(r2d2::PooledConnection<db::Conne
         Some(pool) => {
             eprintln!("latchkey: using the database {database}");
             pool
+        }
+        None if if_missing == IfMissing::Refuse => {
+            return Err(Failure::NotFound(format!(
+                "there is no Latchkey database at {database}: set LATCHKEY_DATABASE_URL (or run this where the server runs)"
+            ))
+            .into());
         }
         // INTERFACE §1's bootstrap (`latchkey api-key create` before anything else) works on
         // a fresh machine, so a command may make the database; it never does so silently.

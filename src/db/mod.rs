@@ -152,6 +152,57 @@ fn has_migrations_table(conn: &mut DbConnection) -> QueryResult<bool> {
     Ok(diesel::sql_query(query).get_result::<Found>(conn)?.tables > 0)
 }
 
+/// What a SQLite backup holds, read back from the copy itself.
+#[derive(Debug, serde::Serialize)]
+pub struct BackupReport {
+    pub file: std::path::PathBuf,
+    pub bytes: u64,
+    /// The newest migration the copy has: what a server restored from it starts at.
+    pub schema_version: String,
+}
+
+/// Copies the SQLite database behind `conn` to `to`, a new file readable by its owner only,
+/// while others go on reading and writing it. `VACUUM INTO` reads in one transaction, so the
+/// copy is the database at one moment, whole and compacted. The copy is then opened on its
+/// own and checked (`PRAGMA integrity_check`) before it is reported.
+pub fn back_up_sqlite(conn: &mut DbConnection, to: &std::path::Path) -> anyhow::Result<BackupReport> {
+    let DbConnection::Sqlite(conn) = conn else { anyhow::bail!("only a SQLite database is copied this way") };
+    let destination = to.to_str().context("the backup's path is not valid UTF-8")?;
+    // SQLite fills an empty file: made here first, so that it is private from the start.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(to).with_context(|| format!("could not create {}", to.display()))?;
+    let copied = diesel::sql_query("VACUUM INTO ?").bind::<diesel::sql_types::Text, _>(destination).execute(conn);
+    if let Err(error) = copied {
+        let _ = std::fs::remove_file(to);
+        return Err(anyhow::Error::new(error).context("the database could not be copied"));
+    }
+    check_sqlite_copy(to)
+}
+
+fn check_sqlite_copy(path: &std::path::Path) -> anyhow::Result<BackupReport> {
+    #[derive(QueryableByName)]
+    struct Check {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        integrity_check: String,
+    }
+    #[derive(QueryableByName)]
+    struct Newest {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+    }
+    let url = path.to_str().context("the backup's path is not valid UTF-8")?;
+    let mut copy = diesel::SqliteConnection::establish(url).context("the copy does not open")?;
+    let check: Check = diesel::sql_query("PRAGMA integrity_check").get_result(&mut copy)?;
+    anyhow::ensure!(check.integrity_check == "ok", "the copy is damaged: {}", check.integrity_check);
+    let newest: Newest = diesel::sql_query("SELECT MAX(version) AS version FROM __diesel_schema_migrations")
+        .get_result(&mut copy)
+        .context("the copy has no Latchkey schema")?;
+    Ok(BackupReport { file: path.to_path_buf(), bytes: std::fs::metadata(path)?.len(), schema_version: newest.version })
+}
+
 fn connect_pool(target: &DatabaseTarget, max_size: u32) -> anyhow::Result<DbPool> {
     let manager = ConnectionManager { target: target.clone() };
     let pool = r2d2::Pool::builder()

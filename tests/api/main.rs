@@ -4,6 +4,7 @@ mod helpers;
 
 mod apikeys;
 mod authorize;
+mod backup;
 mod browser;
 mod dashboard;
 mod device;
