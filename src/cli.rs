@@ -103,6 +103,26 @@ pub enum Command {
     Consent(audit::ConsentCommand),
     /// The audit log, newest first; --follow prints new events as they happen.
     Audit(audit::AuditArgs),
+    /// Ask the server this configuration runs (its `bind` address) whether it is up:
+    /// `GET /healthz` (or `/readyz` with --ready, which also needs the database). Exit 0 when
+    /// it answers 200, 1 otherwise: a container's or service manager's health check.
+    Healthcheck {
+        /// Ask `/readyz`: up, and the database answers.
+        #[arg(long)]
+        ready: bool,
+    },
+    /// Print shell completions: `latchkey completions bash > /etc/bash_completion.d/latchkey`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page latchkey(1), or with --dir write one page per command there
+    /// (latchkey.1, latchkey-client.1, latchkey-client-create.1 …).
+    Man {
+        /// Write every page into this directory (e.g. /usr/local/share/man/man1).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Sign in to a running server (--server) in the browser; the API key you choose there is
     /// kept in your configuration directory, readable by you only.
     Login {
@@ -144,6 +164,12 @@ const DEFAULT_CONFIG_FILE: &str = "latchkey.toml";
 
 /// Runs a parsed command line; see [`Failure`] for the exit codes.
 pub fn run(cli: Cli) -> ExitCode {
+    // Generated from the definitions alone: a broken configuration must not stop them.
+    match &cli.command {
+        Some(Command::Completions { shell }) => return finish(completions(*shell)),
+        Some(Command::Man { dir }) => return finish(man(dir.as_deref())),
+        _ => {}
+    }
     let config = match cli.config {
         // Named on purpose: a typo must not quietly mean "defaults".
         Some(named) if !named.is_file() => {
@@ -168,15 +194,42 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    finish(match cli.command.unwrap_or(Command::Serve) {
         Command::Config => show_config(&settings, &config, cli.json),
         command => dispatch(command, settings, server, cli.json),
-    };
+    })
+}
+
+/// A command's end: its error on standard error, and the exit code.
+fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("latchkey: {error:#}");
             Failure::exit_code(&error)
+        }
+    }
+}
+
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "latchkey", &mut script);
+    output::write_out(&script)
+}
+
+fn man(dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let command = <Cli as clap::CommandFactory>::command();
+    match dir {
+        Some(dir) => {
+            clap_mangen::generate_to(command, dir)
+                .with_context(|| format!("could not write the pages to {}", dir.display()))?;
+            eprintln!("latchkey: wrote the manual pages to {}", dir.display());
+            Ok(())
+        }
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command).render(&mut page)?;
+            output::write_out(&page)
         }
     }
 }
@@ -197,6 +250,7 @@ fn dispatch(command: Command, settings: Settings, server: Option<ServerUrl>, jso
             here_only("migrate");
             migrate(&settings)
         }
+        Command::Healthcheck { ready } => healthcheck(&settings, ready),
         Command::Backup { file } => {
             here_only("backup");
             backup(&settings, &file, json)
@@ -221,7 +275,10 @@ fn dispatch(command: Command, settings: Settings, server: Option<ServerUrl>, jso
                 Command::Serve
                 | Command::Migrate
                 | Command::Config
+                | Command::Completions { .. }
+                | Command::Man { .. }
                 | Command::Backup { .. }
+                | Command::Healthcheck { .. }
                 | Command::Login { .. }
                 | Command::Logout => {
                     unreachable!("dispatched before")
@@ -305,6 +362,30 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
         if pending.is_empty() { "" } else { " (applied now)" }
     );
     Ok(())
+}
+
+/// `latchkey healthcheck`: the server of these settings, asked on this machine.
+fn healthcheck(settings: &Settings, ready: bool) -> anyhow::Result<()> {
+    let mut address = settings.bind;
+    if address.ip().is_unspecified() {
+        // Listening everywhere includes here.
+        address.set_ip(if address.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+    }
+    let url = format!("http://{address}{}", if ready { "/readyz" } else { "/healthz" });
+    let status = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+        reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3))
+            .build()?
+            .get(&url)
+            .send()
+            .await
+            .map(|response| response.status())
+    });
+    match status {
+        Ok(status) if status.is_success() => Ok(()),
+        Ok(status) => bail!("{url} answered {status}"),
+        Err(error) => Err(anyhow::Error::new(error).context(format!("{url} did not answer"))),
+    }
 }
 
 /// `latchkey backup FILE`: a copy of the SQLite database, taken while it serves.
@@ -513,6 +594,9 @@ mod tests {
             for sub in command.get_subcommands().filter(|sub| sub.get_name() != "help") {
                 let path = format!("{path} {}", sub.get_name());
                 assert!(sub.get_about().is_some(), "`{path}` has no help text");
+                for arg in sub.get_arguments().filter(|arg| !arg.is_positional()) {
+                    assert!(arg.get_help().is_some(), "`{path} --{}` has no help text", arg.get_id());
+                }
                 walk(sub, &path);
             }
         }

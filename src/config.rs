@@ -424,6 +424,33 @@ pub fn parse_issuer(value: &str) -> Result<Issuer, ConfigError> {
 mod tests {
     use super::*;
 
+    /// `latchkey.example.toml` documents every setting, and with its lines uncommented it is a
+    /// configuration Latchkey accepts (the master key stays out of files, so it stays out).
+    #[test]
+    fn the_example_file_names_every_setting_and_loads_uncommented() {
+        let example = include_str!("../latchkey.example.toml");
+        let settings: Vec<(&str, &str)> = example
+            .lines()
+            .filter_map(|line| line.strip_prefix("# ")?.split_once(" = "))
+            .filter(|(key, _)| KEYS.contains(key))
+            .collect();
+        for key in KEYS {
+            assert!(settings.iter().any(|(named, _)| named == key), "{key} is missing from latchkey.example.toml");
+        }
+        let uncommented: String = settings
+            .iter()
+            .filter(|(key, _)| *key != "master_key")
+            .map(|(key, value)| format!("{key} = {value}\n"))
+            .collect();
+        let raw: RawSettings = Figment::from(Serialized::defaults(RawSettings::default()))
+            .merge(Toml::string(&uncommented))
+            .extract()
+            .expect("the example parses");
+        assert_eq!(raw.issuer.as_deref(), Some("https://id.example.com"));
+        let validated = Settings::validate(raw).expect("the example is a valid configuration");
+        assert_eq!(validated.workers, Some(2));
+    }
+
     #[test]
     fn sqlite_urls_accept_both_spellings() {
         assert_eq!(DatabaseTarget::parse("sqlite://a.db").unwrap(), DatabaseTarget::Sqlite("a.db".into()));

@@ -19,6 +19,7 @@ pub enum ApiCommand {
     /// Change an API's name, scopes or token lifetime; what is not given stays.
     Update {
         id: String,
+        /// A new display name.
         #[arg(long)]
         name: Option<String>,
         /// The scopes it defines (replacing the ones it has).

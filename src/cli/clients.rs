@@ -80,16 +80,22 @@ pub struct ClientCreateArgs {
 #[derive(Debug, Args)]
 pub struct ClientUpdateArgs {
     pub client_id: String,
+    /// A new name, shown on consent pages.
     #[arg(long)]
     pub name: Option<String>,
+    /// The grants it may use (replacing its grants).
     #[arg(long = "grant-type", num_args = 1..)]
     pub grant_types: Option<Vec<String>>,
+    /// The scopes it may be granted (replacing them; none given: no scopes).
     #[arg(long = "scope", num_args = 0..)]
     pub scopes: Option<Vec<String>>,
+    /// The audiences it may request tokens for, the first the default (replacing them).
     #[arg(long = "audience", num_args = 0..)]
     pub audiences: Option<Vec<String>>,
+    /// Its redirect URIs, matched exactly (replacing them).
     #[arg(long = "redirect-uri", num_args = 0..)]
     pub redirect_uris: Option<Vec<String>>,
+    /// Where RP-initiated logout may return the browser (replacing them).
     #[arg(long = "post-logout-redirect-uri", num_args = 0..)]
     pub post_logout_redirect_uris: Option<Vec<String>>,
     /// Tenant permissions of the client's own service principal.
@@ -98,8 +104,10 @@ pub struct ClientUpdateArgs {
     /// A new JWK Set file (how a private_key_jwt client's keys rotate).
     #[arg(long = "jwks-file", conflicts_with = "jwks_uri")]
     pub jwks_file: Option<PathBuf>,
+    /// Or where it publishes its public keys now (replacing a JWK Set).
     #[arg(long = "jwks-uri")]
     pub jwks_uri: Option<String>,
+    /// Seconds in which a retried refresh gets the same answer (0 to 300; 0 turns retries off).
     #[arg(long = "refresh-retry-window", value_name = "SECONDS")]
     pub refresh_retry_window: Option<i64>,
 }

@@ -70,8 +70,10 @@ impl KeyKindArg {
 
 #[derive(Debug, Args)]
 pub struct ApiKeyCreateArgs {
+    /// What kind of key, and so whom it acts for.
     #[arg(long, value_enum)]
     pub kind: KeyKindArg,
+    /// A name people will recognise in lists and the audit log.
     #[arg(long)]
     pub name: String,
     /// Restricted keys: what the key may do; service keys: what the new service account may
@@ -273,6 +275,7 @@ fn owner(key: &Value) -> String {
 pub enum KeysCommand {
     /// Make a new key the one that signs; the previous one stays published until its tokens expire.
     Rotate {
+        /// The new key's algorithm.
         #[arg(long, default_value = "RS256", value_parser = ["RS256", "ES256", "EdDSA"])]
         alg: String,
     },

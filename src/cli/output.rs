@@ -4,12 +4,19 @@
 use serde::Serialize;
 use serde_json::Value;
 
-/// A command's answer on standard output: JSON, or `human` text. A reader that stops early
-/// (`| head`) ends the output, not the command with a panic.
+/// A command's answer on standard output: JSON, or `human` text.
 pub fn print(json: bool, value: &impl Serialize, human: impl FnOnce() -> String) -> anyhow::Result<()> {
+    let mut text = if json { serde_json::to_string_pretty(value)? } else { human() };
+    text.push('\n');
+    write_out(text.as_bytes())
+}
+
+/// Writes `bytes` to standard output. A reader that stops early (`| head`) ends the output,
+/// not the command with a panic.
+pub fn write_out(bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
-    let text = if json { serde_json::to_string_pretty(value)? } else { human() };
-    match writeln!(std::io::stdout().lock(), "{text}") {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
         Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
         _ => Ok(()),
     }

@@ -20,10 +20,13 @@ pub enum UserCommand {
     Create(UserCreateArgs),
     /// Invite a user by email: they choose their password through the link, printed once.
     Invite {
+        /// Where the invitation goes; it becomes their sign-in name.
         #[arg(long)]
         email: String,
+        /// The name pages greet them with.
         #[arg(long)]
         name: Option<String>,
+        /// `owner` reaches everything in the tenant; `member` its own things and its teams'.
         #[arg(long, default_value = "member", value_parser = ["member", "owner"])]
         role: String,
     },
@@ -34,8 +37,10 @@ pub enum UserCommand {
     /// Change a user's name or role; what is not given stays.
     Update {
         id: String,
+        /// The name pages greet them with.
         #[arg(long)]
         name: Option<String>,
+        /// `owner` or `member`; the tenant's last owner stays one.
         #[arg(long, value_parser = ["member", "owner"])]
         role: Option<String>,
     },
@@ -52,6 +57,7 @@ pub enum UserCommand {
 
 #[derive(Debug, Args)]
 pub struct UserCreateArgs {
+    /// Their sign-in name; stored in lower case.
     #[arg(long)]
     pub email: String,
     /// The name pages greet the user with.
@@ -83,6 +89,7 @@ pub enum TeamCommand {
         team: String,
         /// A user's id or email.
         user: String,
+        /// What they may do in the team: viewer (read), editor (change), admin (also members and keys).
         #[arg(long, default_value = "viewer", value_parser = ["viewer", "editor", "admin"])]
         role: String,
     },

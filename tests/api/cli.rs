@@ -381,6 +381,53 @@ async fn help_documents_every_subcommand() {
     }
 }
 
+/// Shell completions and manual pages come from the command definitions alone, so they are
+/// made even where the configuration is broken (a packager's build machine).
+#[tokio::test]
+async fn completions_and_manual_pages_are_generated_even_with_a_bad_configuration() {
+    let latchkey = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
+        command.env("LATCHKEY_BIND", "not an address");
+        command
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (shell, marker) in [("bash", "_latchkey()"), ("zsh", "#compdef latchkey"), ("fish", "complete -c latchkey")] {
+        let output = latchkey().args(["completions", shell]).output().unwrap();
+        assert!(output.status.success(), "{shell}: {output:?}");
+        let script = String::from_utf8(output.stdout).unwrap();
+        assert!(script.contains(marker), "{shell}");
+        assert!(script.contains("rotate-secret") && script.contains("inspect"), "{shell}: every command completes");
+        if shell == "bash" {
+            let file = dir.path().join("latchkey.bash");
+            std::fs::write(&file, &script).unwrap();
+            let checked = std::process::Command::new("bash").arg("-n").arg(&file).output().unwrap();
+            assert!(checked.status.success(), "bash reads it: {checked:?}");
+        }
+    }
+    let output = latchkey().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "an unknown shell is bad usage");
+
+    let pages = dir.path().join("man1");
+    std::fs::create_dir(&pages).unwrap();
+    let output = latchkey().args(["man", "--dir", pages.to_str().unwrap()]).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    for page in ["latchkey.1", "latchkey-client-update.1", "latchkey-api-key-inspect.1", "latchkey-backup.1"] {
+        let text = std::fs::read_to_string(pages.join(page)).unwrap_or_else(|_| panic!("{page} written"));
+        assert!(text.contains(".TH "), "{page} is a manual page");
+    }
+    let single = latchkey().arg("man").output().unwrap();
+    assert!(String::from_utf8_lossy(&single.stdout).contains(".SH SUBCOMMANDS"), "latchkey(1) on stdout");
+    // groff reads every page without a warning, as man(1) runs it (UTF-8 through preconv).
+    if std::process::Command::new("groff").arg("--version").output().is_ok() {
+        for page in std::fs::read_dir(&pages).unwrap() {
+            let page = page.unwrap().path();
+            let rendered =
+                std::process::Command::new("groff").args(["-k", "-man", "-ww", "-z"]).arg(&page).output().unwrap();
+            assert!(rendered.status.success() && rendered.stderr.is_empty(), "{}: {rendered:?}", page.display());
+        }
+    }
+}
+
 crate::on_both_backends!(
     user_create_reads_the_password_from_stdin_and_stores_only_argon2id,
     the_bootstrap_commands_print_their_secrets_once_as_json,

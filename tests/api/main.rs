@@ -24,6 +24,7 @@ mod management_tokens;
 mod operations;
 mod operator_cli;
 mod overload;
+mod packaging;
 mod passkeys;
 mod password;
 mod password_reset;
