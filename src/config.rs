@@ -38,6 +38,8 @@ const KEYS: &[&str] = &[
     "jwks_uri_allow_private",
     "smtp_url",
     "mail_from",
+    "tls_cert_file",
+    "tls_key_file",
 ];
 
 /// Settings whose values `latchkey config` never prints: keys and URLs that may hold a
@@ -88,6 +90,8 @@ struct RawSettings {
     jwks_uri_allow_private: bool,
     smtp_url: Option<String>,
     mail_from: Option<String>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
 }
 
 impl Default for RawSettings {
@@ -111,6 +115,8 @@ impl Default for RawSettings {
             jwks_uri_allow_private: false,
             smtp_url: None,
             mail_from: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -237,6 +243,16 @@ pub struct Settings {
     /// Whether a client's `jwks_uri` may point at a loopback or private address (and then be
     /// plain http): for a key server on the operator's own network, or development.
     pub jwks_uri_allow_private: bool,
+    /// Serve TLS with this certificate chain and private key (PEM files) instead of plain
+    /// HTTP; both or neither.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where the TLS certificate chain and its private key are (PEM), read at start and on SIGHUP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 impl Settings {
@@ -340,6 +356,19 @@ impl Settings {
             }
             (_, from) => from,
         };
+        let tls = match (raw.tls_cert_file, raw.tls_key_file) {
+            (Some(cert_file), Some(key_file)) => {
+                for (key, file) in [("tls_cert_file", &cert_file), ("tls_key_file", &key_file)] {
+                    if !file.is_file() {
+                        return Err(invalid(key, format!("{} is not a readable file", file.display())));
+                    }
+                }
+                Some(TlsFiles { cert_file, key_file })
+            }
+            (Some(_), None) => return Err(invalid("tls_key_file", "is required with tls_cert_file")),
+            (None, Some(_)) => return Err(invalid("tls_cert_file", "is required with tls_key_file")),
+            (None, None) => None,
+        };
         let log_format = match raw.log_format.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -364,6 +393,7 @@ impl Settings {
             jwks_uri_allow_private: raw.jwks_uri_allow_private,
             smtp_url,
             mail_from,
+            tls,
         })
     }
 
@@ -388,6 +418,7 @@ impl Settings {
             jwks_uri_allow_private: false,
             smtp_url: None,
             mail_from: None,
+            tls: None,
         }
     }
 }
@@ -425,7 +456,8 @@ mod tests {
     use super::*;
 
     /// `latchkey.example.toml` documents every setting, and with its lines uncommented it is a
-    /// configuration Latchkey accepts (the master key stays out of files, so it stays out).
+    /// configuration Latchkey accepts (the master key stays out of files, so it stays out, and
+    /// the TLS files are on the operator's machine, not this one).
     #[test]
     fn the_example_file_names_every_setting_and_loads_uncommented() {
         let example = include_str!("../latchkey.example.toml");
@@ -439,7 +471,7 @@ mod tests {
         }
         let uncommented: String = settings
             .iter()
-            .filter(|(key, _)| *key != "master_key")
+            .filter(|(key, _)| !["master_key", "tls_cert_file", "tls_key_file"].contains(key))
             .map(|(key, value)| format!("{key} = {value}\n"))
             .collect();
         let raw: RawSettings = Figment::from(Serialized::defaults(RawSettings::default()))

@@ -50,6 +50,8 @@ pub mod state;
 #[cfg(feature = "server")]
 pub mod telemetry;
 #[cfg(feature = "server")]
+pub mod tls;
+#[cfg(feature = "server")]
 pub mod tokens;
 #[cfg(feature = "verify")]
 pub mod verify;

@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::passwords::{PasswordHasher, Passwords};
 use crate::ratelimit::RateLimiter;
 use crate::state::AppState;
+use crate::tls::Certificate;
 use crate::tokens::{IssuanceProof, KeySet, KeyStore};
 
 /// Connections the kernel queues before they are accepted (as actix's own default).
@@ -47,6 +48,8 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     setup_link: Option<String>,
+    /// Served when `tls_cert_file` is set; reloaded on SIGHUP.
+    certificate: Option<Arc<Certificate>>,
 }
 
 impl Application {
@@ -68,10 +71,13 @@ impl Application {
         let (hasher, sealer) = (master_key.token_hasher(), master_key.sealer());
         let issuance = IssuanceProof::new(master_key.issuance_hasher());
 
+        let certificate =
+            settings.tls.as_ref().map(Certificate::load).transpose().context("could not load the TLS certificate")?;
         let socket = bind(settings.bind)?;
         let address = socket.local_addr()?.as_socket().context("the socket has an IP address")?;
+        let scheme = if certificate.is_some() { "https" } else { "http" };
         let issuer = settings.issuer.clone().unwrap_or_else(|| {
-            let url = url::Url::parse(&format!("http://{address}")).expect("a socket address makes a valid URL");
+            let url = url::Url::parse(&format!("{scheme}://{address}")).expect("a socket address makes a valid URL");
             Issuer::from_url(&url)
         });
 
@@ -125,7 +131,7 @@ impl Application {
         });
         socket.listen(LISTEN_BACKLOG).with_context(|| format!("could not listen on {}", settings.bind))?;
         let listener = TcpListener::from(socket);
-        tracing::info!(%issuer, database = %settings.database.describe(), %address, "Latchkey is listening");
+        tracing::info!(%issuer, database = %settings.database.describe(), %address, tls = certificate.is_some(), "Latchkey is listening");
         // The one secret Latchkey ever logs, by design: whoever reads the first start's log
         // is its operator. It works once, for a day, and only while nobody has an account.
         let setup_link =
@@ -137,14 +143,17 @@ impl Application {
         }
 
         let app_state = state.clone();
-        let mut server = HttpServer::new(move || {
+        let serves_tls = certificate.is_some();
+        let server = HttpServer::new(move || {
+            let mut headers = DefaultHeaders::new()
+                .add(("X-Content-Type-Options", "nosniff"))
+                .add(("Referrer-Policy", "no-referrer"));
+            if serves_tls {
+                headers = headers.add(("Strict-Transport-Security", crate::tls::STRICT_TRANSPORT_SECURITY));
+            }
             App::new()
                 .app_data(app_state.clone())
-                .wrap(
-                    DefaultHeaders::new()
-                        .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("Referrer-Policy", "no-referrer")),
-                )
+                .wrap(headers)
                 .wrap(from_fn(crate::http::head_as_get))
                 .wrap(from_fn(count_requests))
                 .wrap(from_fn(crate::telemetry::request_context))
@@ -153,15 +162,19 @@ impl Application {
                 .configure(crate::web::configure)
                 .configure(crate::management::configure)
                 .default_service(web::to(not_found))
-        })
-        .listen(listener)?
+        });
+        // With TLS there is no plain-HTTP port: a plain request to this one fails its handshake.
+        let mut server = match &certificate {
+            Some(certificate) => server.listen_rustls_0_23(listener, certificate.server_config()?)?,
+            None => server.listen(listener)?,
+        }
         // SIGTERM (and SIGINT) stop taking connections and let requests in flight finish,
         // for at most this long; a load balancer has usually drained the instance by then.
         .shutdown_timeout(SHUTDOWN_GRACE_SECS);
         if let Some(workers) = settings.workers {
             server = server.workers(workers);
         }
-        Ok(Self { port: address.port(), server: server.run(), state, setup_link })
+        Ok(Self { port: address.port(), server: server.run(), state, setup_link, certificate })
     }
 
     /// The first-start link this start logged, when nobody had an account.
@@ -178,11 +191,16 @@ impl Application {
     }
 
     /// Serves until the server is stopped (SIGINT/SIGTERM drain in-flight requests),
-    /// reloading signing keys and pruning expired revocations meanwhile.
+    /// reloading signing keys, pruning expired revocations and, when serving TLS, rereading
+    /// the certificate on SIGHUP meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let reloading = self.certificate.map(|certificate| tokio::spawn(crate::tls::reload_on_hangup(certificate)));
         let result = self.server.await;
         housekeeping.abort();
+        if let Some(reloading) = reloading {
+            reloading.abort();
+        }
         result
     }
 }

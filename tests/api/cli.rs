@@ -236,6 +236,7 @@ async fn a_bad_configuration_names_the_setting_and_exits_2() {
         ("LATCHKEY_SMTP_URL", "smtp://mail.example.com?tls=sometimes"),
         ("LATCHKEY_MAIL_FROM", "Latchkey <not an address>"),
         ("LATCHKEY_REDIS_URL", "redis://:hunter2@[not-a-host"),
+        ("LATCHKEY_TLS_KEY_FILE", "/nowhere/key.pem"),
     ] {
         let output = latchkey(&db, &key, &[(variable, value)], &["migrate"]);
         assert_eq!(output.status.code(), Some(2), "{variable}");

@@ -40,5 +40,6 @@ mod shutdown;
 mod sign_in_policy;
 mod step_up;
 mod storage;
+mod tls;
 mod token;
 mod verify;
