@@ -288,8 +288,19 @@ async fn a_master_key_that_does_not_open_the_database_is_refused(backend: Backen
     let args = ["client", "create", "--name", "Reports", "--grant-type", "client_credentials", "--json"];
     let refused = latchkey(&db, &other, &[], &args);
     let rotated = latchkey(&db, &other, &[], &["keys", "rotate"]);
+    // No master key at all: the development key (made in the scratch directory) is refused too.
+    let scratch = tempfile::tempdir().unwrap();
+    let without_key = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .current_dir(scratch.path())
+        .env("LATCHKEY_DATABASE_URL", db.url())
+        .env_remove("LATCHKEY_MASTER_KEY")
+        .env_remove("LATCHKEY_ENVIRONMENT")
+        .args(["keys", "rotate"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&without_key.stderr).contains("no master key is set here"), "{without_key:?}");
 
-    for output in [refused, rotated] {
+    for output in [refused, rotated, without_key] {
         assert_eq!(output.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("the master key does not open this database"), "{stderr}");
