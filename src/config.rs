@@ -256,6 +256,16 @@ pub struct TlsFiles {
 }
 
 impl Settings {
+    /// The issuer of a server listening at `address`: the configured one, or that address
+    /// (https when serving TLS).
+    pub fn issuer_at(&self, address: SocketAddr) -> Issuer {
+        self.issuer.clone().unwrap_or_else(|| {
+            let scheme = if self.tls.is_some() { "https" } else { "http" };
+            let url = Url::parse(&format!("{scheme}://{address}")).expect("a socket address makes a valid URL");
+            Issuer::from_url(&url)
+        })
+    }
+
     /// Reads `config_file` (when it exists) and the `LATCHKEY_*` environment.
     pub fn load(config_file: &Path) -> Result<Self, ConfigError> {
         let raw: RawSettings = layers(config_file).extract().map_err(Box::new)?;

@@ -17,7 +17,6 @@ use secrecy::ExposeSecret;
 use crate::config::Settings;
 use crate::crypto::MasterKey;
 use crate::db;
-use crate::domain::Issuer;
 use crate::domain::SigningAlgorithm;
 use crate::http::not_found;
 use crate::manage::signing_keys::ensure_active_key;
@@ -75,11 +74,7 @@ impl Application {
             settings.tls.as_ref().map(Certificate::load).transpose().context("could not load the TLS certificate")?;
         let socket = bind(settings.bind)?;
         let address = socket.local_addr()?.as_socket().context("the socket has an IP address")?;
-        let scheme = if certificate.is_some() { "https" } else { "http" };
-        let issuer = settings.issuer.clone().unwrap_or_else(|| {
-            let url = url::Url::parse(&format!("{scheme}://{address}")).expect("a socket address makes a valid URL");
-            Issuer::from_url(&url)
-        });
+        let issuer = settings.issuer_at(address);
 
         let target = settings.database.clone();
         let pool_size = settings.database_pool_size;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::output::{cell, print, table, text};
+use super::output::{cell, table, text, write_out};
 use super::{Out, Place, Request, body_as, local_failure, segment};
 use crate::manage::audit::{self, AuditQuery};
 use crate::manage::{Caller, consents};
@@ -28,7 +28,12 @@ pub(super) fn run_consent(place: &Place, command: ConsentCommand, out: Out) -> a
     match command {
         ConsentCommand::List { user } => {
             let path = match &user {
-                Some(user) => format!("/consents?user_id={}", segment(user).replace('&', "%26")),
+                Some(user) => {
+                    format!(
+                        "/consents?{}",
+                        url::form_urlencoded::Serializer::new(String::new()).append_pair("user_id", user).finish()
+                    )
+                }
                 None => "/consents".to_owned(),
             };
             let listed = place.act("consents", Request::get(path), |conn, caller, _| {
@@ -153,11 +158,8 @@ pub(super) fn run(place: &Place, args: AuditArgs, out: Out) -> anyhow::Result<()
             if !seen.insert(text(event, "id").to_owned()) {
                 continue;
             }
-            if out.json {
-                print(false, &(), || event.to_string())?;
-            } else {
-                print(false, &(), || event_line(event))?;
-            }
+            let line = if out.json { event.to_string() } else { event_line(event) };
+            write_out(format!("{line}\n").as_bytes())?;
         }
         std::thread::sleep(FOLLOW_INTERVAL);
         if let Some(since) = since {

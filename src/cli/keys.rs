@@ -225,24 +225,25 @@ fn inspect(place: &Place, argument: &str, out: Out) -> anyhow::Result<()> {
             "owner_not_active" => "does not work: its user is not active".to_owned(),
             other => format!("does not work: {other}"),
         };
-        let reach = &inspected["reach"];
-        let can = if reach["owner"].as_bool().unwrap_or(false) || cell(&inspected["permissions"]) == "*" {
-            "everything in the tenant (owner)".to_owned()
-        } else {
-            let mut parts: Vec<String> = reach["permissions"]
-                .as_array()
-                .filter(|permissions| !permissions.is_empty())
-                .map(|_| format!("tenant-wide: {}", cell(&reach["permissions"])))
-                .into_iter()
-                .collect();
-            for team in reach["teams"].as_array().into_iter().flatten() {
-                parts.push(format!("team {} as {}", text(team, "team_id"), text(team, "role")));
+        let everything = "everything in the tenant (owner)".to_owned();
+        let can = match &inspected["reach"] {
+            // A server's answer: the key's own permissions.
+            Value::Null if cell(&inspected["permissions"]) == "*" => everything,
+            Value::Null => cell(&inspected["permissions"]),
+            reach if reach["owner"].as_bool() == Some(true) => everything,
+            reach => {
+                let tenant_wide = reach["permissions"]
+                    .as_array()
+                    .filter(|permissions| !permissions.is_empty())
+                    .map(|_| format!("tenant-wide: {}", cell(&reach["permissions"])));
+                let teams = reach["teams"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|team| format!("team {} as {}", text(team, "team_id"), text(team, "role")));
+                let parts: Vec<String> = tenant_wide.into_iter().chain(teams).collect();
+                if parts.is_empty() { "nothing".to_owned() } else { parts.join("; ") }
             }
-            if reach.is_null() {
-                // A server's answer: the key's permissions only.
-                parts = vec![cell(&inspected["permissions"])];
-            }
-            if parts.is_empty() { "nothing".to_owned() } else { parts.join("; ") }
         };
         format!(
             "{} key \"{}\" ({}…{}, id {}): {standing}\n  may do:     {can}\n  owner:      {}\n  expires:    {}\n  last used:  {}",

@@ -189,12 +189,9 @@ fn path(id: &str) -> String {
     format!("/users/{}", segment(id))
 }
 
-/// The issuer the server would have: the configured one, or its listening address.
+/// The issuer the server of these settings has: links in mail point there.
 fn issuer(settings: &Settings) -> Issuer {
-    settings.issuer.clone().unwrap_or_else(|| {
-        let url = url::Url::parse(&format!("http://{}", settings.bind)).expect("a socket address makes a valid URL");
-        Issuer::from_url(&url)
-    })
+    settings.issuer_at(settings.bind)
 }
 
 fn tell_of_reset(settings: &Settings, user: &users::UserView) -> anyhow::Result<()> {
@@ -227,14 +224,10 @@ fn create(place: &Place, args: UserCreateArgs, out: Out) -> anyhow::Result<()> {
         "password": password.expose_secret(),
         "role": args.role,
     });
-    let hashed = match place {
-        Place::Local(_) => {
-            Some(PasswordHasher::new().hash(password.expose_secret()).map_err(|e| Failure::Invalid(e.to_string()))?)
-        }
-        Place::Remote(_) => None,
-    };
     let user = place.act("user", Request::post("/users", Some(body)), |conn, caller, _| {
-        let password = hashed.expect("hashed for the database");
+        let password = PasswordHasher::new()
+            .hash(password.expose_secret())
+            .map_err(|refusal| crate::error::AppError::BadRequest(refusal.to_string()))?;
         let registration = UserRegistration { email: args.email, name: args.name, password, role: Some(args.role) };
         users::register_user(conn, caller, registration)
     })?;

@@ -9,7 +9,7 @@ use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Served, TestDb};
-use crate::process::{Instance, free_port, json as json_of, latchkey, migrated};
+use crate::process::{Instance, free_port, json as json_of, latchkey, migrated, register_api_and_machine_client};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_while_serving_restores_to_a_working_server() {
@@ -23,22 +23,7 @@ async fn a_backup_taken_while_serving_restores_to_a_working_server() {
         &["api-key", "create", "--kind", "tenant-owner", "--name", "ops", "--json"],
     ));
     let owner = owner["key"].as_str().unwrap().to_owned();
-    let api = ["api", "create", "--audience", "https://orders.example.com", "--scope", "read", "--json"];
-    json_of(&latchkey(&db, &master_key, &[], &api));
-    let args = [
-        "client",
-        "create",
-        "--name",
-        "Reports",
-        "--grant-type",
-        "client_credentials",
-        "--scope",
-        "read",
-        "--audience",
-        "https://orders.example.com",
-        "--json",
-    ];
-    let client = json_of(&latchkey(&db, &master_key, &[], &args));
+    let client = register_api_and_machine_client(&db, &master_key);
     let server = Instance::start(&db, &master_key, free_port(), &[]);
     let issued_before = client_credentials(&server.url("/oauth2/token"), &client).await;
 
@@ -136,9 +121,9 @@ async fn backup_says_how_to_back_up_postgresql_and_refuses_a_missing_database() 
     }
 }
 
-async fn client_credentials(token_url: &str, client: &Value) -> String {
-    let oauth = BasicClient::new(ClientId::new(client["client_id"].as_str().unwrap().to_owned()))
-        .set_client_secret(ClientSecret::new(client["client_secret"].as_str().unwrap().to_owned()))
+async fn client_credentials(token_url: &str, (id, secret): &(String, String)) -> String {
+    let oauth = BasicClient::new(ClientId::new(id.clone()))
+        .set_client_secret(ClientSecret::new(secret.clone()))
         .set_token_uri(TokenUrl::new(token_url.to_owned()).unwrap());
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let token = oauth.exchange_client_credentials().add_scope(Scope::new("read".into())).request_async(&http).await;

@@ -197,6 +197,8 @@ fn manage_everything(place: &Place) {
 
     // Consents, signing keys and the audit log read the same way.
     assert_eq!(place.json(&["consent", "list"]), json!([]));
+    assert_eq!(place.json(&["consent", "list", "--user", &user_id]), json!([]));
+    assert_eq!(place.fails(&["consent", "revoke", "no-such-consent"]).0, 3);
     assert!(place.json(&["keys", "list"]).as_array().is_some());
     let page = place.json(&["audit", "--action", "team.created", "--limit", "5"]);
     let event = &page["data"][0];

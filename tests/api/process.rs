@@ -183,6 +183,14 @@ pub fn register_browser_app(db: &TestDb, master_key: &str) -> String {
     client["client_id"].as_str().unwrap().to_owned()
 }
 
+/// The API at [`API`](crate::helpers::API) with `read`, and a machine client for it
+/// ([`register_machine_client`]); answers the client's id and secret.
+pub fn register_api_and_machine_client(db: &TestDb, master_key: &str) -> (String, String) {
+    let api = ["api", "create", "--audience", crate::helpers::API, "--scope", "read", "--json"];
+    json(&latchkey(db, master_key, &[], &api));
+    register_machine_client(db, master_key)
+}
+
 /// A confidential client for client credentials with `read` on [`API`](crate::helpers::API),
 /// which must exist; answers its id and secret.
 pub fn register_machine_client(db: &TestDb, master_key: &str) -> (String, String) {

@@ -12,7 +12,7 @@ use reqwest::Version;
 use serde_json::Value;
 
 use crate::helpers::{Backend, TestDb};
-use crate::process::{Instance, free_port, json, latchkey, migrated};
+use crate::process::{Instance, free_port, latchkey, migrated, register_api_and_machine_client};
 
 /// A self-signed certificate for localhost and 127.0.0.1, made by openssl: `(cert, key)` PEM.
 fn self_signed(dir: &Path, name: &str) -> (String, String) {
@@ -55,30 +55,7 @@ async fn latchkey_serves_https_and_http2_and_reloads_its_certificate_on_sighup()
     let db = TestDb::new(&Backend::Sqlite);
     let master_key = latchkey::crypto::MasterKey::generate().encode();
     migrated(&db, &master_key);
-    json(&latchkey(
-        &db,
-        &master_key,
-        &[],
-        &["api", "create", "--audience", "https://orders.example.com", "--scope", "read", "--json"],
-    ));
-    let client = json(&latchkey(
-        &db,
-        &master_key,
-        &[],
-        &[
-            "client",
-            "create",
-            "--name",
-            "Reports",
-            "--grant-type",
-            "client_credentials",
-            "--scope",
-            "read",
-            "--audience",
-            "https://orders.example.com",
-            "--json",
-        ],
-    ));
+    let (client_id, client_secret) = register_api_and_machine_client(&db, &master_key);
     let dir = tempfile::tempdir().unwrap();
     let first = self_signed(dir.path(), "first");
     let second = self_signed(dir.path(), "second");
@@ -95,8 +72,8 @@ async fn latchkey_serves_https_and_http2_and_reloads_its_certificate_on_sighup()
 
     // The oauth2 crate, over HTTPS; HTTP/2 through ALPN, HTTP/1.1 for clients that ask for it.
     let old_connection = trusting(&first.0);
-    let oauth = BasicClient::new(ClientId::new(client["client_id"].as_str().unwrap().to_owned()))
-        .set_client_secret(ClientSecret::new(client["client_secret"].as_str().unwrap().to_owned()))
+    let oauth = BasicClient::new(ClientId::new(client_id))
+        .set_client_secret(ClientSecret::new(client_secret))
         .set_token_uri(TokenUrl::new(url("/oauth2/token")).unwrap());
     let token = oauth
         .exchange_client_credentials()
