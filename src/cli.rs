@@ -13,12 +13,14 @@ mod apis;
 mod audit;
 mod clients;
 mod keys;
+mod master_keys;
 mod output;
 pub mod remote;
 mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Parser, Subcommand};
@@ -30,7 +32,7 @@ use self::output::print;
 use self::remote::{CredentialStore, Remote, ServerUrl};
 
 use crate::config::Settings;
-use crate::crypto::MasterKey;
+use crate::crypto::MasterKeyRing;
 use crate::db::{self, DbConnection};
 use crate::error::AppError;
 use crate::manage::Caller;
@@ -89,6 +91,9 @@ pub enum Command {
     /// Signing keys: list, rotate, withdraw.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// The master key: generate a new one, see which the database uses, rotate to a new one.
+    #[command(subcommand, name = "master-key")]
+    MasterKey(master_keys::MasterKeyCommand),
     /// API keys for the management API: create, list, show, inspect, rotate, revoke.
     #[command(subcommand, name = "api-key")]
     ApiKey(keys::ApiKeyCommand),
@@ -255,6 +260,10 @@ fn dispatch(command: Command, settings: Settings, server: Option<ServerUrl>, jso
             here_only("backup");
             backup(&settings, &file, json)
         }
+        Command::MasterKey(command) => {
+            here_only("master-key");
+            master_keys::run(&settings, command, json)
+        }
         Command::Login { kind, client_id } => login(server, &kind, client_id.as_deref(), json),
         Command::Logout => logout(server, json),
         command => {
@@ -278,6 +287,7 @@ fn dispatch(command: Command, settings: Settings, server: Option<ServerUrl>, jso
                 | Command::Completions { .. }
                 | Command::Man { .. }
                 | Command::Backup { .. }
+                | Command::MasterKey(_)
                 | Command::Healthcheck { .. }
                 | Command::Login { .. }
                 | Command::Logout => {
@@ -428,7 +438,7 @@ enum Place {
 
 /// The database a local command acts on, opened for it.
 struct Local<'s> {
-    master_key: MasterKey,
+    master_keys: Arc<MasterKeyRing>,
     settings: &'s Settings,
 }
 
@@ -474,10 +484,10 @@ impl Place {
     ) -> anyhow::Result<Value> {
         match self {
             Place::Local(settings) => {
-                let (mut conn, master_key) = open(settings)?;
+                let (mut conn, master_keys) = open(settings)?;
                 let account = operator_account();
                 let caller = Caller::operator(account.as_deref());
-                let answer = local(&mut conn, &caller, &Local { master_key, settings })
+                let answer = local(&mut conn, &caller, &Local { master_keys, settings })
                     .map_err(|error| local_failure(subject, error))?;
                 Ok(serde_json::to_value(answer)?)
             }
@@ -534,15 +544,16 @@ enum IfMissing {
 /// Opens the database (bringing its schema up to date) and the master key, for one command,
 /// only with the master key that opens it, as `serve` insists. Says which database, and
 /// whether it had to be made, on standard error (the output stays the command's).
-fn open(settings: &Settings) -> anyhow::Result<(r2d2::PooledConnection<db::ConnectionManager>, MasterKey)> {
+fn open(settings: &Settings) -> anyhow::Result<(r2d2::PooledConnection<db::ConnectionManager>, Arc<MasterKeyRing>)> {
     open_database(settings, IfMissing::Create)
 }
 
 fn open_database(
     settings: &Settings,
     if_missing: IfMissing,
-) -> anyhow::Result<(r2d2::PooledConnection<db::ConnectionManager>, MasterKey)> {
-    let (master_key, is_dev_key) = MasterKey::configured_or_dev(settings.master_key.as_ref())?;
+) -> anyhow::Result<(r2d2::PooledConnection<db::ConnectionManager>, Arc<MasterKeyRing>)> {
+    let (master_keys, is_dev_key) =
+        MasterKeyRing::configured_or_dev(settings.master_key.as_ref(), &settings.previous_master_keys)?;
     if is_dev_key {
         eprintln!(
             "warning: LATCHKEY_MASTER_KEY is not set; using the development key in {}",
@@ -573,19 +584,22 @@ fn open_database(
         }
     };
     let mut conn = pool.get().context("could not get a database connection")?;
-    // What this command seals or hashes must be what the server opens and checks.
-    if let Err(error) = KeySet::load(&mut conn, &master_key.sealer(), db::now()) {
+    // What this command seals or hashes must be what the server opens and checks: under the
+    // database's current master key, which this command must hold.
+    let opened = crate::manage::master_keys::adopt(&mut conn, &master_keys, db::now())
+        .and_then(|_| KeySet::load(&mut conn, &master_keys.sealer(), db::now()));
+    if let Err(error) = opened {
         let which = if is_dev_key {
             format!("no master key is set here, so the development key in {}", crate::crypto::DEV_MASTER_KEY_FILE)
         } else {
             "LATCHKEY_MASTER_KEY".to_owned()
         };
         bail!(
-            "the master key does not open this database ({which} is not the one it was made with; {error:#}): \
+            "the master key does not open this database ({which} is not its current master key; {error:#}): \
              run the command with the LATCHKEY_MASTER_KEY that `latchkey serve` uses"
         );
     }
-    Ok((conn, master_key))
+    Ok((conn, master_keys))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -26,6 +26,7 @@ const KEYS: &[&str] = &[
     "issuer",
     "environment",
     "master_key",
+    "previous_master_keys",
     "rate_limit_per_hour",
     "rate_limit_burst",
     "failed_auth_per_hour",
@@ -44,7 +45,7 @@ const KEYS: &[&str] = &[
 
 /// Settings whose values `latchkey config` never prints: keys and URLs that may hold a
 /// password.
-const SECRET_KEYS: &[&str] = &["master_key", "redis_url", "smtp_url"];
+const SECRET_KEYS: &[&str] = &["master_key", "previous_master_keys", "redis_url", "smtp_url"];
 
 /// The layers, lowest first: defaults in code, the file (if it exists), the environment.
 fn layers(config_file: &Path) -> Figment {
@@ -78,6 +79,8 @@ struct RawSettings {
     issuer: Option<String>,
     environment: String,
     master_key: Option<String>,
+    /// Comma-separated: keys a rotation replaced, kept for what they hashed and sealed.
+    previous_master_keys: Option<String>,
     rate_limit_per_hour: u64,
     rate_limit_burst: u64,
     failed_auth_per_hour: u64,
@@ -103,6 +106,7 @@ impl Default for RawSettings {
             issuer: None,
             environment: "test".into(),
             master_key: None,
+            previous_master_keys: None,
             rate_limit_per_hour: 10_000,
             rate_limit_burst: 200,
             failed_auth_per_hour: 300,
@@ -171,7 +175,6 @@ pub enum DatabaseTarget {
 
 impl PartialEq for DatabaseTarget {
     fn eq(&self, other: &Self) -> bool {
-        use secrecy::ExposeSecret;
         match (self, other) {
             (Self::Sqlite(a), Self::Sqlite(b)) => a == b,
             (Self::Postgres(a), Self::Postgres(b)) => a.expose_secret() == b.expose_secret(),
@@ -225,6 +228,9 @@ pub struct Settings {
     pub issuer: Option<Issuer>,
     pub environment: Environment,
     pub master_key: Option<SecretString>,
+    /// Master keys a rotation replaced (`latchkey master-key rotate`): still accepted for
+    /// what they hashed and sealed, never used for anything new.
+    pub previous_master_keys: Vec<SecretString>,
     pub rate_limit_per_hour: u64,
     pub rate_limit_burst: u64,
     /// Failed authentications (client secrets, API keys) one caller address may make: the
@@ -266,6 +272,26 @@ impl Settings {
         })
     }
 
+    /// A secret setting as `latchkey config` shows it: that it is set and, for master keys,
+    /// their ids (fingerprints, which is how rotations and refusals name them).
+    fn redacted(&self, setting: &str) -> String {
+        let ids = |keys: &mut dyn Iterator<Item = &SecretString>| -> Vec<String> {
+            keys.filter_map(|key| crate::crypto::MasterKey::parse(key.expose_secret()).ok())
+                .map(|key| key.id().to_string())
+                .collect()
+        };
+        match setting {
+            "master_key" => match ids(&mut self.master_key.iter()).as_slice() {
+                [id] => format!("(set, not shown; id {id})"),
+                _ => "(set, not shown)".to_owned(),
+            },
+            "previous_master_keys" => {
+                format!("(set, not shown; ids {})", ids(&mut self.previous_master_keys.iter()).join(", "))
+            }
+            _ => "(set, not shown)".to_owned(),
+        }
+    }
+
     /// Reads `config_file` (when it exists) and the `LATCHKEY_*` environment.
     pub fn load(config_file: &Path) -> Result<Self, ConfigError> {
         let raw: RawSettings = layers(config_file).extract().map_err(Box::new)?;
@@ -280,7 +306,7 @@ impl Settings {
             .map(|&setting| {
                 let value = match figment.find_value(setting).ok().filter(|value| !is_unset(value)) {
                     None => "unset".to_owned(),
-                    Some(_) if SECRET_KEYS.contains(&setting) => "(set, not shown)".to_owned(),
+                    Some(_) if SECRET_KEYS.contains(&setting) => self.redacted(setting),
                     Some(_) if setting == "database_url" => self.database.describe(),
                     Some(value) => match serde_json::to_value(&value) {
                         Ok(serde_json::Value::String(text)) => text,
@@ -333,6 +359,26 @@ impl Settings {
             }
             None => {}
         }
+        let previous_master_keys: Vec<SecretString> = match &raw.previous_master_keys {
+            Some(_) if raw.master_key.is_none() => {
+                return Err(invalid(
+                    "previous_master_keys",
+                    "needs master_key: the previous keys are kept beside the current one, which must be set",
+                ));
+            }
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|key| !key.is_empty())
+                .enumerate()
+                .map(|(i, key)| {
+                    crate::crypto::MasterKey::parse(key)
+                        .map(|_| SecretString::from(key.to_owned()))
+                        .map_err(|e| invalid("previous_master_keys", format!("key {} of the list: {e}", i + 1)))
+                })
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
         if !(60..=86_400).contains(&raw.access_token_ttl_secs) {
             return Err(invalid("access_token_ttl_secs", "must be between 60 and 86400 seconds"));
         }
@@ -391,6 +437,7 @@ impl Settings {
             issuer,
             environment,
             master_key: raw.master_key.map(SecretString::from),
+            previous_master_keys,
             rate_limit_per_hour: raw.rate_limit_per_hour,
             rate_limit_burst: raw.rate_limit_burst,
             failed_auth_per_hour: raw.failed_auth_per_hour,
@@ -416,6 +463,7 @@ impl Settings {
             issuer: None,
             environment: Environment::Test,
             master_key: Some(SecretString::from(crate::crypto::MasterKey::generate().encode())),
+            previous_master_keys: Vec::new(),
             rate_limit_per_hour: 10_000,
             rate_limit_burst: 200,
             failed_auth_per_hour: 300,
@@ -481,7 +529,7 @@ mod tests {
         }
         let uncommented: String = settings
             .iter()
-            .filter(|(key, _)| !["master_key", "tls_cert_file", "tls_key_file"].contains(key))
+            .filter(|(key, _)| !["master_key", "previous_master_keys", "tls_cert_file", "tls_key_file"].contains(key))
             .map(|(key, value)| format!("{key} = {value}\n"))
             .collect();
         let raw: RawSettings = Figment::from(Serialized::defaults(RawSettings::default()))
@@ -564,6 +612,34 @@ mod tests {
         assert!(error.contains("master_key"), "{error}");
         let configured = RawSettings { master_key: Some(crate::crypto::MasterKey::generate().encode()), ..live };
         assert!(Settings::validate(configured).is_ok());
+    }
+
+    #[test]
+    fn previous_master_keys_are_a_checked_list_beside_the_master_key() {
+        use crate::crypto::MasterKey;
+        let (current, old, older) = (MasterKey::generate(), MasterKey::generate(), MasterKey::generate());
+        let with = |master: Option<String>, previous: &str| {
+            Settings::validate(RawSettings {
+                master_key: master,
+                previous_master_keys: Some(previous.to_owned()),
+                ..RawSettings::default()
+            })
+        };
+        let list = format!("{}, {} ,", old.encode(), older.encode());
+        let settings = with(Some(current.encode()), &list).unwrap();
+        assert_eq!(settings.previous_master_keys.len(), 2, "spaces and a trailing comma are forgiven");
+        assert!(!format!("{settings:?}").contains(&old.encode()), "never in debug output");
+        assert_eq!(
+            settings.redacted("previous_master_keys"),
+            format!("(set, not shown; ids {}, {})", old.id(), older.id())
+        );
+        assert_eq!(settings.redacted("master_key"), format!("(set, not shown; id {})", current.id()));
+
+        let without_current = with(None, &old.encode()).unwrap_err().to_string();
+        assert!(without_current.contains("previous_master_keys") && without_current.contains("needs master_key"));
+        let malformed = with(Some(current.encode()), &format!("{},not-a-key", old.encode())).unwrap_err().to_string();
+        assert!(malformed.contains("key 2 of the list"), "{malformed}");
+        assert!(!malformed.contains(&old.encode()), "no key in the message: {malformed}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 
 use crate::config::Settings;
-use crate::crypto::MasterKey;
+use crate::crypto::MasterKeyRing;
 use crate::db;
 use crate::domain::SigningAlgorithm;
 use crate::http::not_found;
@@ -58,7 +58,8 @@ impl Application {
     /// to answer it exists. Nothing is served until `run_until_stopped`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::memory::return_large_blocks_when_freed();
-        let (master_key, is_dev_key) = MasterKey::configured_or_dev(settings.master_key.as_ref())?;
+        let (ring, is_dev_key) =
+            MasterKeyRing::configured_or_dev(settings.master_key.as_ref(), &settings.previous_master_keys)?;
         if is_dev_key {
             tracing::warn!(
                 file = crate::crypto::DEV_MASTER_KEY_FILE,
@@ -67,8 +68,8 @@ impl Application {
                  token. Set LATCHKEY_MASTER_KEY (`openssl rand -base64 32`) before going to production."
             );
         }
-        let (hasher, sealer) = (master_key.token_hasher(), master_key.sealer());
-        let issuance = IssuanceProof::new(master_key.issuance_hasher());
+        let (hasher, sealer) = (ring.token_hasher(), ring.sealer());
+        let issuance = IssuanceProof::new(ring.issuance_hasher());
 
         let certificate =
             settings.tls.as_ref().map(Certificate::load).transpose().context("could not load the TLS certificate")?;
@@ -84,6 +85,10 @@ impl Application {
         let (pool, keys, setup_token) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let pool = db::build_pool(&target, pool_size)?;
             let mut conn = pool.get().context("could not get a database connection")?;
+            // Before anything is hashed or sealed: the database says which key is current.
+            let master_key = crate::manage::master_keys::adopt(&mut conn, &ring, db::now())
+                .context("the master key does not open this database")?;
+            tracing::info!(%master_key, held = ring.ids().len(), "new hashes and seals use this master key");
             if let Some(kid) = ensure_active_key(&mut conn, &init_sealer, SigningAlgorithm::RS256, db::now())? {
                 tracing::info!(%kid, "generated the first RS256 signing key");
             }

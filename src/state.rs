@@ -6,7 +6,7 @@ use std::sync::Arc;
 use actix_web::web::Bytes;
 
 use crate::config::Settings;
-use crate::crypto::{Sealer, TokenHasher};
+use crate::crypto::{MasterKeyRing, Sealer, TokenHasher};
 use crate::db::{self, DbPool};
 use crate::domain::Issuer;
 use crate::domain::SigningAlgorithm;
@@ -43,11 +43,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Rereads the signing keys, so rotations made elsewhere take effect here.
+    /// Rereads the signing keys and which master key is current, so rotations made
+    /// elsewhere take effect here.
     pub async fn reload_keys(&self) -> Result<(), AppError> {
         let sealer = self.sealer.clone();
         let generation = self.keys.begin_load();
-        let set = db::run(&self.pool, move |conn| Ok(KeySet::load(conn, &sealer, db::now())?)).await?;
+        let set = db::run(&self.pool, move |conn| {
+            follow_master_key(conn, sealer.ring())?;
+            Ok(KeySet::load(conn, &sealer, db::now())?)
+        })
+        .await?;
         self.keys.install(generation, set);
         Ok(())
     }
@@ -77,4 +82,26 @@ impl AppState {
             .cloned()
             .ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("there is no active {algorithm} signing key")))
     }
+}
+
+/// Follows a master-key rotation (`latchkey master-key rotate`): from now on everything new
+/// is hashed and sealed under the key the database names. A key this process does not hold
+/// cannot be followed; it goes on with its current key, which every instance still accepts,
+/// and says so at every reload until it is restarted with the new key.
+fn follow_master_key(conn: &mut db::DbConnection, ring: &MasterKeyRing) -> diesel::QueryResult<()> {
+    let Some(current) = db::master_keys::current_master_key(conn)? else { return Ok(()) };
+    if current == ring.current_id().as_str() {
+        return Ok(());
+    }
+    if ring.use_for_new(&current) {
+        tracing::info!(master_key = %current, "the master key was rotated: new hashes and seals use it now");
+    } else {
+        tracing::error!(
+            database = %current,
+            held = ?ring.ids(),
+            "the master key was rotated to one this process does not hold: restart it with that key as \
+             LATCHKEY_MASTER_KEY (and this one among LATCHKEY_PREVIOUS_MASTER_KEYS)"
+        );
+    }
+    Ok(())
 }

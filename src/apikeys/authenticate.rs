@@ -174,13 +174,13 @@ pub async fn authenticate_key(
                 parsed.environment
             ),
         )),
-        Ok(_) => Ok(state.hasher.hash(&presented).into_string()),
+        Ok(_) => Ok(state.hasher.presented(&presented)),
     };
     let outcome = crate::db::run(&state.pool, move |conn| -> Result<Result<ApiKeyAuth, Refusal>, AppError> {
         let now = crate::db::now();
         let verdict = match refusal {
             Err(refusal) => Err(refusal),
-            Ok(key_hash) => match find_api_key_with_owner(conn, &key_hash)? {
+            Ok(key_hashes) => match key_hashes.find(|hash| find_api_key_with_owner(conn, hash))? {
                 None => Err(Refusal::invalid("unknown", "the API key is unknown or has been revoked")),
                 Some((key, owner)) => match Standing::of(&key, &owner, now) {
                     Standing::Revoked => Err(Refusal {

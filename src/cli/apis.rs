@@ -127,7 +127,13 @@ fn create(place: &Place, args: ApiCreateArgs, out: Out) -> anyhow::Result<()> {
             signing,
             token_lifetime_secs: args.token_lifetime,
         };
-        apis::register_api(conn, &local.master_key.sealer(), caller, registration, local.settings.access_token_ttl_secs)
+        apis::register_api(
+            conn,
+            &local.master_keys.sealer(),
+            caller,
+            registration,
+            local.settings.access_token_ttl_secs,
+        )
     })?;
     out.print(&api, || {
         let mut out = format!(

@@ -146,7 +146,7 @@ pub(super) fn run(place: &Place, command: ClientCommand, out: Out) -> anyhow::Re
             );
             let rotated = place.act(&subject(&client_id), request, |conn, caller, local| {
                 let grace = chrono::TimeDelta::try_seconds(grace_period).unwrap_or(chrono::TimeDelta::MAX);
-                let (hasher, sealer) = (local.master_key.token_hasher(), local.master_key.sealer());
+                let (hasher, sealer) = (local.master_keys.token_hasher(), local.master_keys.sealer());
                 clients::rotate_client_secret(conn, &hasher, &sealer, caller, &client_id, grace)
             })?;
             out.print(&rotated, || secret_shown("New secret for client", &rotated))
@@ -218,7 +218,7 @@ fn create(place: &Place, args: ClientCreateArgs, out: Out) -> anyhow::Result<()>
             jwks_uri: args.jwks_uri,
             refresh_retry_window_secs: args.refresh_retry_window,
         };
-        let (hasher, sealer) = (local.master_key.token_hasher(), local.master_key.sealer());
+        let (hasher, sealer) = (local.master_keys.token_hasher(), local.master_keys.sealer());
         clients::register_client(conn, &hasher, &sealer, caller, registration)
     })?;
     out.print(&client, || secret_shown("Created client", &client))

@@ -139,7 +139,7 @@ pub(super) fn run(place: &Place, command: ApiKeyCommand, out: Out) -> anyhow::Re
                 Request::post(format!("{}/rotate", path(&id)), Some(json!({ "grace_period_secs": grace_period })));
             let rotated = place.act(&subject(&id), request, |conn, caller, local| {
                 let grace = chrono::TimeDelta::try_seconds(grace_period).unwrap_or(chrono::TimeDelta::MAX);
-                let hasher = local.master_key.token_hasher();
+                let hasher = local.master_keys.token_hasher();
                 api_keys::rotate_key(conn, &hasher, local.settings.environment, caller, &id, grace)
             })?;
             out.print(&rotated, || key_shown("Rotated: the new", &rotated))
@@ -188,7 +188,7 @@ fn create(place: &Place, args: ApiKeyCreateArgs, out: Out) -> anyhow::Result<()>
     }
     let created = place.act("API key", Request::post("/api-keys", Some(body.clone())), |conn, caller, local| {
         let request = body_as::<api_keys::KeyRequest>(&body)?;
-        api_keys::create_key(conn, &local.master_key.token_hasher(), local.settings.environment, caller, request)
+        api_keys::create_key(conn, &local.master_keys.token_hasher(), local.settings.environment, caller, request)
     })?;
     out.print(&created, || key_shown("Created", &created))
 }
@@ -210,11 +210,11 @@ fn inspect(place: &Place, argument: &str, out: Out) -> anyhow::Result<()> {
     }
     let inspected = match place {
         Place::Local(settings) => {
-            let (mut conn, master_key) = super::open(settings)?;
-            let inspection = api_keys::inspect_key(&mut conn, &master_key.token_hasher(), settings.environment, &key)
+            let (mut conn, master_keys) = super::open(settings)?;
+            let inspection = api_keys::inspect_key(&mut conn, &master_keys.token_hasher(), settings.environment, &key)
                 .map_err(|error| {
-                super::local_failure("such key: it is unknown, or was deleted with its owner", error)
-            })?;
+                    super::local_failure("such key: it is unknown, or was deleted with its owner", error)
+                })?;
             serde_json::to_value(inspection)?
         }
         Place::Remote(remote) => remote.inspect(&key)?,
@@ -308,7 +308,7 @@ pub(super) fn run_signing(place: &Place, command: KeysCommand, out: Out) -> anyh
                 )?;
                 Ok(signing_keys::rotate_key(
                     conn,
-                    &local.master_key.sealer(),
+                    &local.master_keys.sealer(),
                     &caller.audit,
                     algorithm,
                     window,

@@ -107,7 +107,7 @@ pub(super) fn run(place: &Place, command: UserCommand, out: Out) -> anyhow::Resu
                     let invitation = body_as::<Invitation>(&body)?;
                     users::invite_user(
                         conn,
-                        &local.master_key.token_hasher(),
+                        &local.master_keys.token_hasher(),
                         &issuer(local.settings),
                         caller,
                         invitation,

@@ -15,6 +15,7 @@ pub mod authorization_codes;
 pub mod clients;
 pub mod consents;
 pub mod device_authorizations;
+pub mod master_keys;
 pub mod passkeys;
 pub mod password_resets;
 pub mod pending_sign_ins;
@@ -239,6 +240,7 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
 /// Advisory lock keys: one number per thing that instances starting together must do once.
 const MIGRATION_LOCK: i64 = 7_426_117;
 pub const FIRST_SIGNING_KEY_LOCK: i64 = 7_426_118;
+pub const MASTER_KEY_ROTATION_LOCK: i64 = 7_426_119;
 
 /// Serialises this transaction with every other that takes the same `lock`, on every
 /// instance, until it ends. On SQLite a write transaction holds the database's one write

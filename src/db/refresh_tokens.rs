@@ -37,6 +37,11 @@ pub struct RefreshToken {
 }
 
 impl RefreshToken {
+    /// The associated data that binds a sealed retry answer to the token it answered.
+    pub fn retry_seal_context(token_hash: &str) -> String {
+        format!("refresh_tokens/{token_hash}/retry")
+    }
+
     /// Neither used, revoked nor expired.
     pub fn is_usable(&self, now: NaiveDateTime) -> bool {
         self.used_at.is_none() && self.revoked_at.is_none() && self.expires_at > now

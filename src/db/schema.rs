@@ -106,6 +106,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    master_keys (id) {
+        id -> Text,
+        is_current -> Bool,
+        became_current_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     signing_keys (kid) {
         kid -> Text,
         algorithm -> Text,
@@ -352,6 +361,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     apis,
     clients,
     signing_keys,
+    master_keys,
     sessions,
     authorization_codes,
     refresh_tokens,

@@ -31,6 +31,11 @@ impl std::fmt::Debug for TotpFactor {
 }
 
 impl TotpFactor {
+    /// The associated data that binds a sealed secret to its person.
+    pub fn seal_context(user_id: &str) -> String {
+        format!("totp-secret:{user_id}")
+    }
+
     pub fn is_confirmed(&self) -> bool {
         self.confirmed_at.is_some()
     }

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use super::DbConnection;
 use super::schema::{sessions, users};
 use super::users::{STATUS_ACTIVE, User};
+use crate::crypto::PresentedHashes;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = sessions)]
@@ -72,9 +73,14 @@ pub fn list_sessions_for_user(conn: &mut DbConnection, user_id: &str, now: Naive
         .load(conn)
 }
 
-/// Signs the user out everywhere but the session `keep` (by its hash).
-pub fn delete_other_sessions_of_user(conn: &mut DbConnection, user_id: &str, keep: &str) -> QueryResult<usize> {
-    diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::id_hash.ne(keep)))
+/// Signs the user out everywhere but the session `keep` (by the hashes it may be stored
+/// under, one per master key).
+pub fn delete_other_sessions_of_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    keep: &PresentedHashes,
+) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::id_hash.ne_all(keep.iter())))
         .execute(conn)
 }
 

@@ -552,7 +552,8 @@ pub fn inspect_key(
             parsed.environment
         )));
     }
-    let (key, owner) = find_api_key_with_owner(conn, hasher.hash(presented).as_str())?.ok_or(AppError::NotFound)?;
+    let (key, owner) =
+        hasher.presented(presented).find(|hash| find_api_key_with_owner(conn, hash))?.ok_or(AppError::NotFound)?;
     let standing = Standing::of(&key, &owner, crate::db::now());
     let reach = load_reach(conn, &key, &owner)?;
     let view = views(conn, std::slice::from_ref(&key))?.remove(0);

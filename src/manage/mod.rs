@@ -11,6 +11,7 @@ pub mod audit;
 pub mod clients;
 pub mod consents;
 pub mod cursor;
+pub mod master_keys;
 pub mod passkeys;
 pub mod password_reset;
 pub mod second_factors;

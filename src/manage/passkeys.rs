@@ -132,7 +132,8 @@ fn take_ceremony(
     purpose: &str,
     user_id: Option<&str>,
 ) -> Result<Option<String>, AppError> {
-    let taken = store::take_ceremony(conn, hasher.hash(ceremony).as_str(), purpose, crate::db::now())?;
+    let now = crate::db::now();
+    let taken = hasher.presented(ceremony).find(|hash| store::take_ceremony(conn, hash, purpose, now))?;
     Ok(taken.filter(|taken| user_id.is_none_or(|user_id| taken.user_id.as_deref() == Some(user_id))).map(|t| t.state))
 }
 

@@ -54,7 +54,7 @@ pub fn request_reset(
 
 /// The person a link is for, while it can still be used.
 pub fn reset_target(conn: &mut DbConnection, hasher: &TokenHasher, token: &str) -> Result<Option<User>, AppError> {
-    Ok(find_usable_reset(conn, hasher.hash(token).as_str(), crate::db::now())?)
+    Ok(hasher.presented(token).find(|hash| find_usable_reset(conn, hash, crate::db::now()))?)
 }
 
 /// Sets the password the link was used for and ends every session and grant of the account,
@@ -69,8 +69,9 @@ pub fn complete_reset(
     origin: &Origin,
 ) -> Result<(), AppError> {
     let now = crate::db::now();
+    let token_hashes = hasher.presented(token);
     crate::db::write_transaction(conn, |conn| {
-        if !use_reset(conn, hasher.hash(token).as_str(), user_id, now)? {
+        if !token_hashes.apply(|hash| use_reset(conn, hash, user_id, now))? {
             return Err(AppError::NotFound);
         }
         if !crate::db::users::set_password(conn, user_id, password.as_str(), now)? {

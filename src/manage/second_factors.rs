@@ -64,10 +64,6 @@ pub struct Factors {
     pub recovery_codes_left: i64,
 }
 
-fn seal_context(user_id: &str) -> String {
-    format!("totp-secret:{user_id}")
-}
-
 /// The app's parameters; `account` and `issuer` only label it in the app (neither may hold
 /// a colon, by the otpauth format).
 fn authenticator(secret: Vec<u8>, account: &str, issuer: &str) -> Result<Totp, AppError> {
@@ -98,7 +94,7 @@ fn unix_now() -> u64 {
 }
 
 fn open_secret(sealer: &Sealer, factor: &store::TotpFactor) -> Result<Vec<u8>, AppError> {
-    sealer.open(&factor.secret_sealed, &seal_context(&factor.user_id)).map_err(|_| {
+    sealer.open(&factor.secret_sealed, &store::TotpFactor::seal_context(&factor.user_id)).map_err(|_| {
         AppError::Unexpected(anyhow::anyhow!("an authenticator secret does not open under the master key"))
     })
 }
@@ -215,7 +211,7 @@ pub fn begin_totp(
     origin: &Origin,
 ) -> Result<TotpSetup, AppError> {
     let secret = random_bytes::<SECRET_BYTES>();
-    let sealed = sealer.seal(&secret, &seal_context(&user.id));
+    let sealed = sealer.seal(&secret, &store::TotpFactor::seal_context(&user.id));
     crate::db::write_transaction(conn, |conn| {
         if !store::begin_totp(conn, &user.id, &sealed, crate::db::now())? {
             return Err(AppError::Conflict("An authenticator app is set up already. Remove it first.".into()));
@@ -308,7 +304,9 @@ pub fn verify_second_factor(
         } else {
             match RecoveryCode::parse(code) {
                 Some(recovery)
-                    if store::spend_recovery_code(conn, user_id, hasher.hash(recovery.as_str()).as_str(), now)? =>
+                    if hasher
+                        .presented(recovery.as_str())
+                        .apply(|hash| store::spend_recovery_code(conn, user_id, hash, now))? =>
                 {
                     Ok(SecondFactor::RecoveryCode { left: store::count_unused_recovery_codes(conn, user_id)? })
                 }

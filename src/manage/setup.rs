@@ -34,7 +34,8 @@ pub fn offer_setup(conn: &mut DbConnection, hasher: &TokenHasher) -> Result<Opti
 
 /// Whether `token` still opens the setup page.
 pub fn setup_is_open(conn: &mut DbConnection, hasher: &TokenHasher, token: &str) -> Result<bool, AppError> {
-    Ok(setup_token_is_live(conn, hasher.hash(token).as_str(), crate::db::now())? && !any_user(conn)?)
+    let now = crate::db::now();
+    Ok(hasher.presented(token).apply(|hash| setup_token_is_live(conn, hash, now))? && !any_user(conn)?)
 }
 
 /// What the first person gives.
@@ -56,11 +57,11 @@ pub fn create_first_owner(
 ) -> Result<User, AppError> {
     let email = normalize_email(owner.email)?;
     let name = clean_display_name(owner.name)?;
-    let token_hash = hasher.hash(token);
+    let token_hashes = hasher.presented(token);
     let id = uuid::Uuid::new_v4().to_string();
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
         let now = crate::db::now();
-        if !setup_token_is_live(conn, token_hash.as_str(), now)? || any_user(conn)? {
+        if !token_hashes.apply(|hash| setup_token_is_live(conn, hash, now))? || any_user(conn)? {
             return Err(AppError::NotFound);
         }
         insert_user(

@@ -331,7 +331,7 @@ pub fn change_password(
     conn: &mut DbConnection,
     user_id: &str,
     password: &PasswordHash,
-    current_session_hash: &str,
+    current_session: &crate::crypto::PresentedHashes,
     confirmed_by: &str,
     origin: &audit::Origin,
 ) -> Result<usize, AppError> {
@@ -339,7 +339,7 @@ pub fn change_password(
         if !crate::db::users::set_password(conn, user_id, password.as_str(), crate::db::now())? {
             return Err(AppError::NotFound);
         }
-        let ended = crate::db::sessions::delete_other_sessions_of_user(conn, user_id, current_session_hash)?;
+        let ended = crate::db::sessions::delete_other_sessions_of_user(conn, user_id, current_session)?;
         // Whoever is half way through signing in with the old password stops there too.
         crate::db::pending_sign_ins::delete_pending_sign_ins_of_user(conn, user_id)?;
         let entry = audit::Context::of(audit::Actor::User(user_id), origin.ip.as_deref(), Some(&origin.request_id))
@@ -353,8 +353,8 @@ pub fn change_password(
 
 /// The invited user an invitation link names, while it can still be accepted.
 pub fn invited_user(conn: &mut DbConnection, hasher: &TokenHasher, token: &str) -> Result<User, AppError> {
-    let token_hash = hasher.hash(token);
-    find_user_by_invitation(conn, token_hash.as_str(), crate::db::now())?.ok_or(AppError::NotFound)
+    let now = crate::db::now();
+    hasher.presented(token).find(|hash| find_user_by_invitation(conn, hash, now))?.ok_or(AppError::NotFound)
 }
 
 /// Accepts an invitation with the password the person chose; a link used or expired since
@@ -365,11 +365,11 @@ pub fn accept(
     token: &str,
     password: &PasswordHash,
 ) -> Result<User, AppError> {
-    let token_hash = hasher.hash(token);
+    let token_hashes = hasher.presented(token);
     let now = crate::db::now();
-    let user = find_user_by_invitation(conn, token_hash.as_str(), now)?.ok_or(AppError::NotFound)?;
+    let user = token_hashes.find(|hash| find_user_by_invitation(conn, hash, now))?.ok_or(AppError::NotFound)?;
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
-        if !accept_invitation(conn, &user.id, token_hash.as_str(), password.as_str(), now)? {
+        if !token_hashes.apply(|hash| accept_invitation(conn, &user.id, hash, password.as_str(), now))? {
             return Err(AppError::NotFound);
         }
         let entry = crate::audit::AuditEntry::new(

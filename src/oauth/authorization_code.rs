@@ -14,7 +14,7 @@ use super::token::{PersonGrant, TokenResponse, answer_person_grant, ensure_grant
 use super::token_exchange::API_KEY_TOKEN_TYPE;
 use crate::audit::Origin;
 use crate::config::Environment;
-use crate::crypto::TokenHasher;
+use crate::crypto::{PresentedHashes, TokenHasher};
 use crate::db::DbConnection;
 use crate::db::api_keys::revoke_api_key;
 use crate::db::authorization_codes::{
@@ -46,7 +46,7 @@ enum Redeemed {
 }
 
 struct Presented {
-    code_hash: String,
+    code_hashes: PresentedHashes,
     redirect_uri: Option<String>,
     verifier: Option<String>,
     drafter: GrantDrafter,
@@ -59,7 +59,7 @@ struct Presented {
 fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Result<Redeemed, OAuthError> {
     ensure_grant_allowed(client, GrantType::AuthorizationCode)?;
     let now = crate::db::now();
-    let Some(code) = find_code(conn, &presented.code_hash)? else {
+    let Some(code) = presented.code_hashes.find(|hash| find_code(conn, hash))? else {
         return Err(OAuthError::invalid_grant("the authorization code is unknown"));
     };
     if code.client_id != client.client_id {
@@ -110,10 +110,10 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
     // Consuming the code, recording the access token it mints and storing the refresh
     // token commit together; exactly one of concurrent redemptions gets past the consume.
     let outcome = crate::db::write_transaction(conn, |conn| -> diesel::QueryResult<Option<Option<String>>> {
-        if !consume_code(conn, &presented.code_hash, now)? {
+        if !consume_code(conn, &code.code_hash, now)? {
             return Ok(None);
         }
-        record_code_access_token(conn, &presented.code_hash, &claims.jti, access_expires_at)?;
+        record_code_access_token(conn, &code.code_hash, &claims.jti, access_expires_at)?;
         if !wants_refresh {
             return Ok(Some(None));
         }
@@ -125,7 +125,7 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
             user_id: &code.user_id,
             scope: &code.scope,
             audience: &code.audience,
-            auth_code_hash: Some(&presented.code_hash),
+            auth_code_hash: Some(&code.code_hash),
             access_token_jti: &claims.jti,
             access_token_expires_at: access_expires_at,
             expires_at: now + REFRESH_TOKEN_LIFETIME,
@@ -154,11 +154,11 @@ fn redeem_key(
 ) -> Result<CreatedApiKey, OAuthError> {
     let collection = Collection::prepare(conn, client, &code.user_id, code.key_request.as_deref(), presented.origin)?;
     let created = crate::db::write_transaction(conn, |conn| -> Result<Option<CreatedApiKey>, AppError> {
-        if !consume_code(conn, &presented.code_hash, now)? {
+        if !consume_code(conn, &code.code_hash, now)? {
             return Ok(None);
         }
         let created = collection.make(conn, &presented.hasher, presented.environment)?;
-        record_code_key(conn, &presented.code_hash, &created.id)?;
+        record_code_key(conn, &code.code_hash, &created.id)?;
         Ok(Some(created))
     })?;
     match created {
@@ -202,7 +202,7 @@ pub async fn issue(
     params: &OAuthParams,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = Presented {
-        code_hash: state.hasher.hash(params.required("code")?).into_string(),
+        code_hashes: state.hasher.presented(params.required("code")?),
         redirect_uri: params.get("redirect_uri")?.map(str::to_owned),
         verifier: params.get("code_verifier")?.map(str::to_owned),
         drafter: GrantDrafter::of(state),

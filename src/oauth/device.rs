@@ -22,7 +22,7 @@ use super::token::{PersonGrant, TokenResponse, answer_person_grant, ensure_grant
 use super::token_exchange::API_KEY_TOKEN_TYPE;
 use crate::audit::{self, Origin};
 use crate::config::Environment;
-use crate::crypto::{TokenHasher, random_bytes, random_token};
+use crate::crypto::{PresentedHashes, TokenHasher, random_bytes, random_token};
 use crate::db::DbConnection;
 use crate::db::clients::{Client, find_client};
 use crate::db::device_authorizations::{
@@ -71,7 +71,7 @@ pub fn verification_uri_complete(issuer: &Issuer, code: &UserCode) -> String {
     format!("{}?user_code={}", issuer.endpoint(DEVICE_PATH), code.display())
 }
 
-/// The keyed hash a user code is stored and looked up by.
+/// The keyed hash a new user code is stored by.
 pub fn user_code_hash(hasher: &TokenHasher, code: &UserCode) -> String {
     hasher.hash(code.as_str()).into_string()
 }
@@ -202,7 +202,7 @@ pub fn is_pending(error: &OAuthError) -> bool {
 }
 
 struct Presented {
-    device_code_hash: String,
+    device_code_hashes: PresentedHashes,
     drafter: GrantDrafter,
     hasher: TokenHasher,
     environment: Environment,
@@ -229,7 +229,7 @@ enum Redeemed {
 fn poll(conn: &mut DbConnection, client: &Client, presented: Presented) -> Result<Redeemed, OAuthError> {
     ensure_grant_allowed(client, GrantType::DeviceCode)?;
     let now = crate::db::now();
-    let Some(request) = find_by_device_code(conn, &presented.device_code_hash)? else {
+    let Some(request) = presented.device_code_hashes.find(|hash| find_by_device_code(conn, hash))? else {
         return Err(OAuthError::invalid_grant("the device code is unknown"));
     };
     if request.client_id != client.client_id {
@@ -288,7 +288,7 @@ fn redeem_approved(
         presented.drafter.draft(conn, &user_id, &request.audience, &client.client_id, &scope, Some(&authentication))?;
     let wants_refresh = scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken);
     let outcome = crate::db::write_transaction(conn, |conn| -> diesel::QueryResult<Option<Option<String>>> {
-        if !redeem(conn, &presented.device_code_hash, now)? {
+        if !redeem(conn, &request.device_code_hash, now)? {
             return Ok(None);
         }
         if !wants_refresh {
@@ -332,7 +332,7 @@ fn redeem_key(
 ) -> Result<CreatedApiKey, OAuthError> {
     let collection = Collection::prepare(conn, client, user_id, request.key_request.as_deref(), presented.origin)?;
     let created = crate::db::write_transaction(conn, |conn| -> Result<Option<CreatedApiKey>, AppError> {
-        if !redeem(conn, &presented.device_code_hash, now)? {
+        if !redeem(conn, &request.device_code_hash, now)? {
             return Ok(None);
         }
         collection.make(conn, &presented.hasher, presented.environment).map(Some)
@@ -348,7 +348,7 @@ pub async fn issue(
     params: &OAuthParams,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = Presented {
-        device_code_hash: state.hasher.hash(params.required("device_code")?).into_string(),
+        device_code_hashes: state.hasher.presented(params.required("device_code")?),
         drafter: GrantDrafter::of(state),
         hasher: state.hasher.clone(),
         environment: state.settings.environment,
@@ -385,7 +385,7 @@ pub fn find_pending(
     code: &UserCode,
 ) -> Result<Option<PendingRequest>, crate::error::AppError> {
     let now = crate::db::now();
-    let Some(request) = find_by_user_code(conn, &user_code_hash(hasher, code))? else {
+    let Some(request) = hasher.presented(code.as_str()).find(|hash| find_by_user_code(conn, hash))? else {
         return Ok(None);
     };
     if request.status != STATUS_PENDING || request.expires_at <= now {

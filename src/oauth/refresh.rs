@@ -20,7 +20,7 @@ use super::error::OAuthError;
 use super::params::OAuthParams;
 use super::token::{TokenResponse, ensure_grant_allowed};
 use crate::audit::{self, Origin};
-use crate::crypto::{Sealer, TokenHasher, random_token};
+use crate::crypto::{PresentedHashes, Sealer, TokenHasher, random_token};
 use crate::db::DbConnection;
 use crate::db::clients::Client;
 use crate::db::refresh_tokens::{
@@ -86,11 +86,6 @@ impl RetryRecord {
             issued_token_type: None,
         }
     }
-
-    /// The associated data that binds a sealed answer to the token it answered.
-    fn seal_context(token_hash: &str) -> String {
-        format!("refresh_tokens/{token_hash}/retry")
-    }
 }
 
 /// What a retry must repeat of the request that rotated the token.
@@ -100,7 +95,7 @@ struct RetryKey {
 }
 
 struct Presented {
-    token_hash: String,
+    token_hashes: PresentedHashes,
     requested_scope: Option<Scopes>,
     retry_key: RetryKey,
     drafter: GrantDrafter,
@@ -119,7 +114,7 @@ struct Presented {
 fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Result<TokenResponse, OAuthError> {
     ensure_grant_allowed(client, GrantType::RefreshToken)?;
     let now = crate::db::now();
-    let Some(current) = find_refresh_token(conn, &presented.token_hash)? else {
+    let Some(current) = presented.token_hashes.find(|hash| find_refresh_token(conn, hash))? else {
         return Err(OAuthError::invalid_grant("the refresh token is unknown"));
     };
     if current.client_id != client.client_id {
@@ -157,7 +152,7 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
     let sealed = (client.refresh_retry_secs > 0).then(|| {
         let record = serde_json::to_vec(&RetryRecord::of(&response, &presented.retry_key))
             .expect("a record of strings and integers serialises");
-        presented.sealer.seal(&record, &RetryRecord::seal_context(&presented.token_hash))
+        presented.sealer.seal(&record, &RefreshToken::retry_seal_context(&current.token_hash))
     });
     let retry = sealed
         .as_deref()
@@ -167,7 +162,7 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
     // revocation on reuse must not be rolled back with an error, so it comes after.
     let successor_hash = presented.hasher.hash(response.refresh_token.as_deref().unwrap_or_default());
     let rotated = crate::db::write_transaction(conn, |conn| -> diesel::QueryResult<bool> {
-        if !retire_refresh_token(conn, &presented.token_hash, now, retry)? {
+        if !retire_refresh_token(conn, &current.token_hash, now, retry)? {
             return Ok(false);
         }
         let member = FamilyMember {
@@ -197,7 +192,7 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
     }
     // Another request rotated it between our read and our write: most likely this one's
     // twin (two tabs, a retry after a timeout), answered as a retry of it.
-    let current = find_refresh_token(conn, &presented.token_hash)?
+    let current = find_refresh_token(conn, &current.token_hash)?
         .ok_or_else(|| OAuthError::invalid_grant("the refresh token is unknown"))?;
     retry_or_refuse(conn, client, &current, &presented, now)
 }
@@ -258,7 +253,7 @@ fn retry_answer(
     }
     let record = presented
         .sealer
-        .open(sealed, &RetryRecord::seal_context(&current.token_hash))
+        .open(sealed, &RefreshToken::retry_seal_context(&current.token_hash))
         .ok()
         .and_then(|plain| serde_json::from_slice::<RetryRecord>(&plain).ok());
     let Some(record) = record else {
@@ -270,7 +265,7 @@ fn retry_answer(
     {
         return Ok(None);
     }
-    let successor = find_refresh_token(conn, presented.hasher.hash(&record.refresh_token).as_str())?;
+    let successor = presented.hasher.presented(&record.refresh_token).find(|hash| find_refresh_token(conn, hash))?;
     if !successor.is_some_and(|successor| successor.is_usable(now)) {
         return Ok(None);
     }
@@ -286,7 +281,7 @@ pub async fn issue(
     let requested_scope =
         params.get("scope")?.map(Scopes::parse).transpose().map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
     let presented = Presented {
-        token_hash: state.hasher.hash(params.required("refresh_token")?).into_string(),
+        token_hashes: state.hasher.presented(params.required("refresh_token")?),
         retry_key: RetryKey {
             auth_method: presented_client.method.as_str(),
             requested_scope: requested_scope.as_ref().map(ToString::to_string),
@@ -311,5 +306,5 @@ pub fn find_usable(
     token: &str,
 ) -> diesel::QueryResult<Option<RefreshToken>> {
     let now = crate::db::now();
-    Ok(find_refresh_token(conn, hasher.hash(token).as_str())?.filter(|t| t.is_usable(now)))
+    Ok(hasher.presented(token).find(|hash| find_refresh_token(conn, hash))?.filter(|t| t.is_usable(now)))
 }

@@ -22,12 +22,12 @@ async fn revoke_refresh_token(
     client_id: &str,
     token: &str,
 ) -> Result<(), OAuthError> {
-    let token_hash = state.hasher.hash(token).into_string();
+    let token_hashes = state.hasher.presented(token);
     let client_id = client_id.to_owned();
     let ip = req.peer_addr().map(|addr| addr.ip().to_string());
     let request_id = crate::telemetry::current_request_id();
     let foreign = crate::db::run(&state.pool, move |conn| {
-        let Some(refresh) = find_refresh_token(conn, &token_hash)? else {
+        let Some(refresh) = token_hashes.find(|hash| find_refresh_token(conn, hash))? else {
             return Ok(false);
         };
         if refresh.client_id != client_id {

@@ -239,12 +239,23 @@ pub fn verify(
 /// was used before, on any instance (through Redis when configured, else the database).
 /// The pair is kept as a keyed hash: a `jti` is the client's, and says nothing to anyone.
 pub async fn first_use(state: &AppState, client_id: &str, jti: &str, exp: i64) -> Result<bool, AppError> {
-    // Named by client and jti: one client's jti never collides with another's.
-    let name = state.hasher.hash(&format!("assertion\0{client_id}\0{jti}")).into_string();
-    if let Some(first) = state.limiter.first_use(&name, exp).await {
+    // Named by client and jti: one client's jti never collides with another's. Claimed under
+    // every master key held (one, but for a rotation), so that instances on either side of
+    // a rotation see the same use: a use is the first only if every name was still free.
+    let names = state.hasher.presented(&format!("assertion\0{client_id}\0{jti}"));
+    let mut first = true;
+    for name in names.iter() {
+        first &= claim(state, name, exp).await?;
+    }
+    Ok(first)
+}
+
+async fn claim(state: &AppState, name: &str, exp: i64) -> Result<bool, AppError> {
+    if let Some(first) = state.limiter.first_use(name, exp).await {
         return Ok(first);
     }
     let expires_at = chrono::DateTime::from_timestamp(exp, 0).unwrap_or_default().naive_utc();
+    let name = name.to_owned();
     crate::db::run(&state.pool, move |conn| Ok(crate::db::used_assertions::claim_assertion(conn, &name, expires_at)?))
         .await
 }

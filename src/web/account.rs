@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::csrf::{self, CsrfToken};
 use super::form::PageForm;
 use super::pages::{busy_page, error_page, form_page};
-use super::session::{current_sign_in, current_user, held_session_hash, signed_in};
+use super::session::{current_sign_in, current_user, held_session, signed_in};
 use super::throttle::{self, SignInSubjects};
 use crate::audit::{self, Actor, AuditEntry, Origin, Outcome};
 use crate::db::consents::{Consent, delete_consent, list_consents_for_user};
@@ -216,7 +216,7 @@ pub(super) async fn render_account(
     acting: SignedInUser,
     shown: Shown<'_>,
 ) -> Result<HttpResponse, AppError> {
-    let current_hash = held_session_hash(req, state);
+    let current = held_session(req, state);
     let user_id = user.id.clone();
     let (consents, sessions, keys, factors) = run_as(state, acting, Origin::of(req), move |conn, caller, _| {
         Ok((
@@ -270,7 +270,7 @@ pub(super) async fn render_account(
         .collect();
     let recent_second_factor = sessions
         .iter()
-        .find(|session| current_hash.as_deref() == Some(session.id_hash.as_str()))
+        .find(|session| current.as_ref().is_some_and(|held| held.contains(&session.id_hash)))
         .is_some_and(|session| is_recent_second_factor(&session.amr, session.created_at));
     let sessions = sessions
         .into_iter()
@@ -278,7 +278,7 @@ pub(super) async fn render_account(
             started: session.created_at.format("%-d %B %Y, %H:%M UTC").to_string(),
             address: session.ip.unwrap_or_else(|| "unknown address".into()),
             browser: describe_user_agent(session.user_agent.as_deref()),
-            current: current_hash.as_deref() == Some(session.id_hash.as_str()),
+            current: current.as_ref().is_some_and(|held| held.contains(&session.id_hash)),
         })
         .collect();
     let keys = keys
@@ -483,7 +483,7 @@ async fn change_password(
     if let Err(problem) = PasswordHasher::validate(&form.new_password) {
         return Ok(Refused(super::form::sentence(&problem.to_string())));
     }
-    let Some(session_hash) = held_session_hash(req, state) else {
+    let Some(session_hashes) = held_session(req, state) else {
         return Ok(Refused("Your session has ended. Sign in again.".into()));
     };
     // A fresh two-factor sign-in stands in for the current password, when it is left out.
@@ -511,7 +511,7 @@ async fn change_password(
         throttle::succeeded(&state.limiter, &throttled).await;
     }
     crate::db::run(&state.pool, move |conn| {
-        crate::manage::users::change_password(conn, &user_id, &hashed, &session_hash, confirmed_by, &origin)
+        crate::manage::users::change_password(conn, &user_id, &hashed, &session_hashes, confirmed_by, &origin)
     })
     .await?;
     Ok(Changed)

@@ -55,9 +55,11 @@ async fn show(
     error: Option<&str>,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
-    let hash = state.hasher.hash(&token).into_string();
-    let user =
-        crate::db::run(&state.pool, move |conn| Ok(find_user_by_invitation(conn, &hash, crate::db::now())?)).await?;
+    let hashes = state.hasher.presented(&token);
+    let user = crate::db::run(&state.pool, move |conn| {
+        Ok(hashes.find(|hash| find_user_by_invitation(conn, hash, crate::db::now()))?)
+    })
+    .await?;
     let Some(user) = user else {
         return Ok(invalid_link());
     };

@@ -11,12 +11,11 @@ use serde::Deserialize;
 use super::csrf::{self, CsrfToken};
 use super::pages::{busy_page, error_page, form_page, form_page_leading_to, passkey_page, see_other};
 use super::session::{
-    ENROLMENT_LIFETIME, PENDING_SIGN_IN_LIFETIME, begin_pending_sign_in, current_user, end_session, held_session_hash,
-    start_session,
+    ENROLMENT_LIFETIME, PENDING_SIGN_IN_LIFETIME, begin_pending_sign_in, current_user, delete_held_session,
+    end_session, held_session, start_session,
 };
 use super::throttle::{self, SignInSubjects};
 use crate::audit::{self, Actor, AuditEntry, Outcome};
-use crate::db::sessions::delete_session;
 use crate::db::users::find_user_by_email;
 use crate::domain::{RedirectUri, ReturnTo, SignInMethods};
 use crate::error::AppError;
@@ -229,7 +228,7 @@ pub async fn post_login(
 
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let request_id = crate::telemetry::current_request_id();
-    let held = held_session_hash(&req, &state);
+    let held = held_session(&req, &state);
     let lookup_email = email.clone();
     let user = crate::db::run(&state.pool, move |conn| {
         Ok(find_user_by_email(conn, crate::db::DEFAULT_TENANT_ID, &lookup_email)?)
@@ -277,7 +276,7 @@ pub async fn post_login(
                 }
                 let methods = SignInMethods::password();
                 if let Some(held) = &held {
-                    delete_session(conn, held)?;
+                    delete_held_session(conn, held)?;
                 }
                 let cookie =
                     start_session(conn, &worker_state, &user.id, &methods, Some(&address), user_agent.as_deref())?;

@@ -12,10 +12,9 @@ use serde::Deserialize;
 use super::form::PageForm;
 use super::login::show_login;
 use super::pages::{error_page, see_other};
-use super::session::{Browser, start_session};
+use super::session::{Browser, delete_held_session, start_session};
 use super::throttle::{self, AddressSubjects};
 use crate::audit::{self, Actor, AuditEntry, Outcome};
-use crate::db::sessions::delete_session;
 use crate::domain::{ReturnTo, SignInMethods};
 use crate::error::{AppError, json_error};
 use crate::manage::passkeys;
@@ -101,7 +100,7 @@ pub async fn post_sign_in(
         let methods = SignInMethods::only(method);
         crate::db::write_transaction(conn, |conn| {
             if let Some(held) = &browser.held {
-                delete_session(conn, held)?;
+                delete_held_session(conn, held)?;
             }
             let ip = origin.ip.as_deref();
             let cookie = start_session(conn, &worker_state, &user.id, &methods, ip, browser.user_agent.as_deref())?;

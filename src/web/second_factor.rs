@@ -13,13 +13,12 @@ use super::csrf::{self, CsrfToken};
 use super::factors::{embeddable, refusal_message};
 use super::form::PageForm;
 use super::pages::{form_page, passkey_page, see_other};
-use super::session::{Browser, PENDING_SIGN_IN_COOKIE, pending_sign_in, removal, start_session};
+use super::session::{Browser, PENDING_SIGN_IN_COOKIE, delete_held_session, pending_sign_in, removal, start_session};
 use super::throttle::{self, SignInSubjects};
 use crate::audit::{self, Actor, AuditEntry, Outcome};
 use crate::db::DbConnection;
 use crate::db::pending_sign_ins::PendingSignIn;
 use crate::db::pending_sign_ins::delete_pending_sign_in;
-use crate::db::sessions::delete_session;
 use crate::db::users::User;
 use crate::domain::{ReturnTo, SignInMethod, SignInMethods};
 use crate::error::AppError;
@@ -130,7 +129,7 @@ pub(super) fn finish(
             return Ok(None);
         }
         if let Some(held) = &browser.held {
-            delete_session(conn, held)?;
+            delete_held_session(conn, held)?;
         }
         let cookie = start_session(conn, state, user_id, methods, origin.ip.as_deref(), browser.user_agent.as_deref())?;
         let entry = AuditEntry::new(Actor::User(user_id), "user.signed_in", Outcome::Success)

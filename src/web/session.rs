@@ -7,6 +7,7 @@ use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::cookie::{Cookie, SameSite};
 use chrono::TimeDelta;
 
+use crate::crypto::PresentedHashes;
 use crate::db::pending_sign_ins::{NewPendingSignIn, PendingSignIn, find_pending_sign_in, insert_pending_sign_in};
 use crate::db::sessions::{NewSession, delete_session, find_live_session, insert_session};
 use crate::db::users::User;
@@ -49,7 +50,7 @@ pub fn cookie(state: &AppState, name: &'static str, value: String, max_age: Opti
 pub struct Browser {
     pub origin: crate::audit::Origin,
     pub user_agent: Option<String>,
-    pub held: Option<String>,
+    pub held: Option<PresentedHashes>,
 }
 
 impl Browser {
@@ -61,7 +62,7 @@ impl Browser {
                 .get(actix_web::http::header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
-            held: held_session_hash(req, state),
+            held: held_session(req, state),
         }
     }
 }
@@ -73,11 +74,12 @@ pub async fn current_user(req: &HttpRequest, state: &AppState) -> Result<Option<
 
 /// The browser's sign-in, if the session cookie names a live session of an active user.
 pub async fn current_sign_in(req: &HttpRequest, state: &AppState) -> Result<Option<SignIn>, AppError> {
-    let Some(id_hash) = held_session_hash(req, state) else {
+    let Some(held) = held_session(req, state) else {
         return Ok(None);
     };
     let found =
-        crate::db::run(&state.pool, move |conn| Ok(find_live_session(conn, &id_hash, crate::db::now())?)).await?;
+        crate::db::run(&state.pool, move |conn| Ok(held.find(|hash| find_live_session(conn, hash, crate::db::now()))?))
+            .await?;
     Ok(found.map(|(session, user)| SignIn {
         user,
         authentication: Authentication::from_stored(Some(&session.amr), session.created_at),
@@ -87,15 +89,17 @@ pub async fn current_sign_in(req: &HttpRequest, state: &AppState) -> Result<Opti
 /// The signed-in user and what they reach, if the session cookie names a live session of
 /// an active user: what every dashboard page starts from.
 pub async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Option<(User, SignedInUser)>, AppError> {
-    let Some(id_hash) = held_session_hash(req, state) else {
+    let Some(held) = held_session(req, state) else {
         return Ok(None);
     };
-    crate::db::run(&state.pool, move |conn| match find_live_session(conn, &id_hash, crate::db::now())? {
-        Some((_, user)) => {
-            let acting = SignedInUser::load(conn, &user)?;
-            Ok(Some((user, acting)))
+    crate::db::run(&state.pool, move |conn| {
+        match held.find(|hash| find_live_session(conn, hash, crate::db::now()))? {
+            Some((_, user)) => {
+                let acting = SignedInUser::load(conn, &user)?;
+                Ok(Some((user, acting)))
+            }
+            None => Ok(None),
         }
-        None => Ok(None),
     })
     .await
 }
@@ -129,10 +133,18 @@ pub fn start_session(
     Ok(cookie(state, SESSION_COOKIE, value, Some(max_age)))
 }
 
-/// The keyed hash of the session cookie the browser holds, if any: what the table keys
-/// sessions by.
-pub fn held_session_hash(req: &HttpRequest, state: &AppState) -> Option<String> {
-    req.cookie(SESSION_COOKIE).map(|c| state.hasher.hash(c.value()).into_string())
+/// The keyed hashes the session cookie the browser holds may be stored under, if it holds
+/// one: what the table keys sessions by.
+pub fn held_session(req: &HttpRequest, state: &AppState) -> Option<PresentedHashes> {
+    req.cookie(SESSION_COOKIE).map(|c| state.hasher.presented(c.value()))
+}
+
+/// Ends the session `held` names, whichever key it was stored under.
+pub fn delete_held_session(conn: &mut crate::db::DbConnection, held: &PresentedHashes) -> diesel::QueryResult<()> {
+    for hash in held.iter() {
+        delete_session(conn, hash)?;
+    }
+    Ok(())
 }
 
 /// Records a sign-in whose password was right and whose second factor is to come (from a
@@ -168,8 +180,9 @@ pub async fn pending_sign_in(req: &HttpRequest, state: &AppState) -> Result<Opti
     let Some(value) = req.cookie(PENDING_SIGN_IN_COOKIE).map(|c| c.value().to_owned()) else {
         return Ok(None);
     };
-    let id_hash = state.hasher.hash(&value).into_string();
-    crate::db::run(&state.pool, move |conn| Ok(find_pending_sign_in(conn, &id_hash, crate::db::now())?)).await
+    let held = state.hasher.presented(&value);
+    crate::db::run(&state.pool, move |conn| Ok(held.find(|hash| find_pending_sign_in(conn, hash, crate::db::now()))?))
+        .await
 }
 
 /// The cookie that clears `name`.
@@ -181,8 +194,8 @@ pub fn removal(state: &AppState, name: &'static str) -> Cookie<'static> {
 
 /// Ends the browser's session, if any, and returns the cookie that clears it.
 pub async fn end_session(req: &HttpRequest, state: &AppState) -> Result<Cookie<'static>, AppError> {
-    if let Some(id_hash) = held_session_hash(req, state) {
-        crate::db::run(&state.pool, move |conn| Ok(delete_session(conn, &id_hash)?)).await?;
+    if let Some(held) = held_session(req, state) {
+        crate::db::run(&state.pool, move |conn| Ok(delete_held_session(conn, &held)?)).await?;
     }
     Ok(removal(state, SESSION_COOKIE))
 }

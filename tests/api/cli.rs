@@ -333,7 +333,8 @@ async fn config_shows_each_setting_and_where_it_came_from_but_no_secret() {
         setting("bind"),
         serde_json::json!({ "setting": "bind", "value": "127.0.0.1:9999", "from": format!("file {file_arg}") })
     );
-    assert_eq!(setting("master_key")["value"], "(set, not shown)");
+    let id = latchkey::crypto::MasterKey::parse(&key).unwrap().id();
+    assert_eq!(setting("master_key")["value"], format!("(set, not shown; id {id})"), "the id, never the key");
     assert_eq!(setting("master_key")["from"], "environment LATCHKEY_MASTER_KEY");
     assert_eq!(setting("redis_url")["value"], "(set, not shown)");
     assert_eq!(

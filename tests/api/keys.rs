@@ -119,7 +119,9 @@ async fn a_different_master_key_cannot_open_the_signing_keys(backend: Backend) {
         Err(error) => format!("{error:#}"),
     };
 
-    assert!(error.contains("cannot be opened with this master key"), "{error}");
+    assert!(error.contains("the master key does not open this database"), "{error}");
+    let recorded = app.state.sealer.ring().current_id().to_string();
+    assert!(error.contains(&format!("the database's current master key is {recorded}")), "{error}");
 }
 
 crate::on_both_backends!(

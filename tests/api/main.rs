@@ -21,6 +21,7 @@ mod keys;
 mod login;
 mod management;
 mod management_tokens;
+mod master_key;
 mod operations;
 mod operator_cli;
 mod overload;

@@ -29,7 +29,7 @@ async fn migrations_go_up_down_and_up_again(backend: Backend) {
     let db = TestDb::new(&backend);
     let pool = db::build_pool(&db.target(), 2).unwrap();
     let mut conn = pool.get().unwrap();
-    assert_eq!(table_count(&mut conn), 24);
+    assert_eq!(table_count(&mut conn), 25);
 
     // Act
     db::revert_all_migrations(&mut conn).unwrap();
@@ -38,8 +38,8 @@ async fn migrations_go_up_down_and_up_again(backend: Backend) {
 
     // Assert
     assert_eq!(after_down, 0);
-    assert_eq!(applied.len(), 13);
-    assert_eq!(table_count(&mut conn), 24);
+    assert_eq!(applied.len(), 14);
+    assert_eq!(table_count(&mut conn), 25);
     assert!(db::run_migrations(&mut conn).unwrap().is_empty(), "nothing left to apply");
 }
 
