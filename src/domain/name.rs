@@ -61,8 +61,12 @@ impl DisplayName {
 /// document cannot promise more, or less, than the server takes. With `blank_allowed`, text
 /// that trims to nothing passes too (an optional name left empty).
 pub fn display_name_pattern(blank_allowed: bool) -> String {
-    let space = character_class(char::is_whitespace);
-    let refused = character_class(|c| is_invisible(c) && !builds_emoji(c));
+    // Each class walks every `char`: once per process, not once per schema that names a
+    // display name (the OpenAPI document names it often, and took seconds to build).
+    static CLASSES: std::sync::LazyLock<(String, String)> = std::sync::LazyLock::new(|| {
+        (character_class(char::is_whitespace), character_class(|c| is_invisible(c) && !builds_emoji(c)))
+    });
+    let (space, refused) = (&CLASSES.0, &CLASSES.1);
     let edge = format!("[^{space}{refused}]");
     let inner = MAX_NAME_CHARS - 2;
     let name = format!("{edge}(?:[^{refused}]{{0,{inner}}}{edge})?[{space}]*");
