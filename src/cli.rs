@@ -622,4 +622,13 @@ mod tests {
         cli.clone().debug_assert();
         walk(&cli, "latchkey");
     }
+
+    /// A kid is base64url: one in 32 begins with `-`, which must not read as a flag.
+    #[test]
+    fn a_kid_that_begins_with_a_hyphen_is_a_kid() {
+        use clap::Parser;
+        let parsed = super::Cli::try_parse_from(["latchkey", "keys", "withdraw", "-rX0a", "--json"]).unwrap();
+        assert!(parsed.json);
+        assert!(format!("{:?}", parsed.command).contains("\"-rX0a\""), "{:?}", parsed.command);
+    }
 }

@@ -282,7 +282,8 @@ pub enum KeysCommand {
     },
     /// Take a retired key out of the JWKS now, for a key that leaked: its tokens stop verifying.
     Withdraw {
-        /// The key's kid (`latchkey keys list`).
+        /// The key's kid (`latchkey keys list`). A kid is base64url and may begin with `-`.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
     /// List every signing key with its state.
