@@ -269,7 +269,7 @@ fn dispatch(command: Command, settings: Settings, server: Option<ServerUrl>, jso
         command => {
             let place = match server {
                 Some(server) => Place::Remote(Remote::signed_in(&server, &CredentialStore::default_location()?)?),
-                None => Place::Local(Box::new(settings)),
+                None => Place::Local(Box::new(LocalDb::new(settings))),
             };
             let out = Out { json };
             match command {
@@ -432,8 +432,29 @@ fn backup(settings: &Settings, file: &std::path::Path, json: bool) -> anyhow::Re
 
 /// Where a management command acts: the configured database, or a running server.
 enum Place {
-    Local(Box<Settings>),
+    Local(Box<LocalDb>),
     Remote(Remote),
+}
+
+/// The configured database, opened (its master key checked) at the first step of a command
+/// and kept for the others: a command of several steps opens it, and says which it is, once.
+struct LocalDb {
+    settings: Settings,
+    opened: std::cell::RefCell<Option<(r2d2::PooledConnection<db::ConnectionManager>, Arc<MasterKeyRing>)>>,
+}
+
+impl LocalDb {
+    fn new(settings: Settings) -> Self {
+        Self { settings, opened: std::cell::RefCell::new(None) }
+    }
+}
+
+impl std::ops::Deref for LocalDb {
+    type Target = Settings;
+
+    fn deref(&self) -> &Settings {
+        &self.settings
+    }
 }
 
 /// The database a local command acts on, opened for it.
@@ -483,12 +504,16 @@ impl Place {
         local: impl FnOnce(&mut DbConnection, &Caller<'_>, &Local<'_>) -> Result<T, AppError>,
     ) -> anyhow::Result<Value> {
         match self {
-            Place::Local(settings) => {
-                let (mut conn, master_keys) = open(settings)?;
+            Place::Local(database) => {
+                let mut opened = database.opened.borrow_mut();
+                if opened.is_none() {
+                    *opened = Some(open(&database.settings)?);
+                }
+                let (conn, master_keys) = opened.as_mut().expect("opened above");
                 let account = operator_account();
                 let caller = Caller::operator(account.as_deref());
-                let answer = local(&mut conn, &caller, &Local { master_keys, settings })
-                    .map_err(|error| local_failure(subject, error))?;
+                let local_db = Local { master_keys: master_keys.clone(), settings: &database.settings };
+                let answer = local(conn, &caller, &local_db).map_err(|error| local_failure(subject, error))?;
                 Ok(serde_json::to_value(answer)?)
             }
             Place::Remote(remote) => {

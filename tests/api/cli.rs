@@ -273,6 +273,13 @@ async fn commands_say_which_database_they_use_and_when_they_made_one(backend: Ba
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("latchkey: using the database"), "{stderr}");
     assert!(!stderr.contains("made a new database"), "{stderr}");
+
+    // A command of several steps (a team, then its members) opens the database once.
+    let team = json(&latchkey(&db, &key, &[], &["team", "create", "Platform", "--json"]));
+    let shown = latchkey(&db, &key, &[], &["team", "show", team["id"].as_str().unwrap(), "--json"]);
+    assert_eq!(json(&shown)["members"], serde_json::json!([]));
+    let stderr = String::from_utf8_lossy(&shown.stderr);
+    assert_eq!(stderr.matches("using the database").count(), 1, "{stderr}");
 }
 
 /// A master key other than the database's is refused before anything is written: a client
