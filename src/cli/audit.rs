@@ -1,6 +1,6 @@
 //! `latchkey audit` (the audit log, and following it) and `latchkey consent …`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -128,6 +128,12 @@ impl AuditArgs {
 /// How often `--follow` asks for new events.
 const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 
+/// An event is stamped when its transaction writes it, but seen only once that commits: a
+/// poll asks this far back before the newest event seen, so that one committed after the
+/// last poll with an earlier stamp is not missed. Write transactions are far shorter (a
+/// writer waits at most 5 s for SQLite's lock).
+const LATE_COMMIT_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(15);
+
 pub(super) fn run(place: &Place, args: AuditArgs, out: Out) -> anyhow::Result<()> {
     let mut log = AuditLog::open(place)?;
     if !args.follow {
@@ -142,30 +148,30 @@ pub(super) fn run(place: &Place, args: AuditArgs, out: Out) -> anyhow::Result<()
     }
     // The newest `limit` first, oldest first, then whatever comes after them.
     let mut query = args.query();
-    let mut newest = log.page(&query)?["data"].as_array().cloned().unwrap_or_default();
-    newest.reverse();
-    let mut seen = HashSet::new();
-    let mut since = args.since;
+    let mut batch = log.page(&query)?["data"].as_array().cloned().unwrap_or_default();
+    batch.reverse();
+    // Each event seen in the window the next poll asks for again, by id, to print it once.
+    let mut seen: HashMap<String, Option<DateTime<Utc>>> = HashMap::new();
+    let stamp = |event: &Value| event["occurred_at"].as_str().and_then(|at| at.parse::<DateTime<Utc>>().ok());
+    // Never before what the first page showed: older events are history, not news.
+    let floor = batch.iter().filter_map(stamp).max().or(args.since);
+    let mut newest = floor;
     loop {
-        for event in &newest {
-            let at = event["occurred_at"].as_str().and_then(|at| at.parse::<DateTime<Utc>>().ok());
-            // The next poll asks from the newest instant on (inclusive): of the events seen,
-            // only those of that instant can come again.
-            if at > since {
-                since = at;
-                seen.clear();
-            }
-            if !seen.insert(text(event, "id").to_owned()) {
+        for event in &batch {
+            if seen.insert(text(event, "id").to_owned(), stamp(event)).is_some() {
                 continue;
             }
+            newest = newest.max(stamp(event));
             let line = if out.json { event.to_string() } else { event_line(event) };
             write_out(format!("{line}\n").as_bytes())?;
         }
-        std::thread::sleep(FOLLOW_INTERVAL);
-        if let Some(since) = since {
+        if let Some(newest) = newest {
+            let since = (newest - LATE_COMMIT_WINDOW).max(floor.unwrap_or(newest - LATE_COMMIT_WINDOW));
+            seen.retain(|_, at| at.is_none_or(|at| at >= since));
             query["since"] = since.to_rfc3339().into();
         }
-        newest = log.everything_since(&query)?;
+        std::thread::sleep(FOLLOW_INTERVAL);
+        batch = log.everything_since(&query)?;
     }
 }
 

@@ -267,8 +267,31 @@ async fn audit_follow_prints_new_events_as_they_happen(backend: Backend) {
         for name in ["After one", "After two"] {
             place.json(&["team", "create", name]);
         }
-        assert_eq!(next("the first new event")["details"]["name"], "After one");
+        let first_new = next("the first new event");
+        assert_eq!(first_new["details"]["name"], "After one");
         assert_eq!(next("the second new event")["details"]["name"], "After two");
+        // An event whose transaction committed after the last poll, stamped before the
+        // newest event already printed (as a long transaction would leave it).
+        if let Place::Database { db, .. } = &place {
+            let stamped: chrono::DateTime<chrono::Utc> = first_new["occurred_at"].as_str().unwrap().parse().unwrap();
+            let pool = latchkey::db::build_pool(&db.target(), 1).unwrap();
+            let late = latchkey::db::audit::NewAuditEvent {
+                id: uuid::Uuid::new_v4().to_string(),
+                tenant_id: Some(latchkey::db::DEFAULT_TENANT_ID),
+                occurred_at: stamped.naive_utc(),
+                actor_type: "operator",
+                actor_id: None,
+                action: "team.created",
+                target_type: Some("team"),
+                target_id: Some("late"),
+                outcome: "success",
+                ip: None,
+                request_id: None,
+                details: json!({ "name": "Late" }).to_string(),
+            };
+            latchkey::db::audit::insert_audit_event(&mut pool.get().unwrap(), &late).unwrap();
+        }
+        assert_eq!(next("the late event")["details"]["name"], "Late");
         assert!(started.elapsed() < Duration::from_secs(20));
         assert!(seen.recv_timeout(Duration::from_millis(2500)).is_err(), "each event once");
         follow.kill().unwrap();
