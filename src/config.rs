@@ -275,18 +275,16 @@ impl Settings {
     /// A secret setting as `latchkey config` shows it: that it is set and, for master keys,
     /// their ids (fingerprints, which is how rotations and refusals name them).
     fn redacted(&self, setting: &str) -> String {
-        let ids = |keys: &mut dyn Iterator<Item = &SecretString>| -> Vec<String> {
-            keys.filter_map(|key| crate::crypto::MasterKey::parse(key.expose_secret()).ok())
-                .map(|key| key.id().to_string())
-                .collect()
-        };
+        let id = |key: &SecretString| crate::crypto::MasterKey::parse(key.expose_secret()).ok().map(|key| key.id());
         match setting {
-            "master_key" => match ids(&mut self.master_key.iter()).as_slice() {
-                [id] => format!("(set, not shown; id {id})"),
-                _ => "(set, not shown)".to_owned(),
+            "master_key" => match self.master_key.as_ref().and_then(id) {
+                Some(id) => format!("(set, not shown; id {id})"),
+                None => "(set, not shown)".to_owned(),
             },
             "previous_master_keys" => {
-                format!("(set, not shown; ids {})", ids(&mut self.previous_master_keys.iter()).join(", "))
+                let ids: Vec<String> =
+                    self.previous_master_keys.iter().filter_map(id).map(|id| id.to_string()).collect();
+                format!("(set, not shown; ids {})", ids.join(", "))
             }
             _ => "(set, not shown)".to_owned(),
         }

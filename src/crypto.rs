@@ -396,9 +396,10 @@ impl PresentedHashes {
         self.iter().any(|hash| hash == stored)
     }
 
-    /// Like `find`, for a change that reports whether it matched a row.
-    pub fn apply<E>(&self, mut change: impl FnMut(&str) -> Result<bool, E>) -> Result<bool, E> {
-        Ok(self.find(|hash| change(hash).map(|changed| changed.then_some(())))?.is_some())
+    /// Whether `check` holds for one of them, tried in turn like `find`: a test of a row,
+    /// or a change that reports whether it matched one.
+    pub fn any<E>(&self, mut check: impl FnMut(&str) -> Result<bool, E>) -> Result<bool, E> {
+        Ok(self.find(|hash| check(hash).map(|held| held.then_some(())))?.is_some())
     }
 }
 

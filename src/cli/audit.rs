@@ -166,7 +166,7 @@ pub(super) fn run(place: &Place, args: AuditArgs, out: Out) -> anyhow::Result<()
             write_out(format!("{line}\n").as_bytes())?;
         }
         if let Some(newest) = newest {
-            let since = (newest - LATE_COMMIT_WINDOW).max(floor.unwrap_or(newest - LATE_COMMIT_WINDOW));
+            let since = floor.map_or(newest - LATE_COMMIT_WINDOW, |floor| floor.max(newest - LATE_COMMIT_WINDOW));
             seen.retain(|_, at| at.is_none_or(|at| at >= since));
             query["since"] = since.to_rfc3339().into();
         }

@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 
-use super::output::print;
+use super::output::{print, write_out};
 use super::{IfMissing, open_database, operator_account};
 use crate::config::Settings;
 use crate::crypto::MasterKey;
@@ -35,7 +35,7 @@ pub fn run(settings: &Settings, command: MasterKeyCommand, json: bool) -> anyhow
             } else {
                 // The key alone on standard output, for `KEY=$(latchkey master-key generate)`.
                 eprintln!("latchkey: a new master key, id {id}; keep it in your secret store, never in a file here");
-                print(false, &(), || key.encode())
+                write_out(format!("{}\n", key.encode()).as_bytes())
             }
         }
         MasterKeyCommand::Status => {

@@ -69,16 +69,12 @@ pub fn save_consent(conn: &mut DbConnection, grant: &ConsentGrant<'_>, now: Naiv
     let row = NewConsent { id: &id, user_id, client_id, scope, created_at: now, updated_at: now, remembered, audience };
     let target = (consents::user_id, consents::client_id, consents::audience);
     let changes = (consents::scope.eq(scope), consents::updated_at.eq(now), consents::remembered.eq(remembered));
-    // MultiConnection has no `on_conflict`; both backends spell the upsert the same way.
-    match conn {
-        DbConnection::Sqlite(conn) => {
-            diesel::insert_into(consents::table).values(&row).on_conflict(target).do_update().set(changes).execute(conn)
-        }
-        #[cfg(feature = "postgres")]
-        DbConnection::Postgres(conn) => {
-            diesel::insert_into(consents::table).values(&row).on_conflict(target).do_update().set(changes).execute(conn)
-        }
-    }
+    on_own_backend!(conn, |conn| diesel::insert_into(consents::table)
+        .values(&row)
+        .on_conflict(target)
+        .do_update()
+        .set(changes)
+        .execute(conn))
     .map(drop)
 }
 

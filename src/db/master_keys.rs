@@ -37,16 +37,10 @@ pub fn list_master_keys(conn: &mut DbConnection) -> QueryResult<Vec<MasterKeyRow
 /// unique index on the current key) and the others keep what it recorded.
 pub fn record_first_master_key(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> QueryResult<()> {
     let row = (master_keys::id.eq(id), master_keys::is_current.eq(true), master_keys::became_current_at.eq(now));
-    // MultiConnection has no `on_conflict`; both backends spell it the same way.
-    match conn {
-        DbConnection::Sqlite(conn) => {
-            diesel::insert_into(master_keys::table).values(row).on_conflict_do_nothing().execute(conn)
-        }
-        #[cfg(feature = "postgres")]
-        DbConnection::Postgres(conn) => {
-            diesel::insert_into(master_keys::table).values(row).on_conflict_do_nothing().execute(conn)
-        }
-    }
+    on_own_backend!(conn, |conn| diesel::insert_into(master_keys::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(conn))
     .map(drop)
 }
 

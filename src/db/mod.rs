@@ -8,6 +8,18 @@
 //!
 //! Floor: storage (docs/architecture.md); names leaves only.
 
+/// Runs `$query` with the backend's own connection bound to `$c`, for what diesel's
+/// `MultiConnection` cannot express (`ON CONFLICT`) but both backends spell the same way.
+macro_rules! on_own_backend {
+    ($conn:expr, |$c:ident| $query:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Sqlite($c) => $query,
+            #[cfg(feature = "postgres")]
+            $crate::db::DbConnection::Postgres($c) => $query,
+        }
+    };
+}
+
 pub mod api_keys;
 pub mod apis;
 pub mod audit;

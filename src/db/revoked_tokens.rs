@@ -22,16 +22,10 @@ pub fn revoke_token(
     now: NaiveDateTime,
 ) -> QueryResult<()> {
     let row = NewRevokedToken { jti, expires_at, revoked_at: now };
-    // MultiConnection has no `on_conflict`; both backends spell it the same way.
-    match conn {
-        DbConnection::Sqlite(conn) => {
-            diesel::insert_into(revoked_tokens::table).values(&row).on_conflict_do_nothing().execute(conn)
-        }
-        #[cfg(feature = "postgres")]
-        DbConnection::Postgres(conn) => {
-            diesel::insert_into(revoked_tokens::table).values(&row).on_conflict_do_nothing().execute(conn)
-        }
-    }
+    on_own_backend!(conn, |conn| diesel::insert_into(revoked_tokens::table)
+        .values(&row)
+        .on_conflict_do_nothing()
+        .execute(conn))
     .map(drop)
 }
 

@@ -71,7 +71,7 @@ pub fn complete_reset(
     let now = crate::db::now();
     let token_hashes = hasher.presented(token);
     crate::db::write_transaction(conn, |conn| {
-        if !token_hashes.apply(|hash| use_reset(conn, hash, user_id, now))? {
+        if !token_hashes.any(|hash| use_reset(conn, hash, user_id, now))? {
             return Err(AppError::NotFound);
         }
         if !crate::db::users::set_password(conn, user_id, password.as_str(), now)? {

@@ -306,7 +306,7 @@ pub fn verify_second_factor(
                 Some(recovery)
                     if hasher
                         .presented(recovery.as_str())
-                        .apply(|hash| store::spend_recovery_code(conn, user_id, hash, now))? =>
+                        .any(|hash| store::spend_recovery_code(conn, user_id, hash, now))? =>
                 {
                     Ok(SecondFactor::RecoveryCode { left: store::count_unused_recovery_codes(conn, user_id)? })
                 }

@@ -35,7 +35,7 @@ pub fn offer_setup(conn: &mut DbConnection, hasher: &TokenHasher) -> Result<Opti
 /// Whether `token` still opens the setup page.
 pub fn setup_is_open(conn: &mut DbConnection, hasher: &TokenHasher, token: &str) -> Result<bool, AppError> {
     let now = crate::db::now();
-    Ok(hasher.presented(token).apply(|hash| setup_token_is_live(conn, hash, now))? && !any_user(conn)?)
+    Ok(hasher.presented(token).any(|hash| setup_token_is_live(conn, hash, now))? && !any_user(conn)?)
 }
 
 /// What the first person gives.
@@ -61,7 +61,7 @@ pub fn create_first_owner(
     let id = uuid::Uuid::new_v4().to_string();
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
         let now = crate::db::now();
-        if !token_hashes.apply(|hash| setup_token_is_live(conn, hash, now))? || any_user(conn)? {
+        if !token_hashes.any(|hash| setup_token_is_live(conn, hash, now))? || any_user(conn)? {
             return Err(AppError::NotFound);
         }
         insert_user(

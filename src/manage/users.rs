@@ -369,7 +369,7 @@ pub fn accept(
     let now = crate::db::now();
     let user = token_hashes.find(|hash| find_user_by_invitation(conn, hash, now))?.ok_or(AppError::NotFound)?;
     crate::db::write_transaction(conn, |conn| -> Result<(), AppError> {
-        if !token_hashes.apply(|hash| accept_invitation(conn, &user.id, hash, password.as_str(), now))? {
+        if !token_hashes.any(|hash| accept_invitation(conn, &user.id, hash, password.as_str(), now))? {
             return Err(AppError::NotFound);
         }
         let entry = crate::audit::AuditEntry::new(
