@@ -13,6 +13,8 @@
 #   /readyz                      one database round trip, no key
 #   /api/v1/api-keys/current     the key's authentication alone (checksum, keyed hash, one
 #                                indexed query, rate-limit bucket)
+#   /oauth2/introspect           an RS256 access token, by the client it was issued to
+#                                (client_secret_basic): signature, revocation, the client
 #   /api/v1/clients/{id}         authentication plus a client read, with an API key, with an
 #                                access token Latchkey issued (RS256 signature, then one trip:
 #                                revocation, client), and with a JWT the client signed (HS256
@@ -50,6 +52,14 @@ trap cleanup EXIT
 cat >"$WORK/report.lua" <<'LUA'
 local key = os.getenv("API_KEY")
 if key ~= nil and key ~= "" then wrk.headers["Authorization"] = "Bearer " .. key end
+-- Introspection: a form POST with the client's Basic credentials.
+local body = os.getenv("POST_BODY")
+if body ~= nil and body ~= "" then
+  wrk.method = "POST"
+  wrk.body = body
+  wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+  wrk.headers["Authorization"] = "Basic " .. os.getenv("BASIC")
+end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT rps=%.1f p50_us=%.0f p99_us=%.0f errors=%d non2xx=%d\n",
     summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99),
@@ -70,8 +80,10 @@ else
   LATCHKEY_DATABASE_URL="sqlite://$WORK/latchkey.db"
 fi
 "$BIN" api create --audience https://api.example.com --scope read >/dev/null
-CLIENT_ID=$("$BIN" client create --name bench --grant-type client_credentials --scope read \
-              --audience https://api.example.com --json | jq -r .client_id)
+CLIENT=$("$BIN" client create --name bench --grant-type client_credentials --scope read \
+              --audience https://api.example.com --json)
+CLIENT_ID=$(jq -r .client_id <<<"$CLIENT")
+BASIC=$(printf '%s:%s' "$CLIENT_ID" "$(jq -r .client_secret <<<"$CLIENT")" | base64 -w0)
 KEY=$("$BIN" api-key create --kind tenant-owner --name bench --json | jq -r .key)
 
 "$BIN" serve >"$WORK/server.log" 2>&1 &
@@ -99,16 +111,23 @@ ACCESS_TOKEN=$(curl -sf -d grant_type=client_credentials -d scope=read -d resour
   -d client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer \
   -d client_assertion="$HEADER.$ASSERTION_CLAIMS.$(sign "$HEADER.$ASSERTION_CLAIMS")" \
   "http://$HOST:$PORT/oauth2/token" | jq -r .access_token)
+# An RS256 access token for the API, introspected by the client it was issued to.
+API_TOKEN=$(curl -sf -H "Authorization: Basic $BASIC" -d grant_type=client_credentials -d scope=read \
+  "http://$HOST:$PORT/oauth2/token" | jq -r .access_token)
+curl -sf -H "Authorization: Basic $BASIC" -d "token=$API_TOKEN" "http://$HOST:$PORT/oauth2/introspect" \
+  | jq -e .active >/dev/null || { echo "introspection fails; see $WORK/server.log" >&2; exit 1; }
 for credential in "$ACCESS_TOKEN" "$CLIENT_JWT"; do
   curl -sf -H "Authorization: Bearer $credential" "http://$HOST:$PORT/api/v1/clients/$CLIENT_ID" >/dev/null \
     || { echo "the read with a token fails; see $WORK/server.log" >&2; cat "$WORK/server.log" >&2; exit 1; }
 done
 
 run() {
-  local path=$1 conns=$2 key=$3 credential=$4
+  local path=$1 conns=$2 key=$3 credential=$4 body=${5:-}
   local url="http://$HOST:$PORT$path"
-  API_KEY=$key timeout $((WARMUP + 10)) wrk -t1 -c"$conns" -d"${WARMUP}s" -s "$WORK/report.lua" "$url" >/dev/null
-  local out; out=$(API_KEY=$key timeout $((DURATION + 15)) wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$WORK/report.lua" "$url")
+  API_KEY=$key POST_BODY=$body BASIC=$BASIC timeout $((WARMUP + 10)) \
+    wrk -t1 -c"$conns" -d"${WARMUP}s" -s "$WORK/report.lua" "$url" >/dev/null
+  local out; out=$(API_KEY=$key POST_BODY=$body BASIC=$BASIC timeout $((DURATION + 15)) \
+    wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$WORK/report.lua" "$url")
   local rps p50_us p99_us errors non2xx
   eval "$(grep '^RESULT' <<<"$out" | sed 's/^RESULT //' | tr ' ' '\n')"
   printf '| %s | %s | %s | %s | %s | %.0f | %s | %s | %s |\n' \
@@ -124,4 +143,5 @@ for conns in 1 4; do
   run "/api/v1/clients/$CLIENT_ID" "$conns" "$KEY" "API key"
   run "/api/v1/clients/$CLIENT_ID" "$conns" "$ACCESS_TOKEN" "access token (RS256)"
   run "/api/v1/clients/$CLIENT_ID" "$conns" "$CLIENT_JWT" "client JWT (HS256)"
+  run /oauth2/introspect "$conns" "" "client secret; RS256 token introspected" "token=$API_TOKEN"
 done

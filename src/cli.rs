@@ -440,7 +440,7 @@ enum Place {
 /// and kept for the others: a command of several steps opens it, and says which it is, once.
 struct LocalDb {
     settings: Settings,
-    opened: std::cell::RefCell<Option<(r2d2::PooledConnection<db::ConnectionManager>, Arc<MasterKeyRing>)>>,
+    opened: std::cell::RefCell<Option<(db::PooledDb, Arc<MasterKeyRing>)>>,
 }
 
 impl LocalDb {
@@ -513,7 +513,9 @@ impl Place {
                 let account = operator_account();
                 let caller = Caller::operator(account.as_deref());
                 let local_db = Local { master_keys: master_keys.clone(), settings: &database.settings };
-                let answer = local(conn, &caller, &local_db).map_err(|error| local_failure(subject, error))?;
+                let answer = local(conn, &caller, &local_db);
+                announce_local_writes(conn, &database.settings);
+                let answer = answer.map_err(|error| local_failure(subject, error))?;
                 Ok(serde_json::to_value(answer)?)
             }
             Place::Remote(remote) => {
@@ -527,6 +529,19 @@ impl Place {
             }
         }
     }
+}
+
+/// Tells the running instances what a local command wrote, so that none keeps using a key,
+/// client or API it changed (`db::changes`).
+fn announce_local_writes(conn: &mut db::DbConnection, settings: &Settings) {
+    let written = db::changes::take_written();
+    if written.is_empty() {
+        return;
+    }
+    if let Err(error) = db::changes::announce(conn, written) {
+        tracing::warn!(%error, "could not tell the running instances of this change; their caches age out");
+    }
+    crate::changefeed::announce_from_command_line(settings, written);
 }
 
 /// Who runs a local command, as the audit log records it: their account on this machine.
@@ -569,14 +584,11 @@ enum IfMissing {
 /// Opens the database (bringing its schema up to date) and the master key, for one command,
 /// only with the master key that opens it, as `serve` insists. Says which database, and
 /// whether it had to be made, on standard error (the output stays the command's).
-fn open(settings: &Settings) -> anyhow::Result<(r2d2::PooledConnection<db::ConnectionManager>, Arc<MasterKeyRing>)> {
+fn open(settings: &Settings) -> anyhow::Result<(db::PooledDb, Arc<MasterKeyRing>)> {
     open_database(settings, IfMissing::Create)
 }
 
-fn open_database(
-    settings: &Settings,
-    if_missing: IfMissing,
-) -> anyhow::Result<(r2d2::PooledConnection<db::ConnectionManager>, Arc<MasterKeyRing>)> {
+fn open_database(settings: &Settings, if_missing: IfMissing) -> anyhow::Result<(db::PooledDb, Arc<MasterKeyRing>)> {
     let (master_keys, is_dev_key) =
         MasterKeyRing::configured_or_dev(settings.master_key.as_ref(), &settings.previous_master_keys)?;
     if is_dev_key {

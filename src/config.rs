@@ -34,6 +34,7 @@ const KEYS: &[&str] = &[
     "redis_url",
     "access_token_ttl_secs",
     "key_refresh_secs",
+    "cache_max_age_secs",
     "workers",
     "log_format",
     "jwks_uri_allow_private",
@@ -88,6 +89,7 @@ struct RawSettings {
     redis_url: Option<String>,
     access_token_ttl_secs: i64,
     key_refresh_secs: u64,
+    cache_max_age_secs: u64,
     workers: Option<usize>,
     log_format: String,
     jwks_uri_allow_private: bool,
@@ -114,6 +116,7 @@ impl Default for RawSettings {
             redis_url: None,
             access_token_ttl_secs: 3600,
             key_refresh_secs: 30,
+            cache_max_age_secs: 60,
             workers: None,
             log_format: "text".into(),
             jwks_uri_allow_private: false,
@@ -240,6 +243,10 @@ pub struct Settings {
     pub redis_url: Option<SecretString>,
     pub access_token_ttl_secs: i64,
     pub key_refresh_secs: u64,
+    /// How long API keys, clients and APIs read from the database may be used again without
+    /// asking it, while other instances' changes reach this one (PostgreSQL, or Redis); one
+    /// second at most while they do not. Zero turns the caches off.
+    pub cache_max_age: std::time::Duration,
     pub workers: Option<usize>,
     pub log_format: LogFormat,
     /// Where mail goes out (password-reset links); `None` writes it to the log instead.
@@ -383,6 +390,9 @@ impl Settings {
         if raw.key_refresh_secs == 0 || raw.key_refresh_secs > 3600 {
             return Err(invalid("key_refresh_secs", "must be between 1 and 3600 seconds"));
         }
+        if raw.cache_max_age_secs > 3600 {
+            return Err(invalid("cache_max_age_secs", "must be between 0 (no caching) and 3600 seconds"));
+        }
         if raw.failed_auth_per_hour == 0 || raw.failed_auth_burst == 0 {
             return Err(invalid(
                 if raw.failed_auth_burst == 0 { "failed_auth_burst" } else { "failed_auth_per_hour" },
@@ -443,6 +453,7 @@ impl Settings {
             redis_url: raw.redis_url.map(SecretString::from),
             access_token_ttl_secs: raw.access_token_ttl_secs,
             key_refresh_secs: raw.key_refresh_secs,
+            cache_max_age: std::time::Duration::from_secs(raw.cache_max_age_secs),
             workers: raw.workers,
             log_format,
             jwks_uri_allow_private: raw.jwks_uri_allow_private,
@@ -469,6 +480,7 @@ impl Settings {
             redis_url: None,
             access_token_ttl_secs: 3600,
             key_refresh_secs: 30,
+            cache_max_age: std::time::Duration::from_secs(60),
             workers: Some(1),
             log_format: LogFormat::Text,
             jwks_uri_allow_private: false,

@@ -386,6 +386,12 @@ impl PresentedHashes {
         Ok(None)
     }
 
+    /// The hash under the current key: what a cache of found secrets is keyed by (a keyed
+    /// hash, so an exact-match map lookup tells no more than the database's index would).
+    pub fn current(&self) -> &str {
+        self.0[0].as_str()
+    }
+
     /// Every hash, the current key's first.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(TokenHash::as_str)

@@ -17,13 +17,14 @@ use secrecy::ExposeSecret;
 use crate::config::Settings;
 use crate::crypto::MasterKeyRing;
 use crate::db;
+use crate::db::changes::Changes;
 use crate::domain::SigningAlgorithm;
 use crate::http::not_found;
 use crate::manage::signing_keys::ensure_active_key;
 use crate::metrics::Metrics;
 use crate::passwords::{PasswordHasher, Passwords};
 use crate::ratelimit::RateLimiter;
-use crate::state::AppState;
+use crate::state::{AppState, Caches};
 use crate::tls::Certificate;
 use crate::tokens::{IssuanceProof, KeySet, KeyStore};
 
@@ -103,6 +104,9 @@ impl Application {
         .await
         .context("start-up was interrupted")??;
 
+        let changes = Arc::new(Changes::new(settings.cache_max_age));
+        let pool = pool.recording_in(changes.clone());
+
         let limiter = match &settings.redis_url {
             Some(url) => RateLimiter::with_redis(url.expose_secret()).await?,
             None => RateLimiter::in_process(),
@@ -128,6 +132,8 @@ impl Application {
             limiter,
             remote_jwks: crate::remote_jwks::RemoteJwks::new(settings.jwks_uri_allow_private),
             metrics: Metrics::default(),
+            caches: Caches::new(&changes),
+            touches: Default::default(),
         });
         socket.listen(LISTEN_BACKLOG).with_context(|| format!("could not listen on {}", settings.bind))?;
         let listener = TcpListener::from(socket);
@@ -195,13 +201,27 @@ impl Application {
     /// the certificate on SIGHUP meanwhile.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let hearing =
+            tokio::spawn(crate::changefeed::hear(self.state.settings.clone(), self.state.pool.changes().clone()));
+        let noting = tokio::spawn(write_noted_key_uses(self.state.clone()));
         let reloading = self.certificate.map(|certificate| tokio::spawn(crate::tls::reload_on_hangup(certificate)));
         let result = self.server.await;
-        housekeeping.abort();
-        if let Some(reloading) = reloading {
-            reloading.abort();
+        for task in [Some(housekeeping), Some(hearing), Some(noting), reloading].into_iter().flatten() {
+            task.abort();
         }
+        // The uses noted in the last second are not lost with the process.
+        crate::apikeys::authenticate::write_noted_uses(&self.state).await;
         result
+    }
+}
+
+/// Writes the uses of API keys authenticated from the cache, once a second.
+async fn write_noted_key_uses(state: web::Data<AppState>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        crate::apikeys::authenticate::write_noted_uses(&state).await;
     }
 }
 

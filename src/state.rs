@@ -2,11 +2,17 @@
 //! handlers depend on it, never on `startup`, which only builds and wires it).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use actix_web::web::Bytes;
 
+use crate::access::Reach;
 use crate::config::Settings;
 use crate::crypto::{MasterKeyRing, Sealer, TokenHasher};
+use crate::db::api_keys::{ApiKeyRow, KeyOwner, PendingTouches};
+use crate::db::apis::Api;
+use crate::db::changes::{Cached, Changes, Table, Tables};
+use crate::db::clients::Client;
 use crate::db::{self, DbPool};
 use crate::domain::Issuer;
 use crate::domain::SigningAlgorithm;
@@ -40,6 +46,65 @@ pub struct AppState {
     /// The WebAuthn relying party for passkeys; `None` when the issuer's host is an IP
     /// address, for which browsers offer no passkeys.
     pub passkeys: Option<webauthn_rs::Webauthn>,
+    /// What every request reads, kept while the database still says it.
+    pub caches: Caches,
+    /// Uses of API keys found in the cache, written each second.
+    pub touches: PendingTouches,
+}
+
+/// The rows every request reads, kept between requests (`db::changes` says for how long).
+/// Keys are what the request presents; none holds a secret in the clear.
+#[derive(Debug)]
+pub struct Caches {
+    /// Live API keys, by the keyed hash of the presented key under the current master key.
+    pub api_keys: Cached<String, KnownKey>,
+    /// Clients by `client_id`, with their secrets' hashes.
+    pub clients: Cached<String, Client>,
+    /// APIs by audience.
+    pub apis: Cached<String, Api>,
+}
+
+/// How many of each are kept: more than a deployment's busy clients and keys, little memory.
+const CACHE_CAPACITY: usize = 4096;
+
+impl Caches {
+    pub fn new(changes: &Arc<Changes>) -> Self {
+        Self {
+            api_keys: Cached::new(
+                changes.clone(),
+                Tables::of(&[Table::ApiKeys, Table::Users, Table::ServiceAccounts, Table::Teams]),
+                CACHE_CAPACITY,
+            ),
+            clients: Cached::new(changes.clone(), Tables::of(&[Table::Clients]), CACHE_CAPACITY),
+            apis: Cached::new(changes.clone(), Tables::of(&[Table::Apis]), CACHE_CAPACITY),
+        }
+    }
+}
+
+/// A live API key as its last read found it: the row, its owner, what it reaches.
+#[derive(Debug)]
+pub struct KnownKey {
+    pub key: ApiKeyRow,
+    pub owner: KeyOwner,
+    pub reach: Reach,
+    /// When its use was last noted (Unix seconds), so that a busy key is noted once a minute,
+    /// not once a request.
+    pub last_noted: AtomicI64,
+}
+
+impl KnownKey {
+    pub fn new(key: ApiKeyRow, owner: KeyOwner, reach: Reach) -> Self {
+        let last_noted = key.last_used_at.map_or(0, |at| at.and_utc().timestamp());
+        Self { key, owner, reach, last_noted: AtomicI64::new(last_noted) }
+    }
+
+    /// Whether a use at `now` should be written: true once per `interval`, to one caller.
+    pub fn should_note_use(&self, now: chrono::NaiveDateTime, interval: chrono::TimeDelta) -> bool {
+        let now = now.and_utc().timestamp();
+        let last = self.last_noted.load(Ordering::Relaxed);
+        now - last >= interval.num_seconds()
+            && self.last_noted.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
 }
 
 impl AppState {

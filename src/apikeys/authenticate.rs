@@ -5,19 +5,21 @@
 //! are a [`KeyRefusal`]; each caller (the management API, token exchange, registration,
 //! introspection) answers them in its own format.
 
+use std::sync::Arc;
+
 use actix_web::HttpRequest;
 use actix_web::http::header;
 
 use crate::access::{Permissions, Reach};
 use crate::audit::{self, Actor, AuditEntry, Context, Outcome};
 use crate::db::DbConnection;
-use crate::db::api_keys::{ApiKeyRow, KeyOwner, find_api_key_with_owner, touch_api_key};
+use crate::db::api_keys::{ApiKeyRow, KeyOwner, Touch, find_api_key_with_owner, touch_api_key, touch_api_keys};
 use crate::db::teams::memberships;
 use crate::db::users::{ROLE_OWNER, STATUS_ACTIVE};
 use crate::domain::ApiKeyKind;
 use crate::error::AppError;
 use crate::ratelimit::FailureBudget;
-use crate::state::AppState;
+use crate::state::{AppState, KnownKey};
 
 pub const USER_TOKEN_HEADER: &str = "x-user-token";
 
@@ -155,15 +157,17 @@ impl Refusal {
 /// Refusals count against the caller's address ([`FailureBudget`]) and are audited; once the
 /// address has used up its failures, further refusals are answered 429 and not audited, so
 /// that guessing cannot fill the audit log. A good key is never refused for that.
+///
+/// A live key found in the cache ([`crate::state::Caches`]) is answered without a trip to
+/// the database: its expiry and revocation time are checked against the clock here, and
+/// its use is noted for [`write_noted_uses`]. Anything else goes to the database, which
+/// alone refuses (and audits) a key.
 pub async fn authenticate_key(
     req: &HttpRequest,
     state: &AppState,
     presented: String,
 ) -> Result<ApiKeyAuth, KeyRefusal> {
-    let failures = FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), &state.settings);
-    let audit_refusal = failures.allows().await.allowed;
     let ip = req.peer_addr().map(|addr| addr.ip().to_string());
-    let request_id = crate::telemetry::current_request_id();
     let accepted = state.settings.environment;
     let refusal = match crate::apikeys::parse(&presented) {
         Err(e) => Err(Refusal::invalid("malformed", format!("this is not a valid API key: {e}"))),
@@ -176,7 +180,23 @@ pub async fn authenticate_key(
         )),
         Ok(_) => Ok(state.hasher.presented(&presented)),
     };
-    let outcome = crate::db::run(&state.pool, move |conn| -> Result<Result<ApiKeyAuth, Refusal>, AppError> {
+    if let Ok(hashes) = &refusal
+        && let Some(known) = state.caches.api_keys.get(hashes.current())
+    {
+        let now = crate::db::now();
+        if Standing::of(&known.key, &known.owner, now) == Standing::Live {
+            if known.should_note_use(now, TOUCH_INTERVAL) {
+                state.touches.note(&known.key.id, Touch { ip, at: now });
+            }
+            return Ok(ApiKeyAuth { key: known.key.clone(), reach: known.reach.clone() });
+        }
+    }
+    let cache_key = refusal.as_ref().ok().map(|hashes| hashes.current().to_owned());
+    let read = state.caches.api_keys.start_read();
+    let failures = FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), &state.settings);
+    let audit_refusal = failures.allows().await.allowed;
+    let request_id = crate::telemetry::current_request_id();
+    let outcome = crate::db::run(&state.pool, move |conn| -> Result<Result<Arc<KnownKey>, Refusal>, AppError> {
         let now = crate::db::now();
         let verdict = match refusal {
             Err(refusal) => Err(refusal),
@@ -195,12 +215,14 @@ pub async fn authenticate_key(
                         ..Refusal::invalid("owner not active", "the API key's user is not active")
                     }),
                     Standing::Live => {
+                        let mut key = key;
                         // Even an UPDATE that matches nothing takes SQLite's write lock: look first.
                         if key.last_used_at.is_none_or(|at| at < now - TOUCH_INTERVAL) {
                             touch_api_key(conn, &key.id, ip.as_deref(), now, TOUCH_INTERVAL)?;
+                            key.last_used_at = Some(now);
                         }
                         let reach = load_reach(conn, &key, &owner)?;
-                        Ok(ApiKeyAuth { key, reach })
+                        Ok(Arc::new(KnownKey::new(key, owner, reach)))
                     }
                 },
             },
@@ -218,7 +240,13 @@ pub async fn authenticate_key(
     })
     .await?;
     match outcome {
-        Ok(key) => Ok(key),
+        Ok(known) => {
+            let auth = ApiKeyAuth { key: known.key.clone(), reach: known.reach.clone() };
+            if let Some(cache_key) = cache_key {
+                state.caches.api_keys.insert(cache_key, known, read);
+            }
+            Ok(auth)
+        }
         Err(refusal) => {
             let counted = failures.spend().await;
             state.metrics.authentication_failed("api_key", refusal.reason);
@@ -229,5 +257,18 @@ pub async fn authenticate_key(
                 Err(KeyRefusal::TooManyFailures { retry_after: counted.retry_after.max(1) })
             }
         }
+    }
+}
+
+/// Writes the uses of keys authenticated from the cache since the last call, in one
+/// transaction. Called each second and when the server stops.
+pub async fn write_noted_uses(state: &AppState) {
+    let touches = state.touches.take();
+    if touches.is_empty() {
+        return;
+    }
+    let written = crate::db::run(&state.pool, move |conn| Ok(touch_api_keys(conn, &touches, TOUCH_INTERVAL)?)).await;
+    if let Err(error) = written {
+        tracing::warn!(error = ?error, "could not record when API keys were last used");
     }
 }

@@ -177,7 +177,7 @@ pub(super) fn run(place: &Place, args: AuditArgs, out: Out) -> anyhow::Result<()
 
 /// The audit log of a place: one connection for a whole `--follow`.
 enum AuditLog<'p> {
-    Local(r2d2::PooledConnection<crate::db::ConnectionManager>),
+    Local(crate::db::PooledDb),
     Remote(&'p super::remote::Remote),
 }
 

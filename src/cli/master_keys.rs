@@ -4,7 +4,7 @@
 use clap::Subcommand;
 
 use super::output::{print, write_out};
-use super::{IfMissing, open_database, operator_account};
+use super::{IfMissing, announce_local_writes, open_database, operator_account};
 use crate::config::Settings;
 use crate::crypto::MasterKey;
 use crate::db;
@@ -69,7 +69,9 @@ pub fn run(settings: &Settings, command: MasterKeyCommand, json: bool) -> anyhow
             let (mut conn, ring) = open_database(settings, IfMissing::Refuse)?;
             let account = operator_account();
             let caller = Caller::operator(account.as_deref());
-            let rotation = master_keys::rotate(&mut conn, &ring, &caller.audit, db::now())?;
+            let rotation = master_keys::rotate(&mut conn, &ring, &caller.audit, db::now());
+            announce_local_writes(&mut conn, settings);
+            let rotation = rotation?;
             print(json, &rotation, || {
                 let head = if rotation.from == rotation.to {
                     format!("{} was already current", rotation.to)

@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::DbConnection;
+use super::changes::{Table, wrote};
 use super::schema::{api_keys, service_accounts, users};
 use crate::domain::ApiKeyKind;
 
@@ -32,6 +33,7 @@ pub struct NewApiKey<'a> {
 }
 
 pub fn insert_api_key(conn: &mut DbConnection, key: &NewApiKey<'_>) -> QueryResult<()> {
+    wrote(Table::ApiKeys);
     diesel::insert_into(api_keys::table).values(key).execute(conn).map(drop)
 }
 
@@ -112,6 +114,46 @@ pub fn touch_api_key(
     .set((api_keys::last_used_at.eq(now), api_keys::last_used_ip.eq(ip)))
     .execute(conn)
     .map(drop)
+}
+
+/// Uses of keys that were authenticated without a trip to the database (from the cache),
+/// written together a moment later: a key's last use is a record for its owner, not a
+/// security decision, so it may trail by a second.
+#[derive(Debug, Default)]
+pub struct PendingTouches(std::sync::Mutex<std::collections::HashMap<String, Touch>>);
+
+#[derive(Debug, Clone)]
+pub struct Touch {
+    pub ip: Option<String>,
+    pub at: NaiveDateTime,
+}
+
+impl PendingTouches {
+    /// Notes a use of key `id`; a later use of the same key before the write replaces it.
+    pub fn note(&self, id: &str, touch: Touch) {
+        let mut pending = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        pending.insert(id.to_owned(), touch);
+    }
+
+    /// The uses noted since the last call.
+    pub fn take(&self) -> Vec<(String, Touch)> {
+        let mut pending = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        pending.drain().collect()
+    }
+}
+
+/// Writes noted uses in one transaction (one commit, not one per key).
+pub fn touch_api_keys(
+    conn: &mut DbConnection,
+    touches: &[(String, Touch)],
+    interval: chrono::TimeDelta,
+) -> QueryResult<()> {
+    super::write_transaction(conn, |conn| {
+        for (id, touch) in touches {
+            touch_api_key(conn, id, touch.ip.as_deref(), touch.at, interval)?;
+        }
+        Ok(())
+    })
 }
 
 pub fn find_api_key(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ApiKeyRow>> {
@@ -230,6 +272,7 @@ pub fn list_service_accounts(conn: &mut DbConnection) -> QueryResult<Vec<(String
 /// Stops a key working at `at` (now, or the end of a rotation's grace period), unless it
 /// stops earlier already. Returns whether anything changed.
 pub fn revoke_api_key(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> QueryResult<bool> {
+    wrote(Table::ApiKeys);
     diesel::update(
         api_keys::table
             .filter(api_keys::id.eq(id))
@@ -270,6 +313,7 @@ pub fn insert_service_account(
     permissions: &str,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
+    wrote(Table::ServiceAccounts);
     diesel::insert_into(service_accounts::table)
         .values((
             service_accounts::id.eq(id),

@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::DbConnection;
+use super::changes::{Table, wrote};
 use super::schema::apis;
 use crate::domain::Scopes;
 
@@ -64,11 +65,13 @@ pub struct NewApi<'a> {
 }
 
 pub fn insert_api(conn: &mut DbConnection, api: &NewApi<'_>) -> QueryResult<()> {
+    wrote(Table::Apis);
     diesel::insert_into(apis::table).values(api).execute(conn).map(drop)
 }
 
 /// Inserts the row unless one with its id exists (several instances may start at once).
 pub fn insert_api_unless_present(conn: &mut DbConnection, api: &NewApi<'_>) -> QueryResult<()> {
+    wrote(Table::Apis);
     super::first_insert(diesel::insert_into(apis::table).values(api).execute(conn)).map(drop)
 }
 
@@ -80,6 +83,7 @@ pub fn update_built_in_api(
     scopes: &str,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
+    wrote(Table::Apis);
     diesel::update(apis::table.find(id))
         .set((apis::audience.eq(audience), apis::scopes.eq(scopes), apis::updated_at.eq(now)))
         .execute(conn)
@@ -115,6 +119,7 @@ pub fn update_api(
     token_lifetime_secs: i64,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
+    wrote(Table::Apis);
     diesel::update(apis::table.find(id))
         .set((
             apis::name.eq(name),
@@ -126,5 +131,6 @@ pub fn update_api(
 }
 
 pub fn delete_api(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
+    wrote(Table::Apis);
     diesel::delete(apis::table.find(id)).execute(conn)
 }

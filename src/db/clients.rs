@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::DbConnection;
+use super::changes::{Table, wrote};
 use super::schema::clients;
 use crate::domain::{GrantType, RedirectUri, Scopes};
 
@@ -130,11 +131,13 @@ pub struct NewClient<'a> {
 }
 
 pub fn insert_client(conn: &mut DbConnection, client: &NewClient<'_>) -> QueryResult<()> {
+    wrote(Table::Clients);
     diesel::insert_into(clients::table).values(client).execute(conn).map(drop)
 }
 
 /// Inserts a built-in client unless another instance made it first.
 pub fn insert_client_unless_present(conn: &mut DbConnection, client: &NewClient<'_>) -> QueryResult<bool> {
+    wrote(Table::Clients);
     super::first_insert(diesel::insert_into(clients::table).values(client).execute(conn))
 }
 
@@ -145,6 +148,7 @@ pub fn set_audiences(
     audiences: &str,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
+    wrote(Table::Clients);
     diesel::update(clients::table.filter(clients::client_id.eq(client_id)))
         .set((clients::audiences.eq(audiences), clients::updated_at.eq(now)))
         .execute(conn)
@@ -211,6 +215,7 @@ pub struct ClientChanges<'a> {
 }
 
 pub fn update_client(conn: &mut DbConnection, client_id: &str, changes: &ClientChanges<'_>) -> QueryResult<usize> {
+    wrote(Table::Clients);
     diesel::update(clients::table.filter(clients::client_id.eq(client_id))).set(changes).execute(conn)
 }
 
@@ -224,6 +229,7 @@ pub fn replace_client_secret(
     previous: Option<(&str, NaiveDateTime)>,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
+    wrote(Table::Clients);
     diesel::update(clients::table.filter(clients::client_id.eq(client_id)))
         .set((
             clients::secret_hash.eq(secret_hash),
@@ -237,5 +243,6 @@ pub fn replace_client_secret(
 
 /// Deleting a client deletes its codes, refresh tokens and consents (the schema's cascades).
 pub fn delete_client(conn: &mut DbConnection, client_id: &str) -> QueryResult<usize> {
+    wrote(Table::Clients);
     diesel::delete(clients::table.filter(clients::client_id.eq(client_id))).execute(conn)
 }

@@ -132,8 +132,12 @@ impl SealedColumn {
             Self::SigningKeys => diesel::update(signing_keys::table.find(row))
                 .set(signing_keys::private_key_sealed.eq(sealed))
                 .execute(conn),
-            Self::ApiSecrets => diesel::update(apis::table.find(row)).set(apis::secret_sealed.eq(sealed)).execute(conn),
+            Self::ApiSecrets => {
+                super::changes::wrote(super::changes::Table::Apis);
+                diesel::update(apis::table.find(row)).set(apis::secret_sealed.eq(sealed)).execute(conn)
+            }
             Self::ClientSecrets => {
+                super::changes::wrote(super::changes::Table::Clients);
                 diesel::update(clients::table.find(row)).set(clients::secret_sealed.eq(sealed)).execute(conn)
             }
             Self::TotpSecrets => {

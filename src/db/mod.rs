@@ -24,6 +24,7 @@ pub mod api_keys;
 pub mod apis;
 pub mod audit;
 pub mod authorization_codes;
+pub mod changes;
 pub mod clients;
 pub mod consents;
 pub mod device_authorizations;
@@ -43,6 +44,7 @@ pub mod tenants;
 pub mod used_assertions;
 pub mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -61,7 +63,80 @@ pub enum DbConnection {
     Sqlite(diesel::SqliteConnection),
 }
 
-pub type DbPool = r2d2::Pool<ConnectionManager>;
+/// The connection pool, and where the writes made through [`run`] are recorded for the
+/// caches ([`changes`]).
+#[derive(Clone)]
+pub struct DbPool {
+    connections: r2d2::Pool<ConnectionManager>,
+    changes: Arc<changes::Changes>,
+}
+
+impl DbPool {
+    fn new(connections: r2d2::Pool<ConnectionManager>) -> Self {
+        // Until the server gives it its own, a pool's writes make nothing cacheable.
+        Self { connections, changes: Arc::new(changes::Changes::new(Duration::ZERO)) }
+    }
+
+    /// This pool, recording its writes in `changes` (those the process's caches read).
+    pub fn recording_in(self, changes: Arc<changes::Changes>) -> Self {
+        Self { changes, ..self }
+    }
+
+    pub fn changes(&self) -> &Arc<changes::Changes> {
+        &self.changes
+    }
+
+    /// A connection from the pool (waiting for one up to the pool's timeout). What is
+    /// written through it is announced when it goes back ([`PooledDb`]).
+    pub fn get(&self) -> Result<PooledDb, r2d2::Error> {
+        Ok(PooledDb { conn: self.connections.get()?, changes: self.changes.clone() })
+    }
+}
+
+/// A pooled connection that, when it goes back to the pool, makes what was written through
+/// it stale in this process's caches and announces it to the other instances. Every write
+/// of the server and of the tests goes through one, so none can be forgotten.
+pub struct PooledDb {
+    conn: r2d2::PooledConnection<ConnectionManager>,
+    changes: Arc<changes::Changes>,
+}
+
+impl std::ops::Deref for PooledDb {
+    type Target = DbConnection;
+
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for PooledDb {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
+impl Drop for PooledDb {
+    fn drop(&mut self) {
+        // Committed or not, what was written is announced: a needless announcement only
+        // costs a cache miss, a missing one would keep a revoked key working.
+        let written = changes::take_written();
+        if written.is_empty() {
+            return;
+        }
+        self.changes.written(written);
+        if let Err(error) = changes::announce(&mut self.conn, written) {
+            tracing::warn!(%error, "could not tell the other instances what changed; their caches age out");
+        }
+    }
+}
+
+impl std::ops::Deref for DbPool {
+    type Target = r2d2::Pool<ConnectionManager>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.connections
+    }
+}
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 #[cfg(feature = "postgres")]
@@ -226,7 +301,7 @@ fn connect_pool(target: &DatabaseTarget, max_size: u32) -> anyhow::Result<DbPool
         .test_on_check_out(false)
         .build(manager)
         .with_context(|| format!("could not connect to the database at {}", target.describe()))?;
-    Ok(pool)
+    Ok(DbPool::new(pool))
 }
 
 /// Applies pending migrations; returns the versions applied.

@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::DbConnection;
+use super::changes::{Table, wrote};
 use super::schema::{team_members, teams, users};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -26,6 +27,7 @@ pub struct NewTeam<'a> {
 }
 
 pub fn insert_team(conn: &mut DbConnection, team: &NewTeam<'_>) -> QueryResult<()> {
+    wrote(Table::Teams);
     diesel::insert_into(teams::table).values(team).execute(conn).map(drop)
 }
 
@@ -43,12 +45,16 @@ pub fn list_teams(conn: &mut DbConnection, only: Option<&[String]>) -> QueryResu
 }
 
 pub fn rename_team(conn: &mut DbConnection, id: &str, name: &str) -> QueryResult<usize> {
+    wrote(Table::Teams);
     diesel::update(teams::table.find(id)).set(teams::name.eq(name)).execute(conn)
 }
 
 /// Deleting a team deletes its members and team keys, and leaves its clients and APIs to
 /// the tenant (the schema's cascades).
 pub fn delete_team(conn: &mut DbConnection, id: &str) -> QueryResult<usize> {
+    for table in [Table::Teams, Table::ApiKeys, Table::Clients, Table::Apis] {
+        wrote(table);
+    }
     diesel::delete(teams::table.find(id)).execute(conn)
 }
 
@@ -79,6 +85,7 @@ pub fn upsert_member(
     role: &str,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
+    wrote(Table::Teams);
     let changed = diesel::update(
         team_members::table.filter(team_members::team_id.eq(team_id)).filter(team_members::user_id.eq(user_id)),
     )
@@ -99,6 +106,7 @@ pub fn upsert_member(
 }
 
 pub fn remove_member(conn: &mut DbConnection, team_id: &str, user_id: &str) -> QueryResult<usize> {
+    wrote(Table::Teams);
     diesel::delete(
         team_members::table.filter(team_members::team_id.eq(team_id)).filter(team_members::user_id.eq(user_id)),
     )
@@ -106,6 +114,7 @@ pub fn remove_member(conn: &mut DbConnection, team_id: &str, user_id: &str) -> Q
 }
 
 pub fn remove_user_from_all_teams(conn: &mut DbConnection, user_id: &str) -> QueryResult<usize> {
+    wrote(Table::Teams);
     diesel::delete(team_members::table.filter(team_members::user_id.eq(user_id))).execute(conn)
 }
 

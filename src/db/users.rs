@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::DbConnection;
+use super::changes::{Table, wrote};
 use super::schema::users;
 
 pub const STATUS_ACTIVE: &str = "active";
@@ -70,6 +71,7 @@ pub struct NewUser<'a> {
 }
 
 pub fn insert_user(conn: &mut DbConnection, user: &NewUser<'_>) -> QueryResult<()> {
+    wrote(Table::Users);
     diesel::insert_into(users::table).values(user).execute(conn).map(drop)
 }
 
@@ -113,6 +115,7 @@ pub fn count_active_owners(conn: &mut DbConnection, except: Option<&str>) -> Que
 }
 
 pub fn set_user_status(conn: &mut DbConnection, id: &str, status: &str, now: NaiveDateTime) -> QueryResult<usize> {
+    wrote(Table::Users);
     let deleted_at = (status == STATUS_DELETED).then_some(now);
     diesel::update(users::table.find(id))
         .set((users::status.eq(status), users::updated_at.eq(now), users::deleted_at.eq(deleted_at)))
@@ -126,6 +129,7 @@ pub fn update_user_profile(
     role: &str,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
+    wrote(Table::Users);
     diesel::update(users::table.find(id))
         .set((users::name.eq(name), users::role.eq(role), users::updated_at.eq(now)))
         .execute(conn)
@@ -148,6 +152,7 @@ pub fn find_user_by_invitation(
 
 /// Replaces an active user's password; `false` if the user is no longer active.
 pub fn set_password(conn: &mut DbConnection, id: &str, password_hash: &str, now: NaiveDateTime) -> QueryResult<bool> {
+    wrote(Table::Users);
     diesel::update(users::table.find(id).filter(users::status.eq(STATUS_ACTIVE)))
         .set((users::password_hash.eq(password_hash), users::updated_at.eq(now)))
         .execute(conn)
@@ -163,6 +168,7 @@ pub fn accept_invitation(
     password_hash: &str,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
+    wrote(Table::Users);
     diesel::update(
         users::table.find(id).filter(users::invite_token_hash.eq(token_hash)).filter(users::status.eq(STATUS_INVITED)),
     )

@@ -3,6 +3,8 @@
 //! `private_key_jwt` (RFC 7523 §2.2, verified in `principal::client_jwt`), and `none` for
 //! public clients (RFC 7591 §2). A client may use exactly one method per request.
 
+use std::sync::Arc;
+
 use actix_web::HttpRequest;
 use actix_web::http::header;
 use base64::Engine;
@@ -158,12 +160,27 @@ enum Authentication<T> {
 }
 
 /// Finds and authenticates the client; failures are audited and answered `invalid_client`.
+/// A client in the cache whose secret matches needs no trip to the database.
 pub async fn authenticate_client(
     state: &AppState,
     req: &HttpRequest,
     presented: PresentedClient,
 ) -> Result<Client, OAuthError> {
+    if let Some(client) = cached_client(state, &presented) {
+        return Ok(Client::clone(&client));
+    }
     authenticate_client_then(state, req, presented, |_, _| Ok(())).await.map(|(client, ())| client)
+}
+
+/// The client from the cache, if it is there and `presented` authenticates it. Anything
+/// else (not cached, a wrong secret, a JWT) is decided by the database, which alone
+/// refuses and audits.
+fn cached_client(state: &AppState, presented: &PresentedClient) -> Option<Arc<Client>> {
+    if presented.assertion.is_some() {
+        return None;
+    }
+    let client = state.caches.clients.get(presented.client_id.as_str())?;
+    check(&client, presented, &state.hasher).is_ok().then_some(client)
 }
 
 /// Authenticates the client, then runs `then` with it in the same trip to the blocking
@@ -181,11 +198,21 @@ where
 {
     // Failures count against the caller's address; past its budget they are no longer
     // audited, so that one address cannot fill the audit log.
+    if let Some(client) = cached_client(state, &presented) {
+        let client = Client::clone(&client);
+        let (client, result) = crate::db::run(&state.pool, move |conn| {
+            let result = then(conn, &client);
+            Ok((client, result))
+        })
+        .await?;
+        return result.map(|value| (client, value));
+    }
     let failures = FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), &state.settings);
     let audit_failure = failures.allows().await.allowed;
     if presented.assertion.is_some() {
         return authenticate_assertion_then(state, req, presented, then, failures, audit_failure).await;
     }
+    let read = state.caches.clients.start_read();
     let hasher = state.hasher.clone();
     let ip = req.peer_addr().map(|addr| addr.ip().to_string());
     let request_id = crate::telemetry::current_request_id();
@@ -208,7 +235,10 @@ where
     })
     .await?;
     match outcome {
-        Authentication::Succeeded(client, result) => result.map(|value| (client, value)),
+        Authentication::Succeeded(client, result) => {
+            state.caches.clients.insert(client.client_id.clone(), Arc::new(client.clone()), read);
+            result.map(|value| (client, value))
+        }
         Authentication::Failed(reason) => {
             Err(answer_failure(state, &client_id, method, reason, failures, audit_failure).await)
         }

@@ -459,7 +459,7 @@ async fn a_code_is_bound_to_its_verifier_client_redirect_uri_and_lifetime(backen
         let hash = app.state.hasher.hash(&code).into_string();
         diesel::update(authorization_codes::table.find(hash))
             .set(authorization_codes::expires_at.eq(latchkey::db::now() - chrono::TimeDelta::seconds(1)))
-            .execute(&mut conn)
+            .execute(&mut *conn)
             .unwrap();
     }
     let expired = exchange(&app, &client.client_id, &code, &verifier).await;

@@ -155,7 +155,7 @@ async fn a_tool_receives_a_restricted_key_with_exactly_the_permissions_ticked_in
         diesel::sql_query(
             "SELECT device_code_hash || user_code_hash || COALESCE(key_request, '') AS v FROM device_authorizations",
         ),
-        &mut conn,
+        &mut *conn,
     )
     .map(|rows: Vec<Row>| rows.into_iter().map(|r| r.v).collect())
     .unwrap();

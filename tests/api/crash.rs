@@ -108,7 +108,7 @@ fn check_families(db: &TestDb, master_key: &str, chains: &[Chain]) -> Vec<Newest
             let members: Vec<RefreshToken> = refresh_tokens::table
                 .filter(refresh_tokens::family_id.eq(family))
                 .select(RefreshToken::as_select())
-                .load(&mut conn)
+                .load(&mut *conn)
                 .unwrap();
             assert!(members.iter().all(|m| m.revoked_at.is_none()), "nothing was taken for a reuse");
             for pair in rows.windows(2) {

@@ -201,7 +201,7 @@ async fn polling_says_wait_slow_down_denied_expired_and_gives_tokens_once(backen
         let mut conn = app.pool.get().unwrap();
         diesel::update(device_authorizations.filter(device_code_hash.eq(app.state.hasher.hash(device_code).as_str())))
             .set(expires_at.eq(latchkey::db::now() - chrono::TimeDelta::seconds(1)))
-            .execute(&mut conn)
+            .execute(&mut *conn)
             .unwrap();
     }
     let (status, expired) = poll(&app, &client_id, device_code).await;

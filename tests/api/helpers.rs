@@ -347,23 +347,7 @@ impl TestApp {
 
     /// A personal key made the way a user makes one: signed in, on the account page.
     pub async fn personal_key_from_account_page(&self, email: &str, password: &str) -> String {
-        let browser = self.browser();
-        let signed_in = crate::login::sign_in(self, &browser, email, password, "/account").await;
-        assert_eq!(signed_in.status(), 303, "{email} signs in");
-        let page = browser.get(self.url("/account")).send().await.unwrap().text().await.unwrap();
-        let token = crate::login::csrf_token(&page);
-        let response = browser
-            .post(self.url("/account/api-keys"))
-            .form(&[("name", "laptop"), ("csrf_token", &token)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.headers()["cache-control"], "no-store", "the page with the key is not cached");
-        let html = response.text().await.unwrap();
-        let marker = r#"id="new-key" type="text" readonly value=""#;
-        let start = html.find(marker).expect("the new key is shown") + marker.len();
-        html[start..].split('"').next().unwrap().to_owned()
+        personal_key_from_account_page(self, email, password).await
     }
 
     pub fn audit_actions(&self) -> Vec<(String, String)> {
@@ -412,4 +396,25 @@ pub fn verify_with_jwks(
     validation.set_issuer(&[issuer]);
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk)?;
     jsonwebtoken::decode::<Value>(token, &key, &validation).map(|data| data.claims)
+}
+
+/// A personal key made the way a user makes one: signed in, on the account page.
+pub async fn personal_key_from_account_page(server: &impl Served, email: &str, password: &str) -> String {
+    let browser = browser();
+    let signed_in = crate::login::sign_in(server, &browser, email, password, "/account").await;
+    assert_eq!(signed_in.status(), 303, "{email} signs in");
+    let page = browser.get(server.url("/account")).send().await.unwrap().text().await.unwrap();
+    let token = crate::login::csrf_token(&page);
+    let response = browser
+        .post(server.url("/account/api-keys"))
+        .form(&[("name", "laptop"), ("csrf_token", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store", "the page with the key is not cached");
+    let html = response.text().await.unwrap();
+    let marker = r#"id="new-key" type="text" readonly value=""#;
+    let start = html.find(marker).expect("the new key is shown") + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
 }

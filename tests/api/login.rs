@@ -203,7 +203,7 @@ async fn a_deactivated_user_cannot_sign_in(backend: Backend) {
     {
         use latchkey::db::schema::users;
         let mut conn = app.pool.get().unwrap();
-        diesel::update(users::table.find(&user.id)).set(users::status.eq("deactivated")).execute(&mut conn).unwrap();
+        diesel::update(users::table.find(&user.id)).set(users::status.eq("deactivated")).execute(&mut *conn).unwrap();
     }
 
     let response = sign_in(&app, &app.browser(), EMAIL, PASSWORD, "/account").await;

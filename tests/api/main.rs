@@ -9,6 +9,7 @@ mod browser;
 mod dashboard;
 mod device;
 
+mod caches;
 mod cli;
 mod client_jwt;
 mod connect;

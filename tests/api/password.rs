@@ -113,7 +113,7 @@ async fn a_recent_second_factor_stands_in_for_the_current_password(backend: Back
         let then = latchkey::db::now() - chrono::TimeDelta::minutes(11);
         diesel::update(sessions::table.filter(sessions::user_id.eq(&user.id)))
             .set(sessions::created_at.eq(then))
-            .execute(&mut conn)
+            .execute(&mut *conn)
             .unwrap();
     }
     let page = both.get(app.url("/account")).send().await.unwrap().text().await.unwrap();

@@ -204,7 +204,7 @@ async fn links_are_throttled_per_account_and_bad_links_get_a_page(backend: Backe
         use latchkey::db::schema::password_resets;
         let mut conn = app.pool.get().unwrap();
         let past = latchkey::db::now() - chrono::TimeDelta::minutes(31);
-        diesel::update(password_resets::table).set(password_resets::expires_at.eq(past)).execute(&mut conn).unwrap();
+        diesel::update(password_resets::table).set(password_resets::expires_at.eq(past)).execute(&mut *conn).unwrap();
     }
     assert_eq!(choose_password(&app, &link, NEW_PASSWORD, None).await.status(), 404, "expired");
 }

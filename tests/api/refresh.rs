@@ -99,7 +99,7 @@ fn family_size(app: &TestApp, token: &str) -> i64 {
     let stored = latchkey::db::refresh_tokens::find_refresh_token(&mut conn, app.state.hasher.hash(token).as_str())
         .unwrap()
         .expect("stored");
-    refresh_tokens::table.filter(refresh_tokens::family_id.eq(stored.family_id)).count().get_result(&mut conn).unwrap()
+    refresh_tokens::table.filter(refresh_tokens::family_id.eq(stored.family_id)).count().get_result(&mut *conn).unwrap()
 }
 
 async fn a_retry_within_the_window_gets_the_same_answer_and_nothing_else_does(backend: Backend) {
@@ -175,9 +175,14 @@ async fn with_the_window_off_or_past_a_reuse_revokes_the_family(backend: Backend
         refresh_retry_window_secs: Some(secs),
         ..Default::default()
     };
-    let mut conn = app.pool.get().unwrap();
-    let caller = latchkey::manage::Caller::system();
-    let view = latchkey::manage::clients::update_client(&mut conn, &caller, &grant.client_id, update(0)).unwrap();
+    // Each change on a connection of its own: what a connection wrote is announced to the
+    // server's caches when it goes back to the pool.
+    let update_client = |secs| {
+        let mut conn = app.pool.get().unwrap();
+        let caller = latchkey::manage::Caller::system();
+        latchkey::manage::clients::update_client(&mut conn, &caller, &grant.client_id, update(secs)).unwrap()
+    };
+    let view = update_client(0);
     assert_eq!(view.refresh_retry_window_secs, 0);
     let off: Value = refresh(&app, &grant.client_id, &grant.refresh_token, None).await.json().await.unwrap();
     let off_successor = off["refresh_token"].as_str().unwrap().to_owned();
@@ -188,7 +193,8 @@ async fn with_the_window_off_or_past_a_reuse_revokes_the_family(backend: Backend
     assert_eq!(error_of(refresh(&app, &grant.client_id, &off_successor, None).await).await.0, 400);
 
     // A one-second window, and a repeat two seconds later.
-    latchkey::manage::clients::update_client(&mut conn, &caller, &grant.client_id, update(1)).unwrap();
+    update_client(1);
+    let mut conn = app.pool.get().unwrap();
     let (code, verifier) = obtain_code_for(&app, &grant.client_id, &["read", "offline_access"]).await;
     let granted: Value = exchange(&app, &grant.client_id, &code, &verifier).await.json().await.unwrap();
     let token = granted["refresh_token"].as_str().unwrap();

@@ -166,7 +166,7 @@ async fn a_password_only_token_steps_up_to_two_factors_for_the_example_service(b
 fn browser_sessions(app: &TestApp) -> i64 {
     use latchkey::db::schema::sessions;
     let mut conn = app.pool.get().unwrap();
-    sessions::table.count().get_result(&mut conn).unwrap()
+    sessions::table.count().get_result(&mut *conn).unwrap()
 }
 
 /// Moves every session's start an hour back, as if the person signed in then.
@@ -174,7 +174,7 @@ fn age_sessions(app: &TestApp) {
     use latchkey::db::schema::sessions;
     let mut conn = app.pool.get().unwrap();
     let hour_ago = latchkey::db::now() - chrono::TimeDelta::hours(1);
-    diesel::update(sessions::table).set(sessions::created_at.eq(hour_ago)).execute(&mut conn).unwrap();
+    diesel::update(sessions::table).set(sessions::created_at.eq(hour_ago)).execute(&mut *conn).unwrap();
 }
 
 async fn an_old_sign_in_is_made_again_for_max_age(backend: Backend) {

@@ -98,7 +98,7 @@ async fn timestamps_round_trip_exactly(backend: Backend) {
     assert!(is_revoked(&mut conn, "jti-live").unwrap());
     let row: chrono::NaiveDateTime = latchkey::db::schema::revoked_tokens::table
         .select(latchkey::db::schema::revoked_tokens::revoked_at)
-        .first(&mut conn)
+        .first(&mut *conn)
         .unwrap();
     assert_eq!(row, now);
 }
@@ -182,8 +182,8 @@ async fn sqlite_connections_use_wal_and_foreign_keys() {
     let pool = db::build_pool(&db.target(), 2).unwrap();
     let mut conn = pool.get().unwrap();
 
-    let mode = diesel::sql_query("PRAGMA journal_mode").get_result::<Mode>(&mut conn).unwrap();
-    let fk = diesel::sql_query("PRAGMA foreign_keys").get_result::<Fk>(&mut conn).unwrap();
+    let mode = diesel::sql_query("PRAGMA journal_mode").get_result::<Mode>(&mut *conn).unwrap();
+    let fk = diesel::sql_query("PRAGMA foreign_keys").get_result::<Fk>(&mut *conn).unwrap();
 
     assert_eq!(mode.journal_mode, "wal");
     assert_eq!(fk.foreign_keys, 1);

@@ -1,0 +1,274 @@
+//! The caches of API keys, clients and APIs never outlive a change: a revoked API key, a
+//! deactivated user's personal key, a client's replaced secret and a deleted client stop
+//! working at once on the instance that made the change, and within a second on every
+//! other (PostgreSQL's `NOTIFY`; Redis between instances on one SQLite file) — with the
+//! caches' age set to ten minutes, so that only the announcement can explain it.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{API, Backend, Served, TestDb, personal_key_from_account_page, spawn_app_with};
+use crate::login::{EMAIL, PASSWORD};
+use crate::process::{Instance, free_port, json, latchkey};
+
+/// Longer than any test: an entry that stops being used did not age out.
+const MAX_AGE_SECS: u64 = 600;
+
+/// Calls the management API at `server` with `key`; answers the status and the JSON body.
+async fn call(server: &impl Served, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = server.http().request(method, server.url(&format!("/api/v1{path}"))).bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+}
+
+async fn made(server: &impl Served, method: &str, path: &str, key: &str, body: Value) -> Value {
+    let (status, answer) = call(server, method, path, key, Some(body)).await;
+    assert!((200..300).contains(&status), "{method} {path}: {status} {answer}");
+    answer
+}
+
+/// Whether `key` authenticates at `server` (401 otherwise; anything else is a failure).
+async fn key_works(server: &impl Served, key: &str) -> bool {
+    match call(server, "GET", "/api-keys/current", key, None).await {
+        (200, _) => true,
+        (401, _) => false,
+        (status, body) => panic!("the key was neither accepted nor refused: {status} {body}"),
+    }
+}
+
+/// Whether the client gets a token by client credentials at `server`.
+async fn client_works(server: &impl Served, (id, secret): (&str, &str)) -> bool {
+    let response = server
+        .http()
+        .post(server.url("/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials"), ("resource", API)])
+        .send()
+        .await
+        .unwrap();
+    match response.status().as_u16() {
+        200 => true,
+        401 => false,
+        status => panic!("the client was neither accepted nor refused: {status} {}", response.text().await.unwrap()),
+    }
+}
+
+/// The four credentials a change must stop, made through the management API.
+struct Credentials {
+    revoked_key: (String, String),
+    personal_key: String,
+    user_id: String,
+    rotated_client: (String, String),
+    deleted_client: (String, String),
+}
+
+impl Credentials {
+    async fn make(server: &impl Served, owner: &str) -> Self {
+        made(server, "POST", "/apis", owner, json!({ "audience": API, "scopes": ["read"] })).await;
+        let mut clients = Vec::new();
+        for name in ["Reports", "Billing"] {
+            let body = json!({
+                "name": name, "grant_types": ["client_credentials"], "scopes": ["read"], "audiences": [API],
+            });
+            let client = made(server, "POST", "/clients", owner, body).await;
+            clients
+                .push((client["client_id"].as_str().unwrap().into(), client["client_secret"].as_str().unwrap().into()));
+        }
+        let body = json!({ "kind": "restricted", "name": "reader", "permissions": ["clients:read"] });
+        let key = made(server, "POST", "/api-keys", owner, body).await;
+        let user = made(server, "POST", "/users", owner, json!({ "email": EMAIL, "password": PASSWORD })).await;
+        let deleted_client = clients.pop().unwrap();
+        Self {
+            revoked_key: (key["id"].as_str().unwrap().into(), key["key"].as_str().unwrap().into()),
+            personal_key: personal_key_from_account_page(server, EMAIL, PASSWORD).await,
+            user_id: user["id"].as_str().unwrap().into(),
+            rotated_client: clients.pop().unwrap(),
+            deleted_client,
+        }
+    }
+
+    /// Uses each credential twice at `server`, so that it is cached there.
+    async fn use_all(&self, server: &impl Served) {
+        for _ in 0..2 {
+            assert!(key_works(server, &self.revoked_key.1).await);
+            assert!(key_works(server, &self.personal_key).await);
+            assert!(client_works(server, pair(&self.rotated_client)).await);
+            assert!(client_works(server, pair(&self.deleted_client)).await);
+        }
+    }
+
+    /// Revokes the key, deactivates the user, replaces the secret (the old one stops at
+    /// once) and deletes the other client, at `server`; answers the new secret.
+    async fn change_all(&self, server: &impl Served, owner: &str) -> String {
+        let (key_id, client_id) = (&self.revoked_key.0, &self.rotated_client.0);
+        assert_eq!(call(server, "DELETE", &format!("/api-keys/{key_id}"), owner, None).await.0, 204);
+        made(server, "POST", &format!("/users/{}/deactivate", self.user_id), owner, json!({})).await;
+        let rotated = made(
+            server,
+            "POST",
+            &format!("/clients/{client_id}/rotate-secret"),
+            owner,
+            json!({ "grace_period_secs": 0 }),
+        )
+        .await;
+        assert_eq!(call(server, "DELETE", &format!("/clients/{}", self.deleted_client.0), owner, None).await.0, 204);
+        rotated["client_secret"].as_str().unwrap().to_owned()
+    }
+
+    /// Which of the four still work at `server`, by name.
+    async fn still_working(&self, server: &impl Served) -> Vec<&'static str> {
+        let mut working = Vec::new();
+        if key_works(server, &self.revoked_key.1).await {
+            working.push("revoked API key");
+        }
+        if key_works(server, &self.personal_key).await {
+            working.push("deactivated user's personal key");
+        }
+        if client_works(server, pair(&self.rotated_client)).await {
+            working.push("replaced client secret");
+        }
+        if client_works(server, pair(&self.deleted_client)).await {
+            working.push("deleted client");
+        }
+        working
+    }
+}
+
+fn pair((id, secret): &(String, String)) -> (&str, &str) {
+    (id, secret)
+}
+
+async fn a_change_stops_cached_credentials_at_once(backend: Backend) {
+    // Arrange: everything used, so cached, with entries that would live ten minutes.
+    let app = spawn_app_with(TestDb::new(&backend), |settings| {
+        settings.cache_max_age = Duration::from_secs(MAX_AGE_SECS);
+    })
+    .await;
+    let owner = app.owner_key();
+    let credentials = Credentials::make(&app, &owner).await;
+    credentials.use_all(&app).await;
+
+    // Act
+    let new_secret = credentials.change_all(&app, &owner).await;
+
+    // Assert: the very next request is refused.
+    assert_eq!(credentials.still_working(&app).await, Vec::<&str>::new());
+    assert!(client_works(&app, (&credentials.rotated_client.0, &new_secret)).await, "the new secret works");
+}
+
+/// A change made by a command, in another process, with the caches as full as above.
+async fn a_command_line_change_stops_a_cached_key(backend: Backend) {
+    // Arrange
+    let db = TestDb::new(&backend);
+    let master_key = latchkey::crypto::MasterKey::generate().encode();
+    let app = spawn_app_with(TestDb::reuse(&db), |settings| {
+        settings.cache_max_age = Duration::from_secs(MAX_AGE_SECS);
+        settings.master_key = Some(master_key.clone().into());
+    })
+    .await;
+    let owner = app.owner_key();
+    let body = json!({ "kind": "restricted", "name": "reader", "permissions": ["clients:read"] });
+    let key = made(&app, "POST", "/api-keys", &owner, body).await;
+    let (id, key) = (key["id"].as_str().unwrap(), key["key"].as_str().unwrap());
+    assert!(key_works(&app, key).await && key_works(&app, key).await);
+
+    // Act
+    json(&latchkey(&db, &master_key, &[], &["api-key", "delete", id, "--json"]));
+
+    // Assert: on PostgreSQL the command's NOTIFY reaches the server; on SQLite without
+    // Redis nothing can, and the entry's one-second age is the bound.
+    let refused_within = refused_within(|| key_works(&app, key)).await;
+    assert!(refused_within < Duration::from_millis(1500), "still accepted after {refused_within:?}");
+}
+
+/// How long until `works` says no, asking every 25 ms (well within the key's rate limit)
+/// for at most 3 s.
+async fn refused_within<F: std::future::Future<Output = bool>>(mut works: impl FnMut() -> F) -> Duration {
+    let start = Instant::now();
+    while works().await {
+        assert!(start.elapsed() < Duration::from_secs(3), "never refused");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    start.elapsed()
+}
+
+crate::on_both_backends!(a_change_stops_cached_credentials_at_once, a_command_line_change_stops_a_cached_key);
+
+/// Two `latchkey serve` processes on `db`, with `env` on top of long-lived cache entries.
+fn two_instances(db: &TestDb, master_key: &str, env: &[(&str, &str)]) -> (Instance, Instance) {
+    let max_age = MAX_AGE_SECS.to_string();
+    let mut shared = vec![("LATCHKEY_CACHE_MAX_AGE_SECS", max_age.as_str())];
+    shared.extend_from_slice(env);
+    let a = Instance::start(db, master_key, free_port(), &shared);
+    let b = Instance::start(db, master_key, free_port(), &shared);
+    (a, b)
+}
+
+/// Everything cached on both instances, changed through `a`: refused at once there, and
+/// within a second on `b`.
+async fn changes_reach_the_other_instance(db: &TestDb, master_key: &str, a: &Instance, b: &Instance) {
+    let owner = json(&latchkey(
+        db,
+        master_key,
+        &[],
+        &["api-key", "create", "--kind", "tenant-owner", "--name", "ops", "--json"],
+    ));
+    let owner = owner["key"].as_str().unwrap();
+    let credentials = Credentials::make(a, owner).await;
+    credentials.use_all(a).await;
+    credentials.use_all(b).await;
+    // The listeners hear within a poll (20 ms); give the second instance's a moment to be up.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let changed = Instant::now();
+    credentials.change_all(a, owner).await;
+    let changes_took = changed.elapsed();
+
+    assert_eq!(credentials.still_working(a).await, Vec::<&str>::new(), "at once where the change was made");
+    let mut working = credentials.still_working(b).await;
+    while !working.is_empty() {
+        assert!(
+            changed.elapsed() < changes_took + Duration::from_secs(1),
+            "still working on the other instance after {:?}: {working:?}",
+            changed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        working = credentials.still_working(b).await;
+    }
+}
+
+/// Two instances on one PostgreSQL database (with Redis configured for their rate limits,
+/// as in production): the database carries the announcements.
+#[tokio::test]
+async fn on_postgresql_a_change_reaches_every_instance_within_a_second() {
+    let Some(Backend::Postgres(server)) = Backend::postgres() else {
+        eprintln!("LATCHKEY_TEST_POSTGRES_URL is not set: several instances not tested");
+        return;
+    };
+    let redis = std::env::var("LATCHKEY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let db = TestDb::new(&Backend::Postgres(server));
+    let master_key = latchkey::crypto::MasterKey::generate().encode();
+    let (a, b) = two_instances(&db, &master_key, &[("LATCHKEY_REDIS_URL", &redis)]);
+    changes_reach_the_other_instance(&db, &master_key, &a, &b).await;
+}
+
+/// Two instances on one SQLite file: only Redis can carry the announcements.
+#[tokio::test]
+async fn on_sqlite_with_redis_a_change_reaches_every_instance_within_a_second() {
+    let Ok(redis) = std::env::var("LATCHKEY_TEST_REDIS_URL") else {
+        eprintln!("LATCHKEY_TEST_REDIS_URL is not set: instances sharing SQLite through Redis not tested");
+        return;
+    };
+    let db = TestDb::new(&Backend::Sqlite);
+    let master_key = latchkey::crypto::MasterKey::generate().encode();
+    crate::process::migrated(&db, &master_key);
+    let (a, b) = two_instances(&db, &master_key, &[("LATCHKEY_REDIS_URL", &redis)]);
+    changes_reach_the_other_instance(&db, &master_key, &a, &b).await;
+}
