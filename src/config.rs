@@ -243,9 +243,9 @@ pub struct Settings {
     pub redis_url: Option<SecretString>,
     pub access_token_ttl_secs: i64,
     pub key_refresh_secs: u64,
-    /// How long API keys, clients and APIs read from the database may be used again without
-    /// asking it, while other instances' changes reach this one (PostgreSQL, or Redis); one
-    /// second at most while they do not. Zero turns the caches off.
+    /// How long API keys, clients, APIs and revocations read from the database may be used
+    /// again without asking it, while other instances' changes reach this one (PostgreSQL, or
+    /// Redis); one second at most while they do not. Zero turns the caches off.
     pub cache_max_age: std::time::Duration,
     pub workers: Option<usize>,
     pub log_format: LogFormat,

@@ -62,6 +62,8 @@ pub struct Caches {
     pub clients: Cached<String, Client>,
     /// APIs by audience.
     pub apis: Cached<String, Api>,
+    /// Whether the access token with this `jti` is revoked, as introspection asks.
+    pub revocations: Cached<String, bool>,
 }
 
 /// How many of each are kept: more than a deployment's busy clients and keys, little memory.
@@ -77,6 +79,7 @@ impl Caches {
             ),
             clients: Cached::new(changes.clone(), Tables::of(&[Table::Clients]), CACHE_CAPACITY),
             apis: Cached::new(changes.clone(), Tables::of(&[Table::Apis]), CACHE_CAPACITY),
+            revocations: Cached::new(changes.clone(), Tables::of(&[Table::RevokedTokens]), CACHE_CAPACITY),
         }
     }
 }

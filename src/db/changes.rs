@@ -35,11 +35,20 @@ pub enum Table {
     Teams,
     Clients,
     Apis,
+    /// Revoked access tokens.
+    RevokedTokens,
 }
 
 impl Table {
-    const ALL: [Table; 6] =
-        [Table::ApiKeys, Table::Users, Table::ServiceAccounts, Table::Teams, Table::Clients, Table::Apis];
+    const ALL: [Table; 7] = [
+        Table::ApiKeys,
+        Table::Users,
+        Table::ServiceAccounts,
+        Table::Teams,
+        Table::Clients,
+        Table::Apis,
+        Table::RevokedTokens,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -49,6 +58,7 @@ impl Table {
             Table::Teams => "teams",
             Table::Clients => "clients",
             Table::Apis => "apis",
+            Table::RevokedTokens => "revoked_tokens",
         }
     }
 
@@ -63,7 +73,7 @@ pub struct Tables(u8);
 
 impl Tables {
     pub const NONE: Tables = Tables(0);
-    pub const ALL: Tables = Tables(0b11_1111);
+    pub const ALL: Tables = Tables((1 << Table::ALL.len()) - 1);
 
     pub const fn of(tables: &[Table]) -> Tables {
         let mut bits = 0;

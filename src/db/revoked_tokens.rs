@@ -21,6 +21,7 @@ pub fn revoke_token(
     expires_at: NaiveDateTime,
     now: NaiveDateTime,
 ) -> QueryResult<()> {
+    super::changes::wrote(super::changes::Table::RevokedTokens);
     let row = NewRevokedToken { jti, expires_at, revoked_at: now };
     on_own_backend!(conn, |conn| diesel::insert_into(revoked_tokens::table)
         .values(&row)

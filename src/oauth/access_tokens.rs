@@ -339,7 +339,12 @@ pub async fn inspect_access_token(state: &AppState, token: &str) -> Result<Acces
     let Some((claims, signer)) = verified else {
         return Ok(AccessTokenStatus::Unknown);
     };
-    let jti = claims.jti.clone();
-    let revoked = crate::db::run(&state.pool, move |conn| Ok(is_revoked(conn, &jti)?)).await?;
+    // From the cache while no token has been revoked since: a revocation anywhere drops it.
+    let revoked = state
+        .caches
+        .revocations
+        .get_or_read(&state.pool, claims.jti.clone(), |conn, jti| is_revoked(conn, jti).map(Some))
+        .await?
+        .is_some_and(|revoked| *revoked);
     Ok(if revoked { AccessTokenStatus::Revoked(claims) } else { AccessTokenStatus::Active(claims, signer) })
 }

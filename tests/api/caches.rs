@@ -1,42 +1,30 @@
-//! The caches of API keys, clients and APIs never outlive a change: a revoked API key, a
-//! deactivated user's personal key, a client's replaced secret and a deleted client stop
-//! working at once on the instance that made the change, and within a second on every
-//! other (PostgreSQL's `NOTIFY`; Redis between instances on one SQLite file) — with the
-//! caches' age set to ten minutes, so that only the announcement can explain it.
+//! The caches of API keys, clients, APIs and revocations never outlive a change: a revoked
+//! API key, a deactivated user's personal key, a client's replaced secret, a deleted client
+//! and a revoked access token stop working at once on the instance that made the change, and
+//! within a second on every other (PostgreSQL's `NOTIFY`; Redis between instances on one
+//! SQLite file) — with the caches' age set to ten minutes, so that only the announcement can
+//! explain it.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{API, Backend, Served, TestDb, personal_key_from_account_page, spawn_app_with};
+use crate::helpers::{API, Backend, Served, TestDb, management_api, personal_key_from_account_page, spawn_app_with};
 use crate::login::{EMAIL, PASSWORD};
 use crate::process::{Instance, free_port, json, latchkey};
 
 /// Longer than any test: an entry that stops being used did not age out.
 const MAX_AGE_SECS: u64 = 600;
 
-/// Calls the management API at `server` with `key`; answers the status and the JSON body.
-async fn call(server: &impl Served, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut request = server.http().request(method, server.url(&format!("/api/v1{path}"))).bearer_auth(key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
-}
-
 async fn made(server: &impl Served, method: &str, path: &str, key: &str, body: Value) -> Value {
-    let (status, answer) = call(server, method, path, key, Some(body)).await;
+    let (status, answer) = management_api(server, method, path, key, Some(body)).await;
     assert!((200..300).contains(&status), "{method} {path}: {status} {answer}");
     answer
 }
 
 /// Whether `key` authenticates at `server` (401 otherwise; anything else is a failure).
 async fn key_works(server: &impl Served, key: &str) -> bool {
-    match call(server, "GET", "/api-keys/current", key, None).await {
+    match management_api(server, "GET", "/api-keys/current", key, None).await {
         (200, _) => true,
         (401, _) => false,
         (status, body) => panic!("the key was neither accepted nor refused: {status} {body}"),
@@ -60,20 +48,37 @@ async fn client_works(server: &impl Served, (id, secret): (&str, &str)) -> bool 
     }
 }
 
-/// The four credentials a change must stop, made through the management API.
+/// Whether introspection at `server` says `token` is active.
+async fn token_active(server: &impl Served, token: &str, (id, secret): (&str, &str)) -> bool {
+    let response = server
+        .http()
+        .post(server.url("/oauth2/introspect"))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json::<Value>().await.unwrap()["active"] == true
+}
+
+/// The credentials a change must stop, made through the management API.
 struct Credentials {
     revoked_key: (String, String),
     personal_key: String,
     user_id: String,
     rotated_client: (String, String),
     deleted_client: (String, String),
+    /// A client that introspects and revokes its own access token.
+    introspector: (String, String),
+    access_token: String,
 }
 
 impl Credentials {
     async fn make(server: &impl Served, owner: &str) -> Self {
         made(server, "POST", "/apis", owner, json!({ "audience": API, "scopes": ["read"] })).await;
         let mut clients = Vec::new();
-        for name in ["Reports", "Billing"] {
+        for name in ["Reports", "Billing", "Gateway"] {
             let body = json!({
                 "name": name, "grant_types": ["client_credentials"], "scopes": ["read"], "audiences": [API],
             });
@@ -84,8 +89,22 @@ impl Credentials {
         let body = json!({ "kind": "restricted", "name": "reader", "permissions": ["clients:read"] });
         let key = made(server, "POST", "/api-keys", owner, body).await;
         let user = made(server, "POST", "/users", owner, json!({ "email": EMAIL, "password": PASSWORD })).await;
+        let introspector: (String, String) = clients.pop().unwrap();
         let deleted_client = clients.pop().unwrap();
+        let issued = server
+            .http()
+            .post(server.url("/oauth2/token"))
+            .basic_auth(&introspector.0, Some(&introspector.1))
+            .form(&[("grant_type", "client_credentials"), ("resource", API)])
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
         Self {
+            access_token: issued["access_token"].as_str().unwrap().into(),
+            introspector,
             revoked_key: (key["id"].as_str().unwrap().into(), key["key"].as_str().unwrap().into()),
             personal_key: personal_key_from_account_page(server, EMAIL, PASSWORD).await,
             user_id: user["id"].as_str().unwrap().into(),
@@ -101,14 +120,16 @@ impl Credentials {
             assert!(key_works(server, &self.personal_key).await);
             assert!(client_works(server, pair(&self.rotated_client)).await);
             assert!(client_works(server, pair(&self.deleted_client)).await);
+            assert!(token_active(server, &self.access_token, pair(&self.introspector)).await);
         }
     }
 
     /// Revokes the key, deactivates the user, replaces the secret (the old one stops at
-    /// once) and deletes the other client, at `server`; answers the new secret.
+    /// once), deletes the other client and revokes the access token, at `server`; answers
+    /// the new secret.
     async fn change_all(&self, server: &impl Served, owner: &str) -> String {
         let (key_id, client_id) = (&self.revoked_key.0, &self.rotated_client.0);
-        assert_eq!(call(server, "DELETE", &format!("/api-keys/{key_id}"), owner, None).await.0, 204);
+        assert_eq!(management_api(server, "DELETE", &format!("/api-keys/{key_id}"), owner, None).await.0, 204);
         made(server, "POST", &format!("/users/{}/deactivate", self.user_id), owner, json!({})).await;
         let rotated = made(
             server,
@@ -118,7 +139,19 @@ impl Credentials {
             json!({ "grace_period_secs": 0 }),
         )
         .await;
-        assert_eq!(call(server, "DELETE", &format!("/clients/{}", self.deleted_client.0), owner, None).await.0, 204);
+        assert_eq!(
+            management_api(server, "DELETE", &format!("/clients/{}", self.deleted_client.0), owner, None).await.0,
+            204
+        );
+        let revoked = server
+            .http()
+            .post(server.url("/oauth2/revoke"))
+            .basic_auth(&self.introspector.0, Some(&self.introspector.1))
+            .form(&[("token", self.access_token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revoked.status(), 200);
         rotated["client_secret"].as_str().unwrap().to_owned()
     }
 
@@ -136,6 +169,9 @@ impl Credentials {
         }
         if client_works(server, pair(&self.deleted_client)).await {
             working.push("deleted client");
+        }
+        if token_active(server, &self.access_token, pair(&self.introspector)).await {
+            working.push("revoked access token");
         }
         working
     }
@@ -201,13 +237,16 @@ async fn refused_within<F: std::future::Future<Output = bool>>(mut works: impl F
 
 crate::on_both_backends!(a_change_stops_cached_credentials_at_once, a_command_line_change_stops_a_cached_key);
 
-/// Two `latchkey serve` processes on `db`, with `env` on top of long-lived cache entries.
+/// Two `latchkey serve` processes on `db` behind one issuer (as behind a load balancer), with
+/// `env` on top of long-lived cache entries.
 fn two_instances(db: &TestDb, master_key: &str, env: &[(&str, &str)]) -> (Instance, Instance) {
-    let max_age = MAX_AGE_SECS.to_string();
-    let mut shared = vec![("LATCHKEY_CACHE_MAX_AGE_SECS", max_age.as_str())];
+    let port_a = free_port();
+    let port_b = std::iter::repeat_with(free_port).find(|port| *port != port_a).unwrap();
+    let (max_age, issuer) = (MAX_AGE_SECS.to_string(), format!("http://127.0.0.1:{port_a}"));
+    let mut shared = vec![("LATCHKEY_CACHE_MAX_AGE_SECS", max_age.as_str()), ("LATCHKEY_ISSUER", issuer.as_str())];
     shared.extend_from_slice(env);
-    let a = Instance::start(db, master_key, free_port(), &shared);
-    let b = Instance::start(db, master_key, free_port(), &shared);
+    let a = Instance::start(db, master_key, port_a, &shared);
+    let b = Instance::start(db, master_key, port_b, &shared);
     (a, b)
 }
 

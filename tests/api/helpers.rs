@@ -334,15 +334,7 @@ impl TestApp {
     /// Calls the management API with `key`; answers the status and the JSON body (`null`
     /// when there is none).
     pub async fn api(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self.http.request(method, self.url(&format!("/api/v1{path}"))).bearer_auth(key);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+        management_api(self, method, path, key, body).await
     }
 
     /// A personal key made the way a user makes one: signed in, on the account page.
@@ -417,4 +409,24 @@ pub async fn personal_key_from_account_page(server: &impl Served, email: &str, p
     let marker = r#"id="new-key" type="text" readonly value=""#;
     let start = html.find(marker).expect("the new key is shown") + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Calls the management API at `server` with `key`; answers the status and the JSON body
+/// (`null` when there is none).
+pub async fn management_api(
+    server: &impl Served,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = server.http().request(method, server.url(&format!("/api/v1{path}"))).bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
 }
