@@ -53,21 +53,19 @@ async fn hear_postgres(url: SecretString, changes: Arc<Changes>) {
     loop {
         let connect = {
             let url = url.clone();
-            tokio::task::spawn_blocking(move || -> diesel::QueryResult<diesel::PgConnection> {
-                let mut conn = diesel::PgConnection::establish(url.expose_secret())
-                    .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+            tokio::task::spawn_blocking(move || -> anyhow::Result<diesel::PgConnection> {
+                let mut conn = diesel::PgConnection::establish(url.expose_secret())?;
                 conn.batch_execute(&format!("LISTEN {}", crate::db::changes::CHANNEL))?;
                 Ok(conn)
             })
         };
-        match connect.await {
-            Ok(Ok(conn)) => {
+        match connect.await.map_err(anyhow::Error::from).and_then(|connected| connected) {
+            Ok(conn) => {
                 changes.set_hearing(true);
                 tracing::info!("listening for other instances' changes on PostgreSQL");
                 let error = listen_postgres(conn, &changes).await;
                 tracing::warn!(%error, "lost the PostgreSQL channel between instances; cached entries live one second until it is back");
             }
-            Ok(Err(error)) => tracing::warn!(%error, "could not listen on PostgreSQL for other instances' changes"),
             Err(error) => tracing::warn!(%error, "could not listen on PostgreSQL for other instances' changes"),
         }
         changes.set_hearing(false);

@@ -1,12 +1,13 @@
 //! What the caches hold and when it stops being true.
 //!
-//! The rows every request reads — API keys with their owners and reach, clients, APIs — are
-//! kept in memory ([`Cached`]) so that a request that finds them there needs no trip to the
-//! blocking pool. Each cache depends on some tables; every function of this layer that writes
-//! one of them says so ([`wrote`]). [`run`](super::run) collects what a unit of work wrote
-//! and, once it has committed, makes this process's copies stale at once ([`Changes::record`])
-//! and tells the other instances ([`announce`]: PostgreSQL's `NOTIFY`, or Redis when the
-//! database cannot carry it), whose listeners record the same.
+//! The rows every request reads — API keys with their owners and reach, clients, APIs, token
+//! revocations — are kept in memory ([`Cached`]) so that a request that finds them there needs
+//! no trip to the blocking pool. Each cache depends on some tables; every function of this
+//! layer that writes one of them says so ([`wrote`]). The pooled connection
+//! ([`PooledDb`](super::PooledDb)) collects what was written through it and, when it goes back
+//! to the pool (the work committed), makes this process's copies stale at once
+//! ([`Changes::written`]) and tells the other instances ([`announce`]: PostgreSQL's `NOTIFY`,
+//! or Redis when the database cannot carry it), whose listeners record the same.
 //!
 //! Staleness is a generation per table: an entry remembers the generations it was read under
 //! and is used only while they are unchanged, so a reader that raced a write can never store
@@ -115,7 +116,7 @@ impl Tables {
 }
 
 thread_local! {
-    /// What the unit of work running on this thread wrote; [`super::run`] takes it after.
+    /// What the work on this thread wrote; the connection takes it when it goes back.
     static WRITTEN: Cell<Tables> = const { Cell::new(Tables::NONE) };
 }
 

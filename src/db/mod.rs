@@ -63,8 +63,8 @@ pub enum DbConnection {
     Sqlite(diesel::SqliteConnection),
 }
 
-/// The connection pool, and where the writes made through [`run`] are recorded for the
-/// caches ([`changes`]).
+/// The connection pool, and where the writes made through its connections are recorded for
+/// the caches ([`changes`]).
 #[derive(Clone)]
 pub struct DbPool {
     connections: r2d2::Pool<ConnectionManager>,
@@ -90,6 +90,15 @@ impl DbPool {
     /// written through it is announced when it goes back ([`PooledDb`]).
     pub fn get(&self) -> Result<PooledDb, r2d2::Error> {
         Ok(PooledDb { conn: self.connections.get()?, changes: self.changes.clone() })
+    }
+}
+
+/// The pool's own readings and timeouts (`/readyz`, `/metrics`); its `get` is the one above.
+impl std::ops::Deref for DbPool {
+    type Target = r2d2::Pool<ConnectionManager>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.connections
     }
 }
 
@@ -127,14 +136,6 @@ impl Drop for PooledDb {
         if let Err(error) = changes::announce(&mut self.conn, written) {
             tracing::warn!(%error, "could not tell the other instances what changed; their caches age out");
         }
-    }
-}
-
-impl std::ops::Deref for DbPool {
-    type Target = r2d2::Pool<ConnectionManager>;
-
-    fn deref(&self) -> &Self::Target {
-        &self.connections
     }
 }
 
