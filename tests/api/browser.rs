@@ -4,7 +4,6 @@
 //! there instead of skipping). Screenshots at desktop and phone widths land in
 //! target/screenshots/ for people to look at.
 
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -52,7 +51,7 @@ pub(crate) async fn browser() -> Option<(Driver, Client)> {
         eprintln!("chromedriver is not installed: browser test skipped");
         return None;
     };
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = crate::process::free_port();
     // Chromium's profile and the scratch directories it makes for itself, all in here.
     let profile = tempfile::tempdir().unwrap();
     let process = Command::new(chromedriver)

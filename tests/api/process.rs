@@ -6,15 +6,46 @@
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::helpers::{Served, TestDb};
 
-/// A port nothing listens on now.
+/// A port nothing listens on now, for a server started in a process of its own.
+///
+/// Not one the kernel hands out (`bind` to port 0): those come from the ephemeral range,
+/// where every outgoing connection of the tests running alongside takes its local port,
+/// so one of them could take it between this call and the server's `bind`. These come
+/// from just below that range, each once per test run.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (first, span) = below_the_ephemeral_range();
+    // Another test binary of the same run (or another checkout's) starts elsewhere.
+    let offset = std::process::id() % span;
+    loop {
+        let port = u16::try_from(first + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % span).unwrap();
+        let free = TcpListener::bind(("0.0.0.0", port)).is_ok() && TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            return port;
+        }
+    }
+}
+
+/// The first port and the number of ports of the range just below the kernel's ephemeral one.
+fn below_the_ephemeral_range() -> (u32, u32) {
+    const SPAN: u32 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let first = ephemeral_low.saturating_sub(SPAN).max(1_024);
+    match ephemeral_low.saturating_sub(first) {
+        // A kernel whose ephemeral range starts very low: any unprivileged range will do.
+        span if span < 1_000 => (20_000, SPAN),
+        span => (first, span),
+    }
 }
 
 /// `latchkey` with `db`, `master_key` and `env`, in a scratch directory of its own.
