@@ -50,6 +50,21 @@ struct FailureLabels {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: &'static str,
+    /// `hit` (answered from memory) or `miss` (absent, changed or aged: read from the database).
+    result: &'static str,
+}
+
+/// A cache's lookups, counted where they happen ([`crate::db::changes::Cached`]); unregistered
+/// (counted for nobody) unless made by [`Metrics::cache_lookups`].
+#[derive(Debug, Clone, Default)]
+pub struct CacheLookups {
+    pub hits: Counter,
+    pub misses: Counter,
+}
+
 /// Latency buckets from 100 µs to about 3 s.
 fn latency_histogram() -> Histogram {
     Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 16))
@@ -61,6 +76,7 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     tokens_issued: Family<GrantLabels, Counter>,
     auth_failures: Family<FailureLabels, Counter>,
+    cache_lookups: Family<CacheLabels, Counter>,
     pool_connections: Gauge,
     pool_idle: Gauge,
     pool_max: Gauge,
@@ -85,13 +101,29 @@ impl Default for Metrics {
             "Refused clients, API keys and sign-ins, by reason",
             auth_failures.clone(),
         );
+        let cache_lookups = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "cache_lookups",
+            "Lookups in the caches of API keys, clients, APIs and revocations, by cache and result",
+            cache_lookups.clone(),
+        );
         let pool_connections = Gauge::default();
         registry.register("db_pool_connections", "Open database connections", pool_connections.clone());
         let pool_idle = Gauge::default();
         registry.register("db_pool_idle_connections", "Idle database connections", pool_idle.clone());
         let pool_max = Gauge::default();
         registry.register("db_pool_max_connections", "The pool's size limit", pool_max.clone());
-        Self { registry, requests, latency, tokens_issued, auth_failures, pool_connections, pool_idle, pool_max }
+        Self {
+            registry,
+            requests,
+            latency,
+            tokens_issued,
+            auth_failures,
+            cache_lookups,
+            pool_connections,
+            pool_idle,
+            pool_max,
+        }
     }
 }
 
@@ -109,6 +141,15 @@ impl Metrics {
     /// `credential` is `client`, `api_key` or `user`; `reason` a fixed word.
     pub fn authentication_failed(&self, credential: &'static str, reason: &'static str) {
         self.auth_failures.get_or_create(&FailureLabels { credential, reason }).inc();
+    }
+
+    /// The counters of the cache named `cache`, for it to count its own lookups.
+    pub fn cache_lookups(&self, cache: &'static str) -> CacheLookups {
+        // One at a time: `get_or_create`'s guard lives to the end of its statement, and a
+        // second call in the same statement would wait for it forever.
+        let hits = self.cache_lookups.get_or_create(&CacheLabels { cache, result: "hit" }).clone();
+        let misses = self.cache_lookups.get_or_create(&CacheLabels { cache, result: "miss" }).clone();
+        CacheLookups { hits, misses }
     }
 
     /// Everything counted so far, with `pool` as it stands, in the OpenMetrics text format.

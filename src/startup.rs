@@ -105,6 +105,7 @@ impl Application {
         .context("start-up was interrupted")??;
 
         let changes = Arc::new(Changes::new(settings.cache_max_age));
+        let metrics = Metrics::default();
         let pool = pool.recording_in(changes.clone());
 
         let limiter = match &settings.redis_url {
@@ -131,8 +132,8 @@ impl Application {
             mailer: crate::mail::Mailer::from_settings(&settings)?,
             limiter,
             remote_jwks: crate::remote_jwks::RemoteJwks::new(settings.jwks_uri_allow_private),
-            metrics: Metrics::default(),
-            caches: Caches::new(&changes),
+            caches: Caches::new(&changes, &metrics),
+            metrics,
             touches: Default::default(),
         });
         socket.listen(LISTEN_BACKLOG).with_context(|| format!("could not listen on {}", settings.bind))?;

@@ -70,16 +70,16 @@ pub struct Caches {
 const CACHE_CAPACITY: usize = 4096;
 
 impl Caches {
-    pub fn new(changes: &Arc<Changes>) -> Self {
+    pub fn new(changes: &Arc<Changes>, metrics: &Metrics) -> Self {
+        fn cache<V>(changes: &Arc<Changes>, metrics: &Metrics, name: &'static str, on: &[Table]) -> Cached<String, V> {
+            Cached::new(changes.clone(), Tables::of(on), CACHE_CAPACITY).counted_in(metrics.cache_lookups(name))
+        }
+        let key_tables = [Table::ApiKeys, Table::Users, Table::ServiceAccounts, Table::Teams];
         Self {
-            api_keys: Cached::new(
-                changes.clone(),
-                Tables::of(&[Table::ApiKeys, Table::Users, Table::ServiceAccounts, Table::Teams]),
-                CACHE_CAPACITY,
-            ),
-            clients: Cached::new(changes.clone(), Tables::of(&[Table::Clients]), CACHE_CAPACITY),
-            apis: Cached::new(changes.clone(), Tables::of(&[Table::Apis]), CACHE_CAPACITY),
-            revocations: Cached::new(changes.clone(), Tables::of(&[Table::RevokedTokens]), CACHE_CAPACITY),
+            api_keys: cache(changes, metrics, "api_keys", &key_tables),
+            clients: cache(changes, metrics, "clients", &[Table::Clients]),
+            apis: cache(changes, metrics, "apis", &[Table::Apis]),
+            revocations: cache(changes, metrics, "revocations", &[Table::RevokedTokens]),
         }
     }
 }

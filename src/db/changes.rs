@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use diesel::QueryResult;
 
 use super::DbConnection;
+use crate::metrics::CacheLookups;
 
 /// The tables some cache depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,6 +229,7 @@ pub struct Cached<K, V> {
     entries: quick_cache::sync::Cache<K, Entry<V>>,
     changes: Arc<Changes>,
     depends_on: Tables,
+    lookups: CacheLookups,
 }
 
 struct Entry<V> {
@@ -250,7 +252,17 @@ pub struct ReadStart(u64);
 
 impl<K: Eq + Hash + Clone, V> Cached<K, V> {
     pub fn new(changes: Arc<Changes>, depends_on: Tables, capacity: usize) -> Self {
-        Self { entries: quick_cache::sync::Cache::new(capacity.max(1)), changes, depends_on }
+        Self {
+            entries: quick_cache::sync::Cache::new(capacity.max(1)),
+            changes,
+            depends_on,
+            lookups: CacheLookups::default(),
+        }
+    }
+
+    /// This cache, counting its hits and misses in `lookups` (`/metrics`).
+    pub fn counted_in(self, lookups: CacheLookups) -> Self {
+        Self { lookups, ..self }
     }
 
     /// The value, while it is still what the database says.
@@ -258,10 +270,13 @@ impl<K: Eq + Hash + Clone, V> Cached<K, V> {
     where
         Q: Hash + quick_cache::Equivalent<K> + ?Sized,
     {
-        let entry = self.entries.get(key)?;
-        let fresh = entry.generation == self.changes.generation(self.depends_on)
-            && entry.read_at.elapsed() < self.changes.max_age();
-        fresh.then_some(entry.value)
+        let found = self.entries.get(key).filter(|entry| {
+            entry.generation == self.changes.generation(self.depends_on)
+                && entry.read_at.elapsed() < self.changes.max_age()
+        });
+        let counter = if found.is_some() { &self.lookups.hits } else { &self.lookups.misses };
+        counter.inc();
+        found.map(|entry| entry.value)
     }
 
     pub fn start_read(&self) -> ReadStart {

@@ -1,5 +1,7 @@
 //! Registering OAuth clients.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use chrono::TimeDelta;
@@ -10,6 +12,7 @@ use crate::audit;
 use crate::crypto::{Sealer, TokenHasher, random_base62, random_token};
 use crate::db::DbConnection;
 use crate::db::apis::find_api_by_audience;
+use crate::db::changes::Cached;
 use crate::db::clients::{
     AUTH_METHOD_NONE, AUTH_METHOD_PRIVATE_KEY_JWT, AUTH_METHOD_SECRET_JWT, Client, ClientChanges, NewClient,
     delete_client as db_delete_client, find_client, insert_client, list_clients as db_list_clients,
@@ -432,7 +435,7 @@ fn client_for(
     action: Action,
 ) -> Result<Client, AppError> {
     let client = find_client(conn, client_id)?.ok_or(AppError::NotFound)?;
-    caller.check(Target::of(Resource::Clients).in_team(client.team_id.as_deref()), action)?;
+    caller.check(client_target(&client), action)?;
     Ok(client)
 }
 
@@ -444,6 +447,35 @@ pub fn may(caller: &Caller<'_>, client: &ClientView, action: Action) -> bool {
 
 pub fn get_client(conn: &mut DbConnection, caller: &Caller<'_>, client_id: &str) -> Result<ClientView, AppError> {
     client_for(conn, caller, client_id, Action::Read).map(|c| ClientView::from(&c))
+}
+
+/// The client as [`get_client`] shows it, from `clients` (what the token endpoint and earlier
+/// reads keep) when it holds it: no database. `None` when it does not.
+pub fn get_kept_client(
+    clients: &Cached<String, Client>,
+    caller: &Caller<'_>,
+    client_id: &str,
+) -> Option<Result<ClientView, AppError>> {
+    let client = clients.get(client_id)?;
+    Some(caller.check(client_target(&client), Action::Read).map(|()| ClientView::from(&*client)))
+}
+
+/// As [`get_client`], keeping the row in `clients` for the next read, whoever asks next.
+pub fn get_client_keeping(
+    conn: &mut DbConnection,
+    clients: &Cached<String, Client>,
+    caller: &Caller<'_>,
+    client_id: &str,
+) -> Result<ClientView, AppError> {
+    let read = clients.start_read();
+    let client = Arc::new(find_client(conn, client_id)?.ok_or(AppError::NotFound)?);
+    clients.insert(client_id.to_owned(), client.clone(), read);
+    caller.check(client_target(&client), Action::Read)?;
+    Ok(ClientView::from(&*client))
+}
+
+fn client_target(client: &Client) -> Target<'_> {
+    Target::of(Resource::Clients).in_team(client.team_id.as_deref())
 }
 
 pub fn list_clients(conn: &mut DbConnection, caller: &Caller<'_>) -> Result<Vec<ClientView>, AppError> {

@@ -110,6 +110,21 @@ pub async fn run_as<T: Send + 'static>(
         .await
 }
 
+/// A read answered from what this process keeps, without a trip to the blocking pool, when
+/// `kept` holds it (`None`: it does not); otherwise as [`run_as`] answers it with `read`.
+pub async fn read_as<T: Send + 'static>(
+    state: &Arc<AppState>,
+    who: impl Acting,
+    origin: Origin,
+    kept: impl FnOnce(&Caller<'_>, &AppState) -> Option<Result<T, AppError>>,
+    read: impl FnOnce(&mut DbConnection, &Caller<'_>, &AppState) -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    if let Some(answer) = kept(&who.caller(origin.ip.as_deref(), &origin.request_id), state) {
+        return answer;
+    }
+    run_as(state, who, origin, read).await
+}
+
 fn refusal(denied: Denied, resource: Resource, action: Action) -> AppError {
     match denied {
         Denied::NotFound => AppError::NotFound,

@@ -24,7 +24,7 @@ use crate::audit::Origin;
 use crate::db::DbConnection;
 use crate::error::AppError;
 use crate::http::{only, routes};
-use crate::manage::{Caller, run_as};
+use crate::manage::{Caller, read_as, run_as};
 use crate::principal::Principal;
 use crate::ratelimit::Decision;
 use crate::state::AppState;
@@ -39,6 +39,18 @@ pub(crate) async fn call<T: Send + 'static>(
     f: impl FnOnce(&mut DbConnection, &Caller<'_>, &AppState) -> Result<T, AppError> + Send + 'static,
 ) -> Result<T, ApiError> {
     run_as(state, auth, Origin::of(req), f).await.map_err(ApiError::from)
+}
+
+/// As [`call`], answered from what the process keeps when `kept` holds it
+/// ([`crate::manage::read_as`]): no trip to the blocking pool.
+pub(crate) async fn read<T: Send + 'static>(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    auth: Principal,
+    kept: impl FnOnce(&Caller<'_>, &AppState) -> Option<Result<T, AppError>>,
+    read: impl FnOnce(&mut DbConnection, &Caller<'_>, &AppState) -> Result<T, AppError> + Send + 'static,
+) -> Result<T, ApiError> {
+    read_as(state, auth, Origin::of(req), kept, read).await.map_err(ApiError::from)
 }
 
 /// Every response to an authenticated (or refused) caller says where it stands, and a 401

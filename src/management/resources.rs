@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::openapi::{Refusals, TargetRefusals};
-use super::{Body, OptionalJson, call};
+use super::{Body, OptionalJson, call, read};
 use crate::access::TeamRole;
 use crate::domain::ApiSigning;
 use crate::domain::SigningAlgorithm;
@@ -148,7 +148,13 @@ async fn list_clients(req: HttpRequest, state: Data, auth: Principal) -> Reply {
 
 #[utoipa::path(get, path = "/api/v1/clients/{client_id}", tag = "clients", summary = "A client (never its secret)", params(("client_id" = String, Path, description = "the OAuth client_id")), responses((status = 200, body = ClientView), TargetRefusals))]
 async fn get_client(req: HttpRequest, state: Data, auth: Principal, id: web::Path<String>) -> Reply {
-    let client = call(&req, &state, auth, move |conn, caller, _| clients::get_client(conn, caller, &id)).await?;
+    let id = id.into_inner();
+    let client =
+        read(&req, &state, auth, |caller, state| clients::get_kept_client(&state.caches.clients, caller, &id), {
+            let id = id.clone();
+            move |conn, caller, state| clients::get_client_keeping(conn, &state.caches.clients, caller, &id)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(client))
 }
 

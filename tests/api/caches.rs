@@ -189,7 +189,13 @@ async fn a_change_stops_cached_credentials_at_once(backend: Backend) {
     .await;
     let owner = app.owner_key();
     let credentials = Credentials::make(&app, &owner).await;
+    let hits_before = cache_hits(&app).await;
     credentials.use_all(&app).await;
+    // The second use of each was answered from memory: what the changes below must undo.
+    let hits = cache_hits(&app).await;
+    for cache in ["api_keys", "clients", "apis", "revocations"] {
+        assert!(hits[cache] > hits_before[cache], "no hit in the {cache} cache: {hits:?}");
+    }
 
     // Act
     let new_secret = credentials.change_all(&app, &owner).await;
@@ -197,6 +203,60 @@ async fn a_change_stops_cached_credentials_at_once(backend: Backend) {
     // Assert: the very next request is refused.
     assert_eq!(credentials.still_working(&app).await, Vec::<&str>::new());
     assert!(client_works(&app, (&credentials.rotated_client.0, &new_secret)).await, "the new secret works");
+}
+
+/// How often each cache at `server` answered from memory, from its `/metrics`.
+async fn cache_hits(server: &impl Served) -> std::collections::HashMap<String, u64> {
+    let text = server.http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let mut hits = std::collections::HashMap::new();
+    for cache in ["api_keys", "clients", "apis", "revocations"] {
+        let line = format!(r#"latchkey_cache_lookups_total{{cache="{cache}",result="hit"}} "#);
+        let count = text.lines().find_map(|l| l.strip_prefix(line.as_str())).map_or(0, |n| n.parse().unwrap());
+        hits.insert(cache.to_owned(), count);
+    }
+    hits
+}
+
+/// `GET /api/v1/clients/{id}` answers from the client cache (filled by the token endpoint or
+/// an earlier read) with no trip to the database, but exactly as the database would: only
+/// to a caller who may read the client, and as it is since its last change.
+async fn a_kept_client_is_shown_as_it_now_is_to_whom_may_read_it(backend: Backend) {
+    // Arrange: a client of the Payments team, read (so kept) by the tenant owner; a team
+    // key for Payments and one for Billing.
+    let app = spawn_app_with(TestDb::new(&backend), |settings| {
+        settings.cache_max_age = Duration::from_secs(MAX_AGE_SECS);
+    })
+    .await;
+    let owner = app.owner_key();
+    let mut team_keys = Vec::new();
+    for name in ["Payments", "Billing"] {
+        let team = made(&app, "POST", "/teams", &owner, json!({ "name": name })).await;
+        let body = json!({ "kind": "team", "name": name, "team_id": team["id"], "team_role": "viewer" });
+        team_keys.push((team["id"].clone(), made(&app, "POST", "/api-keys", &owner, body).await["key"].clone()));
+    }
+    let [(payments, payments_key), (_, billing_key)] = <[_; 2]>::try_from(team_keys).unwrap();
+    let body = json!({
+        "name": "Ledger", "team_id": payments, "grant_types": ["client_credentials"], "scopes": [],
+    });
+    let id = made(&app, "POST", "/clients", &owner, body).await["client_id"].as_str().unwrap().to_owned();
+    let path = format!("/clients/{id}");
+    let hits_before = cache_hits(&app).await["clients"];
+    for _ in 0..2 {
+        assert_eq!(management_api(&app, "GET", &path, &owner, None).await.0, 200);
+    }
+    assert_eq!(cache_hits(&app).await["clients"], hits_before + 1, "the second read came from the cache");
+
+    // Act
+    let (billing_status, billing_body) = management_api(&app, "GET", &path, billing_key.as_str().unwrap(), None).await;
+    let (payments_status, _) = management_api(&app, "GET", &path, payments_key.as_str().unwrap(), None).await;
+    made(&app, "PATCH", &path, &owner, json!({ "name": "General ledger" })).await;
+    let (_, renamed) = management_api(&app, "GET", &path, payments_key.as_str().unwrap(), None).await;
+
+    // Assert: out of reach is "not found", as from the database; the rename shows at once.
+    assert_eq!((billing_status, billing_body["error"].as_str()), (404, Some("not_found")), "{billing_body}");
+    assert_eq!(payments_status, 200);
+    assert_eq!(renamed["name"], "General ledger");
+    assert_eq!(cache_hits(&app).await["clients"], hits_before + 3, "the two team reads before the rename were hits");
 }
 
 /// A change made by a command, in another process, with the caches as full as above.
@@ -235,7 +295,11 @@ async fn refused_within<F: std::future::Future<Output = bool>>(mut works: impl F
     start.elapsed()
 }
 
-crate::on_both_backends!(a_change_stops_cached_credentials_at_once, a_command_line_change_stops_a_cached_key);
+crate::on_both_backends!(
+    a_change_stops_cached_credentials_at_once,
+    a_kept_client_is_shown_as_it_now_is_to_whom_may_read_it,
+    a_command_line_change_stops_a_cached_key
+);
 
 /// Two `latchkey serve` processes on `db` behind one issuer (as behind a load balancer), with
 /// `env` on top of long-lived cache entries.
