@@ -6,6 +6,7 @@
 //! cargo bench --bench grants            # needs wrk (apt-get install -y wrk); ~40 s
 //! DURATION=8 CONNECTIONS=4 SEED=60000 cargo bench --bench grants
 //! DB=postgres cargo bench --bench grants # a fresh database on LATCHKEY_TEST_POSTGRES_URL's server
+//! ALG=HS256 SEED=150000 cargo bench --bench grants   # HS256 tokens: the grants without RS256's cost
 
 use std::io::Write;
 use std::process::Command;
@@ -35,7 +36,8 @@ local prefix = os.getenv("BODY_PREFIX")
 local i = 0
 request = function()
   i = i + 1
-  return wrk.format("POST", nil, { ["Content-Type"] = "application/x-www-form-urlencoded" }, prefix .. tokens[i])
+  -- Past the last seeded token every request fails, and shows in the errors column: seed more.
+  return wrk.format("POST", nil, { ["Content-Type"] = "application/x-www-form-urlencoded" }, prefix .. (tokens[i] or "exhausted"))
 end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d non2xx=%d\n",
@@ -55,6 +57,7 @@ fn main() {
 
 async fn run() {
     let (duration, connections, seed) = (env_or("DURATION", 8), env_or("CONNECTIONS", 4), env_or("SEED", 60_000));
+    let algorithm = std::env::var("ALG").unwrap_or_else(|_| "RS256".into());
     let dir = tempfile::tempdir().unwrap();
     let database = Database::create(&dir);
     let target = DatabaseTarget::parse(&database.url).unwrap();
@@ -79,7 +82,7 @@ async fn run() {
             name: None,
             audience: API.into(),
             scopes: vec!["read".into()],
-            signing: "RS256".parse().unwrap(),
+            signing: algorithm.parse().unwrap(),
             token_lifetime_secs: None,
         };
         manage::apis::register_api(&mut conn, &state.sealer, &manage::Caller::system(), api, 3600).unwrap();
@@ -188,14 +191,15 @@ async fn run() {
     );
     // Seeding blocks this runtime's one thread; the server runs on its own workers.
     let codes = seed_codes();
-    drive("authorization_code (PKCE, RS256)", port, &code_prefix, &codes, duration, connections);
+    let name = format!("authorization_code (PKCE, {algorithm})");
+    drive(&name, port, &code_prefix, &codes, duration, connections);
     let refresh_prefix = |client_id: &str| format!("grant_type=refresh_token&client_id={client_id}&refresh_token=");
     let tokens = seed_refresh_tokens(&no_retries_id);
-    let name = "refresh_token (rotation, RS256), retries off";
-    drive(name, port, &refresh_prefix(&no_retries_id), &tokens, duration, connections);
+    let name = format!("refresh_token (rotation, {algorithm}), retries off");
+    drive(&name, port, &refresh_prefix(&no_retries_id), &tokens, duration, connections);
     let tokens = seed_refresh_tokens(&client_id);
-    let name = "refresh_token (rotation, RS256), 30 s retry window";
-    drive(name, port, &refresh_prefix(&client_id), &tokens, duration, connections);
+    let name = format!("refresh_token (rotation, {algorithm}), 30 s retry window");
+    drive(&name, port, &refresh_prefix(&client_id), &tokens, duration, connections);
     // Every token twice in a row: half the requests are retries, most of them concurrent
     // with the rotation they repeat (the next connection sends the twin at once).
     let twice: Vec<String> = seed_refresh_tokens(&client_id).into_iter().flat_map(|t| [t.clone(), t]).collect();

@@ -11,11 +11,12 @@
 # Rows:
 #   /healthz                     no database, no key: the floor of the HTTP stack
 #   /readyz                      one database round trip, no key
-#   /api/v1/api-keys/current     the key's authentication alone (checksum, keyed hash, one
-#                                indexed query, rate-limit bucket)
+#   /api/v1/api-keys/current     the key's authentication alone (checksum, keyed hash, the
+#                                key from the cache or one indexed query, rate-limit bucket)
 #   /oauth2/introspect           an RS256 access token, by the client it was issued to
 #                                (client_secret_basic): signature, revocation, the client
-#   /api/v1/clients/{id}         authentication plus a client read, with an API key, with an
+#   /api/v1/clients/{id}         authentication plus a client read (from the client cache
+#                                after the first), with an API key, with an
 #                                access token Latchkey issued (RS256 signature, then one trip:
 #                                revocation, client), and with a JWT the client signed (HS256
 #                                with its sealed secret, then one trip: client)

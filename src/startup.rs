@@ -84,7 +84,7 @@ impl Application {
         let setup_hasher = hasher.clone();
         let (api_issuer, default_ttl) = (issuer.clone(), settings.access_token_ttl_secs);
         let (pool, keys, setup_token) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let pool = db::build_pool(&target, pool_size)?;
+            let pool = db::build_server_pool(&target, pool_size)?;
             let mut conn = pool.get().context("could not get a database connection")?;
             // Before anything is hashed or sealed: the database says which key is current.
             let master_key = crate::manage::master_keys::adopt(&mut conn, &ring, db::now())

@@ -25,6 +25,7 @@ pub mod apis;
 pub mod audit;
 pub mod authorization_codes;
 pub mod changes;
+pub mod checkpoints;
 pub mod clients;
 pub mod consents;
 pub mod device_authorizations;
@@ -69,12 +70,14 @@ pub enum DbConnection {
 pub struct DbPool {
     connections: r2d2::Pool<ConnectionManager>,
     changes: Arc<changes::Changes>,
+    /// The server's SQLite checkpoints, for as long as any clone of the pool lives.
+    checkpointer: Option<Arc<checkpoints::Checkpointer>>,
 }
 
 impl DbPool {
     fn new(connections: r2d2::Pool<ConnectionManager>) -> Self {
         // Until the server gives it its own, a pool's writes make nothing cacheable.
-        Self { connections, changes: Arc::new(changes::Changes::new(Duration::ZERO)) }
+        Self { connections, changes: Arc::new(changes::Changes::new(Duration::ZERO)), checkpointer: None }
     }
 
     /// This pool, recording its writes in `changes` (those the process's caches read).
@@ -148,6 +151,18 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 #[derive(Debug)]
 pub struct ConnectionManager {
     target: DatabaseTarget,
+    checkpoints: Checkpoints,
+}
+
+/// Who copies SQLite's log back into the database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoints {
+    /// The connection that commits when the log passes 1,000 pages (SQLite's default): for
+    /// the command line's short runs.
+    OnCommit,
+    /// A thread of the pool's own ([`checkpoints`]): for the server, whose requests then
+    /// never wait for one.
+    InBackground,
 }
 
 impl r2d2::ManageConnection for ConnectionManager {
@@ -168,6 +183,10 @@ impl r2d2::ManageConnection for ConnectionManager {
                      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
                 )
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                if self.checkpoints == Checkpoints::InBackground {
+                    conn.batch_execute(&format!("PRAGMA wal_autocheckpoint = {};", checkpoints::BACKSTOP_PAGES))
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                }
                 Ok(DbConnection::Sqlite(conn))
             }
             #[cfg(feature = "postgres")]
@@ -198,9 +217,23 @@ impl r2d2::ManageConnection for ConnectionManager {
 
 /// Builds the pool and applies pending migrations before anything else touches the data.
 pub fn build_pool(target: &DatabaseTarget, max_size: u32) -> anyhow::Result<DbPool> {
-    let pool = connect_pool(target, max_size)?;
+    let pool = connect_pool(target, max_size, Checkpoints::OnCommit)?;
     let mut conn = pool.get().context("could not get a database connection")?;
     run_migrations(&mut conn)?;
+    Ok(pool)
+}
+
+/// As [`build_pool`], for the server: on SQLite its checkpoints run in a thread of their own
+/// ([`checkpoints`]), never in a request.
+pub fn build_server_pool(target: &DatabaseTarget, max_size: u32) -> anyhow::Result<DbPool> {
+    let mut pool = connect_pool(target, max_size, Checkpoints::InBackground)?;
+    run_migrations(&mut *pool.get().context("could not get a database connection")?)?;
+    if let DatabaseTarget::Sqlite(path) = target {
+        let path = path.to_str().context("the SQLite path is not valid UTF-8")?;
+        let checkpointer =
+            checkpoints::Checkpointer::start(path).context("could not open the SQLite database for checkpoints")?;
+        pool.checkpointer = Some(Arc::new(checkpointer));
+    }
     Ok(pool)
 }
 
@@ -213,7 +246,7 @@ pub fn open_existing(target: &DatabaseTarget, max_size: u32) -> anyhow::Result<O
     {
         return Ok(None);
     }
-    let pool = connect_pool(target, max_size)?;
+    let pool = connect_pool(target, max_size, Checkpoints::OnCommit)?;
     let mut conn = pool.get().context("could not get a database connection")?;
     if !has_migrations_table(&mut conn).context("could not read the database's tables")? {
         return Ok(None);
@@ -292,8 +325,8 @@ fn check_sqlite_copy(path: &std::path::Path) -> anyhow::Result<BackupReport> {
     Ok(BackupReport { file: path.to_path_buf(), bytes: std::fs::metadata(path)?.len(), schema_version: newest.version })
 }
 
-fn connect_pool(target: &DatabaseTarget, max_size: u32) -> anyhow::Result<DbPool> {
-    let manager = ConnectionManager { target: target.clone() };
+fn connect_pool(target: &DatabaseTarget, max_size: u32, checkpoints: Checkpoints) -> anyhow::Result<DbPool> {
+    let manager = ConnectionManager { target: target.clone(), checkpoints };
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
         .connection_timeout(Duration::from_secs(5))
@@ -381,7 +414,7 @@ pub async fn run<T: Send + 'static>(
 /// SQLite admits one writer at a time, and its busy handler waits by sleeping (1 ms, then
 /// longer, up to 100 ms): contended writes became latency spikes (the refresh grant's p99
 /// was 88 ms). This process's SQLite writers take turns on a mutex instead.
-static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(super) static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs `f` in a transaction; on SQLite, after taking this process's writer turn, and
 /// holding the write lock from the start. Called inside another, it runs in a savepoint of
