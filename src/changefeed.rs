@@ -85,7 +85,7 @@ async fn listen_postgres(mut conn: diesel::PgConnection, changes: &Changes) -> d
         ticker.tick().await;
         for notification in conn.notifications_iter() {
             match notification {
-                Ok(notification) => changes.record(Tables::from_message(&notification.payload)),
+                Ok(notification) => changes.heard(&notification.payload),
                 Err(error) => return error,
             }
         }
@@ -156,7 +156,7 @@ async fn relay_redis(
     loop {
         if let Some(tables) = unsent {
             let published: redis::RedisResult<()> =
-                redis::cmd("PUBLISH").arg(REDIS_CHANNEL).arg(tables.to_message()).query_async(&mut publisher).await;
+                redis::cmd("PUBLISH").arg(REDIS_CHANNEL).arg(changes.message(tables)).query_async(&mut publisher).await;
             if let Err(error) = published {
                 tracing::warn!(%error, "could not publish a change on Redis");
                 return Some(tables);
@@ -166,7 +166,7 @@ async fn relay_redis(
         tokio::select! {
             message = messages.next() => match message {
                 Some(message) => match message.get_payload::<String>() {
-                    Ok(payload) => changes.record(Tables::from_message(&payload)),
+                    Ok(payload) => changes.heard(&payload),
                     Err(_) => changes.record(Tables::ALL),
                 },
                 None => return None,

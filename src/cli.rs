@@ -538,7 +538,7 @@ fn announce_local_writes(conn: &mut db::DbConnection, settings: &Settings) {
     if written.is_empty() {
         return;
     }
-    if let Err(error) = db::changes::announce(conn, written) {
+    if let Err(error) = db::changes::announce(conn, &written.to_message()) {
         tracing::warn!(%error, "could not tell the running instances of this change; their caches age out");
     }
     crate::changefeed::announce_from_command_line(settings, written);

@@ -105,9 +105,10 @@ impl Tables {
     }
 
     /// A notification's tables; a name this version does not know (a newer instance's)
-    /// stands for all of them, since staleness is the only risk.
+    /// stands for all of them, since staleness is the only risk. The sender's mark
+    /// ([`Changes::message`]) is not a table.
     pub fn from_message(message: &str) -> Tables {
-        message.split_whitespace().fold(Tables::NONE, |tables, name| {
+        message.split_whitespace().filter(|word| !word.starts_with(SENDER_MARK)).fold(Tables::NONE, |tables, name| {
             match Table::ALL.into_iter().find(|table| table.name() == name) {
                 Some(table) => tables.with(table),
                 None => Tables::ALL,
@@ -132,13 +133,17 @@ pub fn take_written() -> Tables {
     WRITTEN.with(|written| written.replace(Tables::NONE))
 }
 
+/// How a message names the instance that sent it (`from:` and its id), so that an instance
+/// can tell its own announcements, echoed back by the channel, from others'.
+const SENDER_MARK: &str = "from:";
+
 /// The channel instances on PostgreSQL tell each other on.
 pub const CHANNEL: &str = "latchkey_changes";
 
 /// Tells the other instances on this database what was written, when the database can
 /// carry it (PostgreSQL's `NOTIFY`, after the commit); on SQLite it cannot, and another
 /// process hears of it from Redis, or by its entries' one-second age.
-pub fn announce(conn: &mut DbConnection, tables: Tables) -> QueryResult<()> {
+pub fn announce(conn: &mut DbConnection, message: &str) -> QueryResult<()> {
     match conn {
         DbConnection::Sqlite(_) => Ok(()),
         #[cfg(feature = "postgres")]
@@ -146,7 +151,7 @@ pub fn announce(conn: &mut DbConnection, tables: Tables) -> QueryResult<()> {
             use diesel::RunQueryDsl;
             diesel::sql_query("SELECT pg_notify($1, $2)")
                 .bind::<diesel::sql_types::Text, _>(CHANNEL)
-                .bind::<diesel::sql_types::Text, _>(tables.to_message())
+                .bind::<diesel::sql_types::Text, _>(message)
                 .execute(conn)
                 .map(drop)
         }
@@ -166,6 +171,8 @@ pub struct Changes {
     configured_max_age: Duration,
     /// Writes whose announcement waits for an asynchronous channel (Redis).
     outbox: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Tables>>,
+    /// This process among the instances, in what it announces.
+    sender: String,
 }
 
 impl Changes {
@@ -176,6 +183,22 @@ impl Changes {
             hearing: AtomicBool::new(false),
             configured_max_age: max_age,
             outbox: std::sync::OnceLock::new(),
+            sender: uuid::Uuid::new_v4().simple().to_string(),
+        }
+    }
+
+    /// What announces `tables` as written by this process.
+    pub fn message(&self, tables: Tables) -> String {
+        format!("{} {SENDER_MARK}{}", tables.to_message(), self.sender)
+    }
+
+    /// A message heard on the channel: another instance's writes are recorded; this one's
+    /// own, echoed back, were recorded when they were made, and recording them again would
+    /// only throw away what was read since.
+    pub fn heard(&self, message: &str) {
+        let own = message.split_whitespace().any(|word| word.strip_prefix(SENDER_MARK) == Some(self.sender.as_str()));
+        if !own {
+            self.record(Tables::from_message(message));
         }
     }
 
@@ -394,6 +417,29 @@ mod tests {
         assert_eq!(Tables::from_message(&tables.to_message()), tables);
         assert_eq!(Tables::from_message("api_keys webhooks"), Tables::ALL);
         assert_eq!(Tables::from_message(""), Tables::NONE);
+    }
+
+    #[test]
+    fn an_instance_ignores_its_own_announcements_echoed_back() {
+        // Arrange: an entry in this instance's cache, read after its own write.
+        let (here, cached) = cache(Duration::from_secs(60), &[Table::Clients]);
+        let other = Changes::new(Duration::from_secs(60));
+        let written = Tables::of(&[Table::Clients]);
+        here.written(written);
+        cached.insert("client".into(), Arc::new(1), cached.start_read());
+
+        // Act: the channel brings back this instance's own message.
+        here.heard(&here.message(written));
+
+        // Assert: kept; another instance's message, or one without a sender (the command
+        // line's, an older version's), makes it stale.
+        assert_eq!(cached.get("client").as_deref(), Some(&1));
+        assert_eq!(Tables::from_message(&here.message(written)), written, "the mark is not a table");
+        here.heard(&other.message(written));
+        assert_eq!(cached.get("client"), None);
+        cached.insert("client".into(), Arc::new(2), cached.start_read());
+        here.heard(&written.to_message());
+        assert_eq!(cached.get("client"), None);
     }
 
     #[test]

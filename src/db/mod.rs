@@ -136,7 +136,7 @@ impl Drop for PooledDb {
             return;
         }
         self.changes.written(written);
-        if let Err(error) = changes::announce(&mut self.conn, written) {
+        if let Err(error) = changes::announce(&mut self.conn, &self.changes.message(written)) {
             tracing::warn!(%error, "could not tell the other instances what changed; their caches age out");
         }
     }
