@@ -127,11 +127,15 @@ pub(crate) async fn click(client: &Client, css: &str) {
     client.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("{css} on the page")).click().await.unwrap();
 }
 
+/// How many times the waits below look, 50 ms apart: 15 s, for a sign-in's password hash
+/// on a machine that is also compiling (they return as soon as the page is there).
+const PATIENCE: usize = 300;
+
 /// Waits for the page (after a click, the next page) to show `expected`; tolerates the
 /// old page's nodes going stale mid-navigation.
 pub(crate) async fn wait_for_text(client: &Client, expected: &str) -> String {
     let mut last = String::new();
-    for _ in 0..100 {
+    for _ in 0..PATIENCE {
         if let Ok(body) = client.find(Locator::Css("body")).await
             && let Ok(text) = body.text().await
         {
@@ -147,15 +151,20 @@ pub(crate) async fn wait_for_text(client: &Client, expected: &str) -> String {
 
 /// Waits until the browser is at a URL starting with `prefix`.
 pub(crate) async fn wait_for_url(client: &Client, prefix: &str) -> url::Url {
-    for _ in 0..100 {
+    wait_for_url_where(client, prefix, |url| url.as_str().starts_with(prefix)).await
+}
+
+/// Waits until the browser is at a URL that `wanted` accepts (`what` says which, if it never is).
+pub(crate) async fn wait_for_url_where(client: &Client, what: &str, wanted: impl Fn(&url::Url) -> bool) -> url::Url {
+    for _ in 0..PATIENCE {
         if let Ok(url) = client.current_url().await
-            && url.as_str().starts_with(prefix)
+            && wanted(&url)
         {
             return url;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the browser never reached {prefix}");
+    panic!("the browser never reached {what}");
 }
 
 #[tokio::test]

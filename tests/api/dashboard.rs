@@ -5,7 +5,7 @@
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
-use crate::browser::{browser, click, screenshot, wait_for_text, wait_for_url};
+use crate::browser::{browser, click, screenshot, wait_for_text, wait_for_url, wait_for_url_where};
 use crate::helpers::{Backend, TestApp, spawn_app};
 use crate::login::{PASSWORD, csrf_token, sign_in};
 use crate::on_both_backends;
@@ -220,6 +220,11 @@ async fn the_first_person_sets_up_latchkey_and_makes_every_kind_of_key(backend: 
     fill(&browser, "actor", OWNER_EMAIL).await;
     fill(&browser, "action", "api_key.deleted").await;
     click(&browser, ".filters button[type=submit]").await;
+    // The unfiltered page shows api_key.deleted too: wait for the filtered one.
+    wait_for_url_where(&browser, "the filtered audit log", |url| {
+        url.query_pairs().any(|(name, value)| name == "action" && value == "api_key.deleted")
+    })
+    .await;
     let text = wait_for_text(&browser, "api_key.deleted").await;
     assert!(text.contains(OWNER_EMAIL) && text.contains("Billing sync (rk_test_"), "{text}");
     assert!(!text.contains("api_key.created"), "{text}");
