@@ -169,7 +169,7 @@ pub async fn authenticate_client(
     if let Some(client) = cached_client(state, &presented) {
         return Ok(Client::clone(&client));
     }
-    authenticate_client_then(state, req, presented, |_, _| Ok(())).await.map(|(client, ())| client)
+    authenticate_in_database_then(state, req, presented, |_, _| Ok(())).await.map(|(client, ())| client)
 }
 
 /// The client from the cache, if it is there and `presented` authenticates it. Anything
@@ -196,8 +196,6 @@ where
     T: Send + 'static,
     F: FnOnce(&mut DbConnection, &Client) -> Result<T, OAuthError> + Send + 'static,
 {
-    // Failures count against the caller's address; past its budget they are no longer
-    // audited, so that one address cannot fill the audit log.
     if let Some(client) = cached_client(state, &presented) {
         let client = Client::clone(&client);
         let (client, result) = crate::db::run(&state.pool, move |conn| {
@@ -207,6 +205,23 @@ where
         .await?;
         return result.map(|value| (client, value));
     }
+    authenticate_in_database_then(state, req, presented, then).await
+}
+
+/// As [`authenticate_client_then`], for a client the cache could not authenticate: the
+/// database finds it (and keeps it in the cache), or refuses and audits.
+async fn authenticate_in_database_then<T, F>(
+    state: &AppState,
+    req: &HttpRequest,
+    presented: PresentedClient,
+    then: F,
+) -> Result<(Client, T), OAuthError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection, &Client) -> Result<T, OAuthError> + Send + 'static,
+{
+    // Failures count against the caller's address; past its budget they are no longer
+    // audited, so that one address cannot fill the audit log.
     let failures = FailureBudget::of(&state.limiter, req.peer_addr().map(|a| a.ip()), &state.settings);
     let audit_failure = failures.allows().await.allowed;
     if presented.assertion.is_some() {
