@@ -26,8 +26,9 @@ pub fn free_port() -> u16 {
     let offset = std::process::id() % span;
     loop {
         let port = u16::try_from(first + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % span).unwrap();
-        let free = TcpListener::bind(("0.0.0.0", port)).is_ok() && TcpListener::bind(("127.0.0.1", port)).is_ok();
-        if free {
+        // Each probe's listener is closed when its call returns, before the next binds.
+        let free = |address: &str| TcpListener::bind((address, port)).is_ok();
+        if free("0.0.0.0") && free("127.0.0.1") {
             return port;
         }
     }

@@ -189,6 +189,47 @@ async fn sqlite_connections_use_wal_and_foreign_keys() {
     assert_eq!(fk.foreign_keys, 1);
 }
 
+/// The server copies SQLite's log back into the database file by itself, however little was
+/// written (its connections would only do so past 10,000 pages; src/db/checkpoints.rs).
+#[tokio::test]
+async fn the_server_checkpoints_sqlite_in_the_background() {
+    #[derive(QueryableByName)]
+    struct Frames {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        log: i32,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        checkpointed: i32,
+    }
+    // Arrange: a few writes, far fewer pages than any connection's own threshold.
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await;
+    let owner = app.owner_key();
+    for name in ["Payments", "Billing", "Search"] {
+        let (status, _) = app.api("POST", "/teams", &owner, Some(serde_json::json!({ "name": name }))).await;
+        assert_eq!(status, 201);
+    }
+
+    // Act: watch the log, without copying anything (NOOP).
+    let mut conn = app.pool.get().unwrap();
+    let mut uncopied = || {
+        let frames: Frames = diesel::sql_query("PRAGMA wal_checkpoint(NOOP)").get_result(&mut *conn).unwrap();
+        frames.log - frames.checkpointed
+    };
+    // (Another write may follow the copy at any time: the keys' last-used stamps.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let copied = loop {
+        if uncopied() == 0 {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+
+    // Assert
+    assert!(copied, "the log was never copied back");
+}
+
 crate::on_both_backends!(
     migrations_go_up_down_and_up_again,
     foreign_keys_and_unique_constraints_are_enforced,
