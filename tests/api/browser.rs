@@ -96,6 +96,12 @@ pub(crate) async fn screenshot(client: &Client, name: &str) {
         std::fs::write(dir.join(format!("{name}-{label}.png")), png).unwrap();
     }
     client.set_window_size(1280, 900).await.unwrap();
+    // Chromium lays the page out again after the resize: a click before that lands where
+    // its target was at 390 px (on a loaded machine, seen as a link that was never followed).
+    let settled = "const done = arguments[0]; \
+        (function wait() { if (window.innerWidth === 1280) { requestAnimationFrame(() => requestAnimationFrame(done)); } \
+        else { setTimeout(wait, 10); } })();";
+    client.execute_async(settled, vec![]).await.unwrap();
 }
 
 /// A public client whose redirect URI is a loopback address on Latchkey itself, so that
@@ -156,15 +162,21 @@ pub(crate) async fn wait_for_url(client: &Client, prefix: &str) -> url::Url {
 
 /// Waits until the browser is at a URL that `wanted` accepts (`what` says which, if it never is).
 pub(crate) async fn wait_for_url_where(client: &Client, what: &str, wanted: impl Fn(&url::Url) -> bool) -> url::Url {
+    let mut last = None;
     for _ in 0..PATIENCE {
-        if let Ok(url) = client.current_url().await
-            && wanted(&url)
-        {
-            return url;
+        if let Ok(url) = client.current_url().await {
+            if wanted(&url) {
+                return url;
+            }
+            last = Some(url);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the browser never reached {what}");
+    let page = match client.find(Locator::Css("body")).await {
+        Ok(body) => body.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    panic!("the browser never reached {what}; it stayed at {last:?}, showing: {page}");
 }
 
 #[tokio::test]
