@@ -158,7 +158,7 @@ pub fn record(conn: &mut DbConnection, entry: &AuditEntry<'_>) -> diesel::QueryR
     insert_audit_event(
         conn,
         &NewAuditEvent {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::db::time_ordered_id(),
             tenant_id: Some(crate::db::DEFAULT_TENANT_ID),
             occurred_at: crate::db::now(),
             actor_type,

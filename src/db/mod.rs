@@ -476,6 +476,14 @@ pub fn now() -> chrono::NaiveDateTime {
     now.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(now)
 }
 
+/// A new id for a row of a table that grows with traffic (refresh tokens and their families,
+/// audit events): a UUID v7, whose first bits are the time, so that inserts append to the
+/// id's index rather than dirty a page at a random place in it on every commit. It tells
+/// nothing the row's own creation time does not; 74 of its bits are random.
+pub fn time_ordered_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// Whether an insert made the row (`true`) or met one with the same key (`false`): "insert
 /// unless present" for both backends, as ON CONFLICT is not in diesel's multi-backend
 /// subset. Outside a transaction only: PostgreSQL aborts a transaction on the violation.
@@ -490,3 +498,17 @@ pub fn first_insert(inserted: diesel::QueryResult<usize>) -> diesel::QueryResult
 
 /// The only tenant of a single-tenant deployment, created by the first migration.
 pub const DEFAULT_TENANT_ID: &str = "default";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn time_ordered_ids_sort_as_they_were_made_and_never_repeat() {
+        let ids: Vec<String> = (0..1000).map(|_| super::time_ordered_id()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        // As text, as the index compares them: the order they were made in, none twice.
+        assert_eq!(sorted, ids);
+        assert!(ids.iter().all(|id| uuid::Uuid::parse_str(id).is_ok_and(|u| u.get_version_num() == 7)));
+    }
+}

@@ -294,7 +294,7 @@ fn redeem_approved(
         if !wants_refresh {
             return Ok(Some(None));
         }
-        let family_id = uuid::Uuid::new_v4().to_string();
+        let family_id = crate::db::time_ordered_id();
         let member = FamilyMember {
             family_id: &family_id,
             parent_id: None,

@@ -41,7 +41,7 @@ pub fn store_refresh_token(
     now: NaiveDateTime,
 ) -> diesel::QueryResult<String> {
     let token = random_token::<32>();
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = crate::db::time_ordered_id();
     insert_refresh_token(
         conn,
         &NewRefreshToken { id: &id, token_hash: hasher.hash(&token).as_str(), created_at: now, member: *member },
@@ -180,7 +180,7 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
             amr: current.amr.as_deref(),
             auth_time: current.auth_time,
         };
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::db::time_ordered_id();
         insert_refresh_token(
             conn,
             &NewRefreshToken { id: &id, token_hash: successor_hash.as_str(), created_at: now, member },
