@@ -96,8 +96,8 @@ pub(crate) async fn screenshot(client: &Client, name: &str) {
         std::fs::write(dir.join(format!("{name}-{label}.png")), png).unwrap();
     }
     client.set_window_size(1280, 900).await.unwrap();
-    // Chromium lays the page out again after the resize: a click before that lands where
-    // its target was at 390 px (on a loaded machine, seen as a link that was never followed).
+    // Chromium lays the page out again after the resize: a click before that could land
+    // where its target was at 390 px.
     let settled = "const done = arguments[0]; \
         (function wait() { if (window.innerWidth === 1280) { requestAnimationFrame(() => requestAnimationFrame(done)); } \
         else { setTimeout(wait, 10); } })();";

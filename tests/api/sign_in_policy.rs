@@ -172,6 +172,9 @@ async fn the_policy_from_the_dashboard_to_a_members_first_sign_in_in_chromium() 
     chromium.goto(&app.url("/dashboard/users#policy-heading")).await.unwrap();
     screenshot(&chromium, "dashboard-users-policy-required").await;
     click(&chromium, "form[action='/logout'] button[type=submit]").await;
+    // The sign-out's own redirect must land first: one still in flight replaced the login
+    // page below with a plain one, and the sign-in then went to the dashboard.
+    wait_for_text(&chromium, "You have signed out.").await;
 
     chromium.goto(&app.url("/login?return_to=/account")).await.unwrap();
     chromium.find(Locator::Id("email")).await.unwrap().send_keys(EMAIL).await.unwrap();
