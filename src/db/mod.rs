@@ -478,8 +478,10 @@ pub fn now() -> chrono::NaiveDateTime {
 
 /// A new id for a row of a table that grows with traffic (refresh tokens and their families,
 /// audit events): a UUID v7, whose first bits are the time, so that inserts append to the
-/// id's index rather than dirty a page at a random place in it on every commit. It tells
-/// nothing the row's own creation time does not; 74 of its bits are random.
+/// id's index rather than dirty a page at a random place in it on every commit. After the
+/// time come a counter seeded at random each millisecond (so that ids made in one process
+/// keep their order) and 32 random bits. It tells nothing the row's own creation time does
+/// not, and no id here is a secret: the tokens are, and they are stored as keyed hashes.
 pub fn time_ordered_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
