@@ -7,6 +7,7 @@
 //! DURATION=8 CONNECTIONS=4 SEED=60000 cargo bench --bench grants
 //! DB=postgres cargo bench --bench grants # a fresh database on LATCHKEY_TEST_POSTGRES_URL's server
 //! ALG=HS256 SEED=150000 cargo bench --bench grants   # HS256 tokens: the grants without RS256's cost
+//! ROWS=code,refresh cargo bench --bench grants   # some rows: code, refresh, retries, twice
 
 use std::io::Write;
 use std::process::Command;
@@ -183,28 +184,38 @@ async fn run() {
     };
 
     println!("database: {}", database.label);
-    println!("| grant | conns | req/s | p50 ms | p99 ms | errors |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| grant | conns | req/s | p50 ms | p99 ms | server CPU | RSS MiB | errors |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let code_prefix = format!(
         "grant_type=authorization_code&client_id={client_id}&code_verifier={VERIFIER}&redirect_uri={}&code=",
         url::form_urlencoded::byte_serialize(CALLBACK.as_bytes()).collect::<String>()
     );
+    let rows = std::env::var("ROWS").unwrap_or_else(|_| "code,refresh,retries,twice".into());
+    let wanted = |row: &str| rows.split(',').any(|r| r.trim() == row);
     // Seeding blocks this runtime's one thread; the server runs on its own workers.
-    let codes = seed_codes();
-    let name = format!("authorization_code (PKCE, {algorithm})");
-    drive(&name, port, &code_prefix, &codes, duration, connections);
+    if wanted("code") {
+        let codes = seed_codes();
+        let name = format!("authorization_code (PKCE, {algorithm})");
+        drive(&name, port, &code_prefix, &codes, duration, connections);
+    }
     let refresh_prefix = |client_id: &str| format!("grant_type=refresh_token&client_id={client_id}&refresh_token=");
-    let tokens = seed_refresh_tokens(&no_retries_id);
-    let name = format!("refresh_token (rotation, {algorithm}), retries off");
-    drive(&name, port, &refresh_prefix(&no_retries_id), &tokens, duration, connections);
-    let tokens = seed_refresh_tokens(&client_id);
-    let name = format!("refresh_token (rotation, {algorithm}), 30 s retry window");
-    drive(&name, port, &refresh_prefix(&client_id), &tokens, duration, connections);
-    // Every token twice in a row: half the requests are retries, most of them concurrent
-    // with the rotation they repeat (the next connection sends the twin at once).
-    let twice: Vec<String> = seed_refresh_tokens(&client_id).into_iter().flat_map(|t| [t.clone(), t]).collect();
-    let name = "refresh_token, every token sent twice (half retries)";
-    drive(name, port, &refresh_prefix(&client_id), &twice, duration, connections);
+    if wanted("refresh") {
+        let tokens = seed_refresh_tokens(&no_retries_id);
+        let name = format!("refresh_token (rotation, {algorithm}), retries off");
+        drive(&name, port, &refresh_prefix(&no_retries_id), &tokens, duration, connections);
+    }
+    if wanted("retries") {
+        let tokens = seed_refresh_tokens(&client_id);
+        let name = format!("refresh_token (rotation, {algorithm}), 30 s retry window");
+        drive(&name, port, &refresh_prefix(&client_id), &tokens, duration, connections);
+    }
+    if wanted("twice") {
+        // Every token twice in a row: half the requests are retries, most of them concurrent
+        // with the rotation they repeat (the next connection sends the twin at once).
+        let twice: Vec<String> = seed_refresh_tokens(&client_id).into_iter().flat_map(|t| [t.clone(), t]).collect();
+        let name = "refresh_token, every token sent twice (half retries)";
+        drive(name, port, &refresh_prefix(&client_id), &twice, duration, connections);
+    }
 }
 
 /// The bench's own database: a SQLite file, or with `DB=postgres` a fresh PostgreSQL
@@ -253,6 +264,7 @@ fn drive(name: &str, port: u16, body_prefix: &str, tokens: &[String], duration: 
     for token in tokens {
         writeln!(file, "{token}").unwrap();
     }
+    let cpu_before = process_cpu_seconds();
     let output = Command::new("timeout")
         .args([
             &(duration + 20).to_string(),
@@ -269,11 +281,41 @@ fn drive(name: &str, port: u16, body_prefix: &str, tokens: &[String], duration: 
         .env("BODY_PREFIX", body_prefix)
         .output()
         .expect("wrk runs");
+    // While wrk ran, this process did nothing but serve it (wrk is a child, not counted).
+    let cpu = (process_cpu_seconds() - cpu_before) / duration as f64;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let result = stdout.lines().find(|l| l.starts_with("RESULT")).unwrap_or("RESULT (wrk failed)");
     let field = |key: &str| {
         result.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{key}="))).unwrap_or("?").to_owned()
     };
     let errors: u64 = field("errors").parse::<u64>().unwrap_or(0) + field("non2xx").parse::<u64>().unwrap_or(0);
-    println!("| {name} | {connections} | {} | {} | {} | {errors} |", field("rps"), field("p50_ms"), field("p99_ms"));
+    println!(
+        "| {name} | {connections} | {} | {} | {} | {cpu:.2} | {:.1} | {errors} |",
+        field("rps"),
+        field("p50_ms"),
+        field("p99_ms"),
+        resident_mib()
+    );
+}
+
+/// CPU time this process (every thread of the server in it) has used, in seconds.
+fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// This process's resident memory: the server, plus what seeding left on the heap.
+fn resident_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse::<f64>().ok());
+    kib.unwrap_or(0.0) / 1024.0
 }

@@ -7,6 +7,8 @@
 #   benches/management.sh                 # 4 endpoints x 1 and 4 connections (about 2 minutes)
 #   DB=postgres benches/management.sh     # PostgreSQL (server from LATCHKEY_TEST_POSTGRES_URL)
 #   DURATION=10 WORKERS=2 benches/management.sh
+#   CONNS=16 ONLY='API key|introspect' benches/management.sh   # some rows (an extended regex
+#                                       # on "endpoint credential"), at some connection counts
 #
 # Rows:
 #   /healthz                     no database, no key: the floor of the HTTP stack
@@ -32,6 +34,8 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 WORKERS=${WORKERS:-2}
 DB=${DB:-sqlite}
+CONNS=${CONNS:-1 4}
+ONLY=${ONLY:-}
 
 command -v wrk >/dev/null || { echo "wrk missing: apt-get install -y wrk" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "$BIN missing: cargo build --release" >&2; exit 1; }
@@ -122,22 +126,30 @@ for credential in "$ACCESS_TOKEN" "$CLIENT_JWT"; do
     || { echo "the read with a token fails; see $WORK/server.log" >&2; cat "$WORK/server.log" >&2; exit 1; }
 done
 
+# The server's CPU (cores, over the measured run) and resident memory (MiB, after it).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+rss_mib() { ps -o rss= -p "$SERVER_PID" | awk '{printf "%.1f", $1 / 1024}'; }
+
 run() {
   local path=$1 conns=$2 key=$3 credential=$4 body=${5:-}
+  [ -z "$ONLY" ] || grep -Eq "$ONLY" <<<"$path $credential" || return 0
   local url="http://$HOST:$PORT$path"
   API_KEY=$key POST_BODY=$body BASIC=$BASIC timeout $((WARMUP + 10)) \
     wrk -t1 -c"$conns" -d"${WARMUP}s" -s "$WORK/report.lua" "$url" >/dev/null
+  local t0 t1; t0=$(cpu_ticks)
   local out; out=$(API_KEY=$key POST_BODY=$body BASIC=$BASIC timeout $((DURATION + 15)) \
     wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$WORK/report.lua" "$url")
+  t1=$(cpu_ticks)
   local rps p50_us p99_us errors non2xx
   eval "$(grep '^RESULT' <<<"$out" | sed 's/^RESULT //' | tr ' ' '\n')"
-  printf '| %s | %s | %s | %s | %s | %.0f | %s | %s | %s |\n' \
-    "$(date -u +%F)" "$DB" "${path/$CLIENT_ID/{id\}}" "$credential" "$conns" "$rps" "$p50_us" "$p99_us" "$((errors + non2xx))"
+  printf '| %s | %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s |\n' \
+    "$(date -u +%F)" "$DB" "${path/$CLIENT_ID/{id\}}" "$credential" "$conns" "$rps" "$p50_us" "$p99_us" \
+    "$(awk "BEGIN{printf \"%.2f\", ($t1 - $t0) / $(getconf CLK_TCK) / $DURATION}")" "$(rss_mib)" "$((errors + non2xx))"
 }
 
-echo "| date | db | endpoint | credential | conns | req/s | p50 µs | p99 µs | errors |"
-echo "|---|---|---|---|---:|---:|---:|---:|---:|"
-for conns in 1 4; do
+echo "| date | db | endpoint | credential | conns | req/s | p50 µs | p99 µs | server CPU | RSS MiB | errors |"
+echo "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+for conns in $CONNS; do
   run /healthz "$conns" "" none
   run /readyz "$conns" "" none
   run /api/v1/api-keys/current "$conns" "$KEY" "API key"
