@@ -60,8 +60,8 @@ pub struct Caches {
     pub api_keys: Cached<String, KnownKey>,
     /// Clients by `client_id`, with their secrets' hashes.
     pub clients: Cached<String, Client>,
-    /// APIs by audience.
-    pub apis: Cached<String, Api>,
+    /// APIs by audience; shared with the user grants' work on the blocking pool.
+    pub apis: Arc<Cached<String, Api>>,
     /// Whether the access token with this `jti` is revoked, as introspection asks.
     pub revocations: Cached<String, bool>,
 }
@@ -78,7 +78,7 @@ impl Caches {
         Self {
             api_keys: cache(changes, metrics, "api_keys", &key_tables),
             clients: cache(changes, metrics, "clients", &[Table::Clients]),
-            apis: cache(changes, metrics, "apis", &[Table::Apis]),
+            apis: Arc::new(cache(changes, metrics, "apis", &[Table::Apis])),
             revocations: cache(changes, metrics, "revocations", &[Table::RevokedTokens]),
         }
     }

@@ -78,20 +78,27 @@ pub fn consume_code(conn: &mut DbConnection, code_hash: &str, now: NaiveDateTime
     .map(|rows| rows == 1)
 }
 
-/// Remembers the access token minted from a code, for revocation on replay.
-pub fn record_code_access_token(
+/// Marks the code used and records the access token minted from it (for revocation on
+/// replay), in one statement: as [`consume_code`], exactly one concurrent caller gets `true`.
+pub fn consume_code_for_access_token(
     conn: &mut DbConnection,
     code_hash: &str,
+    now: NaiveDateTime,
     jti: &str,
     expires_at: NaiveDateTime,
-) -> QueryResult<()> {
-    diesel::update(authorization_codes::table.find(code_hash))
-        .set((
-            authorization_codes::access_token_jti.eq(jti),
-            authorization_codes::access_token_expires_at.eq(expires_at),
-        ))
-        .execute(conn)
-        .map(drop)
+) -> QueryResult<bool> {
+    diesel::update(
+        authorization_codes::table
+            .filter(authorization_codes::code_hash.eq(code_hash))
+            .filter(authorization_codes::consumed_at.is_null()),
+    )
+    .set((
+        authorization_codes::consumed_at.eq(now),
+        authorization_codes::access_token_jti.eq(jti),
+        authorization_codes::access_token_expires_at.eq(expires_at),
+    ))
+    .execute(conn)
+    .map(|rows| rows == 1)
 }
 
 /// Remembers the key made from a code (for revocation on replay); the choice it was made

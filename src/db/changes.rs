@@ -321,6 +321,25 @@ where
     K: Eq + Hash + Clone + Send + 'static,
     V: Send + Sync + 'static,
 {
+    /// As [`Self::get_or_read`], for work already on the blocking pool: the read runs on the
+    /// connection it holds, in whatever transaction that connection is in.
+    pub fn get_or_read_on(
+        &self,
+        conn: &mut DbConnection,
+        key: &K,
+        read: impl FnOnce(&mut DbConnection, &K) -> QueryResult<Option<V>>,
+    ) -> QueryResult<Option<Arc<V>>> {
+        if let Some(value) = self.get(key) {
+            return Ok(Some(value));
+        }
+        let start = self.start_read();
+        Ok(read(conn, key)?.map(|value| {
+            let value = Arc::new(value);
+            self.insert(key.clone(), value.clone(), start);
+            value
+        }))
+    }
+
     /// The value from here, or else as `read` finds it (then kept; nothing is kept when it
     /// finds nothing, so that unknown keys cannot fill the cache).
     pub async fn get_or_read(

@@ -97,7 +97,7 @@ pub struct RetryAnswer<'a> {
 
 /// Retires the token if it is still usable, keeping `retry` with it. Of concurrent callers
 /// exactly one gets `true`: the condition and the write are one statement.
-pub fn retire_refresh_token(
+fn retire_refresh_token(
     conn: &mut DbConnection,
     token_hash: &str,
     now: NaiveDateTime,
@@ -117,6 +117,79 @@ pub fn retire_refresh_token(
     ))
     .execute(conn)
     .map(|rows| rows == 1)
+}
+
+/// Retires the token if it is still usable, keeping `retry` with it, and stores its
+/// `successor`: both or neither. `false` when the token was no longer usable (a concurrent
+/// request rotated it first); of concurrent callers exactly one gets `true`.
+///
+/// On PostgreSQL this is one statement, the `UPDATE … RETURNING` feeding the `INSERT`: one
+/// round trip where a transaction took four (`BEGIN`, `UPDATE`, `INSERT`, `COMMIT`). A
+/// concurrent rotation's `UPDATE` waits for the row, then finds it used and inserts nothing.
+/// SQLite, in-process, has no round trips to save (nor an `UPDATE` inside `WITH`): a write
+/// transaction there.
+pub fn rotate_refresh_token(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    now: NaiveDateTime,
+    retry: Option<RetryAnswer<'_>>,
+    successor: &NewRefreshToken<'_>,
+) -> QueryResult<bool> {
+    #[cfg(feature = "postgres")]
+    if let DbConnection::Postgres(conn) = conn {
+        return rotate_in_one_statement(conn, token_hash, now, retry, successor);
+    }
+    super::write_transaction(conn, |conn| {
+        if !retire_refresh_token(conn, token_hash, now, retry)? {
+            return Ok(false);
+        }
+        insert_refresh_token(conn, successor)?;
+        Ok(true)
+    })
+}
+
+#[cfg(feature = "postgres")]
+fn rotate_in_one_statement(
+    conn: &mut diesel::PgConnection,
+    token_hash: &str,
+    now: NaiveDateTime,
+    retry: Option<RetryAnswer<'_>>,
+    successor: &NewRefreshToken<'_>,
+) -> QueryResult<bool> {
+    use diesel::sql_types::{Binary, Nullable, Text, Timestamp};
+    // The retiring condition is `retire_refresh_token`'s, the columns `NewRefreshToken`'s.
+    const ROTATE: &str = "WITH retired AS (
+            UPDATE refresh_tokens SET used_at = $1, retry_answer_sealed = $2, retry_until = $3
+            WHERE token_hash = $4 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1
+            RETURNING 1
+        )
+        INSERT INTO refresh_tokens (id, token_hash, created_at, family_id, parent_id, client_id,
+            user_id, scope, audience, auth_code_hash, access_token_jti, access_token_expires_at,
+            expires_at, amr, auth_time)
+        SELECT $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19 FROM retired";
+    let member = &successor.member;
+    diesel::sql_query(ROTATE)
+        .bind::<Timestamp, _>(now)
+        .bind::<Nullable<Binary>, _>(retry.map(|r| r.sealed))
+        .bind::<Nullable<Timestamp>, _>(retry.map(|r| r.until))
+        .bind::<Text, _>(token_hash)
+        .bind::<Text, _>(successor.id)
+        .bind::<Text, _>(successor.token_hash)
+        .bind::<Timestamp, _>(successor.created_at)
+        .bind::<Text, _>(member.family_id)
+        .bind::<Nullable<Text>, _>(member.parent_id)
+        .bind::<Text, _>(member.client_id)
+        .bind::<Text, _>(member.user_id)
+        .bind::<Text, _>(member.scope)
+        .bind::<Text, _>(member.audience)
+        .bind::<Nullable<Text>, _>(member.auth_code_hash)
+        .bind::<Text, _>(member.access_token_jti)
+        .bind::<Timestamp, _>(member.access_token_expires_at)
+        .bind::<Timestamp, _>(member.expires_at)
+        .bind::<Nullable<Text>, _>(member.amr)
+        .bind::<Nullable<Timestamp>, _>(member.auth_time)
+        .execute(conn)
+        .map(|inserted| inserted == 1)
 }
 
 /// Erases the retry answers whose window has passed; returns how many.

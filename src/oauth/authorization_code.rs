@@ -18,7 +18,7 @@ use crate::crypto::{PresentedHashes, TokenHasher};
 use crate::db::DbConnection;
 use crate::db::api_keys::revoke_api_key;
 use crate::db::authorization_codes::{
-    AuthorizationCode, consume_code, find_code, record_code_access_token, record_code_key,
+    AuthorizationCode, consume_code, consume_code_for_access_token, find_code, record_code_key,
 };
 use crate::db::clients::Client;
 use crate::db::refresh_tokens::FamilyMember;
@@ -110,10 +110,9 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
     // Consuming the code, recording the access token it mints and storing the refresh
     // token commit together; exactly one of concurrent redemptions gets past the consume.
     let outcome = crate::db::write_transaction(conn, |conn| -> diesel::QueryResult<Option<Option<String>>> {
-        if !consume_code(conn, &code.code_hash, now)? {
+        if !consume_code_for_access_token(conn, &code.code_hash, now, &claims.jti, access_expires_at)? {
             return Ok(None);
         }
-        record_code_access_token(conn, &code.code_hash, &claims.jti, access_expires_at)?;
         if !wants_refresh {
             return Ok(Some(None));
         }

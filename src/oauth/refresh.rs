@@ -25,7 +25,7 @@ use crate::db::DbConnection;
 use crate::db::clients::Client;
 use crate::db::refresh_tokens::{
     FamilyMember, NewRefreshToken, RefreshToken, RetryAnswer, find_refresh_token, insert_refresh_token,
-    retire_refresh_token, revoke_refresh_family,
+    revoke_refresh_family, rotate_refresh_token,
 };
 use crate::domain::{Authentication, GrantType, Scopes};
 use crate::state::AppState;
@@ -161,32 +161,24 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
     // Retiring the old token and storing its successor commit together; the family's
     // revocation on reuse must not be rolled back with an error, so it comes after.
     let successor_hash = presented.hasher.hash(response.refresh_token.as_deref().unwrap_or_default());
-    let rotated = crate::db::write_transaction(conn, |conn| -> diesel::QueryResult<bool> {
-        if !retire_refresh_token(conn, &current.token_hash, now, retry)? {
-            return Ok(false);
-        }
-        let member = FamilyMember {
-            family_id: &current.family_id,
-            parent_id: Some(&current.id),
-            client_id: &current.client_id,
-            user_id: &current.user_id,
-            // RFC 6749 §6: the new refresh token keeps the scope of the old one.
-            scope: &current.scope,
-            audience: &current.audience,
-            auth_code_hash: current.auth_code_hash.as_deref(),
-            access_token_jti: &jti,
-            access_token_expires_at: access_expires_at,
-            expires_at: current.expires_at,
-            amr: current.amr.as_deref(),
-            auth_time: current.auth_time,
-        };
-        let id = crate::db::time_ordered_id();
-        insert_refresh_token(
-            conn,
-            &NewRefreshToken { id: &id, token_hash: successor_hash.as_str(), created_at: now, member },
-        )?;
-        Ok(true)
-    })?;
+    let member = FamilyMember {
+        family_id: &current.family_id,
+        parent_id: Some(&current.id),
+        client_id: &current.client_id,
+        user_id: &current.user_id,
+        // RFC 6749 §6: the new refresh token keeps the scope of the old one.
+        scope: &current.scope,
+        audience: &current.audience,
+        auth_code_hash: current.auth_code_hash.as_deref(),
+        access_token_jti: &jti,
+        access_token_expires_at: access_expires_at,
+        expires_at: current.expires_at,
+        amr: current.amr.as_deref(),
+        auth_time: current.auth_time,
+    };
+    let id = crate::db::time_ordered_id();
+    let successor = NewRefreshToken { id: &id, token_hash: successor_hash.as_str(), created_at: now, member };
+    let rotated = rotate_refresh_token(conn, &current.token_hash, now, retry, &successor)?;
     if rotated {
         return Ok(response);
     }

@@ -296,6 +296,35 @@ async fn a_command_line_change_stops_a_cached_key(backend: Backend) {
     assert!(refused_within < Duration::from_millis(1500), "still accepted after {refused_within:?}");
 }
 
+async fn a_refresh_takes_its_api_from_the_cache_and_an_api_change_at_once(backend: Backend) {
+    use latchkey::manage::apis::{ApiUpdate, update_api};
+
+    // Arrange: a person's grant for an API; its code exchange read the API into the cache.
+    let app = cached_app(&backend).await;
+    let grant = crate::refresh::grant(&app, &["read", "offline_access"]).await;
+    let expires_in = |body: &Value| body["expires_in"].as_i64().expect("expires_in");
+    let hits_before = cache_hits(&app).await["apis"];
+    let response = crate::refresh::refresh(&app, &grant.client_id, &grant.refresh_token, None).await;
+    assert_eq!(response.status(), 200);
+    let first: Value = response.json().await.unwrap();
+    assert_eq!(expires_in(&first), 3600);
+    assert!(cache_hits(&app).await["apis"] > hits_before, "the refresh read its API from the database");
+
+    // Act: the API's tokens now live ten minutes.
+    {
+        let mut conn = app.pool.get().unwrap();
+        let api = latchkey::db::apis::find_api_by_audience(&mut conn, API).unwrap().expect("the API");
+        let update = ApiUpdate { name: None, scopes: None, token_lifetime_secs: Some(600) };
+        update_api(&mut conn, &latchkey::manage::Caller::system(), &api.id, update).unwrap();
+    }
+
+    // Assert: the very next refresh mints for the API as it now is.
+    let next = first["refresh_token"].as_str().unwrap();
+    let response = crate::refresh::refresh(&app, &grant.client_id, next, None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(expires_in(&response.json().await.unwrap()), 600);
+}
+
 /// How long until `works` says no, asking every 25 ms (well within the key's rate limit)
 /// for at most 3 s.
 async fn refused_within<F: std::future::Future<Output = bool>>(mut works: impl FnMut() -> F) -> Duration {
@@ -308,6 +337,7 @@ async fn refused_within<F: std::future::Future<Output = bool>>(mut works: impl F
 }
 
 crate::on_both_backends!(
+    a_refresh_takes_its_api_from_the_cache_and_an_api_change_at_once,
     a_change_stops_cached_credentials_at_once,
     a_kept_client_is_shown_as_it_now_is_to_whom_may_read_it,
     a_command_line_change_stops_a_cached_key

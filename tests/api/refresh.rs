@@ -366,7 +366,80 @@ async fn a_refresh_token_works_only_for_its_client(backend: Backend) {
     assert_eq!(own.status(), 200);
 }
 
+async fn a_rotation_stores_its_successor_whole_and_happens_once(backend: Backend) {
+    use latchkey::db::refresh_tokens::{NewRefreshToken, RetryAnswer, find_refresh_token, rotate_refresh_token};
+
+    // Arrange: a stored token of a real grant, and a successor differing from it in every
+    // field it may (PostgreSQL writes the successor from a statement of its own).
+    let app = spawn_app(backend).await;
+    let grant = grant(&app, &["read", "offline_access"]).await;
+    let mut conn = app.pool.get().unwrap();
+    let current_hash = app.state.hasher.hash(&grant.refresh_token);
+    let current = find_refresh_token(&mut conn, current_hash.as_str()).unwrap().expect("stored");
+    let now = latchkey::db::now();
+    let later = now + chrono::TimeDelta::minutes(5);
+    let member = latchkey::db::refresh_tokens::FamilyMember {
+        family_id: &current.family_id,
+        parent_id: Some(&current.id),
+        client_id: &current.client_id,
+        user_id: &current.user_id,
+        scope: "read",
+        audience: &current.audience,
+        auth_code_hash: Some("a code's hash"),
+        access_token_jti: "the successor's jti",
+        access_token_expires_at: later,
+        expires_at: current.expires_at,
+        amr: Some("pwd otp"),
+        auth_time: Some(now - chrono::TimeDelta::minutes(1)),
+    };
+    let successor = NewRefreshToken { id: "successor id", token_hash: "the successor's hash", created_at: now, member };
+    let retry = RetryAnswer { sealed: b"sealed answer", until: later };
+
+    // Act: the same rotation twice.
+    let first = rotate_refresh_token(&mut conn, current_hash.as_str(), now, Some(retry), &successor).unwrap();
+    let again = NewRefreshToken { id: "second successor", token_hash: "another hash", ..successor };
+    let second = rotate_refresh_token(&mut conn, current_hash.as_str(), now, Some(retry), &again).unwrap();
+
+    // Assert: one rotation; the old token retired with its retry answer, the successor whole.
+    assert!(first && !second, "a token rotates once: {first}, {second}");
+    let retired = find_refresh_token(&mut conn, current_hash.as_str()).unwrap().unwrap();
+    assert_eq!(retired.used_at, Some(now));
+    assert_eq!(retired.retry_answer_sealed.as_deref(), Some(&b"sealed answer"[..]));
+    assert_eq!(retired.retry_until, Some(later));
+    let stored = find_refresh_token(&mut conn, "the successor's hash").unwrap().expect("the successor is stored");
+    let expected = (
+        "successor id",
+        current.family_id.as_str(),
+        Some(current.id.as_str()),
+        current.client_id.as_str(),
+        current.user_id.as_str(),
+        "read",
+        current.audience.as_str(),
+        Some("a code's hash"),
+        "the successor's jti",
+        (later, now, current.expires_at),
+        (Some("pwd otp"), Some(now - chrono::TimeDelta::minutes(1))),
+    );
+    let found = (
+        stored.id.as_str(),
+        stored.family_id.as_str(),
+        stored.parent_id.as_deref(),
+        stored.client_id.as_str(),
+        stored.user_id.as_str(),
+        stored.scope.as_str(),
+        stored.audience.as_str(),
+        stored.auth_code_hash.as_deref(),
+        stored.access_token_jti.as_str(),
+        (stored.access_token_expires_at, stored.created_at, stored.expires_at),
+        (stored.amr.as_deref(), stored.auth_time),
+    );
+    assert_eq!(found, expected);
+    assert!(stored.is_usable(now) && stored.retry_answer_sealed.is_none());
+    assert!(find_refresh_token(&mut conn, "another hash").unwrap().is_none(), "no second successor");
+}
+
 crate::on_both_backends!(
+    a_rotation_stores_its_successor_whole_and_happens_once,
     a_refresh_token_works_only_for_its_client,
     withdrawing_an_app_on_the_account_page_revokes_its_tokens,
     every_refresh_returns_a_new_refresh_token,
