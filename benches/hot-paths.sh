@@ -7,7 +7,8 @@
 # compare on a shared machine; absolute numbers move from session to session.
 #
 #   benches/hot-paths.sh                      # this checkout: target/release/latchkey and the
-#                                             # grants bench (cargo bench); about 8 minutes
+#                                             # grants bench (cargo bench); about 6 minutes
+#                                             # once built
 #   BUILDS="before=/tmp/latchkey-before,/tmp/grants-before after=target/release/latchkey,/tmp/grants-after" \
 #     benches/hot-paths.sh                    # each build: its server binary and its grants
 #                                             # bench binary (cargo bench --bench grants --no-run)
