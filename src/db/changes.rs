@@ -314,6 +314,35 @@ impl<K: Eq + Hash + Clone, V> Cached<K, V> {
         }
         self.entries.insert(key, Entry { value, generation: start.0, read_at: Instant::now() });
     }
+
+    /// As [`Self::get_or_read`], for work already on the blocking pool: the read runs on the
+    /// connection it holds, in whatever transaction that connection is in. A hit allocates
+    /// nothing: `key` is borrowed (`&str` for a `String` key) and owned only to be kept.
+    pub fn get_or_read_on<Q>(
+        &self,
+        conn: &mut DbConnection,
+        key: &Q,
+        read: impl FnOnce(&mut DbConnection, &Q) -> QueryResult<Option<V>>,
+    ) -> QueryResult<Option<Arc<V>>>
+    where
+        Q: Hash + quick_cache::Equivalent<K> + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(value) = self.get(key) {
+            return Ok(Some(value));
+        }
+        let start = self.start_read();
+        Ok(self.keep(|| key.to_owned(), read(conn, key)?, start))
+    }
+
+    /// What a read that began at `start` found, kept under `key` unless it found nothing (so
+    /// that unknown keys cannot fill the cache).
+    fn keep(&self, key: impl FnOnce() -> K, found: Option<V>, start: ReadStart) -> Option<Arc<V>> {
+        found.map(|value| {
+            let value = Arc::new(value);
+            self.insert(key(), value.clone(), start);
+            value
+        })
+    }
 }
 
 impl<K, V> Cached<K, V>
@@ -321,25 +350,6 @@ where
     K: Eq + Hash + Clone + Send + 'static,
     V: Send + Sync + 'static,
 {
-    /// As [`Self::get_or_read`], for work already on the blocking pool: the read runs on the
-    /// connection it holds, in whatever transaction that connection is in.
-    pub fn get_or_read_on(
-        &self,
-        conn: &mut DbConnection,
-        key: &K,
-        read: impl FnOnce(&mut DbConnection, &K) -> QueryResult<Option<V>>,
-    ) -> QueryResult<Option<Arc<V>>> {
-        if let Some(value) = self.get(key) {
-            return Ok(Some(value));
-        }
-        let start = self.start_read();
-        Ok(read(conn, key)?.map(|value| {
-            let value = Arc::new(value);
-            self.insert(key.clone(), value.clone(), start);
-            value
-        }))
-    }
-
     /// The value from here, or else as `read` finds it (then kept; nothing is kept when it
     /// finds nothing, so that unknown keys cannot fill the cache).
     pub async fn get_or_read(
@@ -357,11 +367,7 @@ where
             Ok((key, found))
         })
         .await?;
-        Ok(found.map(|value| {
-            let value = Arc::new(value);
-            self.insert(key, value.clone(), start);
-            value
-        }))
+        Ok(self.keep(|| key, found, start))
     }
 }
 

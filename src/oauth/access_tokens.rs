@@ -58,8 +58,7 @@ fn load_grant_target(
     let api = if audience == issuer {
         None
     } else {
-        let api =
-            apis.get_or_read_on(conn, &audience.to_owned(), |conn, audience| find_api_by_audience(conn, audience))?;
+        let api = apis.get_or_read_on(conn, audience, find_api_by_audience)?;
         Some(api.ok_or_else(|| OAuthError::invalid_grant("the API no longer exists"))?)
     };
     let lifetime_secs = api.as_ref().map_or(default_ttl_secs, |api| api.token_lifetime_secs);
