@@ -395,12 +395,15 @@ async fn a_rotation_stores_its_successor_whole_and_happens_once(backend: Backend
     let successor = NewRefreshToken { id: "successor id", token_hash: "the successor's hash", created_at: now, member };
     let retry = RetryAnswer { sealed: b"sealed answer", until: later };
 
-    // Act: the same rotation twice.
+    // Act: the rotation once the token has expired, then in time, then again.
+    let past_expiry = current.expires_at + chrono::TimeDelta::seconds(1);
+    let expired = rotate_refresh_token(&mut conn, current_hash.as_str(), past_expiry, None, &successor).unwrap();
     let first = rotate_refresh_token(&mut conn, current_hash.as_str(), now, Some(retry), &successor).unwrap();
     let again = NewRefreshToken { id: "second successor", token_hash: "another hash", ..successor };
     let second = rotate_refresh_token(&mut conn, current_hash.as_str(), now, Some(retry), &again).unwrap();
 
     // Assert: one rotation; the old token retired with its retry answer, the successor whole.
+    assert!(!expired, "an expired token does not rotate");
     assert!(first && !second, "a token rotates once: {first}, {second}");
     let retired = find_refresh_token(&mut conn, current_hash.as_str()).unwrap().unwrap();
     assert_eq!(retired.used_at, Some(now));
@@ -436,6 +439,13 @@ async fn a_rotation_stores_its_successor_whole_and_happens_once(backend: Backend
     assert_eq!(found, expected);
     assert!(stored.is_usable(now) && stored.retry_answer_sealed.is_none());
     assert!(find_refresh_token(&mut conn, "another hash").unwrap().is_none(), "no second successor");
+
+    // A revoked token does not rotate either.
+    latchkey::db::refresh_tokens::revoke_refresh_family(&mut conn, &current.family_id, now).unwrap();
+    let after_revocation = NewRefreshToken { id: "third successor", token_hash: "a third hash", ..again };
+    let revoked = rotate_refresh_token(&mut conn, "the successor's hash", now, None, &after_revocation).unwrap();
+    assert!(!revoked, "a revoked token does not rotate");
+    assert!(find_refresh_token(&mut conn, "a third hash").unwrap().is_none());
 }
 
 crate::on_both_backends!(
