@@ -6,7 +6,8 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 use super::revoked_tokens::revoke_token;
-use super::schema::refresh_tokens;
+use super::schema::{refresh_tokens, users};
+use super::users::User;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = refresh_tokens)]
@@ -88,6 +89,20 @@ pub fn find_refresh_token(conn: &mut DbConnection, token_hash: &str) -> QueryRes
         .optional()
 }
 
+/// The token with its user, in one query: what a refresh needs before it rotates, one round
+/// trip where two would do.
+pub fn find_refresh_token_with_user(
+    conn: &mut DbConnection,
+    token_hash: &str,
+) -> QueryResult<Option<(RefreshToken, User)>> {
+    refresh_tokens::table
+        .inner_join(users::table.on(users::id.eq(refresh_tokens::user_id)))
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .select((RefreshToken::as_select(), User::as_select()))
+        .get_result(conn)
+        .optional()
+}
+
 /// The sealed answer a rotation keeps for retries, and until when.
 #[derive(Clone, Copy)]
 pub struct RetryAnswer<'a> {
@@ -157,25 +172,54 @@ fn rotate_in_one_statement(
     successor: &NewRefreshToken<'_>,
 ) -> QueryResult<bool> {
     use diesel::sql_types::{Binary, Nullable, Text, Timestamp};
-    // The retiring condition is `retire_refresh_token`'s, the columns `NewRefreshToken`'s.
-    const ROTATE: &str = "WITH retired AS (
-            UPDATE refresh_tokens SET used_at = $1, retry_answer_sealed = $2, retry_until = $3
-            WHERE token_hash = $4 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1
-            RETURNING 1
-        )
+    // The retiring condition is `retire_refresh_token`'s.
+    const RETIRE: &str = "UPDATE refresh_tokens SET used_at = $1, retry_answer_sealed = $2, retry_until = $3
+        WHERE token_hash = $4 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1";
+    insert_if_updated(
+        conn,
+        RETIRE,
+        |query| {
+            query
+                .bind::<Timestamp, _>(now)
+                .bind::<Nullable<Binary>, _>(retry.map(|r| r.sealed))
+                .bind::<Nullable<Timestamp>, _>(retry.map(|r| r.until))
+                .bind::<Text, _>(token_hash)
+        },
+        successor,
+    )
+}
+
+/// A raw statement for PostgreSQL, its binds added one by one.
+#[cfg(feature = "postgres")]
+pub(super) type BoxedQuery<'a> =
+    diesel::query_builder::BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery>;
+
+/// Stores `token` if and only if `update` changes a row, in one statement on PostgreSQL (one
+/// round trip where a transaction takes four: `BEGIN`, `UPDATE`, `INSERT`, `COMMIT`); `true`
+/// when it did. `update` has four binds, `$1` to `$4`, which `bind_update` binds in order. A
+/// concurrent statement's `UPDATE` of the same row waits for this one, then finds the row
+/// changed (its condition no longer holds) and inserts nothing.
+#[cfg(feature = "postgres")]
+pub(super) fn insert_if_updated<'a>(
+    conn: &mut diesel::PgConnection,
+    update: &str,
+    bind_update: impl FnOnce(BoxedQuery<'a>) -> BoxedQuery<'a>,
+    token: &'a NewRefreshToken<'a>,
+) -> QueryResult<bool> {
+    use diesel::sql_types::{Nullable, Text, Timestamp};
+    // The columns are `NewRefreshToken`'s.
+    let statement = format!(
+        "WITH updated AS ({update} RETURNING 1)
         INSERT INTO refresh_tokens (id, token_hash, created_at, family_id, parent_id, client_id,
             user_id, scope, audience, auth_code_hash, access_token_jti, access_token_expires_at,
             expires_at, amr, auth_time)
-        SELECT $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19 FROM retired";
-    let member = &successor.member;
-    diesel::sql_query(ROTATE)
-        .bind::<Timestamp, _>(now)
-        .bind::<Nullable<Binary>, _>(retry.map(|r| r.sealed))
-        .bind::<Nullable<Timestamp>, _>(retry.map(|r| r.until))
-        .bind::<Text, _>(token_hash)
-        .bind::<Text, _>(successor.id)
-        .bind::<Text, _>(successor.token_hash)
-        .bind::<Timestamp, _>(successor.created_at)
+        SELECT $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19 FROM updated"
+    );
+    let member = &token.member;
+    bind_update(diesel::sql_query(statement).into_boxed())
+        .bind::<Text, _>(token.id)
+        .bind::<Text, _>(token.token_hash)
+        .bind::<Timestamp, _>(token.created_at)
         .bind::<Text, _>(member.family_id)
         .bind::<Nullable<Text>, _>(member.parent_id)
         .bind::<Text, _>(member.client_id)

@@ -10,7 +10,7 @@ use crate::db::DbConnection;
 use crate::db::apis::{Api, find_api, find_api_by_audience};
 use crate::db::changes::Cached;
 use crate::db::revoked_tokens::is_revoked;
-use crate::db::users::{User, find_user};
+use crate::db::users::User;
 use crate::domain::ApiSigning;
 use crate::domain::Authentication;
 use crate::domain::Scopes;
@@ -40,21 +40,22 @@ impl GrantTarget {
     }
 }
 
-/// Loads a grant's user and API (from a blocking context): the user must still be active
-/// and the API must still exist; `audience` equal to the issuer means Latchkey itself.
-/// The API comes from the cache the client-credentials grant fills, read on `conn` when
-/// it is not there: one round trip less for every code, refresh and device grant.
+/// Checks a grant's user, as read with the grant, and loads its API (from a blocking
+/// context): the user must still be active and the API must still exist; `audience` equal
+/// to the issuer means Latchkey itself. The API comes from the cache the client-credentials
+/// grant fills, read on `conn` when it is not there: one round trip less for every code,
+/// refresh and device grant.
 fn load_grant_target(
     conn: &mut crate::db::DbConnection,
     apis: &Cached<String, Api>,
-    user_id: &str,
+    user: User,
     audience: &str,
     issuer: &str,
     default_ttl_secs: i64,
 ) -> Result<GrantTarget, OAuthError> {
-    let Some(user) = find_user(conn, user_id)?.filter(User::is_active) else {
+    if !user.is_active() {
         return Err(OAuthError::invalid_grant("the user is no longer active"));
-    };
+    }
     let api = if audience == issuer {
         None
     } else {
@@ -90,18 +91,18 @@ impl GrantDrafter {
     pub fn draft(
         &self,
         conn: &mut crate::db::DbConnection,
-        user_id: &str,
+        user: User,
         audience: &str,
         client_id: &str,
         scope: &Scopes,
         authentication: Option<&Authentication>,
     ) -> Result<(GrantTarget, AccessTokenClaims), OAuthError> {
-        let target = load_grant_target(conn, &self.apis, user_id, audience, &self.issuer, self.default_ttl_secs)?;
+        let target = load_grant_target(conn, &self.apis, user, audience, &self.issuer, self.default_ttl_secs)?;
         let claims = draft_access_token(
             &self.issuer,
             &self.proof,
             target.audience(),
-            Drafted { lifetime_secs: target.lifetime_secs, subject: user_id, client_id, scope, authentication },
+            Drafted { lifetime_secs: target.lifetime_secs, subject: &target.user.id, client_id, scope, authentication },
         );
         Ok((target, claims))
     }

@@ -9,7 +9,7 @@ use super::client_auth::{PresentedClient, authenticate_client_then};
 use super::connect::{Collection, key_response};
 use super::error::OAuthError;
 use super::params::OAuthParams;
-use super::refresh::{REFRESH_TOKEN_LIFETIME, store_refresh_token};
+use super::refresh::{FreshRefreshToken, REFRESH_TOKEN_LIFETIME};
 use super::token::{PersonGrant, TokenResponse, answer_person_grant, ensure_grant_allowed};
 use super::token_exchange::API_KEY_TOKEN_TYPE;
 use crate::audit::Origin;
@@ -18,7 +18,7 @@ use crate::crypto::{PresentedHashes, TokenHasher};
 use crate::db::DbConnection;
 use crate::db::api_keys::revoke_api_key;
 use crate::db::authorization_codes::{
-    AuthorizationCode, consume_code, consume_code_for_access_token, find_code, record_code_key,
+    AuthorizationCode, consume_code, find_code, find_code_with_user, record_code_key, redeem_code,
 };
 use crate::db::clients::Client;
 use crate::db::refresh_tokens::FamilyMember;
@@ -59,7 +59,7 @@ struct Presented {
 fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Result<Redeemed, OAuthError> {
     ensure_grant_allowed(client, GrantType::AuthorizationCode)?;
     let now = crate::db::now();
-    let Some(code) = presented.code_hashes.find(|hash| find_code(conn, hash))? else {
+    let Some((code, user)) = presented.code_hashes.find(|hash| find_code_with_user(conn, hash))? else {
         return Err(OAuthError::invalid_grant("the authorization code is unknown"));
     };
     if code.client_id != client.client_id {
@@ -95,30 +95,19 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
     }
     let scope = Scopes::parse(&code.scope).unwrap_or_default();
     let authentication = Authentication::from_stored(code.amr.as_deref(), code.auth_time);
-    let (target, claims) = presented.drafter.draft(
-        conn,
-        &code.user_id,
-        &code.audience,
-        &client.client_id,
-        &scope,
-        Some(&authentication),
-    )?;
+    let (target, claims) =
+        presented.drafter.draft(conn, user, &code.audience, &client.client_id, &scope, Some(&authentication))?;
     let access_expires_at = claims.expires_at();
     let wants_refresh = scope.contains("offline_access");
     let stored_methods = authentication.methods.to_string();
 
     // Consuming the code, recording the access token it mints and storing the refresh
     // token commit together; exactly one of concurrent redemptions gets past the consume.
-    let outcome = crate::db::write_transaction(conn, |conn| -> diesel::QueryResult<Option<Option<String>>> {
-        if !consume_code_for_access_token(conn, &code.code_hash, now, &claims.jti, access_expires_at)? {
-            return Ok(None);
-        }
-        if !wants_refresh {
-            return Ok(Some(None));
-        }
-        let family_id = crate::db::time_ordered_id();
+    let refresh_token =
+        wants_refresh.then(|| (FreshRefreshToken::new(&presented.hasher), crate::db::time_ordered_id()));
+    let first_of_family = refresh_token.as_ref().map(|(token, family_id)| {
         let member = FamilyMember {
-            family_id: &family_id,
+            family_id,
             parent_id: None,
             client_id: &code.client_id,
             user_id: &code.user_id,
@@ -131,15 +120,14 @@ fn redeem(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
             amr: Some(&stored_methods),
             auth_time: Some(code.auth_time),
         };
-        store_refresh_token(conn, &presented.hasher, &member, now).map(|token| Some(Some(token)))
-    })?;
-    match outcome {
-        Some(refresh_token) => {
-            Ok(Redeemed::Tokens(Box::new(TokensRedeemed { code, target, claims, refresh_token, authentication })))
-        }
+        token.row(member, now)
+    });
+    if !redeem_code(conn, &code.code_hash, now, (&claims.jti, access_expires_at), first_of_family.as_ref())? {
         // Another request consumed it between our read and our write.
-        None => Err(replayed(conn, &code, now)?),
+        return Err(replayed(conn, &code, now)?);
     }
+    let refresh_token = refresh_token.map(|(token, _)| token.token);
+    Ok(Redeemed::Tokens(Box::new(TokensRedeemed { code, target, claims, refresh_token, authentication })))
 }
 
 /// Makes the key the person chose ([`Collection`]) in the transaction that consumes the

@@ -31,7 +31,7 @@ use crate::db::device_authorizations::{
     redeem,
 };
 use crate::db::refresh_tokens::FamilyMember;
-use crate::db::users::User;
+use crate::db::users::{User, find_user};
 use crate::domain::{Authentication, GrantType, Issuer, Scopes, UserCode};
 use crate::error::AppError;
 use crate::manage::api_keys::{CreatedApiKey, KeyRequest};
@@ -284,8 +284,11 @@ fn redeem_approved(
     let authentication =
         Authentication::from_stored(request.amr.as_deref(), request.auth_time.unwrap_or(request.created_at));
     let stored_methods = authentication.methods.to_string();
+    let Some(user) = find_user(conn, &user_id)? else {
+        return Err(OAuthError::invalid_grant("the user is no longer active"));
+    };
     let (target, claims) =
-        presented.drafter.draft(conn, &user_id, &request.audience, &client.client_id, &scope, Some(&authentication))?;
+        presented.drafter.draft(conn, user, &request.audience, &client.client_id, &scope, Some(&authentication))?;
     let wants_refresh = scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken);
     let outcome = crate::db::write_transaction(conn, |conn| -> diesel::QueryResult<Option<Option<String>>> {
         if !redeem(conn, &request.device_code_hash, now)? {

@@ -20,18 +20,38 @@ use super::error::OAuthError;
 use super::params::OAuthParams;
 use super::token::{TokenResponse, ensure_grant_allowed};
 use crate::audit::{self, Origin};
-use crate::crypto::{PresentedHashes, Sealer, TokenHasher, random_token};
+use crate::crypto::{PresentedHashes, Sealer, TokenHash, TokenHasher, random_token};
 use crate::db::DbConnection;
 use crate::db::clients::Client;
 use crate::db::refresh_tokens::{
-    FamilyMember, NewRefreshToken, RefreshToken, RetryAnswer, find_refresh_token, insert_refresh_token,
-    revoke_refresh_family, rotate_refresh_token,
+    FamilyMember, NewRefreshToken, RefreshToken, RetryAnswer, find_refresh_token, find_refresh_token_with_user,
+    insert_refresh_token, revoke_refresh_family, rotate_refresh_token,
 };
 use crate::domain::{Authentication, GrantType, Scopes};
 use crate::state::AppState;
 
 /// A family lives this long from its first token, however often it is refreshed.
 pub const REFRESH_TOKEN_LIFETIME: TimeDelta = TimeDelta::days(30);
+
+/// A refresh token made now: in the clear for the answer (the only time it exists so), and
+/// its keyed hash and id for its row.
+pub struct FreshRefreshToken {
+    pub token: String,
+    hash: TokenHash,
+    id: String,
+}
+
+impl FreshRefreshToken {
+    pub fn new(hasher: &TokenHasher) -> Self {
+        let token = random_token::<32>();
+        Self { hash: hasher.hash(&token), id: crate::db::time_ordered_id(), token }
+    }
+
+    /// Its row, as a member of `member`'s family.
+    pub fn row<'a>(&'a self, member: FamilyMember<'a>, now: NaiveDateTime) -> NewRefreshToken<'a> {
+        NewRefreshToken { id: &self.id, token_hash: self.hash.as_str(), created_at: now, member }
+    }
+}
 
 /// Stores a new refresh token and returns it: the only time it exists in the clear.
 pub fn store_refresh_token(
@@ -40,13 +60,9 @@ pub fn store_refresh_token(
     member: &FamilyMember<'_>,
     now: NaiveDateTime,
 ) -> diesel::QueryResult<String> {
-    let token = random_token::<32>();
-    let id = crate::db::time_ordered_id();
-    insert_refresh_token(
-        conn,
-        &NewRefreshToken { id: &id, token_hash: hasher.hash(&token).as_str(), created_at: now, member: *member },
-    )?;
-    Ok(token)
+    let fresh = FreshRefreshToken::new(hasher);
+    insert_refresh_token(conn, &fresh.row(*member, now))?;
+    Ok(fresh.token)
 }
 
 /// A rotation's answer as kept for retries, with what makes a request a retry of it: the
@@ -114,7 +130,7 @@ struct Presented {
 fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Result<TokenResponse, OAuthError> {
     ensure_grant_allowed(client, GrantType::RefreshToken)?;
     let now = crate::db::now();
-    let Some(current) = presented.token_hashes.find(|hash| find_refresh_token(conn, hash))? else {
+    let Some((current, user)) = presented.token_hashes.find(|hash| find_refresh_token_with_user(conn, hash))? else {
         return Err(OAuthError::invalid_grant("the refresh token is unknown"));
     };
     if current.client_id != client.client_id {
@@ -136,19 +152,13 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
     };
     // RFC 9470 §3: a refreshed token reports the original sign-in, never a fresh one.
     let authentication = current.auth_time.map(|at| Authentication::from_stored(current.amr.as_deref(), at));
-    let (target, claims) = presented.drafter.draft(
-        conn,
-        &current.user_id,
-        &current.audience,
-        &client.client_id,
-        &scope,
-        authentication.as_ref(),
-    )?;
+    let (target, claims) =
+        presented.drafter.draft(conn, user, &current.audience, &client.client_id, &scope, authentication.as_ref())?;
     let (jti, access_expires_at) = (claims.jti.clone(), claims.expires_at());
     let access = presented.signer.sign(conn, target.audience(), claims)?;
-    let refresh_token = random_token::<32>();
+    let successor = FreshRefreshToken::new(&presented.hasher);
     let mut response = TokenResponse::bearer(access.token, access.expires_in, &scope);
-    response.refresh_token = Some(refresh_token);
+    response.refresh_token = Some(successor.token.clone());
     let sealed = (client.refresh_retry_secs > 0).then(|| {
         let record = serde_json::to_vec(&RetryRecord::of(&response, &presented.retry_key))
             .expect("a record of strings and integers serialises");
@@ -160,7 +170,6 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
 
     // Retiring the old token and storing its successor commit together; the family's
     // revocation on reuse must not be rolled back with an error, so it comes after.
-    let successor_hash = presented.hasher.hash(response.refresh_token.as_deref().unwrap_or_default());
     let member = FamilyMember {
         family_id: &current.family_id,
         parent_id: Some(&current.id),
@@ -176,9 +185,7 @@ fn rotate(conn: &mut DbConnection, client: &Client, presented: Presented) -> Res
         amr: current.amr.as_deref(),
         auth_time: current.auth_time,
     };
-    let id = crate::db::time_ordered_id();
-    let successor = NewRefreshToken { id: &id, token_hash: successor_hash.as_str(), created_at: now, member };
-    let rotated = rotate_refresh_token(conn, &current.token_hash, now, retry, &successor)?;
+    let rotated = rotate_refresh_token(conn, &current.token_hash, now, retry, &successor.row(member, now))?;
     if rotated {
         return Ok(response);
     }

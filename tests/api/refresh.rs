@@ -448,7 +448,94 @@ async fn a_rotation_stores_its_successor_whole_and_happens_once(backend: Backend
     assert!(find_refresh_token(&mut conn, "a third hash").unwrap().is_none());
 }
 
+async fn a_code_redemption_stores_the_first_refresh_token_whole_and_happens_once(backend: Backend) {
+    use latchkey::db::authorization_codes::{NewAuthorizationCode, find_code, insert_code, redeem_code};
+    use latchkey::db::refresh_tokens::{FamilyMember, NewRefreshToken, find_refresh_token};
+
+    // Arrange: two stored codes of a real client and user, and a first refresh token
+    // differing in every field it may (PostgreSQL writes it from a statement of its own).
+    let app = spawn_app(backend).await;
+    let user = app.create_user(EMAIL, PASSWORD);
+    let client = register_public_client(&app, &["authorization_code", "refresh_token"], "read offline_access");
+    let mut conn = app.pool.get().unwrap();
+    let now = latchkey::db::now();
+    let later = now + chrono::TimeDelta::minutes(5);
+    for code_hash in ["the code's hash", "a second code's hash"] {
+        let code = NewAuthorizationCode {
+            code_hash,
+            client_id: &client.client_id,
+            user_id: &user.id,
+            redirect_uri: crate::authorize::CALLBACK,
+            scope: "read offline_access",
+            audience: crate::helpers::API,
+            code_challenge: None,
+            nonce: None,
+            auth_time: now,
+            created_at: now,
+            expires_at: later,
+            redirect_uri_given: true,
+            requested_token_type: None,
+            key_request: None,
+            amr: Some("pwd"),
+        };
+        insert_code(&mut conn, &code).unwrap();
+    }
+    let member = FamilyMember {
+        family_id: "a family",
+        parent_id: None,
+        client_id: &client.client_id,
+        user_id: &user.id,
+        scope: "read offline_access",
+        audience: crate::helpers::API,
+        auth_code_hash: Some("the code's hash"),
+        access_token_jti: "the access token's jti",
+        access_token_expires_at: later,
+        expires_at: now + chrono::TimeDelta::days(30),
+        amr: Some("pwd otp"),
+        auth_time: Some(now - chrono::TimeDelta::minutes(1)),
+    };
+    let first = NewRefreshToken { id: "first id", token_hash: "the first token's hash", created_at: now, member };
+    let again = NewRefreshToken { id: "second id", token_hash: "another hash", ..first };
+    let access = ("the access token's jti", later);
+
+    // Act: the redemption, then again with a refresh token and without one; a second code
+    // redeemed twice without one.
+    let redeemed = redeem_code(&mut conn, "the code's hash", now, access, Some(&first)).unwrap();
+    let with_refresh = redeem_code(&mut conn, "the code's hash", now, access, Some(&again)).unwrap();
+    let without = redeem_code(&mut conn, "the code's hash", now, access, None).unwrap();
+    let plain = redeem_code(&mut conn, "a second code's hash", now, ("a second jti", later), None).unwrap();
+    let plain_again = redeem_code(&mut conn, "a second code's hash", now, ("a third jti", later), None).unwrap();
+
+    // Assert: each code redeemed once, its access token recorded, the refresh token whole.
+    assert!(redeemed && !with_refresh && !without, "a code redeems once: {redeemed}, {with_refresh}, {without}");
+    assert!(plain && !plain_again, "a code redeems once: {plain}, {plain_again}");
+    let code = find_code(&mut conn, "the code's hash").unwrap().unwrap();
+    assert_eq!((code.consumed_at, code.access_token_jti.as_deref()), (Some(now), Some("the access token's jti")));
+    assert_eq!(code.access_token_expires_at, Some(later));
+    let second = find_code(&mut conn, "a second code's hash").unwrap().unwrap();
+    assert_eq!((second.consumed_at, second.access_token_jti.as_deref()), (Some(now), Some("a second jti")));
+    let stored = find_refresh_token(&mut conn, "the first token's hash").unwrap().expect("the token is stored");
+    let expected = (
+        ("first id", "a family", None),
+        (client.client_id.as_str(), user.id.as_str(), "read offline_access", crate::helpers::API),
+        (Some("the code's hash"), "the access token's jti"),
+        (later, now, now + chrono::TimeDelta::days(30)),
+        (Some("pwd otp"), Some(now - chrono::TimeDelta::minutes(1))),
+    );
+    let found = (
+        (stored.id.as_str(), stored.family_id.as_str(), stored.parent_id.as_deref()),
+        (stored.client_id.as_str(), stored.user_id.as_str(), stored.scope.as_str(), stored.audience.as_str()),
+        (stored.auth_code_hash.as_deref(), stored.access_token_jti.as_str()),
+        (stored.access_token_expires_at, stored.created_at, stored.expires_at),
+        (stored.amr.as_deref(), stored.auth_time),
+    );
+    assert_eq!(found, expected);
+    assert!(stored.is_usable(now));
+    assert!(find_refresh_token(&mut conn, "another hash").unwrap().is_none(), "no second token");
+}
+
 crate::on_both_backends!(
+    a_code_redemption_stores_the_first_refresh_token_whole_and_happens_once,
     a_rotation_stores_its_successor_whole_and_happens_once,
     a_refresh_token_works_only_for_its_client,
     withdrawing_an_app_on_the_account_page_revokes_its_tokens,
