@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::DbConnection;
+use super::prepared::{self, ConsumeCode};
 use super::refresh_tokens::{NewRefreshToken, insert_refresh_token};
 use super::schema::{authorization_codes, users};
 use super::users::User;
@@ -100,18 +101,15 @@ pub fn consume_code_for_access_token(
     jti: &str,
     expires_at: NaiveDateTime,
 ) -> QueryResult<bool> {
-    diesel::update(
-        authorization_codes::table
-            .filter(authorization_codes::code_hash.eq(code_hash))
-            .filter(authorization_codes::consumed_at.is_null()),
-    )
-    .set((
-        authorization_codes::consumed_at.eq(now),
-        authorization_codes::access_token_jti.eq(jti),
-        authorization_codes::access_token_expires_at.eq(expires_at),
-    ))
-    .execute(conn)
-    .map(|rows| rows == 1)
+    prepared::execute(conn, consumption(code_hash, now, (jti, expires_at))).map(|rows| rows == 1)
+}
+
+fn consumption<'a>(
+    code_hash: &'a str,
+    now: NaiveDateTime,
+    (jti, expires_at): (&'a str, NaiveDateTime),
+) -> ConsumeCode<'a> {
+    ConsumeCode { code_hash, now, access_token_jti: jti, access_token_expires_at: expires_at }
 }
 
 /// Consumes the code, records the access token minted from it and stores the first refresh
@@ -123,34 +121,22 @@ pub fn redeem_code(
     conn: &mut DbConnection,
     code_hash: &str,
     now: NaiveDateTime,
-    (jti, access_expires_at): (&str, NaiveDateTime),
+    access_token: (&str, NaiveDateTime),
     refresh_token: Option<&NewRefreshToken<'_>>,
 ) -> QueryResult<bool> {
     #[cfg(feature = "postgres")]
-    if let DbConnection::Postgres(pg) = conn {
-        use diesel::sql_types::{Text, Timestamp};
-        // `consume_code_for_access_token`'s statement.
-        const CONSUME: &str = "UPDATE authorization_codes
-            SET consumed_at = $1, access_token_jti = $2, access_token_expires_at = $3
-            WHERE code_hash = $4 AND consumed_at IS NULL";
-        let Some(refresh_token) = refresh_token else {
-            return consume_code_for_access_token(conn, code_hash, now, jti, access_expires_at);
+    if let DbConnection::Postgres(conn) = conn {
+        let consume = consumption(code_hash, now, access_token);
+        let changed = match refresh_token {
+            Some(token) => conn.execute_returning_count(&prepared::InsertIfUpdated { update: consume, token })?,
+            // One statement, atomic by itself.
+            None => conn.execute_returning_count(&consume)?,
         };
-        return super::refresh_tokens::insert_if_updated(
-            pg,
-            CONSUME,
-            |query| {
-                query
-                    .bind::<Timestamp, _>(now)
-                    .bind::<Text, _>(jti)
-                    .bind::<Timestamp, _>(access_expires_at)
-                    .bind::<Text, _>(code_hash)
-            },
-            refresh_token,
-        );
+        return Ok(changed == 1);
     }
+    // SQLite: in the writer's turn (`write_transaction`), as every write there.
     super::write_transaction(conn, |conn| {
-        if !consume_code_for_access_token(conn, code_hash, now, jti, access_expires_at)? {
+        if !consume_code_for_access_token(conn, code_hash, now, access_token.0, access_token.1)? {
             return Ok(false);
         }
         if let Some(refresh_token) = refresh_token {

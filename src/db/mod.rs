@@ -33,6 +33,7 @@ pub mod master_keys;
 pub mod passkeys;
 pub mod password_resets;
 pub mod pending_sign_ins;
+mod prepared;
 pub mod refresh_tokens;
 pub mod revoked_tokens;
 pub mod schema;

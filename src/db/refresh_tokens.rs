@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::DbConnection;
+use super::prepared::{self, InsertRefreshToken, RetireRefreshToken};
 use super::revoked_tokens::revoke_token;
 use super::schema::{refresh_tokens, users};
 use super::users::User;
@@ -50,8 +51,7 @@ impl RefreshToken {
 }
 
 /// A refresh token to store, with what it may later mint: everything but its identity.
-#[derive(Debug, Clone, Copy, Insertable)]
-#[diesel(table_name = refresh_tokens)]
+#[derive(Debug, Clone, Copy)]
 pub struct FamilyMember<'a> {
     pub family_id: &'a str,
     pub parent_id: Option<&'a str>,
@@ -67,18 +67,16 @@ pub struct FamilyMember<'a> {
     pub auth_time: Option<NaiveDateTime>,
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = refresh_tokens)]
+/// A refresh token's row (`prepared::InsertRefreshToken` writes it).
 pub struct NewRefreshToken<'a> {
     pub id: &'a str,
     pub token_hash: &'a str,
     pub created_at: NaiveDateTime,
-    #[diesel(embed)]
     pub member: FamilyMember<'a>,
 }
 
 pub fn insert_refresh_token(conn: &mut DbConnection, token: &NewRefreshToken<'_>) -> QueryResult<()> {
-    diesel::insert_into(refresh_tokens::table).values(token).execute(conn).map(drop)
+    prepared::execute(conn, InsertRefreshToken(token)).map(drop)
 }
 
 pub fn find_refresh_token(conn: &mut DbConnection, token_hash: &str) -> QueryResult<Option<RefreshToken>> {
@@ -118,20 +116,16 @@ fn retire_refresh_token(
     now: NaiveDateTime,
     retry: Option<RetryAnswer<'_>>,
 ) -> QueryResult<bool> {
-    diesel::update(
-        refresh_tokens::table
-            .filter(refresh_tokens::token_hash.eq(token_hash))
-            .filter(refresh_tokens::used_at.is_null())
-            .filter(refresh_tokens::revoked_at.is_null())
-            .filter(refresh_tokens::expires_at.gt(now)),
-    )
-    .set((
-        refresh_tokens::used_at.eq(now),
-        refresh_tokens::retry_answer_sealed.eq(retry.map(|r| r.sealed)),
-        refresh_tokens::retry_until.eq(retry.map(|r| r.until)),
-    ))
-    .execute(conn)
-    .map(|rows| rows == 1)
+    prepared::execute(conn, retirement(token_hash, now, retry)).map(|rows| rows == 1)
+}
+
+fn retirement<'a>(token_hash: &'a str, now: NaiveDateTime, retry: Option<RetryAnswer<'a>>) -> RetireRefreshToken<'a> {
+    RetireRefreshToken {
+        token_hash,
+        now,
+        retry_answer_sealed: retry.map(|r| r.sealed),
+        retry_until: retry.map(|r| r.until),
+    }
 }
 
 /// Retires the token if it is still usable, keeping `retry` with it, and stores its
@@ -171,69 +165,8 @@ fn rotate_in_one_statement(
     retry: Option<RetryAnswer<'_>>,
     successor: &NewRefreshToken<'_>,
 ) -> QueryResult<bool> {
-    use diesel::sql_types::{Binary, Nullable, Text, Timestamp};
-    // The retiring condition is `retire_refresh_token`'s.
-    const RETIRE: &str = "UPDATE refresh_tokens SET used_at = $1, retry_answer_sealed = $2, retry_until = $3
-        WHERE token_hash = $4 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1";
-    insert_if_updated(
-        conn,
-        RETIRE,
-        |query| {
-            query
-                .bind::<Timestamp, _>(now)
-                .bind::<Nullable<Binary>, _>(retry.map(|r| r.sealed))
-                .bind::<Nullable<Timestamp>, _>(retry.map(|r| r.until))
-                .bind::<Text, _>(token_hash)
-        },
-        successor,
-    )
-}
-
-/// A raw statement for PostgreSQL, its binds added one by one.
-#[cfg(feature = "postgres")]
-pub(super) type BoxedQuery<'a> =
-    diesel::query_builder::BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery>;
-
-/// Stores `token` if and only if `update` changes a row, in one statement on PostgreSQL (one
-/// round trip where a transaction takes four: `BEGIN`, `UPDATE`, `INSERT`, `COMMIT`); `true`
-/// when it did. `update` has four binds, `$1` to `$4`, which `bind_update` binds in order. A
-/// concurrent statement's `UPDATE` of the same row waits for this one, then finds the row
-/// changed (its condition no longer holds) and inserts nothing.
-#[cfg(feature = "postgres")]
-pub(super) fn insert_if_updated<'a>(
-    conn: &mut diesel::PgConnection,
-    update: &str,
-    bind_update: impl FnOnce(BoxedQuery<'a>) -> BoxedQuery<'a>,
-    token: &'a NewRefreshToken<'a>,
-) -> QueryResult<bool> {
-    use diesel::sql_types::{Nullable, Text, Timestamp};
-    // The columns are `NewRefreshToken`'s.
-    let statement = format!(
-        "WITH updated AS ({update} RETURNING 1)
-        INSERT INTO refresh_tokens (id, token_hash, created_at, family_id, parent_id, client_id,
-            user_id, scope, audience, auth_code_hash, access_token_jti, access_token_expires_at,
-            expires_at, amr, auth_time)
-        SELECT $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19 FROM updated"
-    );
-    let member = &token.member;
-    bind_update(diesel::sql_query(statement).into_boxed())
-        .bind::<Text, _>(token.id)
-        .bind::<Text, _>(token.token_hash)
-        .bind::<Timestamp, _>(token.created_at)
-        .bind::<Text, _>(member.family_id)
-        .bind::<Nullable<Text>, _>(member.parent_id)
-        .bind::<Text, _>(member.client_id)
-        .bind::<Text, _>(member.user_id)
-        .bind::<Text, _>(member.scope)
-        .bind::<Text, _>(member.audience)
-        .bind::<Nullable<Text>, _>(member.auth_code_hash)
-        .bind::<Text, _>(member.access_token_jti)
-        .bind::<Timestamp, _>(member.access_token_expires_at)
-        .bind::<Timestamp, _>(member.expires_at)
-        .bind::<Nullable<Text>, _>(member.amr)
-        .bind::<Nullable<Timestamp>, _>(member.auth_time)
-        .execute(conn)
-        .map(|inserted| inserted == 1)
+    let rotation = prepared::InsertIfUpdated { update: retirement(token_hash, now, retry), token: successor };
+    conn.execute_returning_count(&rotation).map(|inserted| inserted == 1)
 }
 
 /// Erases the retry answers whose window has passed; returns how many.
