@@ -71,12 +71,12 @@ pub fn find_code(conn: &mut DbConnection, code_hash: &str) -> QueryResult<Option
 /// The code with its user, in one query: what an exchange needs, one round trip where two
 /// would do.
 pub fn find_code_with_user(conn: &mut DbConnection, code_hash: &str) -> QueryResult<Option<(AuthorizationCode, User)>> {
-    authorization_codes::table
+    on_own_backend!(conn, |conn| authorization_codes::table
         .inner_join(users::table.on(users::id.eq(authorization_codes::user_id)))
         .filter(authorization_codes::code_hash.eq(code_hash))
         .select((AuthorizationCode::as_select(), User::as_select()))
         .get_result(conn)
-        .optional()
+        .optional())
 }
 
 /// Marks the code used. Exactly one of any number of concurrent callers gets `true`:

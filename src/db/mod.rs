@@ -9,7 +9,9 @@
 //! Floor: storage (docs/architecture.md); names leaves only.
 
 /// Runs `$query` with the backend's own connection bound to `$c`, for what diesel's
-/// `MultiConnection` cannot express (`ON CONFLICT`) but both backends spell the same way.
+/// `MultiConnection` cannot express (`ON CONFLICT`) but both backends spell the same way,
+/// and for the hottest reads: through `MultiConnection` a query is walked again on every
+/// call, writing out its column names, before its cached statement is found.
 macro_rules! on_own_backend {
     ($conn:expr, |$c:ident| $query:expr) => {
         match $conn {

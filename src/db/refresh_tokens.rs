@@ -93,12 +93,12 @@ pub fn find_refresh_token_with_user(
     conn: &mut DbConnection,
     token_hash: &str,
 ) -> QueryResult<Option<(RefreshToken, User)>> {
-    refresh_tokens::table
+    on_own_backend!(conn, |conn| refresh_tokens::table
         .inner_join(users::table.on(users::id.eq(refresh_tokens::user_id)))
         .filter(refresh_tokens::token_hash.eq(token_hash))
         .select((RefreshToken::as_select(), User::as_select()))
         .get_result(conn)
-        .optional()
+        .optional())
 }
 
 /// The sealed answer a rotation keeps for retries, and until when.
