@@ -80,7 +80,8 @@ statement_for_both!(ConsumeCode, |self, out| {
     Ok(())
 });
 
-const REFRESH_TOKEN_COLUMNS: &str = "INSERT INTO refresh_tokens (id, token_hash, created_at, family_id, \
+/// The head of a refresh token's `INSERT`: its values follow (`push_refresh_token_values`).
+const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens (id, token_hash, created_at, family_id, \
     parent_id, client_id, user_id, scope, audience, auth_code_hash, access_token_jti, \
     access_token_expires_at, expires_at, amr, auth_time) ";
 
@@ -88,7 +89,7 @@ const REFRESH_TOKEN_COLUMNS: &str = "INSERT INTO refresh_tokens (id, token_hash,
 pub struct InsertRefreshToken<'a>(pub &'a NewRefreshToken<'a>);
 
 statement_for_both!(InsertRefreshToken, |self, out| {
-    out.push_sql(REFRESH_TOKEN_COLUMNS);
+    out.push_sql(INSERT_REFRESH_TOKEN);
     out.push_sql("VALUES (");
     push_refresh_token_values(&mut out, self.0)?;
     out.push_sql(")");
@@ -117,7 +118,7 @@ impl<U: QueryFragment<diesel::pg::Pg>> QueryFragment<diesel::pg::Pg> for InsertI
         out.push_sql("WITH updated AS (");
         self.update.walk_ast(out.reborrow())?;
         out.push_sql(" RETURNING 1) ");
-        out.push_sql(REFRESH_TOKEN_COLUMNS);
+        out.push_sql(INSERT_REFRESH_TOKEN);
         out.push_sql("SELECT ");
         push_refresh_token_values(&mut out, self.token)?;
         out.push_sql(" FROM updated");
@@ -125,7 +126,7 @@ impl<U: QueryFragment<diesel::pg::Pg>> QueryFragment<diesel::pg::Pg> for InsertI
     }
 }
 
-/// The values of [`REFRESH_TOKEN_COLUMNS`], in its order, separated by commas.
+/// The values of [`INSERT_REFRESH_TOKEN`]'s columns, in their order, separated by commas.
 fn push_refresh_token_values<'b, DB>(out: &mut AstPass<'_, 'b, DB>, token: &'b NewRefreshToken<'b>) -> QueryResult<()>
 where
     DB: diesel::backend::Backend + diesel::sql_types::HasSqlType<Text> + diesel::sql_types::HasSqlType<Timestamp>,
@@ -170,11 +171,7 @@ where
     S: QueryFragment<diesel::sqlite::Sqlite> + QueryId,
     S: PgStatement,
 {
-    match conn {
-        super::DbConnection::Sqlite(conn) => conn.execute_returning_count(&statement),
-        #[cfg(feature = "postgres")]
-        super::DbConnection::Postgres(conn) => conn.execute_returning_count(&statement),
-    }
+    on_own_backend!(conn, |conn| conn.execute_returning_count(&statement))
 }
 
 /// A statement PostgreSQL can run too (when built with it).
