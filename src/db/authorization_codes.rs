@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 use super::prepared::{self, ConsumeCode};
-use super::refresh_tokens::{NewRefreshToken, insert_refresh_token};
+use super::refresh_tokens::NewRefreshToken;
 use super::schema::{authorization_codes, users};
 use super::users::User;
 
@@ -92,58 +92,19 @@ pub fn consume_code(conn: &mut DbConnection, code_hash: &str, now: NaiveDateTime
     .map(|rows| rows == 1)
 }
 
-/// Marks the code used and records the access token minted from it (for revocation on
-/// replay), in one statement: as [`consume_code`], exactly one concurrent caller gets `true`.
-pub fn consume_code_for_access_token(
-    conn: &mut DbConnection,
-    code_hash: &str,
-    now: NaiveDateTime,
-    jti: &str,
-    expires_at: NaiveDateTime,
-) -> QueryResult<bool> {
-    prepared::execute(conn, consumption(code_hash, now, (jti, expires_at))).map(|rows| rows == 1)
-}
-
-fn consumption<'a>(
-    code_hash: &'a str,
-    now: NaiveDateTime,
-    (jti, expires_at): (&'a str, NaiveDateTime),
-) -> ConsumeCode<'a> {
-    ConsumeCode { code_hash, now, access_token_jti: jti, access_token_expires_at: expires_at }
-}
-
-/// Consumes the code, records the access token minted from it and stores the first refresh
-/// token of its family if it has one: all or nothing, and as [`consume_code`], exactly one
-/// concurrent caller gets `true`. On PostgreSQL one statement either way (with a refresh
-/// token, the `UPDATE` feeding the `INSERT`): one round trip where a transaction takes three
-/// or four.
+/// Consumes the code, records the access token minted from it (for revocation on replay) and
+/// stores the first refresh token of its family if it has one: all or nothing, and as
+/// [`consume_code`], exactly one concurrent caller gets `true`. On PostgreSQL one statement
+/// ([`prepared::update_then_store`]).
 pub fn redeem_code(
     conn: &mut DbConnection,
     code_hash: &str,
     now: NaiveDateTime,
-    access_token: (&str, NaiveDateTime),
+    (access_token_jti, access_token_expires_at): (&str, NaiveDateTime),
     refresh_token: Option<&NewRefreshToken<'_>>,
 ) -> QueryResult<bool> {
-    #[cfg(feature = "postgres")]
-    if let DbConnection::Postgres(conn) = conn {
-        let consume = consumption(code_hash, now, access_token);
-        let changed = match refresh_token {
-            Some(token) => conn.execute_returning_count(&prepared::InsertIfUpdated { update: consume, token })?,
-            // One statement, atomic by itself.
-            None => conn.execute_returning_count(&consume)?,
-        };
-        return Ok(changed == 1);
-    }
-    // SQLite: in the writer's turn (`write_transaction`), as every write there.
-    super::write_transaction(conn, |conn| {
-        if !consume_code_for_access_token(conn, code_hash, now, access_token.0, access_token.1)? {
-            return Ok(false);
-        }
-        if let Some(refresh_token) = refresh_token {
-            insert_refresh_token(conn, refresh_token)?;
-        }
-        Ok(true)
-    })
+    let consumption = ConsumeCode { code_hash, now, access_token_jti, access_token_expires_at };
+    prepared::update_then_store(conn, consumption, refresh_token)
 }
 
 /// Remembers the key made from a code (for revocation on replay); the choice it was made

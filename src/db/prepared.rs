@@ -165,6 +165,39 @@ where
     out.push_bind_param::<Nullable<Timestamp>, _>(&member.auth_time)
 }
 
+/// Runs `update` and, if and only if it changed a row, stores `token`: both or neither.
+/// `true` when the update changed a row; of concurrent callers updating the same row, exactly
+/// one gets `true`. On PostgreSQL one statement ([`InsertIfUpdated`], or the update alone):
+/// one round trip where a transaction takes three or four. SQLite, in-process, has no round
+/// trips to save (nor an `UPDATE` inside `WITH`): a write transaction in the writer's turn,
+/// as every write there.
+pub fn update_then_store<U>(
+    conn: &mut super::DbConnection,
+    update: U,
+    token: Option<&NewRefreshToken<'_>>,
+) -> QueryResult<bool>
+where
+    U: QueryFragment<diesel::sqlite::Sqlite> + QueryId + PgStatement,
+{
+    #[cfg(feature = "postgres")]
+    if let super::DbConnection::Postgres(conn) = conn {
+        let changed = match token {
+            Some(token) => conn.execute_returning_count(&InsertIfUpdated { update, token })?,
+            None => conn.execute_returning_count(&update)?,
+        };
+        return Ok(changed == 1);
+    }
+    super::write_transaction(conn, |conn| {
+        if execute(conn, update)? != 1 {
+            return Ok(false);
+        }
+        if let Some(token) = token {
+            execute(conn, InsertRefreshToken(token))?;
+        }
+        Ok(true)
+    })
+}
+
 /// Runs `statement` on whichever database `conn` is; the number of rows it changed.
 pub fn execute<S>(conn: &mut super::DbConnection, statement: S) -> QueryResult<usize>
 where

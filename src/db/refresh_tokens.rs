@@ -108,35 +108,10 @@ pub struct RetryAnswer<'a> {
     pub until: NaiveDateTime,
 }
 
-/// Retires the token if it is still usable, keeping `retry` with it. Of concurrent callers
-/// exactly one gets `true`: the condition and the write are one statement.
-fn retire_refresh_token(
-    conn: &mut DbConnection,
-    token_hash: &str,
-    now: NaiveDateTime,
-    retry: Option<RetryAnswer<'_>>,
-) -> QueryResult<bool> {
-    prepared::execute(conn, retirement(token_hash, now, retry)).map(|rows| rows == 1)
-}
-
-fn retirement<'a>(token_hash: &'a str, now: NaiveDateTime, retry: Option<RetryAnswer<'a>>) -> RetireRefreshToken<'a> {
-    RetireRefreshToken {
-        token_hash,
-        now,
-        retry_answer_sealed: retry.map(|r| r.sealed),
-        retry_until: retry.map(|r| r.until),
-    }
-}
-
 /// Retires the token if it is still usable, keeping `retry` with it, and stores its
 /// `successor`: both or neither. `false` when the token was no longer usable (a concurrent
-/// request rotated it first); of concurrent callers exactly one gets `true`.
-///
-/// On PostgreSQL this is one statement, the `UPDATE … RETURNING` feeding the `INSERT`: one
-/// round trip where a transaction took four (`BEGIN`, `UPDATE`, `INSERT`, `COMMIT`). A
-/// concurrent rotation's `UPDATE` waits for the row, then finds it used and inserts nothing.
-/// SQLite, in-process, has no round trips to save (nor an `UPDATE` inside `WITH`): a write
-/// transaction there.
+/// request rotated it first); of concurrent callers exactly one gets `true`. On PostgreSQL
+/// one statement ([`prepared::update_then_store`]).
 pub fn rotate_refresh_token(
     conn: &mut DbConnection,
     token_hash: &str,
@@ -144,29 +119,13 @@ pub fn rotate_refresh_token(
     retry: Option<RetryAnswer<'_>>,
     successor: &NewRefreshToken<'_>,
 ) -> QueryResult<bool> {
-    #[cfg(feature = "postgres")]
-    if let DbConnection::Postgres(conn) = conn {
-        return rotate_in_one_statement(conn, token_hash, now, retry, successor);
-    }
-    super::write_transaction(conn, |conn| {
-        if !retire_refresh_token(conn, token_hash, now, retry)? {
-            return Ok(false);
-        }
-        insert_refresh_token(conn, successor)?;
-        Ok(true)
-    })
-}
-
-#[cfg(feature = "postgres")]
-fn rotate_in_one_statement(
-    conn: &mut diesel::PgConnection,
-    token_hash: &str,
-    now: NaiveDateTime,
-    retry: Option<RetryAnswer<'_>>,
-    successor: &NewRefreshToken<'_>,
-) -> QueryResult<bool> {
-    let rotation = prepared::InsertIfUpdated { update: retirement(token_hash, now, retry), token: successor };
-    conn.execute_returning_count(&rotation).map(|inserted| inserted == 1)
+    let retirement = RetireRefreshToken {
+        token_hash,
+        now,
+        retry_answer_sealed: retry.map(|r| r.sealed),
+        retry_until: retry.map(|r| r.until),
+    };
+    prepared::update_then_store(conn, retirement, Some(successor))
 }
 
 /// Erases the retry answers whose window has passed; returns how many.
