@@ -6,7 +6,7 @@
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpq-dev \
+ && apt-get install -y --no-install-recommends libssl-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -14,9 +14,10 @@ RUN cargo build --release --locked --bin latchkey \
  && strip target/release/latchkey
 
 FROM debian:bookworm-slim
-# libpq for PostgreSQL; CA certificates for https jwks_uri and SMTP over TLS.
+# OpenSSL for the built-in libpq's TLS to PostgreSQL; CA certificates for https jwks_uri and
+# SMTP over TLS.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpq5 ca-certificates \
+ && apt-get install -y --no-install-recommends libssl3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/latchkey --create-home latchkey
 COPY --from=build /src/target/release/latchkey /usr/local/bin/latchkey

@@ -1,6 +1,7 @@
 //! The storage layer on each backend: migrations reversible, constraints enforced.
 
 use diesel::prelude::*;
+use latchkey::config::DatabaseTarget;
 use latchkey::db::{self, DbConnection};
 
 use crate::helpers::{Backend, TestDb};
@@ -237,3 +238,56 @@ crate::on_both_backends!(
     a_write_transaction_is_not_undone_by_a_writer_that_commits_meanwhile,
     write_transactions_nest,
 );
+
+/// The libpq built into the binary speaks TLS (it is linked to OpenSSL) and checks the
+/// server's certificate when the URL says so, as docs/deployment.md advises: a certificate
+/// that the given root did not sign stops the connection with libpq's reason.
+#[tokio::test]
+async fn postgres_urls_ask_for_tls_and_for_the_certificate_check() {
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        ssl: String,
+    }
+    #[derive(QueryableByName)]
+    struct Encrypted {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        ssl: bool,
+    }
+    let Some(backend) = Backend::postgres() else {
+        return eprintln!("LATCHKEY_TEST_POSTGRES_URL is not set: PostgreSQL not tested");
+    };
+    let db = TestDb::new(&backend);
+    let mut plain = db::build_pool(&db.target(), 1).unwrap().get().unwrap();
+    if diesel::sql_query("SHOW ssl").get_result::<Setting>(&mut *plain).unwrap().ssl != "on" {
+        return eprintln!("this PostgreSQL server offers no TLS: libpq's TLS not tested");
+    }
+    let with = |parameters: &[(&str, &str)]| {
+        let mut url = url::Url::parse(db.url()).unwrap();
+        url.query_pairs_mut().extend_pairs(parameters);
+        DatabaseTarget::parse(url.as_str()).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let other_root = dir.path().join("other-root.pem");
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=not the database's", "-keyout"])
+        .arg(dir.path().join("other-root.key"))
+        .arg("-out")
+        .arg(&other_root)
+        .output()
+        .expect("openssl is installed");
+    assert!(made.status.success(), "{made:?}");
+
+    // Act
+    let required = db::build_pool(&with(&[("sslmode", "require")]), 1);
+    let unverified =
+        db::build_pool(&with(&[("sslmode", "verify-full"), ("sslrootcert", other_root.to_str().unwrap())]), 1);
+
+    // Assert
+    let mut conn = required.expect("sslmode=require connects").get().unwrap();
+    let session = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    assert!(diesel::sql_query(session).get_result::<Encrypted>(&mut *conn).unwrap().ssl, "the session is encrypted");
+    let refused = format!("{:#}", unverified.err().expect("a certificate the root did not sign is refused"));
+    assert!(refused.contains("certificate verify failed"), "{refused}");
+}
