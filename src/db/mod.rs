@@ -328,10 +328,18 @@ fn check_sqlite_copy(path: &std::path::Path) -> anyhow::Result<BackupReport> {
     Ok(BackupReport { file: path.to_path_buf(), bytes: std::fs::metadata(path)?.len(), schema_version: newest.version })
 }
 
+/// Connections the pool keeps open however quiet the server is: enough for a request and
+/// the housekeeping beside it without waiting for a connection to open.
+const MIN_IDLE_CONNECTIONS: u32 = 2;
+
 fn connect_pool(target: &DatabaseTarget, max_size: u32, checkpoints: Checkpoints) -> anyhow::Result<DbPool> {
     let manager = ConnectionManager { target: target.clone(), checkpoints };
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
+        // Connections beyond these are opened when requests need them and closed after ten
+        // idle minutes (r2d2's default): an idle SQLite connection holds 0.1-0.2 MiB of the
+        // server's memory, a PostgreSQL one a backend process on the database's machine.
+        .min_idle(Some(max_size.min(MIN_IDLE_CONNECTIONS)))
         .connection_timeout(Duration::from_secs(5))
         // A ping on every checkout doubled the queries of the token endpoint; a connection
         // that fails is found broken on return instead, and r2d2 replaces it.
