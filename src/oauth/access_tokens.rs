@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
 
 use super::error::OAuthError;
 use crate::crypto::Sealer;
@@ -17,7 +17,7 @@ use crate::domain::Scopes;
 use crate::domain::SigningAlgorithm;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::tokens::jwt::{self, ACCESS_TOKEN_TYP};
+use crate::tokens::jwt::{self, ACCESS_TOKEN_TYP, TokenKey};
 use crate::tokens::keyset::ActiveKey;
 use crate::tokens::{AccessTokenClaims, IssuanceProof, KeySet, KeyStore};
 
@@ -329,8 +329,8 @@ pub async fn inspect_access_token(state: &AppState, token: &str) -> Result<Acces
         let api = crate::db::run(&state.pool, move |conn| Ok(find_api(conn, &lookup)?)).await?;
         match api.filter(|api| api.signing() == ApiSigning::SharedSecret) {
             Some(api) => {
-                let key = DecodingKey::from_secret(&shared_secret(&state.sealer, &api)?);
-                jwt::verify_access_token(token, Algorithm::HS256, &key, &issuer)
+                let secret = shared_secret(&state.sealer, &api)?;
+                jwt::verify_access_token(token, TokenKey::SharedSecret(&secret), &issuer)
                     .ok()
                     .filter(|claims| claims.aud == api.audience && state.issuance.verify(claims))
                     .map(|claims| (claims, Signer::SharedSecret))
@@ -340,7 +340,7 @@ pub async fn inspect_access_token(state: &AppState, token: &str) -> Result<Acces
     } else {
         let keys = state.keys_knowing(&kid).await?;
         keys.verifying_key(&kid)
-            .and_then(|(alg, key)| jwt::verify_access_token(token, alg, key, &issuer).ok())
+            .and_then(|key| jwt::verify_access_token(token, TokenKey::Published(&key.parsed), &issuer).ok())
             .map(|claims| (claims, Signer::Latchkey))
     };
     let Some((claims, signer)) = verified else {

@@ -66,12 +66,12 @@ pub async fn mint_id_token(
 pub fn verify_hint(state: &AppState, token: &str) -> Option<IdTokenClaims> {
     let header = jwt::peek_header(token)?;
     let keys = state.keys.current();
-    let (algorithm, key) = keys.verifying_key(header.kid.as_deref()?)?;
-    let mut validation = jsonwebtoken::Validation::new(algorithm);
+    let key = keys.verifying_key(header.kid.as_deref()?)?;
+    let mut validation = jsonwebtoken::Validation::new(key.algorithm());
     validation.set_issuer(&[state.issuer.as_str()]);
     validation.validate_exp = false;
     validation.validate_nbf = true;
     validation.validate_aud = false;
     validation.set_required_spec_claims(&["iss", "sub", "aud"]);
-    jsonwebtoken::decode::<IdTokenClaims>(token, key, &validation).ok().map(|data| data.claims)
+    jsonwebtoken::decode::<IdTokenClaims>(token, &key.decoding, &validation).ok().map(|data| data.claims)
 }

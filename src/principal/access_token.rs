@@ -28,7 +28,7 @@ use crate::error::AppError;
 use crate::ratelimit::FailureBudget;
 use crate::state::AppState;
 use crate::tokens::AccessTokenClaims;
-use crate::tokens::jwt;
+use crate::tokens::jwt::{self, TokenKey};
 
 /// Whom a token acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,10 +93,10 @@ fn verify_with(
 ) -> Result<AccessTokenClaims, Refused> {
     // The algorithm is the key's own: `alg: none`, or HS256 "signed" with a public key,
     // never verifies. HS256 tokens belong to APIs that share a secret, never to this one.
-    let Some((algorithm, key)) = keys.verifying_key(kid) else {
+    let Some(key) = keys.verifying_key(kid) else {
         return Err(Refused::invalid("unknown key", NOT_OURS));
     };
-    let claims = jwt::verify_access_token(token, algorithm, key, issuer).map_err(|e| {
+    let claims = jwt::verify_access_token(token, TokenKey::Published(&key.parsed), issuer).map_err(|e| {
         if matches!(e.kind(), ErrorKind::ExpiredSignature) {
             Refused {
                 expired: true,

@@ -6,7 +6,9 @@ use std::fmt;
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
+use aws_lc_rs::signature::{
+    self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, ParsedPublicKey, RsaKeyPair, RsaPublicKeyComponents,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -49,6 +51,58 @@ impl PublicJwk {
             "OKP" => jsonwebtoken::DecodingKey::from_ed_components(self.x.as_deref().ok_or_else(missing)?),
             _ => Err(missing()),
         }
+    }
+}
+
+/// A published public key parsed once, with the one algorithm it verifies. jsonwebtoken
+/// parses an RSA key again for every token, and with it recomputes the modulus' Montgomery
+/// constants: a third of an introspection's CPU (docs/benchmarks.md). The parsed key keeps
+/// them.
+pub struct VerifyingKey {
+    algorithm: SigningAlgorithm,
+    key: ParsedPublicKey,
+}
+
+impl VerifyingKey {
+    pub fn algorithm(&self) -> SigningAlgorithm {
+        self.algorithm
+    }
+
+    /// Whether `signature` is this key's JWS signature of `message` (RFC 7518 §3).
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.key.verify_sig(message, signature).is_ok()
+    }
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey").field("algorithm", &self.algorithm).finish()
+    }
+}
+
+impl PublicJwk {
+    /// The key parsed for verifying, for the algorithm the JWK names (`alg`), never the
+    /// token's.
+    pub fn verifying_key(&self) -> Result<VerifyingKey, KeyError> {
+        let rejected = |why: &str| KeyError::Rejected(format!("public key {}: {why}", self.kid));
+        let algorithm: SigningAlgorithm = self.alg.parse().map_err(|_| rejected("unknown alg"))?;
+        let member = |value: &Option<String>| {
+            let value = value.as_deref().ok_or_else(|| rejected("a member is missing"))?;
+            URL_SAFE_NO_PAD.decode(value).map_err(|_| rejected("a member is not base64url"))
+        };
+        let key = match (algorithm, self.kty.as_str()) {
+            (SigningAlgorithm::RS256, "RSA") => RsaPublicKeyComponents { n: member(&self.n)?, e: member(&self.e)? }
+                .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256),
+            (SigningAlgorithm::ES256, "EC") => {
+                // An uncompressed SEC1 point: 0x04 || x || y.
+                let point = [vec![4], member(&self.x)?, member(&self.y)?].concat();
+                ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+            }
+            (SigningAlgorithm::EdDSA, "OKP") => ParsedPublicKey::new(&signature::ED25519, member(&self.x)?),
+            _ => return Err(rejected("its kty does not fit its alg")),
+        }
+        .map_err(|e| rejected(&e.to_string()))?;
+        Ok(VerifyingKey { algorithm, key })
     }
 }
 
@@ -201,7 +255,23 @@ mod tests {
                 jsonwebtoken::crypto::verify(&signature, b"header.payload", &decoding, algorithm.jsonwebtoken())
                     .unwrap();
             assert!(valid, "{algorithm}");
+            let parsed = key.jwk.verifying_key().unwrap();
+            let raw = pair.sign(b"header.payload");
+            assert_eq!(parsed.algorithm(), algorithm);
+            assert!(parsed.verifies(b"header.payload", &raw), "{algorithm}");
+            assert!(!parsed.verifies(b"header.payloaD", &raw), "{algorithm}");
         }
+    }
+
+    /// A JWK whose `alg` names another kind of key is no key: the algorithm is never
+    /// taken from anything but the key itself.
+    #[test]
+    fn a_jwk_whose_alg_and_kty_disagree_is_refused() {
+        let mut jwk = generate_key(SigningAlgorithm::ES256).unwrap().jwk;
+        jwk.alg = "RS256".into();
+        assert!(jwk.verifying_key().is_err());
+        jwk.alg = "HS256".into();
+        assert!(jwk.verifying_key().is_err());
     }
 
     #[test]

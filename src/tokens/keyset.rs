@@ -12,7 +12,7 @@ use anyhow::Context;
 use chrono::NaiveDateTime;
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-use super::keys::{KeyPair, PublicJwk};
+use super::keys::{KeyPair, PublicJwk, VerifyingKey};
 use crate::crypto::Sealer;
 use crate::db::DbConnection;
 use crate::db::signing_keys::{SigningKeyRow, list_published_keys};
@@ -33,8 +33,22 @@ impl std::fmt::Debug for ActiveKey {
 
 pub struct KeySet {
     active: HashMap<SigningAlgorithm, Arc<ActiveKey>>,
-    verifying: HashMap<String, (Algorithm, DecodingKey)>,
+    verifying: HashMap<String, Verifying>,
     jwks: Bytes,
+}
+
+/// A published key as each verifier wants it: parsed once for access tokens (the hot
+/// path), as jsonwebtoken's key for ID-token hints.
+pub struct Verifying {
+    pub parsed: VerifyingKey,
+    pub decoding: DecodingKey,
+}
+
+impl Verifying {
+    /// The only algorithm the key may be used with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.parsed.algorithm().jsonwebtoken()
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -59,7 +73,13 @@ impl KeySet {
             let jwk: PublicJwk = serde_json::from_str(&row.public_jwk)
                 .with_context(|| format!("the public JWK of key {} is malformed", row.kid))?;
             let decoding = jwk.decoding_key().with_context(|| format!("key {} cannot verify", row.kid))?;
-            verifying.insert(row.kid.clone(), (algorithm.jsonwebtoken(), decoding));
+            let parsed = jwk.verifying_key().with_context(|| format!("key {} cannot verify", row.kid))?;
+            anyhow::ensure!(
+                parsed.algorithm() == algorithm,
+                "the public JWK of key {} is not for {algorithm}",
+                row.kid
+            );
+            verifying.insert(row.kid.clone(), Verifying { parsed, decoding });
             published.push(jwk);
             // Rows come newest first: the first unretired key of an algorithm signs.
             if row.retired_at.is_none() && !active.contains_key(&algorithm) {
@@ -78,9 +98,9 @@ impl KeySet {
         self.active.get(&algorithm)
     }
 
-    /// The verification key for `kid`, with the only algorithm it may be used with.
-    pub fn verifying_key(&self, kid: &str) -> Option<(Algorithm, &DecodingKey)> {
-        self.verifying.get(kid).map(|(alg, key)| (*alg, key))
+    /// The verification key for `kid`.
+    pub fn verifying_key(&self, kid: &str) -> Option<&Verifying> {
+        self.verifying.get(kid)
     }
 
     /// `{"keys": [...]}`, newest first.
