@@ -55,9 +55,8 @@ impl PublicJwk {
 }
 
 /// A published public key parsed once, with the one algorithm it verifies. jsonwebtoken
-/// parses an RSA key again for every token, and with it recomputes the modulus' Montgomery
-/// constants: a third of an introspection's CPU (docs/benchmarks.md). The parsed key keeps
-/// them.
+/// parses an RSA key again for every token and rebuilds the modulus' Montgomery constants
+/// with it: a sixth of an RS256 verification (docs/benchmarks.md). The parsed key keeps them.
 pub struct VerifyingKey {
     algorithm: SigningAlgorithm,
     key: ParsedPublicKey,
