@@ -231,7 +231,26 @@ async fn the_server_checkpoints_sqlite_in_the_background() {
     assert!(copied, "the log was never copied back");
 }
 
+/// The pool opens two connections and the others only when requests hold them at once, up to
+/// its size (docs/configuration.md, `database_pool_size`).
+async fn the_pool_opens_connections_as_requests_need_them(backend: Backend) {
+    // Arrange
+    let db = TestDb::new(&backend);
+    let pool = db::build_pool(&db.target(), 10).unwrap();
+    // Two kept open, and at most one more that r2d2 opened while migrations held one.
+    let at_rest = pool.state().connections;
+
+    // Act
+    let held: Vec<_> = (0..6).map(|_| pool.get().expect("a connection while six are held")).collect();
+
+    // Assert
+    assert!((2..=3).contains(&at_rest), "{at_rest} connections open at rest");
+    assert!(pool.state().connections >= 6, "{:?}", pool.state());
+    assert_eq!(held.len(), 6);
+}
+
 crate::on_both_backends!(
+    the_pool_opens_connections_as_requests_need_them,
     migrations_go_up_down_and_up_again,
     foreign_keys_and_unique_constraints_are_enforced,
     timestamps_round_trip_exactly,
