@@ -62,9 +62,12 @@ async fn run() {
     let dir = tempfile::tempdir().unwrap();
     let database = Database::create(&dir);
     let target = DatabaseTarget::parse(&database.url).unwrap();
-    // One client sends every request: its rate limit is not what is measured.
+    // One client sends every request: its rate limit is not what is measured. The pool is
+    // a served instance's, not a test's smaller one: on PostgreSQL it bounds the commits in
+    // flight.
     let settings = Settings {
         workers: Some(2),
+        database_pool_size: latchkey::config::DEFAULT_DATABASE_POOL_SIZE,
         rate_limit_per_hour: 1_000_000_000,
         rate_limit_burst: 1_000_000_000,
         ..Settings::for_tests(target)

@@ -99,11 +99,14 @@ struct RawSettings {
     tls_key_file: Option<PathBuf>,
 }
 
+/// Connections a server keeps at most to its database unless configured otherwise.
+pub const DEFAULT_DATABASE_POOL_SIZE: u32 = 10;
+
 impl Default for RawSettings {
     fn default() -> Self {
         Self {
             database_url: "sqlite://latchkey.db".into(),
-            database_pool_size: 10,
+            database_pool_size: DEFAULT_DATABASE_POOL_SIZE,
             bind: "127.0.0.1:8080".into(),
             issuer: None,
             environment: "test".into(),
