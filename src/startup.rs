@@ -121,7 +121,7 @@ impl Application {
             passkeys,
             pool,
             metadata: crate::oauth::discovery::metadata_document(&issuer),
-            openapi: crate::management::openapi::document(&issuer),
+            openapi: std::sync::OnceLock::new(),
             issuer: issuer.clone(),
             hasher,
             sealer,

@@ -33,8 +33,9 @@ pub struct AppState {
     pub issuance: IssuanceProof,
     pub keys: Arc<KeyStore>,
     pub metadata: Bytes,
-    /// The management API's OpenAPI document, with this deployment's endpoints.
-    pub openapi: Bytes,
+    /// The management API's OpenAPI document, with this deployment's endpoints: made when
+    /// first asked for, as few servers are, rather than at every start.
+    pub openapi: std::sync::OnceLock<Bytes>,
     pub settings: Settings,
     pub passwords: Passwords,
     pub limiter: RateLimiter,

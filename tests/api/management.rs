@@ -468,12 +468,15 @@ async fn an_invited_user_chooses_a_password_once_and_signs_in(backend: Backend) 
 #[tokio::test]
 async fn the_openapi_document_describes_every_operation() {
     let app = spawn_app(Backend::Sqlite).await;
+    assert!(app.state.openapi.get().is_none(), "the document is made when first asked for, not at start");
 
     let response = app.http.get(app.url("/api/v1/openapi.json")).send().await.unwrap();
 
     assert_eq!(response.status(), 200);
     let document: Value = response.json().await.unwrap();
     assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let again = app.http.get(app.url("/api/v1/openapi.json")).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(Some(&again), app.state.openapi.get(), "made once, then served as made");
     let operations = [
         ("get", "/api/v1/api-keys/current"),
         ("delete", "/api/v1/api-keys/current"),
