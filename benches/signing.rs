@@ -61,12 +61,13 @@ fn signing(c: &mut Criterion) {
             // signature, so the ceiling is its inverse.
             group.bench_function(format!("{algorithm}/latchkey, two threads"), |b| {
                 b.iter_custom(|signatures| {
+                    let (key, claims) = (&key, &claims);
                     let started = std::time::Instant::now();
                     std::thread::scope(|scope| {
                         for share in [signatures / 2, signatures - signatures / 2] {
-                            scope.spawn(|| {
+                            scope.spawn(move || {
                                 for _ in 0..share {
-                                    black_box(jwt::sign(black_box(&key), ACCESS_TOKEN_TYP, black_box(&claims)));
+                                    black_box(jwt::sign(black_box(key), ACCESS_TOKEN_TYP, black_box(claims)));
                                 }
                             });
                         }
