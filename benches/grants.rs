@@ -239,7 +239,7 @@ impl Database {
         let server = std::env::var("LATCHKEY_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let name = format!("latchkey_bench_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = <diesel::PgConnection as diesel::Connection>::establish(&server).expect("PostgreSQL");
+        let mut admin = latchkey::db::establish_postgres(&server).expect("PostgreSQL");
         admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
         let mut url = url::Url::parse(&server).unwrap();
         url.set_path(&name);
@@ -251,7 +251,7 @@ impl Drop for Database {
     fn drop(&mut self) {
         use diesel::connection::SimpleConnection;
         if let Some((server, name)) = &self.postgres
-            && let Ok(mut admin) = <diesel::PgConnection as diesel::Connection>::establish(server)
+            && let Ok(mut admin) = latchkey::db::establish_postgres(server)
         {
             let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }

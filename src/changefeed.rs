@@ -47,14 +47,13 @@ pub async fn hear(settings: Settings, changes: Arc<Changes>) {
 
 #[cfg(feature = "postgres")]
 async fn hear_postgres(url: SecretString, changes: Arc<Changes>) {
-    use diesel::Connection;
     use diesel::connection::SimpleConnection;
 
     loop {
         let connect = {
             let url = url.clone();
             tokio::task::spawn_blocking(move || -> anyhow::Result<diesel::PgConnection> {
-                let mut conn = diesel::PgConnection::establish(url.expose_secret())?;
+                let mut conn = crate::db::establish_postgres(url.expose_secret())?;
                 conn.batch_execute(&format!("LISTEN {}", crate::db::changes::CHANNEL))?;
                 Ok(conn)
             })

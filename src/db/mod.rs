@@ -194,7 +194,7 @@ impl r2d2::ManageConnection for ConnectionManager {
             }
             #[cfg(feature = "postgres")]
             DatabaseTarget::Postgres(url) => {
-                let mut conn = diesel::PgConnection::establish(url.expose_secret())?;
+                let mut conn = establish_postgres(url.expose_secret())?;
                 // Timestamps are stored as UTC `timestamp without time zone`.
                 conn.batch_execute("SET TIME ZONE 'UTC'")
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
@@ -216,6 +216,27 @@ impl r2d2::ManageConnection for ConnectionManager {
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
         diesel::r2d2::R2D2Connection::is_broken(conn)
     }
+}
+
+/// Opens a PostgreSQL connection. Every one in Latchkey goes through here, so that OpenSSL,
+/// libpq's TLS, is first told to leave its state to the operating system at exit: by default
+/// an `atexit` handler frees it, and a process that exits while another thread is inside
+/// libpq (the pool opening a connection, the changes listener reading) crashes on its way
+/// out, with a double free or a segmentation fault.
+#[cfg(feature = "postgres")]
+pub fn establish_postgres(url: &str) -> diesel::ConnectionResult<diesel::PgConnection> {
+    static KEEP_OPENSSL_THROUGH_EXIT: std::sync::Once = std::sync::Once::new();
+    KEEP_OPENSSL_THROUGH_EXIT.call_once(|| {
+        const OPENSSL_INIT_NO_ATEXIT: u64 = 0x0008_0000;
+        unsafe extern "C" {
+            fn OPENSSL_init_crypto(opts: u64, settings: *const std::ffi::c_void) -> std::ffi::c_int;
+        }
+        // SAFETY: OpenSSL's initialisation entry point (OpenSSL 1.1.1 and 3), with no
+        // settings. The option counts only in the first call, which this is unless something
+        // outside Latchkey used OpenSSL first; libpq's own later calls leave it in place.
+        unsafe { OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, std::ptr::null()) };
+    });
+    diesel::PgConnection::establish(url)
 }
 
 /// Builds the pool and applies pending migrations before anything else touches the data.

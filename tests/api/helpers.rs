@@ -5,7 +5,6 @@ use std::sync::LazyLock;
 
 use actix_web::web;
 use diesel::connection::SimpleConnection;
-use diesel::prelude::*;
 use latchkey::config::{DatabaseTarget, Settings};
 use latchkey::db::{self, DbPool};
 use latchkey::domain::ApiSigning;
@@ -85,7 +84,7 @@ impl TestDb {
             }
             Backend::Postgres(server_url) => {
                 let name = format!("latchkey_test_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = diesel::PgConnection::establish(server_url).expect("PostgreSQL is reachable");
+                let mut admin = latchkey::db::establish_postgres(server_url).expect("PostgreSQL is reachable");
                 admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("a test database");
                 let mut url = url::Url::parse(server_url).expect("LATCHKEY_TEST_POSTGRES_URL is a URL");
                 url.set_path(&name);
@@ -118,7 +117,7 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some((server_url, name)) = &self.postgres
-            && let Ok(mut admin) = diesel::PgConnection::establish(server_url)
+            && let Ok(mut admin) = latchkey::db::establish_postgres(server_url)
         {
             let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }

@@ -72,7 +72,7 @@ async fn losing_postgresql_turns_readiness_to_503() {
     let client = app.create_machine_client();
     let Backend::Postgres(server) = &backend else { unreachable!() };
     let name = app.db.url().rsplit('/').next().unwrap().to_owned();
-    let mut admin = <diesel::PgConnection as diesel::Connection>::establish(server).unwrap();
+    let mut admin = latchkey::db::establish_postgres(server).unwrap();
     diesel::connection::SimpleConnection::batch_execute(&mut admin, &format!("DROP DATABASE {name} WITH (FORCE)"))
         .unwrap();
 

@@ -258,6 +258,48 @@ crate::on_both_backends!(
     write_transactions_nest,
 );
 
+/// Set by `a_process_exits_cleanly_while_threads_are_in_libpq` in the copies of this test
+/// binary it runs: the URL they connect to.
+const EXIT_CHILD_URL: &str = "LATCHKEY_TEST_EXIT_CHILD_URL";
+
+/// A process that exits while other threads are inside libpq exits cleanly: OpenSSL's own
+/// clean-up at exit is off (`db::establish_postgres`). The test runs this test binary again,
+/// forty times, as a process that connects over TLS on four threads and exits while they do;
+/// with OpenSSL's clean-up on, about one such exit in five crashed (a double free or a
+/// segmentation fault).
+#[test]
+fn a_process_exits_cleanly_while_threads_are_in_libpq() {
+    if let Ok(url) = std::env::var(EXIT_CHILD_URL) {
+        // The copy: connect on four threads until the process ends, and end it at once.
+        for _ in 0..4 {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                loop {
+                    let _ = db::establish_postgres(&url);
+                }
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        return;
+    }
+    let Some(Backend::Postgres(server)) = Backend::postgres() else {
+        return eprintln!("LATCHKEY_TEST_POSTGRES_URL is not set: PostgreSQL not tested");
+    };
+    let mut url = url::Url::parse(&server).unwrap();
+    url.query_pairs_mut().append_pair("sslmode", "require");
+    if db::establish_postgres(url.as_str()).is_err() {
+        return eprintln!("this PostgreSQL server offers no TLS: exits during TLS connections not tested");
+    }
+    for _ in 0..40 {
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "storage::a_process_exits_cleanly_while_threads_are_in_libpq", "--test-threads=1"])
+            .env(EXIT_CHILD_URL, url.as_str())
+            .output()
+            .unwrap();
+        assert!(child.status.success(), "the process crashed on its way out: {:?}", child.status);
+    }
+}
+
 /// The libpq built into the binary speaks TLS (it is linked to OpenSSL) and checks the
 /// server's certificate when the URL says so, as docs/deployment.md advises: a certificate
 /// that the given root did not sign stops the connection with libpq's reason.
