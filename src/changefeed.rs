@@ -24,9 +24,11 @@ const REDIS_CHANNEL: &str = "latchkey:changes";
 
 /// How often the PostgreSQL listener reads what arrived: the delay this adds to a change
 /// reaching another instance.
+#[cfg(feature = "postgres")]
 const POLL: Duration = Duration::from_millis(20);
 
 /// How often the listening connection is checked to be alive, when nothing arrives.
+#[cfg(feature = "postgres")]
 const CHECK_ALIVE: Duration = Duration::from_secs(5);
 
 /// Wait before reconnecting a channel that failed.

@@ -143,6 +143,7 @@ pub const CHANNEL: &str = "latchkey_changes";
 /// Tells the other instances on this database what was written, when the database can
 /// carry it (PostgreSQL's `NOTIFY`, after the commit); on SQLite it cannot, and another
 /// process hears of it from Redis, or by its entries' one-second age.
+#[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
 pub fn announce(conn: &mut DbConnection, message: &str) -> QueryResult<()> {
     match conn {
         DbConnection::Sqlite(_) => Ok(()),

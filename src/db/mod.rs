@@ -55,6 +55,7 @@ use anyhow::Context;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+#[cfg(feature = "postgres")]
 use secrecy::ExposeSecret;
 
 use crate::config::DatabaseTarget;
@@ -311,6 +312,7 @@ pub struct BackupReport {
 /// while others go on reading and writing it. `VACUUM INTO` reads in one transaction, so the
 /// copy is the database at one moment, whole and compacted. The copy is then opened on its
 /// own and checked (`PRAGMA integrity_check`) before it is reported.
+#[cfg_attr(not(feature = "postgres"), allow(irrefutable_let_patterns))]
 pub fn back_up_sqlite(conn: &mut DbConnection, to: &std::path::Path) -> anyhow::Result<BackupReport> {
     let DbConnection::Sqlite(conn) = conn else { anyhow::bail!("only a SQLite database is copied this way") };
     let destination = to.to_str().context("the backup's path is not valid UTF-8")?;
@@ -391,6 +393,7 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
 }
 
 /// Advisory lock keys: one number per thing that instances starting together must do once.
+#[cfg(feature = "postgres")]
 const MIGRATION_LOCK: i64 = 7_426_117;
 pub const FIRST_SIGNING_KEY_LOCK: i64 = 7_426_118;
 pub const MASTER_KEY_ROTATION_LOCK: i64 = 7_426_119;
@@ -398,6 +401,7 @@ pub const MASTER_KEY_ROTATION_LOCK: i64 = 7_426_119;
 /// Serialises this transaction with every other that takes the same `lock`, on every
 /// instance, until it ends. On SQLite a write transaction holds the database's one write
 /// lock already.
+#[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
 pub fn lock_for_this_transaction(conn: &mut DbConnection, lock: i64) -> QueryResult<()> {
     match conn {
         DbConnection::Sqlite(_) => Ok(()),
@@ -457,6 +461,7 @@ pub(super) static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(()
 /// take turns here) committed in between, that write fails at once with "database is
 /// locked" (SQLITE_BUSY_SNAPSHOT), which no busy timeout can wait out. `BEGIN IMMEDIATE`
 /// waits for the lock first, so what the transaction reads is what it writes over.
+#[cfg_attr(not(feature = "postgres"), allow(irrefutable_let_patterns))]
 pub fn write_transaction<T, E>(
     conn: &mut DbConnection,
     f: impl FnOnce(&mut DbConnection) -> Result<T, E>,
