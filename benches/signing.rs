@@ -31,6 +31,7 @@ fn claims() -> AccessTokenClaims {
         auth_time: None,
         acr: None,
         amr: None,
+        nbf: None,
     }
 }
 

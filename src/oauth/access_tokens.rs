@@ -169,6 +169,7 @@ pub fn draft_access_token(
         auth_time: authentication.map(Authentication::auth_time),
         acr: authentication.map(|a| a.methods.acr().to_owned()),
         amr: authentication.map(|a| a.methods.amr()),
+        nbf: None,
     };
     if audience.shares_a_secret() {
         proof.seal(&mut claims);
@@ -317,20 +318,21 @@ pub enum AccessTokenStatus {
 /// An HS256 token counts only with Latchkey's issuance proof: the API's secret alone makes
 /// anyone who holds it an issuer of whatever claims they like.
 pub async fn inspect_access_token(state: &AppState, token: &str) -> Result<AccessTokenStatus, AppError> {
-    let Some(header) = jwt::peek_header(token) else {
+    let Some(presented) = jwt::PresentedJws::parse(token) else {
         return Ok(AccessTokenStatus::Unknown);
     };
-    let Some(kid) = header.kid else {
+    let Some(kid) = presented.kid() else {
         return Ok(AccessTokenStatus::Unknown);
     };
-    let issuer = state.issuer.to_string();
-    let verified = if header.alg == Algorithm::HS256 {
-        let lookup = kid.clone();
+    let issuer = state.issuer.as_str();
+    let verified = if presented.algorithm() == Algorithm::HS256 {
+        let lookup = kid.to_owned();
         let api = crate::db::run(&state.pool, move |conn| Ok(find_api(conn, &lookup)?)).await?;
         match api.filter(|api| api.signing() == ApiSigning::SharedSecret) {
             Some(api) => {
                 let secret = shared_secret(&state.sealer, &api)?;
-                jwt::verify_access_token(token, TokenKey::SharedSecret(&secret), &issuer)
+                presented
+                    .verify_access_token(TokenKey::SharedSecret(&secret), issuer)
                     .ok()
                     .filter(|claims| claims.aud == api.audience && state.issuance.verify(claims))
                     .map(|claims| (claims, Signer::SharedSecret))
@@ -338,9 +340,9 @@ pub async fn inspect_access_token(state: &AppState, token: &str) -> Result<Acces
             None => None,
         }
     } else {
-        let keys = state.keys_knowing(&kid).await?;
-        keys.verifying_key(&kid)
-            .and_then(|key| jwt::verify_access_token(token, TokenKey::Published(&key.parsed), &issuer).ok())
+        let keys = state.keys_knowing(kid).await?;
+        keys.verifying_key(kid)
+            .and_then(|key| presented.verify_access_token(TokenKey::Published(&key.parsed), issuer).ok())
             .map(|claims| (claims, Signer::Latchkey))
     };
     let Some((claims, signer)) = verified else {

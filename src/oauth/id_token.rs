@@ -64,9 +64,9 @@ pub async fn mint_id_token(
 /// The claims of an ID token we issued, as an `id_token_hint` (OIDC RP-Initiated Logout
 /// §2): signature and issuer checked, expiry not, since hints are often old.
 pub fn verify_hint(state: &AppState, token: &str) -> Option<IdTokenClaims> {
-    let header = jwt::peek_header(token)?;
+    let presented = jwt::PresentedJws::parse(token)?;
     let keys = state.keys.current();
-    let key = keys.verifying_key(header.kid.as_deref()?)?;
+    let key = keys.verifying_key(presented.kid()?)?;
     let mut validation = jsonwebtoken::Validation::new(key.algorithm());
     validation.set_issuer(&[state.issuer.as_str()]);
     validation.validate_exp = false;

@@ -77,26 +77,28 @@ async fn verify_signature(
     token: &str,
     audience: &str,
 ) -> Result<Result<AccessTokenClaims, Refused>, AppError> {
-    let Some(kid) = jwt::peek_header(token).and_then(|header| header.kid) else {
+    let Some(presented) = jwt::PresentedJws::parse(token) else {
         return Ok(Err(Refused::invalid("malformed", NOT_OURS)));
     };
-    let keys = state.keys_knowing(&kid).await?;
-    Ok(verify_with(&keys, &kid, token, state.issuer.as_str(), audience))
+    let Some(kid) = presented.kid() else {
+        return Ok(Err(Refused::invalid("malformed", NOT_OURS)));
+    };
+    let keys = state.keys_knowing(kid).await?;
+    Ok(verify_with(&keys, &presented, state.issuer.as_str(), audience))
 }
 
 fn verify_with(
     keys: &crate::tokens::KeySet,
-    kid: &str,
-    token: &str,
+    presented: &jwt::PresentedJws<'_>,
     issuer: &str,
     audience: &str,
 ) -> Result<AccessTokenClaims, Refused> {
     // The algorithm is the key's own: `alg: none`, or HS256 "signed" with a public key,
     // never verifies. HS256 tokens belong to APIs that share a secret, never to this one.
-    let Some(key) = keys.verifying_key(kid) else {
+    let Some(key) = presented.kid().and_then(|kid| keys.verifying_key(kid)) else {
         return Err(Refused::invalid("unknown key", NOT_OURS));
     };
-    let claims = jwt::verify_access_token(token, TokenKey::Published(&key.parsed), issuer).map_err(|e| {
+    let claims = presented.verify_access_token(TokenKey::Published(&key.parsed), issuer).map_err(|e| {
         if matches!(e.kind(), ErrorKind::ExpiredSignature) {
             Refused {
                 expired: true,
@@ -207,6 +209,7 @@ fn load_client_jwt_principal(
         auth_time: None,
         acr: None,
         amr: None,
+        nbf: None,
     };
     let limit = Permissions::from_scopes(speaker.scopes.iter());
     Ok(Ok(TokenPrincipal { holder: speaker.holder, client_name: client.name, reach: reach.limited_to(limit), claims }))

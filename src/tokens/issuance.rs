@@ -100,6 +100,7 @@ mod tests {
             auth_time: Some(1_999_990_000),
             acr: Some("urn:latchkey:acr:mfa".into()),
             amr: Some(vec!["pwd".into(), "otp".into(), "mfa".into()]),
+            nbf: None,
         }
     }
 

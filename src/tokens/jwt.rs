@@ -33,6 +33,9 @@ pub struct AccessTokenClaims {
     pub acr: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amr: Option<Vec<String>>,
+    /// Never written by Latchkey; honoured when a holder of an API's shared secret wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 impl AccessTokenClaims {
@@ -77,21 +80,69 @@ pub fn sign_hs256(secret: &[u8], kid: &str, typ: &str, claims: &impl Serialize) 
     token
 }
 
-/// The unverified header, to choose the verification key. Nothing in it is trusted, and a
-/// header Latchkey cannot honour is no header at all.
-pub fn peek_header(token: &str) -> Option<jsonwebtoken::Header> {
-    understood_header(token).ok()
+/// A compact JWS as presented, its header read once to choose the key that checks it.
+/// Nothing in it is trusted until [`Self::verify_access_token`] says so, and a header
+/// Latchkey cannot honour is no header at all.
+pub struct PresentedJws<'a> {
+    token: &'a str,
+    header: jsonwebtoken::Header,
 }
 
-/// The header, if Latchkey can honour it. RFC 7515 §4.1.11: a recipient must refuse a JWS
-/// whose `crit` lists an extension it does not understand. Latchkey understands none, and
-/// an empty list is itself invalid, so any `crit` is refused.
-fn understood_header(token: &str) -> Result<jsonwebtoken::Header, jsonwebtoken::errors::Error> {
-    let header = jsonwebtoken::decode_header(token)?;
-    if header.crit.is_some() {
-        return Err(jsonwebtoken::errors::ErrorKind::InvalidToken.into());
+impl<'a> PresentedJws<'a> {
+    /// The token with its header, if Latchkey can honour that header. RFC 7515 §4.1.11: a
+    /// recipient must refuse a JWS whose `crit` lists an extension it does not understand.
+    /// Latchkey understands none, and an empty list is itself invalid, so any `crit` is
+    /// refused.
+    pub fn parse(token: &'a str) -> Option<Self> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        header.crit.is_none().then_some(Self { token, header })
     }
-    Ok(header)
+
+    /// The `kid` the token names, unverified: which key to try, nothing more.
+    pub fn kid(&self) -> Option<&str> {
+        self.header.kid.as_deref()
+    }
+
+    /// The `alg` the token names, unverified: an HS256 token's key is an API's secret.
+    pub fn algorithm(&self) -> Algorithm {
+        self.header.alg
+    }
+
+    /// Verifies the header (the key's own algorithm, the access-token `typ`), the signature,
+    /// then `iss`, expiry and `nbf` with no leeway: an expired token is inactive, a token not
+    /// yet valid is not valid. The claims are read only once the signature holds.
+    pub fn verify_access_token(
+        &self,
+        key: TokenKey<'_>,
+        issuer: &str,
+    ) -> Result<AccessTokenClaims, jsonwebtoken::errors::Error> {
+        use jsonwebtoken::errors::ErrorKind;
+        if self.header.alg != key.algorithm() {
+            return Err(ErrorKind::InvalidAlgorithm.into());
+        }
+        if self.header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
+            return Err(ErrorKind::InvalidToken.into());
+        }
+        let (message, signature) = self.token.rsplit_once('.').ok_or(ErrorKind::InvalidToken)?;
+        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| ErrorKind::InvalidSignature)?;
+        if !key.verifies(message.as_bytes(), &signature) {
+            return Err(ErrorKind::InvalidSignature.into());
+        }
+        let (_, payload) = message.split_once('.').ok_or(ErrorKind::InvalidToken)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| ErrorKind::InvalidToken)?;
+        let claims: AccessTokenClaims = serde_json::from_slice(&payload).map_err(|_| ErrorKind::InvalidToken)?;
+        let now = chrono::Utc::now().timestamp();
+        if claims.exp < now {
+            return Err(ErrorKind::ExpiredSignature.into());
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now) {
+            return Err(ErrorKind::ImmatureSignature.into());
+        }
+        if claims.iss != issuer {
+            return Err(ErrorKind::InvalidIssuer.into());
+        }
+        Ok(claims)
+    }
 }
 
 /// What checks an access token's signature: one of Latchkey's published keys, parsed once,
@@ -121,49 +172,16 @@ impl TokenKey<'_> {
     }
 }
 
-/// The one time claim Latchkey does not write itself, honoured when a holder of an API's
-/// shared secret wrote it.
-#[derive(Deserialize)]
-struct NotBefore {
-    nbf: Option<i64>,
-}
-
-/// Verifies the header (the key's own algorithm, the access-token `typ`, no `crit`), the
-/// signature, then `iss`, expiry and `nbf` with no leeway: an expired token is inactive, a
-/// token not yet valid is not valid. The claims are read only once the signature holds.
+/// Verifies an access token whose header has not been read yet ([`PresentedJws`]); a
+/// malformed header or one with `crit` is refused as [`ErrorKind::InvalidToken`].
+///
+/// [`ErrorKind::InvalidToken`]: jsonwebtoken::errors::ErrorKind::InvalidToken
 pub fn verify_access_token(
     token: &str,
     key: TokenKey<'_>,
     issuer: &str,
 ) -> Result<AccessTokenClaims, jsonwebtoken::errors::Error> {
-    use jsonwebtoken::errors::ErrorKind;
-    let header = understood_header(token)?;
-    if header.alg != key.algorithm() {
-        return Err(ErrorKind::InvalidAlgorithm.into());
-    }
-    if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
-        return Err(ErrorKind::InvalidToken.into());
-    }
-    let (message, signature) = token.rsplit_once('.').ok_or(ErrorKind::InvalidToken)?;
-    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| ErrorKind::InvalidSignature)?;
-    if !key.verifies(message.as_bytes(), &signature) {
-        return Err(ErrorKind::InvalidSignature.into());
-    }
-    let (_, payload) = message.split_once('.').ok_or(ErrorKind::InvalidToken)?;
-    let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| ErrorKind::InvalidToken)?;
-    let claims: AccessTokenClaims = serde_json::from_slice(&payload).map_err(|_| ErrorKind::InvalidToken)?;
-    let not_before = serde_json::from_slice::<NotBefore>(&payload).map_err(|_| ErrorKind::InvalidToken)?.nbf;
-    let now = chrono::Utc::now().timestamp();
-    if claims.exp < now {
-        return Err(ErrorKind::ExpiredSignature.into());
-    }
-    if not_before.is_some_and(|nbf| nbf > now) {
-        return Err(ErrorKind::ImmatureSignature.into());
-    }
-    if claims.iss != issuer {
-        return Err(ErrorKind::InvalidIssuer.into());
-    }
-    Ok(claims)
+    PresentedJws::parse(token).ok_or(jsonwebtoken::errors::ErrorKind::InvalidToken)?.verify_access_token(key, issuer)
 }
 
 #[cfg(test)]
@@ -184,6 +202,7 @@ mod tests {
             auth_time: None,
             acr: None,
             amr: None,
+            nbf: None,
         }
     }
 
@@ -263,7 +282,7 @@ mod tests {
             let token = hand_signed(secret, header, body.clone());
 
             assert!(verify_access_token(&token, key, "https://id.example.com").is_err(), "{crit}");
-            assert!(peek_header(&token).is_none(), "{crit}");
+            assert!(PresentedJws::parse(&token).is_none(), "{crit}");
         }
     }
 
@@ -334,7 +353,7 @@ mod properties {
         ]) {
             let key = TokenKey::SharedSecret(SECRET);
             prop_assert!(verify_access_token(&token, key, ISSUER).is_err());
-            let _ = peek_header(&token);
+            let _ = PresentedJws::parse(&token).map(|presented| presented.kid().map(str::len));
         }
 
         /// Only one header shape passes: the key's own algorithm, the access-token type, no
@@ -346,7 +365,7 @@ mod properties {
             let understood = header["alg"] == "HS256" && header["typ"] == ACCESS_TOKEN_TYP && header.get("crit").is_none();
             prop_assert_eq!(passed, understood, "{}", header);
             if header.get("crit").is_some() {
-                prop_assert!(peek_header(&token).is_none());
+                prop_assert!(PresentedJws::parse(&token).is_none());
             }
         }
 
