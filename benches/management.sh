@@ -16,7 +16,9 @@
 #   /api/v1/api-keys/current     the key's authentication alone (checksum, keyed hash, the
 #                                key from the cache or one indexed query, rate-limit bucket)
 #   /oauth2/introspect           an RS256 access token, by the client it was issued to
-#                                (client_secret_basic): signature, revocation, the client
+#                                (client_secret_basic): signature, revocation, the client;
+#                                then an HS256 one, for an API that shares a secret (its API
+#                                found by the token's kid, the secret unsealed, the proof)
 #   /api/v1/clients/{id}         authentication plus a client read (from the client cache
 #                                after the first), with an API key, with an
 #                                access token Latchkey issued (RS256 signature, then one trip:
@@ -85,8 +87,9 @@ else
   LATCHKEY_DATABASE_URL="sqlite://$WORK/latchkey.db"
 fi
 "$BIN" api create --audience https://api.example.com --scope read >/dev/null
+"$BIN" api create --audience https://shared.example.com --scope read --alg HS256 >/dev/null
 CLIENT=$("$BIN" client create --name bench --grant-type client_credentials --scope read \
-              --audience https://api.example.com --json)
+              --audience https://api.example.com --audience https://shared.example.com --json)
 CLIENT_ID=$(jq -r .client_id <<<"$CLIENT")
 BASIC=$(printf '%s:%s' "$CLIENT_ID" "$(jq -r .client_secret <<<"$CLIENT")" | base64 -w0)
 KEY=$("$BIN" api-key create --kind tenant-owner --name bench --json | jq -r .key)
@@ -119,8 +122,13 @@ ACCESS_TOKEN=$(curl -sf -d grant_type=client_credentials -d scope=read -d resour
 # An RS256 access token for the API, introspected by the client it was issued to.
 API_TOKEN=$(curl -sf -H "Authorization: Basic $BASIC" -d grant_type=client_credentials -d scope=read \
   "http://$HOST:$PORT/oauth2/token" | jq -r .access_token)
-curl -sf -H "Authorization: Basic $BASIC" -d "token=$API_TOKEN" "http://$HOST:$PORT/oauth2/introspect" \
-  | jq -e .active >/dev/null || { echo "introspection fails; see $WORK/server.log" >&2; exit 1; }
+# And an HS256 one, for an API that shares a secret.
+SHARED_TOKEN=$(curl -sf -H "Authorization: Basic $BASIC" -d grant_type=client_credentials -d scope=read \
+  -d resource=https://shared.example.com "http://$HOST:$PORT/oauth2/token" | jq -r .access_token)
+for token in "$API_TOKEN" "$SHARED_TOKEN"; do
+  curl -sf -H "Authorization: Basic $BASIC" -d "token=$token" "http://$HOST:$PORT/oauth2/introspect" \
+    | jq -e .active >/dev/null || { echo "introspection fails; see $WORK/server.log" >&2; exit 1; }
+done
 for credential in "$ACCESS_TOKEN" "$CLIENT_JWT"; do
   curl -sf -H "Authorization: Bearer $credential" "http://$HOST:$PORT/api/v1/clients/$CLIENT_ID" >/dev/null \
     || { echo "the read with a token fails; see $WORK/server.log" >&2; cat "$WORK/server.log" >&2; exit 1; }
@@ -157,4 +165,5 @@ for conns in $CONNS; do
   run "/api/v1/clients/$CLIENT_ID" "$conns" "$ACCESS_TOKEN" "access token (RS256)"
   run "/api/v1/clients/$CLIENT_ID" "$conns" "$CLIENT_JWT" "client JWT (HS256)"
   run /oauth2/introspect "$conns" "" "client secret; RS256 token introspected" "token=$API_TOKEN"
+  run /oauth2/introspect "$conns" "" "client secret; HS256 token introspected" "token=$SHARED_TOKEN"
 done

@@ -63,6 +63,8 @@ pub struct Caches {
     pub clients: Cached<String, Client>,
     /// APIs by audience; shared with the user grants' work on the blocking pool.
     pub apis: Arc<Cached<String, Api>>,
+    /// APIs by id: an HS256 token's `kid` names its API, whose sealed secret checks it.
+    pub apis_by_id: Cached<String, Api>,
     /// Whether the access token with this `jti` is revoked, as introspection asks.
     pub revocations: Cached<String, bool>,
 }
@@ -80,6 +82,7 @@ impl Caches {
             api_keys: cache(changes, metrics, "api_keys", &key_tables),
             clients: cache(changes, metrics, "clients", &[Table::Clients]),
             apis: Arc::new(cache(changes, metrics, "apis", &[Table::Apis])),
+            apis_by_id: cache(changes, metrics, "apis_by_id", &[Table::Apis]),
             revocations: cache(changes, metrics, "revocations", &[Table::RevokedTokens]),
         }
     }

@@ -326,10 +326,11 @@ pub async fn inspect_access_token(state: &AppState, token: &str) -> Result<Acces
     };
     let issuer = state.issuer.as_str();
     let verified = if presented.algorithm() == Algorithm::HS256 {
-        let lookup = kid.to_owned();
-        let api = crate::db::run(&state.pool, move |conn| Ok(find_api(conn, &lookup)?)).await?;
+        let api =
+            state.caches.apis_by_id.get_or_read(&state.pool, kid.to_owned(), |conn, id| find_api(conn, id)).await?;
         match api.filter(|api| api.signing() == ApiSigning::SharedSecret) {
             Some(api) => {
+                // Unsealed for this token only: the cache keeps the secret sealed.
                 let secret = shared_secret(&state.sealer, &api)?;
                 presented
                     .verify_access_token(TokenKey::SharedSecret(&secret), issuer)

@@ -1,6 +1,7 @@
 //! The caches of API keys, clients, APIs and revocations never outlive a change: a revoked
-//! API key, a deactivated user's personal key, a client's replaced secret, a deleted client
-//! and a revoked access token stop working at once on the instance that made the change, and
+//! API key, a deactivated user's personal key, a client's replaced secret, a deleted client,
+//! a revoked access token and the tokens of a deleted API that shared a secret (HS256) stop
+//! working at once on the instance that made the change, and
 //! within a second on every other (PostgreSQL's `NOTIFY`; Redis between instances on one
 //! SQLite file) — with the caches' age set to ten minutes, so that only the announcement can
 //! explain it.
@@ -15,6 +16,12 @@ use crate::process::{Instance, free_port, json, latchkey};
 
 /// Longer than any test: an entry that stops being used did not age out.
 const MAX_AGE_SECS: u64 = 600;
+
+/// An API whose tokens are HS256, signed with the secret it shares with Latchkey.
+const SHARED_API: &str = "https://shared.example.com";
+
+/// The caches the tests expect hits in.
+const CACHES: [&str; 5] = ["api_keys", "clients", "apis", "apis_by_id", "revocations"];
 
 async fn made(server: &impl Served, method: &str, path: &str, key: &str, body: Value) -> Value {
     let (status, answer) = management_api(server, method, path, key, Some(body)).await;
@@ -72,15 +79,26 @@ struct Credentials {
     /// A client that introspects and revokes its own access token.
     introspector: (String, String),
     access_token: String,
+    /// An HS256 token the deleted client got for [`SHARED_API`], which is deleted after it.
+    shared_token: String,
+    shared_api_id: String,
 }
 
 impl Credentials {
     async fn make(server: &impl Served, owner: &str) -> Self {
         made(server, "POST", "/apis", owner, json!({ "audience": API, "scopes": ["read"] })).await;
+        let shared_api = made(
+            server,
+            "POST",
+            "/apis",
+            owner,
+            json!({ "audience": SHARED_API, "scopes": ["read"], "signing_alg": "HS256" }),
+        )
+        .await;
         let mut clients = Vec::new();
-        for name in ["Reports", "Billing", "Gateway"] {
+        for (name, audiences) in [("Reports", vec![API]), ("Billing", vec![API, SHARED_API]), ("Gateway", vec![API])] {
             let body = json!({
-                "name": name, "grant_types": ["client_credentials"], "scopes": ["read"], "audiences": [API],
+                "name": name, "grant_types": ["client_credentials"], "scopes": ["read"], "audiences": audiences,
             });
             let client = made(server, "POST", "/clients", owner, body).await;
             clients
@@ -91,19 +109,20 @@ impl Credentials {
         let user = made(server, "POST", "/users", owner, json!({ "email": EMAIL, "password": PASSWORD })).await;
         let introspector: (String, String) = clients.pop().unwrap();
         let deleted_client = clients.pop().unwrap();
-        let issued = server
-            .http()
-            .post(server.url("/oauth2/token"))
-            .basic_auth(&introspector.0, Some(&introspector.1))
-            .form(&[("grant_type", "client_credentials"), ("resource", API)])
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap();
+        let token_for = |(id, secret): &(String, String), resource: &'static str| {
+            let request = server
+                .http()
+                .post(server.url("/oauth2/token"))
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials"), ("resource", resource)]);
+            async move { request.send().await.unwrap().json::<Value>().await.unwrap()["access_token"].clone() }
+        };
+        let access_token = token_for(&introspector, API).await;
+        let shared_token = token_for(&deleted_client, SHARED_API).await;
         Self {
-            access_token: issued["access_token"].as_str().unwrap().into(),
+            access_token: access_token.as_str().unwrap().into(),
+            shared_token: shared_token.as_str().unwrap().into(),
+            shared_api_id: shared_api["id"].as_str().unwrap().into(),
             introspector,
             revoked_key: (key["id"].as_str().unwrap().into(), key["key"].as_str().unwrap().into()),
             personal_key: personal_key_from_account_page(server, EMAIL, PASSWORD).await,
@@ -121,12 +140,13 @@ impl Credentials {
             assert!(client_works(server, pair(&self.rotated_client)).await);
             assert!(client_works(server, pair(&self.deleted_client)).await);
             assert!(token_active(server, &self.access_token, pair(&self.introspector)).await);
+            assert!(token_active(server, &self.shared_token, pair(&self.introspector)).await);
         }
     }
 
     /// Revokes the key, deactivates the user, replaces the secret (the old one stops at
-    /// once), deletes the other client and revokes the access token, at `server`; answers
-    /// the new secret.
+    /// once), deletes the other client and then the HS256 API only it used, and revokes the
+    /// access token, at `server`; answers the new secret.
     async fn change_all(&self, server: &impl Served, owner: &str) -> String {
         let (key_id, client_id) = (&self.revoked_key.0, &self.rotated_client.0);
         assert_eq!(management_api(server, "DELETE", &format!("/api-keys/{key_id}"), owner, None).await.0, 204);
@@ -143,6 +163,10 @@ impl Credentials {
             management_api(server, "DELETE", &format!("/clients/{}", self.deleted_client.0), owner, None).await.0,
             204
         );
+        assert_eq!(
+            management_api(server, "DELETE", &format!("/apis/{}", self.shared_api_id), owner, None).await.0,
+            204
+        );
         let revoked = server
             .http()
             .post(server.url("/oauth2/revoke"))
@@ -155,7 +179,7 @@ impl Credentials {
         rotated["client_secret"].as_str().unwrap().to_owned()
     }
 
-    /// Which of the four still work at `server`, by name.
+    /// Which of them still work at `server`, by name.
     async fn still_working(&self, server: &impl Served) -> Vec<&'static str> {
         let mut working = Vec::new();
         if key_works(server, &self.revoked_key.1).await {
@@ -172,6 +196,9 @@ impl Credentials {
         }
         if token_active(server, &self.access_token, pair(&self.introspector)).await {
             working.push("revoked access token");
+        }
+        if token_active(server, &self.shared_token, pair(&self.introspector)).await {
+            working.push("token of a deleted HS256 API");
         }
         working
     }
@@ -190,7 +217,7 @@ async fn a_change_stops_cached_credentials_at_once(backend: Backend) {
     credentials.use_all(&app).await;
     // The second use of each was answered from memory: what the changes below must undo.
     let hits = cache_hits(&app).await;
-    for cache in ["api_keys", "clients", "apis", "revocations"] {
+    for cache in CACHES {
         assert!(hits[cache] > hits_before[cache], "no hit in the {cache} cache: {hits:?}");
     }
 
@@ -224,7 +251,7 @@ async fn cached_app(backend: &Backend) -> crate::helpers::TestApp {
 async fn cache_hits(server: &impl Served) -> std::collections::HashMap<String, u64> {
     let text = server.http().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
     let mut hits = std::collections::HashMap::new();
-    for cache in ["api_keys", "clients", "apis", "revocations"] {
+    for cache in CACHES {
         let line = format!(r#"latchkey_cache_lookups_total{{cache="{cache}",result="hit"}} "#);
         let count = text.lines().find_map(|l| l.strip_prefix(line.as_str())).map_or(0, |n| n.parse().unwrap());
         hits.insert(cache.to_owned(), count);
