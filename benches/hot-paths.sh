@@ -15,6 +15,11 @@
 #   DURATION=8 PEER=0 DB_ROWS=sqlite benches/hot-paths.sh
 #   SIGNING=/path/to/signing-bench-binary benches/hot-paths.sh   # the ceiling from a built bench
 #
+# Build the servers with `cargo build --release` after any `cargo bench`: a bench build puts its
+# own target/release/latchkey in place, with the dev-dependencies' features in its crates (other
+# symbol names: 40 % of src/hot-text.order matched, and 24-27 MiB of RSS where the release
+# build holds 18-21). `text-order.py --check` below says which one ran.
+#
 # Needs what load.sh, management.sh and the grants bench need, PostgreSQL for its rows
 # (LATCHKEY_TEST_POSTGRES_URL), and for the peer node and npm (its npm ci is run once).
 set -euo pipefail
@@ -51,7 +56,7 @@ for build in $BUILDS; do
     done
     DB=$db BIN=$server CONNS=$conns ONLY='clients/.* API key$|introspect' benches/management.sh
     # Seeds enough single-use tokens for DURATION seconds at the rates seen so far.
-    DB=$db ALG=HS256 CONNECTIONS=$conns SEED=$((DURATION * 12000)) ROWS=code,refresh grants "$grants_binary"
+    DB=$db ALG=HS256 CONNECTIONS=$conns SEED=$((DURATION * 20000)) ROWS=code,refresh grants "$grants_binary"
   done
 done
 
