@@ -84,18 +84,19 @@ async fn verify_signature(
         return Ok(Err(Refused::invalid("malformed", NOT_OURS)));
     };
     let keys = state.keys_knowing(kid).await?;
-    Ok(verify_with(&keys, &presented, state.issuer.as_str(), audience))
+    Ok(verify_with(&keys, kid, &presented, state.issuer.as_str(), audience))
 }
 
 fn verify_with(
     keys: &crate::tokens::KeySet,
+    kid: &str,
     presented: &jwt::PresentedJws<'_>,
     issuer: &str,
     audience: &str,
 ) -> Result<AccessTokenClaims, Refused> {
     // The algorithm is the key's own: `alg: none`, or HS256 "signed" with a public key,
     // never verifies. HS256 tokens belong to APIs that share a secret, never to this one.
-    let Some(key) = presented.kid().and_then(|kid| keys.verifying_key(kid)) else {
+    let Some(key) = keys.verifying_key(kid) else {
         return Err(Refused::invalid("unknown key", NOT_OURS));
     };
     let claims = presented.verify_access_token(TokenKey::Published(&key.parsed), issuer).map_err(|e| {
