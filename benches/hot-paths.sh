@@ -16,9 +16,9 @@
 #   SIGNING=/path/to/signing-bench-binary benches/hot-paths.sh   # the ceiling from a built bench
 #
 # Build the servers with `cargo build --release` after any `cargo bench`: a bench build puts its
-# own target/release/latchkey in place, with the dev-dependencies' features in its crates (other
-# symbol names: 40 % of src/hot-text.order matched, and 24-27 MiB of RSS where the release
-# build holds 18-21). `text-order.py --check` below says which one ran.
+# own target/release/latchkey in place, whose symbols carry other crate hashes (40 % of
+# src/hot-text.order matched, and 24-27 MiB of RSS where the release build holds 18-21).
+# `text-order.py --check` below says which one ran.
 #
 # Needs what load.sh, management.sh and the grants bench need, PostgreSQL for its rows
 # (LATCHKEY_TEST_POSTGRES_URL), and for the peer node and npm (its npm ci is run once).
