@@ -550,4 +550,23 @@ mod tests {
         assert_eq!(sorted, ids);
         assert!(ids.iter().all(|id| uuid::Uuid::parse_str(id).is_ok_and(|u| u.get_version_num() == 7)));
     }
+
+    /// STAT4 makes an analysed database compile every keyed lookup again on each run
+    /// (`.cargo/config.toml` builds SQLite without it): a build that lost the flag fails here.
+    #[test]
+    fn sqlite_is_built_without_stat4() {
+        use diesel::{Connection, RunQueryDsl};
+        #[derive(diesel::QueryableByName)]
+        struct Options {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            stat4: i64,
+        }
+        let mut conn = diesel::SqliteConnection::establish(":memory:").unwrap();
+        let options: Options = diesel::sql_query(
+            "SELECT COUNT(*) AS stat4 FROM pragma_compile_options WHERE compile_options = 'ENABLE_STAT4'",
+        )
+        .get_result(&mut conn)
+        .unwrap();
+        assert_eq!(options.stat4, 0);
+    }
 }
